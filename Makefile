@@ -1,0 +1,46 @@
+# The two entry points are `make test` (everything CI checks) and, once the
+# pipeline lands, `make dev`. Both install what they need first (tools/bootstrap).
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := test
+
+EDGEHOSE_CACHE ?= $(if $(XDG_CACHE_HOME),$(XDG_CACHE_HOME),$(HOME)/.cache)/edgehose
+export EDGEHOSE_CACHE
+export EDGEHOSE_PYTHON := $(EDGEHOSE_CACHE)/venv/bin/python
+export CARGO_TERM_COLOR ?= never
+
+CARGO := cargo
+WASM := --target wasm32-unknown-unknown
+# Crates that must build for Cloudflare Workers as well as natively.
+WASM_CRATES := -p edgehose-shared
+
+.PHONY: test bootstrap check fmt-check clippy wasm docs unit
+
+## test: install tools, then run every check and every test
+test: bootstrap check unit
+
+## bootstrap: install the pinned toolchain and test tools (idempotent)
+bootstrap:
+	@tools/bootstrap
+
+## check: formatting, lints (host and wasm32), the wasm32 build, docs
+check: fmt-check clippy wasm docs
+
+fmt-check:
+	$(CARGO) fmt --all -- --check
+
+clippy:
+	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+	$(CARGO) clippy $(WASM_CRATES) $(WASM) --locked -- -D warnings
+
+wasm:
+	$(CARGO) build $(WASM_CRATES) $(WASM) --locked
+
+docs:
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps --locked
+
+## unit: all Rust tests, including the end-to-end ones against the emulator
+unit:
+	@mkdir -p target
+	set -o pipefail; $(CARGO) test --workspace --locked 2>&1 | tee target/test.log
+	@awk '/^test result:/ { p += $$4; f += $$6 } END { printf "tests: %d passed, %d failed\n", p, f; exit (p == 0) }' target/test.log

@@ -1,0 +1,161 @@
+use proptest::prelude::*;
+
+use super::*;
+
+fn lines_of(sizes: &[usize]) -> Vec<Vec<u8>> {
+    sizes
+        .iter()
+        .enumerate()
+        .map(|(i, &n)| {
+            let tag = format!("{i}:");
+            let mut l = tag.clone().into_bytes();
+            l.resize(n.max(tag.len()), b'x');
+            l
+        })
+        .collect()
+}
+
+/// Checks every invariant of a packing of `lines`.
+fn check_packing(lines: &[Vec<u8>], calls: &[Call], config: PackConfig, stream: &str) -> Result<(), TestCaseError> {
+    let mut next_line = 0;
+    let mut rebuilt: Vec<u8> = Vec::new();
+    for call in calls {
+        prop_assert!(!call.records.is_empty());
+        prop_assert!(call.records.len() <= FIREHOSE_MAX_RECORDS_PER_CALL);
+        prop_assert!(call.body_bytes <= FIREHOSE_MAX_CALL_BYTES);
+        let body = firehose::put_record_batch_body(stream, call.records.iter().map(|r| r.data.as_slice()));
+        prop_assert_eq!(body.len(), call.body_bytes, "body size accounting is exact");
+        for r in &call.records {
+            prop_assert!(r.data.len() <= FIREHOSE_MAX_RECORD_BYTES);
+            prop_assert!(r.data.len() <= config.target_record_bytes() || r.lines.len() == 1);
+            prop_assert_eq!(r.lines.start, next_line, "records are in order and contiguous");
+            next_line = r.lines.end;
+            prop_assert_eq!(r.data.last(), Some(&b'\n'));
+            rebuilt.extend_from_slice(&r.data);
+        }
+    }
+    prop_assert_eq!(next_line, lines.len(), "every line is packed exactly once");
+    let expected: Vec<u8> = lines.iter().flat_map(|l| l.iter().copied().chain([b'\n'])).collect();
+    prop_assert_eq!(rebuilt, expected, "nothing lost, repeated or reordered");
+    Ok(())
+}
+
+fn sizes() -> impl Strategy<Value = Vec<usize>> {
+    prop::collection::vec(
+        prop_oneof![
+            8 => 1usize..400,
+            2 => 400usize..40_000,
+            1 => (FIREHOSE_MAX_RECORD_BYTES - 2000)..=(FIREHOSE_MAX_RECORD_BYTES - 1),
+        ],
+        0..60,
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn packing_never_exceeds_a_limit_and_never_loses_duplicates_or_reorders(
+        sizes in sizes(),
+        target in prop_oneof![Just(1usize), 1usize..10_000, Just(FIREHOSE_MAX_RECORD_BYTES)],
+    ) {
+        let lines = lines_of(&sizes);
+        let config = PackConfig::with_target_record_bytes(target);
+        let calls = pack(&lines, "clicks", config).unwrap();
+        check_packing(&lines, &calls, config, "clicks")?;
+    }
+
+    #[test]
+    fn many_small_lines_split_on_the_record_count(n in 501usize..1600) {
+        let lines = lines_of(&vec![20; n]);
+        let config = PackConfig::with_target_record_bytes(1);
+        let calls = pack(&lines, "s", config).unwrap();
+        check_packing(&lines, &calls, config, "s")?;
+        prop_assert_eq!(calls.len(), n.div_ceil(500));
+    }
+}
+
+#[test]
+fn records_near_the_maximum_split_on_the_call_size() {
+    let lines = lines_of(&[FIREHOSE_MAX_RECORD_BYTES - 1; 7]);
+    let config = PackConfig::default();
+    let calls = pack(&lines, "clicks", config).unwrap();
+    // Each record base64-encodes to ~1.33 MB, so three fit in 4 MiB and a fourth does not.
+    assert_eq!(calls.iter().map(|c| c.records.len()).collect::<Vec<_>>(), [3, 3, 1]);
+    check_packing(&lines, &calls, config, "clicks").unwrap();
+}
+
+#[test]
+fn a_line_at_the_record_limit_packs_and_one_byte_more_is_refused() {
+    let ok = vec![b'x'; FIREHOSE_MAX_RECORD_BYTES - 1];
+    assert_eq!(
+        pack(&[ok], "s", PackConfig::default()).unwrap()[0].records[0]
+            .data
+            .len(),
+        FIREHOSE_MAX_RECORD_BYTES
+    );
+    let over = vec![b'x'; FIREHOSE_MAX_RECORD_BYTES];
+    assert_eq!(
+        pack(&[b"a".to_vec(), over], "s", PackConfig::default()).unwrap_err(),
+        PackError::LineTooLarge {
+            index: 1,
+            size: 1_024_001,
+            limit: 1_024_000
+        }
+    );
+}
+
+#[test]
+fn small_events_share_records_up_to_the_target() {
+    let lines = lines_of(&[169; 100]); // 170 bytes with the newline
+    let calls = pack(&lines, "s", PackConfig::with_target_record_bytes(1700)).unwrap();
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0].records.len(), 10);
+    assert!(
+        calls[0]
+            .records
+            .iter()
+            .all(|r| r.data.len() == 1700 && r.lines.len() == 10)
+    );
+}
+
+#[test]
+fn nothing_to_pack_makes_no_calls() {
+    assert!(pack::<Vec<u8>>(&[], "s", PackConfig::default()).unwrap().is_empty());
+}
+
+#[test]
+fn a_bad_stream_name_is_refused() {
+    assert!(matches!(
+        pack(&[b"{}"], "no spaces", PackConfig::default()),
+        Err(PackError::StreamName(_))
+    ));
+}
+
+#[test]
+fn billing_rounds_each_record_up_to_5_kb() {
+    assert_eq!(billed_record_bytes(1), 5120);
+    assert_eq!(billed_record_bytes(5120), 5120);
+    assert_eq!(billed_record_bytes(5121), 10_240);
+    // A million 170-byte events: one per record versus packed.
+    let lines = lines_of(&[169; 10_000]);
+    let one_each = PackingStats::of(&pack(&lines, "s", PackConfig::with_target_record_bytes(1)).unwrap());
+    let packed = PackingStats::of(&pack(&lines, "s", PackConfig::default()).unwrap());
+    assert_eq!(
+        (one_each.records, one_each.calls, one_each.billed_bytes),
+        (10_000, 20, 10_000 * 5120)
+    );
+    assert_eq!(packed.payload_bytes, 1_700_000);
+    assert_eq!(packed.records, 2);
+    assert!(packed.billed_bytes < 1_700_000 + 2 * 5120);
+    assert!(one_each.billed_bytes / packed.billed_bytes >= 30);
+}
+
+#[test]
+fn target_is_clamped_to_the_firehose_record_limit() {
+    assert_eq!(PackConfig::with_target_record_bytes(0).target_record_bytes(), 1);
+    assert_eq!(
+        PackConfig::with_target_record_bytes(usize::MAX).target_record_bytes(),
+        FIREHOSE_MAX_RECORD_BYTES
+    );
+}

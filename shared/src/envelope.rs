@@ -1,0 +1,368 @@
+//! The envelope: one NDJSON line the edge writes for every accepted event,
+//! and the quarantine form for what it accepted but could not decode.
+//!
+//! ```text
+//! {"v":1,"id":"…","received_at":1714566600250,"event_time":1714566600000,"key_id":"web","edge":{"country":"DE","colo":"FRA","asn":3320},"event":{…as sent…}}
+//! {"v":1,"id":"…","received_at":1714566600250,"event_time":1714566600250,"quarantine":{"reason":"…","content_type":"application/json","encoding":"base64","data":"…","part":1,"parts":1,"bytes":17}}
+//! ```
+//!
+//! - `id` is the event's own `message_id` when it sent a usable one (a string
+//!   of 1..=100 characters), else a UUIDv7 made from `received_at` and the
+//!   injected random source: time-ordered, unique, and stable across retries
+//!   once written.
+//! - `event_time` corrects the client's clock the way Segment does: when the
+//!   event carries both `ts` and `sent_at`, `received_at - (sent_at - ts)`;
+//!   with only `ts`, `ts`; otherwise `received_at`.
+//! - `event` is the event's JSON text exactly as sent, except that raw CR/LF
+//!   whitespace becomes spaces so the envelope stays one line (the value is
+//!   unchanged: see [`crate::json::single_line`]).
+//! - `quarantine` carries bytes that were not an event, with the reason. Text
+//!   is kept as a JSON string, anything else as base64; a payload too large
+//!   for one Firehose record is split into `parts` that share one `id`.
+
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use crate::clock::RandomSource;
+use crate::decode::Item;
+use crate::event::{MAX_MESSAGE_ID_CHARS, parse_client_time};
+use crate::json;
+use crate::timestamp::Timestamp;
+
+/// The envelope format version written in `v`.
+pub const ENVELOPE_VERSION: u32 = 1;
+
+/// Largest slice of a quarantined payload carried by one envelope: 256 KiB of
+/// raw bytes, which base64 or JSON-escape to well under one Firehose record.
+pub const QUARANTINE_CHUNK_BYTES: usize = 256 * 1024;
+
+/// Where and how the edge received a request (Cloudflare's `request.cf`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EdgeMeta {
+    /// ISO 3166-1 alpha-2 country of the client.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub country: Option<String>,
+    /// The Cloudflare data center (IATA code) that took the request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub colo: Option<String>,
+    /// The client's autonomous system number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub asn: Option<u32>,
+    /// The client's IP address; only kept when a deployment turns it on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_ip: Option<String>,
+}
+
+impl EdgeMeta {
+    fn is_empty(&self) -> bool {
+        self.country.is_none() && self.colo.is_none() && self.asn.is_none() && self.client_ip.is_none()
+    }
+}
+
+/// What the edge knows about one request, shared by all its envelopes.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestContext<'a> {
+    /// When the edge received the request.
+    pub received_at: Timestamp,
+    /// The id (never the secret) of the write key the request used.
+    pub key_id: Option<&'a str>,
+    /// Edge metadata.
+    pub edge: &'a EdgeMeta,
+    /// The request's `Content-Type`, kept with quarantined payloads.
+    pub content_type: Option<&'a str>,
+}
+
+/// The client-sent fields the envelope reads, parsed leniently: a field of
+/// the wrong type is ignored here and reported by validation downstream.
+#[derive(Deserialize)]
+struct Head {
+    #[serde(default)]
+    message_id: Option<serde_json::Value>,
+    #[serde(default)]
+    ts: Option<serde_json::Value>,
+    #[serde(default)]
+    sent_at: Option<serde_json::Value>,
+}
+
+/// The skew-corrected event time (see the module docs).
+pub fn event_time(received_at: Timestamp, ts: Option<Timestamp>, sent_at: Option<Timestamp>) -> Timestamp {
+    match (ts, sent_at) {
+        (Some(ts), Some(sent)) => received_at.add_millis(-sent.millis_since(ts)),
+        (Some(ts), None) => ts,
+        _ => received_at,
+    }
+}
+
+/// A UUIDv7 (RFC 9562 §5.7) from a millisecond time and the random source.
+pub fn uuid_v7(at: Timestamp, random: &dyn RandomSource) -> String {
+    let mut b = [0u8; 16];
+    random.fill(&mut b[6..]);
+    let ms = at.as_millis().clamp(0, (1 << 48) - 1) as u64;
+    b[..6].copy_from_slice(&ms.to_be_bytes()[2..]);
+    b[6] = 0x70 | (b[6] & 0x0F);
+    b[8] = 0x80 | (b[8] & 0x3F);
+    let h = hex::encode(b);
+    format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..])
+}
+
+/// Wraps one event (its JSON text) in an envelope line, without a newline.
+pub fn wrap_event(ctx: &RequestContext<'_>, event: &str, random: &dyn RandomSource) -> String {
+    let head = serde_json::from_str::<Head>(event).ok();
+    let (mut id, mut ts, mut sent_at) = (None, None, None);
+    if let Some(h) = head {
+        id = h
+            .message_id
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .filter(|s| !s.is_empty() && s.chars().count() <= MAX_MESSAGE_ID_CHARS);
+        ts = h.ts.as_ref().and_then(parse_client_time);
+        sent_at = h.sent_at.as_ref().and_then(parse_client_time);
+    }
+    let id = id.unwrap_or_else(|| uuid_v7(ctx.received_at, random));
+    let time = event_time(ctx.received_at, ts, sent_at);
+    let event = json::single_line(event);
+    let mut line = String::with_capacity(event.len() + 200);
+    write_header(&mut line, ctx, &id, time);
+    line.push_str(",\"event\":");
+    line.push_str(&event);
+    line.push('}');
+    line
+}
+
+/// Wraps bytes that could not be decoded in one or more quarantine envelope
+/// lines (several when they exceed [`QUARANTINE_CHUNK_BYTES`]).
+pub fn wrap_quarantine(
+    ctx: &RequestContext<'_>,
+    bytes: &[u8],
+    index: Option<usize>,
+    reason: &str,
+    random: &dyn RandomSource,
+) -> Vec<String> {
+    let id = uuid_v7(ctx.received_at, random);
+    let chunks = chunk(bytes);
+    let parts = chunks.len();
+    chunks
+        .into_iter()
+        .enumerate()
+        .map(|(i, piece)| {
+            let (encoding, data) = match std::str::from_utf8(piece) {
+                Ok(text) if escaped_len(text) <= base64_len(piece.len()) => ("utf-8", text.to_owned()),
+                _ => ("base64", base64_encode(piece)),
+            };
+            let q = QuarantineOut {
+                reason,
+                content_type: ctx.content_type,
+                index,
+                encoding,
+                data: &data,
+                part: i + 1,
+                parts,
+                bytes: bytes.len(),
+            };
+            let mut line = String::with_capacity(data.len() + reason.len() + 300);
+            write_header(&mut line, ctx, &id, ctx.received_at);
+            line.push_str(",\"quarantine\":");
+            line.push_str(&to_json(&q));
+            line.push('}');
+            line
+        })
+        .collect()
+}
+
+/// Wraps every item of a decoded body, in order: one line per event and one
+/// or more per malformed piece.
+pub fn wrap_items(ctx: &RequestContext<'_>, items: &[Item<'_>], random: &dyn RandomSource) -> Vec<String> {
+    let mut lines = Vec::with_capacity(items.len());
+    for item in items {
+        match item {
+            Item::Event(e) => lines.push(wrap_event(ctx, e, random)),
+            Item::Malformed(m) => lines.extend(wrap_quarantine(ctx, m.bytes, m.index, &m.reason, random)),
+        }
+    }
+    lines
+}
+
+#[derive(Serialize)]
+struct HeaderOut<'a> {
+    v: u32,
+    id: &'a str,
+    received_at: i64,
+    event_time: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    edge: Option<&'a EdgeMeta>,
+}
+
+#[derive(Serialize)]
+struct QuarantineOut<'a> {
+    reason: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    content_type: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    index: Option<usize>,
+    encoding: &'a str,
+    data: &'a str,
+    part: usize,
+    parts: usize,
+    bytes: usize,
+}
+
+/// Writes `{"v":1,…` without the closing brace.
+fn write_header(out: &mut String, ctx: &RequestContext<'_>, id: &str, time: Timestamp) {
+    let header = HeaderOut {
+        v: ENVELOPE_VERSION,
+        id,
+        received_at: ctx.received_at.as_millis(),
+        event_time: time.as_millis(),
+        key_id: ctx.key_id,
+        edge: (!ctx.edge.is_empty()).then_some(ctx.edge),
+    };
+    let json = to_json(&header);
+    out.push_str(&json[..json.len() - 1]);
+}
+
+fn to_json<T: Serialize>(value: &T) -> String {
+    // Serializing these plain structs of strings and integers cannot fail.
+    serde_json::to_string(value).unwrap_or_default()
+}
+
+/// Splits into chunks of at most [`QUARANTINE_CHUNK_BYTES`], never inside a
+/// UTF-8 character of text so each text chunk stays valid on its own.
+fn chunk(bytes: &[u8]) -> Vec<&[u8]> {
+    if bytes.is_empty() {
+        return vec![bytes];
+    }
+    let mut out = Vec::new();
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        let mut end = rest.len().min(QUARANTINE_CHUNK_BYTES);
+        if end < rest.len() {
+            // Back up over UTF-8 continuation bytes (at most three).
+            let mut e = end;
+            while e > end.saturating_sub(3) && (rest[e] & 0xC0) == 0x80 {
+                e -= 1;
+            }
+            if e > 0 {
+                end = e;
+            }
+        }
+        out.push(&rest[..end]);
+        rest = &rest[end..];
+    }
+    out
+}
+
+fn escaped_len(text: &str) -> usize {
+    text.bytes()
+        .map(|b| match b {
+            b'"' | b'\\' | b'\n' | b'\r' | b'\t' | 0x08 | 0x0C => 2,
+            0..=0x1F => 6,
+            _ => 1,
+        })
+        .sum()
+}
+
+fn base64_len(n: usize) -> usize {
+    n.div_ceil(3) * 4
+}
+
+fn base64_encode(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// An envelope line read back (the regional side's view).
+#[derive(Debug, Clone, Deserialize)]
+pub struct Envelope {
+    /// Format version.
+    pub v: u32,
+    /// Event id (the client's `message_id` or a UUIDv7).
+    pub id: String,
+    /// When the edge received it, in epoch milliseconds.
+    pub received_at: i64,
+    /// Skew-corrected event time, in epoch milliseconds.
+    pub event_time: i64,
+    /// The write key's id.
+    #[serde(default)]
+    pub key_id: Option<String>,
+    /// Edge metadata.
+    #[serde(default)]
+    pub edge: Option<EdgeMeta>,
+    /// The event as sent, for an event envelope.
+    #[serde(default)]
+    pub event: Option<Box<RawValue>>,
+    /// The payload, for a quarantine envelope.
+    #[serde(default)]
+    pub quarantine: Option<Quarantine>,
+}
+
+/// The quarantine part of an envelope, read back.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Quarantine {
+    /// Why the payload was not an event.
+    pub reason: String,
+    /// The request's content type.
+    #[serde(default)]
+    pub content_type: Option<String>,
+    /// The item's index in its request, when the body was readable.
+    #[serde(default)]
+    pub index: Option<usize>,
+    /// `utf-8` or `base64`.
+    pub encoding: String,
+    /// The payload slice.
+    pub data: String,
+    /// Which part this is, from 1.
+    pub part: usize,
+    /// How many parts the payload was split into.
+    pub parts: usize,
+    /// The whole payload's size in bytes.
+    pub bytes: usize,
+}
+
+impl Quarantine {
+    /// The raw bytes of this part.
+    pub fn raw(&self) -> Result<Vec<u8>, EnvelopeError> {
+        use base64::Engine;
+        match self.encoding.as_str() {
+            "utf-8" => Ok(self.data.clone().into_bytes()),
+            "base64" => base64::engine::general_purpose::STANDARD
+                .decode(&self.data)
+                .map_err(|e| EnvelopeError::Invalid(format!("quarantine data is not base64: {e}"))),
+            other => Err(EnvelopeError::Invalid(format!("unknown quarantine encoding {other:?}"))),
+        }
+    }
+}
+
+/// Why a line is not a usable envelope.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum EnvelopeError {
+    /// Not an envelope at all, or one with missing or conflicting parts.
+    #[error("not an edgehose envelope: {0}")]
+    Invalid(String),
+    /// An envelope of a version this build does not read.
+    #[error("envelope version {0} is not supported (this build reads version {ENVELOPE_VERSION})")]
+    Version(u32),
+}
+
+impl Envelope {
+    /// Parses and checks one envelope line.
+    pub fn parse(line: &str) -> Result<Self, EnvelopeError> {
+        let env: Envelope = serde_json::from_str(line).map_err(|e| EnvelopeError::Invalid(e.to_string()))?;
+        if env.v != ENVELOPE_VERSION {
+            return Err(EnvelopeError::Version(env.v));
+        }
+        match (&env.event, &env.quarantine) {
+            (Some(_), None) | (None, Some(_)) => Ok(env),
+            (Some(_), Some(_)) => Err(EnvelopeError::Invalid(
+                "both `event` and `quarantine` are present".into(),
+            )),
+            (None, None) => Err(EnvelopeError::Invalid(
+                "neither `event` nor `quarantine` is present".into(),
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,445 @@
+//! The Firehose wire format: the `PutRecordBatch` request as an
+//! `http::Request<Vec<u8>>`, and its response as a typed outcome.
+//!
+//! Protocol: AWS JSON 1.1 (`Content-Type: application/x-amz-json-1.1`,
+//! `X-Amz-Target: Firehose_20150804.PutRecordBatch`), records' `Data` in
+//! base64 (<https://docs.aws.amazon.com/firehose/latest/APIReference/API_PutRecordBatch.html>).
+
+use base64::Engine;
+use http::header::{CONTENT_TYPE, HOST};
+use serde::Deserialize;
+
+use crate::timestamp::Timestamp;
+
+/// The JSON 1.1 media type every Firehose call uses.
+pub const CONTENT_TYPE_JSON_1_1: &str = "application/x-amz-json-1.1";
+/// `X-Amz-Target` for `PutRecordBatch`.
+pub const TARGET_PUT_RECORD_BATCH: &str = "Firehose_20150804.PutRecordBatch";
+/// The SigV4 service name for Firehose.
+pub const SIGNING_SERVICE: &str = "firehose";
+
+/// A setting Firehose would refuse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// Stream names are 1..=64 of `[a-zA-Z0-9_.-]`.
+    #[error("delivery stream name {0:?} is invalid: use 1 to 64 characters from a-z, A-Z, 0-9, '_', '.', '-'")]
+    StreamName(String),
+    /// Regions look like `eu-west-1`.
+    #[error("region {0:?} is invalid: expected a name such as eu-west-1")]
+    Region(String),
+    /// An endpoint override must be an absolute http(s) URL.
+    #[error("endpoint {0:?} is invalid: expected an absolute http:// or https:// URL")]
+    Endpoint(String),
+}
+
+/// Checks a delivery stream name against Firehose's pattern.
+pub fn check_stream_name(name: &str) -> Result<(), ConfigError> {
+    let ok = (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(ConfigError::StreamName(name.to_owned()))
+    }
+}
+
+/// Where Firehose calls go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    uri: http::Uri,
+    host: String,
+}
+
+impl Endpoint {
+    /// The public regional endpoint, `https://firehose.<region>.amazonaws.com/`
+    /// (`.amazonaws.com.cn` in the China regions).
+    pub fn for_region(region: &str) -> Result<Self, ConfigError> {
+        let ok = (1..=32).contains(&region.len())
+            && region.contains('-')
+            && region
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if !ok {
+            return Err(ConfigError::Region(region.to_owned()));
+        }
+        let suffix = if region.starts_with("cn-") {
+            "amazonaws.com.cn"
+        } else {
+            "amazonaws.com"
+        };
+        Self::parse(&format!("https://firehose.{region}.{suffix}/"))
+    }
+
+    /// An explicit endpoint, for local stand-ins and VPC endpoints.
+    pub fn parse(url: &str) -> Result<Self, ConfigError> {
+        let bad = || ConfigError::Endpoint(url.to_owned());
+        let uri: http::Uri = url.parse().map_err(|_| bad())?;
+        if !matches!(uri.scheme_str(), Some("http" | "https")) {
+            return Err(bad());
+        }
+        let authority = uri.authority().ok_or_else(bad)?;
+        let host = authority.as_str().to_owned();
+        let path = uri.path();
+        let uri = http::Uri::builder()
+            .scheme(uri.scheme_str().unwrap_or("https"))
+            .authority(host.as_str())
+            .path_and_query(if path.is_empty() { "/" } else { path })
+            .build()
+            .map_err(|_| bad())?;
+        Ok(Self { uri, host })
+    }
+
+    /// The URL requests are sent to.
+    pub fn uri(&self) -> &http::Uri {
+        &self.uri
+    }
+}
+
+/// Bytes of a `PutRecordBatch` body with no records, for this stream.
+pub fn body_overhead(stream: &str) -> usize {
+    // {"DeliveryStreamName":"<name>","Records":[]}
+    r#"{"DeliveryStreamName":"","Records":[]}"#.len() + stream.len()
+}
+
+/// Bytes one record adds to the body (without the comma between records):
+/// `{"Data":"<base64>"}`.
+pub fn record_entry_bytes(data_len: usize) -> usize {
+    r#"{"Data":""}"#.len() + data_len.div_ceil(3) * 4
+}
+
+/// The JSON body of a `PutRecordBatch` call. The stream name must have passed
+/// [`check_stream_name`] (its characters need no escaping).
+pub fn put_record_batch_body<'a>(stream: &str, records: impl IntoIterator<Item = &'a [u8]>) -> Vec<u8> {
+    let mut body = Vec::with_capacity(body_overhead(stream));
+    body.extend_from_slice(br#"{"DeliveryStreamName":""#);
+    body.extend_from_slice(stream.as_bytes());
+    body.extend_from_slice(br#"","Records":["#);
+    for (i, data) in records.into_iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(br#"{"Data":""#);
+        let start = body.len();
+        body.resize(start + data.len().div_ceil(3) * 4, 0);
+        // The buffer was sized to exactly the encoded length.
+        let _ = base64::engine::general_purpose::STANDARD.encode_slice(data, &mut body[start..]);
+        body.extend_from_slice(br#""}"#);
+    }
+    body.extend_from_slice(b"]}");
+    body
+}
+
+/// The unsigned `PutRecordBatch` request: sign it with [`crate::sign::sign`].
+pub fn put_record_batch_request<'a>(
+    endpoint: &Endpoint,
+    stream: &str,
+    records: impl IntoIterator<Item = &'a [u8]>,
+) -> Result<http::Request<Vec<u8>>, ConfigError> {
+    check_stream_name(stream)?;
+    let body = put_record_batch_body(stream, records);
+    http::Request::post(endpoint.uri.clone())
+        .header(HOST, endpoint.host.as_str())
+        .header(CONTENT_TYPE, CONTENT_TYPE_JSON_1_1)
+        .header("x-amz-target", TARGET_PUT_RECORD_BATCH)
+        .body(body)
+        .map_err(|_| ConfigError::Endpoint(endpoint.uri.to_string()))
+}
+
+/// A `PutRecordBatch` that Firehose answered with 200: which records failed.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PutOutcome {
+    /// How many records were sent.
+    pub sent: usize,
+    /// The failed records, in request order, with their index in the request.
+    pub failed: Vec<FailedRecord>,
+}
+
+impl PutOutcome {
+    /// Whether every record landed.
+    pub fn all_delivered(&self) -> bool {
+        self.failed.is_empty()
+    }
+}
+
+/// One record Firehose did not take.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailedRecord {
+    /// Its index in the request.
+    pub index: usize,
+    /// `ServiceUnavailableException` or `InternalFailure`, usually.
+    pub code: String,
+    /// Firehose's message.
+    pub message: String,
+}
+
+/// A `PutRecordBatch` that failed as a whole.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum FirehoseError {
+    /// Throttled: the stream's request, record or byte quota was exceeded.
+    #[error("throttled by Firehose ({code}): {message}")]
+    Throttled {
+        /// The AWS error code.
+        code: String,
+        /// AWS's message.
+        message: String,
+    },
+    /// The delivery stream does not exist in this account and region.
+    #[error("delivery stream not found: {message}")]
+    ResourceNotFound {
+        /// AWS's message.
+        message: String,
+    },
+    /// The signature does not match: a wrong secret, or a request changed after signing.
+    #[error("request signature rejected ({code}): {message}")]
+    InvalidSignature {
+        /// `InvalidSignatureException`, `SignatureDoesNotMatch`, …
+        code: String,
+        /// AWS's message.
+        message: String,
+    },
+    /// The signature's time is too far from AWS's clock.
+    #[error("request signature expired or not yet valid (clock skew): {message}")]
+    SignatureExpired {
+        /// AWS's message.
+        message: String,
+        /// AWS's time, from the response `Date` header, to learn the skew from.
+        server_time: Option<Timestamp>,
+    },
+    /// The access key is unknown or its session has expired.
+    #[error("credentials not recognised ({code}): {message}")]
+    UnrecognizedCredentials {
+        /// `UnrecognizedClientException`, `InvalidClientTokenId`, `ExpiredTokenException`.
+        code: String,
+        /// AWS's message.
+        message: String,
+    },
+    /// The key is valid but may not put records to this stream.
+    #[error("not authorized ({code}): {message}")]
+    AccessDenied {
+        /// `AccessDeniedException`, …
+        code: String,
+        /// AWS's message.
+        message: String,
+    },
+    /// The request itself is invalid (a limit, a bad field).
+    #[error("invalid request ({code}): {message}")]
+    InvalidRequest {
+        /// `InvalidArgumentException`, `ValidationException`, …
+        code: String,
+        /// AWS's message.
+        message: String,
+    },
+    /// A server-side fault (HTTP 5xx).
+    #[error("Firehose server error {status} ({code}): {message}")]
+    Server {
+        /// HTTP status.
+        status: u16,
+        /// The AWS error code, when given.
+        code: String,
+        /// AWS's message.
+        message: String,
+    },
+    /// A response that fits none of the above.
+    #[error("unexpected Firehose response {status}: {detail}")]
+    Unexpected {
+        /// HTTP status.
+        status: u16,
+        /// What was wrong with it (body excerpt).
+        detail: String,
+    },
+}
+
+impl FirehoseError {
+    /// Whether resending the same records later can succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            Self::Throttled { .. } | Self::Server { .. } | Self::SignatureExpired { .. } | Self::Unexpected { .. }
+        )
+    }
+
+    /// The AWS error code, or a short name for responses without one.
+    pub fn code(&self) -> &str {
+        match self {
+            Self::Throttled { code, .. }
+            | Self::InvalidSignature { code, .. }
+            | Self::UnrecognizedCredentials { code, .. }
+            | Self::AccessDenied { code, .. }
+            | Self::InvalidRequest { code, .. } => code,
+            Self::Server { code, .. } if !code.is_empty() => code,
+            Self::Server { .. } => "ServerError",
+            Self::ResourceNotFound { .. } => "ResourceNotFoundException",
+            Self::SignatureExpired { .. } => "SignatureExpired",
+            Self::Unexpected { .. } => "UnexpectedResponse",
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct PutResponse {
+    failed_put_count: usize,
+    request_responses: Vec<PutResponseEntry>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct PutResponseEntry {
+    #[serde(default)]
+    record_id: Option<String>,
+    #[serde(default)]
+    error_code: Option<String>,
+    #[serde(default)]
+    error_message: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct JsonError {
+    #[serde(default, rename = "__type")]
+    kind: Option<String>,
+    #[serde(default, alias = "Message")]
+    message: Option<String>,
+}
+
+/// Reads a `PutRecordBatch` response for a request of `sent` records.
+///
+/// `error_type` is the `x-amzn-ErrorType` header and `date` the `Date` header,
+/// when present.
+pub fn parse_put_record_batch_response(
+    status: u16,
+    error_type: Option<&str>,
+    date: Option<&str>,
+    body: &[u8],
+    sent: usize,
+) -> Result<PutOutcome, FirehoseError> {
+    if status == 200 {
+        let resp: PutResponse = serde_json::from_slice(body).map_err(|e| FirehoseError::Unexpected {
+            status,
+            detail: format!("{e}: {}", excerpt(body)),
+        })?;
+        if resp.request_responses.len() != sent {
+            return Err(FirehoseError::Unexpected {
+                status,
+                detail: format!("{} results for {sent} records", resp.request_responses.len()),
+            });
+        }
+        let failed: Vec<FailedRecord> = resp
+            .request_responses
+            .into_iter()
+            .enumerate()
+            .filter(|(_, r)| r.error_code.is_some() || r.record_id.is_none())
+            .map(|(index, r)| FailedRecord {
+                index,
+                code: r.error_code.unwrap_or_else(|| "InternalFailure".to_owned()),
+                message: r.error_message.unwrap_or_default(),
+            })
+            .collect();
+        if failed.len() != resp.failed_put_count {
+            return Err(FirehoseError::Unexpected {
+                status,
+                detail: format!(
+                    "FailedPutCount {} but {} failed entries",
+                    resp.failed_put_count,
+                    failed.len()
+                ),
+            });
+        }
+        return Ok(PutOutcome { sent, failed });
+    }
+    let (code, message) = error_code_and_message(error_type, body);
+    Err(classify_error(status, code, message, date))
+}
+
+/// The AWS error code and message of a failed response: from
+/// `x-amzn-ErrorType`, a JSON `__type`, or an XML `<Code>` (auth failures can
+/// come back as XML with `text/html`, even from JSON services).
+fn error_code_and_message(error_type: Option<&str>, body: &[u8]) -> (String, String) {
+    let short = |s: &str| {
+        // "ns#Code", "Code:http://…" → "Code"
+        let s = s.rsplit('#').next().unwrap_or(s);
+        s.split(':').next().unwrap_or(s).trim().to_owned()
+    };
+    let mut code = error_type.map(short).filter(|c| !c.is_empty());
+    let mut message = None;
+    if let Ok(err) = serde_json::from_slice::<JsonError>(body) {
+        code = code.or(err.kind.as_deref().map(short));
+        message = err.message;
+    } else if let Ok(text) = std::str::from_utf8(body) {
+        code = code.or_else(|| xml_element(text, "Code"));
+        message = xml_element(text, "Message");
+    }
+    (code.unwrap_or_default(), message.unwrap_or_else(|| excerpt(body)))
+}
+
+fn classify_error(status: u16, code: String, message: String, date: Option<&str>) -> FirehoseError {
+    let lower = message.to_ascii_lowercase();
+    let expired = lower.contains("signature expired")
+        || lower.contains("signature not yet current")
+        || code == "RequestTimeTooSkewed"
+        || code == "RequestExpired";
+    if expired {
+        return FirehoseError::SignatureExpired {
+            message,
+            server_time: date.and_then(Timestamp::parse_http_date),
+        };
+    }
+    match code.as_str() {
+        "ServiceUnavailableException"
+        | "ThrottlingException"
+        | "LimitExceededException"
+        | "Throttling"
+        | "TooManyRequestsException" => FirehoseError::Throttled { code, message },
+        "ResourceNotFoundException" => FirehoseError::ResourceNotFound { message },
+        "InvalidSignatureException"
+        | "SignatureDoesNotMatch"
+        | "IncompleteSignature"
+        | "IncompleteSignatureException"
+        | "MissingAuthenticationToken"
+        | "MissingAuthenticationTokenException" => FirehoseError::InvalidSignature { code, message },
+        "UnrecognizedClientException" | "InvalidClientTokenId" | "ExpiredTokenException" | "ExpiredToken" => {
+            FirehoseError::UnrecognizedCredentials { code, message }
+        }
+        "AccessDeniedException" | "AccessDenied" | "NotAuthorized" => FirehoseError::AccessDenied { code, message },
+        _ if status == 429 || status == 503 => FirehoseError::Throttled { code, message },
+        _ if status >= 500 => FirehoseError::Server { status, code, message },
+        _ if (400..500).contains(&status) && !code.is_empty() => FirehoseError::InvalidRequest { code, message },
+        _ => FirehoseError::Unexpected {
+            status,
+            detail: if code.is_empty() {
+                message
+            } else {
+                format!("{code}: {message}")
+            },
+        },
+    }
+}
+
+/// The text of the first `<name>…</name>` element, with XML's five entities decoded.
+fn xml_element(text: &str, name: &str) -> Option<String> {
+    let open = format!("<{name}>");
+    let close = format!("</{name}>");
+    let start = text.find(&open)? + open.len();
+    let end = start + text[start..].find(&close)?;
+    Some(
+        text[start..end]
+            .replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&quot;", "\"")
+            .replace("&apos;", "'")
+            .replace("&amp;", "&")
+            .trim()
+            .to_owned(),
+    )
+}
+
+fn excerpt(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&body[..body.len().min(300)]);
+    text.trim().to_owned()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,235 @@
+use super::*;
+
+#[test]
+fn regional_endpoints_follow_the_aws_pattern() {
+    assert_eq!(
+        Endpoint::for_region("eu-west-1").unwrap().uri().to_string(),
+        "https://firehose.eu-west-1.amazonaws.com/"
+    );
+    assert_eq!(
+        Endpoint::for_region("cn-north-1").unwrap().uri().to_string(),
+        "https://firehose.cn-north-1.amazonaws.com.cn/"
+    );
+    for bad in ["", "EU-WEST-1", "eu west 1", "useast1", "eu-west-1.evil.com/"] {
+        assert_eq!(Endpoint::for_region(bad), Err(ConfigError::Region(bad.into())), "{bad}");
+    }
+}
+
+#[test]
+fn endpoint_overrides_must_be_absolute_http_urls() {
+    let e = Endpoint::parse("http://127.0.0.1:4566").unwrap();
+    assert_eq!(e.uri().to_string(), "http://127.0.0.1:4566/");
+    for bad in ["127.0.0.1:4566", "ftp://x/", "/relative", ""] {
+        assert!(Endpoint::parse(bad).is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn stream_names_follow_the_firehose_pattern() {
+    assert!(check_stream_name("clicks-prod_1.v2").is_ok());
+    assert!(check_stream_name(&"a".repeat(64)).is_ok());
+    for bad in ["", "has space", "quote\"", &"a".repeat(65), "ümlaut"] {
+        assert!(check_stream_name(bad).is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn the_request_carries_the_json_1_1_protocol_headers_and_base64_records() {
+    let endpoint = Endpoint::for_region("us-east-1").unwrap();
+    let req = put_record_batch_request(&endpoint, "clicks", [&b"{\"a\":1}\n"[..], b"x\n"]).unwrap();
+    assert_eq!(req.method(), http::Method::POST);
+    assert_eq!(req.uri().to_string(), "https://firehose.us-east-1.amazonaws.com/");
+    assert_eq!(req.headers()["host"], "firehose.us-east-1.amazonaws.com");
+    assert_eq!(req.headers()["content-type"], "application/x-amz-json-1.1");
+    assert_eq!(req.headers()["x-amz-target"], "Firehose_20150804.PutRecordBatch");
+    assert_eq!(
+        std::str::from_utf8(req.body()).unwrap(),
+        r#"{"DeliveryStreamName":"clicks","Records":[{"Data":"eyJhIjoxfQo="},{"Data":"eAo="}]}"#
+    );
+    let v: serde_json::Value = serde_json::from_slice(req.body()).unwrap();
+    assert_eq!(v["Records"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn body_size_formula_matches_the_body() {
+    for n in 0..10 {
+        let records: Vec<Vec<u8>> = (0..n).map(|i| vec![b'z'; i * 7 + 1]).collect();
+        let body = put_record_batch_body("s.t-r_e", records.iter().map(Vec::as_slice));
+        let expected = body_overhead("s.t-r_e")
+            + records.iter().map(|r| record_entry_bytes(r.len())).sum::<usize>()
+            + n.saturating_sub(1);
+        assert_eq!(body.len(), expected);
+    }
+}
+
+#[test]
+fn a_full_success_has_no_failures() {
+    let body = br#"{"FailedPutCount":0,"Encrypted":false,"RequestResponses":[{"RecordId":"a"},{"RecordId":"b"}]}"#;
+    let out = parse_put_record_batch_response(200, None, None, body, 2).unwrap();
+    assert!(out.all_delivered());
+    assert_eq!(out.sent, 2);
+}
+
+#[test]
+fn partial_failures_are_aligned_with_the_request_order() {
+    let body = br#"{"FailedPutCount":2,"RequestResponses":[
+        {"RecordId":"a"},
+        {"ErrorCode":"ServiceUnavailableException","ErrorMessage":"Slow down."},
+        {"RecordId":"c"},
+        {"ErrorCode":"InternalFailure","ErrorMessage":"oops"}]}"#;
+    let out = parse_put_record_batch_response(200, None, None, body, 4).unwrap();
+    assert_eq!(
+        out.failed,
+        [
+            FailedRecord {
+                index: 1,
+                code: "ServiceUnavailableException".into(),
+                message: "Slow down.".into()
+            },
+            FailedRecord {
+                index: 3,
+                code: "InternalFailure".into(),
+                message: "oops".into()
+            },
+        ]
+    );
+}
+
+#[test]
+fn a_response_that_does_not_add_up_is_unexpected() {
+    let short = br#"{"FailedPutCount":0,"RequestResponses":[{"RecordId":"a"}]}"#;
+    assert!(matches!(
+        parse_put_record_batch_response(200, None, None, short, 2),
+        Err(FirehoseError::Unexpected { .. })
+    ));
+    let miscounted = br#"{"FailedPutCount":0,"RequestResponses":[{"ErrorCode":"InternalFailure"}]}"#;
+    assert!(matches!(
+        parse_put_record_batch_response(200, None, None, miscounted, 1),
+        Err(FirehoseError::Unexpected { .. })
+    ));
+    assert!(matches!(
+        parse_put_record_batch_response(200, None, None, b"<html>", 1),
+        Err(FirehoseError::Unexpected { .. })
+    ));
+}
+
+fn err(status: u16, error_type: Option<&str>, body: &str) -> FirehoseError {
+    parse_put_record_batch_response(
+        status,
+        error_type,
+        Some("Sun, 30 Aug 2015 12:41:00 GMT"),
+        body.as_bytes(),
+        1,
+    )
+    .unwrap_err()
+}
+
+#[test]
+fn throttling_is_retryable() {
+    let e = err(
+        400,
+        None,
+        r#"{"__type":"ServiceUnavailableException","message":"Slow down."}"#,
+    );
+    assert!(matches!(&e, FirehoseError::Throttled { code, .. } if code == "ServiceUnavailableException"));
+    assert!(e.is_retryable());
+    let e = err(
+        400,
+        Some("LimitExceededException:http://internal.amazon.com/coral/"),
+        "{}",
+    );
+    assert!(matches!(e, FirehoseError::Throttled { .. }));
+    assert!(err(503, None, "").is_retryable());
+}
+
+#[test]
+fn an_unknown_stream_is_resource_not_found_and_final() {
+    let e = err(
+        400,
+        None,
+        r#"{"__type":"com.amazonaws.firehose.v20150804#ResourceNotFoundException","message":"Firehose clicks under account 1 not found."}"#,
+    );
+    assert_eq!(
+        e,
+        FirehoseError::ResourceNotFound {
+            message: "Firehose clicks under account 1 not found.".into()
+        }
+    );
+    assert!(!e.is_retryable());
+}
+
+#[test]
+fn signature_errors_are_typed_in_json_and_in_xml() {
+    let e = err(
+        400,
+        None,
+        r#"{"__type":"InvalidSignatureException","message":"The request signature we calculated does not match"}"#,
+    );
+    assert!(matches!(&e, FirehoseError::InvalidSignature { code, .. } if code == "InvalidSignatureException"));
+    assert!(!e.is_retryable());
+    // What an emulator sends: XML with text/html.
+    let xml = r#"<?xml version="1.0" encoding="UTF-8"?>
+<ErrorResponse><Errors><Error><Code>SignatureDoesNotMatch</Code><Message>The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key &amp; signing method.</Message></Error></Errors><RequestId>x</RequestId></ErrorResponse>"#;
+    let e = err(403, None, xml);
+    assert_eq!(
+        e,
+        FirehoseError::InvalidSignature {
+            code: "SignatureDoesNotMatch".into(),
+            message: "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key & signing method.".into()
+        }
+    );
+    let e = err(
+        403,
+        None,
+        "<ErrorResponse><Error><Code>InvalidClientTokenId</Code><Message>The security token included in the request is invalid.</Message></Error></ErrorResponse>",
+    );
+    assert!(matches!(e, FirehoseError::UnrecognizedCredentials { .. }));
+}
+
+#[test]
+fn an_expired_signature_carries_the_server_time_from_the_date_header() {
+    let e = err(
+        400,
+        None,
+        r#"{"__type":"InvalidSignatureException","message":"Signature expired: 20150830T123600Z is now earlier than 20150830T123600Z (20150830T124100Z - 5 min.)"}"#,
+    );
+    assert_eq!(
+        e,
+        FirehoseError::SignatureExpired {
+            message:
+                "Signature expired: 20150830T123600Z is now earlier than 20150830T123600Z (20150830T124100Z - 5 min.)"
+                    .into(),
+            server_time: Timestamp::parse_rfc3339("2015-08-30T12:41:00Z"),
+        }
+    );
+    assert!(e.is_retryable());
+    let e = err(
+        400,
+        None,
+        r#"{"__type":"InvalidSignatureException","message":"Signature not yet current: 20150830T130000Z is still later than 20150830T125500Z (20150830T124100Z + 15 min.)"}"#,
+    );
+    assert!(matches!(e, FirehoseError::SignatureExpired { .. }));
+}
+
+#[test]
+fn access_denied_invalid_arguments_and_server_errors_are_told_apart() {
+    assert!(matches!(
+        err(400, None, r#"{"__type":"AccessDeniedException","Message":"no"}"#),
+        FirehoseError::AccessDenied { .. }
+    ));
+    let e = err(
+        400,
+        None,
+        r#"{"__type":"InvalidArgumentException","message":"Records size exceeds 4 MB limit"}"#,
+    );
+    assert!(
+        matches!(&e, FirehoseError::InvalidRequest { code, message } if code == "InvalidArgumentException" && message.contains("4 MB"))
+    );
+    assert!(!e.is_retryable());
+    let e = err(500, None, r#"{"__type":"InternalFailure"}"#);
+    assert!(matches!(&e, FirehoseError::Server { status: 500, .. }));
+    assert_eq!(e.code(), "InternalFailure");
+    assert!(e.is_retryable());
+    let e = err(502, None, "<html>Bad Gateway</html>");
+    assert!(matches!(e, FirehoseError::Server { status: 502, .. }));
+}

@@ -1,0 +1,61 @@
+//! The sans-IO core of edgehose: everything the edge Worker and the regional
+//! Lambdas share, with no runtime, sockets, clock or environment, so the same
+//! code runs in WebAssembly on Cloudflare and natively on AWS.
+//!
+//! The path of an event through this crate:
+//!
+//! 1. [`decode`] reads a request body (JSON object, array, NDJSON, sendBeacon
+//!    `text/plain`, gzip) into events, within [`limits`].
+//! 2. [`envelope`] wraps each event (kept as sent) with its id, receive time,
+//!    skew-corrected time and edge metadata; what could not be decoded is
+//!    wrapped as a quarantine record instead of being lost.
+//! 3. [`batch`] packs envelope lines into Firehose records and calls.
+//! 4. [`firehose`] frames a `PutRecordBatch` request and reads its response;
+//!    [`sign`] signs it with SigV4; [`retry`] resends only what failed.
+//! 5. On the regional side, [`validate`] checks each event against schema v1
+//!    ([`event`]); [`sigv4`] verifies signatures for local stand-ins.
+//!
+//! Time and randomness are injected through [`clock::Clock`] and
+//! [`clock::RandomSource`]: `SystemTime::now()` panics inside a Worker.
+//!
+//! ```
+//! use edgehose_shared::{batch, clock, decode, envelope, firehose, limits, sign, timestamp::Timestamp};
+//!
+//! // A sendBeacon body, received at a known time.
+//! let limits = limits::Limits::default();
+//! let body = br##"[{"event":"click","target":"#buy"},{"event":"page_view"}]"##;
+//! let mut inflated = None;
+//! let decoded = decode::decode(&mut inflated, body, Some("text/plain;charset=UTF-8"), None, &limits)?;
+//!
+//! let edge = envelope::EdgeMeta::default();
+//! let ctx = envelope::RequestContext {
+//!     received_at: Timestamp::from_millis(1_714_566_600_000),
+//!     key_id: Some("web"),
+//!     edge: &edge,
+//!     content_type: Some("text/plain"),
+//! };
+//! let lines = envelope::wrap_items(&ctx, &decoded.items, &clock::SeededRandom::new(1));
+//!
+//! let calls = batch::pack(&lines, "clicks", batch::PackConfig::default())?;
+//! let endpoint = firehose::Endpoint::for_region("eu-west-1")?;
+//! let records = calls[0].records.iter().map(|r| r.data.as_slice());
+//! let mut request = firehose::put_record_batch_request(&endpoint, "clicks", records)?;
+//! let creds = sign::Credentials::new("AKIDEXAMPLE", "secret");
+//! sign::sign(&mut request, &creds, "eu-west-1", firehose::SIGNING_SERVICE, ctx.received_at)?;
+//! assert!(request.headers().contains_key("authorization"));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+pub mod batch;
+pub mod clock;
+pub mod decode;
+pub mod envelope;
+pub mod event;
+pub mod firehose;
+pub mod json;
+pub mod limits;
+pub mod retry;
+pub mod sign;
+pub mod sigv4;
+pub mod timestamp;
+pub mod validate;

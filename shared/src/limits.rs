@@ -1,0 +1,125 @@
+//! Every limit the pipeline enforces, as a named constant with its source, and
+//! [`Limits`]: the request-decoding limits a deployment may lower but never raise.
+
+/// Largest request body accepted, counted after decompression: 1 MiB.
+///
+/// Sized like the common analytics ingestion APIs (Amplitude's HTTP V2 API
+/// takes 1 MB per request,
+/// <https://amplitude.com/docs/apis/analytics/http-v2#upload-limit>), and small
+/// enough that a whole request always fits in a Firehose call once enveloped.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// Largest single event, in bytes of its JSON text: 32 KiB.
+///
+/// Segment's tracking API uses the same per-event ceiling
+/// (<https://segment.com/docs/connections/sources/catalog/libraries/server/http-api/#max-request-size>).
+pub const MAX_EVENT_BYTES: usize = 32 * 1024;
+
+/// Most events accepted in one request: 500, one `PutRecordBatch` worth of
+/// records (<https://docs.aws.amazon.com/firehose/latest/APIReference/API_PutRecordBatch.html>).
+pub const MAX_EVENTS_PER_REQUEST: usize = 500;
+
+/// Deepest JSON nesting accepted inside one event: 32 levels (the event object is level 1).
+///
+/// RFC 8259 §9 lets a parser bound nesting depth
+/// (<https://www.rfc-editor.org/rfc/rfc8259#section-9>); 32 is far beyond what
+/// analytics payloads use and keeps every parser on the path (serde_json's own
+/// limit is 128) well away from stack exhaustion.
+pub const MAX_JSON_DEPTH: usize = 32;
+
+/// Most records in one `PutRecordBatch` call
+/// (<https://docs.aws.amazon.com/firehose/latest/APIReference/API_PutRecordBatch.html>).
+pub const FIREHOSE_MAX_RECORDS_PER_CALL: usize = 500;
+
+/// Largest `PutRecordBatch` request: 4 MiB. We count the whole JSON body as sent,
+/// base64 growth included, so the bound holds whichever way the service counts
+/// (<https://docs.aws.amazon.com/firehose/latest/dev/limits.html>).
+pub const FIREHOSE_MAX_CALL_BYTES: usize = 4 * 1024 * 1024;
+
+/// Largest Firehose record, before base64 encoding: 1,000 KiB
+/// (<https://docs.aws.amazon.com/firehose/latest/dev/limits.html>).
+pub const FIREHOSE_MAX_RECORD_BYTES: usize = 1000 * 1024;
+
+/// Firehose bills ingestion per record rounded up to the next 5 KB
+/// (<https://aws.amazon.com/firehose/pricing/>).
+pub const FIREHOSE_BILLING_INCREMENT_BYTES: usize = 5 * 1024;
+
+/// The request-decoding limits in force for one deployment.
+///
+/// Every field is clamped to `1..=` its constant above: a configuration can make
+/// the edge stricter, never looser than the pipeline behind it can carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest body after decompression, in bytes (at most [`MAX_BODY_BYTES`]).
+    pub max_body_bytes: usize,
+    /// Largest event, in bytes of JSON text (at most [`MAX_EVENT_BYTES`]).
+    pub max_event_bytes: usize,
+    /// Most events in one request (at most [`MAX_EVENTS_PER_REQUEST`]).
+    pub max_events: usize,
+    /// Deepest nesting inside one event (at most [`MAX_JSON_DEPTH`]).
+    pub max_depth: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: MAX_BODY_BYTES,
+            max_event_bytes: MAX_EVENT_BYTES,
+            max_events: MAX_EVENTS_PER_REQUEST,
+            max_depth: MAX_JSON_DEPTH,
+        }
+    }
+}
+
+impl Limits {
+    /// Builds limits from requested values, clamping each into `1..=` its ceiling.
+    pub fn clamped(max_body_bytes: usize, max_event_bytes: usize, max_events: usize, max_depth: usize) -> Self {
+        Self {
+            max_body_bytes: max_body_bytes.clamp(1, MAX_BODY_BYTES),
+            max_event_bytes: max_event_bytes.clamp(1, MAX_EVENT_BYTES),
+            max_events: max_events.clamp(1, MAX_EVENTS_PER_REQUEST),
+            max_depth: max_depth.clamp(1, MAX_JSON_DEPTH),
+        }
+    }
+
+    /// Returns these limits clamped again (for values set field by field).
+    pub fn normalized(self) -> Self {
+        Self::clamped(
+            self.max_body_bytes,
+            self.max_event_bytes,
+            self.max_events,
+            self.max_depth,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_the_documented_ceilings() {
+        let l = Limits::default();
+        assert_eq!(l.max_body_bytes, 1_048_576);
+        assert_eq!(l.max_event_bytes, 32_768);
+        assert_eq!(l.max_events, 500);
+        assert_eq!(l.max_depth, 32);
+        assert_eq!(l, l.normalized());
+    }
+
+    #[test]
+    fn settings_above_a_ceiling_are_clamped_down_and_zero_is_raised_to_one() {
+        let l = Limits::clamped(usize::MAX, 10 * MAX_EVENT_BYTES, 501, 10_000);
+        assert_eq!(l, Limits::default());
+        let l = Limits::clamped(0, 0, 0, 0);
+        assert_eq!(
+            (l.max_body_bytes, l.max_event_bytes, l.max_events, l.max_depth),
+            (1, 1, 1, 1)
+        );
+        let l = Limits::clamped(2048, 512, 10, 4);
+        assert_eq!(
+            (l.max_body_bytes, l.max_event_bytes, l.max_events, l.max_depth),
+            (2048, 512, 10, 4)
+        );
+    }
+}

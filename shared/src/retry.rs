@@ -1,0 +1,202 @@
+//! The retry plan for one `PutRecordBatch`: resend only the records that
+//! failed, after exponential backoff with full jitter, within a total time
+//! budget; and the clock skew learned when AWS says a signature's time is off.
+//!
+//! Sans-IO: the caller sends, reports each result with the current time, and
+//! sleeps for the delay the plan returns.
+
+use crate::clock::RandomSource;
+use crate::firehose::{FirehoseError, PutOutcome};
+use crate::timestamp::Timestamp;
+
+/// How hard to try.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Most calls in all, the first one included.
+    pub max_attempts: u32,
+    /// The backoff ceiling of the first retry, in ms; it doubles with each retry.
+    pub base_delay_ms: u64,
+    /// The largest backoff ceiling, in ms.
+    pub max_delay_ms: u64,
+    /// No retry is planned that would start later than this many ms after the first call.
+    pub budget_ms: u64,
+}
+
+impl Default for RetryPolicy {
+    /// Eight calls, 100 ms doubling to 5 s, within 20 s: well inside the 30 s a
+    /// Worker's `waitUntil` may run after its response.
+    fn default() -> Self {
+        Self {
+            max_attempts: 8,
+            base_delay_ms: 100,
+            max_delay_ms: 5_000,
+            budget_ms: 20_000,
+        }
+    }
+}
+
+/// What to do after a call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// Every record landed.
+    Done,
+    /// Wait `delay_ms`, then resend the records [`RetryPlan::pending`] names.
+    Retry {
+        /// How long to wait first.
+        delay_ms: u64,
+    },
+    /// Stop: these records (indices into the original call) did not land.
+    GiveUp {
+        /// The records still undelivered.
+        undelivered: Vec<usize>,
+        /// Why the plan stopped.
+        reason: GiveUpReason,
+    },
+}
+
+/// Why a plan stopped with records undelivered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GiveUpReason {
+    /// The error cannot be fixed by retrying (bad key, unknown stream, …).
+    Fatal(FirehoseError),
+    /// `max_attempts` calls were made.
+    AttemptsExhausted,
+    /// The next retry would start after the time budget.
+    BudgetExhausted,
+}
+
+/// The state of one batch's delivery.
+#[derive(Debug, Clone)]
+pub struct RetryPlan {
+    policy: RetryPolicy,
+    started: Timestamp,
+    attempts: u32,
+    pending: Vec<usize>,
+}
+
+impl RetryPlan {
+    /// A plan for a call of `records` records whose first attempt starts at `started`.
+    pub fn new(policy: RetryPolicy, records: usize, started: Timestamp) -> Self {
+        Self {
+            policy: RetryPolicy {
+                max_attempts: policy.max_attempts.max(1),
+                ..policy
+            },
+            started,
+            attempts: 0,
+            pending: (0..records).collect(),
+        }
+    }
+
+    /// The records (indices into the original call, ascending) the next call must send.
+    pub fn pending(&self) -> &[usize] {
+        &self.pending
+    }
+
+    /// Calls made so far.
+    pub fn attempts(&self) -> u32 {
+        self.attempts
+    }
+
+    /// Reports the result of sending [`Self::pending`] and says what to do next.
+    pub fn on_result(
+        &mut self,
+        result: &Result<PutOutcome, FirehoseError>,
+        now: Timestamp,
+        random: &dyn RandomSource,
+    ) -> Step {
+        self.attempts += 1;
+        match result {
+            Ok(outcome) => {
+                // Failed indices are positions in what was sent: map them back.
+                self.pending = outcome
+                    .failed
+                    .iter()
+                    .filter_map(|f| self.pending.get(f.index).copied())
+                    .collect();
+                if self.pending.is_empty() {
+                    return Step::Done;
+                }
+            }
+            Err(e) if !e.is_retryable() => {
+                return Step::GiveUp {
+                    undelivered: std::mem::take(&mut self.pending),
+                    reason: GiveUpReason::Fatal(e.clone()),
+                };
+            }
+            Err(_) => {}
+        }
+        if self.attempts >= self.policy.max_attempts {
+            return Step::GiveUp {
+                undelivered: std::mem::take(&mut self.pending),
+                reason: GiveUpReason::AttemptsExhausted,
+            };
+        }
+        // A skew error is fixed by re-signing with the learned offset, not by waiting.
+        let delay_ms = if matches!(result, Err(FirehoseError::SignatureExpired { .. })) {
+            0
+        } else {
+            self.backoff(random)
+        };
+        let start_at = now.add_millis(delay_ms as i64);
+        if start_at.millis_since(self.started) > self.policy.budget_ms as i64 {
+            return Step::GiveUp {
+                undelivered: std::mem::take(&mut self.pending),
+                reason: GiveUpReason::BudgetExhausted,
+            };
+        }
+        Step::Retry { delay_ms }
+    }
+
+    /// Full jitter: uniform in `0..=min(max_delay, base * 2^(retry - 1))`.
+    fn backoff(&self, random: &dyn RandomSource) -> u64 {
+        let exp = self.attempts.saturating_sub(1).min(32);
+        let ceiling = self
+            .policy
+            .base_delay_ms
+            .saturating_mul(1u64 << exp)
+            .min(self.policy.max_delay_ms);
+        random.next_u64() % (ceiling + 1)
+    }
+}
+
+/// The offset (server minus local, in ms) to add to the local clock when
+/// signing, learned from a response `Date` header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ClockSkew {
+    offset_ms: i64,
+}
+
+impl ClockSkew {
+    /// Learns the skew from a server time read at local time `local_now`.
+    pub fn learn(&mut self, server_time: Timestamp, local_now: Timestamp) {
+        self.offset_ms = server_time.millis_since(local_now);
+    }
+
+    /// Learns the skew from an error, if it says the signature's time was off.
+    /// Returns whether anything was learned.
+    pub fn learn_from(&mut self, error: &FirehoseError, local_now: Timestamp) -> bool {
+        match error {
+            FirehoseError::SignatureExpired {
+                server_time: Some(t), ..
+            } => {
+                self.learn(*t, local_now);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The time to sign with: the local time corrected by the learned offset.
+    pub fn corrected(&self, local_now: Timestamp) -> Timestamp {
+        local_now.add_millis(self.offset_ms)
+    }
+
+    /// The learned offset in ms (server minus local).
+    pub fn offset_ms(&self) -> i64 {
+        self.offset_ms
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,523 @@
+//! Strict validation of one event against schema v1 (see [`crate::event`]):
+//! the regional side's check before anything reaches the destination.
+//!
+//! Every problem is reported, not just the first, each as a [`Violation`]
+//! with a machine-readable [`Reason`], the field it concerns, and a message
+//! that names the value and the limit.
+
+use std::fmt;
+
+use serde::Serialize;
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde_json::Value;
+use serde_json::value::RawValue;
+
+use crate::event::{
+    Event, FIELDS, MAX_EVENT_NAME_CHARS, MAX_ID_CHARS, MAX_MESSAGE_ID_CHARS, MAX_TARGET_CHARS, MAX_URL_CHARS,
+    parse_client_time,
+};
+use crate::json;
+use crate::limits::Limits;
+
+/// Why an event failed validation, as a stable machine-readable code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Reason {
+    /// The text is not JSON.
+    InvalidJson,
+    /// The JSON is not an object.
+    NotAnObject,
+    /// The event is over `max_event_bytes`.
+    TooLarge,
+    /// The event nests deeper than `max_depth`.
+    TooDeep,
+    /// A required field is absent.
+    MissingField,
+    /// A field has the wrong JSON type.
+    WrongType,
+    /// A string field is empty where a value is required.
+    Empty,
+    /// A string field is over its length limit.
+    TooLong,
+    /// A time is neither RFC 3339 nor epoch milliseconds.
+    InvalidTimestamp,
+    /// A URL field is not an absolute URL.
+    InvalidUrl,
+    /// A top-level field schema v1 does not define.
+    UnknownField,
+    /// The same top-level field appears twice.
+    DuplicateField,
+}
+
+impl Reason {
+    /// The code as written in outputs (`missing_field`, `too_long`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidJson => "invalid_json",
+            Self::NotAnObject => "not_an_object",
+            Self::TooLarge => "too_large",
+            Self::TooDeep => "too_deep",
+            Self::MissingField => "missing_field",
+            Self::WrongType => "wrong_type",
+            Self::Empty => "empty",
+            Self::TooLong => "too_long",
+            Self::InvalidTimestamp => "invalid_timestamp",
+            Self::InvalidUrl => "invalid_url",
+            Self::UnknownField => "unknown_field",
+            Self::DuplicateField => "duplicate_field",
+        }
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One problem with one event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Violation {
+    /// What kind of problem.
+    pub reason: Reason,
+    /// The field's path (`event`, `properties`), or empty for the whole event.
+    pub field: String,
+    /// For people: the value and the limit.
+    pub message: String,
+}
+
+impl Violation {
+    fn new(reason: Reason, field: &str, message: impl Into<String>) -> Self {
+        Self {
+            reason,
+            field: field.to_owned(),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.field.is_empty() {
+            write!(f, "{}: {}", self.reason, self.message)
+        } else {
+            write!(f, "{} at `{}`: {}", self.reason, self.field, self.message)
+        }
+    }
+}
+
+/// Validates one event's JSON text; returns the typed event or every violation.
+pub fn validate_event(text: &str, limits: &Limits) -> Result<Event, Vec<Violation>> {
+    if text.len() > limits.max_event_bytes {
+        return Err(vec![Violation::new(
+            Reason::TooLarge,
+            "",
+            format!(
+                "the event is {} bytes; max_event_bytes is {}",
+                text.len(),
+                limits.max_event_bytes
+            ),
+        )]);
+    }
+    let depth = json::max_depth(text.as_bytes());
+    if depth > limits.max_depth {
+        return Err(vec![Violation::new(
+            Reason::TooDeep,
+            "",
+            format!("the event nests {depth} levels deep; max_depth is {}", limits.max_depth),
+        )]);
+    }
+    if !text.trim_start().starts_with('{') && serde_json::from_str::<de::IgnoredAny>(text).is_ok() {
+        return Err(vec![Violation::new(
+            Reason::NotAnObject,
+            "",
+            "the event is not a JSON object",
+        )]);
+    }
+    let entries = match serde_json::from_str::<Entries<'_>>(text) {
+        Ok(e) => e.0,
+        Err(e) => return Err(vec![Violation::new(Reason::InvalidJson, "", e.to_string())]),
+    };
+
+    let mut problems = Vec::new();
+    let mut seen: [Option<&RawValue>; FIELDS.len()] = [None; FIELDS.len()];
+    for (key, raw) in &entries {
+        match FIELDS.iter().position(|f| f == key) {
+            Some(i) if seen[i].is_some() => problems.push(Violation::new(
+                Reason::DuplicateField,
+                key,
+                format!("`{key}` appears more than once"),
+            )),
+            Some(i) => seen[i] = Some(raw),
+            None => problems.push(Violation::new(
+                Reason::UnknownField,
+                key,
+                format!("`{key}` is not a schema v1 field; put custom data in `properties`"),
+            )),
+        }
+    }
+    let [
+        event,
+        ts,
+        sent_at,
+        message_id,
+        anonymous_id,
+        user_id,
+        url,
+        referrer,
+        target,
+        properties,
+    ] = seen;
+
+    let mut out = Event {
+        event: String::new(),
+        ts: None,
+        sent_at: None,
+        message_id: None,
+        anonymous_id: None,
+        user_id: None,
+        url: None,
+        referrer: None,
+        target: None,
+        properties: None,
+    };
+    match event.map(|r| string_field(r, "event", 1, MAX_EVENT_NAME_CHARS, &mut problems)) {
+        None | Some(Ok(None)) => problems.push(Violation::new(
+            Reason::MissingField,
+            "event",
+            "`event` (the event name) is required",
+        )),
+        Some(Ok(Some(name))) => out.event = name,
+        Some(Err(())) => {}
+    }
+    out.message_id = opt_string(message_id, "message_id", 1, MAX_MESSAGE_ID_CHARS, &mut problems);
+    out.anonymous_id = opt_string(anonymous_id, "anonymous_id", 1, MAX_ID_CHARS, &mut problems);
+    out.user_id = opt_string(user_id, "user_id", 1, MAX_ID_CHARS, &mut problems);
+    out.target = opt_string(target, "target", 0, MAX_TARGET_CHARS, &mut problems);
+    out.url = opt_url(url, "url", false, &mut problems);
+    out.referrer = opt_url(referrer, "referrer", true, &mut problems);
+    out.ts = opt_time(ts, "ts", &mut problems);
+    out.sent_at = opt_time(sent_at, "sent_at", &mut problems);
+    if let Some(raw) = properties {
+        match serde_json::from_str::<Value>(raw.get()) {
+            Ok(Value::Object(map)) => out.properties = Some(map),
+            Ok(Value::Null) => {}
+            Ok(other) => problems.push(Violation::new(
+                Reason::WrongType,
+                "properties",
+                format!("`properties` must be an object, not {}", kind(&other)),
+            )),
+            Err(e) => problems.push(Violation::new(Reason::InvalidJson, "properties", e.to_string())),
+        }
+    }
+    if problems.is_empty() { Ok(out) } else { Err(problems) }
+}
+
+const NOT_AN_OBJECT: &str = "not an object";
+
+/// The top-level entries of an object in order, duplicates included (a plain
+/// map would silently keep the last).
+struct Entries<'a>(Vec<(String, &'a RawValue)>);
+
+impl<'de> serde::Deserialize<'de> for Entries<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Entries<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(NOT_AN_OBJECT)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut entries = Vec::new();
+                while let Some((k, v)) = map.next_entry::<String, &'de RawValue>()? {
+                    entries.push((k, v));
+                }
+                Ok(Entries(entries))
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, _: A) -> Result<Self::Value, A::Error> {
+                Err(de::Error::custom(NOT_AN_OBJECT))
+            }
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+                Err(de::Error::custom(NOT_AN_OBJECT))
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+                Err(de::Error::custom(NOT_AN_OBJECT))
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+                Err(de::Error::custom(NOT_AN_OBJECT))
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+                Err(de::Error::custom(NOT_AN_OBJECT))
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+                Err(de::Error::custom(NOT_AN_OBJECT))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                Err(de::Error::custom(NOT_AN_OBJECT))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// A string field: `Ok(None)` for null, `Err(())` after recording a violation.
+fn string_field(
+    raw: &RawValue,
+    field: &str,
+    min: usize,
+    max: usize,
+    problems: &mut Vec<Violation>,
+) -> Result<Option<String>, ()> {
+    let value = match serde_json::from_str::<Value>(raw.get()) {
+        Ok(v) => v,
+        Err(e) => {
+            problems.push(Violation::new(Reason::InvalidJson, field, e.to_string()));
+            return Err(());
+        }
+    };
+    let s = match value {
+        Value::Null => return Ok(None),
+        Value::String(s) => s,
+        other => {
+            problems.push(Violation::new(
+                Reason::WrongType,
+                field,
+                format!("`{field}` must be a string, not {}", kind(&other)),
+            ));
+            return Err(());
+        }
+    };
+    let chars = s.chars().count();
+    if chars < min {
+        problems.push(Violation::new(
+            Reason::Empty,
+            field,
+            format!("`{field}` must not be empty"),
+        ));
+        return Err(());
+    }
+    if chars > max {
+        problems.push(Violation::new(
+            Reason::TooLong,
+            field,
+            format!("`{field}` is {chars} characters; the limit is {max}"),
+        ));
+        return Err(());
+    }
+    Ok(Some(s))
+}
+
+fn opt_string(
+    raw: Option<&RawValue>,
+    field: &str,
+    min: usize,
+    max: usize,
+    problems: &mut Vec<Violation>,
+) -> Option<String> {
+    raw.and_then(|r| string_field(r, field, min, max, problems).ok().flatten())
+}
+
+fn opt_url(raw: Option<&RawValue>, field: &str, allow_empty: bool, problems: &mut Vec<Violation>) -> Option<String> {
+    let s = opt_string(raw, field, 0, MAX_URL_CHARS, problems)?;
+    if (s.is_empty() && allow_empty) || has_scheme(&s) {
+        Some(s)
+    } else {
+        problems.push(Violation::new(
+            Reason::InvalidUrl,
+            field,
+            format!(
+                "`{field}` must be an absolute URL with a scheme (https://…), got {:?}",
+                truncate(&s, 80)
+            ),
+        ));
+        None
+    }
+}
+
+/// RFC 3986 §3.1: `scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )` then `:`.
+fn has_scheme(s: &str) -> bool {
+    let Some((scheme, rest)) = s.split_once(':') else {
+        return false;
+    };
+    let mut chars = scheme.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+        && !rest.is_empty()
+}
+
+fn opt_time(raw: Option<&RawValue>, field: &str, problems: &mut Vec<Violation>) -> Option<crate::timestamp::Timestamp> {
+    let raw = raw?;
+    let value: Value = match serde_json::from_str(raw.get()) {
+        Ok(v) => v,
+        Err(e) => {
+            problems.push(Violation::new(Reason::InvalidJson, field, e.to_string()));
+            return None;
+        }
+    };
+    if value.is_null() {
+        return None;
+    }
+    let parsed = parse_client_time(&value);
+    if parsed.is_none() {
+        problems.push(Violation::new(
+            Reason::InvalidTimestamp,
+            field,
+            format!(
+                "`{field}` must be an RFC 3339 time (2024-05-01T12:30:00Z) or whole epoch milliseconds, got {}",
+                truncate(raw.get(), 80)
+            ),
+        ));
+    }
+    parsed
+}
+
+fn truncate(s: &str, max_chars: usize) -> String {
+    match s.char_indices().nth(max_chars) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(text: &str) -> Result<Event, Vec<Violation>> {
+        validate_event(text, &Limits::default())
+    }
+
+    fn reasons(text: &str) -> Vec<(Reason, String)> {
+        check(text)
+            .unwrap_err()
+            .into_iter()
+            .map(|v| (v.reason, v.field))
+            .collect()
+    }
+
+    #[test]
+    fn a_full_event_is_valid_and_typed() {
+        let e = check(
+            r##"{"event":"click","ts":"2024-05-01T12:30:00Z","sent_at":1714566601000,"message_id":"m1",
+                "anonymous_id":"a","user_id":"u","url":"https://example.com/p?q=1","referrer":"",
+                "target":"#buy","properties":{"price":9.5,"tags":["a"]}}"##,
+        )
+        .unwrap();
+        assert_eq!(e.event, "click");
+        assert_eq!(e.sent_at.unwrap().as_millis(), 1_714_566_601_000);
+        assert_eq!(e.referrer.as_deref(), Some(""));
+        assert_eq!(e.properties.unwrap()["price"], 9.5);
+    }
+
+    #[test]
+    fn nulls_count_as_absent() {
+        let e = check(r#"{"event":"a","user_id":null,"ts":null,"properties":null}"#).unwrap();
+        assert_eq!((e.user_id, e.ts, e.properties), (None, None, None));
+    }
+
+    #[test]
+    fn the_event_name_is_required_and_bounded() {
+        assert_eq!(
+            reasons(r#"{"url":"https://x"}"#),
+            [(Reason::MissingField, "event".into())]
+        );
+        assert_eq!(reasons(r#"{"event":null}"#), [(Reason::MissingField, "event".into())]);
+        assert_eq!(reasons(r#"{"event":""}"#), [(Reason::Empty, "event".into())]);
+        assert_eq!(reasons(r#"{"event":7}"#), [(Reason::WrongType, "event".into())]);
+        let at = format!(r#"{{"event":"{}"}}"#, "é".repeat(128));
+        assert!(check(&at).is_ok());
+        let over = format!(r#"{{"event":"{}"}}"#, "é".repeat(129));
+        let v = check(&over).unwrap_err();
+        assert_eq!(v[0].reason, Reason::TooLong);
+        assert_eq!(v[0].message, "`event` is 129 characters; the limit is 128");
+    }
+
+    #[test]
+    fn message_id_is_bounded_at_100_characters() {
+        assert!(check(&format!(r#"{{"event":"a","message_id":"{}"}}"#, "m".repeat(100))).is_ok());
+        assert_eq!(
+            reasons(&format!(r#"{{"event":"a","message_id":"{}"}}"#, "m".repeat(101))),
+            [(Reason::TooLong, "message_id".into())]
+        );
+    }
+
+    #[test]
+    fn every_problem_is_reported_not_only_the_first() {
+        let got =
+            reasons(r#"{"event":"a","ts":"soon","url":"/relative","colour":"red","properties":[1],"user_id":""}"#);
+        assert_eq!(
+            got,
+            [
+                (Reason::UnknownField, "colour".into()),
+                (Reason::Empty, "user_id".into()),
+                (Reason::InvalidUrl, "url".into()),
+                (Reason::InvalidTimestamp, "ts".into()),
+                (Reason::WrongType, "properties".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn duplicate_fields_are_caught() {
+        assert_eq!(
+            reasons(r#"{"event":"a","event":"b"}"#),
+            [(Reason::DuplicateField, "event".into())]
+        );
+    }
+
+    #[test]
+    fn non_objects_bad_json_size_and_depth_are_whole_event_reasons() {
+        for (text, reason) in [
+            ("[1]", Reason::NotAnObject),
+            ("42", Reason::NotAnObject),
+            ("\"s\"", Reason::NotAnObject),
+            ("{\"event\":", Reason::InvalidJson),
+        ] {
+            assert_eq!(reasons(text), [(reason, String::new())], "{text}");
+        }
+        let limits = Limits::clamped(1 << 20, 20, 500, 3);
+        let v = validate_event(r#"{"event":"abcdefghijklmn"}"#, &limits).unwrap_err();
+        assert_eq!(
+            (v[0].reason, v[0].message.as_str()),
+            (Reason::TooLarge, "the event is 26 bytes; max_event_bytes is 20")
+        );
+        let v = validate_event(r#"{"p":[[[]]]}"#, &limits).unwrap_err();
+        assert_eq!(v[0].reason, Reason::TooDeep);
+    }
+
+    #[test]
+    fn violations_read_as_sentences_and_serialize_with_snake_case_reasons() {
+        let v = check(r#"{"event":"a","ts":true}"#).unwrap_err();
+        assert!(
+            v[0].to_string()
+                .starts_with("invalid_timestamp at `ts`: `ts` must be an RFC 3339 time")
+        );
+        assert_eq!(serde_json::to_value(&v[0]).unwrap()["reason"], "invalid_timestamp");
+    }
+
+    #[test]
+    fn urls_need_a_scheme() {
+        for ok in [
+            "https://example.com",
+            "http://x/y",
+            "android-app://com.example",
+            "mailto:a@b",
+        ] {
+            assert!(has_scheme(ok), "{ok}");
+        }
+        for bad in ["example.com", "/path", "://x", "1http://x", "https:", ""] {
+            assert!(!has_scheme(bad), "{bad}");
+        }
+    }
+}

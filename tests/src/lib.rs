@@ -1,0 +1,13 @@
+//! Harness for edgehose's end-to-end tests: the real services, started on
+//! loopback by the tests themselves, and small clients to drive them.
+//!
+//! Tools come from the bootstrap (`make test` runs it): the Python
+//! environment holding `moto[server]` is found through `EDGEHOSE_PYTHON`, or
+//! at its default place under the edgehose cache. A missing tool fails the
+//! test with instructions; it is never a silent skip.
+
+pub mod aws;
+pub mod http;
+pub mod moto;
+pub mod sandbox;
+pub mod tools;

@@ -1,0 +1,42 @@
+//! Where the bootstrap put the tools the tests run.
+
+use std::path::PathBuf;
+
+/// The edgehose cache directory: `EDGEHOSE_CACHE`, else
+/// `$XDG_CACHE_HOME/edgehose`, else `~/.cache/edgehose` (the bootstrap's rule).
+pub fn cache_dir() -> PathBuf {
+    if let Some(dir) = env("EDGEHOSE_CACHE") {
+        return PathBuf::from(dir);
+    }
+    let base = env("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env("HOME").unwrap_or_else(|| "/tmp".into())).join(".cache"));
+    base.join("edgehose")
+}
+
+/// The Python interpreter of the bootstrap's virtual environment.
+pub fn python() -> Result<PathBuf, String> {
+    let path = env("EDGEHOSE_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| cache_dir().join("venv/bin/python"));
+    if path.exists() {
+        Ok(path)
+    } else {
+        Err(format!(
+            "{} does not exist: run `make test` (or `make bootstrap`) once to install the test tools",
+            path.display()
+        ))
+    }
+}
+
+/// The repository's root directory.
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or_default()
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
