@@ -11,7 +11,8 @@ use std::ops::Range;
 
 use crate::firehose;
 use crate::limits::{
-    FIREHOSE_BILLING_INCREMENT_BYTES, FIREHOSE_MAX_CALL_BYTES, FIREHOSE_MAX_RECORD_BYTES, FIREHOSE_MAX_RECORDS_PER_CALL,
+    FIREHOSE_BILLING_INCREMENT_BYTES, FIREHOSE_MAX_CALL_BYTES, FIREHOSE_MAX_RECORD_BYTES,
+    FIREHOSE_MAX_RECORDS_PER_CALL, QUEUE_MAX_BATCH_BYTES, QUEUE_MAX_BATCH_MESSAGES,
 };
 
 /// How records are filled.
@@ -154,6 +155,46 @@ pub fn pack_calls(records: Vec<Record>, stream: &str) -> Vec<Call> {
         calls.push(call);
     }
     calls
+}
+
+/// Joins lines into messages of whole lines separated by `\n`, each at most
+/// `max_bytes` unless a single line is longer (it then travels alone).
+/// For Cloudflare Queues: pass at most [`crate::limits::QUEUE_MAX_MESSAGE_BYTES`].
+pub fn group_lines<L: AsRef<str>>(lines: &[L], max_bytes: usize) -> Vec<String> {
+    let mut groups = Vec::new();
+    let mut current = String::new();
+    for line in lines {
+        let line = line.as_ref();
+        if !current.is_empty() && current.len() + 1 + line.len() > max_bytes {
+            groups.push(std::mem::take(&mut current));
+        }
+        if !current.is_empty() {
+            current.push('\n');
+        }
+        current.push_str(line);
+    }
+    if !current.is_empty() {
+        groups.push(current);
+    }
+    groups
+}
+
+/// Splits messages of the given sizes into consecutive `sendBatch` calls of
+/// at most [`QUEUE_MAX_BATCH_MESSAGES`] messages and [`QUEUE_MAX_BATCH_BYTES`].
+pub fn queue_batches(sizes: &[usize]) -> Vec<Range<usize>> {
+    let mut out = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, &size) in sizes.iter().enumerate() {
+        if i > start && (i - start == QUEUE_MAX_BATCH_MESSAGES || bytes + size > QUEUE_MAX_BATCH_BYTES) {
+            out.push(start..i);
+            (start, bytes) = (i, 0);
+        }
+        bytes += size;
+    }
+    if start < sizes.len() {
+        out.push(start..sizes.len());
+    }
+    out
 }
 
 /// The bytes Firehose bills for one record: its size rounded up to the next

@@ -32,9 +32,10 @@ use crate::timestamp::Timestamp;
 /// The envelope format version written in `v`.
 pub const ENVELOPE_VERSION: u32 = 1;
 
-/// Largest slice of a quarantined payload carried by one envelope: 256 KiB of
-/// raw bytes, which base64 or JSON-escape to well under one Firehose record.
-pub const QUARANTINE_CHUNK_BYTES: usize = 256 * 1024;
+/// Largest slice of a quarantined payload carried by one envelope: 64 KiB of
+/// raw bytes, which base64 or JSON-escape to at most ~86 KiB, so each part
+/// fits one Cloudflare Queues message as well as one Firehose record.
+pub const QUARANTINE_CHUNK_BYTES: usize = 64 * 1024;
 
 /// Where and how the edge received a request (Cloudflare's `request.cf`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

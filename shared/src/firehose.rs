@@ -243,6 +243,9 @@ pub enum FirehoseError {
         /// AWS's message.
         message: String,
     },
+    /// The request never got an answer (connection refused, reset, timed out).
+    #[error("could not reach Firehose: {0}")]
+    Transport(String),
     /// A response that fits none of the above.
     #[error("unexpected Firehose response {status}: {detail}")]
     Unexpected {
@@ -258,7 +261,11 @@ impl FirehoseError {
     pub fn is_retryable(&self) -> bool {
         matches!(
             self,
-            Self::Throttled { .. } | Self::Server { .. } | Self::SignatureExpired { .. } | Self::Unexpected { .. }
+            Self::Throttled { .. }
+                | Self::Server { .. }
+                | Self::SignatureExpired { .. }
+                | Self::Transport(_)
+                | Self::Unexpected { .. }
         )
     }
 
@@ -274,6 +281,7 @@ impl FirehoseError {
             Self::Server { .. } => "ServerError",
             Self::ResourceNotFound { .. } => "ResourceNotFoundException",
             Self::SignatureExpired { .. } => "SignatureExpired",
+            Self::Transport(_) => "TransportError",
             Self::Unexpected { .. } => "UnexpectedResponse",
         }
     }

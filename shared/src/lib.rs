@@ -46,6 +46,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod api;
 pub mod batch;
 pub mod clock;
 pub mod decode;
@@ -55,6 +56,7 @@ pub mod firehose;
 pub mod json;
 pub mod limits;
 pub mod retry;
+pub mod settings;
 pub mod sign;
 pub mod sigv4;
 pub mod timestamp;

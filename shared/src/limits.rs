@@ -44,6 +44,18 @@ pub const FIREHOSE_MAX_RECORD_BYTES: usize = 1000 * 1024;
 /// (<https://aws.amazon.com/firehose/pricing/>).
 pub const FIREHOSE_BILLING_INCREMENT_BYTES: usize = 5 * 1024;
 
+/// Largest Cloudflare Queues message: 128 KB
+/// (<https://developers.cloudflare.com/queues/platform/limits/>).
+pub const QUEUE_MAX_MESSAGE_BYTES: usize = 128_000;
+
+/// Most messages in one Cloudflare Queues `sendBatch`: 100
+/// (<https://developers.cloudflare.com/queues/platform/limits/>).
+pub const QUEUE_MAX_BATCH_MESSAGES: usize = 100;
+
+/// Largest Cloudflare Queues `sendBatch`, all messages together: 256 KB
+/// (<https://developers.cloudflare.com/queues/platform/limits/>).
+pub const QUEUE_MAX_BATCH_BYTES: usize = 256_000;
+
 /// The request-decoding limits in force for one deployment.
 ///
 /// Every field is clamped to `1..=` its constant above: a configuration can make

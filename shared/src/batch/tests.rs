@@ -1,6 +1,7 @@
 use proptest::prelude::*;
 
 use super::*;
+use crate::limits::QUEUE_MAX_MESSAGE_BYTES;
 
 fn lines_of(sizes: &[usize]) -> Vec<Vec<u8>> {
     sizes
@@ -158,4 +159,41 @@ fn target_is_clamped_to_the_firehose_record_limit() {
         PackConfig::with_target_record_bytes(usize::MAX).target_record_bytes(),
         FIREHOSE_MAX_RECORD_BYTES
     );
+}
+
+proptest! {
+    #[test]
+    fn grouping_keeps_every_line_once_in_order_within_the_message_limit(
+        sizes in prop::collection::vec(1usize..3000, 0..200),
+        max in 1usize..10_000,
+    ) {
+        let lines: Vec<String> = sizes.iter().enumerate().map(|(i, &n)| format!("{i}:{}", "x".repeat(n))).collect();
+        let groups = group_lines(&lines, max);
+        for g in &groups {
+            prop_assert!(g.len() <= max || !g.contains('\n'), "only a lone line may exceed the limit");
+        }
+        let back: Vec<&str> = groups.iter().flat_map(|g| g.split('\n')).collect();
+        prop_assert_eq!(back, lines.iter().map(String::as_str).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn queue_batches_cover_every_message_once_within_both_limits(
+        sizes in prop::collection::vec(1usize..=QUEUE_MAX_MESSAGE_BYTES, 0..400),
+    ) {
+        let batches = queue_batches(&sizes);
+        let mut next = 0;
+        for b in &batches {
+            prop_assert_eq!(b.start, next);
+            prop_assert!(!b.is_empty() && b.len() <= QUEUE_MAX_BATCH_MESSAGES);
+            prop_assert!(sizes[b.clone()].iter().sum::<usize>() <= QUEUE_MAX_BATCH_BYTES);
+            next = b.end;
+        }
+        prop_assert_eq!(next, sizes.len());
+    }
+}
+
+#[test]
+fn small_messages_split_on_the_message_count() {
+    assert_eq!(queue_batches(&[10; 250]), [0..100, 100..200, 200..250]);
+    assert_eq!(queue_batches(&[100_000; 5]), [0..2, 2..4, 4..5]);
 }

@@ -137,7 +137,8 @@ fn a_large_quarantined_body_is_split_into_parts_that_reassemble_exactly() {
     let text: String = "é€😀x".chars().cycle().take(400_000).collect();
     let bytes = &text.as_bytes()[..text.len().min(crate::limits::MAX_BODY_BYTES)];
     let lines = wrap_quarantine(&ctx(&edge), bytes, None, "invalid JSON", &SeededRandom::new(5));
-    assert!(lines.len() >= 4);
+    assert!(lines.len() >= 16);
+    assert!(lines.iter().all(|l| l.len() < crate::limits::QUEUE_MAX_MESSAGE_BYTES));
     let mut joined = Vec::new();
     let mut ids = std::collections::HashSet::new();
     for (i, line) in lines.iter().enumerate() {

@@ -1,0 +1,521 @@
+//! The HTTP API both ingestion paths serve (the edge Worker and the API
+//! Gateway function): routes, write keys, CORS, limits, and every status code
+//! in one place, so the two answer every request the same way.
+//!
+//! | request | answer |
+//! |---|---|
+//! | `POST /v1/events` | `200 {"accepted":N}`; 413 over a limit; 415 bad type or encoding; 400 empty, too deep, or (strict) malformed; 401 bad key; 403 origin not allowed |
+//! | `OPTIONS /v1/events` | 204 CORS preflight for allowed origins, 403 otherwise |
+//! | `GET /healthz` | `200 {"status":"ok"}` |
+//! | another method | 405 with `Allow` |
+//! | another path | 404 |
+//!
+//! Errors are JSON: `{"error":"<code>","message":"<what and which limit>"}`.
+//! A shell calls [`prepare`] with the request head, reads the body only if
+//! told to, then calls [`accept`].
+
+use sha2::{Digest, Sha256};
+
+use crate::clock::RandomSource;
+use crate::decode::{self, DecodeError, Item};
+use crate::envelope::{self, EdgeMeta, RequestContext};
+use crate::limits::Limits;
+use crate::settings::{SettingError, Settings};
+use crate::sigv4::constant_time_eq;
+use crate::timestamp::Timestamp;
+
+/// The events endpoint.
+pub const EVENTS_PATH: &str = "/v1/events";
+/// The health endpoint.
+pub const HEALTH_PATH: &str = "/healthz";
+/// The header that carries a write key (`Authorization: Bearer <key>` works too).
+pub const KEY_HEADER: &str = "x-edgehose-key";
+/// The query parameter that carries a write key, for `navigator.sendBeacon`,
+/// which cannot set headers.
+pub const KEY_QUERY_PARAM: &str = "key";
+/// Request headers a browser may send cross-origin.
+const ALLOWED_REQUEST_HEADERS: &str = "content-type, content-encoding, x-edgehose-key, authorization";
+
+/// How the API is configured for one deployment.
+#[derive(Debug, Clone, Default)]
+pub struct ApiConfig {
+    /// Decoding limits.
+    pub limits: Limits,
+    /// Refuse malformed payloads with 400 instead of quarantining them.
+    pub strict: bool,
+    /// Keep the client's IP address in the envelope.
+    pub store_client_ip: bool,
+    /// Which origins browsers may post from.
+    pub origins: Origins,
+    /// Accepted write keys; empty means no key is required.
+    pub write_keys: WriteKeys,
+}
+
+impl ApiConfig {
+    /// Reads `MAX_BODY_BYTES`, `MAX_EVENT_BYTES`, `MAX_EVENTS`, `MAX_DEPTH`,
+    /// `STRICT`, `STORE_CLIENT_IP`, `ALLOWED_ORIGINS` and `WRITE_KEYS`.
+    pub fn from_settings<F: Fn(&str) -> Option<String>>(s: &Settings<F>) -> Result<Self, SettingError> {
+        let d = Limits::default();
+        let limits = Limits::clamped(
+            s.usize_or("MAX_BODY_BYTES", d.max_body_bytes)?,
+            s.usize_or("MAX_EVENT_BYTES", d.max_event_bytes)?,
+            s.usize_or("MAX_EVENTS", d.max_events)?,
+            s.usize_or("MAX_DEPTH", d.max_depth)?,
+        );
+        Ok(Self {
+            limits,
+            strict: s.bool_or("STRICT", false)?,
+            store_client_ip: s.bool_or("STORE_CLIENT_IP", false)?,
+            origins: Origins::parse(&s.list("ALLOWED_ORIGINS")).map_err(|e| SettingError::new("ALLOWED_ORIGINS", e))?,
+            write_keys: WriteKeys::parse(&s.list("WRITE_KEYS")).map_err(|e| SettingError::new("WRITE_KEYS", e))?,
+        })
+    }
+}
+
+/// The origins allowed to post from browsers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Origins {
+    /// No browser origin is allowed (devices and servers, which send no
+    /// `Origin`, are unaffected).
+    #[default]
+    None,
+    /// Any origin (`*`).
+    Any,
+    /// These exact origins (`https://shop.example`).
+    List(Vec<String>),
+}
+
+impl Origins {
+    /// Parses a list of origins; `*` alone means any.
+    pub fn parse(items: &[String]) -> Result<Self, String> {
+        if items.is_empty() {
+            return Ok(Self::None);
+        }
+        if items.iter().any(|o| o == "*") {
+            return if items.len() == 1 {
+                Ok(Self::Any)
+            } else {
+                Err("= \"*\" cannot be combined with other origins".into())
+            };
+        }
+        for o in items {
+            let ok = (o.starts_with("https://") || o.starts_with("http://"))
+                && !o.ends_with('/')
+                && !o.contains(char::is_whitespace);
+            if !ok {
+                return Err(format!(
+                    "has {o:?}, which is not an origin like https://shop.example (no path, no trailing slash)"
+                ));
+            }
+        }
+        Ok(Self::List(items.iter().map(|o| o.to_ascii_lowercase()).collect()))
+    }
+
+    fn allows(&self, origin: &str) -> bool {
+        match self {
+            Self::None => false,
+            Self::Any => true,
+            Self::List(list) => list.iter().any(|o| o.eq_ignore_ascii_case(origin)),
+        }
+    }
+}
+
+/// The write keys a deployment accepts, each with a public id that is kept
+/// in the envelope (the key itself never is).
+#[derive(Clone, Default)]
+pub struct WriteKeys {
+    keys: Vec<(String, [u8; 32])>,
+}
+
+impl std::fmt::Debug for WriteKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.keys.iter().map(|(id, _)| id)).finish()
+    }
+}
+
+impl WriteKeys {
+    /// Parses `id:key` items (`web:wk_3f9…,ios:wk_81c…`).
+    pub fn parse(items: &[String]) -> Result<Self, String> {
+        let mut keys = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            let Some((id, key)) = item
+                .split_once(':')
+                .filter(|(id, key)| !id.is_empty() && key.len() >= 8)
+            else {
+                return Err(format!(
+                    "item {} is not id:key with a key of at least 8 characters",
+                    i + 1
+                ));
+            };
+            keys.push((id.trim().to_owned(), Sha256::digest(key.trim().as_bytes()).into()));
+        }
+        Ok(Self { keys })
+    }
+
+    /// Whether any key is configured.
+    pub fn is_enabled(&self) -> bool {
+        !self.keys.is_empty()
+    }
+
+    /// The id of the key presented, comparing digests in constant time
+    /// against every configured key.
+    fn identify(&self, presented: &str) -> Option<&str> {
+        let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+        let mut found = None;
+        for (id, key) in &self.keys {
+            if constant_time_eq(&digest, key) {
+                found = Some(id.as_str());
+            }
+        }
+        found
+    }
+}
+
+/// The parts of a request head the API looks at.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RequestHead<'a> {
+    /// The method.
+    pub method: &'a str,
+    /// The path, without the query.
+    pub path: &'a str,
+    /// The raw query string, without `?`.
+    pub query: Option<&'a str>,
+    /// `Origin`.
+    pub origin: Option<&'a str>,
+    /// `x-edgehose-key`.
+    pub key_header: Option<&'a str>,
+    /// `Authorization`.
+    pub authorization: Option<&'a str>,
+    /// `Content-Length`, when sent.
+    pub content_length: Option<u64>,
+}
+
+/// A finished answer: status, headers and a JSON body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    /// HTTP status.
+    pub status: u16,
+    /// Headers beyond `content-type: application/json`.
+    pub headers: Vec<(&'static str, String)>,
+    /// The JSON body (empty for 204).
+    pub body: String,
+}
+
+/// Why a request was not accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ApiError {
+    /// The body broke a decoding rule or limit.
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    /// Write keys are configured and none was sent.
+    #[error(
+        "a write key is required: send it in the x-edgehose-key header, as Authorization: Bearer <key>, or as ?key= for sendBeacon"
+    )]
+    MissingKey,
+    /// The key sent is not one of the configured keys.
+    #[error("the write key is not valid")]
+    UnknownKey,
+    /// A browser origin outside `ALLOWED_ORIGINS`.
+    #[error("origin {0:?} is not allowed to send events (ALLOWED_ORIGINS)")]
+    OriginNotAllowed(String),
+    /// No such path.
+    #[error("no route for {0}; events go to POST /v1/events")]
+    NotFound(String),
+    /// The path exists, the method does not.
+    #[error("method {method} is not allowed here; use {allow}")]
+    MethodNotAllowed {
+        /// The method sent.
+        method: String,
+        /// The methods the path takes.
+        allow: &'static str,
+    },
+    /// The deployment is misconfigured.
+    #[error("the service is misconfigured: {0}")]
+    Misconfigured(#[from] SettingError),
+    /// Accepting now would risk losing events (the queue or the sink is down).
+    #[error("events cannot be accepted right now ({0}); retry later")]
+    Unavailable(String),
+}
+
+impl ApiError {
+    /// The HTTP status for this error.
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::Decode(e) => e.status(),
+            Self::MissingKey | Self::UnknownKey => 401,
+            Self::OriginNotAllowed(_) => 403,
+            Self::NotFound(_) => 404,
+            Self::MethodNotAllowed { .. } => 405,
+            Self::Misconfigured(_) => 500,
+            Self::Unavailable(_) => 503,
+        }
+    }
+
+    /// A stable machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Decode(e) => e.code(),
+            Self::MissingKey => "missing_write_key",
+            Self::UnknownKey => "invalid_write_key",
+            Self::OriginNotAllowed(_) => "origin_not_allowed",
+            Self::NotFound(_) => "not_found",
+            Self::MethodNotAllowed { .. } => "method_not_allowed",
+            Self::Misconfigured(_) => "misconfigured",
+            Self::Unavailable(_) => "unavailable",
+        }
+    }
+
+    /// The JSON reply, with `cors` headers added.
+    pub fn reply(&self, cors: Vec<(&'static str, String)>) -> Reply {
+        let mut headers = cors;
+        if let Self::MethodNotAllowed { allow, .. } = self {
+            headers.push(("allow", (*allow).to_owned()));
+        }
+        if matches!(self, Self::Unavailable(_)) {
+            headers.push(("retry-after", "5".to_owned()));
+        }
+        let body = serde_json::json!({"error": self.code(), "message": self.to_string()}).to_string();
+        Reply {
+            status: self.status(),
+            headers,
+            body,
+        }
+    }
+}
+
+/// What [`prepare`] decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Prepared {
+    /// Answer now, without reading the body.
+    Reply(Reply),
+    /// Read the body and call [`accept`] with this.
+    Ingest(Ingest),
+}
+
+/// A request cleared to have its body read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ingest {
+    /// The id of the write key used.
+    pub key_id: Option<String>,
+    /// CORS headers for the answer.
+    pub cors: Vec<(&'static str, String)>,
+}
+
+/// Routes a request and checks everything that needs no body: method,
+/// origin, write key, `Content-Length`.
+pub fn prepare(head: &RequestHead<'_>, config: &ApiConfig) -> Prepared {
+    match prepare_inner(head, config) {
+        Ok(p) => p,
+        Err(e) => Prepared::Reply(e.reply(cors_headers(head.origin, config))),
+    }
+}
+
+fn prepare_inner(head: &RequestHead<'_>, config: &ApiConfig) -> Result<Prepared, ApiError> {
+    let path = head
+        .path
+        .strip_suffix('/')
+        .filter(|p| !p.is_empty())
+        .unwrap_or(head.path);
+    match (path, head.method) {
+        (EVENTS_PATH, "POST") => {}
+        (EVENTS_PATH, "OPTIONS") => return preflight(head, config),
+        (EVENTS_PATH, m) => {
+            return Err(ApiError::MethodNotAllowed {
+                method: m.to_owned(),
+                allow: "POST, OPTIONS",
+            });
+        }
+        (HEALTH_PATH, "GET" | "HEAD") => {
+            return Ok(Prepared::Reply(Reply {
+                status: 200,
+                headers: Vec::new(),
+                body: r#"{"status":"ok"}"#.to_owned(),
+            }));
+        }
+        (HEALTH_PATH, m) => {
+            return Err(ApiError::MethodNotAllowed {
+                method: m.to_owned(),
+                allow: "GET, HEAD",
+            });
+        }
+        _ => return Err(ApiError::NotFound(head.path.to_owned())),
+    }
+    if let Some(origin) = head.origin
+        && !config.origins.allows(origin)
+    {
+        return Err(ApiError::OriginNotAllowed(origin.to_owned()));
+    }
+    let key_id = authenticate(head, &config.write_keys)?;
+    if let Some(len) = head.content_length
+        && len > config.limits.max_body_bytes as u64
+    {
+        return Err(DecodeError::BodyTooLarge {
+            limit: config.limits.max_body_bytes,
+            decompressed: false,
+        }
+        .into());
+    }
+    Ok(Prepared::Ingest(Ingest {
+        key_id,
+        cors: cors_headers(head.origin, config),
+    }))
+}
+
+fn authenticate(head: &RequestHead<'_>, keys: &WriteKeys) -> Result<Option<String>, ApiError> {
+    if !keys.is_enabled() {
+        return Ok(None);
+    }
+    let bearer = head
+        .authorization
+        .and_then(|a| a.strip_prefix("Bearer ").or_else(|| a.strip_prefix("bearer ")));
+    let from_query = head.query.and_then(|q| query_param(q, KEY_QUERY_PARAM));
+    let presented = head
+        .key_header
+        .map(str::to_owned)
+        .or(bearer.map(str::to_owned))
+        .or(from_query);
+    let presented = presented
+        .map(|k| k.trim().to_owned())
+        .filter(|k| !k.is_empty())
+        .ok_or(ApiError::MissingKey)?;
+    keys.identify(&presented)
+        .map(|id| Some(id.to_owned()))
+        .ok_or(ApiError::UnknownKey)
+}
+
+/// The percent-decoded value of `name` in a query string.
+fn query_param(query: &str, name: &str) -> Option<String> {
+    query.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        (k == name).then(|| {
+            let v = v.replace('+', " ");
+            let b = v.as_bytes();
+            let mut out = Vec::with_capacity(b.len());
+            let mut i = 0;
+            while i < b.len() {
+                let hex = |c: u8| (c as char).to_digit(16);
+                if b[i] == b'%'
+                    && let (Some(h), Some(l)) = (b.get(i + 1).and_then(|&c| hex(c)), b.get(i + 2).and_then(|&c| hex(c)))
+                {
+                    out.push((h * 16 + l) as u8);
+                    i += 3;
+                } else {
+                    out.push(b[i]);
+                    i += 1;
+                }
+            }
+            String::from_utf8_lossy(&out).into_owned()
+        })
+    })
+}
+
+fn preflight(head: &RequestHead<'_>, config: &ApiConfig) -> Result<Prepared, ApiError> {
+    let origin = head.origin.unwrap_or_default();
+    if !config.origins.allows(origin) {
+        return Err(ApiError::OriginNotAllowed(origin.to_owned()));
+    }
+    let mut headers = cors_headers(head.origin, config);
+    headers.push(("access-control-allow-methods", "POST, OPTIONS".to_owned()));
+    headers.push(("access-control-allow-headers", ALLOWED_REQUEST_HEADERS.to_owned()));
+    headers.push(("access-control-max-age", "86400".to_owned()));
+    Ok(Prepared::Reply(Reply {
+        status: 204,
+        headers,
+        body: String::new(),
+    }))
+}
+
+/// The CORS headers for a response to `origin`, if it is allowed.
+pub fn cors_headers(origin: Option<&str>, config: &ApiConfig) -> Vec<(&'static str, String)> {
+    match (origin, &config.origins) {
+        (_, Origins::Any) => vec![("access-control-allow-origin", "*".to_owned())],
+        (Some(o), origins) if origins.allows(o) => {
+            vec![
+                ("access-control-allow-origin", o.to_owned()),
+                ("vary", "Origin".to_owned()),
+            ]
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// An accepted request: the answer and the envelope lines to forward.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Accepted {
+    /// The `200 {"accepted":N}` reply.
+    pub reply: Reply,
+    /// How many items were accepted (events and quarantined pieces).
+    pub count: usize,
+    /// One NDJSON envelope line per event or quarantine part.
+    pub lines: Vec<String>,
+}
+
+/// What the shell knows about the body.
+#[derive(Debug, Clone, Copy)]
+pub struct Body<'a> {
+    /// The bytes as received.
+    pub bytes: &'a [u8],
+    /// `Content-Type`.
+    pub content_type: Option<&'a str>,
+    /// `Content-Encoding`.
+    pub content_encoding: Option<&'a str>,
+}
+
+/// Decodes and envelopes a cleared request's body.
+///
+/// A malformed body (broken JSON, corrupt gzip) is accepted and quarantined,
+/// unless `strict`; an over-limit one is refused with the limit named.
+pub fn accept(
+    ingest: &Ingest,
+    body: Body<'_>,
+    edge: &EdgeMeta,
+    config: &ApiConfig,
+    received_at: Timestamp,
+    random: &dyn RandomSource,
+) -> Result<Accepted, Reply> {
+    let refuse = |e: ApiError| e.reply(ingest.cors.clone());
+    let ctx = RequestContext {
+        received_at,
+        key_id: ingest.key_id.as_deref(),
+        edge,
+        content_type: body.content_type,
+    };
+    let mut inflated = None;
+    let (count, lines) = match decode::decode(
+        &mut inflated,
+        body.bytes,
+        body.content_type,
+        body.content_encoding,
+        &config.limits,
+    ) {
+        Ok(decoded) => {
+            if config.strict
+                && let Some(Item::Malformed(m)) = decoded.items.iter().find(|i| matches!(i, Item::Malformed(_)))
+            {
+                return Err(refuse(
+                    DecodeError::Malformed {
+                        index: m.index,
+                        reason: m.reason.clone(),
+                    }
+                    .into(),
+                ));
+            }
+            (decoded.len(), envelope::wrap_items(&ctx, &decoded.items, random))
+        }
+        Err(e) if e.is_quarantinable() && !config.strict => (
+            1,
+            envelope::wrap_quarantine(&ctx, body.bytes, None, &e.to_string(), random),
+        ),
+        Err(e) => return Err(refuse(e.into())),
+    };
+    let reply = Reply {
+        status: 200,
+        headers: ingest.cors.clone(),
+        body: format!(r#"{{"accepted":{count}}}"#),
+    };
+    Ok(Accepted { reply, count, lines })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,374 @@
+use super::*;
+use crate::clock::SeededRandom;
+use crate::envelope::Envelope;
+
+fn config(pairs: &[(&str, &str)]) -> ApiConfig {
+    let owned: Vec<(String, String)> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    ApiConfig::from_settings(&Settings::new(move |n: &str| {
+        owned.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone())
+    }))
+    .unwrap()
+}
+
+fn post<'a>() -> RequestHead<'a> {
+    RequestHead {
+        method: "POST",
+        path: "/v1/events",
+        ..RequestHead::default()
+    }
+}
+
+fn reply_of(p: Prepared) -> Reply {
+    match p {
+        Prepared::Reply(r) => r,
+        Prepared::Ingest(i) => panic!("expected a reply, got {i:?}"),
+    }
+}
+
+fn ingest_of(p: Prepared) -> Ingest {
+    match p {
+        Prepared::Ingest(i) => i,
+        Prepared::Reply(r) => panic!("expected ingest, got {r:?}"),
+    }
+}
+
+fn json(r: &Reply) -> serde_json::Value {
+    serde_json::from_str(&r.body).unwrap()
+}
+
+fn header<'a>(r: &'a Reply, name: &str) -> Option<&'a str> {
+    r.headers.iter().find(|(k, _)| *k == name).map(|(_, v)| v.as_str())
+}
+
+const T: Timestamp = Timestamp(1_714_566_600_000);
+
+fn run(body: &[u8], ct: Option<&str>, ce: Option<&str>, cfg: &ApiConfig) -> Result<Accepted, Reply> {
+    let ingest = ingest_of(prepare(&post(), cfg));
+    accept(
+        &ingest,
+        Body {
+            bytes: body,
+            content_type: ct,
+            content_encoding: ce,
+        },
+        &EdgeMeta::default(),
+        cfg,
+        T,
+        &SeededRandom::new(1),
+    )
+}
+
+#[test]
+fn events_are_accepted_with_their_count() {
+    let cfg = ApiConfig::default();
+    let a = run(
+        br#"[{"event":"a"},{"event":"b"}]"#,
+        Some("application/json"),
+        None,
+        &cfg,
+    )
+    .unwrap();
+    assert_eq!(
+        (a.reply.status, a.reply.body.as_str(), a.count, a.lines.len()),
+        (200, r#"{"accepted":2}"#, 2, 2)
+    );
+}
+
+#[test]
+fn health_and_unknown_paths_and_methods() {
+    let cfg = ApiConfig::default();
+    let r = reply_of(prepare(
+        &RequestHead {
+            method: "GET",
+            path: "/healthz",
+            ..post()
+        },
+        &cfg,
+    ));
+    assert_eq!((r.status, r.body.as_str()), (200, r#"{"status":"ok"}"#));
+    let r = reply_of(prepare(
+        &RequestHead {
+            path: "/v2/events",
+            ..post()
+        },
+        &cfg,
+    ));
+    assert_eq!((r.status, json(&r)["error"].as_str()), (404, Some("not_found")));
+    assert!(json(&r)["message"].as_str().unwrap().contains("/v2/events"));
+    let r = reply_of(prepare(
+        &RequestHead {
+            method: "GET",
+            ..post()
+        },
+        &cfg,
+    ));
+    assert_eq!(r.status, 405);
+    assert_eq!(header(&r, "allow"), Some("POST, OPTIONS"));
+    assert_eq!(json(&r)["error"], "method_not_allowed");
+    let r = reply_of(prepare(
+        &RequestHead {
+            method: "DELETE",
+            path: "/healthz",
+            ..post()
+        },
+        &cfg,
+    ));
+    assert_eq!((r.status, header(&r, "allow")), (405, Some("GET, HEAD")));
+    // A trailing slash is the same path.
+    assert!(matches!(
+        prepare(
+            &RequestHead {
+                path: "/v1/events/",
+                ..post()
+            },
+            &cfg
+        ),
+        Prepared::Ingest(_)
+    ));
+}
+
+#[test]
+fn write_keys_are_required_once_configured_and_identify_the_key() {
+    let cfg = config(&[("WRITE_KEYS", "web:wk_web_0123456789, ios:wk_ios_abcdefghij")]);
+    let r = reply_of(prepare(&post(), &cfg));
+    assert_eq!((r.status, json(&r)["error"].as_str()), (401, Some("missing_write_key")));
+    assert!(json(&r)["message"].as_str().unwrap().contains("x-edgehose-key"));
+    let r = reply_of(prepare(
+        &RequestHead {
+            key_header: Some("wk_web_0123456788"),
+            ..post()
+        },
+        &cfg,
+    ));
+    assert_eq!((r.status, json(&r)["error"].as_str()), (401, Some("invalid_write_key")));
+
+    let by_header = ingest_of(prepare(
+        &RequestHead {
+            key_header: Some("wk_ios_abcdefghij"),
+            ..post()
+        },
+        &cfg,
+    ));
+    assert_eq!(by_header.key_id.as_deref(), Some("ios"));
+    let by_bearer = ingest_of(prepare(
+        &RequestHead {
+            authorization: Some("Bearer wk_web_0123456789"),
+            ..post()
+        },
+        &cfg,
+    ));
+    assert_eq!(by_bearer.key_id.as_deref(), Some("web"));
+    let by_query = ingest_of(prepare(
+        &RequestHead {
+            query: Some("v=1&key=wk%5Fweb%5F0123456789"),
+            ..post()
+        },
+        &cfg,
+    ));
+    assert_eq!(by_query.key_id.as_deref(), Some("web"));
+}
+
+#[test]
+fn without_write_keys_anyone_may_post() {
+    assert_eq!(ingest_of(prepare(&post(), &ApiConfig::default())).key_id, None);
+}
+
+#[test]
+fn bad_write_key_settings_are_named() {
+    let s = Settings::new(|n: &str| (n == "WRITE_KEYS").then(|| "web:short".to_owned()));
+    let e = ApiConfig::from_settings(&s).unwrap_err();
+    assert_eq!(e.name, "WRITE_KEYS");
+    assert!(e.to_string().contains("at least 8 characters"), "{e}");
+    assert!(!format!("{:?}", config(&[("WRITE_KEYS", "web:wk_secret_value")]).write_keys).contains("wk_secret"));
+}
+
+#[test]
+fn cors_preflight_and_headers_follow_the_allow_list() {
+    let cfg = config(&[("ALLOWED_ORIGINS", "https://shop.example, https://m.shop.example")]);
+    let pre = RequestHead {
+        method: "OPTIONS",
+        origin: Some("https://shop.example"),
+        ..post()
+    };
+    let r = reply_of(prepare(&pre, &cfg));
+    assert_eq!(r.status, 204);
+    assert_eq!(header(&r, "access-control-allow-origin"), Some("https://shop.example"));
+    assert_eq!(header(&r, "access-control-allow-methods"), Some("POST, OPTIONS"));
+    assert!(
+        header(&r, "access-control-allow-headers")
+            .unwrap()
+            .contains("x-edgehose-key")
+    );
+    assert_eq!(header(&r, "vary"), Some("Origin"));
+
+    let evil = RequestHead {
+        origin: Some("https://evil.example"),
+        ..pre
+    };
+    let r = reply_of(prepare(&evil, &cfg));
+    assert_eq!(
+        (r.status, json(&r)["error"].as_str()),
+        (403, Some("origin_not_allowed"))
+    );
+    assert_eq!(header(&r, "access-control-allow-origin"), None);
+    // The actual POST from a disallowed origin is refused too.
+    let r = reply_of(prepare(
+        &RequestHead {
+            origin: Some("https://evil.example"),
+            ..post()
+        },
+        &cfg,
+    ));
+    assert_eq!(r.status, 403);
+    // An allowed origin's POST carries the CORS headers, errors included.
+    let ok = ingest_of(prepare(
+        &RequestHead {
+            origin: Some("https://m.shop.example"),
+            ..post()
+        },
+        &cfg,
+    ));
+    assert_eq!(
+        ok.cors[0],
+        ("access-control-allow-origin", "https://m.shop.example".to_owned())
+    );
+    let keyed = config(&[("ALLOWED_ORIGINS", "*"), ("WRITE_KEYS", "web:wk_web_0123456789")]);
+    let r = reply_of(prepare(
+        &RequestHead {
+            origin: Some("https://any.example"),
+            ..post()
+        },
+        &keyed,
+    ));
+    assert_eq!((r.status, header(&r, "access-control-allow-origin")), (401, Some("*")));
+}
+
+#[test]
+fn origin_settings_are_checked() {
+    for bad in ["shop.example", "https://shop.example/", "*, https://a.example"] {
+        let s = Settings::new(move |n: &str| (n == "ALLOWED_ORIGINS").then(|| bad.to_owned()));
+        assert_eq!(
+            ApiConfig::from_settings(&s).unwrap_err().name,
+            "ALLOWED_ORIGINS",
+            "{bad}"
+        );
+    }
+}
+
+#[test]
+fn an_oversized_content_length_is_refused_before_the_body_is_read() {
+    let cfg = config(&[("MAX_BODY_BYTES", "1000")]);
+    let r = reply_of(prepare(
+        &RequestHead {
+            content_length: Some(1001),
+            ..post()
+        },
+        &cfg,
+    ));
+    assert_eq!(r.status, 413);
+    assert!(json(&r)["message"].as_str().unwrap().contains("max_body_bytes = 1000"));
+    assert!(matches!(
+        prepare(
+            &RequestHead {
+                content_length: Some(1000),
+                ..post()
+            },
+            &cfg
+        ),
+        Prepared::Ingest(_)
+    ));
+}
+
+#[test]
+fn limits_are_413_naming_the_limit_and_bad_types_415() {
+    let cfg = config(&[("MAX_EVENTS", "2"), ("MAX_EVENT_BYTES", "100")]);
+    let r = run(br#"[{},{},{}]"#, None, None, &cfg).unwrap_err();
+    assert_eq!((r.status, json(&r)["error"].as_str()), (413, Some("too_many_events")));
+    assert!(json(&r)["message"].as_str().unwrap().contains("max_events is 2"));
+    let big = format!(r#"{{"event":"{}"}}"#, "x".repeat(100));
+    let r = run(big.as_bytes(), None, None, &cfg).unwrap_err();
+    assert_eq!((r.status, json(&r)["error"].as_str()), (413, Some("event_too_large")));
+    let r = run(b"{}", Some("application/xml"), None, &cfg).unwrap_err();
+    assert_eq!(r.status, 415);
+}
+
+#[test]
+fn malformed_bodies_are_quarantined_by_default_and_refused_when_strict() {
+    let lenient = ApiConfig::default();
+    let a = run(b"{\"event\": oops", Some("application/json"), None, &lenient).unwrap();
+    assert_eq!((a.reply.status, a.count), (200, 1));
+    let q = Envelope::parse(&a.lines[0]).unwrap().quarantine.unwrap();
+    assert_eq!(q.raw().unwrap(), b"{\"event\": oops");
+    assert!(q.reason.starts_with("invalid JSON"), "{}", q.reason);
+
+    let corrupt_gzip = [0x1F, 0x8B, 0x08, 0x00, 0xFF, 0xFF];
+    let a = run(&corrupt_gzip, Some("application/json"), Some("gzip"), &lenient).unwrap();
+    let q = Envelope::parse(&a.lines[0]).unwrap().quarantine.unwrap();
+    assert_eq!(
+        (q.encoding.as_str(), q.raw().unwrap()),
+        ("base64", corrupt_gzip.to_vec())
+    );
+    assert!(q.reason.starts_with("the gzip body is corrupt"), "{}", q.reason);
+
+    let strict = config(&[("STRICT", "true")]);
+    let r = run(b"{\"event\": oops", Some("application/json"), None, &strict).unwrap_err();
+    assert_eq!((r.status, json(&r)["error"].as_str()), (400, Some("malformed")));
+    let r = run(b"{\"event\":\"a\"}\n[1]", Some("application/x-ndjson"), None, &strict).unwrap_err();
+    assert!(
+        json(&r)["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("event 1 is malformed"),
+        "{}",
+        r.body
+    );
+    assert_eq!(run(&corrupt_gzip, None, Some("gzip"), &strict).unwrap_err().status, 400);
+}
+
+#[test]
+fn the_key_id_and_edge_metadata_reach_the_envelope() {
+    let cfg = config(&[("WRITE_KEYS", "bikes:wk_bikes_01234567")]);
+    let ingest = ingest_of(prepare(
+        &RequestHead {
+            key_header: Some("wk_bikes_01234567"),
+            ..post()
+        },
+        &cfg,
+    ));
+    let edge = EdgeMeta {
+        country: Some("US".into()),
+        colo: Some("SJC".into()),
+        asn: Some(7922),
+        client_ip: None,
+    };
+    let a = accept(
+        &ingest,
+        Body {
+            bytes: br#"{"event":"ride"}"#,
+            content_type: None,
+            content_encoding: None,
+        },
+        &edge,
+        &cfg,
+        T,
+        &SeededRandom::new(2),
+    )
+    .unwrap();
+    let env = Envelope::parse(&a.lines[0]).unwrap();
+    assert_eq!(env.key_id.as_deref(), Some("bikes"));
+    assert_eq!(env.edge.unwrap().colo.as_deref(), Some("SJC"));
+    assert_eq!(env.received_at, T.as_millis());
+    assert!(!a.lines[0].contains("wk_bikes"), "the key itself is never stored");
+}
+
+#[test]
+fn unavailable_and_misconfigured_errors_say_so() {
+    let r = ApiError::Unavailable("the queue refused the batch".into()).reply(Vec::new());
+    assert_eq!((r.status, header(&r, "retry-after")), (503, Some("5")));
+    let r = ApiError::Misconfigured(SettingError::new("FIREHOSE_STREAM", "is missing")).reply(Vec::new());
+    assert_eq!(r.status, 500);
+    assert_eq!(
+        json(&r)["message"],
+        "the service is misconfigured: setting FIREHOSE_STREAM is missing"
+    );
+}
