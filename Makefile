@@ -6,18 +6,19 @@ SHELL := /bin/bash
 
 EDGEHOSE_CACHE ?= $(if $(XDG_CACHE_HOME),$(XDG_CACHE_HOME),$(HOME)/.cache)/edgehose
 export EDGEHOSE_CACHE
-export EDGEHOSE_PYTHON := $(EDGEHOSE_CACHE)/venv/bin/python
 export CARGO_TERM_COLOR ?= never
+# tools/env puts the bootstrap's tools (Node 22, wrangler, wasm-bindgen, …) on PATH.
+RUN := source tools/env &&
 
 CARGO := cargo
 WASM := --target wasm32-unknown-unknown
 # Crates that must build for Cloudflare Workers as well as natively.
-WASM_CRATES := -p edgehose-shared
+WASM_CRATES := -p edgehose-shared -p edgehose-edge
 
-.PHONY: test bootstrap check fmt-check clippy wasm docs unit
+.PHONY: test bootstrap check fmt-check clippy wasm docs edge unit
 
 ## test: install tools, then run every check and every test
-test: bootstrap check unit
+test: bootstrap check edge unit
 
 ## bootstrap: install the pinned toolchain and test tools (idempotent)
 bootstrap:
@@ -39,8 +40,13 @@ wasm:
 docs:
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps --locked
 
-## unit: all Rust tests, including the end-to-end ones against the emulator
+## edge: build the Worker (release, as deployed) and its panic-probe twin for the tests
+edge:
+	$(RUN) tools/build-edge
+	$(RUN) EDGE_OUT_DIR=build-probe tools/build-edge --no-opt . --features panic-probe
+
+## unit: all Rust tests, including the end-to-end ones (emulator, Worker runtime)
 unit:
 	@mkdir -p target
-	set -o pipefail; $(CARGO) test --workspace --locked 2>&1 | tee target/test.log
+	set -o pipefail; $(RUN) $(CARGO) test --workspace --locked 2>&1 | tee target/test.log
 	@awk '/^test result:/ { p += $$4; f += $$6 } END { printf "tests: %d passed, %d failed\n", p, f; exit (p == 0) }' target/test.log

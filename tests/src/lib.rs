@@ -7,6 +7,9 @@
 //! test with instructions; it is never a silent skip.
 
 pub mod aws;
+pub mod edge;
+pub mod events;
+pub mod faults;
 pub mod http;
 pub mod moto;
 pub mod sandbox;

@@ -16,9 +16,20 @@ pub fn cache_dir() -> PathBuf {
 
 /// The Python interpreter of the bootstrap's virtual environment.
 pub fn python() -> Result<PathBuf, String> {
-    let path = env("EDGEHOSE_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| cache_dir().join("venv/bin/python"));
+    installed(
+        env("EDGEHOSE_PYTHON")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| cache_dir().join("venv/bin/python")),
+    )
+}
+
+/// A program from the bootstrap's npm tools (`node`, `wrangler`, `workerd`, …).
+pub fn npm_bin(name: &str) -> Result<PathBuf, String> {
+    installed(cache_dir().join("npm/node_modules/.bin").join(name))
+}
+
+/// `path`, if the bootstrap installed it; else how to get it.
+fn installed(path: PathBuf) -> Result<PathBuf, String> {
     if path.exists() {
         Ok(path)
     } else {

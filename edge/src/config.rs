@@ -1,0 +1,113 @@
+//! The Worker's typed configuration, read once per isolate from `[vars]`,
+//! secrets and bindings. A bad or missing setting is named in a 500 answer
+//! and in the log; secrets never are.
+
+use edgehose_shared::api::ApiConfig;
+use edgehose_shared::batch::PackConfig;
+use edgehose_shared::firehose::{self, Endpoint};
+use edgehose_shared::limits::FIREHOSE_MAX_RECORD_BYTES;
+use edgehose_shared::retry::RetryPolicy;
+use edgehose_shared::settings::{SettingError, Settings};
+use edgehose_shared::sign::Credentials;
+use worker::Env;
+
+/// The queue binding for queue mode.
+pub const EVENTS_QUEUE: &str = "EVENTS_QUEUE";
+/// The optional dead-letter queue binding.
+pub const DEAD_LETTER_QUEUE: &str = "DEAD_LETTER_QUEUE";
+
+/// How accepted events travel to Firehose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// `waitUntil` + one signed `PutRecordBatch` per request.
+    Direct,
+    /// A Cloudflare Queue, drained by this Worker's queue consumer in batches.
+    Queue,
+}
+
+/// Everything the Worker needs, checked.
+#[derive(Debug, Clone)]
+pub struct EdgeConfig {
+    /// HTTP API settings (limits, keys, origins, strictness).
+    pub api: ApiConfig,
+    /// Forwarding mode.
+    pub mode: Mode,
+    /// The delivery stream.
+    pub stream: String,
+    /// Its region (also the SigV4 signing region).
+    pub region: String,
+    /// Where `PutRecordBatch` goes.
+    pub endpoint: Endpoint,
+    /// The key allowed `firehose:PutRecordBatch` on the stream.
+    pub credentials: Credentials,
+    /// How records are filled.
+    pub pack: PackConfig,
+    /// Retries in direct mode (inside `waitUntil`'s 30 s).
+    pub retry: RetryPolicy,
+    /// Retries inside one queue-consumer run, before the queue's own redelivery.
+    pub consumer_retry: RetryPolicy,
+}
+
+impl EdgeConfig {
+    /// Reads and checks every setting.
+    pub fn from_env(env: &Env) -> Result<Self, SettingError> {
+        let s = Settings::new(|name: &str| {
+            env.var(name)
+                .map(|v| v.to_string())
+                .or_else(|_| env.secret(name).map(|v| v.to_string()))
+                .ok()
+        });
+        Self::from_settings(&s)
+    }
+
+    /// Reads and checks every setting from a lookup.
+    pub fn from_settings<F: Fn(&str) -> Option<String>>(s: &Settings<F>) -> Result<Self, SettingError> {
+        let api = ApiConfig::from_settings(s)?;
+        let mode = match s.get("FORWARD_MODE").as_deref().unwrap_or("queue") {
+            "direct" => Mode::Direct,
+            "queue" => Mode::Queue,
+            other => {
+                return Err(SettingError::new(
+                    "FORWARD_MODE",
+                    format!("= {other:?} is invalid: expected queue or direct"),
+                ));
+            }
+        };
+        let stream = s.required("FIREHOSE_STREAM")?;
+        firehose::check_stream_name(&stream).map_err(|e| SettingError::new("FIREHOSE_STREAM", e))?;
+        let region = s.required("AWS_REGION")?;
+        let endpoint = match s.get("FIREHOSE_ENDPOINT") {
+            Some(url) => Endpoint::parse(&url).map_err(|e| SettingError::new("FIREHOSE_ENDPOINT", e))?,
+            None => Endpoint::for_region(&region).map_err(|e| SettingError::new("AWS_REGION", e))?,
+        };
+        let mut credentials = Credentials::new(s.required("AWS_ACCESS_KEY_ID")?, s.required("AWS_SECRET_ACCESS_KEY")?);
+        if let Some(token) = s.get("AWS_SESSION_TOKEN") {
+            credentials = credentials.with_session_token(token);
+        }
+        let pack = PackConfig::with_target_record_bytes(s.usize_or("RECORD_TARGET_BYTES", FIREHOSE_MAX_RECORD_BYTES)?);
+        let d = RetryPolicy::default();
+        let retry = RetryPolicy {
+            max_attempts: s.usize_or("RETRY_MAX_ATTEMPTS", d.max_attempts as usize)?.clamp(1, 100) as u32,
+            base_delay_ms: s.usize_or("RETRY_BASE_DELAY_MS", d.base_delay_ms as usize)? as u64,
+            max_delay_ms: s.usize_or("RETRY_MAX_DELAY_MS", d.max_delay_ms as usize)? as u64,
+            // waitUntil work is cut off 30 s after the response: stay well inside.
+            budget_ms: s.usize_or("RETRY_BUDGET_MS", d.budget_ms as usize)?.min(25_000) as u64,
+        };
+        let consumer_retry = RetryPolicy {
+            max_attempts: retry.max_attempts.min(4),
+            budget_ms: retry.budget_ms.min(10_000),
+            ..retry
+        };
+        Ok(Self {
+            api,
+            mode,
+            stream,
+            region,
+            endpoint,
+            credentials,
+            pack,
+            retry,
+            consumer_retry,
+        })
+    }
+}

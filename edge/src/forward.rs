@@ -1,0 +1,234 @@
+//! Getting accepted envelopes to Firehose: the direct path (`waitUntil`), the
+//! queue producer, the queue consumer, and the dead-letter step that makes
+//! sure nothing is dropped silently.
+
+use std::cell::Cell;
+use std::time::Duration;
+
+use edgehose_shared::batch::{Call, group_lines, pack, pack_records, queue_batches};
+use edgehose_shared::firehose::{self, FirehoseError, PutOutcome, SIGNING_SERVICE};
+use edgehose_shared::limits::QUEUE_MAX_MESSAGE_BYTES;
+use edgehose_shared::retry::{ClockSkew, GiveUpReason, RetryPlan, RetryPolicy, Step};
+use edgehose_shared::sign::sign;
+use worker::{
+    BatchMessageBuilder, Delay, Env, Fetch, Headers, MessageBatch, MessageBuilder, MessageExt, Method, Queue,
+    QueueContentType, Request, RequestInit, console_error, console_log,
+};
+
+use crate::clock::{CryptoRandom, now};
+use crate::config::{DEAD_LETTER_QUEUE, EVENTS_QUEUE, EdgeConfig};
+
+// Queue messages stay a little under the 128 KB limit: Cloudflare counts a
+// few bytes of framing per message.
+const MESSAGE_TARGET_BYTES: usize = QUEUE_MAX_MESSAGE_BYTES - 1_000;
+
+thread_local! {
+    /// Clock skew learned from Firehose, for every later signature in this isolate.
+    static SKEW: Cell<ClockSkew> = Cell::new(ClockSkew::default());
+}
+
+/// Direct mode: packs, signs and sends a request's envelopes; what cannot be
+/// delivered within the retry budget goes to the dead-letter path.
+pub async fn direct(config: &EdgeConfig, env: &Env, lines: Vec<String>) {
+    let calls = match pack(&lines, &config.stream, config.pack) {
+        Ok(c) => c,
+        Err(e) => {
+            // Envelopes are bounded far below a record; this is a defect, so say so loudly.
+            dead_letter(env, &lines, &format!("could not pack: {e}")).await;
+            return;
+        }
+    };
+    for call in calls {
+        let undelivered = deliver(config, &call, config.retry).await;
+        if let Some((indices, reason)) = undelivered {
+            let lost: Vec<String> = indices
+                .iter()
+                .flat_map(|&i| call.records[i].lines.clone())
+                .map(|l| lines[l].clone())
+                .collect();
+            dead_letter(env, &lost, &reason).await;
+        }
+    }
+}
+
+/// Queue mode, producer side: sends the envelopes as text messages of whole
+/// lines. An error means some messages may not have been enqueued.
+pub async fn enqueue(env: &Env, lines: &[String]) -> Result<(), String> {
+    let queue = env
+        .queue(EVENTS_QUEUE)
+        .map_err(|e| format!("queue binding {EVENTS_QUEUE}: {e}"))?;
+    send_lines(&queue, lines).await
+}
+
+/// Sends lines to a queue as text messages of whole lines, in as few
+/// `sendBatch` calls as the Queues limits allow.
+async fn send_lines(queue: &Queue, lines: &[String]) -> Result<(), String> {
+    let messages = group_lines(lines, MESSAGE_TARGET_BYTES);
+    let sizes: Vec<usize> = messages.iter().map(String::len).collect();
+    for range in queue_batches(&sizes) {
+        let batch = BatchMessageBuilder::new()
+            .messages(messages[range].iter().map(|m| {
+                MessageBuilder::new(m.clone())
+                    .content_type(QueueContentType::Text)
+                    .build()
+            }))
+            .build();
+        queue.send_batch(batch).await.map_err(|e| format!("sendBatch: {e}"))?;
+    }
+    Ok(())
+}
+
+/// Queue mode, consumer side: one batch of messages becomes as few records as
+/// the packing target allows and one `PutRecordBatch`; messages whose records
+/// landed are acked, the others retried by the queue (and dead-lettered by it
+/// after `max_retries`).
+pub async fn consume(config: &EdgeConfig, batch: MessageBatch<String>) {
+    let messages: Vec<worker::RawMessage> = batch.raw_iter().collect();
+    let bodies: Vec<String> = messages
+        .iter()
+        .map(|m| m.body().as_string().unwrap_or_default())
+        .collect();
+    let records = match pack_records(&bodies, config.pack) {
+        Ok(r) => r,
+        Err(e) => {
+            console_error!("edgehose: a queue batch could not be packed ({e}); retrying it");
+            batch.retry_all();
+            return;
+        }
+    };
+    let mut acked = 0usize;
+    for call in edgehose_shared::batch::pack_calls(records, &config.stream) {
+        let failed = deliver(config, &call, config.consumer_retry)
+            .await
+            .map(|(i, _)| i)
+            .unwrap_or_default();
+        for (r, record) in call.records.iter().enumerate() {
+            for m in record.lines.clone() {
+                if failed.contains(&r) {
+                    messages[m].retry();
+                } else {
+                    messages[m].ack();
+                    acked += 1;
+                }
+            }
+        }
+    }
+    if acked < messages.len() {
+        console_log!(
+            "edgehose: acked {acked} of {} queue messages; the rest will be redelivered",
+            messages.len()
+        );
+    }
+}
+
+/// Sends one call with retries. `None` when every record landed, else the
+/// undelivered record indices and why.
+async fn deliver(config: &EdgeConfig, call: &Call, policy: RetryPolicy) -> Option<(Vec<usize>, String)> {
+    let random = CryptoRandom::default();
+    let mut plan = RetryPlan::new(policy, call.records.len(), now());
+    loop {
+        let records: Vec<&[u8]> = plan
+            .pending()
+            .iter()
+            .map(|&i| call.records[i].data.as_slice())
+            .collect();
+        let result = put(config, records).await;
+        if let Err(e) = &result {
+            SKEW.with(|s| {
+                let mut skew = s.get();
+                if skew.learn_from(e, now()) {
+                    s.set(skew);
+                }
+            });
+        }
+        match plan.on_result(&result, now(), &random) {
+            Step::Done => return None,
+            Step::Retry { delay_ms } => {
+                if delay_ms > 0 {
+                    Delay::from(Duration::from_millis(delay_ms)).await;
+                }
+            }
+            Step::GiveUp { undelivered, reason } => {
+                let why = match reason {
+                    GiveUpReason::Fatal(e) => format!("Firehose refused the batch: {e}"),
+                    GiveUpReason::AttemptsExhausted => format!("{} attempts failed", plan.attempts()),
+                    GiveUpReason::BudgetExhausted => "the retry time budget ran out".to_owned(),
+                };
+                return Some((undelivered, why));
+            }
+        }
+    }
+}
+
+/// One signed `PutRecordBatch`.
+async fn put(config: &EdgeConfig, records: Vec<&[u8]>) -> Result<PutOutcome, FirehoseError> {
+    let sent = records.len();
+    let mut request = firehose::put_record_batch_request(&config.endpoint, &config.stream, records)
+        .map_err(|e| FirehoseError::Transport(e.to_string()))?;
+    let time = SKEW.with(|s| s.get().corrected(now()));
+    sign(&mut request, &config.credentials, &config.region, SIGNING_SERVICE, time)
+        .map_err(|e| FirehoseError::Transport(e.to_string()))?;
+    let transport = |e: worker::Error| FirehoseError::Transport(e.to_string());
+    let headers = Headers::new();
+    for (name, value) in request.headers() {
+        // "host" is set by fetch from the URL, and the Workers runtime refuses to set it.
+        if name != "host" {
+            headers
+                .set(name.as_str(), value.to_str().unwrap_or_default())
+                .map_err(transport)?;
+        }
+    }
+    let body = js_sys::Uint8Array::from(request.body().as_slice());
+    let mut init = RequestInit::new();
+    init.with_method(Method::Post)
+        .with_headers(headers)
+        .with_body(Some(body.into()));
+    let js_request = Request::new_with_init(&request.uri().to_string(), &init).map_err(transport)?;
+    let mut response = Fetch::Request(js_request).send().await.map_err(transport)?;
+    let status = response.status_code();
+    let error_type = response.headers().get("x-amzn-errortype").ok().flatten();
+    let date = response.headers().get("date").ok().flatten();
+    let bytes = response.bytes().await.map_err(transport)?;
+    firehose::parse_put_record_batch_response(status, error_type.as_deref(), date.as_deref(), &bytes, sent)
+}
+
+/// The last stop for envelopes that could not be delivered: the dead-letter
+/// queue when one is bound, else an error line naming every id.
+pub async fn dead_letter(env: &Env, lines: &[String], reason: &str) {
+    if lines.is_empty() {
+        return;
+    }
+    if let Ok(queue) = env.queue(DEAD_LETTER_QUEUE) {
+        match send_lines(&queue, lines).await {
+            Ok(()) => {
+                console_error!(
+                    "edgehose: {} events sent to the dead-letter queue ({reason})",
+                    lines.len()
+                );
+                return;
+            }
+            Err(e) => console_error!("edgehose: the dead-letter queue refused a batch: {e}"),
+        }
+    }
+    console_error!(
+        "edgehose: LOST {} events ({reason}); no dead-letter queue took them; ids: {}",
+        lines.len(),
+        ids(lines).join(",")
+    );
+}
+
+/// The envelope ids of some lines, for the log.
+fn ids(lines: &[String]) -> Vec<String> {
+    #[derive(serde::Deserialize)]
+    struct IdOnly {
+        id: String,
+    }
+    lines
+        .iter()
+        .map(|l| {
+            serde_json::from_str::<IdOnly>(l)
+                .map(|e| e.id)
+                .unwrap_or_else(|_| "?".to_owned())
+        })
+        .collect()
+}

@@ -1,0 +1,177 @@
+//! The built edge Worker running in Miniflare (workerd from npm), for as long
+//! as the handle lives.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::Duration;
+
+use crate::moto::free_port;
+use crate::tools;
+
+/// Which build of the Worker to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Build {
+    /// The production build (`tools/build-edge`), the one wrangler deploys.
+    Release,
+    /// The same, with the `panic-probe` feature (`POST /__panic`).
+    PanicProbe,
+}
+
+impl Build {
+    /// Where `make test` put this build (`EDGEHOSE_EDGE_BUILD` /
+    /// `EDGEHOSE_EDGE_PROBE_BUILD` override).
+    pub fn dir(self) -> Result<PathBuf, String> {
+        let (var, default) = match self {
+            Build::Release => ("EDGEHOSE_EDGE_BUILD", "edge/build"),
+            Build::PanicProbe => ("EDGEHOSE_EDGE_PROBE_BUILD", "edge/build-probe"),
+        };
+        let dir = std::env::var(var)
+            .ok()
+            .map(PathBuf::from)
+            .unwrap_or_else(|| tools::repo_root().join(default));
+        if dir.join("worker/shim.mjs").exists() {
+            Ok(dir)
+        } else {
+            Err(format!(
+                "{} has no built Worker: run `make test` (it builds the edge first)",
+                dir.display()
+            ))
+        }
+    }
+}
+
+/// How to run the Worker.
+#[derive(Debug, Clone)]
+pub struct EdgeOptions {
+    /// Which build.
+    pub build: Build,
+    /// `[vars]` and secrets.
+    pub bindings: BTreeMap<String, String>,
+    /// The queue consumer's `max_retries`.
+    pub max_retries: u32,
+    /// The queue consumer's `max_batch_size`.
+    pub max_batch_size: u32,
+    /// Where dead-lettered messages are posted.
+    pub dlq_sink: Option<String>,
+    /// Whether the `DEAD_LETTER_QUEUE` binding exists.
+    pub dead_letter_queue: bool,
+}
+
+impl EdgeOptions {
+    /// The release build with these settings.
+    pub fn new(bindings: &[(&str, &str)]) -> Self {
+        Self {
+            build: Build::Release,
+            bindings: bindings.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            max_retries: 3,
+            max_batch_size: 100,
+            dlq_sink: None,
+            dead_letter_queue: true,
+        }
+    }
+}
+
+/// A running Worker.
+pub struct Edge {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    url: String,
+    log: Arc<Mutex<String>>,
+}
+
+impl Edge {
+    /// Starts Miniflare with the built Worker and waits until it serves.
+    pub fn start(options: &EdgeOptions) -> Result<Self, String> {
+        let build = options.build.dir()?;
+        let node = tools::npm_bin("node")?;
+        let script = tools::repo_root().join("tests/edge/miniflare.mjs");
+        let config = serde_json::json!({
+            "port": free_port()?,
+            "bindings": options.bindings,
+            "maxRetries": options.max_retries,
+            "maxBatchSize": options.max_batch_size,
+            "dlqSink": options.dlq_sink,
+            "deadLetterQueue": options.dead_letter_queue,
+        });
+        let mut child = Command::new(node)
+            .arg(&script)
+            .arg(&build)
+            .arg(config.to_string())
+            .current_dir(tools::cache_dir().join("npm"))
+            .env("EDGEHOSE_NPM", tools::cache_dir().join("npm"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("starting Miniflare: {e}"))?;
+        let log = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = mpsc::channel();
+        let stdout = child.stdout.take().ok_or("no stdout")?;
+        let stderr = child.stderr.take().ok_or("no stderr")?;
+        let out_log = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(url) = serde_json::from_str::<serde_json::Value>(&line)
+                    .ok()
+                    .and_then(|v| v["url"].as_str().map(str::to_owned))
+                {
+                    let _ = tx.send(url);
+                } else if let Ok(mut l) = out_log.lock() {
+                    l.push_str(&line);
+                    l.push('\n');
+                }
+            }
+        });
+        let err_log = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Ok(mut l) = err_log.lock() {
+                    l.push_str(&line);
+                    l.push('\n');
+                }
+            }
+        });
+        let stdin = child.stdin.take();
+        let mut edge = Self {
+            child,
+            stdin,
+            url: String::new(),
+            log,
+        };
+        match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(url) => edge.url = url.trim_end_matches('/').to_owned(),
+            Err(_) => return Err(format!("Miniflare did not start within 60 s:\n{}", edge.log())),
+        }
+        Ok(edge)
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Everything the Worker and Miniflare logged so far.
+    pub fn log(&self) -> String {
+        self.log.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+}
+
+impl Drop for Edge {
+    fn drop(&mut self) {
+        if let Some(mut stdin) = self.stdin.take() {
+            let _ = stdin.flush();
+        }
+        // Closing stdin asks the runner to dispose Miniflare; give it a moment.
+        for _ in 0..50 {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(40));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,357 @@
+//! A Firehose fault injector: an HTTP proxy between a client under test and
+//! the emulator that turns a chosen share of `PutRecordBatch` calls into
+//! throttling, server errors, partial failures or lost responses, and a
+//! collector for dead-lettered messages.
+//!
+//! - throttled: `400 ServiceUnavailableException`, nothing delivered;
+//! - server error: `500 InternalFailure`, nothing delivered;
+//! - partial: some records answered `ServiceUnavailableException`; only the
+//!   others are delivered (re-signed, since the body changes);
+//! - lost response: everything delivered, then answered `500` (the way
+//!   duplicates happen in real life).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use base64::Engine;
+use edgehose_shared::clock::{RandomSource, SeededRandom};
+use edgehose_shared::firehose::SIGNING_SERVICE;
+use edgehose_shared::sign::{Credentials, sign};
+
+use crate::aws::{REGION, now};
+use crate::http::send;
+
+/// The shares of calls that get each fault (the rest pass through).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct FaultPlan {
+    /// Share answered with throttling.
+    pub throttle: f64,
+    /// Share answered with a 500.
+    pub server_error: f64,
+    /// Share with some records failed.
+    pub partial: f64,
+    /// Share delivered but answered with a 500.
+    pub lost_response: f64,
+}
+
+/// What the proxy did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FaultStats {
+    /// Calls received.
+    pub calls: u64,
+    /// Calls answered with throttling.
+    pub throttled: u64,
+    /// Calls answered with a 500 and not delivered.
+    pub server_errors: u64,
+    /// Calls with some records failed.
+    pub partial: u64,
+    /// Records failed inside partial calls.
+    pub failed_records: u64,
+    /// Calls delivered but answered with a 500.
+    pub lost_responses: u64,
+}
+
+struct State {
+    plan: FaultPlan,
+    stats: FaultStats,
+    dead_letters: Vec<String>,
+    random: SeededRandom,
+}
+
+/// The running proxy.
+pub struct FaultProxy {
+    url: String,
+    state: Arc<Mutex<State>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl FaultProxy {
+    /// Proxies to `upstream`, re-signing partial calls with `credentials`.
+    pub fn start(upstream: &str, credentials: Credentials, plan: FaultPlan, seed: u64) -> Result<Self, String> {
+        let server = tiny_http::Server::http("127.0.0.1:0").map_err(|e| e.to_string())?;
+        let port = server.server_addr().to_ip().map(|a| a.port()).ok_or("no port")?;
+        let url = format!("http://127.0.0.1:{port}");
+        let state = Arc::new(Mutex::new(State {
+            plan,
+            stats: FaultStats::default(),
+            dead_letters: Vec::new(),
+            random: SeededRandom::new(seed),
+        }));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (st, stp, up, host) = (
+            state.clone(),
+            stop.clone(),
+            upstream.trim_end_matches('/').to_owned(),
+            url.clone(),
+        );
+        let thread = std::thread::spawn(move || {
+            let server = Arc::new(server);
+            while !stp.load(Ordering::Relaxed) {
+                if let Ok(Some(request)) = server.recv_timeout(Duration::from_millis(50)) {
+                    let (st, up, creds, host) = (st.clone(), up.clone(), credentials.clone(), host.clone());
+                    std::thread::spawn(move || handle(request, &st, &up, &creds, &host));
+                }
+            }
+        });
+        Ok(Self {
+            url,
+            state,
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    /// Where the client should send Firehose calls.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Where dead-lettered messages should be posted.
+    pub fn dead_letter_url(&self) -> String {
+        format!("{}/dead-letters", self.url)
+    }
+
+    /// Changes the fault shares from now on.
+    pub fn set_plan(&self, plan: FaultPlan) {
+        if let Ok(mut s) = self.state.lock() {
+            s.plan = plan;
+        }
+    }
+
+    /// What has happened so far.
+    pub fn stats(&self) -> FaultStats {
+        self.state.lock().map(|s| s.stats).unwrap_or_default()
+    }
+
+    /// Every line of every dead-lettered message so far.
+    pub fn dead_letters(&self) -> Vec<String> {
+        self.state.lock().map(|s| s.dead_letters.clone()).unwrap_or_default()
+    }
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+enum Fault {
+    None,
+    Throttle,
+    ServerError,
+    Partial,
+    LostResponse,
+}
+
+fn handle(mut request: tiny_http::Request, state: &Mutex<State>, upstream: &str, creds: &Credentials, host: &str) {
+    let mut body = Vec::new();
+    let _ = request.as_reader().read_to_end(&mut body);
+    if request.url() == "/dead-letters" {
+        if let Ok(mut s) = state.lock() {
+            s.dead_letters
+                .extend(String::from_utf8_lossy(&body).lines().map(str::to_owned));
+        }
+        let _ = request.respond(tiny_http::Response::from_string("ok"));
+        return;
+    }
+    let headers: Vec<(String, String)> = request
+        .headers()
+        .iter()
+        .map(|h| {
+            (
+                h.field.as_str().as_str().to_ascii_lowercase(),
+                h.value.as_str().to_owned(),
+            )
+        })
+        .collect();
+    let fault = {
+        let Ok(mut s) = state.lock() else { return };
+        s.stats.calls += 1;
+        let draw = (s.random.next_u64() % 1_000_000) as f64 / 1_000_000.0;
+        let p = s.plan;
+        let thresholds = [
+            (p.throttle, Fault::Throttle),
+            (p.server_error, Fault::ServerError),
+            (p.partial, Fault::Partial),
+            (p.lost_response, Fault::LostResponse),
+        ];
+        let mut cumulative = 0.0;
+        let mut chosen = Fault::None;
+        for (share, fault) in thresholds {
+            cumulative += share;
+            if draw < cumulative {
+                chosen = fault;
+                break;
+            }
+        }
+        match chosen {
+            Fault::Throttle => s.stats.throttled += 1,
+            Fault::ServerError => s.stats.server_errors += 1,
+            Fault::Partial => s.stats.partial += 1,
+            Fault::LostResponse => s.stats.lost_responses += 1,
+            Fault::None => {}
+        }
+        chosen
+    };
+    let reply = match fault {
+        Fault::Throttle => json_error(400, "ServiceUnavailableException", "Slow down."),
+        Fault::ServerError => json_error(500, "InternalFailure", "injected server error"),
+        Fault::None => forward(upstream, &headers, body),
+        Fault::LostResponse => {
+            let _ = forward(upstream, &headers, body);
+            json_error(500, "InternalFailure", "injected: delivered, response lost")
+        }
+        Fault::Partial => partial(state, upstream, &headers, &body, creds, host),
+    };
+    let (status, reply_headers, reply_body) = reply;
+    let mut response = tiny_http::Response::from_data(reply_body).with_status_code(status);
+    for (k, v) in reply_headers {
+        if let Ok(h) = tiny_http::Header::from_bytes(k.as_bytes(), v.as_bytes()) {
+            response = response.with_header(h);
+        }
+    }
+    let _ = request.respond(response);
+}
+
+type Reply = (u16, Vec<(String, String)>, Vec<u8>);
+
+fn json_error(status: u16, code: &str, message: &str) -> Reply {
+    let body = serde_json::json!({"__type": code, "message": message})
+        .to_string()
+        .into_bytes();
+    (
+        status,
+        vec![("content-type".into(), "application/x-amz-json-1.1".into())],
+        body,
+    )
+}
+
+fn forward(upstream: &str, headers: &[(String, String)], body: Vec<u8>) -> Reply {
+    let mut b = http::Request::post(format!("{upstream}/"));
+    for (k, v) in headers {
+        if !matches!(
+            k.as_str(),
+            "content-length" | "connection" | "transfer-encoding" | "accept-encoding"
+        ) {
+            b = b.header(k.as_str(), v.as_str());
+        }
+    }
+    let Ok(request) = b.body(body) else {
+        return json_error(500, "InternalFailure", "proxy could not build the request");
+    };
+    match send(request) {
+        Ok(r) => {
+            let keep = ["content-type", "x-amzn-errortype", "date", "x-amzn-requestid"];
+            let hs = keep
+                .iter()
+                .filter_map(|k| r.header(k).map(|v| (k.to_string(), v.to_owned())))
+                .collect();
+            (r.status, hs, r.body)
+        }
+        Err(e) => json_error(
+            502,
+            "InternalFailure",
+            &format!("proxy could not reach the emulator: {e}"),
+        ),
+    }
+}
+
+/// Fails a random half of the records (at least one), delivers the rest.
+fn partial(
+    state: &Mutex<State>,
+    upstream: &str,
+    headers: &[(String, String)],
+    body: &[u8],
+    creds: &Credentials,
+    host: &str,
+) -> Reply {
+    let Ok(call) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return forward(upstream, headers, body.to_vec());
+    };
+    let records = call["Records"].as_array().cloned().unwrap_or_default();
+    let stream = call["DeliveryStreamName"].as_str().unwrap_or_default().to_owned();
+    let failed: Vec<bool> = {
+        let Ok(s) = state.lock() else {
+            return json_error(500, "InternalFailure", "poisoned");
+        };
+        let mut f: Vec<bool> = records.iter().map(|_| s.random.next_u64() % 2 == 0).collect();
+        if !f.iter().any(|&x| x)
+            && let Some(first) = f.first_mut()
+        {
+            *first = true;
+        }
+        f
+    };
+    if let Ok(mut s) = state.lock() {
+        s.stats.failed_records += failed.iter().filter(|&&x| x).count() as u64;
+    }
+    let kept: Vec<&serde_json::Value> = records
+        .iter()
+        .zip(&failed)
+        .filter(|(_, f)| !**f)
+        .map(|(r, _)| r)
+        .collect();
+    let mut delivered_ids = Vec::new();
+    if !kept.is_empty() {
+        let new_body = serde_json::json!({"DeliveryStreamName": stream, "Records": kept})
+            .to_string()
+            .into_bytes();
+        let authority = host.trim_start_matches("http://").to_owned();
+        let Ok(mut request) = http::Request::post(format!("{upstream}/"))
+            .header("host", authority)
+            .header("content-type", "application/x-amz-json-1.1")
+            .header("x-amz-target", "Firehose_20150804.PutRecordBatch")
+            .body(new_body)
+        else {
+            return json_error(500, "InternalFailure", "proxy could not build the request");
+        };
+        if sign(&mut request, creds, REGION, SIGNING_SERVICE, now()).is_err() {
+            return json_error(500, "InternalFailure", "proxy could not sign");
+        }
+        match send(request) {
+            Ok(r) if r.status == 200 => {
+                let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap_or_default();
+                delivered_ids = v["RequestResponses"]
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .map(|x| x["RecordId"].as_str().unwrap_or("r").to_owned())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+            }
+            Ok(r) => {
+                return (
+                    r.status,
+                    vec![("content-type".into(), "application/x-amz-json-1.1".into())],
+                    r.body,
+                );
+            }
+            Err(e) => return json_error(502, "InternalFailure", &e),
+        }
+    }
+    let mut ids = delivered_ids.into_iter();
+    let responses: Vec<serde_json::Value> = failed
+        .iter()
+        .map(|&f| {
+            if f {
+                serde_json::json!({"ErrorCode": "ServiceUnavailableException", "ErrorMessage": "injected partial failure"})
+            } else {
+                serde_json::json!({"RecordId": ids.next().unwrap_or_else(|| base64::engine::general_purpose::STANDARD.encode("r"))})
+            }
+        })
+        .collect();
+    let n_failed = failed.iter().filter(|&&f| f).count();
+    let body = serde_json::json!({"FailedPutCount": n_failed, "Encrypted": false, "RequestResponses": responses});
+    (
+        200,
+        vec![("content-type".into(), "application/x-amz-json-1.1".into())],
+        body.to_string().into_bytes(),
+    )
+}

@@ -1,0 +1,302 @@
+//! The edge Worker's HTTP API, running in the real runtime (Miniflare's
+//! workerd): every error status, CORS, write keys, strict mode, the
+//! `request.cf` metadata, misconfiguration, and recovery after a panic.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure report
+
+use std::time::Duration;
+
+use edgehose_tests::edge::{Build, Edge, EdgeOptions};
+use edgehose_tests::events::{event, landed, post, wait_for};
+use edgehose_tests::http::{Response, send};
+use edgehose_tests::sandbox::Sandbox;
+
+fn sandbox() -> Sandbox {
+    Sandbox::start().unwrap_or_else(|e| panic!("could not start the moto sandbox: {e}"))
+}
+
+fn edge(sandbox: &Sandbox, extra: &[(&str, &str)]) -> Edge {
+    let mut pairs = vec![
+        ("FIREHOSE_STREAM", sandbox.stream.as_str()),
+        ("AWS_REGION", "us-east-1"),
+        ("FORWARD_MODE", "direct"),
+        ("AWS_ACCESS_KEY_ID", sandbox.edge.access_key_id()),
+        ("AWS_SECRET_ACCESS_KEY", sandbox.edge.secret_access_key()),
+    ];
+    let endpoint = sandbox.moto.endpoint();
+    pairs.push(("FIREHOSE_ENDPOINT", &endpoint));
+    pairs.extend_from_slice(extra);
+    Edge::start(&EdgeOptions::new(&pairs)).unwrap_or_else(|e| panic!("could not start the edge Worker: {e}"))
+}
+
+fn request(method: &str, url: &str, headers: &[(&str, &str)], body: &[u8]) -> Response {
+    let mut b = http::Request::builder().method(method).uri(url);
+    for (k, v) in headers {
+        b = b.header(*k, *v);
+    }
+    send(b.body(body.to_vec()).unwrap()).unwrap()
+}
+
+fn error_of(r: &Response) -> (u16, String, String) {
+    let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap_or_else(|e| panic!("{e}: {}", r.text()));
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    (
+        r.status,
+        v["error"].as_str().unwrap().to_owned(),
+        v["message"].as_str().unwrap().to_owned(),
+    )
+}
+
+#[test]
+fn every_error_status_names_the_problem() {
+    let sandbox = sandbox();
+    let e = edge(
+        &sandbox,
+        &[
+            ("MAX_EVENTS", "3"),
+            ("MAX_EVENT_BYTES", "300"),
+            ("MAX_BODY_BYTES", "4000"),
+        ],
+    );
+    let url = format!("{}/v1/events", e.url());
+
+    let r = request("GET", &format!("{}/healthz", e.url()), &[], b"");
+    assert_eq!((r.status, r.text().as_str()), (200, r#"{"status":"ok"}"#));
+
+    let (status, code, msg) = error_of(&request("GET", &format!("{}/nope", e.url()), &[], b""));
+    assert_eq!((status, code.as_str()), (404, "not_found"));
+    assert!(msg.contains("/nope"), "{msg}");
+
+    let r = request("GET", &url, &[], b"");
+    assert_eq!(r.header("allow"), Some("POST, OPTIONS"));
+    assert_eq!(error_of(&r).0, 405);
+
+    let (status, code, msg) = error_of(&request("POST", &url, &[("content-type", "image/png")], b"{}"));
+    assert_eq!((status, code.as_str()), (415, "unsupported_content_type"));
+    assert!(msg.contains("image/png"));
+
+    let big = vec![b' '; 4001];
+    let (status, _, msg) = error_of(&request("POST", &url, &[], &big));
+    assert_eq!(status, 413);
+    assert!(msg.contains("max_body_bytes = 4000"), "{msg}");
+
+    let four = format!("[{}]", [r#"{"event":"a"}"#; 4].join(","));
+    let (status, code, msg) = error_of(&post(e.url(), four.as_bytes(), &[]));
+    assert_eq!((status, code.as_str()), (413, "too_many_events"));
+    assert!(msg.contains("max_events is 3"), "{msg}");
+
+    let fat = format!(r#"{{"event":"{}"}}"#, "x".repeat(300));
+    let (status, code, msg) = error_of(&post(e.url(), fat.as_bytes(), &[]));
+    assert_eq!((status, code.as_str()), (413, "event_too_large"));
+    assert!(msg.contains("max_event_bytes is 300"), "{msg}");
+
+    let deep = format!(r#"{{"event":"a","p":{}{}}}"#, "[".repeat(40), "]".repeat(40));
+    let (status, code, _) = error_of(&post(e.url(), deep.as_bytes(), &[]));
+    assert_eq!((status, code.as_str()), (400, "too_deep"));
+
+    let (status, code, _) = error_of(&post(e.url(), b"   ", &[]));
+    assert_eq!((status, code.as_str()), (400, "empty_body"));
+
+    let (status, code, _) = error_of(&post(e.url(), b"{}", &[("content-encoding", "br")]));
+    assert_eq!((status, code.as_str()), (415, "unsupported_content_encoding"));
+}
+
+#[test]
+fn write_keys_are_checked_in_headers_bearer_tokens_and_the_query_string() {
+    let sandbox = sandbox();
+    let e = edge(
+        &sandbox,
+        &[("WRITE_KEYS", "web:wk_web_0123456789,bikes:wk_bikes_abcdefgh")],
+    );
+    let body = event("keys", 1);
+    let (status, code, _) = error_of(&post(e.url(), body.as_bytes(), &[]));
+    assert_eq!((status, code.as_str()), (401, "missing_write_key"));
+    let (status, code, _) = error_of(&post(
+        e.url(),
+        body.as_bytes(),
+        &[("x-edgehose-key", "wk_web_wrong_key")],
+    ));
+    assert_eq!((status, code.as_str()), (401, "invalid_write_key"));
+
+    assert_eq!(
+        post(
+            e.url(),
+            event("keys", 2).as_bytes(),
+            &[("x-edgehose-key", "wk_bikes_abcdefgh")]
+        )
+        .status,
+        200
+    );
+    assert_eq!(
+        post(
+            e.url(),
+            event("keys", 3).as_bytes(),
+            &[("authorization", "Bearer wk_web_0123456789")]
+        )
+        .status,
+        200
+    );
+    // sendBeacon: text/plain and the key in the query string.
+    let r = request(
+        "POST",
+        &format!("{}/v1/events?key=wk_web_0123456789", e.url()),
+        &[("content-type", "text/plain;charset=UTF-8")],
+        event("keys", 4).as_bytes(),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+
+    assert!(wait_for(Duration::from_secs(30), || landed(&sandbox).len() == 3));
+    let got = landed(&sandbox);
+    assert_eq!(got["keys-2"][0].key_id.as_deref(), Some("bikes"));
+    assert_eq!(got["keys-3"][0].key_id.as_deref(), Some("web"));
+    assert_eq!(got["keys-4"][0].key_id.as_deref(), Some("web"));
+    assert!(!got.contains_key("keys-1"));
+}
+
+#[test]
+fn cors_preflight_and_responses_follow_the_allow_list() {
+    let sandbox = sandbox();
+    let e = edge(&sandbox, &[("ALLOWED_ORIGINS", "https://shop.example")]);
+    let url = format!("{}/v1/events", e.url());
+    let pre = request(
+        "OPTIONS",
+        &url,
+        &[
+            ("origin", "https://shop.example"),
+            ("access-control-request-method", "POST"),
+            ("access-control-request-headers", "content-type, x-edgehose-key"),
+        ],
+        b"",
+    );
+    assert_eq!(pre.status, 204);
+    assert_eq!(pre.header("access-control-allow-origin"), Some("https://shop.example"));
+    assert_eq!(pre.header("access-control-allow-methods"), Some("POST, OPTIONS"));
+    assert!(
+        pre.header("access-control-allow-headers")
+            .unwrap()
+            .contains("x-edgehose-key")
+    );
+    assert_eq!(pre.header("access-control-max-age"), Some("86400"));
+
+    let denied = request(
+        "OPTIONS",
+        &url,
+        &[
+            ("origin", "https://evil.example"),
+            ("access-control-request-method", "POST"),
+        ],
+        b"",
+    );
+    assert_eq!(error_of(&denied).0, 403);
+    assert_eq!(denied.header("access-control-allow-origin"), None);
+
+    let ok = post(
+        e.url(),
+        event("cors", 1).as_bytes(),
+        &[("origin", "https://shop.example")],
+    );
+    assert_eq!(ok.status, 200);
+    assert_eq!(ok.header("access-control-allow-origin"), Some("https://shop.example"));
+    let (status, code, _) = error_of(&post(
+        e.url(),
+        event("cors", 2).as_bytes(),
+        &[("origin", "https://evil.example")],
+    ));
+    assert_eq!((status, code.as_str()), (403, "origin_not_allowed"));
+    // Devices send no Origin and are unaffected.
+    assert_eq!(post(e.url(), event("cors", 3).as_bytes(), &[]).status, 200);
+}
+
+#[test]
+fn malformed_payloads_are_acknowledged_and_quarantined_unless_strict() {
+    let sandbox = sandbox();
+    let lenient = edge(&sandbox, &[]);
+    let r = post(
+        lenient.url(),
+        b"{\"event\": \"click\", oops",
+        &[("content-type", "application/json")],
+    );
+    assert_eq!((r.status, r.text().as_str()), (200, r#"{"accepted":1}"#));
+    assert!(wait_for(Duration::from_secs(30), || !landed(&sandbox).is_empty()));
+    let got = landed(&sandbox);
+    let q = got.values().next().unwrap()[0].quarantine.clone().unwrap();
+    assert_eq!(q.raw().unwrap(), b"{\"event\": \"click\", oops");
+    assert!(q.reason.contains("invalid JSON"), "{}", q.reason);
+
+    let strict = edge(&sandbox, &[("STRICT", "true")]);
+    let (status, code, msg) = error_of(&post(strict.url(), b"{\"event\": \"click\", oops", &[]));
+    assert_eq!((status, code.as_str()), (400, "malformed"));
+    assert!(msg.contains("invalid JSON"), "{msg}");
+}
+
+#[test]
+fn cloudflare_request_metadata_reaches_the_envelope() {
+    let sandbox = sandbox();
+    let e = edge(&sandbox, &[]);
+    assert_eq!(post(e.url(), event("cf", 1).as_bytes(), &[]).status, 200);
+    assert!(wait_for(Duration::from_secs(30), || landed(&sandbox).contains_key("cf-1")));
+    let env = &landed(&sandbox)["cf-1"][0];
+    let edge_meta = env.edge.clone().expect("request.cf is present in the local runtime");
+    assert!(edge_meta.colo.is_some() && edge_meta.country.is_some(), "{edge_meta:?}");
+    assert_eq!(
+        edge_meta.client_ip, None,
+        "the client IP is not kept unless STORE_CLIENT_IP is set"
+    );
+    assert!(env.received_at > 1_700_000_000_000);
+}
+
+#[test]
+fn a_misconfigured_worker_answers_500_naming_the_setting_and_never_logs_secrets() {
+    let e = Edge::start(&EdgeOptions::new(&[
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ACCESS_KEY_ID", "AKIAEXAMPLE"),
+        ("AWS_SECRET_ACCESS_KEY", "super-secret-value"),
+    ]))
+    .unwrap();
+    let (status, code, msg) = error_of(&post(e.url(), event("cfg", 1).as_bytes(), &[]));
+    assert_eq!((status, code.as_str()), (500, "misconfigured"));
+    assert_eq!(msg, "the service is misconfigured: setting FIREHOSE_STREAM is missing");
+    assert!(
+        wait_for(Duration::from_secs(5), || e.log().contains("FIREHOSE_STREAM")),
+        "{}",
+        e.log()
+    );
+    assert!(!e.log().contains("super-secret-value"));
+}
+
+#[test]
+fn a_panic_does_not_poison_later_requests() {
+    let sandbox = sandbox();
+    let endpoint = sandbox.moto.endpoint();
+    let mut options = EdgeOptions::new(&[
+        ("FIREHOSE_STREAM", &sandbox.stream),
+        ("AWS_REGION", "us-east-1"),
+        ("FORWARD_MODE", "direct"),
+        ("FIREHOSE_ENDPOINT", &endpoint),
+        ("AWS_ACCESS_KEY_ID", sandbox.edge.access_key_id()),
+        ("AWS_SECRET_ACCESS_KEY", sandbox.edge.secret_access_key()),
+    ]);
+    options.build = Build::PanicProbe;
+    let e = Edge::start(&options).unwrap();
+    assert_eq!(post(e.url(), event("panic", 0).as_bytes(), &[]).status, 200);
+    for round in 1..=3 {
+        let r = request("POST", &format!("{}/__panic", e.url()), &[], b"");
+        assert!(r.status >= 500, "the probe panics: {} {}", r.status, r.text());
+        for i in 0..10 {
+            let n = round * 100 + i;
+            let r = post(e.url(), event("panic", n).as_bytes(), &[]);
+            assert_eq!(
+                (r.status, r.text()),
+                (200, r#"{"accepted":1}"#.to_owned()),
+                "request {n} after panic {round}\n{}",
+                e.log()
+            );
+        }
+    }
+    assert!(e.log().contains("panic probe"), "the panic was real:\n{}", e.log());
+    assert!(
+        wait_for(Duration::from_secs(30), || landed(&sandbox).len() == 31),
+        "{}",
+        landed(&sandbox).len()
+    );
+}

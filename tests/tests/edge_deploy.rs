@@ -1,0 +1,51 @@
+//! `npx wrangler deploy --dry-run` from the repository root works offline:
+//! wrangler runs the `[build]` command (worker-build with the bootstrap's
+//! wasm-bindgen, wasm-opt and esbuild) and bundles the Worker without
+//! contacting Cloudflare or GitHub.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure report
+
+use std::process::Command;
+
+use edgehose_tests::tools;
+
+#[test]
+fn wrangler_deploy_dry_run_builds_and_bundles_offline() {
+    let wrangler = tools::npm_bin("wrangler").unwrap();
+    let out = std::env::temp_dir().join(format!("edgehose-dry-run-{}", std::process::id()));
+    let bin = tools::cache_dir().join("npm/node_modules/.bin");
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    let output = Command::new(wrangler)
+        .args(["deploy", "--dry-run", "--outdir"])
+        .arg(&out)
+        .current_dir(tools::repo_root())
+        .env("PATH", path)
+        .env("WRANGLER_SEND_METRICS", "false")
+        .env("WRANGLER_SEND_ERROR_REPORTS", "false")
+        .env("DO_NOT_TRACK", "1")
+        .env("CLOUDFLARE_CF_FETCH_ENABLED", "false")
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "wrangler failed:\n{text}");
+    assert!(text.contains("--dry-run: exiting now."), "{text}");
+    for binding in [
+        "env.EVENTS_QUEUE",
+        "env.DEAD_LETTER_QUEUE",
+        "env.FIREHOSE_STREAM",
+        "env.FORWARD_MODE",
+    ] {
+        assert!(text.contains(binding), "{binding} missing from:\n{text}");
+    }
+    let files: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(files.iter().any(|f| f.ends_with(".wasm")), "{files:?}");
+    assert!(files.iter().any(|f| f == "shim.js"), "{files:?}");
+    let _ = std::fs::remove_dir_all(&out);
+}

@@ -1,0 +1,266 @@
+//! The built edge Worker (Miniflare, real workerd) forwarding to `moto_server`
+//! with SigV4 + IAM checking on and the least-privilege key: every accepted
+//! event lands exactly once, byte for byte, in direct and in queue mode; with
+//! faults injected, every accepted event lands or is dead-lettered.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure report
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::time::Duration;
+
+use edgehose_shared::envelope::Envelope;
+use edgehose_tests::edge::{Edge, EdgeOptions};
+use edgehose_tests::events::{event, landed, post, wait_for};
+use edgehose_tests::faults::{FaultPlan, FaultProxy};
+use edgehose_tests::sandbox::Sandbox;
+
+fn sandbox() -> Sandbox {
+    Sandbox::start().unwrap_or_else(|e| panic!("could not start the moto sandbox: {e}"))
+}
+
+fn options(sandbox: &Sandbox, mode: &str, endpoint: &str) -> EdgeOptions {
+    let mut o = EdgeOptions::new(&[
+        ("FIREHOSE_STREAM", &sandbox.stream),
+        ("AWS_REGION", "us-east-1"),
+        ("FIREHOSE_ENDPOINT", endpoint),
+        ("FORWARD_MODE", mode),
+        ("AWS_ACCESS_KEY_ID", sandbox.edge.access_key_id()),
+        ("AWS_SECRET_ACCESS_KEY", sandbox.edge.secret_access_key()),
+        // Quick retries, so fault tests finish in seconds.
+        ("RETRY_BASE_DELAY_MS", "20"),
+        ("RETRY_MAX_DELAY_MS", "300"),
+        ("RETRY_BUDGET_MS", "6000"),
+        ("RETRY_MAX_ATTEMPTS", "6"),
+    ]);
+    o.max_retries = 4;
+    o
+}
+
+fn start(options: &EdgeOptions) -> Edge {
+    Edge::start(options).unwrap_or_else(|e| panic!("could not start the edge Worker: {e}"))
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    enc.write_all(bytes).unwrap();
+    enc.finish().unwrap()
+}
+
+/// Posts `requests` requests of `per` events each, in every body form, and
+/// returns the events by id.
+fn post_events(edge: &Edge, run: &str, requests: usize, per: usize) -> Vec<(String, String)> {
+    let mut sent = Vec::new();
+    for r in 0..requests {
+        let events: Vec<String> = (0..per).map(|i| event(run, r * per + i)).collect();
+        let response = match r % 4 {
+            0 => post(
+                edge.url(),
+                format!("[{}]", events.join(",")).as_bytes(),
+                &[("content-type", "application/json")],
+            ),
+            1 => post(
+                edge.url(),
+                events.join("\n").as_bytes(),
+                &[("content-type", "application/x-ndjson")],
+            ),
+            2 => post(
+                edge.url(),
+                &gzip(events.join("\n").as_bytes()),
+                &[("content-type", "application/x-ndjson"), ("content-encoding", "gzip")],
+            ),
+            _ => post(
+                edge.url(),
+                format!("[{}]", events.join(",")).as_bytes(),
+                &[("content-type", "text/plain;charset=UTF-8")],
+            ),
+        };
+        assert_eq!(response.status, 200, "request {r}: {}\n{}", response.text(), edge.log());
+        assert_eq!(response.text(), format!(r#"{{"accepted":{per}}}"#));
+        for (i, e) in events.into_iter().enumerate() {
+            sent.push((format!("{run}-{}", r * per + i), e));
+        }
+    }
+    sent
+}
+
+/// Asserts every sent event landed exactly once, as sent.
+fn assert_exactly_once(sandbox: &Sandbox, edge: &Edge, sent: &[(String, String)]) {
+    let ids: BTreeSet<&str> = sent.iter().map(|(id, _)| id.as_str()).collect();
+    let complete = wait_for(Duration::from_secs(60), || {
+        let got = landed(sandbox);
+        ids.iter().all(|id| got.contains_key(*id))
+    });
+    let got = landed(sandbox);
+    assert!(
+        complete,
+        "missing: {:?}\n{}",
+        ids.iter().filter(|id| !got.contains_key(**id)).collect::<Vec<_>>(),
+        edge.log()
+    );
+    assert_eq!(got.len(), sent.len(), "nothing else landed");
+    for (id, text) in sent {
+        let copies = &got[id];
+        assert_eq!(copies.len(), 1, "{id} landed {} times", copies.len());
+        assert_eq!(
+            copies[0].event.as_ref().unwrap().get(),
+            text,
+            "{id} is byte for byte what was sent"
+        );
+        assert_eq!(copies[0].key_id, None);
+    }
+}
+
+#[test]
+fn direct_mode_lands_every_event_exactly_once_as_sent() {
+    let sandbox = sandbox();
+    let edge = start(&options(&sandbox, "direct", &sandbox.moto.endpoint()));
+    let sent = post_events(&edge, "direct", 12, 10);
+    assert_exactly_once(&sandbox, &edge, &sent);
+    // One PutRecordBatch (one S3 object in the emulator) per request.
+    assert_eq!(sandbox.objects().unwrap().len(), 12);
+}
+
+#[test]
+fn queue_mode_lands_every_event_exactly_once_in_far_fewer_calls() {
+    let sandbox = sandbox();
+    let edge = start(&options(&sandbox, "queue", &sandbox.moto.endpoint()));
+    let sent = post_events(&edge, "queue", 40, 5);
+    assert_exactly_once(&sandbox, &edge, &sent);
+    let calls = sandbox.objects().unwrap().len();
+    assert!(
+        calls < 40 / 4,
+        "{calls} PutRecordBatch calls for 40 requests: the queue should batch"
+    );
+    println!("queue mode: 40 requests, 200 events, {calls} PutRecordBatch calls");
+}
+
+/// Posts through faults, then turns them off and checks that every accepted
+/// event is in the bucket or the dead-letter path; returns the duplicates.
+fn survive_faults(mode: &str, seed: u64) {
+    let sandbox = sandbox();
+    let plan = FaultPlan {
+        throttle: 0.1,
+        server_error: 0.1,
+        partial: 0.3,
+        lost_response: 0.1,
+    };
+    let proxy = FaultProxy::start(&sandbox.moto.endpoint(), sandbox.edge.clone(), plan, seed).unwrap();
+    let mut opts = options(&sandbox, mode, proxy.url());
+    opts.dlq_sink = Some(proxy.dead_letter_url());
+    // One message per consumer run, so the queue path makes enough calls to meet every fault.
+    opts.max_batch_size = 1;
+    let edge = start(&opts);
+    let sent = post_events(&edge, mode, 30, 8);
+    let ids: BTreeSet<String> = sent.iter().map(|(id, _)| id.clone()).collect();
+
+    let dead = || -> BTreeSet<String> {
+        proxy
+            .dead_letters()
+            .iter()
+            .map(|l| Envelope::parse(l).unwrap().id)
+            .collect()
+    };
+    let complete = wait_for(Duration::from_secs(120), || {
+        let got = landed(&sandbox);
+        let dl = dead();
+        ids.iter().all(|id| got.contains_key(id) || dl.contains(id))
+    });
+    let (got, dl) = (landed(&sandbox), dead());
+    let missing: Vec<&String> = ids
+        .iter()
+        .filter(|id| !got.contains_key(*id) && !dl.contains(*id))
+        .collect();
+    assert!(
+        complete && missing.is_empty(),
+        "lost: {missing:?}\nfaults: {:?}\n{}",
+        proxy.stats(),
+        edge.log()
+    );
+
+    let stats = proxy.stats();
+    assert!(
+        stats.throttled > 0 && stats.server_errors > 0 && stats.partial > 0 && stats.lost_responses > 0,
+        "{stats:?}"
+    );
+    for (id, copies) in &got {
+        assert!(ids.contains(id), "unexpected id {id}");
+        for c in copies {
+            let original = &sent.iter().find(|(i, _)| i == id).unwrap().1;
+            assert_eq!(c.event.as_ref().unwrap().get(), original);
+        }
+    }
+    let duplicates: usize = got.values().map(|c| c.len() - 1).sum();
+    let in_both = ids
+        .iter()
+        .filter(|id| got.contains_key(*id) && dl.contains(*id))
+        .count();
+    println!(
+        "{mode} mode under faults: {} events accepted, {} landed ({} duplicate copies), {} dead-lettered ({} of them also landed); faults: {stats:?}",
+        ids.len(),
+        got.len(),
+        duplicates,
+        dl.len(),
+        in_both
+    );
+}
+
+#[test]
+fn direct_mode_loses_nothing_under_throttling_partial_failures_and_500s() {
+    survive_faults("direct", 7);
+}
+
+#[test]
+fn queue_mode_loses_nothing_under_throttling_partial_failures_and_500s() {
+    survive_faults("queue", 11);
+}
+
+#[test]
+fn when_firehose_stays_down_every_event_is_dead_lettered() {
+    let sandbox = sandbox();
+    let down = FaultPlan {
+        throttle: 1.0,
+        ..FaultPlan::default()
+    };
+    let proxy = FaultProxy::start(&sandbox.moto.endpoint(), sandbox.edge.clone(), down, 3).unwrap();
+    let mut opts = options(&sandbox, "direct", proxy.url());
+    opts.dlq_sink = Some(proxy.dead_letter_url());
+    let edge = start(&opts);
+    let sent = post_events(&edge, "down", 4, 5);
+    let ids: BTreeSet<String> = sent.iter().map(|(id, _)| id.clone()).collect();
+    let all_dead = wait_for(Duration::from_secs(60), || {
+        let dl: BTreeSet<String> = proxy
+            .dead_letters()
+            .iter()
+            .map(|l| Envelope::parse(l).unwrap().id)
+            .collect();
+        ids.is_subset(&dl)
+    });
+    assert!(all_dead, "dead letters: {}\n{}", proxy.dead_letters().len(), edge.log());
+    assert!(landed(&sandbox).is_empty());
+    assert!(edge.log().contains("sent to the dead-letter queue"), "{}", edge.log());
+}
+
+#[test]
+fn without_a_dead_letter_queue_a_loss_is_logged_with_every_id() {
+    let sandbox = sandbox();
+    let down = FaultPlan {
+        server_error: 1.0,
+        ..FaultPlan::default()
+    };
+    let proxy = FaultProxy::start(&sandbox.moto.endpoint(), sandbox.edge.clone(), down, 5).unwrap();
+    let mut opts = options(&sandbox, "direct", proxy.url());
+    opts.dead_letter_queue = false;
+    let edge = start(&opts);
+    let sent = post_events(&edge, "lost", 1, 3);
+    let logged = wait_for(Duration::from_secs(60), || edge.log().contains("LOST 3 events"));
+    let log = edge.log();
+    assert!(logged, "{log}");
+    for (id, _) in &sent {
+        assert!(log.contains(id.as_str()), "{id} is named in the log:\n{log}");
+    }
+    assert!(
+        !log.contains(sandbox.edge.secret_access_key()),
+        "the secret is never logged"
+    );
+}
