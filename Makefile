@@ -15,7 +15,7 @@ WASM := --target wasm32-unknown-unknown
 # Crates that must build for Cloudflare Workers as well as natively.
 WASM_CRATES := -p edgehose-shared -p edgehose-edge
 
-.PHONY: test bootstrap check fmt-check clippy wasm docs edge unit
+.PHONY: test bootstrap check fmt-check clippy wasm docs edge unit bench-edge
 
 ## test: install tools, then run every check and every test
 test: bootstrap check edge unit
@@ -50,3 +50,8 @@ unit:
 	@mkdir -p target
 	set -o pipefail; $(RUN) $(CARGO) test --workspace --locked 2>&1 | tee target/test.log
 	@awk '/^test result:/ { p += $$4; f += $$6 } END { printf "tests: %d passed, %d failed\n", p, f; exit (p == 0) }' target/test.log
+
+## bench-edge: the edge Worker against the runtime floor and a JS peer; prints
+## numbers and rewrites the edge section of BENCHMARKS.md (not a pass/fail test)
+bench-edge: bootstrap edge
+	$(RUN) $(CARGO) run -q --release --locked -p edgehose-bench -- edge --write BENCHMARKS.md

@@ -46,6 +46,9 @@ pub struct EdgeConfig {
     pub retry: RetryPolicy,
     /// Retries inside one queue-consumer run, before the queue's own redelivery.
     pub consumer_retry: RetryPolicy,
+    /// Direct mode: how long an isolate gathers requests into one
+    /// `PutRecordBatch` (0: one call per request).
+    pub direct_flush_ms: u64,
 }
 
 impl EdgeConfig {
@@ -98,6 +101,8 @@ impl EdgeConfig {
             budget_ms: retry.budget_ms.min(10_000),
             ..retry
         };
+        // Longer windows mean fewer calls but later delivery; 1 s is plenty.
+        let direct_flush_ms = s.usize_or("DIRECT_FLUSH_MS", 20)?.min(1000) as u64;
         Ok(Self {
             api,
             mode,
@@ -108,6 +113,7 @@ impl EdgeConfig {
             pack,
             retry,
             consumer_retry,
+            direct_flush_ms,
         })
     }
 }

@@ -2,7 +2,8 @@
 //! queue producer, the queue consumer, and the dead-letter step that makes
 //! sure nothing is dropped silently.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
 use std::time::Duration;
 
 use edgehose_shared::batch::{Call, group_lines, pack, pack_records, queue_batches};
@@ -10,13 +11,11 @@ use edgehose_shared::firehose::{self, FirehoseError, PutOutcome, SIGNING_SERVICE
 use edgehose_shared::limits::QUEUE_MAX_MESSAGE_BYTES;
 use edgehose_shared::retry::{ClockSkew, GiveUpReason, RetryPlan, RetryPolicy, Step};
 use edgehose_shared::sign::sign;
-use worker::{
-    BatchMessageBuilder, Delay, Env, Fetch, Headers, MessageBatch, MessageBuilder, MessageExt, Method, Queue,
-    QueueContentType, Request, RequestInit, console_error, console_log,
-};
+use worker::{Context, Delay, Env, MessageBatch, MessageExt, Queue, console_error, console_log};
 
 use crate::clock::{CryptoRandom, now};
 use crate::config::{DEAD_LETTER_QUEUE, EVENTS_QUEUE, EdgeConfig};
+use crate::js;
 
 // Queue messages stay a little under the 128 KB limit: Cloudflare counts a
 // few bytes of framing per message.
@@ -25,6 +24,69 @@ const MESSAGE_TARGET_BYTES: usize = QUEUE_MAX_MESSAGE_BYTES - 1_000;
 thread_local! {
     /// Clock skew learned from Firehose, for every later signature in this isolate.
     static SKEW: Cell<ClockSkew> = Cell::new(ClockSkew::default());
+}
+
+thread_local! {
+    /// Direct mode's isolate-wide buffer: envelopes waiting for the open flush window.
+    static PENDING: RefCell<Pending> = RefCell::new(Pending::default());
+}
+
+#[derive(Default)]
+struct Pending {
+    lines: Vec<String>,
+    bytes: usize,
+    window_open: bool,
+}
+
+// A buffer this full is sent at once rather than at the end of the window:
+// one PutRecordBatch's worth of records, or well under its 4 MiB.
+const FLUSH_LINES: usize = 500;
+const FLUSH_BYTES: usize = 3 * 1024 * 1024;
+
+/// Direct mode: hands a request's envelopes to Firehose after the response.
+///
+/// Requests arriving within `DIRECT_FLUSH_MS` of each other in one isolate
+/// share one `PutRecordBatch`: the request that opens a window keeps it alive
+/// with its own `waitUntil` and flushes everything buffered when it closes,
+/// so a busy isolate makes one call per window instead of one per request.
+/// A buffer that fills up is sent at once by the request that filled it.
+pub fn submit(config: Rc<EdgeConfig>, env: Env, ctx: &Context, lines: Vec<String>) {
+    if config.direct_flush_ms == 0 {
+        ctx.wait_until(async move { direct(&config, &env, lines).await });
+        return;
+    }
+    let (open_window, full) = PENDING.with(|p| {
+        let mut p = p.borrow_mut();
+        p.bytes += lines.iter().map(|l| l.len() + 1).sum::<usize>();
+        p.lines.extend(lines);
+        let full = (p.lines.len() >= FLUSH_LINES || p.bytes >= FLUSH_BYTES).then(|| take(&mut p));
+        let open = !p.window_open;
+        p.window_open = true;
+        (open, full)
+    });
+    if let Some(now_lines) = full {
+        let (config, env) = (config.clone(), env.clone());
+        ctx.wait_until(async move { direct(&config, &env, now_lines).await });
+    }
+    if open_window {
+        let wait = Duration::from_millis(config.direct_flush_ms);
+        ctx.wait_until(async move {
+            Delay::from(wait).await;
+            let lines = PENDING.with(|p| {
+                let mut p = p.borrow_mut();
+                p.window_open = false;
+                take(&mut p)
+            });
+            if !lines.is_empty() {
+                direct(&config, &env, lines).await;
+            }
+        });
+    }
+}
+
+fn take(p: &mut Pending) -> Vec<String> {
+    p.bytes = 0;
+    std::mem::take(&mut p.lines)
 }
 
 /// Direct mode: packs, signs and sends a request's envelopes; what cannot be
@@ -66,14 +128,9 @@ async fn send_lines(queue: &Queue, lines: &[String]) -> Result<(), String> {
     let messages = group_lines(lines, MESSAGE_TARGET_BYTES);
     let sizes: Vec<usize> = messages.iter().map(String::len).collect();
     for range in queue_batches(&sizes) {
-        let batch = BatchMessageBuilder::new()
-            .messages(messages[range].iter().map(|m| {
-                MessageBuilder::new(m.clone())
-                    .content_type(QueueContentType::Text)
-                    .build()
-            }))
-            .build();
-        queue.send_batch(batch).await.map_err(|e| format!("sendBatch: {e}"))?;
+        js::send_batch(queue.as_ref(), &messages[range])
+            .await
+            .map_err(|e| format!("sendBatch: {e}"))?;
     }
     Ok(())
 }
@@ -168,28 +225,23 @@ async fn put(config: &EdgeConfig, records: Vec<&[u8]>) -> Result<PutOutcome, Fir
     let time = SKEW.with(|s| s.get().corrected(now()));
     sign(&mut request, &config.credentials, &config.region, SIGNING_SERVICE, time)
         .map_err(|e| FirehoseError::Transport(e.to_string()))?;
-    let transport = |e: worker::Error| FirehoseError::Transport(e.to_string());
-    let headers = Headers::new();
-    for (name, value) in request.headers() {
-        // "host" is set by fetch from the URL, and the Workers runtime refuses to set it.
-        if name != "host" {
-            headers
-                .set(name.as_str(), value.to_str().unwrap_or_default())
-                .map_err(transport)?;
-        }
-    }
-    let body = js_sys::Uint8Array::from(request.body().as_slice());
-    let mut init = RequestInit::new();
-    init.with_method(Method::Post)
-        .with_headers(headers)
-        .with_body(Some(body.into()));
-    let js_request = Request::new_with_init(&request.uri().to_string(), &init).map_err(transport)?;
-    let mut response = Fetch::Request(js_request).send().await.map_err(transport)?;
-    let status = response.status_code();
-    let error_type = response.headers().get("x-amzn-errortype").ok().flatten();
-    let date = response.headers().get("date").ok().flatten();
-    let bytes = response.bytes().await.map_err(transport)?;
-    firehose::parse_put_record_batch_response(status, error_type.as_deref(), date.as_deref(), &bytes, sent)
+    // "host" comes from the URL; the Workers runtime refuses to set it.
+    let headers: Vec<(&str, &str)> = request
+        .headers()
+        .iter()
+        .filter(|(name, _)| name.as_str() != "host")
+        .filter_map(|(name, value)| value.to_str().ok().map(|v| (name.as_str(), v)))
+        .collect();
+    let answer = js::post(&request.uri().to_string(), &headers, request.body())
+        .await
+        .map_err(FirehoseError::Transport)?;
+    firehose::parse_put_record_batch_response(
+        answer.status,
+        answer.error_type.as_deref(),
+        answer.date.as_deref(),
+        &answer.body,
+        sent,
+    )
 }
 
 /// The last stop for envelopes that could not be delivered: the dead-letter

@@ -10,17 +10,19 @@
 mod clock;
 pub mod config;
 mod forward;
+mod js;
 
 use std::cell::RefCell;
 use std::rc::Rc;
 
 use edgehose_shared::api::{self, ApiError, Body, Prepared, Reply, RequestHead};
 use edgehose_shared::envelope::EdgeMeta;
-use wasm_bindgen::JsValue;
-use worker::{Context, Env, MessageBatch, Request, Response, console_error, event};
+use worker::worker_sys::web_sys;
+use worker::{Context, Env, MessageBatch, console_error, event};
 
 use crate::clock::{CryptoRandom, now};
 use crate::config::{EdgeConfig, Mode};
+use crate::js::Head;
 
 thread_local! {
     /// The configuration, read once per isolate (a bad one is read again next time).
@@ -45,71 +47,78 @@ fn config(env: &Env) -> Result<Rc<EdgeConfig>, ApiError> {
 }
 
 #[event(fetch)]
-async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response> {
+async fn fetch(req: web_sys::Request, env: Env, ctx: Context) -> worker::Result<web_sys::Response> {
     let received_at = now();
     let config = match config(&env) {
         Ok(c) => c,
-        Err(e) => return respond(e.reply(Vec::new())),
+        Err(e) => return Ok(respond(e.reply(Vec::new()))),
     };
-    let raw = Clone::clone(req.inner());
-    let method = raw.method();
-    let url = raw.url();
-    let (path, query) = split_url(&url);
+    let head = Head::read(&req);
+    let (path, query) = split_url(head.url());
     #[cfg(feature = "panic-probe")]
     if path == "/__panic" {
         panic!("panic probe: deliberate panic for the isolation test");
     }
-    let headers = req.headers().clone();
-    let header = |name: &str| headers.get(name).ok().flatten();
-    let (origin, key_header, authorization) = (header("origin"), header(api::KEY_HEADER), header("authorization"));
-    let content_length = header("content-length").and_then(|v| v.parse().ok());
-    let head = RequestHead {
-        method: &method,
+    let request_head = RequestHead {
+        method: head.method(),
         path,
         query,
-        origin: origin.as_deref(),
-        key_header: key_header.as_deref(),
-        authorization: authorization.as_deref(),
-        content_length,
+        origin: head.origin(),
+        key_header: head.key(),
+        authorization: head.authorization(),
+        content_length: head.content_length(),
     };
-    let ingest = match api::prepare(&head, &config.api) {
-        Prepared::Reply(reply) => return respond(reply),
+    let ingest = match api::prepare(&request_head, &config.api) {
+        Prepared::Reply(reply) => return Ok(respond(reply)),
         Prepared::Ingest(ingest) => ingest,
     };
-    let (content_type, content_encoding) = (header("content-type"), header("content-encoding"));
-    let mut req = req;
-    let bytes = match req.bytes().await {
+    let bytes = match read_body(&req).await {
         Ok(b) => b,
-        Err(e) => return respond(ApiError::Unavailable(format!("the body could not be read: {e}")).reply(ingest.cors)),
+        Err(e) => {
+            return Ok(respond(
+                ApiError::Unavailable(format!("the body could not be read: {e}")).reply(ingest.cors),
+            ));
+        }
     };
-    let edge = edge_meta(
-        &raw,
-        config.api.store_client_ip.then(|| header("cf-connecting-ip")).flatten(),
-    );
+    let edge = EdgeMeta {
+        country: head.country().map(str::to_owned),
+        colo: head.colo().map(str::to_owned),
+        asn: head.asn(),
+        client_ip: config
+            .api
+            .store_client_ip
+            .then(|| head.client_ip().map(str::to_owned))
+            .flatten(),
+    };
     let body = Body {
         bytes: &bytes,
-        content_type: content_type.as_deref(),
-        content_encoding: content_encoding.as_deref(),
+        content_type: head.content_type(),
+        content_encoding: head.content_encoding(),
     };
     let accepted = match api::accept(&ingest, body, &edge, &config.api, received_at, &CryptoRandom::default()) {
         Ok(a) => a,
-        Err(reply) => return respond(reply),
+        Err(reply) => return Ok(respond(reply)),
     };
     match config.mode {
-        Mode::Direct => {
-            let (config, lines) = (config.clone(), accepted.lines);
-            ctx.wait_until(async move { forward::direct(&config, &env, lines).await });
-        }
+        Mode::Direct => forward::submit(config.clone(), env, &ctx, accepted.lines),
         Mode::Queue => {
             // Acknowledge only once the queue holds the events: a 503 tells the
             // client to retry rather than letting an accepted event vanish.
             if let Err(e) = forward::enqueue(&env, &accepted.lines).await {
                 console_error!("edgehose: could not enqueue {} events: {e}", accepted.lines.len());
-                return respond(ApiError::Unavailable(e).reply(ingest.cors));
+                return Ok(respond(ApiError::Unavailable(e).reply(ingest.cors)));
             }
         }
     }
-    respond(accepted.reply)
+    Ok(respond(accepted.reply))
+}
+
+async fn read_body(req: &web_sys::Request) -> Result<Vec<u8>, String> {
+    let promise = req.array_buffer().map_err(|e| format!("{e:?}"))?;
+    let buffer = js_sys::futures::JsFuture::from(promise)
+        .await
+        .map_err(|e| format!("{e:?}"))?;
+    Ok(js_sys::Uint8Array::new(&buffer).to_vec())
 }
 
 #[event(queue)]
@@ -134,34 +143,8 @@ fn split_url(url: &str) -> (&str, Option<&str>) {
     }
 }
 
-/// Country, colo and ASN from `request.cf`, each only when present (the
-/// `worker` crate's own accessors panic on a missing field).
-fn edge_meta(raw: &worker::worker_sys::web_sys::Request, client_ip: Option<String>) -> EdgeMeta {
-    let cf = js_sys::Reflect::get(raw, &JsValue::from_str("cf")).unwrap_or(JsValue::UNDEFINED);
-    if !cf.is_object() {
-        return EdgeMeta {
-            client_ip,
-            ..EdgeMeta::default()
-        };
-    }
-    let field = |name: &str| js_sys::Reflect::get(&cf, &JsValue::from_str(name)).ok();
-    EdgeMeta {
-        country: field("country").and_then(|v| v.as_string()),
-        colo: field("colo").and_then(|v| v.as_string()),
-        asn: field("asn").and_then(|v| v.as_f64()).map(|n| n as u32),
-        client_ip,
-    }
-}
-
-fn respond(reply: Reply) -> worker::Result<Response> {
-    let mut builder = Response::builder().with_status(reply.status);
-    if !reply.body.is_empty() {
-        builder = builder.with_header("content-type", "application/json")?;
-    }
-    for (name, value) in &reply.headers {
-        builder = builder.with_header(name, value)?;
-    }
-    Ok(builder.fixed(reply.body.into_bytes()))
+fn respond(reply: Reply) -> web_sys::Response {
+    js::response(reply.status, &reply.body, &reply.headers)
 }
 
 #[cfg(test)]

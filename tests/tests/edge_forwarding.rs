@@ -32,6 +32,8 @@ fn options(sandbox: &Sandbox, mode: &str, endpoint: &str) -> EdgeOptions {
         ("RETRY_MAX_DELAY_MS", "300"),
         ("RETRY_BUDGET_MS", "6000"),
         ("RETRY_MAX_ATTEMPTS", "6"),
+        // One PutRecordBatch per request, so counts are exact and faults meet many calls.
+        ("DIRECT_FLUSH_MS", "0"),
     ]);
     o.max_retries = 4;
     o
@@ -119,6 +121,30 @@ fn direct_mode_lands_every_event_exactly_once_as_sent() {
     assert_exactly_once(&sandbox, &edge, &sent);
     // One PutRecordBatch (one S3 object in the emulator) per request.
     assert_eq!(sandbox.objects().unwrap().len(), 12);
+}
+
+#[test]
+fn direct_mode_gathers_concurrent_requests_into_few_calls() {
+    let sandbox = sandbox();
+    let mut opts = options(&sandbox, "direct", &sandbox.moto.endpoint());
+    opts.bindings.insert("DIRECT_FLUSH_MS".into(), "250".into());
+    let edge = start(&opts);
+    let sent: Vec<(String, String)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..4)
+            .map(|t| {
+                let edge = &edge;
+                s.spawn(move || post_events(edge, &format!("gather{t}"), 8, 3))
+            })
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
+    });
+    assert_exactly_once(&sandbox, &edge, &sent);
+    let calls = sandbox.objects().unwrap().len();
+    assert!(
+        calls <= 32 / 4,
+        "{calls} PutRecordBatch calls for 32 requests: the isolate should gather them"
+    );
+    println!("direct mode, 250 ms window: 32 concurrent requests, 96 events, {calls} PutRecordBatch calls");
 }
 
 #[test]

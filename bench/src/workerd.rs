@@ -1,0 +1,184 @@
+//! A Worker in raw `workerd` (no wrangler or Miniflare in between), from a
+//! generated config, with the process's own CPU accounting.
+
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// One module of a Worker.
+#[derive(Debug, Clone)]
+pub enum Module {
+    /// An ES module file.
+    Es(String, PathBuf),
+    /// A compiled WebAssembly module file.
+    Wasm(String, PathBuf),
+}
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct WorkerSpec {
+    /// Modules; the first is the entry point.
+    pub modules: Vec<Module>,
+    /// Text bindings (`[vars]` and secrets).
+    pub bindings: Vec<(String, String)>,
+}
+
+/// A running workerd.
+pub struct Workerd {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Workerd {
+    /// Writes a config for `spec` into `dir`, starts `workerd serve` on a free
+    /// loopback port and waits until it accepts connections.
+    pub fn start(workerd: &Path, spec: &WorkerSpec, dir: &Path) -> Result<Self, String> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| e.to_string())?
+            .port();
+        // workerd embeds files relative to the config: copy each module beside it.
+        let dir = dir.join(format!("workerd-{port}"));
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let mut local = spec.clone();
+        for m in &mut local.modules {
+            let (Module::Es(name, path) | Module::Wasm(name, path)) = m;
+            let copy = dir.join(name.as_str());
+            std::fs::copy(&*path, &copy).map_err(|e| format!("{}: {e}", path.display()))?;
+            *path = PathBuf::from(name.as_str());
+        }
+        let config = dir.join("config.capnp");
+        std::fs::write(&config, capnp(&local, port)).map_err(|e| format!("{}: {e}", config.display()))?;
+        let dir = dir.as_path();
+        let log = std::fs::File::create(dir.join("workerd.log")).map_err(|e| e.to_string())?;
+        let child = Command::new(workerd)
+            .arg("serve")
+            .arg("config.capnp")
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().map_err(|e| e.to_string())?)
+            .stderr(log)
+            .spawn()
+            .map_err(|e| format!("starting {}: {e}", workerd.display()))?;
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        let mut w = Self { child, addr };
+        let start = Instant::now();
+        while TcpStream::connect(addr).is_err() {
+            if start.elapsed() > Duration::from_secs(30) {
+                return Err(format!(
+                    "workerd did not listen on {addr} within 30 s (see {})",
+                    dir.display()
+                ));
+            }
+            if let Ok(Some(status)) = w.child.try_wait() {
+                return Err(format!("workerd exited with {status} (see {})", dir.display()));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(w)
+    }
+
+    /// Where it listens.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// CPU seconds (user + system) the process has used so far.
+    pub fn cpu_seconds(&self) -> Result<f64, String> {
+        cpu_seconds(self.child.id())
+    }
+}
+
+impl Drop for Workerd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// User + system CPU seconds of a process, from `/proc/<pid>/stat`.
+pub fn cpu_seconds(pid: u32) -> Result<f64, String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).map_err(|e| e.to_string())?;
+    // Fields after the parenthesised command name; utime and stime are the 14th and 15th.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).ok_or("bad stat")?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = fields.get(11).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0)
+        + fields.get(12).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    Ok(ticks / clock_ticks_per_second())
+}
+
+fn clock_ticks_per_second() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+/// The workerd config (Cap'n Proto text) for a spec.
+pub fn capnp(spec: &WorkerSpec, port: u16) -> String {
+    let modules: Vec<String> = spec
+        .modules
+        .iter()
+        .map(|m| match m {
+            Module::Es(name, path) => format!("(name = {name:?}, esModule = embed {:?})", path.display().to_string()),
+            Module::Wasm(name, path) => format!("(name = {name:?}, wasm = embed {:?})", path.display().to_string()),
+        })
+        .collect();
+    let bindings: Vec<String> = spec
+        .bindings
+        .iter()
+        .map(|(k, v)| format!("(name = {k:?}, text = {v:?})"))
+        .collect();
+    format!(
+        r#"using Workerd = import "/workerd/workerd.capnp";
+const config :Workerd.Config = (
+  services = [
+    (name = "main", worker = .worker),
+    (name = "internet", network = (allow = ["public", "private", "local"])),
+  ],
+  sockets = [(name = "http", address = "127.0.0.1:{port}", http = (), service = "main")],
+);
+const worker :Workerd.Worker = (
+  modules = [{}],
+  compatibilityDate = "2026-11-01",
+  bindings = [{}],
+  globalOutbound = "internet",
+);
+"#,
+        modules.join(", "),
+        bindings.join(", ")
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_config_embeds_modules_in_order_and_binds_text() {
+        let spec = WorkerSpec {
+            modules: vec![
+                Module::Es("index.js".into(), "/b/index.js".into()),
+                Module::Wasm("index_bg.wasm".into(), "/b/index_bg.wasm".into()),
+            ],
+            bindings: vec![("FIREHOSE_STREAM".into(), "bench".into())],
+        };
+        let c = capnp(&spec, 9000);
+        assert!(c.contains(r#"modules = [(name = "index.js", esModule = embed "/b/index.js"), (name = "index_bg.wasm", wasm = embed "/b/index_bg.wasm")]"#), "{c}");
+        assert!(c.contains(r#"bindings = [(name = "FIREHOSE_STREAM", text = "bench")]"#));
+        assert!(c.contains(r#"address = "127.0.0.1:9000""#));
+    }
+
+    #[test]
+    fn this_process_has_cpu_time() {
+        let mut x = 0u64;
+        for i in 0..5_000_000u64 {
+            x = x.wrapping_mul(31).wrapping_add(i);
+        }
+        assert!(x != 1);
+        assert!(cpu_seconds(std::process::id()).unwrap() > 0.0);
+    }
+}
