@@ -74,6 +74,7 @@ pub fn main(args: &[String]) -> std::result::Result<(), String> {
     ]
     .iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
+    .chain(vars(args))
     .collect();
     let variants = [
         (
@@ -140,6 +141,14 @@ pub fn main(args: &[String]) -> std::result::Result<(), String> {
         println!("wrote the edge section of {file}");
     }
     Ok(())
+}
+
+/// `--var NAME=VALUE` settings for the Workers (repeatable), e.g. `--var DIRECT_FLUSH_MS=5`.
+fn vars(args: &[String]) -> Vec<(String, String)> {
+    args.windows(2)
+        .filter(|w| w[0] == "--var")
+        .filter_map(|w| w[1].split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())))
+        .collect()
 }
 
 fn summary_json(s: &Summary) -> serde_json::Value {

@@ -1,7 +1,7 @@
 //! `edgehose-bench`: the project's benchmarks, which print numbers.
 //!
 //! ```text
-//! edgehose-bench edge [--requests N] [--concurrency C] [--write BENCHMARKS.md]
+//! edgehose-bench edge [--requests N] [--concurrency C] [--build DIR] [--var NAME=VALUE]... [--write BENCHMARKS.md]
 //! ```
 
 fn main() {

@@ -3,6 +3,7 @@
 //! sure nothing is dropped silently.
 
 use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -38,6 +39,40 @@ struct Pending {
     window_open: bool,
 }
 
+thread_local! {
+    /// Direct-mode batches being delivered right now, by batch number.
+    static IN_FLIGHT: RefCell<(u64, BTreeMap<u64, Vec<String>>)> = const { RefCell::new((0, BTreeMap::new())) };
+    /// Whether this wasm instance has looked for orphans yet.
+    static ORPHANS_CHECKED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Installs (once per instance) a panic hook that saves what direct mode
+/// holds in wasm memory (the gathering buffer and batches in flight) into
+/// the JavaScript global before the panic ends this instance. The next
+/// instance's first direct-mode request sends them again: at worst a batch
+/// that was in flight lands twice, never not at all.
+fn guard_against_panics() {
+    if ORPHANS_CHECKED.with(|c| c.replace(true)) {
+        return;
+    }
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let mut saved = Vec::new();
+        PENDING.with(|p| {
+            if let Ok(p) = p.try_borrow() {
+                saved.extend(p.lines.iter().cloned());
+            }
+        });
+        IN_FLIGHT.with(|f| {
+            if let Ok(f) = f.try_borrow() {
+                saved.extend(f.1.values().flatten().cloned());
+            }
+        });
+        js::save_orphans(&saved);
+        previous(info);
+    }));
+}
+
 // A buffer this full is sent at once rather than at the end of the window:
 // one PutRecordBatch's worth of records, or well under its 4 MiB.
 const FLUSH_LINES: usize = 500;
@@ -50,7 +85,18 @@ const FLUSH_BYTES: usize = 3 * 1024 * 1024;
 /// with its own `waitUntil` and flushes everything buffered when it closes,
 /// so a busy isolate makes one call per window instead of one per request.
 /// A buffer that fills up is sent at once by the request that filled it.
-pub fn submit(config: Rc<EdgeConfig>, env: Env, ctx: &Context, lines: Vec<String>) {
+pub fn submit(config: Rc<EdgeConfig>, env: Env, ctx: &Context, mut lines: Vec<String>) {
+    if !ORPHANS_CHECKED.with(Cell::get) {
+        guard_against_panics();
+        let orphans = js::take_orphans();
+        if !orphans.is_empty() {
+            console_error!(
+                "edgehose: resending {} events a panicked instance left undelivered",
+                orphans.len()
+            );
+            lines.extend(orphans);
+        }
+    }
     if config.direct_flush_ms == 0 {
         ctx.wait_until(async move { direct(&config, &env, lines).await });
         return;
@@ -92,11 +138,23 @@ fn take(p: &mut Pending) -> Vec<String> {
 /// Direct mode: packs, signs and sends a request's envelopes; what cannot be
 /// delivered within the retry budget goes to the dead-letter path.
 pub async fn direct(config: &EdgeConfig, env: &Env, lines: Vec<String>) {
-    let calls = match pack(&lines, &config.stream, config.pack) {
+    let batch = IN_FLIGHT.with(|f| {
+        let mut f = f.borrow_mut();
+        f.0 += 1;
+        let n = f.0;
+        f.1.insert(n, lines.clone());
+        n
+    });
+    deliver_lines(config, env, &lines).await;
+    IN_FLIGHT.with(|f| f.borrow_mut().1.remove(&batch));
+}
+
+async fn deliver_lines(config: &EdgeConfig, env: &Env, lines: &[String]) {
+    let calls = match pack(lines, &config.stream, config.pack) {
         Ok(c) => c,
         Err(e) => {
             // Envelopes are bounded far below a record; this is a defect, so say so loudly.
-            dead_letter(env, &lines, &format!("could not pack: {e}")).await;
+            dead_letter(env, lines, &format!("could not pack: {e}")).await;
             return;
         }
     };

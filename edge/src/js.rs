@@ -34,6 +34,14 @@ export async function firehose_call(url, headers, body) {
   const bytes = new Uint8Array(await r.arrayBuffer());
   return [r.status, r.headers.get("x-amzn-errortype"), r.headers.get("date"), bytes];
 }
+export function orphans_put(lines) {
+  (globalThis.__edgehose_orphans ??= []).push(lines);
+}
+export function orphans_take() {
+  const o = globalThis.__edgehose_orphans ?? [];
+  globalThis.__edgehose_orphans = [];
+  return o.join("\u0001");
+}
 export async function queue_send(queue, messages) {
   await queue.sendBatch(messages.split("\u0001").map((body) => ({ body, contentType: "text" })));
 }
@@ -45,6 +53,26 @@ extern "C" {
     fn firehose_call(url: &str, headers: &str, body: &[u8]) -> Result<js_sys::Promise, JsValue>;
     #[wasm_bindgen(catch)]
     fn queue_send(queue: &JsValue, messages: &str) -> Result<js_sys::Promise, JsValue>;
+    fn orphans_put(lines: &str);
+    fn orphans_take() -> String;
+}
+
+/// Keeps envelope lines in the isolate's JavaScript global, which outlives
+/// the wasm instance a panic replaces.
+pub fn save_orphans(lines: &[String]) {
+    if !lines.is_empty() {
+        orphans_put(&lines.join("\u{1}"));
+    }
+}
+
+/// Takes every line saved by [`save_orphans`].
+pub fn take_orphans() -> Vec<String> {
+    let joined = orphans_take();
+    if joined.is_empty() {
+        Vec::new()
+    } else {
+        joined.split('\u{1}').map(str::to_owned).collect()
+    }
 }
 
 /// A Firehose answer: status, `x-amzn-ErrorType`, `Date`, body.
