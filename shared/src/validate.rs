@@ -48,6 +48,10 @@ pub enum Reason {
     UnknownField,
     /// The same top-level field appears twice.
     DuplicateField,
+    /// The edge accepted a payload it could not decode (kept as a quarantine record).
+    Quarantined,
+    /// A line that is not an edgehose envelope reached the regional side.
+    NotAnEnvelope,
 }
 
 impl Reason {
@@ -66,6 +70,8 @@ impl Reason {
             Self::InvalidUrl => "invalid_url",
             Self::UnknownField => "unknown_field",
             Self::DuplicateField => "duplicate_field",
+            Self::Quarantined => "quarantined",
+            Self::NotAnEnvelope => "not_an_envelope",
         }
     }
 }
@@ -88,7 +94,8 @@ pub struct Violation {
 }
 
 impl Violation {
-    fn new(reason: Reason, field: &str, message: impl Into<String>) -> Self {
+    /// A violation of `reason` at `field` (empty for the whole event).
+    pub fn new(reason: Reason, field: &str, message: impl Into<String>) -> Self {
         Self {
             reason,
             field: field.to_owned(),

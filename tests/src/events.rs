@@ -3,7 +3,11 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use edgehose_shared::envelope::Envelope;
+use edgehose_shared::clock::SeededRandom;
+use edgehose_shared::decode::{BodyFormat, parse_events};
+use edgehose_shared::envelope::{EdgeMeta, Envelope, RequestContext, wrap_items};
+use edgehose_shared::limits::Limits;
+use edgehose_shared::timestamp::Timestamp;
 
 use crate::http::{Response, send};
 use crate::sandbox::Sandbox;
@@ -18,6 +22,44 @@ pub fn event(run: &str, n: usize) -> String {
         80 + n % 20,
         120 + n % 50
     )
+}
+
+/// When [`edge_envelopes`] says its requests arrived.
+pub const RECEIVED_AT_MS: i64 = 1_714_566_600_250;
+
+/// Envelope lines exactly as the edge writes them for an NDJSON body, one
+/// request per 500 events (the per-request limit), received at
+/// [`RECEIVED_AT_MS`] through Frankfurt with write key `web`.
+pub fn edge_envelopes(ndjson: &str) -> Vec<String> {
+    let edge = EdgeMeta {
+        country: Some("DE".into()),
+        colo: Some("FRA".into()),
+        asn: Some(3320),
+        client_ip: None,
+    };
+    let ctx = RequestContext {
+        received_at: Timestamp::from_millis(RECEIVED_AT_MS),
+        key_id: Some("web"),
+        edge: &edge,
+        content_type: Some("application/x-ndjson"),
+    };
+    let random = SeededRandom::new(4);
+    let lines: Vec<&str> = ndjson.lines().collect();
+    lines
+        .chunks(500)
+        .flat_map(|chunk| {
+            let body = chunk.join("\n");
+            match parse_events(body.as_bytes(), BodyFormat::Ndjson, &Limits::default()) {
+                Ok(decoded) => wrap_items(&ctx, &decoded.items, &random),
+                Err(e) => panic!("not a body the edge accepts: {e}"),
+            }
+        })
+        .collect()
+}
+
+/// Lines joined into one Firehose record's bytes (each followed by `\n`).
+pub fn record_of(lines: &[String]) -> Vec<u8> {
+    lines.iter().flat_map(|l| format!("{l}\n").into_bytes()).collect()
 }
 
 /// POSTs `body` to the events endpoint.

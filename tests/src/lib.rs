@@ -11,6 +11,7 @@ pub mod edge;
 pub mod events;
 pub mod faults;
 pub mod http;
+pub mod lambda;
 pub mod moto;
 pub mod sandbox;
 pub mod tools;

@@ -1,0 +1,66 @@
+//! The Lambda shell around [`crate::transform`]: configuration from the
+//! environment, the Firehose event in, the response and metrics out.
+
+use aws_lambda_events::event::firehose::KinesisFirehoseEvent;
+use edgehose_shared::api::ApiConfig;
+use edgehose_shared::settings::{SettingError, Settings};
+use lambda_runtime::{Error, LambdaEvent};
+
+use crate::metrics;
+use crate::transform::{InputRecord, TransformConfig, TransformResponse, transform};
+
+/// The transformation function, configured once at cold start.
+#[derive(Debug, Clone, Default)]
+pub struct Transformer {
+    config: TransformConfig,
+}
+
+impl Transformer {
+    /// Reads `PARTITIONING` (`true` to emit dynamic-partitioning keys) and the
+    /// event limits (`MAX_EVENT_BYTES`, `MAX_DEPTH`, as on the edge).
+    pub fn from_env() -> Result<Self, SettingError> {
+        Self::from_settings(&Settings::new(|name: &str| std::env::var(name).ok()))
+    }
+
+    /// The same, from any settings lookup.
+    pub fn from_settings<F: Fn(&str) -> Option<String>>(s: &Settings<F>) -> Result<Self, SettingError> {
+        let api = ApiConfig::from_settings(s)?;
+        Ok(Self {
+            config: TransformConfig {
+                limits: api.limits,
+                partitioning: s.bool_or("PARTITIONING", false)?,
+                max_response_bytes: None,
+            },
+        })
+    }
+
+    /// A transformer with this configuration.
+    pub fn new(config: TransformConfig) -> Self {
+        Self { config }
+    }
+
+    /// Handles one invocation: never an error for bad data.
+    pub async fn handle(&self, event: LambdaEvent<KinesisFirehoseEvent>) -> Result<TransformResponse, Error> {
+        let records: Vec<InputRecord<'_>> = event
+            .payload
+            .records
+            .iter()
+            .map(|r| InputRecord {
+                id: r.record_id.as_deref().unwrap_or_default(),
+                data: &r.data,
+            })
+            .collect();
+        let (response, counts) = transform(&records, &self.config);
+        tracing::info!(
+            request_id = %event.context.request_id,
+            records = records.len(),
+            events_ok = counts.events_ok,
+            events_invalid = counts.events_invalid,
+            events_quarantined = counts.events_quarantined,
+            records_failed = counts.records_failed,
+            "transformed"
+        );
+        metrics::emit(&counts);
+        Ok(response)
+    }
+}

@@ -1,0 +1,7 @@
+//! The edgehose regional Lambdas: the Firehose data-transformation function
+//! that validates every event the edge sent ([`transform`]), and the handler
+//! that wraps it for the Lambda runtime ([`handler`]).
+
+pub mod handler;
+pub mod metrics;
+pub mod transform;

@@ -1,0 +1,375 @@
+//! The Firehose data-transformation function: every event the edge sent is
+//! validated; valid ones come out in the shape analysts query, and nothing
+//! is lost.
+//!
+//! Per record (one or more NDJSON envelope lines from the edge):
+//!
+//! | the record's lines | result | what the destination gets |
+//! |---|---|---|
+//! | all valid events | `Ok` | one analyst line per event |
+//! | no valid event (invalid, quarantined, or not envelopes) | `ProcessingFailed` | nothing: Firehose writes the original bytes under the error prefix |
+//! | valid and invalid mixed | `Ok` | the valid events, plus one `rejected` line per invalid piece (its reasons and the original envelope) |
+//! | empty | `Dropped` | nothing (there was nothing) |
+//!
+//! A record cannot be split between the destination and the error prefix,
+//! so a mixed record keeps its invalid pieces next to the valid ones, marked:
+//! `SELECT * … WHERE rejected IS NOT NULL` finds every one with its reasons.
+//!
+//! The response stays under Lambda's 6 MB limit: records that would not fit
+//! are answered `ProcessingFailed` with no data, so Firehose keeps their
+//! original bytes under the error prefix.
+
+use std::collections::BTreeMap;
+
+use base64::Engine;
+use edgehose_shared::envelope::Envelope;
+use edgehose_shared::limits::Limits;
+use edgehose_shared::timestamp::Timestamp;
+use edgehose_shared::validate::{Reason, Violation, validate_event};
+use serde::Serialize;
+use serde_json::value::RawValue;
+
+/// Lambda's limit on a synchronous response: 6 MB
+/// (<https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html>).
+pub const LAMBDA_MAX_RESPONSE_BYTES: usize = 6_291_556;
+
+/// Room kept under [`LAMBDA_MAX_RESPONSE_BYTES`] for framing and error margin.
+const RESPONSE_MARGIN_BYTES: usize = 64 * 1024;
+
+/// A record's outcome, as Firehose spells it
+/// (<https://docs.aws.amazon.com/firehose/latest/dev/data-transformation.html>).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum RecordResult {
+    /// Transformed; the data goes to the destination.
+    Ok,
+    /// Deliberately discarded.
+    Dropped,
+    /// Could not be transformed; Firehose keeps the original under the error prefix.
+    ProcessingFailed,
+}
+
+/// The transformation's answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TransformResponse {
+    /// One per input record, same ids.
+    pub records: Vec<TransformedRecord>,
+}
+
+/// One record's answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TransformedRecord {
+    /// The input record's id.
+    pub record_id: String,
+    /// The outcome.
+    pub result: RecordResult,
+    /// The output, base64.
+    pub data: String,
+    /// Dynamic-partitioning keys, when enabled.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<Metadata>,
+}
+
+/// Record metadata for dynamic partitioning.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Metadata {
+    /// `event_name` and `event_date` (`YYYY-MM-DD`).
+    pub partition_keys: BTreeMap<String, String>,
+}
+
+/// How the transformation runs.
+#[derive(Debug, Clone, Default)]
+pub struct TransformConfig {
+    /// Limits events are validated against.
+    pub limits: Limits,
+    /// Emit `metadata.partitionKeys` for dynamic partitioning.
+    pub partitioning: bool,
+    /// Largest response, in bytes (Lambda's limit less a margin by default).
+    pub max_response_bytes: Option<usize>,
+}
+
+/// Counts of one invocation, for metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Valid events delivered.
+    pub events_ok: u64,
+    /// Invalid events (schema violations).
+    pub events_invalid: u64,
+    /// Quarantined payloads from the edge and lines that were not envelopes.
+    pub events_quarantined: u64,
+    /// Records answered `Ok`.
+    pub records_ok: u64,
+    /// Records answered `ProcessingFailed`.
+    pub records_failed: u64,
+    /// Records answered `Dropped`.
+    pub records_dropped: u64,
+    /// Records failed only because the response would have been too large.
+    pub records_over_limit: u64,
+    /// Events in those records (kept under the error prefix, not delivered).
+    pub events_over_limit: u64,
+}
+
+impl Counts {
+    fn add(&mut self, o: &Counts) {
+        self.events_ok += o.events_ok;
+        self.events_invalid += o.events_invalid;
+        self.events_quarantined += o.events_quarantined;
+        self.records_ok += o.records_ok;
+        self.records_failed += o.records_failed;
+        self.records_dropped += o.records_dropped;
+        self.records_over_limit += o.records_over_limit;
+        self.events_over_limit += o.events_over_limit;
+    }
+}
+
+/// One input record: its id and decoded bytes.
+#[derive(Debug, Clone)]
+pub struct InputRecord<'a> {
+    /// `recordId`.
+    pub id: &'a str,
+    /// The decoded data.
+    pub data: &'a [u8],
+}
+
+/// Transforms every record; never fails for bad data.
+pub fn transform(records: &[InputRecord<'_>], config: &TransformConfig) -> (TransformResponse, Counts) {
+    let budget = config
+        .max_response_bytes
+        .unwrap_or(LAMBDA_MAX_RESPONSE_BYTES - RESPONSE_MARGIN_BYTES);
+    let mut counts = Counts::default();
+    let mut used = r#"{"records":[]}"#.len();
+    let mut out = Vec::with_capacity(records.len());
+    // Every record needs an answer: keep room for the smallest answer (failed,
+    // no data) of each record not yet answered.
+    let minimal: Vec<usize> = records
+        .iter()
+        .map(|r| answer_size(&failed_without_data(r.id)))
+        .collect();
+    let mut reserved: usize = minimal.iter().sum();
+    for (i, record) in records.iter().enumerate() {
+        reserved -= minimal[i];
+        let mut local = Counts::default();
+        let (result, data, metadata) = transform_record(record.data, config, &mut local);
+        let mut answer = TransformedRecord {
+            record_id: record.id.to_owned(),
+            result,
+            data: base64::engine::general_purpose::STANDARD.encode(&data),
+            metadata,
+        };
+        let mut size = answer_size(&answer);
+        if used + size + reserved > budget {
+            // Over the response limit: let Firehose keep the original bytes.
+            local = Counts {
+                records_failed: 1,
+                records_over_limit: 1,
+                events_over_limit: local.events_ok + local.events_invalid + local.events_quarantined,
+                ..Counts::default()
+            };
+            answer = failed_without_data(record.id);
+            size = minimal[i];
+        }
+        counts.add(&local);
+        used += size;
+        out.push(answer);
+    }
+    (TransformResponse { records: out }, counts)
+}
+
+fn failed_without_data(id: &str) -> TransformedRecord {
+    TransformedRecord {
+        record_id: id.to_owned(),
+        result: RecordResult::ProcessingFailed,
+        data: String::new(),
+        metadata: None,
+    }
+}
+
+fn answer_size(a: &TransformedRecord) -> usize {
+    serde_json::to_vec(a).map(|v| v.len() + 1).unwrap_or(usize::MAX / 4)
+}
+
+/// The analyst shape of one valid event.
+#[derive(Serialize)]
+struct AnalystEvent<'a> {
+    id: &'a str,
+    event: &'a str,
+    event_time: String,
+    received_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sent_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    anonymous_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    url: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    referrer: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    target: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    country: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    colo: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    asn: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    properties: Option<&'a serde_json::Map<String, serde_json::Value>>,
+}
+
+/// A piece that could not be delivered as an event, kept with its reasons.
+#[derive(Serialize)]
+struct Rejected<'a> {
+    id: &'a str,
+    received_at: Option<String>,
+    rejected: &'a [Violation],
+    envelope: Original<'a>,
+}
+
+/// The line as received: its JSON when it is JSON, else its text.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Original<'a> {
+    Json(&'a RawValue),
+    Text(&'a str),
+}
+
+fn transform_record(
+    data: &[u8],
+    config: &TransformConfig,
+    counts: &mut Counts,
+) -> (RecordResult, Vec<u8>, Option<Metadata>) {
+    let text = String::from_utf8_lossy(data);
+    let lines: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    if lines.is_empty() {
+        counts.records_dropped += 1;
+        return (RecordResult::Dropped, Vec::new(), None);
+    }
+    let mut valid_lines: Vec<String> = Vec::new();
+    let mut rejected_lines: Vec<String> = Vec::new();
+    let mut names: Vec<String> = Vec::new();
+    let mut first_time: Option<i64> = None;
+    for line in &lines {
+        match outcome(line, config) {
+            Line::Valid {
+                json,
+                name,
+                received_at,
+            } => {
+                counts.events_ok += 1;
+                if !names.contains(&name) {
+                    names.push(name);
+                }
+                first_time.get_or_insert(received_at);
+                valid_lines.push(json);
+            }
+            Line::Invalid(json) => {
+                counts.events_invalid += 1;
+                rejected_lines.push(json);
+            }
+            Line::Quarantined(json) => {
+                counts.events_quarantined += 1;
+                rejected_lines.push(json);
+            }
+        }
+    }
+    if valid_lines.is_empty() {
+        counts.records_failed += 1;
+        return (RecordResult::ProcessingFailed, data.to_vec(), None);
+    }
+    counts.records_ok += 1;
+    let mut out = String::new();
+    for l in valid_lines.iter().chain(&rejected_lines) {
+        out.push_str(l);
+        out.push('\n');
+    }
+    let metadata = config.partitioning.then(|| {
+        let name = if names.len() == 1 {
+            names[0].clone()
+        } else {
+            "_mixed".to_owned()
+        };
+        let date = Timestamp::from_millis(first_time.unwrap_or_default()).to_rfc3339()[..10].to_owned();
+        Metadata {
+            partition_keys: BTreeMap::from([("event_name".to_owned(), name), ("event_date".to_owned(), date)]),
+        }
+    });
+    (RecordResult::Ok, out.into_bytes(), metadata)
+}
+
+enum Line {
+    Valid {
+        json: String,
+        name: String,
+        received_at: i64,
+    },
+    Invalid(String),
+    Quarantined(String),
+}
+
+fn outcome(line: &str, config: &TransformConfig) -> Line {
+    let envelope = match Envelope::parse(line) {
+        Ok(e) => e,
+        Err(e) => {
+            let reason = [Violation::new(Reason::NotAnEnvelope, "", e.to_string())];
+            return Line::Quarantined(rejected_json("", None, &reason, line));
+        }
+    };
+    let received = Some(Timestamp::from_millis(envelope.received_at).to_rfc3339());
+    if let Some(q) = &envelope.quarantine {
+        let reason = [Violation::new(Reason::Quarantined, "", q.reason.clone())];
+        return Line::Quarantined(rejected_json(&envelope.id, received, &reason, line));
+    }
+    let Some(raw) = envelope.event.as_ref() else {
+        let reason = [Violation::new(Reason::NotAnEnvelope, "", "the envelope holds no event")];
+        return Line::Quarantined(rejected_json(&envelope.id, received, &reason, line));
+    };
+    match validate_event(raw.get(), &config.limits) {
+        Err(violations) => Line::Invalid(rejected_json(&envelope.id, received, &violations, line)),
+        Ok(event) => {
+            let edge = envelope.edge.as_ref();
+            let analyst = AnalystEvent {
+                id: &envelope.id,
+                event: &event.event,
+                event_time: Timestamp::from_millis(envelope.event_time).to_rfc3339(),
+                received_at: Timestamp::from_millis(envelope.received_at).to_rfc3339(),
+                sent_at: event.sent_at.map(|t| t.to_rfc3339()),
+                message_id: event.message_id.as_deref(),
+                anonymous_id: event.anonymous_id.as_deref(),
+                user_id: event.user_id.as_deref(),
+                url: event.url.as_deref(),
+                referrer: event.referrer.as_deref(),
+                target: event.target.as_deref(),
+                key_id: envelope.key_id.as_deref(),
+                country: edge.and_then(|e| e.country.as_deref()),
+                colo: edge.and_then(|e| e.colo.as_deref()),
+                asn: edge.and_then(|e| e.asn),
+                properties: event.properties.as_ref(),
+            };
+            Line::Valid {
+                json: serde_json::to_string(&analyst).unwrap_or_default(),
+                name: event.event.clone(),
+                received_at: envelope.received_at,
+            }
+        }
+    }
+}
+
+fn rejected_json(id: &str, received_at: Option<String>, reasons: &[Violation], line: &str) -> String {
+    let envelope = serde_json::from_str::<&RawValue>(line).map_or(Original::Text(line), Original::Json);
+    serde_json::to_string(&Rejected {
+        id,
+        received_at,
+        rejected: reasons,
+        envelope,
+    })
+    .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests;

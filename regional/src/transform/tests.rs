@@ -1,0 +1,255 @@
+use base64::Engine;
+
+use super::*;
+
+fn edge_lines(body: &str) -> Vec<String> {
+    edgehose_tests::events::edge_envelopes(body)
+}
+
+fn record(lines: &[String]) -> Vec<u8> {
+    edgehose_tests::events::record_of(lines)
+}
+
+fn run(datas: &[Vec<u8>], config: &TransformConfig) -> (TransformResponse, Counts) {
+    let ids: Vec<String> = (0..datas.len()).map(|i| format!("r{i}")).collect();
+    let inputs: Vec<InputRecord<'_>> = datas
+        .iter()
+        .zip(&ids)
+        .map(|(d, id)| InputRecord { id, data: d })
+        .collect();
+    transform(&inputs, config)
+}
+
+fn decoded(r: &TransformedRecord) -> Vec<serde_json::Value> {
+    let bytes = base64::engine::general_purpose::STANDARD.decode(&r.data).unwrap();
+    String::from_utf8(bytes)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+const VALID: &str = r##"{"event":"click","message_id":"m1","ts":"2024-05-01T12:29:59Z","sent_at":"2024-05-01T12:30:00Z","url":"https://shop.example/p/7","target":"#buy","properties":{"price":19.99}}"##;
+const VALID2: &str = r#"{"event":"page_view","message_id":"m2","url":"https://shop.example/"}"#;
+const INVALID: &str = r#"{"event":"","message_id":"m3","colour":"red"}"#;
+
+#[test]
+fn an_all_valid_record_is_ok_in_the_analyst_shape() {
+    let (resp, counts) = run(
+        &[record(&edge_lines(&format!("{VALID}\n{VALID2}")))],
+        &TransformConfig::default(),
+    );
+    let r = &resp.records[0];
+    assert_eq!((r.record_id.as_str(), r.result), ("r0", RecordResult::Ok));
+    let lines = decoded(r);
+    assert_eq!(lines.len(), 2);
+    assert_eq!(
+        lines[0],
+        serde_json::json!({
+            "id": "m1", "event": "click",
+            // ts is 1 s before sent_at by the client's clock: received_at - 1 s.
+            "event_time": "2024-05-01T12:29:59.250Z", "received_at": "2024-05-01T12:30:00.250Z",
+            "sent_at": "2024-05-01T12:30:00.000Z", "message_id": "m1",
+            "url": "https://shop.example/p/7", "target": "#buy",
+            "key_id": "web", "country": "DE", "colo": "FRA", "asn": 3320,
+            "properties": {"price": 19.99}
+        })
+    );
+    assert_eq!(lines[1]["event"], "page_view");
+    assert_eq!((counts.events_ok, counts.records_ok), (2, 1));
+}
+
+#[test]
+fn an_all_invalid_record_fails_so_firehose_keeps_the_original_bytes() {
+    let data = record(&edge_lines(INVALID));
+    let (resp, counts) = run(std::slice::from_ref(&data), &TransformConfig::default());
+    let r = &resp.records[0];
+    assert_eq!(r.result, RecordResult::ProcessingFailed);
+    assert_eq!(base64::engine::general_purpose::STANDARD.decode(&r.data).unwrap(), data);
+    assert_eq!((counts.events_invalid, counts.records_failed), (1, 1));
+}
+
+#[test]
+fn a_mixed_record_keeps_valid_events_and_marks_each_invalid_one_with_its_reasons() {
+    let lines = edge_lines(&format!("{VALID}\n{INVALID}\nnot json at all\n{VALID2}"));
+    let (resp, counts) = run(&[record(&lines)], &TransformConfig::default());
+    let r = &resp.records[0];
+    assert_eq!(r.result, RecordResult::Ok);
+    let out = decoded(r);
+    assert_eq!(out.len(), 4, "two events and two rejected pieces");
+    assert_eq!(
+        (out[0]["event"].as_str(), out[1]["event"].as_str()),
+        (Some("click"), Some("page_view"))
+    );
+    let invalid = &out[2];
+    assert_eq!(invalid["id"], "m3");
+    let reasons: Vec<&str> = invalid["rejected"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["reason"].as_str().unwrap())
+        .collect();
+    assert_eq!(reasons, ["unknown_field", "empty"]);
+    assert_eq!(
+        invalid["envelope"]["event"]["colour"], "red",
+        "the original envelope is kept"
+    );
+    let quarantined = &out[3];
+    assert_eq!(quarantined["rejected"][0]["reason"], "quarantined");
+    assert_eq!(quarantined["envelope"]["quarantine"]["data"], "not json at all");
+    assert_eq!(
+        (counts.events_ok, counts.events_invalid, counts.events_quarantined),
+        (2, 1, 1)
+    );
+}
+
+#[test]
+fn quarantined_raw_payloads_alone_fail_the_record() {
+    let (resp, counts) = run(&[record(&edge_lines("{\"broken\": "))], &TransformConfig::default());
+    assert_eq!(resp.records[0].result, RecordResult::ProcessingFailed);
+    assert_eq!(counts.events_quarantined, 1);
+}
+
+#[test]
+fn gzip_bytes_and_other_non_envelopes_fail_the_record() {
+    let gz = vec![0x1F, 0x8B, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x03, 0xFF, 0xFE];
+    let (resp, _) = run(&[gz.clone(), b"Hello World".to_vec()], &TransformConfig::default());
+    assert!(resp.records.iter().all(|r| r.result == RecordResult::ProcessingFailed));
+    assert_eq!(
+        base64::engine::general_purpose::STANDARD
+            .decode(&resp.records[0].data)
+            .unwrap(),
+        gz
+    );
+}
+
+#[test]
+fn an_empty_record_is_dropped() {
+    let (resp, counts) = run(&[b"\n\n".to_vec()], &TransformConfig::default());
+    assert_eq!(resp.records[0].result, RecordResult::Dropped);
+    assert_eq!(counts.records_dropped, 1);
+}
+
+#[test]
+fn partition_keys_carry_the_event_name_and_date_when_enabled() {
+    let config = TransformConfig {
+        partitioning: true,
+        ..TransformConfig::default()
+    };
+    let (resp, _) = run(
+        &[
+            record(&edge_lines(VALID)),
+            record(&edge_lines(&format!("{VALID}\n{VALID2}"))),
+        ],
+        &config,
+    );
+    let keys = |i: usize| resp.records[i].metadata.as_ref().unwrap().partition_keys.clone();
+    assert_eq!(keys(0)["event_name"], "click");
+    assert_eq!(keys(0)["event_date"], "2024-05-01");
+    assert_eq!(keys(1)["event_name"], "_mixed");
+    let (resp, _) = run(&[record(&edge_lines(VALID))], &TransformConfig::default());
+    assert_eq!(resp.records[0].metadata, None);
+}
+
+#[test]
+fn results_serialize_with_the_names_firehose_expects() {
+    let config = TransformConfig {
+        partitioning: true,
+        ..TransformConfig::default()
+    };
+    let (resp, _) = run(
+        &[record(&edge_lines(VALID)), record(&edge_lines(INVALID)), Vec::new()],
+        &config,
+    );
+    let v = serde_json::to_value(&resp).unwrap();
+    let results: Vec<&str> = v["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["result"].as_str().unwrap())
+        .collect();
+    assert_eq!(results, ["Ok", "ProcessingFailed", "Dropped"]);
+    assert_eq!(v["records"][0]["recordId"], "r0");
+    assert_eq!(v["records"][0]["metadata"]["partitionKeys"]["event_name"], "click");
+}
+
+#[test]
+fn the_aws_sample_event_is_answered_record_by_record() {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/aws-example-firehose-event.json"
+    ))
+    .unwrap();
+    let event: aws_lambda_events::event::firehose::KinesisFirehoseEvent = serde_json::from_str(&text).unwrap();
+    let inputs: Vec<InputRecord<'_>> = event
+        .records
+        .iter()
+        .map(|r| InputRecord {
+            id: r.record_id.as_deref().unwrap(),
+            data: &r.data,
+        })
+        .collect();
+    let (resp, counts) = transform(&inputs, &TransformConfig::default());
+    let ids: Vec<&str> = resp.records.iter().map(|r| r.record_id.as_str()).collect();
+    assert_eq!(ids, ["record1", "record2"]);
+    // "Hello World" is not an edgehose envelope: kept under the error prefix, not dropped.
+    assert!(
+        resp.records
+            .iter()
+            .all(|r| r.result == RecordResult::ProcessingFailed && r.data == "SGVsbG8gV29ybGQ=")
+    );
+    assert_eq!(counts.events_quarantined, 2);
+}
+
+#[test]
+fn a_batch_near_six_megabytes_answers_within_the_lambda_limit_and_loses_nothing() {
+    // ~4.4 MB of 170-byte events in 1 MB records: base64 in, analyst JSON out.
+    let body: String = (0..26_000)
+        .map(|i| format!("{}\n", VALID.replace("\"m1\"", &format!("\"e{i}\""))))
+        .collect();
+    let lines = edge_lines(&body);
+    let records: Vec<Vec<u8>> = lines.chunks(4000).map(record).collect();
+    let input_bytes: usize = records.iter().map(Vec::len).sum();
+    assert!(input_bytes > 4_000_000, "{input_bytes}");
+    let (resp, counts) = run(&records, &TransformConfig::default());
+    let size = serde_json::to_vec(&resp).unwrap().len();
+    assert!(size <= LAMBDA_MAX_RESPONSE_BYTES, "{size}");
+    // Whatever did not fit is failed (its original bytes go to the error prefix), never dropped.
+    assert_eq!(counts.records_ok + counts.records_failed, records.len() as u64);
+    assert!(counts.records_over_limit > 0, "this batch does not all fit: {counts:?}");
+    for r in resp
+        .records
+        .iter()
+        .filter(|r| r.result == RecordResult::ProcessingFailed)
+    {
+        assert!(r.data.is_empty());
+    }
+    let delivered: usize = resp
+        .records
+        .iter()
+        .filter(|r| r.result == RecordResult::Ok)
+        .map(|r| decoded(r).len())
+        .sum();
+    assert_eq!(
+        delivered as u64, counts.events_ok,
+        "counted events are the delivered ones"
+    );
+    assert_eq!(
+        counts.events_ok + counts.events_over_limit,
+        26_000,
+        "and the rest are counted as sent to the error prefix"
+    );
+}
+
+#[test]
+fn a_small_response_budget_is_respected_exactly() {
+    let records: Vec<Vec<u8>> = (0..10).map(|_| record(&edge_lines(VALID))).collect();
+    let config = TransformConfig {
+        max_response_bytes: Some(2000),
+        ..TransformConfig::default()
+    };
+    let (resp, counts) = run(&records, &config);
+    assert!(serde_json::to_vec(&resp).unwrap().len() <= 2000);
+    assert!(counts.records_ok >= 1 && counts.records_over_limit >= 1, "{counts:?}");
+    assert_eq!(resp.records.len(), 10);
+}

@@ -1,0 +1,104 @@
+//! The real `transform` binary behind a Lambda Runtime API, as Lambda runs
+//! it: events in over HTTP, responses, structured logs and EMF lines out.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure report
+
+use std::time::Duration;
+
+use base64::Engine;
+use edgehose_tests::events::{edge_envelopes, record_of};
+use edgehose_tests::lambda::{Outcome, RuntimeApi};
+
+fn firehose_event(records: &[Vec<u8>]) -> serde_json::Value {
+    serde_json::json!({
+        "invocationId": "inv-1",
+        "deliveryStreamArn": "arn:aws:firehose:us-east-1:123456789012:deliverystream/clicks",
+        "region": "us-east-1",
+        "records": records.iter().enumerate().map(|(i, d)| serde_json::json!({
+            "recordId": format!("rec-{i}"),
+            "approximateArrivalTimestamp": 1_714_566_600_000u64,
+            "data": base64::engine::general_purpose::STANDARD.encode(d),
+        })).collect::<Vec<_>>(),
+    })
+}
+
+fn envelopes(body: &str) -> Vec<u8> {
+    record_of(&edge_envelopes(body))
+}
+
+#[test]
+fn the_transform_binary_answers_invocations_through_the_runtime_api() {
+    let api = RuntimeApi::start().unwrap();
+    let function = api
+        .spawn(
+            env!("CARGO_BIN_EXE_transform").as_ref(),
+            "edgehose-transform",
+            &[("AWS_LAMBDA_LOG_FORMAT", "JSON"), ("PARTITIONING", "true")],
+        )
+        .unwrap();
+    let good = envelopes(r#"{"event":"click","message_id":"a1"}"#);
+    let bad = envelopes(r#"{"message_id":"a2"}"#);
+    let event = firehose_event(&[good, bad, Vec::new()]);
+
+    for round in 0..3 {
+        let outcome = api
+            .invoke(&event, Duration::from_secs(30))
+            .unwrap_or_else(|e| panic!("{e}\n{}", function.log()));
+        let Outcome::Response(resp) = outcome else {
+            panic!("round {round}: {outcome:?}\n{}", function.log())
+        };
+        let results: Vec<&str> = resp["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["result"].as_str().unwrap())
+            .collect();
+        assert_eq!(results, ["Ok", "ProcessingFailed", "Dropped"]);
+        assert_eq!(resp["records"][0]["recordId"], "rec-0");
+        assert_eq!(resp["records"][0]["metadata"]["partitionKeys"]["event_name"], "click");
+    }
+
+    let log = function.log();
+    let emf: Vec<serde_json::Value> = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v.get("_aws").is_some())
+        .collect();
+    assert_eq!(emf.len(), 3, "one EMF line per invocation:\n{log}");
+    assert_eq!(
+        (emf[0]["EventsOk"].as_u64(), emf[0]["EventsInvalid"].as_u64()),
+        (Some(1), Some(1))
+    );
+    assert!(
+        log.lines()
+            .any(|l| l.contains("\"transformed\"") && l.trim_start().starts_with('{')),
+        "structured JSON logs:\n{log}"
+    );
+}
+
+#[test]
+fn the_aws_sample_event_goes_through_the_binary() {
+    let api = RuntimeApi::start().unwrap();
+    let function = api
+        .spawn(env!("CARGO_BIN_EXE_transform").as_ref(), "edgehose-transform", &[])
+        .unwrap();
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/aws-example-firehose-event.json"
+    ))
+    .unwrap();
+    let event: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let Outcome::Response(resp) = api.invoke(&event, Duration::from_secs(30)).unwrap() else {
+        panic!("{}", function.log())
+    };
+    let results: Vec<(&str, &str)> = resp["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["recordId"].as_str().unwrap(), r["result"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        results,
+        [("record1", "ProcessingFailed"), ("record2", "ProcessingFailed")]
+    );
+}
