@@ -88,14 +88,8 @@ impl EdgeConfig {
             credentials = credentials.with_session_token(token);
         }
         let pack = PackConfig::with_target_record_bytes(s.usize_or("RECORD_TARGET_BYTES", FIREHOSE_MAX_RECORD_BYTES)?);
-        let d = RetryPolicy::default();
-        let retry = RetryPolicy {
-            max_attempts: s.usize_or("RETRY_MAX_ATTEMPTS", d.max_attempts as usize)?.clamp(1, 100) as u32,
-            base_delay_ms: s.usize_or("RETRY_BASE_DELAY_MS", d.base_delay_ms as usize)? as u64,
-            max_delay_ms: s.usize_or("RETRY_MAX_DELAY_MS", d.max_delay_ms as usize)? as u64,
-            // waitUntil work is cut off 30 s after the response: stay well inside.
-            budget_ms: s.usize_or("RETRY_BUDGET_MS", d.budget_ms as usize)?.min(25_000) as u64,
-        };
+        // waitUntil work is cut off 30 s after the response: stay well inside.
+        let retry = RetryPolicy::from_settings(s, 25_000)?;
         let consumer_retry = RetryPolicy {
             max_attempts: retry.max_attempts.min(4),
             budget_ms: retry.budget_ms.min(10_000),

@@ -3,5 +3,6 @@
 //! that wraps it for the Lambda runtime ([`handler`]).
 
 pub mod handler;
+pub mod ingest;
 pub mod metrics;
 pub mod transform;

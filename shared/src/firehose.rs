@@ -359,7 +359,7 @@ pub fn parse_put_record_batch_response(
         return Ok(PutOutcome { sent, failed });
     }
     let (code, message) = error_code_and_message(error_type, body);
-    Err(classify_error(status, code, message, date))
+    Err(FirehoseError::classify(status, code, message, date))
 }
 
 /// The AWS error code and message of a failed response: from
@@ -381,6 +381,15 @@ fn error_code_and_message(error_type: Option<&str>, body: &[u8]) -> (String, Str
         message = xml_element(text, "Message");
     }
     (code.unwrap_or_default(), message.unwrap_or_else(|| excerpt(body)))
+}
+
+impl FirehoseError {
+    /// Classifies a failed call from its HTTP status, AWS error code, message
+    /// and `Date` header: the one mapping used for raw responses and for SDK
+    /// errors alike.
+    pub fn classify(status: u16, code: String, message: String, date: Option<&str>) -> FirehoseError {
+        classify_error(status, code, message, date)
+    }
 }
 
 fn classify_error(status: u16, code: String, message: String, date: Option<&str>) -> FirehoseError {

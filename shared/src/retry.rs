@@ -35,6 +35,24 @@ impl Default for RetryPolicy {
     }
 }
 
+impl RetryPolicy {
+    /// Reads `RETRY_MAX_ATTEMPTS`, `RETRY_BASE_DELAY_MS`, `RETRY_MAX_DELAY_MS`
+    /// and `RETRY_BUDGET_MS` (defaults above; attempts 1..=100, budget at most
+    /// `max_budget_ms`).
+    pub fn from_settings<F: Fn(&str) -> Option<String>>(
+        s: &crate::settings::Settings<F>,
+        max_budget_ms: u64,
+    ) -> Result<Self, crate::settings::SettingError> {
+        let d = Self::default();
+        Ok(Self {
+            max_attempts: s.usize_or("RETRY_MAX_ATTEMPTS", d.max_attempts as usize)?.clamp(1, 100) as u32,
+            base_delay_ms: s.usize_or("RETRY_BASE_DELAY_MS", d.base_delay_ms as usize)? as u64,
+            max_delay_ms: s.usize_or("RETRY_MAX_DELAY_MS", d.max_delay_ms as usize)? as u64,
+            budget_ms: (s.usize_or("RETRY_BUDGET_MS", d.budget_ms as usize)? as u64).min(max_budget_ms),
+        })
+    }
+}
+
 /// What to do after a call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {

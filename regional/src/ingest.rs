@@ -1,0 +1,287 @@
+//! The API Gateway path (`ingest-api`): API Gateway HTTP API → this Lambda →
+//! a synchronous `PutRecordBatch`. It is what edgehose is compared with, so
+//! it answers exactly like the edge (the same `edgehose_shared::api`
+//! decisions, envelope and limits), then sends the envelopes with
+//! `aws-sdk-firehose`, resends only the records that failed, and answers 200
+//! only once Firehose has acknowledged every record.
+
+use std::time::Duration;
+
+use aws_sdk_firehose::config::{BehaviorVersion, Region};
+use aws_sdk_firehose::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_firehose::primitives::Blob;
+use aws_sdk_firehose::types::Record;
+use edgehose_shared::api::{self, ApiConfig, ApiError, Body as ApiBody, Prepared, Reply, RequestHead};
+use edgehose_shared::batch::{PackConfig, pack_calls, pack_records};
+use edgehose_shared::clock::{RandomSource, SeededRandom};
+use edgehose_shared::envelope::EdgeMeta;
+use edgehose_shared::firehose::{self, FailedRecord, FirehoseError, PutOutcome};
+use edgehose_shared::limits::FIREHOSE_MAX_RECORD_BYTES;
+use edgehose_shared::retry::{GiveUpReason, RetryPlan, RetryPolicy, Step};
+use edgehose_shared::settings::{SettingError, Settings};
+use edgehose_shared::timestamp::Timestamp;
+use lambda_http::request::RequestContext;
+use lambda_http::{Body, Request, RequestExt, Response};
+
+/// The configured function (built once per cold start).
+#[derive(Debug, Clone)]
+pub struct IngestApi {
+    api: ApiConfig,
+    stream: String,
+    client: aws_sdk_firehose::Client,
+    pack: PackConfig,
+    retry: RetryPolicy,
+}
+
+impl IngestApi {
+    /// Reads the edge's settings (`FIREHOSE_STREAM`, `AWS_REGION`, optional
+    /// `FIREHOSE_ENDPOINT`, the limits, `WRITE_KEYS`, `ALLOWED_ORIGINS`,
+    /// `STRICT`, `RETRY_*`) and the credentials Lambda provides
+    /// (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`).
+    pub fn from_env() -> Result<Self, SettingError> {
+        Self::from_settings(&Settings::new(|name: &str| std::env::var(name).ok()))
+    }
+
+    /// The same, from any settings lookup.
+    pub fn from_settings<F: Fn(&str) -> Option<String>>(s: &Settings<F>) -> Result<Self, SettingError> {
+        let api = ApiConfig::from_settings(s)?;
+        let stream = s.required("FIREHOSE_STREAM")?;
+        firehose::check_stream_name(&stream).map_err(|e| SettingError::new("FIREHOSE_STREAM", e))?;
+        let region = s.required("AWS_REGION")?;
+        let credentials = aws_credential_types::Credentials::new(
+            s.required("AWS_ACCESS_KEY_ID")?,
+            s.required("AWS_SECRET_ACCESS_KEY")?,
+            s.get("AWS_SESSION_TOKEN"),
+            None,
+            "lambda-environment",
+        );
+        let mut config = aws_sdk_firehose::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new(region))
+            .credentials_provider(credentials)
+            // The shared retry plan decides what to resend and when.
+            .retry_config(aws_sdk_firehose::config::retry::RetryConfig::disabled());
+        if let Some(endpoint) = s.get("FIREHOSE_ENDPOINT") {
+            firehose::Endpoint::parse(&endpoint).map_err(|e| SettingError::new("FIREHOSE_ENDPOINT", e))?;
+            config = config.endpoint_url(endpoint);
+        }
+        Ok(Self {
+            api,
+            stream,
+            client: aws_sdk_firehose::Client::from_conf(config.build()),
+            pack: PackConfig::with_target_record_bytes(s.usize_or("RECORD_TARGET_BYTES", FIREHOSE_MAX_RECORD_BYTES)?),
+            // API Gateway gives up on an integration after 30 s.
+            retry: RetryPolicy::from_settings(s, 20_000)?,
+        })
+    }
+
+    /// Handles one API Gateway request.
+    pub async fn handle(&self, req: Request) -> Result<Response<Body>, lambda_http::Error> {
+        let received_at = now();
+        let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+        let head = RequestHead {
+            method: req.method().as_str(),
+            path: req.uri().path(),
+            query: req.uri().query(),
+            origin: header("origin"),
+            key_header: header(api::KEY_HEADER),
+            authorization: header("authorization"),
+            content_length: header("content-length").and_then(|v| v.parse().ok()),
+        };
+        let ingest = match api::prepare(&head, &self.api) {
+            Prepared::Reply(reply) => return Ok(respond(reply)),
+            Prepared::Ingest(i) => i,
+        };
+        let client_ip = match req.request_context_ref() {
+            Some(RequestContext::ApiGatewayV2(ctx)) if self.api.store_client_ip => ctx.http.source_ip.clone(),
+            _ => None,
+        };
+        let edge = EdgeMeta {
+            client_ip,
+            ..EdgeMeta::default()
+        };
+        let body = ApiBody {
+            bytes: req.body().as_ref(),
+            content_type: header("content-type"),
+            content_encoding: header("content-encoding"),
+        };
+        let accepted = match api::accept(&ingest, body, &edge, &self.api, received_at, &OsRandom) {
+            Ok(a) => a,
+            Err(reply) => return Ok(respond(reply)),
+        };
+        if let Err(e) = self.deliver(&accepted.lines).await {
+            tracing::error!(events = accepted.lines.len(), error = %e, "events not delivered to Firehose");
+            let error = match e {
+                // A refusal that retrying cannot fix is ours to fix, not the client's.
+                Failure::Fatal(e) => {
+                    ApiError::Misconfigured(SettingError::new("Firehose", format!("refused the batch: {e}")))
+                }
+                Failure::Exhausted(why) => ApiError::Unavailable(why),
+            };
+            return Ok(respond(error.reply(ingest.cors)));
+        }
+        Ok(respond(accepted.reply))
+    }
+
+    /// Sends every line, resending failed records, until all are acknowledged.
+    async fn deliver(&self, lines: &[String]) -> Result<(), Failure> {
+        let records = pack_records(lines, self.pack).map_err(|e| Failure::Fatal(e.to_string()))?;
+        for call in pack_calls(records, &self.stream) {
+            let mut plan = RetryPlan::new(self.retry, call.records.len(), now());
+            let mut last = String::new();
+            loop {
+                let batch: Vec<&[u8]> = plan
+                    .pending()
+                    .iter()
+                    .map(|&i| call.records[i].data.as_slice())
+                    .collect();
+                let result = self.put(&batch).await;
+                last = match &result {
+                    Err(e) => e.to_string(),
+                    Ok(o) => o
+                        .failed
+                        .first()
+                        .map(|f| format!("{}: {}", f.code, f.message))
+                        .unwrap_or(last),
+                };
+                match plan.on_result(&result, now(), &OsRandom) {
+                    Step::Done => break,
+                    Step::Retry { delay_ms } => tokio::time::sleep(Duration::from_millis(delay_ms)).await,
+                    Step::GiveUp { undelivered, reason } => {
+                        return Err(match reason {
+                            GiveUpReason::Fatal(e) => Failure::Fatal(e.to_string()),
+                            GiveUpReason::AttemptsExhausted | GiveUpReason::BudgetExhausted => {
+                                Failure::Exhausted(format!(
+                                    "{} records not acknowledged after {} attempts (last: {last})",
+                                    undelivered.len(),
+                                    plan.attempts()
+                                ))
+                            }
+                        });
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn put(&self, batch: &[&[u8]]) -> Result<PutOutcome, FirehoseError> {
+        let records: Vec<Record> = batch
+            .iter()
+            .filter_map(|d| Record::builder().data(Blob::new(d.to_vec())).build().ok())
+            .collect();
+        let sent = records.len();
+        match self
+            .client
+            .put_record_batch()
+            .delivery_stream_name(&self.stream)
+            .set_records(Some(records))
+            .send()
+            .await
+        {
+            Ok(out) => Ok(PutOutcome {
+                sent,
+                failed: out
+                    .request_responses()
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, r)| r.error_code().is_some() || r.record_id().is_none())
+                    .map(|(index, r)| FailedRecord {
+                        index,
+                        code: r.error_code().unwrap_or("InternalFailure").to_owned(),
+                        message: r.error_message().unwrap_or_default().to_owned(),
+                    })
+                    .collect(),
+            }),
+            Err(SdkError::ServiceError(e)) => Err(classify_raw(
+                e.raw(),
+                e.err().code().unwrap_or_default(),
+                e.err().message().unwrap_or_default(),
+                sent,
+            )),
+            // The SDK could not read the answer (auth errors can come back as
+            // XML even from this JSON service); the shared parser can.
+            Err(SdkError::ResponseError(e)) => Err(classify_raw(e.raw(), "", "", sent)),
+            Err(e) => Err(FirehoseError::Transport(format!(
+                "{}",
+                aws_sdk_firehose::error::DisplayErrorContext(&e)
+            ))),
+        }
+    }
+}
+
+/// Reads a failed call's raw answer with the same parser the edge uses,
+/// falling back on what the SDK understood.
+fn classify_raw(
+    raw: &aws_sdk_firehose::config::http::HttpResponse,
+    code: &str,
+    message: &str,
+    sent: usize,
+) -> FirehoseError {
+    let header = |name: &str| raw.headers().get(name).map(str::to_owned);
+    let status = raw.status().as_u16();
+    let date = header("date");
+    let body = raw.body().bytes().unwrap_or_default();
+    match firehose::parse_put_record_batch_response(
+        status,
+        header("x-amzn-errortype").as_deref(),
+        date.as_deref(),
+        body,
+        sent,
+    ) {
+        Err(err) => err,
+        Ok(_) => FirehoseError::classify(status, code.to_owned(), message.to_owned(), date.as_deref()),
+    }
+}
+
+#[derive(Debug)]
+enum Failure {
+    Fatal(String),
+    Exhausted(String),
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Fatal(e) | Self::Exhausted(e) => f.write_str(e),
+        }
+    }
+}
+
+fn respond(reply: Reply) -> Response<Body> {
+    let mut builder = Response::builder().status(reply.status);
+    if !reply.body.is_empty() {
+        builder = builder.header("content-type", "application/json");
+    }
+    for (k, v) in &reply.headers {
+        builder = builder.header(*k, v.as_str());
+    }
+    let body = if reply.body.is_empty() {
+        Body::Empty
+    } else {
+        Body::Text(reply.body)
+    };
+    builder.body(body).unwrap_or_else(|_| Response::new(Body::Empty))
+}
+
+fn now() -> Timestamp {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    Timestamp::from_millis(since.as_millis() as i64)
+}
+
+/// Randomness from the operating system, for envelope ids and retry jitter.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OsRandom;
+
+impl RandomSource for OsRandom {
+    fn fill(&self, buf: &mut [u8]) {
+        if getrandom::fill(buf).is_err() {
+            // The OS source does not fail on Lambda's Linux; if it ever did,
+            // ids would still be unique from their time part and the clock.
+            let t = now().as_millis() as u64;
+            SeededRandom::new(t ^ u64::from(std::process::id())).fill(buf);
+        }
+    }
+}

@@ -1,0 +1,168 @@
+//! The API Gateway path against `moto_server` with SigV4 + IAM on: handler
+//! calls, and the real `ingest-api` binary behind a Lambda Runtime API fed
+//! AWS's own API Gateway HTTP API event shape.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure report
+
+use std::time::Duration;
+
+use edgehose_regional::ingest::IngestApi;
+use edgehose_shared::settings::Settings;
+use edgehose_tests::events::{event, landed, wait_for};
+use edgehose_tests::lambda::{Outcome, RuntimeApi};
+use edgehose_tests::sandbox::Sandbox;
+use lambda_http::Body;
+
+fn sandbox() -> Sandbox {
+    Sandbox::start().unwrap_or_else(|e| panic!("could not start the moto sandbox: {e}"))
+}
+
+fn settings(sandbox: &Sandbox, secret: &str) -> Vec<(String, String)> {
+    [
+        ("FIREHOSE_STREAM", sandbox.stream.as_str()),
+        ("AWS_REGION", "us-east-1"),
+        ("FIREHOSE_ENDPOINT", &sandbox.moto.endpoint()),
+        ("AWS_ACCESS_KEY_ID", sandbox.edge.access_key_id()),
+        ("AWS_SECRET_ACCESS_KEY", secret),
+        ("RETRY_BASE_DELAY_MS", "10"),
+        ("RETRY_BUDGET_MS", "3000"),
+        ("MAX_EVENTS", "50"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+fn api(pairs: Vec<(String, String)>) -> IngestApi {
+    IngestApi::from_settings(&Settings::new(move |n: &str| {
+        pairs.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone())
+    }))
+    .unwrap()
+}
+
+fn post(body: &str, ct: &str) -> lambda_http::Request {
+    http::Request::builder()
+        .method("POST")
+        .uri("/v1/events")
+        .header("content-type", ct)
+        .body(Body::Text(body.to_owned()))
+        .unwrap()
+}
+
+async fn call(api: &IngestApi, req: lambda_http::Request) -> (u16, serde_json::Value) {
+    let resp = api.handle(req).await.unwrap();
+    let status = resp.status().as_u16();
+    let body = match resp.body() {
+        Body::Text(t) => serde_json::from_str(t).unwrap_or_default(),
+        _ => serde_json::Value::Null,
+    };
+    (status, body)
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn accepted_events_are_in_firehose_before_the_200() {
+    let sandbox = sandbox();
+    let api = api(settings(&sandbox, sandbox.edge.secret_access_key()));
+    let events: Vec<String> = (0..20).map(|i| event("apigw", i)).collect();
+    let (status, body) = call(&api, post(&events.join("\n"), "application/x-ndjson")).await;
+    assert_eq!((status, body), (200, serde_json::json!({"accepted": 20})));
+    // Synchronous: already there, no waiting.
+    let got = landed(&sandbox);
+    assert_eq!(got.len(), 20);
+    assert_eq!(got["apigw-3"][0].event.as_ref().unwrap().get(), events[3]);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn it_answers_every_error_like_the_edge() {
+    let sandbox = sandbox();
+    let api = api(settings(&sandbox, sandbox.edge.secret_access_key()));
+    let many = format!("[{}]", vec![r#"{"event":"a"}"#; 51].join(","));
+    let (status, body) = call(&api, post(&many, "application/json")).await;
+    assert_eq!((status, body["error"].as_str()), (413, Some("too_many_events")));
+    let (status, body) = call(&api, post("{}", "image/png")).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (415, Some("unsupported_content_type"))
+    );
+    let wrong = http::Request::builder()
+        .method("GET")
+        .uri("/v1/events")
+        .body(Body::Empty)
+        .unwrap();
+    assert_eq!(call(&api, wrong).await.0, 405);
+    // A broken body is acknowledged and quarantined, as at the edge.
+    let (status, _) = call(&api, post("{\"event\": nope", "application/json")).await;
+    assert_eq!(status, 200);
+    assert!(landed(&sandbox).values().any(|e| e[0].quarantine.is_some()));
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_wrong_secret_is_a_5xx_naming_the_refusal_not_a_panic() {
+    let sandbox = sandbox();
+    let api = api(settings(&sandbox, "not-the-secret"));
+    let (status, body) = call(&api, post(&event("wrong", 1), "application/json")).await;
+    assert_eq!((status, body["error"].as_str()), (500, Some("misconfigured")));
+    assert!(
+        body["message"].as_str().unwrap().contains("SignatureDoesNotMatch"),
+        "{body}"
+    );
+    assert!(landed(&sandbox).is_empty());
+}
+
+fn apigw_event(body: &str) -> serde_json::Value {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/aws-example-apigw-v2-request.json"
+    ))
+    .unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    v["routeKey"] = "POST /v1/events".into();
+    v["rawPath"] = "/v1/events".into();
+    v["rawQueryString"] = "".into();
+    v["requestContext"]["http"]["method"] = "POST".into();
+    v["requestContext"]["http"]["path"] = "/v1/events".into();
+    v["headers"] = serde_json::json!({"content-type": "application/json"});
+    v["body"] = body.into();
+    v["isBase64Encoded"] = false.into();
+    v
+}
+
+#[test]
+fn the_binary_serves_api_gateway_events_and_logs_a_refusal_clearly() {
+    let sandbox = sandbox();
+    let runtime = RuntimeApi::start().unwrap();
+    let env = settings(&sandbox, sandbox.edge.secret_access_key());
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let function = runtime
+        .spawn(env!("CARGO_BIN_EXE_ingest-api").as_ref(), "edgehose-ingest-api", &env)
+        .unwrap();
+    let Outcome::Response(resp) = runtime
+        .invoke(&apigw_event(&event("bin", 1)), Duration::from_secs(30))
+        .unwrap()
+    else {
+        panic!("{}", function.log())
+    };
+    assert_eq!(resp["statusCode"], 200, "{resp}\n{}", function.log());
+    assert_eq!(resp["body"], r#"{"accepted":1}"#);
+    assert!(wait_for(Duration::from_secs(5), || landed(&sandbox).contains_key("bin-1")));
+
+    let wrong = settings(&sandbox, "not-the-secret");
+    let wrong: Vec<(&str, &str)> = wrong.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let runtime = RuntimeApi::start().unwrap();
+    let function = runtime
+        .spawn(env!("CARGO_BIN_EXE_ingest-api").as_ref(), "edgehose-ingest-api", &wrong)
+        .unwrap();
+    let Outcome::Response(resp) = runtime
+        .invoke(&apigw_event(&event("bin", 2)), Duration::from_secs(30))
+        .unwrap()
+    else {
+        panic!("{}", function.log())
+    };
+    assert_eq!(resp["statusCode"], 500);
+    let logged = wait_for(Duration::from_secs(5), || {
+        function.log().contains("events not delivered to Firehose")
+    });
+    assert!(logged, "{}", function.log());
+    assert!(function.log().contains("SignatureDoesNotMatch"));
+    assert!(!function.log().contains("not-the-secret"), "the secret is never logged");
+}
