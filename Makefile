@@ -15,10 +15,10 @@ WASM := --target wasm32-unknown-unknown
 # Crates that must build for Cloudflare Workers as well as natively.
 WASM_CRATES := -p edgehose-shared -p edgehose-edge
 
-.PHONY: test bootstrap check fmt-check clippy wasm docs edge unit bench-edge
+.PHONY: test bootstrap check fmt-check clippy wasm docs edge lambda unit bench-edge
 
 ## test: install tools, then run every check and every test
-test: bootstrap check edge unit
+test: bootstrap check edge lambda unit
 
 ## bootstrap: install the pinned toolchain and test tools (idempotent)
 bootstrap:
@@ -44,6 +44,16 @@ docs:
 edge:
 	$(RUN) tools/build-edge
 	$(RUN) EDGE_OUT_DIR=build-probe tools/build-edge --no-opt . --features panic-probe
+
+## lambda: build both regional functions for Lambda (provided.al2023, arm64) with
+## cargo-lambda (zig links), as `sam build` does, and check what came out
+lambda:
+	$(RUN) cd regional && cargo lambda build --release --arm64 --locked
+	@for f in transform ingest-api; do \
+	  b=target/lambda/$$f/bootstrap; \
+	  [ "$$(od -An -tx1 -j18 -N2 $$b | tr -d ' ')" = "b700" ] || { echo "$$b is not an arm64 ELF"; exit 1; }; \
+	  echo "$$b: arm64, $$(stat -c %s $$b) bytes"; \
+	done
 
 ## unit: all Rust tests, including the end-to-end ones (emulator, Worker runtime)
 unit:
