@@ -7,6 +7,19 @@ use edgehose_shared::settings::{SettingError, Settings};
 use lambda_runtime::{Error, LambdaEvent};
 
 use crate::metrics;
+use crate::schemas::{SchemaError, Schemas};
+
+/// Why the function could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// A setting is missing or bad.
+    #[error(transparent)]
+    Setting(#[from] SettingError),
+    /// A JSON Schema could not be loaded.
+    #[error(transparent)]
+    Schema(#[from] SchemaError),
+}
 use crate::transform::{InputRecord, TransformConfig, TransformResponse, transform};
 
 /// The transformation function, configured once at cold start.
@@ -16,10 +29,14 @@ pub struct Transformer {
 }
 
 impl Transformer {
-    /// Reads `PARTITIONING` (`true` to emit dynamic-partitioning keys) and the
-    /// event limits (`MAX_EVENT_BYTES`, `MAX_DEPTH`, as on the edge).
-    pub fn from_env() -> Result<Self, SettingError> {
-        Self::from_settings(&Settings::new(|name: &str| std::env::var(name).ok()))
+    /// Reads `PARTITIONING` (`true` to emit dynamic-partitioning keys), the
+    /// event limits (`MAX_EVENT_BYTES`, `MAX_DEPTH`, as on the edge) and the
+    /// JSON Schemas ([`crate::schemas`]).
+    pub fn from_env() -> Result<Self, StartError> {
+        let mut t = Self::from_settings(&Settings::new(|name: &str| std::env::var(name).ok()))?;
+        t.config.schemas = Schemas::from_env()?;
+        tracing::info!(schemas = ?t.config.schemas, "schemas compiled");
+        Ok(t)
     }
 
     /// The same, from any settings lookup.
@@ -30,6 +47,7 @@ impl Transformer {
                 limits: api.limits,
                 partitioning: s.bool_or("PARTITIONING", false)?,
                 max_response_bytes: None,
+                schemas: Schemas::default(),
             },
         })
     }

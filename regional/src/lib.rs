@@ -5,4 +5,5 @@
 pub mod handler;
 pub mod ingest;
 pub mod metrics;
+pub mod schemas;
 pub mod transform;

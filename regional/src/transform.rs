@@ -87,6 +87,8 @@ pub struct TransformConfig {
     pub partitioning: bool,
     /// Largest response, in bytes (Lambda's limit less a margin by default).
     pub max_response_bytes: Option<usize>,
+    /// Per-event-name JSON Schemas, checked after schema v1.
+    pub schemas: crate::schemas::Schemas,
 }
 
 /// Counts of one invocation, for metrics.
@@ -329,7 +331,19 @@ fn outcome(line: &str, config: &TransformConfig) -> Line {
         let reason = [Violation::new(Reason::NotAnEnvelope, "", "the envelope holds no event")];
         return Line::Quarantined(rejected_json(&envelope.id, received, &reason, line));
     };
-    match validate_event(raw.get(), &config.limits) {
+    let checked = validate_event(raw.get(), &config.limits).and_then(|event| {
+        if !config.schemas.has(&event.event) {
+            return Ok(event);
+        }
+        let value: serde_json::Value = serde_json::from_str(raw.get()).unwrap_or_default();
+        let violations = config.schemas.check(&event.event, &value);
+        if violations.is_empty() {
+            Ok(event)
+        } else {
+            Err(violations)
+        }
+    });
+    match checked {
         Err(violations) => Line::Invalid(rejected_json(&envelope.id, received, &violations, line)),
         Ok(event) => {
             let edge = envelope.edge.as_ref();

@@ -102,3 +102,45 @@ fn the_aws_sample_event_goes_through_the_binary() {
         [("record1", "ProcessingFailed"), ("record2", "ProcessingFailed")]
     );
 }
+
+#[test]
+fn the_binary_loads_schemas_from_schema_dir_and_refuses_to_start_on_a_broken_one() {
+    let api = RuntimeApi::start().unwrap();
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/schemas");
+    let function = api
+        .spawn(
+            env!("CARGO_BIN_EXE_transform").as_ref(),
+            "edgehose-transform",
+            &[("SCHEMA_DIR", dir)],
+        )
+        .unwrap();
+    let event = firehose_event(&[envelopes(
+        r##"{"event":"click","target":"#buy","properties":{"price":-5}}"##,
+    )]);
+    let Outcome::Response(resp) = api.invoke(&event, Duration::from_secs(30)).unwrap() else {
+        panic!("{}", function.log())
+    };
+    assert_eq!(
+        resp["records"][0]["result"], "ProcessingFailed",
+        "the only event breaks the click schema"
+    );
+
+    let broken = std::env::temp_dir().join(format!("edgehose-broken-schemas-{}", std::process::id()));
+    std::fs::create_dir_all(&broken).unwrap();
+    std::fs::write(broken.join("click.json"), r#"{"type": 12}"#).unwrap();
+    let api = RuntimeApi::start().unwrap();
+    let mut function = api
+        .spawn(
+            env!("CARGO_BIN_EXE_transform").as_ref(),
+            "edgehose-transform",
+            &[("SCHEMA_DIR", broken.to_str().unwrap())],
+        )
+        .unwrap();
+    // Lambda reports a function that exits during init as an init failure, with its log.
+    let status = function
+        .wait_exit(Duration::from_secs(20))
+        .expect("the function exits at cold start");
+    assert!(!status.success());
+    assert!(function.log().contains("click.json"), "{}", function.log());
+    let _ = std::fs::remove_dir_all(broken);
+}

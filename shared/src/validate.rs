@@ -52,6 +52,8 @@ pub enum Reason {
     Quarantined,
     /// A line that is not an edgehose envelope reached the regional side.
     NotAnEnvelope,
+    /// The event breaks the JSON Schema its deployment registered for its name.
+    SchemaViolation,
 }
 
 impl Reason {
@@ -72,6 +74,7 @@ impl Reason {
             Self::DuplicateField => "duplicate_field",
             Self::Quarantined => "quarantined",
             Self::NotAnEnvelope => "not_an_envelope",
+            Self::SchemaViolation => "schema_violation",
         }
     }
 }

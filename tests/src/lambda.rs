@@ -242,6 +242,21 @@ impl Function {
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
+
+    /// Waits up to `timeout` for the process to exit by itself (as Lambda sees
+    /// a function that fails during init).
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let start = Instant::now();
+        while start.elapsed() < timeout {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                // Let the log readers drain what it printed last.
+                std::thread::sleep(Duration::from_millis(100));
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
 }
 
 impl Drop for Function {

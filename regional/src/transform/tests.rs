@@ -253,3 +253,29 @@ fn a_small_response_budget_is_respected_exactly() {
     assert!(counts.records_ok >= 1 && counts.records_over_limit >= 1, "{counts:?}");
     assert_eq!(resp.records.len(), 10);
 }
+
+#[test]
+fn a_registered_json_schema_rejects_events_with_the_field_path() {
+    let dir = std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/schemas"));
+    let config = TransformConfig {
+        schemas: crate::schemas::Schemas::load_dir(&dir).unwrap(),
+        ..TransformConfig::default()
+    };
+    let negative = VALID.replace("19.99", "-1");
+    let (resp, counts) = run(
+        &[record(&edge_lines(&format!("{VALID}\n{negative}\n{VALID2}")))],
+        &config,
+    );
+    let out = decoded(&resp.records[0]);
+    assert_eq!(resp.records[0].result, RecordResult::Ok);
+    assert_eq!(
+        (counts.events_ok, counts.events_invalid),
+        (2, 1),
+        "page_view has no schema; one click breaks it"
+    );
+    let rejected = &out[2]["rejected"][0];
+    assert_eq!(
+        (rejected["reason"].as_str(), rejected["field"].as_str()),
+        (Some("schema_violation"), Some("/properties/price"))
+    );
+}
