@@ -15,7 +15,7 @@ WASM := --target wasm32-unknown-unknown
 # Crates that must build for Cloudflare Workers as well as natively.
 WASM_CRATES := -p edgehose-shared -p edgehose-edge
 
-.PHONY: test bootstrap check fmt-check clippy wasm docs edge lambda unit bench-edge
+.PHONY: test bootstrap check fmt-check clippy wasm docs edge lambda unit bench-edge bench-transform
 
 ## test: install tools, then run every check and every test
 test: bootstrap check edge lambda unit
@@ -65,3 +65,9 @@ unit:
 ## numbers and rewrites the edge section of BENCHMARKS.md (not a pass/fail test)
 bench-edge: bootstrap edge
 	$(RUN) $(CARGO) run -q --release --locked -p edgehose-bench -- edge --write BENCHMARKS.md
+
+## bench-transform: the transformation Lambda against a Python blueprint and a
+## parse-only floor, plus its cold start; rewrites its BENCHMARKS.md section
+bench-transform: bootstrap
+	$(RUN) $(CARGO) build -q --release --locked -p edgehose-regional -p edgehose-bench
+	$(RUN) target/release/edgehose-bench transform --write BENCHMARKS.md

@@ -5,6 +5,7 @@ pub mod edge;
 pub mod load;
 pub mod report;
 pub mod sink;
+pub mod transform;
 pub mod workerd;
 
 use std::path::PathBuf;
@@ -13,6 +14,8 @@ use std::path::PathBuf;
 pub fn run(args: &[String]) -> Result<(), String> {
     match args.first().map(String::as_str) {
         Some("edge") => edge::main(&args[1..]),
+        Some("transform") => transform::main(&args[1..]),
+        Some("transform-run") => transform::run_variant(&args[1..]),
         _ => Err(
             "usage: edgehose-bench edge [--requests N] [--concurrency C] [--build DIR] [--write BENCHMARKS.md]".into(),
         ),

@@ -20,7 +20,7 @@ pub enum StartError {
     #[error(transparent)]
     Schema(#[from] SchemaError),
 }
-use crate::transform::{InputRecord, TransformConfig, TransformResponse, transform};
+use crate::transform::{TransformConfig, TransformResponse, inputs, transform};
 
 /// The transformation function, configured once at cold start.
 #[derive(Debug, Clone, Default)]
@@ -59,15 +59,7 @@ impl Transformer {
 
     /// Handles one invocation: never an error for bad data.
     pub async fn handle(&self, event: LambdaEvent<KinesisFirehoseEvent>) -> Result<TransformResponse, Error> {
-        let records: Vec<InputRecord<'_>> = event
-            .payload
-            .records
-            .iter()
-            .map(|r| InputRecord {
-                id: r.record_id.as_deref().unwrap_or_default(),
-                data: &r.data,
-            })
-            .collect();
+        let records = inputs(&event.payload);
         let (response, counts) = transform(&records, &self.config);
         tracing::info!(
             request_id = %event.context.request_id,

@@ -134,6 +134,18 @@ pub struct InputRecord<'a> {
     pub data: &'a [u8],
 }
 
+/// The records of a Firehose transformation event, ready for [`transform`].
+pub fn inputs(event: &aws_lambda_events::event::firehose::KinesisFirehoseEvent) -> Vec<InputRecord<'_>> {
+    event
+        .records
+        .iter()
+        .map(|r| InputRecord {
+            id: r.record_id.as_deref().unwrap_or_default(),
+            data: &r.data,
+        })
+        .collect()
+}
+
 /// Transforms every record; never fails for bad data.
 pub fn transform(records: &[InputRecord<'_>], config: &TransformConfig) -> (TransformResponse, Counts) {
     let budget = config

@@ -42,20 +42,20 @@ pub struct RuntimeApi {
 impl RuntimeApi {
     /// Starts the host on a free loopback port.
     pub fn start() -> Result<Self, String> {
-        let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").map_err(|e| e.to_string())?);
-        let addr = server
-            .server_addr()
-            .to_ip()
-            .map(|a| a.to_string())
-            .ok_or("no address")?;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+        listener.set_nonblocking(true).map_err(|e| e.to_string())?;
+        let addr = listener.local_addr().map_err(|e| e.to_string())?.to_string();
         let state = Arc::new((Mutex::new(Shared::default()), Condvar::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let (st, stp) = (state.clone(), stop.clone());
         let thread = std::thread::spawn(move || {
             while !stp.load(Ordering::Relaxed) {
-                if let Ok(Some(req)) = server.recv_timeout(Duration::from_millis(50)) {
-                    let (st, stp) = (st.clone(), stp.clone());
-                    std::thread::spawn(move || serve(req, &st, &stp));
+                match listener.accept() {
+                    Ok((conn, _)) => {
+                        let (st, stp) = (st.clone(), stp.clone());
+                        std::thread::spawn(move || connection(conn, &st, &stp));
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(2)),
                 }
             }
         });
@@ -129,52 +129,98 @@ impl Drop for RuntimeApi {
     }
 }
 
-fn serve(mut req: tiny_http::Request, state: &(Mutex<Shared>, Condvar), stop: &AtomicBool) {
-    let url = req.url().to_owned();
-    let mut body = String::new();
-    let _ = req.as_reader().read_to_string(&mut body);
+/// Serves one keep-alive connection. Plain TCP with `TCP_NODELAY` and each
+/// response written at once, so the host adds no Nagle or delayed-ACK stalls
+/// to what a cold-start measurement sees.
+fn connection(conn: std::net::TcpStream, state: &(Mutex<Shared>, Condvar), stop: &AtomicBool) {
+    use std::io::{BufRead, BufReader, Write};
+    let _ = conn.set_nodelay(true);
+    let _ = conn.set_nonblocking(false);
+    let Ok(mut writer) = conn.try_clone() else { return };
+    let mut reader = BufReader::new(conn);
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        let path = line.split(' ').nth(1).unwrap_or_default().to_owned();
+        let mut length = 0usize;
+        loop {
+            let mut h = String::new();
+            if reader.read_line(&mut h).unwrap_or(0) == 0 {
+                return;
+            }
+            let h = h.trim_end();
+            if h.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = h.split_once(':')
+                && k.eq_ignore_ascii_case("content-length")
+            {
+                length = v.trim().parse().unwrap_or(0);
+            }
+        }
+        let mut body = vec![0u8; length];
+        if reader.read_exact(&mut body).is_err() {
+            return;
+        }
+        let (status, headers, reply) = route(&path, String::from_utf8_lossy(&body).into_owned(), state, stop);
+        let mut out = format!("HTTP/1.1 {status} OK\r\ncontent-length: {}\r\n", reply.len());
+        for (k, v) in headers {
+            out.push_str(&format!("{k}: {v}\r\n"));
+        }
+        out.push_str("\r\n");
+        out.push_str(&reply);
+        if writer.write_all(out.as_bytes()).is_err() {
+            return;
+        }
+    }
+}
+
+fn route(
+    path: &str,
+    body: String,
+    state: &(Mutex<Shared>, Condvar),
+    stop: &AtomicBool,
+) -> (u16, Vec<(String, String)>, String) {
     let (lock, cvar) = state;
-    let ok = |req: tiny_http::Request| {
-        let _ = req.respond(tiny_http::Response::from_string("{\"status\":\"OK\"}").with_status_code(202));
-    };
-    if url == format!("{PREFIX}/invocation/next") {
-        let Ok(mut s) = lock.lock() else { return };
+    let accepted = (202, Vec::new(), "{\"status\":\"OK\"}".to_owned());
+    if path == format!("{PREFIX}/invocation/next") {
+        let Ok(mut s) = lock.lock() else {
+            return (500, Vec::new(), String::new());
+        };
         loop {
             if !s.queue.is_empty() {
                 let (id, event) = s.queue.remove(0);
-                drop(s);
                 let deadline = (std::time::SystemTime::now() + Duration::from_secs(60))
                     .duration_since(std::time::UNIX_EPOCH)
                     .map(|d| d.as_millis())
                     .unwrap_or_default();
-                let mut resp = tiny_http::Response::from_string(event);
-                for (k, v) in [
-                    ("Lambda-Runtime-Aws-Request-Id", id.as_str()),
-                    ("Lambda-Runtime-Deadline-Ms", &deadline.to_string()),
+                let headers = vec![
+                    ("lambda-runtime-aws-request-id".to_owned(), id),
+                    ("lambda-runtime-deadline-ms".to_owned(), deadline.to_string()),
                     (
-                        "Lambda-Runtime-Invoked-Function-Arn",
-                        "arn:aws:lambda:us-east-1:123456789012:function:test",
+                        "lambda-runtime-invoked-function-arn".to_owned(),
+                        "arn:aws:lambda:us-east-1:123456789012:function:test".to_owned(),
                     ),
-                    ("Lambda-Runtime-Trace-Id", "Root=1-00000000-000000000000000000000000"),
-                    ("Content-Type", "application/json"),
-                ] {
-                    if let Ok(h) = tiny_http::Header::from_bytes(k.as_bytes(), v.as_bytes()) {
-                        resp = resp.with_header(h);
-                    }
-                }
-                let _ = req.respond(resp);
-                return;
+                    (
+                        "lambda-runtime-trace-id".to_owned(),
+                        "Root=1-00000000-000000000000000000000000".to_owned(),
+                    ),
+                    ("content-type".to_owned(), "application/json".to_owned()),
+                ];
+                return (200, headers, event);
             }
             if stop.load(Ordering::Relaxed) {
-                return;
+                return (410, Vec::new(), String::new());
             }
             s = match cvar.wait_timeout(s, Duration::from_millis(100)) {
                 Ok((g, _)) => g,
-                Err(_) => return,
+                Err(_) => return (500, Vec::new(), String::new()),
             };
         }
     }
-    let parts: Vec<&str> = url.trim_start_matches(PREFIX).split('/').collect();
+    let parts: Vec<&str> = path.trim_start_matches(PREFIX).split('/').collect();
     // ["", "invocation", id, "response" | "error"] or ["", "init", "error"]
     match parts.as_slice() {
         ["", "invocation", id, kind @ ("response" | "error")] => {
@@ -188,18 +234,16 @@ fn serve(mut req: tiny_http::Request, state: &(Mutex<Shared>, Condvar), stop: &A
                 s.outcomes.insert((*id).to_owned(), outcome);
                 cvar.notify_all();
             }
-            ok(req);
+            accepted
         }
         ["", "init", "error"] => {
             if let Ok(mut s) = lock.lock() {
                 s.init_error = Some(body);
                 cvar.notify_all();
             }
-            ok(req);
+            accepted
         }
-        _ => {
-            let _ = req.respond(tiny_http::Response::from_string("not found").with_status_code(404));
-        }
+        _ => (404, Vec::new(), "not found".to_owned()),
     }
 }
 
