@@ -233,7 +233,7 @@ struct AnalystEvent<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     asn: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    properties: Option<&'a serde_json::Map<String, serde_json::Value>>,
+    properties: Option<&'a RawValue>,
 }
 
 /// A piece that could not be delivered as an event, kept with its reasons.
@@ -375,7 +375,7 @@ fn outcome(line: &str, config: &TransformConfig) -> Line {
                 country: edge.and_then(|e| e.country.as_deref()),
                 colo: edge.and_then(|e| e.colo.as_deref()),
                 asn: edge.and_then(|e| e.asn),
-                properties: event.properties.as_ref(),
+                properties: event.properties.as_deref(),
             };
             Line::Valid {
                 json: serde_json::to_string(&analyst).unwrap_or_default(),

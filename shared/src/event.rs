@@ -19,7 +19,8 @@
 //! [`crate::limits::MAX_EVENT_BYTES`] and [`crate::limits::MAX_JSON_DEPTH`].
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::timestamp::Timestamp;
 
@@ -50,7 +51,7 @@ pub const FIELDS: [&str; 10] = [
 ];
 
 /// One valid schema-v1 event, as [`crate::validate::validate_event`] returns it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Event {
     /// The event's name (1..=128 characters).
     pub event: String,
@@ -78,9 +79,9 @@ pub struct Event {
     /// What was clicked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
-    /// Free-form attributes.
+    /// Free-form attributes: a JSON object, kept as its exact text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub properties: Option<Map<String, Value>>,
+    pub properties: Option<Box<RawValue>>,
 }
 
 /// Reads a client time: an RFC 3339 string or a whole number of epoch
