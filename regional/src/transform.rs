@@ -258,7 +258,12 @@ fn transform_record(
     config: &TransformConfig,
     counts: &mut Counts,
 ) -> (RecordResult, Vec<u8>, Option<Metadata>) {
-    let text = String::from_utf8_lossy(data);
+    // Valid UTF-8 (always, from the edge) is checked by the fast path;
+    // anything else is read lossily and will fail as not-an-envelope.
+    let text = match std::str::from_utf8(data) {
+        Ok(t) => std::borrow::Cow::Borrowed(t),
+        Err(_) => String::from_utf8_lossy(data),
+    };
     let lines: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
     if lines.is_empty() {
         counts.records_dropped += 1;
