@@ -8,8 +8,6 @@ pub mod sink;
 pub mod transform;
 pub mod workerd;
 
-use std::path::PathBuf;
-
 /// Runs the subcommand named in `args`.
 pub fn run(args: &[String]) -> Result<(), String> {
     match args.first().map(String::as_str) {
@@ -22,26 +20,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     }
 }
 
-/// The repository root.
-pub fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(PathBuf::from)
-        .unwrap_or_default()
-}
-
-/// The bootstrap's cache (`EDGEHOSE_CACHE`, else `~/.cache/edgehose`).
-pub fn cache_dir() -> PathBuf {
-    if let Ok(dir) = std::env::var("EDGEHOSE_CACHE")
-        && !dir.is_empty()
-    {
-        return PathBuf::from(dir);
-    }
-    let base = std::env::var("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| "/tmp".into())).join(".cache"));
-    base.join("edgehose")
-}
+pub use edgehose_tests::tools::{cache_dir, repo_root};
 
 /// `--name value` from an argument list.
 pub fn flag(args: &[String], name: &str) -> Option<String> {

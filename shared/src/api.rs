@@ -384,29 +384,11 @@ fn authenticate(head: &RequestHead<'_>, keys: &WriteKeys) -> Result<Option<Strin
         .ok_or(ApiError::UnknownKey)
 }
 
-/// The percent-decoded value of `name` in a query string.
+/// The percent-decoded value of `name` in a query string (`+` is a space).
 fn query_param(query: &str, name: &str) -> Option<String> {
     query.split('&').find_map(|pair| {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        (k == name).then(|| {
-            let v = v.replace('+', " ");
-            let b = v.as_bytes();
-            let mut out = Vec::with_capacity(b.len());
-            let mut i = 0;
-            while i < b.len() {
-                let hex = |c: u8| (c as char).to_digit(16);
-                if b[i] == b'%'
-                    && let (Some(h), Some(l)) = (b.get(i + 1).and_then(|&c| hex(c)), b.get(i + 2).and_then(|&c| hex(c)))
-                {
-                    out.push((h * 16 + l) as u8);
-                    i += 3;
-                } else {
-                    out.push(b[i]);
-                    i += 1;
-                }
-            }
-            String::from_utf8_lossy(&out).into_owned()
-        })
+        (k == name).then(|| String::from_utf8_lossy(&crate::sigv4::percent_decode(&v.replace('+', " "))).into_owned())
     })
 }
 

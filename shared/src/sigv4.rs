@@ -40,7 +40,8 @@ pub fn uri_encode(input: &[u8], keep_slash: bool) -> String {
     out
 }
 
-fn percent_decode(s: &str) -> Vec<u8> {
+/// Decodes `%XX` escapes (anything malformed is kept as is).
+pub(crate) fn percent_decode(s: &str) -> Vec<u8> {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
