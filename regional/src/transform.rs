@@ -21,7 +21,7 @@
 
 use std::collections::BTreeMap;
 
-use base64::Engine;
+use base64::Engine as _;
 use edgehose_shared::envelope::Envelope;
 use edgehose_shared::limits::Limits;
 use edgehose_shared::timestamp::Timestamp;
@@ -64,10 +64,59 @@ pub struct TransformedRecord {
     /// The outcome.
     pub result: RecordResult,
     /// The output, base64.
-    pub data: String,
+    pub data: Base64Data,
     /// Dynamic-partitioning keys, when enabled.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metadata: Option<Metadata>,
+}
+
+/// A record's output as base64, kept in its JSON form (quoted) so that the
+/// response, most of which is these strings, is written by a copy: serde
+/// would otherwise look at every byte for characters to escape, and base64
+/// has none.
+#[derive(Debug, Clone)]
+pub struct Base64Data(Box<RawValue>);
+
+impl PartialEq for Base64Data {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for Base64Data {}
+
+impl Base64Data {
+    /// Encodes `bytes`.
+    pub fn encode(bytes: &[u8]) -> Self {
+        let mut quoted = String::with_capacity(bytes.len().div_ceil(3) * 4 + 2);
+        quoted.push('"');
+        base64::engine::general_purpose::STANDARD.encode_string(bytes, &mut quoted);
+        quoted.push('"');
+        // A quoted base64 string is always valid JSON; the check is one fast scan.
+        Self(RawValue::from_string(quoted).unwrap_or_else(|_| Self::empty().0))
+    }
+
+    /// No data.
+    pub fn empty() -> Self {
+        Self(RawValue::from_string(r#""""#.to_owned()).unwrap_or_else(|_| RawValue::NULL.to_owned()))
+    }
+
+    /// The base64 text.
+    pub fn as_str(&self) -> &str {
+        let quoted = self.0.get();
+        quoted.get(1..quoted.len().saturating_sub(1)).unwrap_or_default()
+    }
+
+    /// Whether there is no data.
+    pub fn is_empty(&self) -> bool {
+        self.as_str().is_empty()
+    }
+}
+
+impl Serialize for Base64Data {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(serializer)
+    }
 }
 
 /// Record metadata for dynamic partitioning.
@@ -168,7 +217,7 @@ pub fn transform(records: &[InputRecord<'_>], config: &TransformConfig) -> (Tran
         let mut answer = TransformedRecord {
             record_id: record.id.to_owned(),
             result,
-            data: base64::engine::general_purpose::STANDARD.encode(&data),
+            data: Base64Data::encode(&data),
             metadata,
         };
         let mut size = answer_size(&answer);
@@ -194,13 +243,21 @@ fn failed_without_data(id: &str) -> TransformedRecord {
     TransformedRecord {
         record_id: id.to_owned(),
         result: RecordResult::ProcessingFailed,
-        data: String::new(),
+        data: Base64Data::empty(),
         metadata: None,
     }
 }
 
+/// The bytes `a` adds to the response (its JSON and a comma). The data is
+/// counted by its length, not serialised again: base64 is written as is.
 fn answer_size(a: &TransformedRecord) -> usize {
-    serde_json::to_vec(a).map(|v| v.len() + 1).unwrap_or(usize::MAX / 4)
+    let without_data = TransformedRecord {
+        record_id: a.record_id.clone(),
+        result: a.result,
+        data: Base64Data::empty(),
+        metadata: a.metadata.clone(),
+    };
+    serde_json::to_vec(&without_data).map_or(usize::MAX / 4, |v| v.len() + 1 + a.data.as_str().len())
 }
 
 /// The analyst shape of one valid event.
@@ -208,10 +265,10 @@ fn answer_size(a: &TransformedRecord) -> usize {
 struct AnalystEvent<'a> {
     id: &'a str,
     event: &'a str,
-    event_time: String,
-    received_at: String,
+    event_time: Rfc3339,
+    received_at: Rfc3339,
     #[serde(skip_serializing_if = "Option::is_none")]
-    sent_at: Option<String>,
+    sent_at: Option<Rfc3339>,
     #[serde(skip_serializing_if = "Option::is_none")]
     message_id: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -240,7 +297,7 @@ struct AnalystEvent<'a> {
 #[derive(Serialize)]
 struct Rejected<'a> {
     id: &'a str,
-    received_at: Option<String>,
+    received_at: Option<Rfc3339>,
     rejected: &'a [Violation],
     envelope: Original<'a>,
 }
@@ -264,89 +321,135 @@ fn transform_record(
         Ok(t) => std::borrow::Cow::Borrowed(t),
         Err(_) => String::from_utf8_lossy(data),
     };
-    let lines: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
-    if lines.is_empty() {
+    // Lines are written straight into the output: valid events first, then
+    // the rejected pieces (appended at the end).
+    let mut out = Output {
+        valid: Vec::with_capacity(data.len() + data.len() / 2),
+        rejected: Vec::new(),
+        names: Vec::new(),
+    };
+    let mut lines = 0usize;
+    let mut first_time: Option<i64> = None;
+    for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        lines += 1;
+        match outcome(line, config, &mut out) {
+            Line::Valid { received_at } => {
+                counts.events_ok += 1;
+                first_time.get_or_insert(received_at);
+            }
+            Line::Invalid => counts.events_invalid += 1,
+            Line::Quarantined => counts.events_quarantined += 1,
+        }
+    }
+    if lines == 0 {
         counts.records_dropped += 1;
         return (RecordResult::Dropped, Vec::new(), None);
     }
-    let mut valid_lines: Vec<String> = Vec::new();
-    let mut rejected_lines: Vec<String> = Vec::new();
-    let mut names: Vec<String> = Vec::new();
-    let mut first_time: Option<i64> = None;
-    for line in &lines {
-        match outcome(line, config) {
-            Line::Valid {
-                json,
-                name,
-                received_at,
-            } => {
-                counts.events_ok += 1;
-                if !names.contains(&name) {
-                    names.push(name);
-                }
-                first_time.get_or_insert(received_at);
-                valid_lines.push(json);
-            }
-            Line::Invalid(json) => {
-                counts.events_invalid += 1;
-                rejected_lines.push(json);
-            }
-            Line::Quarantined(json) => {
-                counts.events_quarantined += 1;
-                rejected_lines.push(json);
-            }
-        }
-    }
-    if valid_lines.is_empty() {
+    if first_time.is_none() {
         counts.records_failed += 1;
         return (RecordResult::ProcessingFailed, data.to_vec(), None);
     }
     counts.records_ok += 1;
-    let mut out = String::new();
-    for l in valid_lines.iter().chain(&rejected_lines) {
-        out.push_str(l);
-        out.push('\n');
-    }
     let metadata = config.partitioning.then(|| {
-        let name = if names.len() == 1 {
-            names[0].clone()
-        } else {
-            "_mixed".to_owned()
+        let name = match out.names.as_slice() {
+            [one] => one.clone(),
+            _ => "_mixed".to_owned(),
         };
         let date = Timestamp::from_millis(first_time.unwrap_or_default()).to_rfc3339()[..10].to_owned();
         Metadata {
             partition_keys: BTreeMap::from([("event_name".to_owned(), name), ("event_date".to_owned(), date)]),
         }
     });
-    (RecordResult::Ok, out.into_bytes(), metadata)
+    let mut bytes = out.valid;
+    bytes.extend_from_slice(&out.rejected);
+    (RecordResult::Ok, bytes, metadata)
+}
+
+/// Where a record's lines go as they are transformed.
+struct Output {
+    /// Analyst lines of valid events, each ending in a newline.
+    valid: Vec<u8>,
+    /// `rejected` lines, each ending in a newline.
+    rejected: Vec<u8>,
+    /// The distinct event names of the valid events.
+    names: Vec<String>,
+}
+
+impl Output {
+    fn push_valid(&mut self, analyst: &AnalystEvent<'_>) {
+        push_line(&mut self.valid, analyst);
+        if !self.names.iter().any(|n| n == analyst.event) {
+            self.names.push(analyst.event.to_owned());
+        }
+    }
+
+    fn push_rejected(&mut self, id: &str, received_at: Option<Rfc3339>, reasons: &[Violation], line: &str) {
+        let envelope = serde_json::from_str::<&RawValue>(line).map_or(Original::Text(line), Original::Json);
+        push_line(
+            &mut self.rejected,
+            &Rejected {
+                id,
+                received_at,
+                rejected: reasons,
+                envelope,
+            },
+        );
+    }
+}
+
+/// Appends `value`'s JSON and a newline.
+fn push_line(buf: &mut Vec<u8>, value: &impl Serialize) {
+    let len = buf.len();
+    if serde_json::to_writer(&mut *buf, value).is_ok() {
+        buf.push(b'\n');
+    } else {
+        // Not reachable for these types (string keys, no maps that can fail);
+        // never leave half a line behind.
+        buf.truncate(len);
+    }
+}
+
+/// A timestamp as RFC 3339 text, without an allocation.
+#[derive(Clone, Copy)]
+struct Rfc3339([u8; 24]);
+
+impl Rfc3339 {
+    fn of_millis(ms: i64) -> Self {
+        Self(Timestamp::from_millis(ms).rfc3339_bytes())
+    }
+}
+
+impl Serialize for Rfc3339 {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(std::str::from_utf8(&self.0).unwrap_or_default())
+    }
 }
 
 enum Line {
-    Valid {
-        json: String,
-        name: String,
-        received_at: i64,
-    },
-    Invalid(String),
-    Quarantined(String),
+    Valid { received_at: i64 },
+    Invalid,
+    Quarantined,
 }
 
-fn outcome(line: &str, config: &TransformConfig) -> Line {
+fn outcome(line: &str, config: &TransformConfig, out: &mut Output) -> Line {
     let envelope = match Envelope::parse(line) {
         Ok(e) => e,
         Err(e) => {
             let reason = [Violation::new(Reason::NotAnEnvelope, "", e.to_string())];
-            return Line::Quarantined(rejected_json("", None, &reason, line));
+            out.push_rejected("", None, &reason, line);
+            return Line::Quarantined;
         }
     };
-    let received = Some(Timestamp::from_millis(envelope.received_at).to_rfc3339());
+    let received = Some(Rfc3339::of_millis(envelope.received_at));
     if let Some(q) = &envelope.quarantine {
         let reason = [Violation::new(Reason::Quarantined, "", q.reason.clone())];
-        return Line::Quarantined(rejected_json(&envelope.id, received, &reason, line));
+        out.push_rejected(&envelope.id, received, &reason, line);
+        return Line::Quarantined;
     }
     let Some(raw) = envelope.event.as_ref() else {
         let reason = [Violation::new(Reason::NotAnEnvelope, "", "the envelope holds no event")];
-        return Line::Quarantined(rejected_json(&envelope.id, received, &reason, line));
+        out.push_rejected(&envelope.id, received, &reason, line);
+        return Line::Quarantined;
     };
     let checked = validate_event(raw.get(), &config.limits).and_then(|event| {
         if !config.schemas.has(&event.event) {
@@ -361,15 +464,18 @@ fn outcome(line: &str, config: &TransformConfig) -> Line {
         }
     });
     match checked {
-        Err(violations) => Line::Invalid(rejected_json(&envelope.id, received, &violations, line)),
+        Err(violations) => {
+            out.push_rejected(&envelope.id, received, &violations, line);
+            Line::Invalid
+        }
         Ok(event) => {
             let edge = envelope.edge.as_ref();
-            let analyst = AnalystEvent {
+            out.push_valid(&AnalystEvent {
                 id: &envelope.id,
                 event: &event.event,
-                event_time: Timestamp::from_millis(envelope.event_time).to_rfc3339(),
-                received_at: Timestamp::from_millis(envelope.received_at).to_rfc3339(),
-                sent_at: event.sent_at.map(|t| t.to_rfc3339()),
+                event_time: Rfc3339::of_millis(envelope.event_time),
+                received_at: Rfc3339::of_millis(envelope.received_at),
+                sent_at: event.sent_at.map(|t| Rfc3339::of_millis(t.0)),
                 message_id: event.message_id.as_deref(),
                 anonymous_id: event.anonymous_id.as_deref(),
                 user_id: event.user_id.as_deref(),
@@ -381,25 +487,12 @@ fn outcome(line: &str, config: &TransformConfig) -> Line {
                 colo: edge.and_then(|e| e.colo.as_deref()),
                 asn: edge.and_then(|e| e.asn),
                 properties: event.properties.as_deref(),
-            };
+            });
             Line::Valid {
-                json: serde_json::to_string(&analyst).unwrap_or_default(),
-                name: event.event.clone(),
                 received_at: envelope.received_at,
             }
         }
     }
-}
-
-fn rejected_json(id: &str, received_at: Option<String>, reasons: &[Violation], line: &str) -> String {
-    let envelope = serde_json::from_str::<&RawValue>(line).map_or(Original::Text(line), Original::Json);
-    serde_json::to_string(&Rejected {
-        id,
-        received_at,
-        rejected: reasons,
-        envelope,
-    })
-    .unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -21,7 +21,9 @@ fn run(datas: &[Vec<u8>], config: &TransformConfig) -> (TransformResponse, Count
 }
 
 fn decoded(r: &TransformedRecord) -> Vec<serde_json::Value> {
-    let bytes = base64::engine::general_purpose::STANDARD.decode(&r.data).unwrap();
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(r.data.as_str())
+        .unwrap();
     String::from_utf8(bytes)
         .unwrap()
         .lines()
@@ -65,7 +67,12 @@ fn an_all_invalid_record_fails_so_firehose_keeps_the_original_bytes() {
     let (resp, counts) = run(std::slice::from_ref(&data), &TransformConfig::default());
     let r = &resp.records[0];
     assert_eq!(r.result, RecordResult::ProcessingFailed);
-    assert_eq!(base64::engine::general_purpose::STANDARD.decode(&r.data).unwrap(), data);
+    assert_eq!(
+        base64::engine::general_purpose::STANDARD
+            .decode(r.data.as_str())
+            .unwrap(),
+        data
+    );
     assert_eq!((counts.events_invalid, counts.records_failed), (1, 1));
 }
 
@@ -117,7 +124,7 @@ fn gzip_bytes_and_other_non_envelopes_fail_the_record() {
     assert!(resp.records.iter().all(|r| r.result == RecordResult::ProcessingFailed));
     assert_eq!(
         base64::engine::general_purpose::STANDARD
-            .decode(&resp.records[0].data)
+            .decode(resp.records[0].data.as_str())
             .unwrap(),
         gz
     );
@@ -196,7 +203,7 @@ fn the_aws_sample_event_is_answered_record_by_record() {
     assert!(
         resp.records
             .iter()
-            .all(|r| r.result == RecordResult::ProcessingFailed && r.data == "SGVsbG8gV29ybGQ=")
+            .all(|r| r.result == RecordResult::ProcessingFailed && r.data.as_str() == "SGVsbG8gV29ybGQ=")
     );
     assert_eq!(counts.events_quarantined, 2);
 }
@@ -278,4 +285,22 @@ fn a_registered_json_schema_rejects_events_with_the_field_path() {
         (rejected["reason"].as_str(), rejected["field"].as_str()),
         (Some("schema_violation"), Some("/properties/price"))
     );
+}
+
+#[test]
+fn an_answer_is_sized_exactly_as_it_is_written() {
+    let answer = TransformedRecord {
+        record_id: "r\"1\\\u{1}é".to_owned(),
+        result: RecordResult::Ok,
+        data: Base64Data::encode(b"{\"event\":\"click\"}\n"),
+        metadata: Some(Metadata {
+            partition_keys: BTreeMap::from([("event_name".to_owned(), "cl\"ick".to_owned())]),
+        }),
+    };
+    let written = serde_json::to_string(&answer).unwrap();
+    assert_eq!(answer_size(&answer), written.len() + 1);
+    assert!(written.contains(r#""data":"eyJldmVudCI6ImNsaWNrIn0K""#), "{written}");
+    assert_eq!(answer.data.as_str(), "eyJldmVudCI6ImNsaWNrIn0K");
+    assert!(Base64Data::empty().is_empty());
+    assert_eq!(serde_json::to_string(&Base64Data::empty()).unwrap(), r#""""#);
 }
