@@ -27,6 +27,9 @@ use crate::js::Head;
 thread_local! {
     /// The configuration, read once per isolate (a bad one is read again next time).
     static CONFIG: RefCell<Option<Rc<EdgeConfig>>> = const { RefCell::new(None) };
+    /// Events this isolate accepted, shown by `GET /healthz` (`edgehose dev`
+    /// prints it; in production each isolate counts its own).
+    static ACCEPTED_EVENTS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
 
 fn config(env: &Env) -> Result<Rc<EdgeConfig>, ApiError> {
@@ -69,7 +72,13 @@ async fn fetch(req: web_sys::Request, env: Env, ctx: Context) -> worker::Result<
         content_length: head.content_length(),
     };
     let ingest = match api::prepare(&request_head, &config.api) {
-        Prepared::Reply(reply) => return Ok(respond(reply)),
+        Prepared::Reply(mut reply) => {
+            if reply.status == 200 && path.trim_end_matches('/') == api::HEALTH_PATH {
+                let accepted = ACCEPTED_EVENTS.with(std::cell::Cell::get);
+                reply.body = format!(r#"{{"status":"ok","isolate":{{"accepted_events":{accepted}}}}}"#);
+            }
+            return Ok(respond(reply));
+        }
         Prepared::Ingest(ingest) => ingest,
     };
     let bytes = match read_body(&req).await {
@@ -110,6 +119,7 @@ async fn fetch(req: web_sys::Request, env: Env, ctx: Context) -> worker::Result<
             }
         }
     }
+    ACCEPTED_EVENTS.with(|n| n.set(n.get() + accepted.count as u64));
     Ok(respond(accepted.reply))
 }
 

@@ -70,6 +70,11 @@ impl Transformer {
             records_failed = counts.records_failed,
             "transformed"
         );
+        for line in &response.failed_rejections {
+            // One line per invalid piece of a record Firehose keeps under the
+            // error prefix: its id and reasons are findable in the logs.
+            tracing::warn!(request_id = %event.context.request_id, rejected = %line, "rejected");
+        }
         metrics::emit(&counts);
         Ok(response)
     }

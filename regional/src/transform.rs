@@ -53,6 +53,11 @@ pub enum RecordResult {
 pub struct TransformResponse {
     /// One per input record, same ids.
     pub records: Vec<TransformedRecord>,
+    /// The `rejected` lines (id, reasons, original envelope) of records
+    /// answered `ProcessingFailed`: Firehose keeps only their original bytes,
+    /// so the handler logs these to keep each reason findable.
+    #[serde(skip)]
+    pub failed_rejections: Vec<String>,
 }
 
 /// One record's answer.
@@ -203,6 +208,7 @@ pub fn transform(records: &[InputRecord<'_>], config: &TransformConfig) -> (Tran
     let mut counts = Counts::default();
     let mut used = r#"{"records":[]}"#.len();
     let mut out = Vec::with_capacity(records.len());
+    let mut failed_rejections = Vec::new();
     // Every record needs an answer: keep room for the smallest answer (failed,
     // no data) of each record not yet answered.
     let minimal: Vec<usize> = records
@@ -213,7 +219,7 @@ pub fn transform(records: &[InputRecord<'_>], config: &TransformConfig) -> (Tran
     for (i, record) in records.iter().enumerate() {
         reserved -= minimal[i];
         let mut local = Counts::default();
-        let (result, data, metadata) = transform_record(record.data, config, &mut local);
+        let (result, data, metadata) = transform_record(record.data, config, &mut local, &mut failed_rejections);
         let mut answer = TransformedRecord {
             record_id: record.id.to_owned(),
             result,
@@ -236,7 +242,17 @@ pub fn transform(records: &[InputRecord<'_>], config: &TransformConfig) -> (Tran
         used += size;
         out.push(answer);
     }
-    (TransformResponse { records: out }, counts)
+    let failed_rejections = String::from_utf8_lossy(&failed_rejections)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    (
+        TransformResponse {
+            records: out,
+            failed_rejections,
+        },
+        counts,
+    )
 }
 
 fn failed_without_data(id: &str) -> TransformedRecord {
@@ -314,6 +330,7 @@ fn transform_record(
     data: &[u8],
     config: &TransformConfig,
     counts: &mut Counts,
+    failed_rejections: &mut Vec<u8>,
 ) -> (RecordResult, Vec<u8>, Option<Metadata>) {
     // Valid UTF-8 (always, from the edge) is checked by the fast path;
     // anything else is read lossily and will fail as not-an-envelope.
@@ -347,6 +364,7 @@ fn transform_record(
     }
     if first_time.is_none() {
         counts.records_failed += 1;
+        failed_rejections.extend_from_slice(&out.rejected);
         return (RecordResult::ProcessingFailed, data.to_vec(), None);
     }
     counts.records_ok += 1;

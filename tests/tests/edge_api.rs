@@ -60,8 +60,23 @@ fn every_error_status_names_the_problem() {
     );
     let url = format!("{}/v1/events", e.url());
 
-    let r = request("GET", &format!("{}/healthz", e.url()), &[], b"");
-    assert_eq!((r.status, r.text().as_str()), (200, r#"{"status":"ok"}"#));
+    let health = || {
+        let r = request("GET", &format!("{}/healthz", e.url()), &[], b"");
+        assert_eq!(r.status, 200);
+        serde_json::from_slice::<serde_json::Value>(&r.body).unwrap()
+    };
+    let before = health();
+    assert_eq!(before["status"], "ok");
+    let counted = |v: &serde_json::Value| v["isolate"]["accepted_events"].as_u64().unwrap();
+    let r = request(
+        "POST",
+        &url,
+        &[("content-type", "application/json")],
+        br#"[{"event":"a"},{"event":"b"}]"#,
+    );
+    assert_eq!(r.status, 200);
+    // One isolate in the test runtime: its counter saw both events; errors are not counted.
+    assert_eq!(counted(&health()), counted(&before) + 2);
 
     let (status, code, msg) = error_of(&request("GET", &format!("{}/nope", e.url()), &[], b""));
     assert_eq!((status, code.as_str()), (404, "not_found"));

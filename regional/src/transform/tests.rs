@@ -73,6 +73,11 @@ fn an_all_invalid_record_fails_so_firehose_keeps_the_original_bytes() {
             .unwrap(),
         data
     );
+    // The reasons do not travel with the original bytes: they are handed to the log.
+    assert_eq!(resp.failed_rejections.len(), 1);
+    let rejected: serde_json::Value = serde_json::from_str(&resp.failed_rejections[0]).unwrap();
+    assert_eq!(rejected["envelope"]["event"]["message_id"], "m3");
+    assert!(!rejected["rejected"].as_array().unwrap().is_empty(), "{rejected}");
     assert_eq!((counts.events_invalid, counts.records_failed), (1, 1));
 }
 
