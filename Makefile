@@ -1,5 +1,6 @@
-# The two entry points are `make test` (everything CI checks) and, once the
-# pipeline lands, `make dev`. Both install what they need first (tools/bootstrap).
+# The two entry points are `make dev` (the whole pipeline on this machine) and
+# `make test` (everything CI checks). Both install what they need first
+# (tools/bootstrap).
 
 SHELL := /bin/bash
 .DEFAULT_GOAL := test
@@ -15,7 +16,15 @@ WASM := --target wasm32-unknown-unknown
 # Crates that must build for Cloudflare Workers as well as natively.
 WASM_CRATES := -p edgehose-shared -p edgehose-edge
 
-.PHONY: test bootstrap check fmt-check clippy wasm docs edge lambda unit bench-edge bench-transform
+.PHONY: dev test bootstrap check fmt-check clippy wasm docs edge lambda unit bench-edge bench-transform
+
+## dev: install tools, build, and run the whole pipeline locally: the edge
+## Worker on 127.0.0.1:8787, firehose-local running the real transform, the
+## API Gateway path on :8788. Ctrl-C stops everything. Flags: make dev ARGS="--help"
+dev: bootstrap
+	$(RUN) tools/build-edge
+	$(RUN) $(CARGO) build --release --locked -p edgehose-regional -p edgehose-cli
+	$(RUN) target/release/edgehose dev $(ARGS)
 
 ## test: install tools, then run every check and every test
 test: bootstrap check edge lambda unit

@@ -7,11 +7,11 @@
 //! test with instructions; it is never a silent skip.
 
 pub mod aws;
-pub mod edge;
+pub use edgehose_cli::edge;
 pub mod events;
 pub mod faults;
 pub mod http;
-pub mod lambda;
+pub use edgehose_cli::runtime_api as lambda;
 pub mod moto;
 pub mod sandbox;
-pub mod tools;
+pub use edgehose_cli::tools;

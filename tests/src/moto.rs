@@ -1,13 +1,14 @@
 //! `moto_server` (an AWS emulator from PyPI) on a free loopback port, for as
 //! long as the handle lives.
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::http::{Response, send};
 use crate::tools;
+pub use crate::tools::free_port;
 
 /// A running moto server; dropped, it is stopped.
 pub struct Moto {
@@ -85,12 +86,6 @@ impl Drop for Moto {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// A port nobody listens on now.
-pub fn free_port() -> Result<u16, String> {
-    let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
-    listener.local_addr().map(|a| a.port()).map_err(|e| e.to_string())
 }
 
 /// Fails with the response's status and body unless it is a 2xx.

@@ -1,7 +1,9 @@
 //! A Lambda Runtime API host (the interface AWS's runtime speaks to a
 //! function process, <https://docs.aws.amazon.com/lambda/latest/dg/runtimes-api.html>),
-//! so the real function binaries can run in tests as they run in Lambda:
-//! the binary long-polls `/next`, gets an event, posts a response or error.
+//! so the real function binaries run locally as they run in Lambda: the
+//! binary long-polls `/next`, gets an event, posts a response or error.
+//! firehose-local invokes the transform through it, `edgehose dev` serves the
+//! API Gateway function through it, and the tests drive both.
 
 use std::collections::HashMap;
 use std::io::Read;
@@ -14,6 +16,9 @@ use std::time::{Duration, Instant};
 
 const PREFIX: &str = "/2018-06-01/runtime";
 
+/// How much of a function's output [`Function::log`] keeps in memory.
+const LOG_KEEP_BYTES: usize = 4 * 1024 * 1024;
+
 /// What an invocation ended with.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
@@ -23,10 +28,19 @@ pub enum Outcome {
     Error(serde_json::Value),
 }
 
+/// What an invocation ended with, as the function wrote it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RawOutcome {
+    /// The function's response body.
+    Response(String),
+    /// The function's error report.
+    Error(String),
+}
+
 #[derive(Default)]
 struct Shared {
     queue: Vec<(String, String)>,
-    outcomes: HashMap<String, Outcome>,
+    outcomes: HashMap<String, RawOutcome>,
     init_error: Option<String>,
 }
 
@@ -75,13 +89,25 @@ impl RuntimeApi {
 
     /// Starts a function binary against this host with the environment Lambda sets.
     pub fn spawn(&self, binary: &Path, name: &str, env: &[(&str, &str)]) -> Result<Function, String> {
+        self.spawn_logged(binary, name, env, None)
+    }
+
+    /// The same, also appending everything the function prints to `log_file`
+    /// (what CloudWatch Logs would hold).
+    pub fn spawn_logged(
+        &self,
+        binary: &Path,
+        name: &str,
+        env: &[(&str, &str)],
+        log_file: Option<&Path>,
+    ) -> Result<Function, String> {
         let mut cmd = Command::new(binary);
         cmd.env("AWS_LAMBDA_RUNTIME_API", &self.addr)
             .env("AWS_LAMBDA_FUNCTION_NAME", name)
             .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
             .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "512")
             .env("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{name}"))
-            .env("AWS_LAMBDA_LOG_STREAM_NAME", "test")
+            .env("AWS_LAMBDA_LOG_STREAM_NAME", "local")
             .env("AWS_REGION", "us-east-1")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -89,16 +115,35 @@ impl RuntimeApi {
         for (k, v) in env {
             cmd.env(k, v);
         }
+        let file = match log_file {
+            Some(path) => Some(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .map_err(|e| format!("{}: {e}", path.display()))?,
+            ),
+            None => None,
+        };
         let child = cmd.spawn().map_err(|e| format!("starting {}: {e}", binary.display()))?;
-        Ok(Function::new(child))
+        Ok(Function::new(child, file))
     }
 
     /// Queues an event and waits for the function's answer.
     pub fn invoke(&self, event: &serde_json::Value, timeout: Duration) -> Result<Outcome, String> {
+        let parse = |body: String| serde_json::from_str(&body).unwrap_or(serde_json::Value::String(body));
+        Ok(match self.invoke_raw(event.to_string(), timeout)? {
+            RawOutcome::Response(b) => Outcome::Response(parse(b)),
+            RawOutcome::Error(b) => Outcome::Error(parse(b)),
+        })
+    }
+
+    /// The same with the event already serialised (multi-MB Firehose batches).
+    pub fn invoke_raw(&self, event: String, timeout: Duration) -> Result<RawOutcome, String> {
         let id = format!("req-{}", self.next_id.fetch_add(1, Ordering::Relaxed));
         let (lock, cvar) = &*self.state;
         let mut s = lock.lock().map_err(|_| "poisoned")?;
-        s.queue.push((id.clone(), event.to_string()));
+        s.queue.push((id.clone(), event));
         cvar.notify_all();
         let start = Instant::now();
         loop {
@@ -108,13 +153,22 @@ impl RuntimeApi {
             if let Some(e) = &s.init_error {
                 return Err(format!("the function failed to initialise: {e}"));
             }
-            let left = timeout
-                .checked_sub(start.elapsed())
-                .ok_or_else(|| format!("no answer to {id} within {timeout:?}"))?;
+            let Some(left) = timeout.checked_sub(start.elapsed()) else {
+                // Never hand a timed-out event to a later /next.
+                s.queue.retain(|(queued, _)| queued != &id);
+                return Err(format!("no answer to {id} within {timeout:?}"));
+            };
             s = cvar
                 .wait_timeout(s, left.min(Duration::from_millis(100)))
                 .map_err(|_| "poisoned")?
                 .0;
+        }
+    }
+
+    /// Forgets an earlier initialisation error (before starting a new process).
+    pub fn clear_init_error(&self) {
+        if let Ok(mut s) = self.state.0.lock() {
+            s.init_error = None;
         }
     }
 }
@@ -224,12 +278,11 @@ fn route(
     // ["", "invocation", id, "response" | "error"] or ["", "init", "error"]
     match parts.as_slice() {
         ["", "invocation", id, kind @ ("response" | "error")] => {
-            let value: serde_json::Value = serde_json::from_str(&body).unwrap_or(serde_json::Value::String(body));
             if let Ok(mut s) = lock.lock() {
                 let outcome = if *kind == "response" {
-                    Outcome::Response(value)
+                    RawOutcome::Response(body)
                 } else {
-                    Outcome::Error(value)
+                    RawOutcome::Error(body)
                 };
                 s.outcomes.insert((*id).to_owned(), outcome);
                 cvar.notify_all();
@@ -254,8 +307,9 @@ pub struct Function {
 }
 
 impl Function {
-    fn new(mut child: Child) -> Self {
+    fn new(mut child: Child, file: Option<std::fs::File>) -> Self {
         let log = Arc::new(Mutex::new(String::new()));
+        let file = file.map(|f| Arc::new(Mutex::new(f)));
         for stream in [
             child.stdout.take().map(|s| Box::new(s) as Box<dyn Read + Send>),
             child.stderr.take().map(|s| Box::new(s) as Box<dyn Read + Send>),
@@ -263,11 +317,23 @@ impl Function {
         .into_iter()
         .flatten()
         {
-            let log = log.clone();
+            let (log, file) = (log.clone(), file.clone());
             std::thread::spawn(move || {
-                use std::io::BufRead;
+                use std::io::{BufRead, Write};
                 for line in std::io::BufReader::new(stream).lines().map_while(Result::ok) {
+                    if let Some(f) = &file
+                        && let Ok(mut f) = f.lock()
+                    {
+                        let _ = writeln!(f, "{line}");
+                    }
                     if let Ok(mut l) = log.lock() {
+                        // Keep the recent past only: a long `edgehose dev` run
+                        // must not grow without bound.
+                        if l.len() > LOG_KEEP_BYTES {
+                            let cut = l.len() - LOG_KEEP_BYTES / 2;
+                            let cut = (cut..l.len()).find(|&i| l.is_char_boundary(i)).unwrap_or(l.len());
+                            l.drain(..cut);
+                        }
                         l.push_str(&line);
                         l.push('\n');
                     }
@@ -277,9 +343,15 @@ impl Function {
         Self { child, log }
     }
 
-    /// Everything the function printed so far (structured logs, EMF lines).
+    /// What the function printed (structured logs, EMF lines): everything,
+    /// or the last few MB of a long run.
     pub fn log(&self) -> String {
         self.log.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
     }
 
     /// The OS process id.

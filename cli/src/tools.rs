@@ -1,4 +1,5 @@
-//! Where the bootstrap put the tools the tests run.
+//! Where the bootstrap put the tools edgehose runs (node, workerd, Python), and
+//! small process helpers.
 
 use std::path::PathBuf;
 
@@ -34,7 +35,7 @@ fn installed(path: PathBuf) -> Result<PathBuf, String> {
         Ok(path)
     } else {
         Err(format!(
-            "{} does not exist: run `make test` (or `make bootstrap`) once to install the test tools",
+            "{} does not exist: run `make dev` or `make test` (or `make bootstrap`) once to install the tools",
             path.display()
         ))
     }
@@ -50,4 +51,26 @@ pub fn repo_root() -> PathBuf {
 
 fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// A free TCP port on loopback (bound, then released for the caller).
+pub fn free_port() -> Result<u16, String> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    listener.local_addr().map(|a| a.port()).map_err(|e| e.to_string())
+}
+
+/// The body of a `GET`, for the local services' status endpoints.
+pub fn http_get(url: &str) -> Result<String, String> {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(std::time::Duration::from_secs(2)))
+        .http_status_as_error(false)
+        .build()
+        .into();
+    agent
+        .get(url)
+        .call()
+        .map_err(|e| e.to_string())?
+        .body_mut()
+        .read_to_string()
+        .map_err(|e| e.to_string())
 }

@@ -1,5 +1,5 @@
-//! The built edge Worker running in Miniflare (workerd from npm), for as long
-//! as the handle lives.
+//! The built edge Worker running in Miniflare (workerd from npm, with its
+//! Queues), for as long as the handle lives.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
@@ -8,8 +8,7 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
-use crate::moto::free_port;
-use crate::tools;
+use crate::tools::{self, free_port};
 
 /// Which build of the Worker to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,6 +57,8 @@ pub struct EdgeOptions {
     pub dlq_sink: Option<String>,
     /// Whether the `DEAD_LETTER_QUEUE` binding exists.
     pub dead_letter_queue: bool,
+    /// The port to serve on (any free one when `None`).
+    pub port: Option<u16>,
 }
 
 impl EdgeOptions {
@@ -70,6 +71,7 @@ impl EdgeOptions {
             max_batch_size: 100,
             dlq_sink: None,
             dead_letter_queue: true,
+            port: None,
         }
     }
 }
@@ -87,9 +89,12 @@ impl Edge {
     pub fn start(options: &EdgeOptions) -> Result<Self, String> {
         let build = options.build.dir()?;
         let node = tools::npm_bin("node")?;
-        let script = tools::repo_root().join("tests/edge/miniflare.mjs");
+        let script = tools::repo_root().join("cli/js/miniflare.mjs");
         let config = serde_json::json!({
-            "port": free_port()?,
+            "port": match options.port {
+                Some(p) => p,
+                None => free_port()?,
+            },
             "bindings": options.bindings,
             "maxRetries": options.max_retries,
             "maxBatchSize": options.max_batch_size,

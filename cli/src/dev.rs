@@ -1,0 +1,235 @@
+//! `edgehose dev`: the whole pipeline on one machine, every piece for real —
+//! the built edge Worker in workerd, firehose-local running the real
+//! `transform` binary, and the `ingest-api` function behind a local API
+//! Gateway — with a line of progress per second and an orderly stop on
+//! Ctrl-C.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::apigw::ApiGateway;
+use crate::args::{Args, Flag};
+use crate::edge::{Build, Edge, EdgeOptions};
+use crate::firehose::{self, Config, FaultPlan, FirehoseLocal, StreamConfig};
+use crate::tools;
+
+/// The flags of `edgehose dev`.
+pub const FLAGS: &[Flag] = &[
+    ("port", true, "edge Worker port (8787)"),
+    ("firehose-port", true, "firehose-local port (4573)"),
+    ("api-port", true, "API Gateway path port (8788)"),
+    (
+        "data-dir",
+        true,
+        "where data lands ($EDGEHOSE_DATA_DIR, else .edgehose/data)",
+    ),
+    ("stream", true, "delivery stream name (edgehose-events)"),
+    ("mode", true, "edge forwarding: queue (default) or direct"),
+    ("buffer-secs", true, "firehose-local buffering interval (5)"),
+    ("gzip", false, "gzip delivered objects"),
+    ("strict", false, "edge answers 400 to payloads that do not decode"),
+    ("throttle", true, "share of Firehose calls throttled (0..1)"),
+    ("partial", true, "share of Firehose calls with failed records (0..1)"),
+    ("errors", true, "share of Firehose calls answered 500 (0..1)"),
+    ("latency-ms", true, "added to each Firehose call"),
+    ("quiet", false, "no progress lines"),
+    ("help", false, "this help"),
+];
+
+/// Where the pieces were built (`make dev` builds them first).
+struct Binaries {
+    transform: PathBuf,
+    ingest_api: PathBuf,
+}
+
+fn binaries() -> Result<Binaries, String> {
+    let dir = std::env::var_os("EDGEHOSE_BIN_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| tools::repo_root().join("target/release"));
+    let find = |name: &str| {
+        let p = dir.join(name);
+        if p.exists() {
+            Ok(p)
+        } else {
+            Err(format!(
+                "{} is not built: run `make dev` (it builds everything first)",
+                p.display()
+            ))
+        }
+    };
+    Ok(Binaries {
+        transform: find("transform")?,
+        ingest_api: find("ingest-api")?,
+    })
+}
+
+/// Runs until Ctrl-C (SIGINT) or SIGTERM.
+pub fn main(raw: &[String]) -> Result<(), String> {
+    let args = Args::parse(raw, FLAGS)?;
+    if args.switch("help") {
+        println!(
+            "edgehose dev: the whole pipeline on this machine\n\n{}",
+            crate::args::help(FLAGS)
+        );
+        return Ok(());
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let s = stop.clone();
+    ctrlc::set_handler(move || s.store(true, Ordering::SeqCst)).map_err(|e| format!("signal handler: {e}"))?;
+
+    let data_dir = firehose::cli::data_dir(&args);
+    let stream = args.get("stream").unwrap_or("edgehose-events").to_owned();
+    let mode = args.get("mode").unwrap_or("queue");
+    if !matches!(mode, "queue" | "direct") {
+        return Err(format!("--mode {mode:?}: queue or direct"));
+    }
+    let faults = FaultPlan {
+        throttle: args.parsed("throttle", 0.0)?,
+        partial: args.parsed("partial", 0.0)?,
+        errors: args.parsed("errors", 0.0)?,
+        latency_ms: args.parsed("latency-ms", 0)?,
+        outage_secs: 0,
+    };
+    let bins = binaries()?;
+
+    let mut stream_config = StreamConfig::new(&stream);
+    stream_config.buffer_interval = Duration::from_secs(args.parsed("buffer-secs", 5u64)?.max(1));
+    stream_config.gzip = args.switch("gzip");
+    let mut config = Config::new(&stream, data_dir.clone());
+    config.listen = format!("127.0.0.1:{}", args.parsed("firehose-port", 4573u16)?);
+    config.streams = vec![stream_config];
+    config.faults = faults;
+    config.transform = Some((bins.transform.clone(), transform_env()));
+    let firehose = FirehoseLocal::start(config)?;
+    let region = firehose::REGION_DEFAULT;
+
+    let api_env = [
+        ("FIREHOSE_STREAM", stream.as_str()),
+        ("AWS_REGION", region),
+        ("AWS_ACCESS_KEY_ID", firehose::DEV_ACCESS_KEY_ID),
+        ("AWS_SECRET_ACCESS_KEY", firehose::DEV_SECRET_ACCESS_KEY),
+        ("FIREHOSE_ENDPOINT", firehose.url()),
+    ];
+    let api = ApiGateway::start(
+        &format!("127.0.0.1:{}", args.parsed("api-port", 8788u16)?),
+        &bins.ingest_api,
+        &api_env,
+        Some(&data_dir.join("ingest-api.log")),
+    )?;
+
+    let mut options = EdgeOptions::new(&[
+        ("FIREHOSE_STREAM", stream.as_str()),
+        ("AWS_REGION", region),
+        ("FIREHOSE_ENDPOINT", firehose.url()),
+        ("AWS_ACCESS_KEY_ID", firehose::DEV_ACCESS_KEY_ID),
+        ("AWS_SECRET_ACCESS_KEY", firehose::DEV_SECRET_ACCESS_KEY),
+        ("FORWARD_MODE", mode),
+        ("STRICT", if args.switch("strict") { "true" } else { "false" }),
+        ("ALLOWED_ORIGINS", "*"),
+    ]);
+    options.port = Some(args.parsed("port", 8787u16)?);
+    options.max_retries = 10;
+    options.dlq_sink = Some(format!("{}/_edgehose/dead-letter", firehose.url()));
+    options.build = Build::Release;
+    let edge = Edge::start(&options)?;
+
+    banner(edge.url(), api.url(), firehose.url(), &data_dir, &stream, mode);
+    let quiet = args.switch("quiet");
+    let mut last = (edge_accepted(edge.url()), api.accepted_events(), firehose.stats());
+    let mut tick = Instant::now();
+    while !stop.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(100));
+        if tick.elapsed() < Duration::from_secs(1) {
+            continue;
+        }
+        tick = Instant::now();
+        let now = (edge_accepted(edge.url()), api.accepted_events(), firehose.stats());
+        if !quiet && let Some(line) = progress(&last, &now) {
+            println!("{line}");
+        }
+        last = now;
+    }
+    println!("\nstopping: the edge, the API Gateway path, then firehose-local (delivering what it buffered)…");
+    drop(edge);
+    drop(api);
+    let s = firehose.stats();
+    drop(firehose);
+    println!(
+        "stopped. {} records received, {} delivered, {} failed; data is in {}",
+        s.records_received,
+        s.records_delivered,
+        s.records_failed,
+        data_dir.display()
+    );
+    Ok(())
+}
+
+/// The transform's environment: the JSON Schemas shipped in the repository.
+fn transform_env() -> Vec<(String, String)> {
+    let schemas = tools::repo_root().join("regional/schemas");
+    let mut env = Vec::new();
+    if schemas.is_dir() {
+        env.push(("SCHEMA_DIR".to_owned(), schemas.display().to_string()));
+    }
+    env
+}
+
+/// Events the edge isolate accepted so far (its `/healthz` counters).
+fn edge_accepted(url: &str) -> u64 {
+    tools::http_get(&format!("{url}/healthz"))
+        .ok()
+        .and_then(|b| serde_json::from_str::<serde_json::Value>(&b).ok())
+        .and_then(|v| v["isolate"]["accepted_events"].as_u64())
+        .unwrap_or(0)
+}
+
+fn banner(edge: &str, api: &str, firehose: &str, data: &std::path::Path, stream: &str, mode: &str) {
+    let data = data.display();
+    println!(
+        "\
+edgehose dev is running. Ctrl-C stops everything.
+
+  edge Worker (workerd, {mode} mode)  {edge}/v1/events
+  API Gateway path (ingest-api)       {api}/v1/events
+  firehose-local (stream {stream})     {firehose}   stats: {firehose}/_edgehose/stats
+
+Try:
+  curl -s {edge}/v1/events -H 'content-type: application/json' \\
+       -d '{{\"event\":\"click\",\"message_id\":\"m-1\",\"url\":\"https://shop.example/\",\"properties\":{{\"price\":9.5}}}}'
+
+Data lands in {data}/ (Firehose's S3 layout, every ~5 s):
+  {data}/YYYY/MM/DD/HH/{stream}-1-…          validated events, one JSON per line
+  {data}/processing-failed/YYYY/MM/DD/HH/…  records with no valid event, in AWS's error format
+  {data}/dead-letter/…                       what the edge gave up on after its retries
+  {data}/transform.log, ingest-api.log       the functions' logs
+Break something:
+  curl -s -X PUT {firehose}/_edgehose/faults -d '{{\"partial\":0.3,\"outage_secs\":5}}'
+"
+    );
+}
+
+type Snapshot = (u64, u64, firehose::Stats);
+
+fn progress(before: &Snapshot, after: &Snapshot) -> Option<String> {
+    let (e0, a0, f0) = before;
+    let (e1, a1, f1) = after;
+    if e1 == e0 && a1 == a0 && f1 == f0 {
+        return None;
+    }
+    let d = |x: u64, y: u64| y.saturating_sub(x);
+    let t = crate::firehose::now().to_rfc3339();
+    Some(format!(
+        "{} edge +{} accepted | api-gw +{} | firehose +{} records in, +{} delivered ({} events), +{} failed, {} buffered, {} refused calls",
+        &t[11..19],
+        d(*e0, *e1),
+        d(*a0, *a1),
+        d(f0.records_received, f1.records_received),
+        d(f0.records_delivered, f1.records_delivered),
+        d(f0.lines_delivered, f1.lines_delivered),
+        d(f0.records_failed, f1.records_failed),
+        f1.records_buffered,
+        d(f0.refused_calls, f1.refused_calls),
+    ))
+}

@@ -1,0 +1,165 @@
+//! Where delivered data lands: a directory laid out like the S3 bucket
+//! Firehose writes to, with every object written atomically, and the spool
+//! that keeps acknowledged records across a crash.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use edgehose_shared::timestamp::Timestamp;
+
+/// The data directory.
+#[derive(Debug, Clone)]
+pub struct Store {
+    root: PathBuf,
+}
+
+impl Store {
+    /// A store under `root` (created when missing).
+    pub fn open(root: &Path) -> Result<Self, String> {
+        for dir in [root.to_path_buf(), root.join(TMP_DIR), root.join(SPOOL_DIR)] {
+            std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+        }
+        Ok(Self {
+            root: root.to_path_buf(),
+        })
+    }
+
+    /// The directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Writes one object at `key` (a path relative to the root): first to a
+    /// temporary file, then renamed into place, so a reader never sees half
+    /// an object and a crash leaves no partial one.
+    pub fn put(&self, key: &str, bytes: &[u8]) -> Result<PathBuf, String> {
+        let target = self.root.join(key);
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| format!("creating {}: {e}", parent.display()))?;
+        }
+        let tmp = self.root.join(TMP_DIR).join(random_suffix());
+        let write = || -> std::io::Result<()> {
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(bytes)?;
+            f.sync_data()?;
+            std::fs::rename(&tmp, &target)
+        };
+        write().map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            format!("writing {}: {e}", target.display())
+        })?;
+        Ok(target)
+    }
+
+    /// The spool directory of one stream.
+    pub fn spool_dir(&self, stream: &str) -> PathBuf {
+        self.root.join(SPOOL_DIR).join(stream)
+    }
+
+    /// Every object under `prefix` (a key prefix ending in `/`), oldest first.
+    pub fn list(&self, prefix: &str) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        collect(&self.root.join(prefix), &mut out);
+        out.sort();
+        out
+    }
+}
+
+fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for e in entries.flatten() {
+        let path = e.path();
+        if path.is_dir() {
+            collect(&path, out);
+        } else {
+            out.push(path);
+        }
+    }
+}
+
+/// Temporary files, renamed into place when complete.
+const TMP_DIR: &str = ".tmp";
+/// Acknowledged records not yet delivered.
+const SPOOL_DIR: &str = ".spool";
+
+/// `YYYY/MM/DD/HH/`, the UTC time prefix Firehose adds to every key.
+pub fn hour_path(t: Timestamp) -> String {
+    let s = t.to_rfc3339();
+    format!("{}/{}/{}/{}/", &s[0..4], &s[5..7], &s[8..10], &s[11..13])
+}
+
+/// `<stream>-1-YYYY-MM-DD-HH-MM-SS-<random>`, Firehose's object name
+/// (stream, stream version, time, a unique suffix).
+pub fn object_name(stream: &str, t: Timestamp) -> String {
+    let s = t.to_rfc3339();
+    format!(
+        "{stream}-1-{}-{}-{}-{}-{}-{}-{}",
+        &s[0..4],
+        &s[5..7],
+        &s[8..10],
+        &s[11..13],
+        &s[14..16],
+        &s[17..19],
+        uuid()
+    )
+}
+
+/// A random UUID (version 4) in its usual text form.
+pub fn uuid() -> String {
+    let mut b = [0u8; 16];
+    fill_random(&mut b);
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h = hex(&b);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+/// Random bytes from the operating system (zeros only if it has none to give,
+/// which would make names collide, never lose data: renames fail loudly).
+pub fn fill_random(buf: &mut [u8]) {
+    let _ = getrandom::fill(buf);
+}
+
+fn random_suffix() -> String {
+    let mut b = [0u8; 12];
+    fill_random(&mut b);
+    hex(&b)
+}
+
+/// Lower-case hex.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_follow_the_firehose_layout() {
+        let t = Timestamp::parse_rfc3339("2026-11-21T09:05:07.250Z").unwrap();
+        assert_eq!(hour_path(t), "2026/11/21/09/");
+        let name = object_name("clicks", t);
+        assert!(name.starts_with("clicks-1-2026-11-21-09-05-07-"), "{name}");
+        assert_eq!(name.len(), "clicks-1-2026-11-21-09-05-07-".len() + 36);
+    }
+
+    #[test]
+    fn an_object_appears_whole_or_not_at_all() {
+        let dir = std::env::temp_dir().join(format!("edgehose-store-{}", uuid()));
+        let store = Store::open(&dir).unwrap();
+        let path = store.put("a/b/c", b"hello").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"hello");
+        assert_eq!(store.list("a/"), vec![path]);
+        // Nothing is left in the temporary folder.
+        assert_eq!(std::fs::read_dir(dir.join(TMP_DIR)).unwrap().count(), 0);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

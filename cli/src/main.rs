@@ -1,0 +1,32 @@
+//! `edgehose`: run the pipeline locally.
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("dev") => edgehose_cli::dev::main(&args[1..]),
+        Some("firehose-local") => edgehose_cli::firehose::cli::main(&args[1..]),
+        None | Some("help" | "--help" | "-h") => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        Some(other) => Err(format!("unknown command {other:?}\n\n{USAGE}")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("edgehose: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+const USAGE: &str = "\
+edgehose: global, low-latency event ingestion into AWS Firehose
+
+usage:
+  edgehose dev [flags]             the whole pipeline on this machine (make dev)
+  edgehose firehose-local [flags]  a Firehose stand-in that runs the real transform
+
+Each command takes --help.";

@@ -1,0 +1,334 @@
+//! The whole pipeline as `make dev` runs it: the built edge Worker in workerd
+//! (queue mode, Miniflare's Queues), firehose-local verifying SigV4 and
+//! running the real `transform` binary, and the data directory in Firehose's
+//! S3 layout. Every posted event is accounted for by its id.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure report
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use base64::Engine as _;
+use edgehose_cli::firehose::{self, Config, FaultPlan, FirehoseLocal};
+use edgehose_tests::edge::{Edge, EdgeOptions};
+use edgehose_tests::events::{event, post, wait_for};
+
+/// The `transform` binary `cargo test --workspace` built beside this test.
+fn transform_binary() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(|d| d.parent()).unwrap();
+    let bin = dir.join("transform");
+    assert!(
+        bin.exists(),
+        "{} is missing: run the tests with `cargo test --workspace` (make test), which builds it",
+        bin.display()
+    );
+    bin
+}
+
+struct Pipeline {
+    firehose: FirehoseLocal,
+    edge: Edge,
+    dir: PathBuf,
+}
+
+fn pipeline(name: &str, faults: FaultPlan) -> Pipeline {
+    let dir = std::env::temp_dir().join(format!("edgehose-pipeline-{name}-{}", firehose::store::uuid()));
+    let mut config = Config::new("clicks", dir.clone());
+    config.transform = Some((transform_binary(), Vec::new()));
+    config.faults = faults;
+    config.seed = 42;
+    config.streams[0].buffer_interval = Duration::from_secs(1);
+    let firehose = FirehoseLocal::start(config).unwrap();
+    let mut options = EdgeOptions::new(&[
+        ("FIREHOSE_STREAM", "clicks"),
+        ("AWS_REGION", "us-east-1"),
+        ("FORWARD_MODE", "queue"),
+        ("AWS_ACCESS_KEY_ID", firehose::DEV_ACCESS_KEY_ID),
+        ("AWS_SECRET_ACCESS_KEY", firehose::DEV_SECRET_ACCESS_KEY),
+        ("FIREHOSE_ENDPOINT", firehose.url()),
+    ]);
+    options.max_retries = 20;
+    options.max_batch_size = 20;
+    options.dlq_sink = Some(format!("{}/_edgehose/dead-letter", firehose.url()));
+    let edge = Edge::start(&options).unwrap_or_else(|e| panic!("could not start the edge Worker: {e}"));
+    Pipeline { firehose, edge, dir }
+}
+
+/// What the data directory holds, by event id (`message_id`).
+#[derive(Debug, Default)]
+struct Landed {
+    /// Valid events in the destination: id → copies.
+    delivered: BTreeMap<String, usize>,
+    /// Invalid events: id → reasons (from `rejected` lines or the transform's log).
+    rejected: BTreeMap<String, Vec<String>>,
+    /// Envelope lines under the error prefix, decoded from `rawData`, and the
+    /// original envelopes of `rejected` lines.
+    failed_lines: Vec<serde_json::Value>,
+    /// Error codes seen under the error prefix.
+    error_codes: Vec<String>,
+    /// Lines kept under dead-letter/.
+    dead_letters: Vec<String>,
+}
+
+fn read(p: &Pipeline) -> Landed {
+    let mut landed = Landed::default();
+    let objects = files(&p.dir);
+    for path in &objects {
+        let rel = path.strip_prefix(&p.dir).unwrap().to_string_lossy().into_owned();
+        if rel.starts_with('.') || rel.ends_with(".log") {
+            continue;
+        }
+        let text = std::fs::read_to_string(path).unwrap();
+        if rel.starts_with("processing-failed/") {
+            for line in text.lines() {
+                let e: serde_json::Value = serde_json::from_str(line).unwrap();
+                landed.error_codes.push(e["errorCode"].as_str().unwrap().to_owned());
+                let raw = base64::engine::general_purpose::STANDARD
+                    .decode(e["rawData"].as_str().unwrap())
+                    .unwrap();
+                for l in String::from_utf8(raw).unwrap().lines() {
+                    landed.failed_lines.push(serde_json::from_str(l).unwrap());
+                }
+            }
+        } else if rel.starts_with("dead-letter/") {
+            landed.dead_letters.extend(text.lines().map(str::to_owned));
+        } else {
+            assert!(rel.contains("/clicks-1-"), "an object outside Firehose's layout: {rel}");
+            for line in text.lines() {
+                let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+                if let Some(reasons) = v["rejected"].as_array() {
+                    landed.failed_lines.push(v["envelope"].clone());
+                    let id = v["envelope"]["event"]["message_id"].as_str().unwrap_or("").to_owned();
+                    landed
+                        .rejected
+                        .entry(id)
+                        .or_default()
+                        .extend(reasons.iter().map(|r| r.to_string()));
+                } else {
+                    *landed
+                        .delivered
+                        .entry(v["message_id"].as_str().unwrap().to_owned())
+                        .or_default() += 1;
+                }
+            }
+        }
+    }
+    // Invalid events of records that failed as a whole: their reasons are in the transform's log.
+    for line in p.firehose.transform_log().lines() {
+        let Some(v) = serde_json::from_str::<serde_json::Value>(line).ok() else {
+            continue;
+        };
+        let Some(rejected) = v["fields"]["rejected"]
+            .as_str()
+            .and_then(|r| serde_json::from_str::<serde_json::Value>(r).ok())
+        else {
+            continue;
+        };
+        if let Some(id) = rejected["envelope"]["event"]["message_id"].as_str() {
+            landed
+                .rejected
+                .entry(id.to_owned())
+                .or_default()
+                .push(rejected["rejected"].to_string());
+        }
+    }
+    landed
+}
+
+fn files(dir: &std::path::Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            if e.path().is_dir() {
+                stack.push(e.path());
+            } else {
+                out.push(e.path());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(bytes).unwrap();
+    e.finish().unwrap()
+}
+
+/// Posts good, invalid, malformed and gzip payloads; returns the ids of the
+/// valid and the invalid events and the malformed payloads' markers.
+fn traffic(p: &Pipeline, run: &str, requests: usize) -> (Vec<String>, Vec<String>, Vec<String>) {
+    let (mut good, mut bad, mut broken) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..requests {
+        // Three valid events and one invalid one (an empty event name) per request.
+        let ids: Vec<usize> = (0..3).map(|k| i * 10 + k).collect();
+        let mut body: Vec<String> = ids.iter().map(|&n| event(run, n)).collect();
+        let invalid = format!("{run}-bad-{i}");
+        body.push(format!(r#"{{"event":"","message_id":"{invalid}"}}"#));
+        let ndjson = body.join("\n");
+        let r = if i % 4 == 0 {
+            post(
+                p.edge.url(),
+                &gzip(ndjson.as_bytes()),
+                &[("content-type", "application/x-ndjson"), ("content-encoding", "gzip")],
+            )
+        } else {
+            post(
+                p.edge.url(),
+                ndjson.as_bytes(),
+                &[("content-type", "application/x-ndjson")],
+            )
+        };
+        assert_eq!(r.status, 200, "{}", r.text());
+        good.extend(ids.iter().map(|n| format!("{run}-{n}")));
+        bad.push(invalid);
+        if i % 5 == 0 {
+            // Not JSON at all: acknowledged, quarantined, kept under the error prefix.
+            let marker = format!("{run}-broken-{i}");
+            let r = post(
+                p.edge.url(),
+                format!("{{\"event\": \"{marker}\", oops").as_bytes(),
+                &[("content-type", "application/json")],
+            );
+            assert_eq!(r.status, 200, "{}", r.text());
+            broken.push(marker);
+        }
+    }
+    (good, bad, broken)
+}
+
+/// Waits until every posted id and marker is somewhere in the data
+/// directory (or dead-lettered), delivering buffers as it goes.
+fn settle(p: &Pipeline, good: &[String], bad: &[String], broken: &[String]) -> Landed {
+    let mut missing = Vec::new();
+    let ok = wait_for(Duration::from_secs(120), || {
+        let _ = p.firehose.flush(Duration::from_secs(30));
+        let l = read(p);
+        let dead = l.dead_letters.join("\n");
+        let markers = quarantined_markers(&l).join("\n");
+        missing = good
+            .iter()
+            .filter(|id| !l.delivered.contains_key(*id) && !dead.contains(&format!("\"{id}\"")))
+            .chain(
+                bad.iter()
+                    .filter(|id| !l.rejected.contains_key(*id) && !dead.contains(id.as_str())),
+            )
+            .chain(
+                broken
+                    .iter()
+                    .filter(|m| !markers.contains(m.as_str()) && !dead.contains(m.as_str())),
+            )
+            .cloned()
+            .collect();
+        missing.is_empty()
+    });
+    assert!(
+        ok,
+        "{} posted events never landed: {missing:?}\n{:?}\nedge log:\n{}",
+        missing.len(),
+        p.firehose.stats(),
+        p.edge.log(),
+    );
+    read(p)
+}
+
+fn quarantined_markers(l: &Landed) -> Vec<String> {
+    l.failed_lines
+        .iter()
+        .filter_map(|v| v["quarantine"]["data"].as_str().map(str::to_owned))
+        .collect()
+}
+
+#[test]
+fn every_event_posted_to_the_edge_lands_validated_or_with_its_reason() {
+    let p = pipeline("clean", FaultPlan::default());
+    let (good, bad, broken) = traffic(&p, "clean", 20);
+    let l = settle(&p, &good, &bad, &broken);
+
+    // Count in = count out, per event id, exactly once without faults.
+    let delivered: Vec<&String> = l.delivered.keys().collect();
+    let expected: Vec<&String> = {
+        let mut g: Vec<&String> = good.iter().collect();
+        g.sort();
+        g
+    };
+    assert_eq!(delivered, expected, "valid events in the destination");
+    assert!(l.delivered.values().all(|&n| n == 1), "duplicates without faults");
+    for id in &bad {
+        let reasons = l
+            .rejected
+            .get(id)
+            .unwrap_or_else(|| panic!("invalid event {id} is not findable: {l:#?}"));
+        assert!(reasons.iter().any(|r| r.contains("event")), "{id}: {reasons:?}");
+    }
+    for marker in &broken {
+        assert!(
+            quarantined_markers(&l).iter().any(|d| d.contains(marker.as_str())),
+            "malformed payload {marker} is not under the error prefix"
+        );
+    }
+    assert!(
+        l.error_codes.iter().all(|c| c == "Lambda.ProcessingFailed"),
+        "{:?}",
+        l.error_codes
+    );
+    assert!(l.dead_letters.is_empty(), "{:?}", l.dead_letters);
+    let _ = std::fs::remove_dir_all(&p.dir);
+}
+
+#[test]
+fn with_partial_failures_throttling_and_an_outage_nothing_is_lost() {
+    let p = pipeline(
+        "faults",
+        FaultPlan {
+            throttle: 0.15,
+            partial: 0.3,
+            ..FaultPlan::default()
+        },
+    );
+    let (mut good, mut bad, mut broken) = traffic(&p, "faults-a", 10);
+    assert!(
+        wait_for(Duration::from_secs(30), || p.firehose.stats().records_received > 0),
+        "nothing reached firehose-local"
+    );
+    // A 5 s outage in the middle of the traffic.
+    p.firehose
+        .set_faults(FaultPlan {
+            throttle: 0.15,
+            partial: 0.3,
+            outage_secs: 5,
+            ..FaultPlan::default()
+        })
+        .unwrap();
+    let (g, b, k) = traffic(&p, "faults-b", 10);
+    good.extend(g);
+    bad.extend(b);
+    broken.extend(k);
+    // Settling is the assertion that nothing is lost: every valid event is in
+    // the destination or dead-lettered, every invalid or malformed one is
+    // findable with its reason.
+    let l = settle(&p, &good, &bad, &broken);
+    let s = p.firehose.stats();
+    assert!(
+        s.faults.outage > 0 && s.faults.partial > 0,
+        "the faults did not happen: {s:?}"
+    );
+
+    let duplicates: usize = l.delivered.values().map(|n| n - 1).sum();
+    println!(
+        "faults: {} calls throttled, {} partial ({} records failed), {} refused in the outage; {} duplicate copies of {} events; {} dead-lettered lines",
+        s.faults.throttled,
+        s.faults.partial,
+        s.faults.failed_records,
+        s.faults.outage,
+        duplicates,
+        good.len(),
+        l.dead_letters.len()
+    );
+    let _ = std::fs::remove_dir_all(&p.dir);
+}
