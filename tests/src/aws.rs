@@ -4,7 +4,6 @@
 
 use edgehose_shared::sign::{Credentials, sign};
 use edgehose_shared::sigv4::{sha256_hex, uri_encode};
-use edgehose_shared::timestamp::Timestamp;
 
 use crate::http::{Response, send};
 
@@ -12,12 +11,7 @@ use crate::http::{Response, send};
 pub const REGION: &str = "us-east-1";
 
 /// The wall clock, for signing requests to services that check it.
-pub fn now() -> Timestamp {
-    let since = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    Timestamp::from_millis(since.as_millis() as i64)
-}
+pub use edgehose_cli::firehose::now;
 
 /// A client for one endpoint with one key.
 #[derive(Debug, Clone)]
