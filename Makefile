@@ -67,6 +67,9 @@ lambda:
 ## unit: all Rust tests, including the end-to-end ones (emulator, Worker runtime)
 unit:
 	@mkdir -p target
+	@# The end-to-end tests run the debug `edgehose` and `transform` binaries:
+	@# cargo test builds a package's binaries only for its own integration tests.
+	$(RUN) $(CARGO) build --workspace --bins --locked
 	set -o pipefail; $(RUN) $(CARGO) test --workspace --locked 2>&1 | tee target/test.log
 	@awk '/^test result:/ { p += $$4; f += $$6 } END { printf "tests: %d passed, %d failed\n", p, f; exit (p == 0) }' target/test.log
 

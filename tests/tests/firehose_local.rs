@@ -207,7 +207,7 @@ fn edgehose_binary() -> PathBuf {
     let bin = exe.parent().and_then(|d| d.parent()).unwrap().join("edgehose");
     assert!(
         bin.exists(),
-        "{} is missing: run `cargo test --workspace` (make test)",
+        "{} is missing: run `make test` (or `cargo build --workspace --bins` first)",
         bin.display()
     );
     bin

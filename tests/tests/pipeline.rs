@@ -22,7 +22,7 @@ fn transform_binary() -> PathBuf {
     let bin = dir.join("transform");
     assert!(
         bin.exists(),
-        "{} is missing: run the tests with `cargo test --workspace` (make test), which builds it",
+        "{} is missing: run `make test` (or `cargo build --workspace --bins` first)",
         bin.display()
     );
     bin
