@@ -16,7 +16,7 @@ WASM := --target wasm32-unknown-unknown
 # Crates that must build for Cloudflare Workers as well as natively.
 WASM_CRATES := -p edgehose-shared -p edgehose-edge
 
-.PHONY: dev test bootstrap check fmt-check clippy wasm docs edge lambda unit bench-edge bench-transform
+.PHONY: dev test bootstrap check fmt-check clippy wasm docs edge lambda unit bench-edge bench-transform bench-pipeline
 
 ## dev: install tools, build, and run the whole pipeline locally: the edge
 ## Worker on 127.0.0.1:8787, firehose-local running the real transform, the
@@ -83,3 +83,10 @@ bench-edge: bootstrap edge
 bench-transform: bootstrap
 	$(RUN) $(CARGO) build -q --release --locked -p edgehose-regional -p edgehose-bench
 	$(RUN) target/release/edgehose-bench transform --write BENCHMARKS.md
+
+## bench-pipeline: sustained events/s through the whole local pipeline (edge →
+## firehose-local → transform → disk), every event id checked; prints numbers
+## and rewrites its section of BENCHMARKS.md. ARGS="--seconds 30" etc.
+bench-pipeline: bootstrap edge
+	$(RUN) $(CARGO) build -q --release --locked -p edgehose-regional -p edgehose-cli -p edgehose-bench
+	$(RUN) target/release/edgehose-bench pipeline --write BENCHMARKS.md $(ARGS)

@@ -123,7 +123,6 @@ pub fn main(args: &[String]) -> std::result::Result<(), String> {
     }
     let gz = gzipped_size(&wasm)?;
     let table = render(&results, gz, requests, concurrency, body.len());
-    println!("\n{table}");
     let json = serde_json::json!({
         "date": report::today(), "machine": report::machine(), "wasm_gzip_bytes": gz,
         "results": results.iter().map(|r| serde_json::json!({
@@ -131,16 +130,7 @@ pub fn main(args: &[String]) -> std::result::Result<(), String> {
             "sequential": summary_json(&r.sequential), "concurrent": summary_json(&r.concurrent),
         })).collect::<Vec<_>>(),
     });
-    std::fs::write(
-        work.join("edge.json"),
-        serde_json::to_string_pretty(&json).unwrap_or_default(),
-    )
-    .map_err(|e| e.to_string())?;
-    if let Some(file) = flag(args, "--write") {
-        report::write_section(Path::new(&file), "edge", &table)?;
-        println!("wrote the edge section of {file}");
-    }
-    Ok(())
+    report::publish("edge", &table, Some(&json), flag(args, "--write"))
 }
 
 /// `--var NAME=VALUE` settings for the Workers (repeatable), e.g. `--var DIRECT_FLUSH_MS=5`.

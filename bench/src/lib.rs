@@ -3,6 +3,7 @@
 
 pub mod edge;
 pub mod load;
+pub mod pipeline;
 pub mod report;
 pub mod sink;
 pub mod transform;
@@ -14,8 +15,13 @@ pub fn run(args: &[String]) -> Result<(), String> {
         Some("edge") => edge::main(&args[1..]),
         Some("transform") => transform::main(&args[1..]),
         Some("transform-run") => transform::run_variant(&args[1..]),
+        Some("pipeline") => pipeline::main(&args[1..]),
         _ => Err(
-            "usage: edgehose-bench edge [--requests N] [--concurrency C] [--build DIR] [--write BENCHMARKS.md]".into(),
+            "usage: edgehose-bench edge|transform|pipeline [options] [--write BENCHMARKS.md]\n\
+             \x20 edge [--requests N] [--concurrency C] [--build DIR] [--var NAME=VALUE]...\n\
+             \x20 transform\n\
+             \x20 pipeline [--seconds S] [--connections C] [--scenarios queue:1,queue:10,direct:10]"
+                .into(),
         ),
     }
 }

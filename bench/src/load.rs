@@ -101,7 +101,8 @@ pub fn concurrent(addr: SocketAddr, request: &[u8], connections: usize, per_conn
     Ok(run)
 }
 
-struct Conn {
+/// One keep-alive HTTP/1.1 connection.
+pub struct Conn {
     writer: TcpStream,
     reader: BufReader<TcpStream>,
     line: String,
@@ -109,7 +110,8 @@ struct Conn {
 }
 
 impl Conn {
-    fn open(addr: SocketAddr) -> Result<Self, String> {
+    /// Connects (`TCP_NODELAY`, 30 s read timeout).
+    pub fn open(addr: SocketAddr) -> Result<Self, String> {
         let stream = TcpStream::connect(addr).map_err(|e| format!("connect {addr}: {e}"))?;
         stream.set_nodelay(true).map_err(|e| e.to_string())?;
         stream
@@ -125,7 +127,7 @@ impl Conn {
     }
 
     /// Writes one request and reads its whole response; returns the status.
-    fn exchange(&mut self, request: &[u8]) -> Result<u16, String> {
+    pub fn exchange(&mut self, request: &[u8]) -> Result<u16, String> {
         self.writer.write_all(request).map_err(|e| format!("write: {e}"))?;
         self.line.clear();
         self.reader
@@ -177,6 +179,11 @@ impl Conn {
                 .map_err(|e| format!("read: {e}"))?;
         }
         Ok(status)
+    }
+
+    /// The body of the last response (chunk framing included when chunked).
+    pub fn body(&self) -> &[u8] {
+        &self.body
     }
 }
 

@@ -36,6 +36,27 @@ pub fn today() -> String {
     iso[..10].to_owned()
 }
 
+/// Prints a benchmark's table, keeps its raw results in
+/// `target/bench/<name>/<name>.json`, and rewrites its section of the
+/// Markdown file given, if any (`--write`).
+pub fn publish(name: &str, table: &str, json: Option<&serde_json::Value>, write: Option<String>) -> Result<(), String> {
+    println!("\n{table}");
+    if let Some(json) = json {
+        let dir = crate::repo_root().join("target/bench").join(name);
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        std::fs::write(
+            dir.join(format!("{name}.json")),
+            serde_json::to_string_pretty(json).unwrap_or_default(),
+        )
+        .map_err(|e| e.to_string())?;
+    }
+    if let Some(file) = write {
+        write_section(Path::new(&file), name, table)?;
+        println!("wrote the {name} section of {file}");
+    }
+    Ok(())
+}
+
 /// Replaces the text between `<!-- bench:NAME:begin -->` and
 /// `<!-- bench:NAME:end -->` in `file` (appending the section if absent).
 pub fn write_section(file: &Path, name: &str, body: &str) -> Result<(), String> {

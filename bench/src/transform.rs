@@ -179,12 +179,7 @@ pub fn main(args: &[String]) -> Result<(), String> {
     )?;
     let cold = cold_starts(&work, &file, 15)?;
     let table = render(&ours, &floor, &python, &cold, event.len(), iterations);
-    println!("\n{table}");
-    if let Some(out) = flag(args, "--write") {
-        report::write_section(Path::new(&out), "transform", &table)?;
-        println!("wrote the transform section of {out}");
-    }
-    Ok(())
+    report::publish("transform", &table, None, flag(args, "--write"))
 }
 
 /// Spawn-to-first-response times (ms) of the release `transform` binary.

@@ -108,6 +108,57 @@ pub fn cpu_seconds(pid: u32) -> Result<f64, String> {
     Ok(ticks / clock_ticks_per_second())
 }
 
+/// One process of a tree: its id, command name and CPU seconds so far.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Proc {
+    /// Process id.
+    pub pid: u32,
+    /// Parent process id.
+    pub ppid: u32,
+    /// The command name (`comm`).
+    pub name: String,
+    /// User + system CPU seconds.
+    pub cpu: f64,
+}
+
+/// Every live process: pid, parent and name, from `/proc/*/stat`.
+pub fn processes() -> Vec<Proc> {
+    let ticks = clock_ticks_per_second();
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+        let num = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+        out.push(Proc {
+            pid,
+            ppid: num(1) as u32,
+            name: stat[open + 1..close].to_owned(),
+            cpu: (num(11) + num(12)) / ticks,
+        });
+    }
+    out
+}
+
+/// `root` and every process below it.
+pub fn tree(all: &[Proc], root: u32) -> Vec<Proc> {
+    let mut out: Vec<Proc> = all.iter().filter(|p| p.pid == root).cloned().collect();
+    let mut i = 0;
+    while i < out.len() {
+        let parent = out[i].pid;
+        out.extend(all.iter().filter(|p| p.ppid == parent && p.pid != root).cloned());
+        i += 1;
+    }
+    out
+}
+
 fn clock_ticks_per_second() -> f64 {
     Command::new("getconf")
         .arg("CLK_TCK")
@@ -170,6 +221,22 @@ mod tests {
         assert!(c.contains(r#"modules = [(name = "index.js", esModule = embed "/b/index.js"), (name = "index_bg.wasm", wasm = embed "/b/index_bg.wasm")]"#), "{c}");
         assert!(c.contains(r#"bindings = [(name = "FIREHOSE_STREAM", text = "bench")]"#));
         assert!(c.contains(r#"address = "127.0.0.1:9000""#));
+    }
+
+    #[test]
+    fn a_process_tree_holds_the_children_and_their_children() {
+        let p = |pid, ppid| Proc {
+            pid,
+            ppid,
+            name: format!("p{pid}"),
+            cpu: 0.0,
+        };
+        let all = vec![p(1, 0), p(10, 1), p(11, 10), p(12, 11), p(20, 1), p(13, 10)];
+        let pids: Vec<u32> = tree(&all, 10).iter().map(|p| p.pid).collect();
+        assert_eq!(pids, vec![10, 11, 13, 12]);
+        assert!(tree(&all, 99).is_empty());
+        let me = processes().into_iter().find(|p| p.pid == std::process::id()).unwrap();
+        assert!(me.ppid > 0 && !me.name.is_empty());
     }
 
     #[test]

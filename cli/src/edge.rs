@@ -158,6 +158,11 @@ impl Edge {
         &self.url
     }
 
+    /// The Miniflare runner's process id (workerd runs as its child).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Everything the Worker and Miniflare logged so far.
     pub fn log(&self) -> String {
         self.log.lock().map(|l| l.clone()).unwrap_or_default()
