@@ -9,9 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use aws_lambda_events::event::firehose::KinesisFirehoseEvent;
 use base64::Engine;
-use edgehose_regional::transform::{TransformConfig, inputs, transform};
+use edgehose_regional::transform::{FirehoseEvent, TransformConfig, transform};
 use edgehose_tests::events::{edge_envelopes, record_of};
 use edgehose_tests::lambda::{Outcome, RuntimeApi};
 
@@ -90,25 +89,39 @@ pub fn run_variant(args: &[String]) -> Result<(), String> {
         _ => return Err("transform-run VARIANT FILE ITERATIONS".into()),
     };
     let raw = std::fs::read(file).map_err(|e| e.to_string())?;
-    let config = TransformConfig::default();
+    // "ours" uses a thread per CPU (the default), "ours-1" one thread.
+    let config = TransformConfig {
+        threads: usize::from(variant == "ours-1"),
+        ..TransformConfig::default()
+    };
+    // Events (lines) in the file, counted before the clock starts.
+    let per_event: u64 = serde_json::from_slice::<FirehoseEvent>(&raw)
+        .map_err(|e| e.to_string())?
+        .records
+        .iter()
+        .map(|r| {
+            base64::engine::general_purpose::STANDARD
+                .decode(&r.data)
+                .map_or(0, |d| d.iter().filter(|&&b| b == b'\n').count() as u64)
+        })
+        .sum();
     let mut events = 0u64;
     let start = Instant::now();
     for _ in 0..iterations {
-        let event: KinesisFirehoseEvent = serde_json::from_slice(&raw).map_err(|e| e.to_string())?;
-        events += event
-            .records
-            .iter()
-            .map(|r| r.data.iter().filter(|&&b| b == b'\n').count() as u64)
-            .sum::<u64>();
+        let event: FirehoseEvent = serde_json::from_slice(&raw).map_err(|e| e.to_string())?;
+        events += per_event;
         match variant {
-            "ours" => {
-                let inputs = inputs(&event);
+            "ours" | "ours-1" => {
+                let inputs = event.inputs();
                 let (response, _) = transform(&inputs, &config);
                 std::hint::black_box(serde_json::to_vec(&response).map_err(|e| e.to_string())?);
             }
             "floor" => {
                 for r in &event.records {
-                    for line in String::from_utf8_lossy(&r.data).lines() {
+                    let data = base64::engine::general_purpose::STANDARD
+                        .decode(&r.data)
+                        .map_err(|e| e.to_string())?;
+                    for line in String::from_utf8_lossy(&data).lines() {
                         std::hint::black_box(serde_json::from_str::<serde_json::Value>(line).ok());
                     }
                 }
@@ -168,6 +181,7 @@ pub fn main(args: &[String]) -> Result<(), String> {
         )
     };
     let ours = run("ours")?;
+    let ours_1 = run("ours-1")?;
     let floor = run("floor")?;
     // Python is ~100x slower: fewer iterations keep the run short; rates are per event.
     let py_iters = iterations.div_ceil(5).max(1);
@@ -178,7 +192,7 @@ pub fn main(args: &[String]) -> Result<(), String> {
             .arg(py_iters.to_string()),
     )?;
     let cold = cold_starts(&work, &file, 15)?;
-    let table = render(&ours, &floor, &python, &cold, event.len(), iterations);
+    let table = render(&ours, &ours_1, &floor, &python, &cold, event.len(), iterations);
     report::publish("transform", &table, None, flag(args, "--write"))
 }
 
@@ -214,6 +228,7 @@ fn cold_starts(_work: &Path, file: &Path, n: usize) -> Result<Vec<f64>, String> 
 
 fn render(
     ours: &Measured,
+    ours_1: &Measured,
     floor: &Measured,
     py: &Measured,
     cold: &[f64],
@@ -227,9 +242,12 @@ fn render(
         event_bytes as f64 / 1e6,
         ours.events / iterations as u64,
     );
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     t.push_str("| variant | events/s | MB/s | peak memory |\n|---|---|---|---|\n");
+    let threads = format!("edgehose transform, {cpus} threads (one per CPU, the default)");
     for (name, m) in [
-        ("edgehose transform (Rust, schema v1 + envelopes)", ours),
+        (threads.as_str(), ours),
+        ("edgehose transform, 1 thread (Rust, schema v1 + envelopes)", ours_1),
         ("parse-only floor (deserialize every line, nothing else)", floor),
         ("Python blueprint (json + jsonschema)", py),
     ] {
@@ -242,9 +260,10 @@ fn render(
     }
     let median = cold.get(cold.len() / 2).copied().unwrap_or_default();
     t.push_str(&format!(
-        "\nRatios: edgehose / Python = **{:.0}×** the throughput; edgehose takes **{:.2}×** the parse floor's time.\nCold start of the release `transform` binary, from spawning the process to its first response under a Lambda Runtime API, on a one-record event (500 events) ({} runs): median **{:.1} ms**, min {:.1}, max {:.1}.\n",
+        "\nRatios: edgehose / Python = **{:.0}×** the throughput ({:.0}× on one thread); on one thread edgehose takes **{:.2}×** the parse floor's time (the floor and Python use one).\nCold start of the release `transform` binary, from spawning the process to its first response under a Lambda Runtime API, on a one-record event (500 events) ({} runs): median **{:.1} ms**, min {:.1}, max {:.1}.\n",
         ours.events_per_s() / py.events_per_s(),
-        floor.events_per_s() / ours.events_per_s(),
+        ours_1.events_per_s() / py.events_per_s(),
+        floor.events_per_s() / ours_1.events_per_s(),
         cold.len(),
         median,
         cold.first().copied().unwrap_or_default(),

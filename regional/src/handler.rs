@@ -1,7 +1,6 @@
 //! The Lambda shell around [`crate::transform`]: configuration from the
 //! environment, the Firehose event in, the response and metrics out.
 
-use aws_lambda_events::event::firehose::KinesisFirehoseEvent;
 use edgehose_shared::api::ApiConfig;
 use edgehose_shared::settings::{SettingError, Settings};
 use lambda_runtime::{Error, LambdaEvent};
@@ -20,7 +19,7 @@ pub enum StartError {
     #[error(transparent)]
     Schema(#[from] SchemaError),
 }
-use crate::transform::{TransformConfig, TransformResponse, inputs, transform};
+use crate::transform::{FirehoseEvent, TransformConfig, TransformResponse, transform};
 
 /// The transformation function, configured once at cold start.
 #[derive(Debug, Clone, Default)]
@@ -30,8 +29,9 @@ pub struct Transformer {
 
 impl Transformer {
     /// Reads `PARTITIONING` (`true` to emit dynamic-partitioning keys), the
-    /// event limits (`MAX_EVENT_BYTES`, `MAX_DEPTH`, as on the edge) and the
-    /// JSON Schemas ([`crate::schemas`]).
+    /// event limits (`MAX_EVENT_BYTES`, `MAX_DEPTH`, as on the edge),
+    /// `TRANSFORM_THREADS` (0, the default: one per CPU) and the JSON Schemas
+    /// ([`crate::schemas`]).
     pub fn from_env() -> Result<Self, StartError> {
         let mut t = Self::from_settings(&Settings::new(|name: &str| std::env::var(name).ok()))?;
         t.config.schemas = Schemas::from_env()?;
@@ -48,6 +48,7 @@ impl Transformer {
                 partitioning: s.bool_or("PARTITIONING", false)?,
                 max_response_bytes: None,
                 schemas: Schemas::default(),
+                threads: s.usize_or("TRANSFORM_THREADS", 0)?,
             },
         })
     }
@@ -58,8 +59,8 @@ impl Transformer {
     }
 
     /// Handles one invocation: never an error for bad data.
-    pub async fn handle(&self, event: LambdaEvent<KinesisFirehoseEvent>) -> Result<TransformResponse, Error> {
-        let records = inputs(&event.payload);
+    pub async fn handle(&self, event: LambdaEvent<FirehoseEvent>) -> Result<TransformResponse, Error> {
+        let records = event.payload.inputs();
         let (response, counts) = transform(&records, &self.config);
         tracing::info!(
             request_id = %event.context.request_id,

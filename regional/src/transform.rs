@@ -26,7 +26,7 @@ use edgehose_shared::envelope::Envelope;
 use edgehose_shared::limits::Limits;
 use edgehose_shared::timestamp::Timestamp;
 use edgehose_shared::validate::{Reason, Violation, validate_event};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 /// Lambda's limit on a synchronous response: 6 MB
@@ -143,6 +143,9 @@ pub struct TransformConfig {
     pub max_response_bytes: Option<usize>,
     /// Per-event-name JSON Schemas, checked after schema v1.
     pub schemas: crate::schemas::Schemas,
+    /// Threads records are transformed on; 0 means one per CPU the function
+    /// has (Lambda gives more than one from 1,769 MB of memory up).
+    pub threads: usize,
 }
 
 /// Counts of one invocation, for metrics.
@@ -179,25 +182,68 @@ impl Counts {
     }
 }
 
-/// One input record: its id and decoded bytes.
+/// The event Firehose invokes a transformation function with
+/// (<https://docs.aws.amazon.com/firehose/latest/dev/data-transformation.html>).
+/// Records keep their data as the base64 text it arrives in: [`transform`]
+/// decodes each on the thread that transforms it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FirehoseEvent {
+    /// The invocation's id.
+    #[serde(default)]
+    pub invocation_id: String,
+    /// The delivery stream's ARN.
+    #[serde(default)]
+    pub delivery_stream_arn: String,
+    /// The stream's region.
+    #[serde(default)]
+    pub region: String,
+    /// The records to transform.
+    pub records: Vec<FirehoseRecord>,
+}
+
+/// One record of a [`FirehoseEvent`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FirehoseRecord {
+    /// Its id, echoed in the answer.
+    pub record_id: String,
+    /// When Firehose received it, ms since the epoch.
+    #[serde(default)]
+    pub approximate_arrival_timestamp: i64,
+    /// The data, base64.
+    pub data: String,
+}
+
+impl FirehoseEvent {
+    /// The records, ready for [`transform`].
+    pub fn inputs(&self) -> Vec<InputRecord<'_>> {
+        self.records
+            .iter()
+            .map(|r| InputRecord {
+                id: &r.record_id,
+                data: RecordData::Base64(&r.data),
+            })
+            .collect()
+    }
+}
+
+/// One input record: its id and data.
 #[derive(Debug, Clone)]
 pub struct InputRecord<'a> {
     /// `recordId`.
     pub id: &'a str,
-    /// The decoded data.
-    pub data: &'a [u8],
+    /// The data.
+    pub data: RecordData<'a>,
 }
 
-/// The records of a Firehose transformation event, ready for [`transform`].
-pub fn inputs(event: &aws_lambda_events::event::firehose::KinesisFirehoseEvent) -> Vec<InputRecord<'_>> {
-    event
-        .records
-        .iter()
-        .map(|r| InputRecord {
-            id: r.record_id.as_deref().unwrap_or_default(),
-            data: &r.data,
-        })
-        .collect()
+/// A record's data, decoded or as Firehose sends it.
+#[derive(Debug, Clone, Copy)]
+pub enum RecordData<'a> {
+    /// The bytes.
+    Bytes(&'a [u8]),
+    /// The bytes in base64, decoded when transformed.
+    Base64(&'a str),
 }
 
 /// Transforms every record; never fails for bad data.
@@ -216,16 +262,46 @@ pub fn transform(records: &[InputRecord<'_>], config: &TransformConfig) -> (Tran
         .map(|r| answer_size(&failed_without_data(r.id)))
         .collect();
     let mut reserved: usize = minimal.iter().sum();
-    for (i, record) in records.iter().enumerate() {
-        reserved -= minimal[i];
-        let mut local = Counts::default();
-        let (result, data, metadata) = transform_record(record.data, config, &mut local, &mut failed_rejections);
-        let mut answer = TransformedRecord {
+    let done = on_threads(records, config.threads, |record| {
+        let mut counts = Counts::default();
+        let mut rejections = Vec::new();
+        let decoded;
+        let bytes = match record.data {
+            RecordData::Bytes(b) => b,
+            RecordData::Base64(text) => match base64::engine::general_purpose::STANDARD.decode(text) {
+                Ok(b) => {
+                    decoded = b;
+                    &decoded
+                }
+                Err(e) => {
+                    // Firehose never sends this; if it did, it keeps the
+                    // original under the error prefix, and the log says why.
+                    counts.records_failed += 1;
+                    counts.events_quarantined += 1;
+                    rejections.extend_from_slice(
+                        format!(
+                            "{}\n",
+                            serde_json::json!({"record_id": record.id, "rejected": [{"reason": "not_base64", "message": e.to_string()}]})
+                        )
+                        .as_bytes(),
+                    );
+                    return (failed_without_data(record.id), counts, rejections);
+                }
+            },
+        };
+        let (result, data, metadata) = transform_record(bytes, config, &mut counts, &mut rejections);
+        let answer = TransformedRecord {
             record_id: record.id.to_owned(),
             result,
             data: Base64Data::encode(&data),
             metadata,
         };
+        (answer, counts, rejections)
+    });
+    for (i, (mut answer, mut local, rejections)) in done.into_iter().enumerate() {
+        let record = &records[i];
+        reserved -= minimal[i];
+        failed_rejections.extend_from_slice(&rejections);
         let mut size = answer_size(&answer);
         if used + size + reserved > budget {
             // Over the response limit: let Firehose keep the original bytes.
@@ -253,6 +329,42 @@ pub fn transform(records: &[InputRecord<'_>], config: &TransformConfig) -> (Tran
         },
         counts,
     )
+}
+
+/// `f` of every item, in order, computed on up to `threads` threads (0: one
+/// per CPU) that take the next item as they finish one, so a few large
+/// records do not leave the other threads idle.
+fn on_threads<T: Sync, R: Send>(items: &[T], threads: usize, f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let threads = match threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    }
+    .min(items.len());
+    if threads <= 1 {
+        return items.iter().map(f).collect();
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let work = || {
+        let mut out = Vec::new();
+        loop {
+            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let Some(item) = items.get(i) else {
+                return out;
+            };
+            out.push((i, f(item)));
+        }
+    };
+    let mut all: Vec<(usize, R)> = std::thread::scope(|s| {
+        let helpers: Vec<_> = (1..threads).map(|_| s.spawn(work)).collect();
+        let mut all = work();
+        for h in helpers {
+            // A panic on a helper thread is the same panic as on this one.
+            all.extend(h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
+        }
+        all
+    });
+    all.sort_unstable_by_key(|(i, _)| *i);
+    all.into_iter().map(|(_, r)| r).collect()
 }
 
 fn failed_without_data(id: &str) -> TransformedRecord {

@@ -15,7 +15,10 @@ fn run(datas: &[Vec<u8>], config: &TransformConfig) -> (TransformResponse, Count
     let inputs: Vec<InputRecord<'_>> = datas
         .iter()
         .zip(&ids)
-        .map(|(d, id)| InputRecord { id, data: d })
+        .map(|(d, id)| InputRecord {
+            id,
+            data: RecordData::Bytes(d),
+        })
         .collect();
     transform(&inputs, config)
 }
@@ -192,16 +195,22 @@ fn the_aws_sample_event_is_answered_record_by_record() {
         "/tests/fixtures/aws-example-firehose-event.json"
     ))
     .unwrap();
-    let event: aws_lambda_events::event::firehose::KinesisFirehoseEvent = serde_json::from_str(&text).unwrap();
-    let inputs: Vec<InputRecord<'_>> = event
-        .records
-        .iter()
-        .map(|r| InputRecord {
-            id: r.record_id.as_deref().unwrap(),
-            data: &r.data,
-        })
-        .collect();
-    let (resp, counts) = transform(&inputs, &TransformConfig::default());
+    let event: FirehoseEvent = serde_json::from_str(&text).unwrap();
+    // The same event as the aws_lambda_events crate reads it.
+    let theirs: aws_lambda_events::event::firehose::KinesisFirehoseEvent = serde_json::from_str(&text).unwrap();
+    assert_eq!(event.invocation_id, theirs.invocation_id.unwrap());
+    assert_eq!(event.region, theirs.region.unwrap());
+    assert_eq!(event.records.len(), theirs.records.len());
+    for (ours, theirs) in event.records.iter().zip(&theirs.records) {
+        assert_eq!(Some(&ours.record_id), theirs.record_id.as_ref());
+        assert_eq!(
+            ours.approximate_arrival_timestamp,
+            theirs.approximate_arrival_timestamp.timestamp_millis()
+        );
+        let decoded = base64::engine::general_purpose::STANDARD.decode(&ours.data).unwrap();
+        assert_eq!(&decoded[..], &theirs.data[..]);
+    }
+    let (resp, counts) = transform(&event.inputs(), &TransformConfig::default());
     let ids: Vec<&str> = resp.records.iter().map(|r| r.record_id.as_str()).collect();
     assert_eq!(ids, ["record1", "record2"]);
     // "Hello World" is not an edgehose envelope: kept under the error prefix, not dropped.
@@ -308,4 +317,75 @@ fn an_answer_is_sized_exactly_as_it_is_written() {
     assert_eq!(answer.data.as_str(), "eyJldmVudCI6ImNsaWNrIn0K");
     assert!(Base64Data::empty().is_empty());
     assert_eq!(serde_json::to_string(&Base64Data::empty()).unwrap(), r#""""#);
+}
+
+#[test]
+fn threads_give_the_same_answer_in_the_same_order_as_one() {
+    // Records of different sizes and outcomes, so threads finish out of order.
+    let records: Vec<Vec<u8>> = (0..40)
+        .map(|i| match i % 4 {
+            0 => record(&edge_lines(&vec![VALID; 1 + i % 7].join("\n"))),
+            1 => record(&edge_lines(INVALID)),
+            2 => record(&edge_lines(&format!("{VALID2}\n{INVALID}"))),
+            _ => b"not json".to_vec(),
+        })
+        .collect();
+    let one = TransformConfig {
+        threads: 1,
+        max_response_bytes: Some(20_000),
+        ..TransformConfig::default()
+    };
+    let (expected, expected_counts) = run(&records, &one);
+    assert!(
+        expected_counts.records_over_limit > 0,
+        "the budget must bite: {expected_counts:?}"
+    );
+    for threads in [2, 3, 8, 64] {
+        let (resp, counts) = run(&records, &TransformConfig { threads, ..one.clone() });
+        assert_eq!(resp, expected, "{threads} threads");
+        assert_eq!(resp.failed_rejections, expected.failed_rejections, "{threads} threads");
+        assert_eq!(counts, expected_counts, "{threads} threads");
+    }
+}
+
+#[test]
+fn base64_records_are_decoded_and_bad_base64_fails_only_its_record() {
+    let good = record(&edge_lines(VALID));
+    let b64 = base64::engine::general_purpose::STANDARD.encode(&good);
+    for threads in [1, 2] {
+        let config = TransformConfig {
+            threads,
+            ..TransformConfig::default()
+        };
+        let inputs = [
+            InputRecord {
+                id: "a",
+                data: RecordData::Base64(&b64),
+            },
+            InputRecord {
+                id: "b",
+                data: RecordData::Base64("not base64!"),
+            },
+            InputRecord {
+                id: "c",
+                data: RecordData::Bytes(&good),
+            },
+        ];
+        let (resp, counts) = transform(&inputs, &config);
+        let results: Vec<RecordResult> = resp.records.iter().map(|r| r.result).collect();
+        assert_eq!(
+            results,
+            [RecordResult::Ok, RecordResult::ProcessingFailed, RecordResult::Ok]
+        );
+        let mut c_as_a = resp.records[2].clone();
+        c_as_a.record_id = "a".into();
+        assert_eq!(resp.records[0], c_as_a);
+        assert!(resp.records[1].data.is_empty());
+        assert_eq!((counts.records_ok, counts.records_failed), (2, 1));
+        assert!(
+            resp.failed_rejections[0].contains("not_base64"),
+            "{:?}",
+            resp.failed_rejections
+        );
+    }
 }
