@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::io::Write;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use edgehose_cli::edge::{Build, Edge, EdgeOptions};
 use edgehose_cli::firehose::{DEV_ACCESS_KEY_ID, DEV_SECRET_ACCESS_KEY, REGION_DEFAULT};
-use edgehose_cli::tools::{free_port, http_get};
+use edgehose_cli::tools::{free_port, http_get, release_binary};
 use edgehose_tests::events::event;
 
 use crate::load::Conn;
@@ -178,17 +178,8 @@ pub fn main(args: &[String]) -> Result<(), String> {
         &flag(args, "--scenarios")
             .unwrap_or_else(|| "queue:1,queue:10,queue:50,queue:50@20000,queue:50@40000,direct:10,direct:50".into()),
     )?;
-    let bin = std::env::var_os("EDGEHOSE_BIN_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("target/release"));
-    for b in ["edgehose", "transform"] {
-        if !bin.join(b).exists() {
-            return Err(format!(
-                "{} is missing: run `make bench-pipeline` (it builds first)",
-                bin.join(b).display()
-            ));
-        }
-    }
+    let edgehose = release_binary("edgehose", "make bench-pipeline")?;
+    let transform = release_binary("transform", "make bench-pipeline")?;
     Build::Release.dir()?;
     let work = repo_root().join("target/bench/pipeline");
     println!(
@@ -198,7 +189,13 @@ pub fn main(args: &[String]) -> Result<(), String> {
     for s in &scenarios {
         print!("  {} mode, {} event(s) per request … ", s.mode, s.per_request);
         let _ = std::io::stdout().flush();
-        let o = run(s, &bin, &work.join(s.name()), connections, Duration::from_secs(seconds))?;
+        let o = run(
+            s,
+            [&edgehose, &transform],
+            &work.join(s.name()),
+            connections,
+            Duration::from_secs(seconds),
+        )?;
         println!(
             "{:.0} accepted/s, {:.0} end to end/s, {} missing, {} duplicates",
             o.accepted_rate(),
@@ -269,8 +266,14 @@ fn delivered_lines(url: &str) -> Option<u64> {
     stats(url).and_then(|s| s["lines_delivered"].as_u64())
 }
 
-/// One scenario on a fresh pipeline.
-fn run(s: &Scenario, bin: &Path, dir: &Path, connections: usize, load: Duration) -> Result<Outcome, String> {
+/// One scenario on a fresh pipeline, with the `edgehose` and `transform` binaries given.
+fn run(
+    s: &Scenario,
+    [edgehose, transform]: [&Path; 2],
+    dir: &Path,
+    connections: usize,
+    load: Duration,
+) -> Result<Outcome, String> {
     let _ = std::fs::remove_dir_all(dir);
     let data = dir.join("data");
     std::fs::create_dir_all(&data).map_err(|e| e.to_string())?;
@@ -278,7 +281,7 @@ fn run(s: &Scenario, bin: &Path, dir: &Path, connections: usize, load: Duration)
     let listen = format!("127.0.0.1:{}", free_port()?);
     let firehose_url = format!("http://{listen}");
     let firehose = Guard(
-        Command::new(bin.join("edgehose"))
+        Command::new(edgehose)
             .args([
                 "firehose-local",
                 "--listen",
@@ -291,7 +294,7 @@ fn run(s: &Scenario, bin: &Path, dir: &Path, connections: usize, load: Duration)
             .arg("--data-dir")
             .arg(&data)
             .arg("--transform")
-            .arg(bin.join("transform"))
+            .arg(transform)
             .stdout(log.try_clone().map_err(|e| e.to_string())?)
             .stderr(log)
             .spawn()

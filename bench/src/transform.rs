@@ -10,7 +10,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use edgehose_regional::transform::{FirehoseEvent, TransformConfig, transform};
+use edgehose_regional::transform::{TransformConfig, TransformEvent, inputs, transform};
 use edgehose_tests::events::{edge_envelopes, record_of};
 use edgehose_tests::lambda::{Outcome, RuntimeApi};
 
@@ -95,7 +95,7 @@ pub fn run_variant(args: &[String]) -> Result<(), String> {
         ..TransformConfig::default()
     };
     // Events (lines) in the file, counted before the clock starts.
-    let per_event: u64 = serde_json::from_slice::<FirehoseEvent>(&raw)
+    let per_event: u64 = serde_json::from_slice::<TransformEvent>(&raw)
         .map_err(|e| e.to_string())?
         .records
         .iter()
@@ -108,12 +108,12 @@ pub fn run_variant(args: &[String]) -> Result<(), String> {
     let mut events = 0u64;
     let start = Instant::now();
     for _ in 0..iterations {
-        let event: FirehoseEvent = serde_json::from_slice(&raw).map_err(|e| e.to_string())?;
+        let event: TransformEvent = serde_json::from_slice(&raw).map_err(|e| e.to_string())?;
         events += per_event;
         match variant {
             "ours" | "ours-1" => {
-                let inputs = event.inputs();
-                let (response, _) = transform(&inputs, &config);
+                let records = inputs(&event);
+                let (response, _) = transform(&records, &config);
                 std::hint::black_box(serde_json::to_vec(&response).map_err(|e| e.to_string())?);
             }
             "floor" => {

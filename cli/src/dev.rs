@@ -45,23 +45,9 @@ struct Binaries {
 }
 
 fn binaries() -> Result<Binaries, String> {
-    let dir = std::env::var_os("EDGEHOSE_BIN_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| tools::repo_root().join("target/release"));
-    let find = |name: &str| {
-        let p = dir.join(name);
-        if p.exists() {
-            Ok(p)
-        } else {
-            Err(format!(
-                "{} is not built: run `make dev` (it builds everything first)",
-                p.display()
-            ))
-        }
-    };
     Ok(Binaries {
-        transform: find("transform")?,
-        ingest_api: find("ingest-api")?,
+        transform: tools::release_binary("transform", "make dev")?,
+        ingest_api: tools::release_binary("ingest-api", "make dev")?,
     })
 }
 

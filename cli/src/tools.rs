@@ -29,6 +29,24 @@ pub fn npm_bin(name: &str) -> Result<PathBuf, String> {
     installed(cache_dir().join("npm/node_modules/.bin").join(name))
 }
 
+/// A release binary of this workspace (`$EDGEHOSE_BIN_DIR`, else
+/// `target/release`); if it is not built, an error naming the `make` target
+/// that builds it.
+pub fn release_binary(name: &str, built_by: &str) -> Result<PathBuf, String> {
+    let dir = std::env::var_os("EDGEHOSE_BIN_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("target/release"));
+    let path = dir.join(name);
+    if path.exists() {
+        Ok(path)
+    } else {
+        Err(format!(
+            "{} is not built: run `{built_by}` (it builds everything first)",
+            path.display()
+        ))
+    }
+}
+
 /// `path`, if the bootstrap installed it; else how to get it.
 fn installed(path: PathBuf) -> Result<PathBuf, String> {
     if path.exists() {

@@ -19,7 +19,7 @@ pub enum StartError {
     #[error(transparent)]
     Schema(#[from] SchemaError),
 }
-use crate::transform::{FirehoseEvent, TransformConfig, TransformResponse, transform};
+use crate::transform::{TransformConfig, TransformEvent, TransformResponse, inputs, transform};
 
 /// The transformation function, configured once at cold start.
 #[derive(Debug, Clone, Default)]
@@ -59,8 +59,8 @@ impl Transformer {
     }
 
     /// Handles one invocation: never an error for bad data.
-    pub async fn handle(&self, event: LambdaEvent<FirehoseEvent>) -> Result<TransformResponse, Error> {
-        let records = event.payload.inputs();
+    pub async fn handle(&self, event: LambdaEvent<TransformEvent>) -> Result<TransformResponse, Error> {
+        let records = inputs(&event.payload);
         let (response, counts) = transform(&records, &self.config);
         tracing::info!(
             request_id = %event.context.request_id,

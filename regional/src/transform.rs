@@ -23,10 +23,11 @@ use std::collections::BTreeMap;
 
 use base64::Engine as _;
 use edgehose_shared::envelope::Envelope;
+pub use edgehose_shared::firehose::{TransformEvent, TransformRecord};
 use edgehose_shared::limits::Limits;
 use edgehose_shared::timestamp::Timestamp;
 use edgehose_shared::validate::{Reason, Violation, validate_event};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::value::RawValue;
 
 /// Lambda's limit on a synchronous response: 6 MB
@@ -144,7 +145,7 @@ pub struct TransformConfig {
     /// Per-event-name JSON Schemas, checked after schema v1.
     pub schemas: crate::schemas::Schemas,
     /// Threads records are transformed on; 0 means one per CPU the function
-    /// has (Lambda gives more than one from 1,769 MB of memory up).
+    /// sees (Lambda gives more than one vCPU's worth of CPU above 1,769 MB).
     pub threads: usize,
 }
 
@@ -182,50 +183,16 @@ impl Counts {
     }
 }
 
-/// The event Firehose invokes a transformation function with
-/// (<https://docs.aws.amazon.com/firehose/latest/dev/data-transformation.html>).
-/// Records keep their data as the base64 text it arrives in: [`transform`]
-/// decodes each on the thread that transforms it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct FirehoseEvent {
-    /// The invocation's id.
-    #[serde(default)]
-    pub invocation_id: String,
-    /// The delivery stream's ARN.
-    #[serde(default)]
-    pub delivery_stream_arn: String,
-    /// The stream's region.
-    #[serde(default)]
-    pub region: String,
-    /// The records to transform.
-    pub records: Vec<FirehoseRecord>,
-}
-
-/// One record of a [`FirehoseEvent`].
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct FirehoseRecord {
-    /// Its id, echoed in the answer.
-    pub record_id: String,
-    /// When Firehose received it, ms since the epoch.
-    #[serde(default)]
-    pub approximate_arrival_timestamp: i64,
-    /// The data, base64.
-    pub data: String,
-}
-
-impl FirehoseEvent {
-    /// The records, ready for [`transform`].
-    pub fn inputs(&self) -> Vec<InputRecord<'_>> {
-        self.records
-            .iter()
-            .map(|r| InputRecord {
-                id: &r.record_id,
-                data: RecordData::Base64(&r.data),
-            })
-            .collect()
-    }
+/// The records of a Firehose transformation event, ready for [`transform`].
+pub fn inputs(event: &TransformEvent) -> Vec<InputRecord<'_>> {
+    event
+        .records
+        .iter()
+        .map(|r| InputRecord {
+            id: &r.record_id,
+            data: RecordData::Base64(&r.data),
+        })
+        .collect()
 }
 
 /// One input record: its id and data.

@@ -1,5 +1,6 @@
 //! The Firehose wire format: the `PutRecordBatch` request as an
-//! `http::Request<Vec<u8>>`, and its response as a typed outcome.
+//! `http::Request<Vec<u8>>`, its response as a typed outcome, and the event
+//! Firehose invokes a data-transformation function with.
 //!
 //! Protocol: AWS JSON 1.1 (`Content-Type: application/x-amz-json-1.1`,
 //! `X-Amz-Target: Firehose_20150804.PutRecordBatch`), records' `Data` in
@@ -7,7 +8,7 @@
 
 use base64::Engine;
 use http::header::{CONTENT_TYPE, HOST};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::timestamp::Timestamp;
 
@@ -17,6 +18,39 @@ pub const CONTENT_TYPE_JSON_1_1: &str = "application/x-amz-json-1.1";
 pub const TARGET_PUT_RECORD_BATCH: &str = "Firehose_20150804.PutRecordBatch";
 /// The SigV4 service name for Firehose.
 pub const SIGNING_SERVICE: &str = "firehose";
+
+/// The event Firehose invokes a data-transformation function with
+/// (<https://docs.aws.amazon.com/firehose/latest/dev/data-transformation.html>).
+/// Records keep their data as the base64 text it travels in, so the function
+/// can decode each where it transforms it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TransformEvent {
+    /// The invocation's id.
+    #[serde(default)]
+    pub invocation_id: String,
+    /// The delivery stream's ARN.
+    #[serde(default)]
+    pub delivery_stream_arn: String,
+    /// The stream's region.
+    #[serde(default)]
+    pub region: String,
+    /// The records to transform.
+    pub records: Vec<TransformRecord>,
+}
+
+/// One record of a [`TransformEvent`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TransformRecord {
+    /// Its id, echoed in the answer.
+    pub record_id: String,
+    /// When Firehose received it, ms since the epoch.
+    #[serde(default)]
+    pub approximate_arrival_timestamp: i64,
+    /// The data, base64.
+    pub data: String,
+}
 
 /// A setting Firehose would refuse.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

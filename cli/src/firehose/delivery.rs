@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
+use edgehose_shared::firehose::{TransformEvent, TransformRecord};
 use edgehose_shared::timestamp::Timestamp;
 use serde::Serialize;
 
@@ -481,17 +482,20 @@ enum Answer {
 }
 
 fn invoke_with_retries(stream: &Stream, t: &Transform, counters: &Counters, records: &[Record]) -> Vec<Answer> {
-    let event = serde_json::json!({
-        "invocationId": store::uuid(),
-        "deliveryStreamArn": stream.arn,
-        "region": super::REGION_DEFAULT,
-        "records": records.iter().map(|r| serde_json::json!({
-            "recordId": r.id,
-            "approximateArrivalTimestamp": r.arrival_ms,
-            "data": B64.encode(&r.data),
-        })).collect::<Vec<_>>(),
-    })
-    .to_string();
+    let event = TransformEvent {
+        invocation_id: store::uuid(),
+        delivery_stream_arn: stream.arn.clone(),
+        region: super::REGION_DEFAULT.to_owned(),
+        records: records
+            .iter()
+            .map(|r| TransformRecord {
+                record_id: r.id.clone(),
+                approximate_arrival_timestamp: r.arrival_ms,
+                data: B64.encode(&r.data),
+            })
+            .collect(),
+    };
+    let event = serde_json::to_string(&event).unwrap_or_default();
     let mut last = String::new();
     let attempts = t.retries + 1;
     for attempt in 1..=attempts {

@@ -195,7 +195,7 @@ fn the_aws_sample_event_is_answered_record_by_record() {
         "/tests/fixtures/aws-example-firehose-event.json"
     ))
     .unwrap();
-    let event: FirehoseEvent = serde_json::from_str(&text).unwrap();
+    let event: TransformEvent = serde_json::from_str(&text).unwrap();
     // The same event as the aws_lambda_events crate reads it.
     let theirs: aws_lambda_events::event::firehose::KinesisFirehoseEvent = serde_json::from_str(&text).unwrap();
     assert_eq!(event.invocation_id, theirs.invocation_id.unwrap());
@@ -210,7 +210,7 @@ fn the_aws_sample_event_is_answered_record_by_record() {
         let decoded = base64::engine::general_purpose::STANDARD.decode(&ours.data).unwrap();
         assert_eq!(&decoded[..], &theirs.data[..]);
     }
-    let (resp, counts) = transform(&event.inputs(), &TransformConfig::default());
+    let (resp, counts) = transform(&inputs(&event), &TransformConfig::default());
     let ids: Vec<&str> = resp.records.iter().map(|r| r.record_id.as_str()).collect();
     assert_eq!(ids, ["record1", "record2"]);
     // "Hello World" is not an edgehose envelope: kept under the error prefix, not dropped.

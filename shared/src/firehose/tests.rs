@@ -233,3 +233,32 @@ fn access_denied_invalid_arguments_and_server_errors_are_told_apart() {
     let e = err(502, None, "<html>Bad Gateway</html>");
     assert!(matches!(e, FirehoseError::Server { status: 502, .. }));
 }
+
+#[test]
+fn a_transform_event_reads_and_writes_the_field_names_firehose_uses() {
+    let text = r#"{"invocationId":"inv-1","deliveryStreamArn":"arn:aws:firehose:eu-west-1:123456789012:deliverystream/clicks","region":"eu-west-1","records":[{"recordId":"r1","approximateArrivalTimestamp":1714566600250,"data":"aGkK","kinesisRecordMetadata":{"shardId":"x"}}]}"#;
+    let event: TransformEvent = serde_json::from_str(text).unwrap();
+    assert_eq!(
+        event.records,
+        [TransformRecord {
+            record_id: "r1".into(),
+            approximate_arrival_timestamp: 1_714_566_600_250,
+            data: "aGkK".into(),
+        }]
+    );
+    assert_eq!(
+        (event.invocation_id.as_str(), event.region.as_str()),
+        ("inv-1", "eu-west-1")
+    );
+    let written: serde_json::Value = serde_json::to_value(&event).unwrap();
+    assert_eq!(written["records"][0]["recordId"], "r1");
+    assert_eq!(
+        written["records"][0]["approximateArrivalTimestamp"],
+        1_714_566_600_250i64
+    );
+    assert_eq!(
+        written["deliveryStreamArn"],
+        "arn:aws:firehose:eu-west-1:123456789012:deliverystream/clicks"
+    );
+    assert_eq!(serde_json::from_value::<TransformEvent>(written).unwrap(), event);
+}
