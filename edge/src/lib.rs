@@ -90,13 +90,13 @@ async fn fetch(req: web_sys::Request, env: Env, ctx: Context) -> worker::Result<
         }
     };
     let edge = EdgeMeta {
-        country: head.country().map(str::to_owned),
-        colo: head.colo().map(str::to_owned),
+        country: head.country().map(Into::into),
+        colo: head.colo().map(Into::into),
         asn: head.asn(),
         client_ip: config
             .api
             .store_client_ip
-            .then(|| head.client_ip().map(str::to_owned))
+            .then(|| head.client_ip().map(Into::into))
             .flatten(),
     };
     let body = Body {

@@ -93,7 +93,9 @@ impl IngestApi {
             Prepared::Ingest(i) => i,
         };
         let client_ip = match req.request_context_ref() {
-            Some(RequestContext::ApiGatewayV2(ctx)) if self.api.store_client_ip => ctx.http.source_ip.clone(),
+            Some(RequestContext::ApiGatewayV2(ctx)) if self.api.store_client_ip => {
+                ctx.http.source_ip.as_deref().map(Into::into)
+            }
             _ => None,
         };
         let edge = EdgeMeta {

@@ -583,7 +583,7 @@ fn outcome(line: &str, config: &TransformConfig, out: &mut Output) -> Line {
                 country: edge.and_then(|e| e.country.as_deref()),
                 colo: edge.and_then(|e| e.colo.as_deref()),
                 asn: edge.and_then(|e| e.asn),
-                properties: event.properties.as_deref(),
+                properties: event.properties,
             });
             Line::Valid {
                 received_at: envelope.received_at,

@@ -20,6 +20,8 @@
 //!   is kept as a JSON string, anything else as base64; a payload too large
 //!   for one Firehose record is split into `parts` that share one `id`.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
@@ -39,25 +41,54 @@ pub const QUARANTINE_CHUNK_BYTES: usize = 64 * 1024;
 
 /// Where and how the edge received a request (Cloudflare's `request.cf`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct EdgeMeta {
+pub struct EdgeMeta<'a> {
     /// ISO 3166-1 alpha-2 country of the client.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub country: Option<String>,
+    #[serde(
+        default,
+        borrow,
+        deserialize_with = "json::borrow::opt_str",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub country: Option<Cow<'a, str>>,
     /// The Cloudflare data center (IATA code) that took the request.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub colo: Option<String>,
+    #[serde(
+        default,
+        borrow,
+        deserialize_with = "json::borrow::opt_str",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub colo: Option<Cow<'a, str>>,
     /// The client's autonomous system number.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub asn: Option<u32>,
     /// The client's IP address; only kept when a deployment turns it on.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub client_ip: Option<String>,
+    #[serde(
+        default,
+        borrow,
+        deserialize_with = "json::borrow::opt_str",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub client_ip: Option<Cow<'a, str>>,
 }
 
-impl EdgeMeta {
+impl EdgeMeta<'_> {
     fn is_empty(&self) -> bool {
         self.country.is_none() && self.colo.is_none() && self.asn.is_none() && self.client_ip.is_none()
     }
+
+    /// The same metadata, owning its strings.
+    pub fn into_owned(self) -> EdgeMeta<'static> {
+        EdgeMeta {
+            country: self.country.map(owned),
+            colo: self.colo.map(owned),
+            asn: self.asn,
+            client_ip: self.client_ip.map(owned),
+        }
+    }
+}
+
+fn owned(s: Cow<'_, str>) -> Cow<'static, str> {
+    Cow::Owned(s.into_owned())
 }
 
 /// What the edge knows about one request, shared by all its envelopes.
@@ -68,7 +99,7 @@ pub struct RequestContext<'a> {
     /// The id (never the secret) of the write key the request used.
     pub key_id: Option<&'a str>,
     /// Edge metadata.
-    pub edge: &'a EdgeMeta,
+    pub edge: &'a EdgeMeta<'a>,
     /// The request's `Content-Type`, kept with quarantined payloads.
     pub content_type: Option<&'a str>,
 }
@@ -191,7 +222,7 @@ struct HeaderOut<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     key_id: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    edge: Option<&'a EdgeMeta>,
+    edge: Option<&'a EdgeMeta<'a>>,
 }
 
 #[derive(Serialize)]
@@ -272,26 +303,28 @@ fn base64_encode(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
-/// An envelope line read back (the regional side's view).
+/// An envelope line read back (the regional side's view). Its strings and
+/// the event borrow from the line (see [`Envelope::into_owned`]).
 #[derive(Debug, Clone, Deserialize)]
-pub struct Envelope {
+pub struct Envelope<'a> {
     /// Format version.
     pub v: u32,
     /// Event id (the client's `message_id` or a UUIDv7).
-    pub id: String,
+    #[serde(borrow, deserialize_with = "json::borrow::str")]
+    pub id: Cow<'a, str>,
     /// When the edge received it, in epoch milliseconds.
     pub received_at: i64,
     /// Skew-corrected event time, in epoch milliseconds.
     pub event_time: i64,
     /// The write key's id.
-    #[serde(default)]
-    pub key_id: Option<String>,
+    #[serde(default, borrow, deserialize_with = "json::borrow::opt_str")]
+    pub key_id: Option<Cow<'a, str>>,
     /// Edge metadata.
-    #[serde(default)]
-    pub edge: Option<EdgeMeta>,
+    #[serde(default, borrow)]
+    pub edge: Option<EdgeMeta<'a>>,
     /// The event as sent, for an event envelope.
-    #[serde(default)]
-    pub event: Option<Box<RawValue>>,
+    #[serde(default, borrow, deserialize_with = "borrow_raw")]
+    pub event: Option<Cow<'a, RawValue>>,
     /// The payload, for a quarantine envelope.
     #[serde(default)]
     pub quarantine: Option<Quarantine>,
@@ -346,9 +379,13 @@ pub enum EnvelopeError {
     Version(u32),
 }
 
-impl Envelope {
+fn borrow_raw<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Cow<'de, RawValue>>, D::Error> {
+    Ok(Option::<&'de RawValue>::deserialize(d)?.map(Cow::Borrowed))
+}
+
+impl<'a> Envelope<'a> {
     /// Parses and checks one envelope line.
-    pub fn parse(line: &str) -> Result<Self, EnvelopeError> {
+    pub fn parse(line: &'a str) -> Result<Self, EnvelopeError> {
         let env: Envelope = serde_json::from_str(line).map_err(|e| EnvelopeError::Invalid(e.to_string()))?;
         if env.v != ENVELOPE_VERSION {
             return Err(EnvelopeError::Version(env.v));
@@ -361,6 +398,20 @@ impl Envelope {
             (None, None) => Err(EnvelopeError::Invalid(
                 "neither `event` nor `quarantine` is present".into(),
             )),
+        }
+    }
+
+    /// The same envelope, owning everything (to keep it past its line).
+    pub fn into_owned(self) -> Envelope<'static> {
+        Envelope {
+            v: self.v,
+            id: owned(self.id),
+            received_at: self.received_at,
+            event_time: self.event_time,
+            key_id: self.key_id.map(owned),
+            edge: self.edge.map(EdgeMeta::into_owned),
+            event: self.event.map(|e| Cow::Owned(e.into_owned())),
+            quarantine: self.quarantine,
         }
     }
 }

@@ -18,6 +18,8 @@
 //! in `properties`. The whole event is also bounded by
 //! [`crate::limits::MAX_EVENT_BYTES`] and [`crate::limits::MAX_JSON_DEPTH`].
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use serde_json::value::RawValue;
@@ -51,10 +53,14 @@ pub const FIELDS: [&str; 10] = [
 ];
 
 /// One valid schema-v1 event, as [`crate::validate::validate_event`] returns it.
+///
+/// Strings borrow from the event's JSON text where they hold no escapes, and
+/// `properties` is that text's own slice, so validating allocates little.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Event {
+pub struct Event<'a> {
     /// The event's name (1..=128 characters).
-    pub event: String,
+    #[serde(borrow)]
+    pub event: Cow<'a, str>,
     /// When it happened, by the client's clock.
     #[serde(default, skip_serializing_if = "Option::is_none", with = "opt_time")]
     pub ts: Option<Timestamp>,
@@ -62,26 +68,26 @@ pub struct Event {
     #[serde(default, skip_serializing_if = "Option::is_none", with = "opt_time")]
     pub sent_at: Option<Timestamp>,
     /// The client's id for this event (1..=100 characters).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub message_id: Option<String>,
+    #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<Cow<'a, str>>,
     /// A device or browser id.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub anonymous_id: Option<String>,
+    #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
+    pub anonymous_id: Option<Cow<'a, str>>,
     /// A signed-in user's id.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub user_id: Option<String>,
+    #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<Cow<'a, str>>,
     /// The page or screen.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub url: Option<String>,
+    #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
+    pub url: Option<Cow<'a, str>>,
     /// Where the user came from.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub referrer: Option<String>,
+    #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
+    pub referrer: Option<Cow<'a, str>>,
     /// What was clicked.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub target: Option<String>,
+    #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
+    pub target: Option<Cow<'a, str>>,
     /// Free-form attributes: a JSON object, kept as its exact text.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub properties: Option<Box<RawValue>>,
+    #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
+    pub properties: Option<&'a RawValue>,
 }
 
 /// Reads a client time: an RFC 3339 string or a whole number of epoch

@@ -48,6 +48,62 @@ pub fn single_line(text: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
+/// Serde field helpers for strings that borrow from the JSON text being read
+/// unless they hold escapes (serde's own `Cow` support only borrows a bare
+/// `Cow<str>` field, never one inside an `Option`).
+pub mod borrow {
+    use std::borrow::Cow;
+    use std::fmt;
+
+    use serde::de::{Deserializer, Error, Visitor};
+
+    struct CowStr;
+
+    impl<'de> Visitor<'de> for CowStr {
+        type Value = Cow<'de, str>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a string")
+        }
+        fn visit_borrowed_str<E: Error>(self, v: &'de str) -> Result<Self::Value, E> {
+            Ok(Cow::Borrowed(v))
+        }
+        fn visit_str<E: Error>(self, v: &str) -> Result<Self::Value, E> {
+            Ok(Cow::Owned(v.to_owned()))
+        }
+        fn visit_string<E: Error>(self, v: String) -> Result<Self::Value, E> {
+            Ok(Cow::Owned(v))
+        }
+    }
+
+    struct OptCowStr;
+
+    impl<'de> Visitor<'de> for OptCowStr {
+        type Value = Option<Cow<'de, str>>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a string or null")
+        }
+        fn visit_none<E: Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_unit<E: Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            str(d).map(Some)
+        }
+    }
+
+    /// A string, borrowed when it can be.
+    pub fn str<'de, D: Deserializer<'de>>(d: D) -> Result<Cow<'de, str>, D::Error> {
+        d.deserialize_str(CowStr)
+    }
+
+    /// An optional string, borrowed when it can be.
+    pub fn opt_str<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Cow<'de, str>>, D::Error> {
+        d.deserialize_option(OptCowStr)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

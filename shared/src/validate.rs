@@ -5,6 +5,7 @@
 //! with a machine-readable [`Reason`], the field it concerns, and a message
 //! that names the value and the limit.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde::Serialize;
@@ -118,7 +119,7 @@ impl fmt::Display for Violation {
 }
 
 /// Validates one event's JSON text; returns the typed event or every violation.
-pub fn validate_event(text: &str, limits: &Limits) -> Result<Event, Vec<Violation>> {
+pub fn validate_event<'a>(text: &'a str, limits: &Limits) -> Result<Event<'a>, Vec<Violation>> {
     if text.len() > limits.max_event_bytes {
         return Err(vec![Violation::new(
             Reason::TooLarge,
@@ -151,9 +152,10 @@ pub fn validate_event(text: &str, limits: &Limits) -> Result<Event, Vec<Violatio
     };
 
     let mut problems = Vec::new();
-    let mut seen: [Option<&RawValue>; FIELDS.len()] = [None; FIELDS.len()];
-    for (key, raw) in &entries {
-        match FIELDS.iter().position(|f| f == key) {
+    let mut seen: [Option<&'a RawValue>; FIELDS.len()] = [None; FIELDS.len()];
+    for (key, raw) in entries {
+        let key = key.as_ref();
+        match FIELDS.iter().position(|f| *f == key) {
             Some(i) if seen[i].is_some() => problems.push(Violation::new(
                 Reason::DuplicateField,
                 key,
@@ -181,7 +183,7 @@ pub fn validate_event(text: &str, limits: &Limits) -> Result<Event, Vec<Violatio
     ] = seen;
 
     let mut out = Event {
-        event: String::new(),
+        event: Cow::Borrowed(""),
         ts: None,
         sent_at: None,
         message_id: None,
@@ -212,7 +214,7 @@ pub fn validate_event(text: &str, limits: &Limits) -> Result<Event, Vec<Violatio
     if let Some(raw) = properties {
         // Already valid JSON (the whole event parsed): its first byte says its type.
         match raw.get().as_bytes().first() {
-            Some(b'{') => out.properties = Some(raw.to_owned()),
+            Some(b'{') => out.properties = Some(raw),
             Some(b'n') => {}
             _ => problems.push(Violation::new(
                 Reason::WrongType,
@@ -227,8 +229,19 @@ pub fn validate_event(text: &str, limits: &Limits) -> Result<Event, Vec<Violatio
 const NOT_AN_OBJECT: &str = "not an object";
 
 /// The top-level entries of an object in order, duplicates included (a plain
-/// map would silently keep the last).
-struct Entries<'a>(Vec<(String, &'a RawValue)>);
+/// map would silently keep the last). Keys borrow from the text unless they
+/// hold escapes.
+struct Entries<'a>(Vec<(Key<'a>, &'a RawValue)>);
+
+/// An object key as written, or unescaped when it had escapes.
+#[derive(serde::Deserialize)]
+struct Key<'a>(#[serde(borrow, deserialize_with = "json::borrow::str")] Cow<'a, str>);
+
+impl AsRef<str> for Key<'_> {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
 
 impl<'de> serde::Deserialize<'de> for Entries<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -240,7 +253,7 @@ impl<'de> serde::Deserialize<'de> for Entries<'de> {
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
                 let mut entries = Vec::new();
-                while let Some((k, v)) = map.next_entry::<String, &'de RawValue>()? {
+                while let Some((k, v)) = map.next_entry::<Key<'de>, &'de RawValue>()? {
                     entries.push((k, v));
                 }
                 Ok(Entries(entries))
@@ -284,13 +297,13 @@ fn raw_kind(text: &str) -> &'static str {
 }
 
 /// A string field: `Ok(None)` for null, `Err(())` after recording a violation.
-fn string_field(
-    raw: &RawValue,
+fn string_field<'a>(
+    raw: &'a RawValue,
     field: &str,
     min: usize,
     max: usize,
     problems: &mut Vec<Violation>,
-) -> Result<Option<String>, ()> {
+) -> Result<Option<Cow<'a, str>>, ()> {
     let text = raw.get();
     if text == "null" {
         return Ok(None);
@@ -303,14 +316,19 @@ fn string_field(
         ));
         return Err(());
     }
-    let s: String = match serde_json::from_str(text) {
-        Ok(s) => s,
-        Err(e) => {
-            problems.push(Violation::new(Reason::InvalidJson, field, e.to_string()));
-            return Err(());
-        }
+    // Valid JSON already (the whole event parsed): without a backslash the
+    // string is exactly what lies between its quotes.
+    let s: Cow<'a, str> = match text.get(1..text.len() - 1) {
+        Some(inner) if !inner.contains('\\') => Cow::Borrowed(inner),
+        _ => match serde_json::from_str::<String>(text) {
+            Ok(s) => Cow::Owned(s),
+            Err(e) => {
+                problems.push(Violation::new(Reason::InvalidJson, field, e.to_string()));
+                return Err(());
+            }
+        },
     };
-    let chars = s.chars().count();
+    let chars = if s.is_ascii() { s.len() } else { s.chars().count() };
     if chars < min {
         problems.push(Violation::new(
             Reason::Empty,
@@ -330,17 +348,22 @@ fn string_field(
     Ok(Some(s))
 }
 
-fn opt_string(
-    raw: Option<&RawValue>,
+fn opt_string<'a>(
+    raw: Option<&'a RawValue>,
     field: &str,
     min: usize,
     max: usize,
     problems: &mut Vec<Violation>,
-) -> Option<String> {
+) -> Option<Cow<'a, str>> {
     raw.and_then(|r| string_field(r, field, min, max, problems).ok().flatten())
 }
 
-fn opt_url(raw: Option<&RawValue>, field: &str, allow_empty: bool, problems: &mut Vec<Violation>) -> Option<String> {
+fn opt_url<'a>(
+    raw: Option<&'a RawValue>,
+    field: &str,
+    allow_empty: bool,
+    problems: &mut Vec<Violation>,
+) -> Option<Cow<'a, str>> {
     let s = opt_string(raw, field, 0, MAX_URL_CHARS, problems)?;
     if (s.is_empty() && allow_empty) || has_scheme(&s) {
         Some(s)
@@ -369,25 +392,33 @@ fn has_scheme(s: &str) -> bool {
 }
 
 fn opt_time(raw: Option<&RawValue>, field: &str, problems: &mut Vec<Violation>) -> Option<crate::timestamp::Timestamp> {
-    let raw = raw?;
-    let value: Value = match serde_json::from_str(raw.get()) {
-        Ok(v) => v,
-        Err(e) => {
-            problems.push(Violation::new(Reason::InvalidJson, field, e.to_string()));
-            return None;
+    let text = raw?.get();
+    // Whole epoch milliseconds, the common case, read without building a
+    // JSON value (the text is valid JSON, so digits and a sign are an integer).
+    let whole = text.bytes().all(|b| b.is_ascii_digit() || b == b'-');
+    let parsed = match text.parse::<i64>() {
+        Ok(ms) if whole => parse_client_time(&Value::from(ms)),
+        _ => {
+            let value: Value = match serde_json::from_str(text) {
+                Ok(v) => v,
+                Err(e) => {
+                    problems.push(Violation::new(Reason::InvalidJson, field, e.to_string()));
+                    return None;
+                }
+            };
+            if value.is_null() {
+                return None;
+            }
+            parse_client_time(&value)
         }
     };
-    if value.is_null() {
-        return None;
-    }
-    let parsed = parse_client_time(&value);
     if parsed.is_none() {
         problems.push(Violation::new(
             Reason::InvalidTimestamp,
             field,
             format!(
                 "`{field}` must be an RFC 3339 time (2024-05-01T12:30:00Z) or whole epoch milliseconds, got {}",
-                truncate(raw.get(), 80)
+                truncate(text, 80)
             ),
         ));
     }
@@ -405,7 +436,7 @@ fn truncate(s: &str, max_chars: usize) -> String {
 mod tests {
     use super::*;
 
-    fn check(text: &str) -> Result<Event, Vec<Violation>> {
+    fn check(text: &str) -> Result<Event<'_>, Vec<Violation>> {
         validate_event(text, &Limits::default())
     }
 
@@ -479,6 +510,50 @@ mod tests {
                 (Reason::WrongType, "properties".into()),
             ]
         );
+    }
+
+    #[test]
+    fn escaped_strings_and_keys_read_the_same_as_plain_ones() {
+        // Plain strings borrow from the text; escaped ones are unescaped.
+        let plain = check(r#"{"event":"click","user_id":"u\"1"}"#).unwrap();
+        assert!(matches!(plain.event, Cow::Borrowed("click")));
+        assert_eq!(plain.user_id.as_deref(), Some("u\"1"));
+        let escaped = check(r#"{"\u0065vent":"cl\u0069ck","message_id":"\u00e9"}"#).unwrap();
+        assert_eq!(escaped.event, "click");
+        assert_eq!(escaped.message_id.as_deref(), Some("é"));
+        // An escaped key is the same field: a duplicate, not an unknown one.
+        assert_eq!(
+            reasons(r#"{"event":"a","\u0065vent":"b"}"#),
+            [(Reason::DuplicateField, "event".into())]
+        );
+        // Length limits count characters after unescaping.
+        let at = format!(r#"{{"event":"{}"}}"#, "\\u00e9".repeat(128));
+        assert_eq!(check(&at).unwrap().event.chars().count(), 128);
+        let over = format!(r#"{{"event":"{}"}}"#, "\\n".repeat(129));
+        assert_eq!(reasons(&over), [(Reason::TooLong, "event".into())]);
+    }
+
+    #[test]
+    fn times_in_milliseconds_are_bounded_and_other_numbers_rejected() {
+        let ms = |t: &str| check(&format!(r#"{{"event":"a","ts":{t}}}"#)).map(|e| e.ts.map(|t| t.as_millis()));
+        assert_eq!(ms("1714566600000").unwrap(), Some(1_714_566_600_000));
+        assert_eq!(ms("-5").unwrap(), Some(-5));
+        assert_eq!(ms("0").unwrap(), Some(0));
+        for bad in [
+            "253402300800000",
+            "-62135596800001",
+            "99999999999999999999",
+            "1.5",
+            "1e3",
+            "true",
+        ] {
+            let v = ms(bad).unwrap_err();
+            assert_eq!(
+                (v[0].reason, v[0].field.as_str()),
+                (Reason::InvalidTimestamp, "ts"),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

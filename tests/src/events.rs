@@ -75,13 +75,15 @@ pub fn post(base: &str, body: &[u8], headers: &[(&str, &str)]) -> Response {
 }
 
 /// Every envelope in the bucket, by id, with how often each id landed.
-pub fn landed(sandbox: &Sandbox) -> BTreeMap<String, Vec<Envelope>> {
-    let mut out: BTreeMap<String, Vec<Envelope>> = BTreeMap::new();
+pub fn landed(sandbox: &Sandbox) -> BTreeMap<String, Vec<Envelope<'static>>> {
+    let mut out: BTreeMap<String, Vec<Envelope<'static>>> = BTreeMap::new();
     let objects = sandbox.objects().unwrap_or_else(|e| panic!("reading the bucket: {e}"));
     for (_, bytes) in objects {
         for line in String::from_utf8_lossy(&bytes).lines() {
-            let env = Envelope::parse(line).unwrap_or_else(|e| panic!("{e}: {line}"));
-            out.entry(env.id.clone()).or_default().push(env);
+            let env = Envelope::parse(line)
+                .unwrap_or_else(|e| panic!("{e}: {line}"))
+                .into_owned();
+            out.entry(env.id.to_string()).or_default().push(env);
         }
     }
     out

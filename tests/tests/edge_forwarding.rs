@@ -184,7 +184,7 @@ fn survive_faults(mode: &str, seed: u64) {
         proxy
             .dead_letters()
             .iter()
-            .map(|l| Envelope::parse(l).unwrap().id)
+            .map(|l| Envelope::parse(l).unwrap().id.into_owned())
             .collect()
     };
     let complete = wait_for(Duration::from_secs(120), || {
@@ -258,7 +258,7 @@ fn when_firehose_stays_down_every_event_is_dead_lettered() {
         let dl: BTreeSet<String> = proxy
             .dead_letters()
             .iter()
-            .map(|l| Envelope::parse(l).unwrap().id)
+            .map(|l| Envelope::parse(l).unwrap().id.into_owned())
             .collect();
         ids.is_subset(&dl)
     });

@@ -1,3 +1,5 @@
+use std::borrow::Cow;
+
 use super::*;
 use crate::clock::SeededRandom;
 use crate::decode::{BodyFormat, parse_events};
@@ -5,7 +7,7 @@ use crate::limits::Limits;
 
 const RECEIVED: Timestamp = Timestamp(1_714_566_600_250);
 
-fn ctx(edge: &EdgeMeta) -> RequestContext<'_> {
+fn ctx<'a>(edge: &'a EdgeMeta<'a>) -> RequestContext<'a> {
     RequestContext {
         received_at: RECEIVED,
         key_id: Some("web"),
@@ -45,7 +47,9 @@ fn without_a_usable_message_id_the_id_is_a_uuid_v7_from_the_receive_time() {
         r#"{"event":"a","message_id":""}"#,
         too_long.as_str(),
     ] {
-        let env = Envelope::parse(&wrap_event(&ctx(&edge), event, &SeededRandom::new(9))).unwrap();
+        let env = Envelope::parse(&wrap_event(&ctx(&edge), event, &SeededRandom::new(9)))
+            .unwrap()
+            .into_owned();
         let id = env.id;
         assert_eq!(id.len(), 36, "{id}");
         assert_eq!(&id[14..15], "7", "version nibble in {id}");
@@ -63,7 +67,12 @@ fn generated_ids_differ_for_every_event() {
     let edge = EdgeMeta::default();
     let rng = SeededRandom::new(3);
     let ids: std::collections::HashSet<String> = (0..10_000)
-        .map(|_| Envelope::parse(&wrap_event(&ctx(&edge), "{}", &rng)).unwrap().id)
+        .map(|_| {
+            Envelope::parse(&wrap_event(&ctx(&edge), "{}", &rng))
+                .unwrap()
+                .id
+                .into_owned()
+        })
         .collect();
     assert_eq!(ids.len(), 10_000);
 }
@@ -73,10 +82,14 @@ fn event_time_is_corrected_for_client_clock_skew() {
     // The client clock is 10 minutes fast: it says it sent at 12:40 what happened at 12:39:58.
     let edge = EdgeMeta::default();
     let event = r#"{"event":"a","ts":"2024-05-01T12:39:58Z","sent_at":"2024-05-01T12:40:00Z"}"#;
-    let env = Envelope::parse(&wrap_event(&ctx(&edge), event, &SeededRandom::new(1))).unwrap();
+    let env = Envelope::parse(&wrap_event(&ctx(&edge), event, &SeededRandom::new(1)))
+        .unwrap()
+        .into_owned();
     assert_eq!(env.event_time, RECEIVED.as_millis() - 2000);
     // Only ts: taken as is (milliseconds form too).
-    let env = Envelope::parse(&wrap_event(&ctx(&edge), r#"{"ts":1000}"#, &SeededRandom::new(1))).unwrap();
+    let env = Envelope::parse(&wrap_event(&ctx(&edge), r#"{"ts":1000}"#, &SeededRandom::new(1)))
+        .unwrap()
+        .into_owned();
     assert_eq!(env.event_time, 1000);
     // Unparseable times fall back to the receive time.
     let env = Envelope::parse(&wrap_event(
@@ -84,7 +97,8 @@ fn event_time_is_corrected_for_client_clock_skew() {
         r#"{"ts":"soon","sent_at":[]}"#,
         &SeededRandom::new(1),
     ))
-    .unwrap();
+    .unwrap()
+    .into_owned();
     assert_eq!(env.event_time, RECEIVED.as_millis());
 }
 
@@ -164,6 +178,25 @@ fn every_item_of_a_body_is_wrapped_in_order() {
         .map(|l| Envelope::parse(l).unwrap().event.is_some())
         .collect();
     assert_eq!(kinds, [true, false, true]);
+}
+
+#[test]
+fn envelopes_borrow_from_their_line_and_unescape_when_they_must() {
+    let line = r#"{"v":1,"id":"m\u0031","received_at":5,"event_time":4,"key_id":"web","edge":{"country":"DE","colo":"F\u0052A","asn":3320},"event":{"event":"a"}}"#;
+    let env = Envelope::parse(line).unwrap();
+    assert!(matches!(env.key_id, Some(Cow::Borrowed("web"))));
+    assert!(matches!(env.event, Some(Cow::Borrowed(_))));
+    let owned: Envelope<'static> = env.into_owned();
+    assert_eq!(owned.id, "m1");
+    let edge = owned.edge.unwrap();
+    assert_eq!(
+        (edge.country.as_deref(), edge.colo.as_deref(), edge.asn),
+        (Some("DE"), Some("FRA"), Some(3320))
+    );
+    assert_eq!(owned.event.unwrap().get(), r#"{"event":"a"}"#);
+    let nulls = r#"{"v":1,"id":"a","received_at":1,"event_time":1,"key_id":null,"edge":{"colo":null},"event":{}}"#;
+    let env = Envelope::parse(nulls).unwrap();
+    assert_eq!((env.key_id, env.edge.unwrap().colo), (None, None));
 }
 
 #[test]
