@@ -16,7 +16,7 @@ WASM := --target wasm32-unknown-unknown
 # Crates that must build for Cloudflare Workers as well as natively.
 WASM_CRATES := -p edgehose-shared -p edgehose-edge
 
-.PHONY: dev test bootstrap check fmt-check clippy wasm docs edge lambda unit bench-edge bench-transform bench-pipeline
+.PHONY: dev test bootstrap check fmt-check clippy wasm docs edge lambda unit bench-edge bench-transform bench-pipeline bench-latency
 
 ## dev: install tools, build, and run the whole pipeline locally: the edge
 ## Worker on 127.0.0.1:8787, firehose-local running the real transform, the
@@ -90,3 +90,11 @@ bench-transform: bootstrap
 bench-pipeline: bootstrap edge
 	$(RUN) $(CARGO) build -q --release --locked -p edgehose-regional -p edgehose-cli -p edgehose-bench
 	$(RUN) target/release/edgehose-bench pipeline --write BENCHMARKS.md $(ARGS)
+
+## bench-latency: the latency comparison on this machine: for each scenario
+## (a client city and a region), both paths run locally behind delay proxies
+## at that distance; prints numbers and rewrites its BENCHMARKS.md section.
+## ARGS="--requests 100 --scenarios tokyo:us-east-1"
+bench-latency: bootstrap edge
+	$(RUN) $(CARGO) build -q --release --locked -p edgehose-regional -p edgehose-cli -p edgehose-bench
+	$(RUN) target/release/edgehose-bench latency --write BENCHMARKS.md $(ARGS)

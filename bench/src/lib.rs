@@ -2,6 +2,7 @@
 //! its section of `BENCHMARKS.md`; none of them pass or fail on timings.
 
 pub mod edge;
+pub mod latency;
 pub mod load;
 pub mod pipeline;
 pub mod report;
@@ -16,11 +17,13 @@ pub fn run(args: &[String]) -> Result<(), String> {
         Some("transform") => transform::main(&args[1..]),
         Some("transform-run") => transform::run_variant(&args[1..]),
         Some("pipeline") => pipeline::main(&args[1..]),
+        Some("latency") => latency::main(&args[1..]),
         _ => Err(
-            "usage: edgehose-bench edge|transform|pipeline [options] [--write BENCHMARKS.md]\n\
+            "usage: edgehose-bench edge|transform|pipeline|latency [options] [--write BENCHMARKS.md]\n\
              \x20 edge [--requests N] [--concurrency C] [--build DIR] [--var NAME=VALUE]...\n\
              \x20 transform\n\
-             \x20 pipeline [--seconds S] [--connections C] [--scenarios queue:1,queue:10,direct:10]"
+             \x20 pipeline [--seconds S] [--connections C] [--scenarios queue:1,queue:10,direct:10]\n\
+             \x20 latency [--requests N] [--scenarios tokyo:us-east-1,frankfurt:eu-central-1]"
                 .into(),
         ),
     }

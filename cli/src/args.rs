@@ -7,7 +7,7 @@ use std::str::FromStr;
 /// Parsed flags.
 #[derive(Debug, Default)]
 pub struct Args {
-    values: BTreeMap<String, String>,
+    values: BTreeMap<String, Vec<String>>,
 }
 
 /// One flag a command accepts: its name, whether it takes a value, and help.
@@ -38,14 +38,21 @@ impl Args {
             } else {
                 "true".to_owned()
             };
-            values.insert(name.to_owned(), value);
+            values.entry(name.to_owned()).or_insert_with(Vec::new).push(value);
         }
         Ok(Self { values })
     }
 
-    /// The value of `--name`, if given.
+    /// The value of `--name`, if given (the last, if given more than once).
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.values.get(name).map(String::as_str)
+        self.values.get(name).and_then(|v| v.last()).map(String::as_str)
+    }
+
+    /// Every value of a flag that may be repeated (`--target a --target b`).
+    pub fn all(&self, name: &str) -> Vec<&str> {
+        self.values
+            .get(name)
+            .map_or_else(Vec::new, |v| v.iter().map(String::as_str).collect())
     }
 
     /// Whether `--name` was given.
@@ -95,7 +102,8 @@ mod tests {
         let a = Args::parse(&args(&["--port", "9", "--gzip"]), KNOWN).unwrap();
         assert_eq!(a.parsed("port", 0u16), Ok(9));
         assert!(a.switch("gzip"));
-        let a = Args::parse(&args(&["--port=x"]), KNOWN).unwrap();
+        let a = Args::parse(&args(&["--port", "1", "--port=x"]), KNOWN).unwrap();
+        assert_eq!(a.all("port"), ["1", "x"]);
         assert!(a.parsed("port", 0u16).unwrap_err().contains("--port"));
         assert!(Args::parse(&args(&["--nope"]), KNOWN).unwrap_err().contains("--nope"));
         assert!(

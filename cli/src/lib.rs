@@ -6,7 +6,9 @@
 //!   binaries;
 //! - [`apigw`]: the API Gateway (HTTP API) front of the `ingest-api` function;
 //! - [`edge`]: the built edge Worker in workerd (through Miniflare, for Queues);
-//! - [`dev`]: all of them together, with progress.
+//! - [`dev`]: all of them together, with progress;
+//! - [`latency`]: the latency comparison of the edge and API Gateway paths,
+//!   with the delay proxy that puts local services at a distance.
 //!
 //! ```no_run
 //! use edgehose_cli::firehose::{Config, FirehoseLocal};
@@ -20,5 +22,6 @@ pub mod args;
 pub mod dev;
 pub mod edge;
 pub mod firehose;
+pub mod latency;
 pub mod runtime_api;
 pub mod tools;

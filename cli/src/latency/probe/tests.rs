@@ -1,0 +1,77 @@
+use std::io::Cursor;
+
+use super::*;
+
+fn read(raw: &str) -> Result<(u16, Vec<u8>, bool), String> {
+    read_response(&mut Cursor::new(raw.as_bytes().to_vec())).map(|(s, b, k, _)| (s, b, k))
+}
+
+#[test]
+fn answers_are_read_by_length_by_chunks_and_until_close() {
+    let (status, body, keep) = read("HTTP/1.1 200 OK\r\nContent-Length: 13\r\n\r\n{\"accepted\":1}").unwrap();
+    assert_eq!((status, body.as_slice(), keep), (200, &b"{\"accepted\":1"[..], true));
+    let (status, body, keep) =
+        read("HTTP/1.1 413 Payload Too Large\r\nTransfer-Encoding: chunked\r\n\r\n4;x=y\r\nbody\r\n3\r\n!!!\r\n0\r\nT: 1\r\n\r\n")
+            .unwrap();
+    assert_eq!((status, body.as_slice(), keep), (413, &b"body!!!"[..], true));
+    let (_, body, keep) = read("HTTP/1.1 200 OK\r\n\r\nto the end").unwrap();
+    assert_eq!((body.as_slice(), keep), (&b"to the end"[..], false));
+    let (_, _, keep) = read("HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n").unwrap();
+    assert!(!keep);
+}
+
+#[test]
+fn broken_answers_are_errors_that_say_why() {
+    assert!(read("").unwrap_err().contains("closed before an answer"));
+    assert!(
+        read("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort")
+            .unwrap_err()
+            .contains("5 bytes short")
+    );
+    assert!(
+        read("SSH-2.0-OpenSSH\r\n\r\n")
+            .unwrap_err()
+            .contains("not an HTTP answer")
+    );
+    assert!(
+        read("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n")
+            .unwrap_err()
+            .contains("chunk size")
+    );
+}
+
+#[test]
+fn endpoints_are_read_from_urls() {
+    let e = Endpoint::parse("https://abc.execute-api.eu-central-1.amazonaws.com/v1/events?k=1").unwrap();
+    assert_eq!(
+        (e.tls, e.host.as_str(), e.port, e.path.as_str()),
+        (
+            true,
+            "abc.execute-api.eu-central-1.amazonaws.com",
+            443,
+            "/v1/events?k=1"
+        )
+    );
+    let e = Endpoint::parse("http://127.0.0.1:8787/v1/events").unwrap();
+    assert_eq!(
+        (e.tls, e.port, host_header(&e)),
+        (false, 8787, "127.0.0.1:8787".to_owned())
+    );
+    let e = Endpoint::parse("http://[::1]:80/").unwrap();
+    assert_eq!((e.host.as_str(), host_header(&e)), ("::1", "[::1]".to_owned()));
+    assert!(Endpoint::parse("ftp://x/").unwrap_err().contains("https://"));
+    assert!(Endpoint::parse("not a url").is_err());
+}
+
+#[test]
+fn phases_add_up_to_time_to_first_byte_and_total() {
+    let ms = Duration::from_millis;
+    let p = Phases {
+        dns: ms(1),
+        connect: ms(10),
+        tls: ms(20),
+        wait: ms(30),
+        download: ms(4),
+    };
+    assert_eq!((p.ttfb(), p.total()), (ms(61), ms(65)));
+}
