@@ -16,7 +16,7 @@ WASM := --target wasm32-unknown-unknown
 # Crates that must build for Cloudflare Workers as well as natively.
 WASM_CRATES := -p edgehose-shared -p edgehose-edge
 
-.PHONY: dev test bootstrap check fmt-check clippy wasm docs edge lambda unit bench-edge bench-transform bench-pipeline bench-latency
+.PHONY: dev test bootstrap check fmt-check clippy wasm docs edge lambda unit bench-edge bench-transform bench-pipeline bench-latency bench-packing bench
 
 ## dev: install tools, build, and run the whole pipeline locally: the edge
 ## Worker on 127.0.0.1:8787, firehose-local running the real transform, the
@@ -98,3 +98,15 @@ bench-pipeline: bootstrap edge
 bench-latency: bootstrap edge
 	$(RUN) $(CARGO) build -q --release --locked -p edgehose-regional -p edgehose-cli -p edgehose-bench
 	$(RUN) target/release/edgehose-bench latency --write BENCHMARKS.md $(ARGS)
+
+## bench-packing: Firehose's bill and calls per million ~170-byte events for a
+## record per event, direct mode and queue-mode packing; rewrites its section
+bench-packing: bootstrap
+	$(RUN) $(CARGO) build -q --release --locked -p edgehose-bench
+	$(RUN) target/release/edgehose-bench packing --write BENCHMARKS.md
+
+## bench: every benchmark above in turn (≈ 15 min), then one table of the
+## headline figures; rewrites BENCHMARKS.md (each section and the headline)
+bench: bootstrap edge
+	$(RUN) $(CARGO) build -q --release --locked -p edgehose-regional -p edgehose-cli -p edgehose-bench
+	$(RUN) target/release/edgehose-bench all --write BENCHMARKS.md

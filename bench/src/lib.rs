@@ -1,9 +1,11 @@
 //! The project's benchmarks. Each prints a table of numbers and can rewrite
 //! its section of `BENCHMARKS.md`; none of them pass or fail on timings.
 
+pub mod all;
 pub mod edge;
 pub mod latency;
 pub mod load;
+pub mod packing;
 pub mod pipeline;
 pub mod report;
 pub mod sink;
@@ -18,8 +20,11 @@ pub fn run(args: &[String]) -> Result<(), String> {
         Some("transform-run") => transform::run_variant(&args[1..]),
         Some("pipeline") => pipeline::main(&args[1..]),
         Some("latency") => latency::main(&args[1..]),
+        Some("packing") => packing::main(&args[1..]),
+        Some("all") => all::main(&args[1..]),
+        Some("headline") => all::headline().map(|t| println!("{t}")),
         _ => Err(
-            "usage: edgehose-bench edge|transform|pipeline|latency [options] [--write BENCHMARKS.md]\n\
+            "usage: edgehose-bench all|edge|transform|pipeline|latency|packing [options] [--write BENCHMARKS.md]\n\
              \x20 edge [--requests N] [--concurrency C] [--build DIR] [--var NAME=VALUE]...\n\
              \x20 transform\n\
              \x20 pipeline [--seconds S] [--connections C] [--scenarios queue:1,queue:10,direct:10]\n\

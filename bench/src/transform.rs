@@ -193,7 +193,13 @@ pub fn main(args: &[String]) -> Result<(), String> {
     )?;
     let cold = cold_starts(&work, &file, 15)?;
     let table = render(&ours, &ours_1, &floor, &python, &cold, event.len(), iterations);
-    report::publish("transform", &table, None, flag(args, "--write"))
+    let rate = |m: &Measured| serde_json::json!({"events_per_sec": m.events_per_s(), "mb_per_sec": m.mb_per_s(), "peak_rss_kb": m.peak_rss_kb});
+    let json = serde_json::json!({
+        "date": report::today(), "machine": report::machine(), "event_bytes": event.len(),
+        "ours": rate(&ours), "ours_one_thread": rate(&ours_1), "floor": rate(&floor), "python": rate(&python),
+        "cold_start_ms": cold,
+    });
+    report::publish("transform", &table, Some(&json), flag(args, "--write"))
 }
 
 /// Spawn-to-first-response times (ms) of the release `transform` binary.

@@ -1,0 +1,157 @@
+//! `edgehose-bench all` (`make bench`): every benchmark in turn, each
+//! rewriting its own section, then one table of the headline figures from
+//! their raw results, with the machine and the date.
+
+use serde_json::Value;
+
+use crate::{flag, repo_root, report};
+
+type Bench = fn(&[String]) -> Result<(), String>;
+
+/// Runs every benchmark, then the headline table.
+pub fn main(args: &[String]) -> Result<(), String> {
+    let write = flag(args, "--write");
+    let pass: Vec<String> = write.iter().flat_map(|w| ["--write".to_owned(), w.clone()]).collect();
+    let benches: [(&str, Bench); 5] = [
+        ("edge", crate::edge::main),
+        ("transform", crate::transform::main),
+        ("packing", crate::packing::main),
+        ("pipeline", crate::pipeline::main),
+        ("latency", crate::latency::main),
+    ];
+    for (name, bench) in benches {
+        eprintln!("\n== make bench: {name} ==");
+        bench(&pass).map_err(|e| format!("{name}: {e}"))?;
+    }
+    report::publish("headline", &headline()?, None, write)
+}
+
+fn raw(name: &str) -> Result<Value, String> {
+    let path = repo_root().join(format!("target/bench/{name}/{name}.json"));
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+fn num(v: &Value) -> f64 {
+    v.as_f64().unwrap_or(f64::NAN)
+}
+
+/// The figures users choose by, from the last run of each benchmark.
+pub fn headline() -> Result<String, String> {
+    let mut rows: Vec<[String; 3]> = Vec::new();
+
+    let edge = raw("edge")?;
+    let named = |prefix: &str| {
+        edge["results"]
+            .as_array()
+            .and_then(|r| {
+                r.iter()
+                    .find(|r| r["name"].as_str().is_some_and(|n| n.starts_with(prefix)))
+            })
+            .cloned()
+            .unwrap_or_default()
+    };
+    let (ours, floor) = (named("edgehose"), named("floor"));
+    rows.push([
+        "edge Worker: one POST, p50 / p99 (raw workerd, keep-alive)".into(),
+        format!(
+            "{:.0} / {:.0} µs (runtime floor {:.0} / {:.0} µs)",
+            num(&ours["sequential"]["p50_us"]),
+            num(&ours["sequential"]["p99_us"]),
+            num(&floor["sequential"]["p50_us"]),
+            num(&floor["sequential"]["p99_us"])
+        ),
+        "edge".into(),
+    ]);
+
+    let t = raw("transform")?;
+    let rate = |k: &str| num(&t[k]["events_per_sec"]);
+    let cold = t["cold_start_ms"].as_array().map_or(f64::NAN, |c| {
+        let mut v: Vec<f64> = c.iter().map(num).collect();
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+    });
+    rows.push([
+        "transform Lambda: events/s (6 MB event, all CPUs)".into(),
+        format!(
+            "{:.0} — {:.0}× Python; {:.2}× the parse floor's time on one thread",
+            rate("ours"),
+            rate("ours") / rate("python"),
+            rate("floor") / rate("ours_one_thread")
+        ),
+        "transform".into(),
+    ]);
+    rows.push([
+        "transform Lambda: cold start to first response".into(),
+        format!("{cold:.1} ms (median)"),
+        "transform".into(),
+    ]);
+
+    let p = raw("pipeline")?;
+    let sustained = p["results"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|r| r["keeps_up"] == true && r["missing"] == 0)
+        .map(|r| num(&r["steady_delivered_per_sec"]))
+        .fold(f64::NAN, f64::max);
+    rows.push([
+        "whole local pipeline: sustained events/s, nothing lost".into(),
+        format!("{sustained:.0}"),
+        "pipeline".into(),
+    ]);
+
+    let k = raw("packing")?;
+    let billed = |how: &str, per: u64| {
+        k.as_array()
+            .and_then(|r| {
+                r.iter()
+                    .find(|r| r["how"].as_str().is_some_and(|h| h.starts_with(how)) && r["events_per_request"] == per)
+            })
+            .map_or(f64::NAN, |r| num(&r["billed_bytes_per_million"]) / 1e9)
+    };
+    rows.push([
+        "Firehose billed per million 170-byte events".into(),
+        format!(
+            "{:.2} GB in queue mode vs {:.2} GB a record per event ({:.0}× less)",
+            billed("edge queue", 10),
+            billed("a record per event", 10),
+            billed("a record per event", 10) / billed("edge queue", 10)
+        ),
+        "packing".into(),
+    ]);
+
+    let l = raw("latency")?;
+    for (scenario, report) in l.as_object().into_iter().flatten() {
+        let p50 = |mode: &str, target: &str| {
+            report["modes"]
+                .as_array()
+                .and_then(|m| m.iter().find(|m| m["mode"] == mode))
+                .and_then(|m| m["targets"].as_array())
+                .and_then(|t| t.iter().find(|t| t["name"] == target))
+                .map_or(f64::NAN, |t| num(&t["metrics"]["ttfb"]["p50"]))
+        };
+        let (edge_new, api_new) = (p50("new-connection", "edge"), p50("new-connection", "apigw"));
+        rows.push([
+            format!(
+                "click acknowledged, {} (simulated), first click p50",
+                scenario.replace(':', " → ")
+            ),
+            format!(
+                "edge {edge_new:.0} ms vs API Gateway {api_new:.0} ms ({:.1}×)",
+                api_new / edge_new
+            ),
+            "latency".into(),
+        ]);
+    }
+
+    let mut out = format!(
+        "### Headline figures ({}; {})\n\n`make bench` ran every benchmark below and wrote this table from their raw results (`target/bench/*/*.json`).\n\n| what | measured | section |\n|---|---|---|\n",
+        report::today(),
+        report::machine()
+    );
+    for [what, figure, section] in rows {
+        out.push_str(&format!("| {what} | {figure} | {section} |\n"));
+    }
+    Ok(out)
+}
