@@ -160,6 +160,16 @@ impl Client {
     /// connection for it (and closes it after), otherwise an open one is
     /// reused when there is one.
     pub fn post(&mut self, body: &[u8], headers: &[(String, String)], fresh: bool) -> Result<Answer, String> {
+        let reusing = !fresh && self.conn.is_some();
+        match self.exchange(body, headers, fresh) {
+            // A kept-alive connection the server has since closed: a browser
+            // sends the request again on a new one, and so does this.
+            Err(_) if reusing => self.exchange(body, headers, fresh),
+            other => other,
+        }
+    }
+
+    fn exchange(&mut self, body: &[u8], headers: &[(String, String)], fresh: bool) -> Result<Answer, String> {
         let mut phases = Phases::default();
         if fresh {
             self.conn = None;
@@ -314,7 +324,10 @@ fn read_response<S: Read>(s: &mut S) -> Result<(u16, Vec<u8>, bool, Instant), St
                         .find(|h| h.name.eq_ignore_ascii_case(name))
                         .map(|h| String::from_utf8_lossy(h.value).trim().to_ascii_lowercase())
                 };
-                let framing = if header("transfer-encoding").is_some_and(|v| v.ends_with("chunked")) {
+                let framing = if status < 200 || status == 204 || status == 304 {
+                    // No body, whatever the headers say (RFC 9112 §6.3).
+                    Framing::Length(0)
+                } else if header("transfer-encoding").is_some_and(|v| v.ends_with("chunked")) {
                     Framing::Chunked
                 } else if let Some(n) = header("content-length") {
                     Framing::Length(n.parse().map_err(|_| format!("bad content-length {n:?}"))?)

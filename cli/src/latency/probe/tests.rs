@@ -1,4 +1,4 @@
-use std::io::Cursor;
+use std::io::{Cursor, Read, Write};
 
 use super::*;
 
@@ -18,6 +18,9 @@ fn answers_are_read_by_length_by_chunks_and_until_close() {
     assert_eq!((body.as_slice(), keep), (&b"to the end"[..], false));
     let (_, _, keep) = read("HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n").unwrap();
     assert!(!keep);
+    // No body and no length: nothing to wait for.
+    let (status, body, keep) = read("HTTP/1.1 204 No Content\r\n\r\n").unwrap();
+    assert_eq!((status, body.len(), keep), (204, 0, true));
 }
 
 #[test]
@@ -74,4 +77,26 @@ fn phases_add_up_to_time_to_first_byte_and_total() {
         download: ms(4),
     };
     assert_eq!((p.ttfb(), p.total()), (ms(61), ms(65)));
+}
+
+#[test]
+fn a_kept_alive_connection_the_server_closed_is_replaced_not_counted_as_a_failure() {
+    // Answers once per connection, then hangs up without saying so.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { return };
+            let mut buf = [0u8; 4096];
+            let _ = conn.read(&mut buf);
+            let _ = conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+        }
+    });
+    let endpoint = Endpoint::parse(&format!("http://{addr}/v1/events")).unwrap();
+    let mut client = Client::new(endpoint, tls_config(None).unwrap(), Duration::from_secs(5));
+    let first = client.post(b"{}", &[], false).unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    let second = client.post(b"{}", &[], false).unwrap();
+    assert_eq!((first.status, second.status, second.reused), (200, 200, false));
+    assert_eq!(second.body, b"ok");
 }
