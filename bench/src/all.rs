@@ -132,15 +132,29 @@ pub fn headline() -> Result<String, String> {
                 .map_or(f64::NAN, |t| num(&t["metrics"]["ttfb"]["p50"]))
         };
         let (edge_new, api_new) = (p50("new-connection", "edge"), p50("new-connection", "apigw"));
+        let failed: u64 = report["modes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|m| m["targets"].as_array().into_iter().flatten())
+            .map(|t| t["failed"].as_u64().unwrap_or(0))
+            .sum();
+        let times = if edge_new.is_finite() && api_new.is_finite() {
+            format!(" ({:.1}×)", api_new / edge_new)
+        } else {
+            String::new()
+        };
+        let failures = if failed > 0 {
+            format!("; {failed} requests failed")
+        } else {
+            String::new()
+        };
         rows.push([
             format!(
                 "click acknowledged, {} (simulated), first click p50",
                 scenario.replace(':', " → ")
             ),
-            format!(
-                "edge {edge_new:.0} ms vs API Gateway {api_new:.0} ms ({:.1}×)",
-                api_new / edge_new
-            ),
+            format!("edge {edge_new:.0} ms vs API Gateway {api_new:.0} ms{times}{failures}"),
             "latency".into(),
         ]);
     }

@@ -121,7 +121,7 @@ fn render(rows: &[Row], requests: usize, scenarios: &str) -> String {
         report::today(),
         report::machine(),
     );
-    t.push_str("| scenario (round trips, ms) | path | new connection | kept alive | event → sink p50 | failed |\n|---|---|---|---|---|---|\n");
+    t.push_str("| scenario (round trips, ms) | path | new connection | kept alive | event → sink p50, kept alive | failed |\n|---|---|---|---|---|---|\n");
     for r in rows {
         for (i, p) in r.paths.iter().enumerate() {
             let first = if i == 0 {
@@ -144,11 +144,18 @@ fn render(rows: &[Row], requests: usize, scenarios: &str) -> String {
     t.push_str("\nThe API Gateway path's time to first byte over the edge's (p50):\n\n| scenario | new connection | kept alive |\n|---|---|---|\n");
     for r in rows {
         if let [edge, apigw] = r.paths.as_slice() {
+            let x = |a: f64, b: f64| {
+                if a > 0.0 && b > 0.0 {
+                    format!("{:.1}×", a / b)
+                } else {
+                    "–".to_owned()
+                }
+            };
             t.push_str(&format!(
-                "| {} | {:.1}× | {:.1}× |\n",
+                "| {} | {} | {} |\n",
                 r.scenario,
-                apigw.new_ttfb.0 / edge.new_ttfb.0,
-                apigw.keep_ttfb.0 / edge.keep_ttfb.0
+                x(apigw.new_ttfb.0, edge.new_ttfb.0),
+                x(apigw.keep_ttfb.0, edge.keep_ttfb.0)
             ));
         }
     }

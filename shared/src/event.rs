@@ -54,8 +54,10 @@ pub const FIELDS: [&str; 10] = [
 
 /// One valid schema-v1 event, as [`crate::validate::validate_event`] returns it.
 ///
-/// Strings borrow from the event's JSON text where they hold no escapes, and
-/// `properties` is that text's own slice, so validating allocates little.
+/// [`crate::validate::validate_event`] borrows its strings from the event's
+/// JSON text where they hold no escapes, and `properties` is that text's own
+/// slice, so validating allocates little. (Read with serde, the strings are
+/// owned: serde only borrows a bare `Cow<str>`.)
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Event<'a> {
     /// The event's name (1..=128 characters).

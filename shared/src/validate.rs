@@ -394,8 +394,9 @@ fn has_scheme(s: &str) -> bool {
 fn opt_time(raw: Option<&RawValue>, field: &str, problems: &mut Vec<Violation>) -> Option<crate::timestamp::Timestamp> {
     let text = raw?.get();
     // Whole epoch milliseconds, the common case, read without building a
-    // JSON value (the text is valid JSON, so digits and a sign are an integer).
-    let whole = text.bytes().all(|b| b.is_ascii_digit() || b == b'-');
+    // JSON value (the text is valid JSON, so digits and a sign are an
+    // integer; except `-0`, which serde_json reads as the float -0.0).
+    let whole = text.bytes().all(|b| b.is_ascii_digit() || b == b'-') && !text.starts_with("-0");
     let parsed = match text.parse::<i64>() {
         Ok(ms) if whole => parse_client_time(&Value::from(ms)),
         _ => {
@@ -543,6 +544,7 @@ mod tests {
             "253402300800000",
             "-62135596800001",
             "99999999999999999999",
+            "-0",
             "1.5",
             "1e3",
             "true",

@@ -72,7 +72,7 @@ pub const FLAGS: &[Flag] = &[
         true,
         "seconds to wait for the last event in the sink (60)",
     ),
-    ("timeout", true, "seconds per request (30)"),
+    ("timeout", true, "seconds to wait for each read of an answer (30)"),
     (
         "out",
         true,
@@ -119,10 +119,10 @@ pub fn main(raw: &[String]) -> Result<(), String> {
         modes: modes(args.get("mode").unwrap_or("both"))?,
         warmup: args.parsed("warmup", 3usize)?,
         headers: headers(&args)?,
-        timeout: Duration::from_secs_f64(args.parsed("timeout", 30.0f64)?.max(0.1)),
+        timeout: millis_flag(&args, "timeout", 30.0)?.max(Duration::from_millis(100)),
         tls: probe::tls_config(None)?,
         sink: args.get("sink").map(PathBuf::from),
-        sink_timeout: Duration::from_secs_f64(args.parsed("sink-timeout", 60.0f64)?.max(0.0)),
+        sink_timeout: millis_flag(&args, "sink-timeout", 60.0)?,
     };
     if plan.requests == 0 {
         return Err("--requests must be at least 1".into());
@@ -148,7 +148,7 @@ pub fn main(raw: &[String]) -> Result<(), String> {
         let started = scenario::start(
             &s,
             &scenario::StackOptions {
-                jitter: Duration::from_secs_f64(args.parsed("jitter-ms", 1.0f64)?.max(0.0) / 1000.0),
+                jitter: millis_flag(&args, "jitter-ms", 1.0)?,
                 edge_mode,
                 firehose_latency_ms: args.parsed("firehose-ms", 0u64)?,
                 data_dir: scenario::data_dir(&out),
@@ -168,15 +168,18 @@ pub fn main(raw: &[String]) -> Result<(), String> {
     }
     plan.tls = probe::tls_config(ca.as_deref())?;
 
+    if plan.sink.is_some() {
+        eprintln!(
+            "afterwards, accepted events are awaited in the sink for up to {:?}",
+            plan.sink_timeout
+        );
+    }
     let total = (plan.requests * plan.targets.len() * plan.modes.len()) as u64;
     let bar = progress_bar(total);
     let samples = run::measure(&plan, |s| {
         bar.inc(1);
         bar.set_message(format!("{} {}", s.target, s.mode.name()));
     });
-    if plan.sink.is_some() {
-        bar.set_message("waiting for the events in the sink");
-    }
     bar.finish_and_clear();
     let report = run::report(&plan, &samples);
     println!("{title}\n{}", run::render(&report));
@@ -202,6 +205,17 @@ pub fn main(raw: &[String]) -> Result<(), String> {
     println!("\nwrote {} and {}", json_path.display(), svg.display());
     drop(stack);
     Ok(())
+}
+
+/// A duration flag: milliseconds for `*-ms` flags, seconds otherwise; it
+/// must be a finite, non-negative number of at most a day.
+pub fn millis_flag(args: &Args, name: &str, default: f64) -> Result<Duration, String> {
+    let v: f64 = args.parsed(name, default)?;
+    let secs = if name.ends_with("-ms") { v / 1000.0 } else { v };
+    if !(0.0..=86_400.0).contains(&secs) {
+        return Err(format!("--{name} {v}: between 0 and a day"));
+    }
+    Ok(Duration::from_secs_f64(secs))
 }
 
 fn progress_bar(total: u64) -> indicatif::ProgressBar {
@@ -432,5 +446,10 @@ mod tests {
         );
         assert_eq!(modes("both").unwrap(), [Mode::NewConnection, Mode::KeepAlive]);
         assert!(modes("sometimes").is_err());
+        let a = args(&["--jitter-ms", "2.5", "--timeout", "inf", "--sink-timeout", "-1"]);
+        assert_eq!(millis_flag(&a, "jitter-ms", 1.0), Ok(Duration::from_micros(2500)));
+        assert!(millis_flag(&a, "timeout", 30.0).unwrap_err().contains("--timeout"));
+        assert!(millis_flag(&a, "sink-timeout", 60.0).is_err());
+        assert_eq!(millis_flag(&a, "rtt-ms", 0.0), Ok(Duration::ZERO));
     }
 }

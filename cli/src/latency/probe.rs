@@ -17,6 +17,8 @@ use rustls::pki_types::ServerName;
 const MAX_HEAD: usize = 64 * 1024;
 /// Largest response body kept (the rest is read and counted).
 const MAX_BODY_KEPT: usize = 64 * 1024;
+/// What a connection the server had already closed looks like.
+const CLOSED: &str = "the connection closed before an answer";
 
 /// Where requests go.
 #[derive(Debug, Clone)]
@@ -162,9 +164,10 @@ impl Client {
     pub fn post(&mut self, body: &[u8], headers: &[(String, String)], fresh: bool) -> Result<Answer, String> {
         let reusing = !fresh && self.conn.is_some();
         match self.exchange(body, headers, fresh) {
-            // A kept-alive connection the server has since closed: a browser
-            // sends the request again on a new one, and so does this.
-            Err(_) if reusing => self.exchange(body, headers, fresh),
+            // A kept-alive connection the server has since closed (nothing
+            // came back at all): a browser sends the request again on a new
+            // one, and so does this. Anything else is the answer.
+            Err(e) if reusing && e.starts_with(CLOSED) => self.exchange(body, headers, fresh),
             other => other,
         }
     }
@@ -198,7 +201,7 @@ impl Client {
         stream
             .write_all(&bytes)
             .and_then(|()| stream.flush())
-            .map_err(|e| format!("sending the request: {e}"))?;
+            .map_err(|e| format!("{CLOSED}: sending the request: {e}"))?;
         let (status, body, keep, first) = read_response(&mut stream)?;
         phases.wait = first.duration_since(sent);
         phases.download = first.elapsed();
@@ -252,11 +255,7 @@ impl Client {
 
 fn host_header(ep: &Endpoint) -> String {
     let default = if ep.tls { 443 } else { 80 };
-    let host = if ep.host.contains(':') {
-        format!("[{}]", ep.host)
-    } else {
-        ep.host.clone()
-    };
+    let host = host_header_name(ep);
     if ep.port == default {
         host
     } else {
@@ -305,16 +304,38 @@ fn read_response<S: Read>(s: &mut S) -> Result<(u16, Vec<u8>, bool, Instant), St
     let mut buf = Vec::with_capacity(4096);
     let mut chunk = [0u8; 16 * 1024];
     let mut first = None;
+    // Set when what is already buffered may hold a whole head (after an
+    // interim answer was taken off it), so it is parsed before reading more.
+    let mut parse_first = false;
     let (status, head_len, framing, keep) = loop {
-        let n = s.read(&mut chunk).map_err(|e| format!("reading the answer: {e}"))?;
-        if n == 0 {
-            return Err("the connection closed before an answer".into());
+        if !std::mem::take(&mut parse_first) {
+            let n = match s.read(&mut chunk) {
+                Ok(n) => n,
+                Err(e) if first.is_none() && stale(&e) => return Err(format!("{CLOSED}: {e}")),
+                Err(e) => return Err(format!("reading the answer: {e}")),
+            };
+            if n == 0 {
+                return Err(if first.is_none() {
+                    CLOSED.into()
+                } else {
+                    "the connection closed inside the answer's head".into()
+                });
+            }
+            first.get_or_insert_with(Instant::now);
+            buf.extend_from_slice(&chunk[..n]);
         }
-        first.get_or_insert_with(Instant::now);
-        buf.extend_from_slice(&chunk[..n]);
         let mut headers = [httparse::EMPTY_HEADER; 64];
         let mut response = httparse::Response::new(&mut headers);
         match response.parse(&buf) {
+            Ok(httparse::Status::Complete(len))
+                if matches!(response.code, Some(100..=199)) && response.code != Some(101) =>
+            {
+                // An interim answer (100 Continue, 103 Early Hints): the
+                // final one follows on the same connection.
+                buf.drain(..len);
+                parse_first = !buf.is_empty();
+                continue;
+            }
             Ok(httparse::Status::Complete(len)) => {
                 let status = response.code.unwrap_or(0);
                 let header = |name: &str| {
@@ -356,6 +377,15 @@ fn read_response<S: Read>(s: &mut S) -> Result<(u16, Vec<u8>, bool, Instant), St
         Framing::UntilClose => body.until_close()?,
     }
     Ok((status, body.kept, keep, first))
+}
+
+/// Errors of a connection the other side had already closed.
+fn stale(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset, UnexpectedEof};
+    matches!(
+        e.kind(),
+        BrokenPipe | ConnectionAborted | ConnectionReset | UnexpectedEof
+    )
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -165,22 +165,39 @@ async fn connection(client: TcpStream, route: &Route, seed: u64) -> Result<(), S
         read_connect(&mut far).await?;
         far.write_all(TUNNEL_OPEN).await.map_err(|e| e.to_string())?;
     }
-    let mut upstream = TcpStream::connect(route.upstream)
+    let upstream = TcpStream::connect(route.upstream)
         .await
         .map_err(|e| format!("connecting to {}: {e}", route.upstream))?;
     let _ = upstream.set_nodelay(true);
     match &route.tls {
         Some(config) => {
-            let mut tls = tokio_rustls::TlsAcceptor::from(config.clone())
+            let tls = tokio_rustls::TlsAcceptor::from(config.clone())
                 .accept(far)
                 .await
                 .map_err(|e| format!("TLS handshake: {e}"))?;
-            tokio::io::copy_bidirectional(&mut tls, &mut upstream).await
+            pipe(tls, upstream).await;
         }
-        None => tokio::io::copy_bidirectional(&mut far, &mut upstream).await,
+        None => pipe(far, upstream).await,
     }
-    .map(|_| ())
-    .map_err(|e| e.to_string())
+    Ok(())
+}
+
+/// Copies both ways until both sides are done. Each direction ends on its
+/// own (end of stream, or an error such as a TLS client that hangs up
+/// without `close_notify`), closing only its half, so an answer still on
+/// its way to the client is delivered.
+async fn pipe<S: AsyncRead + AsyncWrite + Unpin>(client: S, upstream: TcpStream) {
+    let (mut client_read, mut client_write) = tokio::io::split(client);
+    let (mut upstream_read, mut upstream_write) = upstream.into_split();
+    let up = async {
+        let _ = tokio::io::copy(&mut client_read, &mut upstream_write).await;
+        let _ = upstream_write.shutdown().await;
+    };
+    let down = async {
+        let _ = tokio::io::copy(&mut upstream_read, &mut client_write).await;
+        let _ = client_write.shutdown().await;
+    };
+    tokio::join!(up, down);
 }
 
 /// Reads a `CONNECT host:port HTTP/1.1` head, byte by byte so nothing after
@@ -349,17 +366,15 @@ pub fn main(raw: &[String]) -> Result<(), String> {
         .ok_or("--upstream HOST:PORT is required")?
         .parse()
         .map_err(|e| format!("--upstream: {e}"))?;
-    let ms = |v: f64| Duration::from_secs_f64(v.max(0.0) / 1000.0);
-    let rtt = ms(args.parsed("rtt-ms", 0.0f64)?);
-    let half = Delay::rtt(rtt, Duration::ZERO);
+    let half = Delay::rtt(super::millis_flag(&args, "rtt-ms", 0.0)?, Duration::ZERO);
     let delay = Delay {
         up: args
             .get("up-ms")
-            .map_or(Ok(half.up), |_| args.parsed("up-ms", 0.0f64).map(ms))?,
+            .map_or(Ok(half.up), |_| super::millis_flag(&args, "up-ms", 0.0))?,
         down: args
             .get("down-ms")
-            .map_or(Ok(half.down), |_| args.parsed("down-ms", 0.0f64).map(ms))?,
-        jitter: ms(args.parsed("jitter-ms", 0.0f64)?),
+            .map_or(Ok(half.down), |_| super::millis_flag(&args, "down-ms", 0.0))?,
+        jitter: super::millis_flag(&args, "jitter-ms", 0.0)?,
     };
     let tls = if args.switch("tls") {
         let name = args.get("name").unwrap_or("localhost");

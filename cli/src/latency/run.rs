@@ -91,6 +91,9 @@ pub struct Sample {
     pub error: Option<String>,
     /// From sending to the event being visible in the sink.
     pub sink: Option<Duration>,
+    /// Whether it went on an already open connection (a kept-alive request
+    /// that had to open a new one, the server having closed the old, says no).
+    pub reused: bool,
     #[serde(skip)]
     sent_at: Option<SystemTime>,
 }
@@ -150,6 +153,7 @@ pub fn measure(plan: &Plan, mut tick: impl FnMut(&Sample)) -> Vec<Sample> {
                         message_id: id,
                         status: a.status,
                         phases: Some(a.phases),
+                        reused: a.reused,
                         error: (!(200..300).contains(&a.status))
                             .then(|| String::from_utf8_lossy(&a.body).chars().take(300).collect()),
                         sink: None,
@@ -161,6 +165,7 @@ pub fn measure(plan: &Plan, mut tick: impl FnMut(&Sample)) -> Vec<Sample> {
                         message_id: id,
                         status: 0,
                         phases: None,
+                        reused: false,
                         error: Some(e),
                         sink: None,
                         sent_at: None,
@@ -266,14 +271,17 @@ pub fn report(plan: &Plan, samples: &[Sample]) -> Report {
             let targets: Vec<TargetReport> = plan
                 .targets
                 .iter()
-                .map(|t| target_report(t, samples.iter().filter(|s| s.mode == mode && s.target == t.name)))
+                .map(|t| {
+                    let mine = samples.iter().filter(|s| s.mode == mode && s.target == t.name);
+                    target_report(t, plan.sink.is_some(), mine)
+                })
                 .collect();
             let ratios = targets
                 .iter()
                 .skip(1)
                 .filter_map(|other| {
                     let base = targets.first()?;
-                    let p = |r: &TargetReport, m: &str, f: fn(&Summary) -> f64| r.metrics.get(m).map_or(0.0, f);
+                    let p = |r: &TargetReport, m: &str, f: fn(&Summary) -> f64| r.metrics.get(m).map_or(f64::NAN, f);
                     Some(Ratio {
                         target: other.name.clone(),
                         against: base.name.clone(),
@@ -292,14 +300,16 @@ pub fn report(plan: &Plan, samples: &[Sample]) -> Report {
     }
 }
 
-fn target_report<'a>(target: &Target, samples: impl Iterator<Item = &'a Sample>) -> TargetReport {
+fn target_report<'a>(target: &Target, watched: bool, samples: impl Iterator<Item = &'a Sample>) -> TargetReport {
     let samples: Vec<&Sample> = samples.collect();
     let ok: Vec<&Sample> = samples.iter().copied().filter(|s| s.ok()).collect();
     let phases: Vec<Phases> = ok.iter().filter_map(|s| s.phases).collect();
     let mut metrics = BTreeMap::new();
     let sums: [(&str, PhaseOf); 2] = [("ttfb", Phases::ttfb), ("total", Phases::total)];
-    for (name, f) in PHASES.iter().map(|(k, _, f)| (*k, *f)).chain(sums) {
-        metrics.insert(name.to_owned(), summarize(&phases.iter().map(f).collect::<Vec<_>>()));
+    if !phases.is_empty() {
+        for (name, f) in PHASES.iter().map(|(k, _, f)| (*k, *f)).chain(sums) {
+            metrics.insert(name.to_owned(), summarize(&phases.iter().map(f).collect::<Vec<_>>()));
+        }
     }
     let sink: Vec<Duration> = ok.iter().filter_map(|s| s.sink).collect();
     if !sink.is_empty() {
@@ -316,11 +326,7 @@ fn target_report<'a>(target: &Target, samples: impl Iterator<Item = &'a Sample>)
             None => format!("HTTP {}", s.status),
         }),
         metrics,
-        missing_from_sink: if sink.is_empty() {
-            0
-        } else {
-            (ok.len() - sink.len()) as u64
-        },
+        missing_from_sink: if watched { (ok.len() - sink.len()) as u64 } else { 0 },
     }
 }
 

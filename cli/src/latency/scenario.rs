@@ -266,8 +266,7 @@ fn back(upstream: SocketAddr, rtt: Duration, jitter: Duration) -> Result<Proxy, 
 pub fn start(s: &Scenario, o: &StackOptions) -> Result<Stack, String> {
     let transform = tools::release_binary("transform", "make bench-latency")?;
     let ingest_api = tools::release_binary("ingest-api", "make bench-latency")?;
-    let _ = std::fs::remove_dir_all(&o.data_dir);
-    std::fs::create_dir_all(&o.data_dir).map_err(|e| format!("{}: {e}", o.data_dir.display()))?;
+    fresh_data_dir(&o.data_dir)?;
 
     let stream = "edgehose-events";
     let mut stream_config = StreamConfig::new(stream);
@@ -354,7 +353,24 @@ pub fn start(s: &Scenario, o: &StackOptions) -> Result<Stack, String> {
 
 /// Where firehose-local writes for a scenario run under `out`.
 pub fn data_dir(out: &Path) -> PathBuf {
-    out.join("data")
+    out.join("firehose-local-data")
+}
+
+/// Marks a data directory as this tool's, so a rerun may empty it.
+const MARKER: &str = ".edgehose-latency";
+
+/// Empties `dir` for a new run, but only if an earlier run made it.
+fn fresh_data_dir(dir: &Path) -> Result<(), String> {
+    let in_use = std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_some());
+    if in_use && !dir.join(MARKER).exists() {
+        return Err(format!(
+            "{} exists and was not made by edgehose latency; choose another --out",
+            dir.display()
+        ));
+    }
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    std::fs::write(dir.join(MARKER), "").map_err(|e| format!("{}: {e}", dir.display()))
 }
 
 #[cfg(test)]
@@ -386,6 +402,26 @@ mod tests {
         let home = Scenario::new("frankfurt", "eu-central-1", 20.0).unwrap();
         assert_eq!(home.backbone(), home.in_region());
         assert!(home.describe().contains("Frankfurt"));
+    }
+
+    #[test]
+    fn a_data_directory_is_emptied_only_if_a_run_made_it() {
+        let dir = std::env::temp_dir().join(format!("edgehose-scenario-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("precious"), "x").unwrap();
+        assert!(
+            fresh_data_dir(&dir)
+                .unwrap_err()
+                .contains("not made by edgehose latency")
+        );
+        assert!(dir.join("precious").exists());
+        std::fs::remove_file(dir.join("precious")).unwrap();
+        fresh_data_dir(&dir).unwrap();
+        std::fs::write(dir.join("object"), "x").unwrap();
+        fresh_data_dir(&dir).unwrap();
+        assert!(!dir.join("object").exists() && dir.join(MARKER).exists());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -47,9 +47,10 @@ pub fn summarize(samples: &[Duration]) -> Summary {
     }
 }
 
-/// `a / b`, or `None` when `b` is zero (nothing measured).
+/// `a / b`, or `None` unless both were measured (a target whose every
+/// request failed has no figures, not fast ones).
 pub fn ratio(a: f64, b: f64) -> Option<f64> {
-    (b > 0.0).then(|| a / b)
+    (a > 0.0 && b > 0.0 && a.is_finite() && b.is_finite()).then(|| a / b)
 }
 
 #[cfg(test)]
@@ -102,6 +103,9 @@ mod tests {
     #[test]
     fn ratios_need_a_denominator() {
         assert_eq!(ratio(90.0, 30.0), Some(3.0));
-        assert_eq!(ratio(1.0, 0.0), None);
+        assert_eq!(
+            (ratio(1.0, 0.0), ratio(0.0, 1.0), ratio(f64::NAN, 1.0)),
+            (None, None, None)
+        );
     }
 }

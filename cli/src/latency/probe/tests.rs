@@ -21,6 +21,10 @@ fn answers_are_read_by_length_by_chunks_and_until_close() {
     // No body and no length: nothing to wait for.
     let (status, body, keep) = read("HTTP/1.1 204 No Content\r\n\r\n").unwrap();
     assert_eq!((status, body.len(), keep), (204, 0, true));
+    // Interim answers are skipped for the final one.
+    let (status, body, _) =
+        read("HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok").unwrap();
+    assert_eq!((status, body.as_slice()), (200, &b"ok"[..]));
 }
 
 #[test]
