@@ -9,7 +9,7 @@
 //! none is a formula.
 
 use edgehose_shared::batch::{PackConfig, PackingStats, group_lines, pack, pack_calls, pack_records};
-use edgehose_shared::limits::{QUEUE_MAX_BATCH_MESSAGES, QUEUE_MAX_MESSAGE_BYTES};
+use edgehose_shared::limits::{QUEUE_MAX_BATCH_MESSAGES, QUEUE_MESSAGE_TARGET_BYTES};
 use edgehose_tests::events::{edge_envelopes, event};
 
 use crate::{flag, report};
@@ -17,8 +17,6 @@ use crate::{flag, report};
 /// Events packed per row; figures are scaled to a million.
 const EVENTS: usize = 100_000;
 const PER_MILLION: u64 = (1_000_000 / EVENTS) as u64;
-/// The edge's queue messages: whole lines up to just under Cloudflare's 128 KB.
-const MESSAGE_TARGET_BYTES: usize = QUEUE_MAX_MESSAGE_BYTES - 1_000;
 const STREAM: &str = "edgehose-events";
 
 /// One way of sending.
@@ -47,12 +45,9 @@ pub fn main(args: &[String]) -> Result<(), String> {
         // function that maps each event to a record does.
         let mut stats = PackingStats::default();
         for lines in &reqs {
-            add(
-                &mut stats,
-                &PackingStats::of(
-                    &pack(lines, STREAM, PackConfig::with_target_record_bytes(1)).map_err(|e| e.to_string())?,
-                ),
-            );
+            stats.add(&PackingStats::of(
+                &pack(lines, STREAM, PackConfig::with_target_record_bytes(1)).map_err(|e| e.to_string())?,
+            ));
         }
         rows.push(Row {
             how: "a record per event, a call per request".into(),
@@ -64,10 +59,9 @@ pub fn main(args: &[String]) -> Result<(), String> {
         // request's events in as few records as fit, one call per request.
         let mut stats = PackingStats::default();
         for lines in &reqs {
-            add(
-                &mut stats,
-                &PackingStats::of(&pack(lines, STREAM, PackConfig::default()).map_err(|e| e.to_string())?),
-            );
+            stats.add(&PackingStats::of(
+                &pack(lines, STREAM, PackConfig::default()).map_err(|e| e.to_string())?,
+            ));
         }
         rows.push(Row {
             how: "edge direct mode / API Gateway path: a record per request".into(),
@@ -77,11 +71,14 @@ pub fn main(args: &[String]) -> Result<(), String> {
         });
         // Queue mode: requests become messages; the consumer packs batches of
         // 100 messages into records and one call.
-        let messages: Vec<String> = reqs.iter().flat_map(|l| group_lines(l, MESSAGE_TARGET_BYTES)).collect();
+        let messages: Vec<String> = reqs
+            .iter()
+            .flat_map(|l| group_lines(l, QUEUE_MESSAGE_TARGET_BYTES))
+            .collect();
         let mut stats = PackingStats::default();
         for batch in messages.chunks(QUEUE_MAX_BATCH_MESSAGES) {
             let records = pack_records(batch, PackConfig::default()).map_err(|e| e.to_string())?;
-            add(&mut stats, &PackingStats::of(&pack_calls(records, STREAM)));
+            stats.add(&PackingStats::of(&pack_calls(records, STREAM)));
         }
         rows.push(Row {
             how: "edge queue mode: consumer batches of 100 messages".into(),
@@ -104,15 +101,6 @@ pub fn main(args: &[String]) -> Result<(), String> {
             .collect::<Vec<_>>()
     );
     report::publish("packing", &table, Some(&json), flag(args, "--write"))
-}
-
-fn add(total: &mut PackingStats, s: &PackingStats) {
-    total.lines += s.lines;
-    total.records += s.records;
-    total.calls += s.calls;
-    total.payload_bytes += s.payload_bytes;
-    total.billed_bytes += s.billed_bytes;
-    total.wire_bytes += s.wire_bytes;
 }
 
 fn render(rows: &[Row]) -> String {

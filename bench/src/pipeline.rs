@@ -611,28 +611,20 @@ struct Delivered {
 
 fn scan(data: &Path) -> Result<Landed, String> {
     let mut landed = Landed::default();
-    let mut stack = vec![data.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).map_err(|e| e.to_string())?.flatten() {
-            let path = e.path();
-            let rel = path.strip_prefix(data).unwrap_or(&path).to_string_lossy().into_owned();
-            if rel.starts_with('.') || rel.ends_with(".log") {
-                continue;
-            }
-            if path.is_dir() {
-                stack.push(path);
-                continue;
-            }
-            let text = std::fs::read_to_string(&path).map_err(|e| format!("{rel}: {e}"))?;
-            if rel.starts_with("processing-failed/") || rel.starts_with("dead-letter/") {
-                landed.failed += text.lines().count() as u64;
-                continue;
-            }
-            for line in text.lines() {
-                let d: Delivered = serde_json::from_str(line).map_err(|e| format!("{rel}: {e}"))?;
-                if let Some(id) = d.message_id {
-                    *landed.ids.entry(id).or_default() += 1;
-                }
+    for path in edgehose_cli::firehose::store::objects(data) {
+        let rel = path.strip_prefix(data).unwrap_or(&path).to_string_lossy().into_owned();
+        if rel.ends_with(".log") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).map_err(|e| format!("{rel}: {e}"))?;
+        if rel.starts_with("processing-failed/") || rel.starts_with("dead-letter/") {
+            landed.failed += text.lines().count() as u64;
+            continue;
+        }
+        for line in text.lines() {
+            let d: Delivered = serde_json::from_str(line).map_err(|e| format!("{rel}: {e}"))?;
+            if let Some(id) = d.message_id {
+                *landed.ids.entry(id).or_default() += 1;
             }
         }
     }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use edgehose_shared::batch::{Call, group_lines, pack, pack_records, queue_batches};
 use edgehose_shared::firehose::{self, FirehoseError, PutOutcome, SIGNING_SERVICE};
-use edgehose_shared::limits::QUEUE_MAX_MESSAGE_BYTES;
+use edgehose_shared::limits::QUEUE_MESSAGE_TARGET_BYTES;
 use edgehose_shared::retry::{ClockSkew, GiveUpReason, RetryPlan, RetryPolicy, Step};
 use edgehose_shared::sign::sign;
 use worker::{Context, Delay, Env, MessageBatch, MessageExt, Queue, console_error, console_log};
@@ -17,10 +17,6 @@ use worker::{Context, Delay, Env, MessageBatch, MessageExt, Queue, console_error
 use crate::clock::{CryptoRandom, now};
 use crate::config::{DEAD_LETTER_QUEUE, EVENTS_QUEUE, EdgeConfig};
 use crate::js;
-
-// Queue messages stay a little under the 128 KB limit: Cloudflare counts a
-// few bytes of framing per message.
-const MESSAGE_TARGET_BYTES: usize = QUEUE_MAX_MESSAGE_BYTES - 1_000;
 
 thread_local! {
     /// Clock skew learned from Firehose, for every later signature in this isolate.
@@ -183,7 +179,7 @@ pub async fn enqueue(env: &Env, lines: &[String]) -> Result<(), String> {
 /// Sends lines to a queue as text messages of whole lines, in as few
 /// `sendBatch` calls as the Queues limits allow.
 async fn send_lines(queue: &Queue, lines: &[String]) -> Result<(), String> {
-    let messages = group_lines(lines, MESSAGE_TARGET_BYTES);
+    let messages = group_lines(lines, QUEUE_MESSAGE_TARGET_BYTES);
     let sizes: Vec<usize> = messages.iter().map(String::len).collect();
     for range in queue_batches(&sizes) {
         js::send_batch(queue.as_ref(), &messages[range])

@@ -221,6 +221,16 @@ pub struct PackingStats {
 }
 
 impl PackingStats {
+    /// Adds `other` (another packing) to these.
+    pub fn add(&mut self, other: &Self) {
+        self.lines += other.lines;
+        self.records += other.records;
+        self.calls += other.calls;
+        self.payload_bytes += other.payload_bytes;
+        self.billed_bytes += other.billed_bytes;
+        self.wire_bytes += other.wire_bytes;
+    }
+
     /// Adds up a packing.
     pub fn of(calls: &[Call]) -> Self {
         let mut s = Self {

@@ -48,6 +48,11 @@ pub const FIREHOSE_BILLING_INCREMENT_BYTES: usize = 5 * 1024;
 /// (<https://developers.cloudflare.com/queues/platform/limits/>).
 pub const QUEUE_MAX_MESSAGE_BYTES: usize = 128_000;
 
+/// How full the edge fills a queue message: a little under
+/// [`QUEUE_MAX_MESSAGE_BYTES`], as Cloudflare counts a few bytes of framing
+/// per message.
+pub const QUEUE_MESSAGE_TARGET_BYTES: usize = QUEUE_MAX_MESSAGE_BYTES - 1_000;
+
 /// Most messages in one Cloudflare Queues `sendBatch`: 100
 /// (<https://developers.cloudflare.com/queues/platform/limits/>).
 pub const QUEUE_MAX_BATCH_MESSAGES: usize = 100;

@@ -75,7 +75,7 @@ struct Landed {
 
 fn read(p: &Pipeline) -> Landed {
     let mut landed = Landed::default();
-    let objects = files(&p.dir);
+    let objects = edgehose_cli::firehose::store::objects(&p.dir);
     for path in &objects {
         let rel = path.strip_prefix(&p.dir).unwrap().to_string_lossy().into_owned();
         if rel.starts_with('.') || rel.ends_with(".log") {
@@ -136,22 +136,6 @@ fn read(p: &Pipeline) -> Landed {
         }
     }
     landed
-}
-
-fn files(dir: &std::path::Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            if e.path().is_dir() {
-                stack.push(e.path());
-            } else {
-                out.push(e.path());
-            }
-        }
-    }
-    out.sort();
-    out
 }
 
 fn gzip(bytes: &[u8]) -> Vec<u8> {

@@ -58,23 +58,31 @@ impl Store {
 
     /// Every object under `prefix` (a key prefix ending in `/`), oldest first.
     pub fn list(&self, prefix: &str) -> Vec<PathBuf> {
-        let mut out = Vec::new();
-        collect(&self.root.join(prefix), &mut out);
-        out.sort();
-        out
+        objects(&self.root.join(prefix))
     }
 }
 
-fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
-    for e in entries.flatten() {
-        let path = e.path();
-        if path.is_dir() {
-            collect(&path, out);
-        } else {
-            out.push(path);
+/// Every file under `dir` except hidden ones (a name starting with `.`, as
+/// the temporary and spool directories do), sorted: the objects of a data
+/// directory, whoever reads it.
+pub fn objects(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut dirs = vec![dir.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else { continue };
+        for e in entries.flatten() {
+            if e.file_name().to_string_lossy().starts_with('.') {
+                continue;
+            }
+            match e.file_type() {
+                Ok(t) if t.is_dir() => dirs.push(e.path()),
+                Ok(_) => out.push(e.path()),
+                Err(_) => {}
+            }
         }
     }
+    out.sort();
+    out
 }
 
 /// Temporary files, renamed into place when complete.

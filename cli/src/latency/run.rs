@@ -105,7 +105,7 @@ impl Sample {
     }
 }
 
-/// The realistic event: a click as a shop page sends it, ~170 bytes.
+/// The realistic event: a click as a shop page sends it, ~190 bytes.
 pub fn event(message_id: &str) -> String {
     let ts = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)

@@ -10,6 +10,8 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
+use crate::firehose::store::objects;
+
 /// The directory and what was found in it so far.
 pub struct Sink {
     root: PathBuf,
@@ -32,7 +34,8 @@ impl Sink {
     /// Reads objects that appeared since the last look.
     pub fn scan(&mut self) {
         for path in objects(&self.root) {
-            if self.read.contains(&path) {
+            // The functions' logs share the directory in local runs.
+            if self.read.contains(&path) || path.extension().is_some_and(|e| e == "log") {
                 continue;
             }
             let Ok(meta) = std::fs::metadata(&path) else { continue };
@@ -48,25 +51,6 @@ impl Sink {
     pub fn visible_at(&self, message_id: &str) -> Option<SystemTime> {
         self.seen.get(message_id).copied()
     }
-}
-
-/// Every file under `root`, except the writer's temporary ones.
-fn objects(root: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut dirs = vec![root.to_path_buf()];
-    while let Some(dir) = dirs.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
-        for e in entries.flatten() {
-            let path = e.path();
-            let hidden = e.file_name().to_string_lossy().starts_with('.');
-            match e.file_type() {
-                Ok(t) if t.is_dir() && !hidden => dirs.push(path),
-                Ok(t) if t.is_file() && !hidden => out.push(path),
-                _ => {}
-            }
-        }
-    }
-    out
 }
 
 /// An object's text, gunzipped when it is gzip.

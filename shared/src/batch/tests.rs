@@ -197,3 +197,40 @@ fn small_messages_split_on_the_message_count() {
     assert_eq!(queue_batches(&[10; 250]), [0..100, 100..200, 200..250]);
     assert_eq!(queue_batches(&[100_000; 5]), [0..2, 2..4, 4..5]);
 }
+
+#[test]
+fn packing_figures_add_up_field_by_field() {
+    let a = PackingStats::of(&pack(&["x".repeat(10)], "s", PackConfig::default()).unwrap());
+    let b = PackingStats::of(
+        &pack(
+            &["y".repeat(6000), "z".repeat(6000)],
+            "s",
+            PackConfig::with_target_record_bytes(1),
+        )
+        .unwrap(),
+    );
+    let mut sum = a;
+    sum.add(&b);
+    assert_eq!(
+        (
+            sum.lines,
+            sum.records,
+            sum.calls,
+            sum.payload_bytes,
+            sum.billed_bytes,
+            sum.wire_bytes
+        ),
+        (
+            a.lines + b.lines,
+            a.records + b.records,
+            a.calls + b.calls,
+            a.payload_bytes + b.payload_bytes,
+            a.billed_bytes + b.billed_bytes,
+            a.wire_bytes + b.wire_bytes
+        )
+    );
+    assert_eq!(
+        (sum.lines, sum.records, sum.calls, sum.billed_bytes),
+        (3, 3, 2, 5120 + 2 * 10240)
+    );
+}
