@@ -4,7 +4,10 @@
 
 use std::fmt;
 
-use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign as sigv4_sign};
+use aws_sigv4::http_request::{
+    PayloadChecksumKind, PercentEncodingMode, SignableBody, SignableRequest, SigningSettings, UriPathNormalizationMode,
+    sign as sigv4_sign,
+};
 use aws_sigv4::sign::v4::SigningParams;
 
 use crate::timestamp::Timestamp;
@@ -73,6 +76,10 @@ pub enum SignError {
 
 /// Signs `request` in place: adds `x-amz-date`, `authorization` and, for
 /// temporary credentials, `x-amz-security-token`. The body is hashed as is.
+///
+/// S3 (`service == "s3"`) is signed by its own rules: the path is encoded
+/// once and not normalised (object keys may hold `=`, `//` or `..`), and
+/// `x-amz-content-sha256` carries the body's hash.
 pub fn sign<B: AsRef<[u8]>>(
     request: &mut http::Request<B>,
     credentials: &Credentials,
@@ -93,7 +100,7 @@ pub fn sign<B: AsRef<[u8]>>(
         .region(region)
         .name(service)
         .time(time.to_system_time())
-        .settings(SigningSettings::default())
+        .settings(settings(service))
         .build()
         .map_err(|e| SignError::Signing(e.to_string()))?
         .into();
@@ -120,9 +127,84 @@ pub fn sign<B: AsRef<[u8]>>(
     Ok(())
 }
 
+/// The signer's settings for `service`.
+fn settings(service: &str) -> SigningSettings {
+    let mut settings = SigningSettings::default();
+    if service == "s3" {
+        settings.percent_encoding_mode = PercentEncodingMode::Single;
+        settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
+        settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
+    }
+    settings
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sigv4;
+
+    const KEY: (&str, &str) = ("AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY");
+    const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+    fn signed_s3_get(uri: &str, extra: &[(&str, &str)]) -> http::Request<Vec<u8>> {
+        let mut builder = http::Request::get(uri).header("host", "examplebucket.s3.amazonaws.com");
+        for (k, v) in extra {
+            builder = builder.header(*k, *v);
+        }
+        let mut request = builder.body(Vec::new()).unwrap();
+        let time = Timestamp::parse_amz_date("20130524T000000Z").unwrap();
+        sign(&mut request, &Credentials::new(KEY.0, KEY.1), "us-east-1", "s3", time).unwrap();
+        request
+    }
+
+    fn signature_of(request: &http::Request<Vec<u8>>) -> String {
+        let auth = request.headers()["authorization"].to_str().unwrap();
+        auth.rsplit_once("Signature=").unwrap().1.to_owned()
+    }
+
+    /// The GET Object and ListObjects examples of AWS's S3 SigV4 guide
+    /// ("Signature Calculations for the Authorization Header: Transferring
+    /// Payload in a Single Chunk").
+    #[test]
+    fn s3_requests_sign_as_in_the_aws_examples() {
+        let get = signed_s3_get(
+            "https://examplebucket.s3.amazonaws.com/test.txt",
+            &[("range", "bytes=0-9")],
+        );
+        assert_eq!(get.headers()["x-amz-content-sha256"], EMPTY_SHA256);
+        assert_eq!(
+            signature_of(&get),
+            "f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41"
+        );
+        let list = signed_s3_get("https://examplebucket.s3.amazonaws.com/?max-keys=2&prefix=J", &[]);
+        assert_eq!(
+            signature_of(&list),
+            "34b48302e7b5fa45bde8084f4b7868a86f0a534bc59db6670ed5711ef69dc6f7"
+        );
+    }
+
+    /// Firehose's partitioned keys hold `=`: S3 wants the path as sent
+    /// (`%3D` once), where other services encode it a second time.
+    #[test]
+    fn s3_object_keys_are_encoded_once() {
+        let path = "/events/event_name%3Dclick/date%3D2024-05-01/s-1.gz";
+        let get = signed_s3_get(&format!("https://examplebucket.s3.amazonaws.com{path}"), &[]);
+        let headers = [
+            ("host", "examplebucket.s3.amazonaws.com"),
+            ("x-amz-content-sha256", EMPTY_SHA256),
+            ("x-amz-date", "20130524T000000Z"),
+        ];
+        let names = ["host", "x-amz-content-sha256", "x-amz-date"];
+        let canonical = format!(
+            "GET\n{path}\n\n{}\n{}\n{EMPTY_SHA256}",
+            sigv4::canonical_headers(&headers, &names),
+            names.join(";")
+        );
+        let scope = sigv4::scope("20130524", "us-east-1", "s3");
+        let to_sign = sigv4::string_to_sign("20130524T000000Z", &scope, &canonical);
+        let expected = sigv4::signature(KEY.1, "20130524", "us-east-1", "s3", &to_sign);
+        assert_eq!(signature_of(&get), expected);
+    }
 
     #[test]
     fn debug_never_shows_the_secret_or_the_token() {

@@ -40,6 +40,22 @@ pub fn uri_encode(input: &[u8], keep_slash: bool) -> String {
     out
 }
 
+/// `name=value` pairs joined with `&`, each side encoded by [`uri_encode`]:
+/// a query string, or a form body, that signs the same on both ends.
+pub fn query_string(pairs: &[(&str, &str)]) -> String {
+    pairs
+        .iter()
+        .map(|(k, v)| {
+            format!(
+                "{}={}",
+                uri_encode(k.as_bytes(), false),
+                uri_encode(v.as_bytes(), false)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
 /// Decodes `%XX` escapes (anything malformed is kept as is).
 pub(crate) fn percent_decode(s: &str) -> Vec<u8> {
     let b = s.as_bytes();

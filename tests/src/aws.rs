@@ -3,7 +3,7 @@
 //! emulator.
 
 use edgehose_shared::sign::{Credentials, sign};
-use edgehose_shared::sigv4::{sha256_hex, uri_encode};
+use edgehose_shared::sigv4::query_string;
 
 use crate::http::{Response, send};
 
@@ -65,17 +65,7 @@ impl AwsClient {
 
     /// A query-protocol call (IAM, STS): form-encoded parameters.
     pub fn query(&self, service: &str, params: &[(&str, &str)]) -> Result<Response, String> {
-        let form = params
-            .iter()
-            .map(|(k, v)| {
-                format!(
-                    "{}={}",
-                    uri_encode(k.as_bytes(), false),
-                    uri_encode(v.as_bytes(), false)
-                )
-            })
-            .collect::<Vec<_>>()
-            .join("&");
+        let form = query_string(params);
         let request = self
             .builder("POST", "/")
             .header("content-type", "application/x-www-form-urlencoded; charset=utf-8")
@@ -88,7 +78,6 @@ impl AwsClient {
     pub fn s3(&self, method: &str, path_and_query: &str, body: Vec<u8>) -> Result<Response, String> {
         let request = self
             .builder(method, path_and_query)
-            .header("x-amz-content-sha256", sha256_hex(&body))
             .body(body)
             .map_err(|e| e.to_string())?;
         self.send_signed(request, "s3")

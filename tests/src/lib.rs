@@ -15,3 +15,19 @@ pub use edgehose_cli::runtime_api as lambda;
 pub mod moto;
 pub mod sandbox;
 pub use edgehose_cli::tools;
+
+use std::path::PathBuf;
+
+/// A binary of the workspace (`edgehose`, `transform`, `ingest-api`) that
+/// `cargo build --workspace --bins`, run by `make test`, put beside the test
+/// executables; a missing one fails with how to build it.
+pub fn workspace_binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap_or_default();
+    let bin = exe.parent().and_then(|d| d.parent()).unwrap_or(&exe).join(name);
+    assert!(
+        bin.exists(),
+        "{} is missing: run `make test` (or `cargo build --workspace --bins` first)",
+        bin.display()
+    );
+    bin
+}

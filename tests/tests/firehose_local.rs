@@ -16,6 +16,7 @@ use edgehose_shared::sign::Credentials;
 use edgehose_tests::aws::AwsClient;
 use edgehose_tests::events::wait_for;
 use edgehose_tests::http::Response;
+use edgehose_tests::workspace_binary;
 use serde_json::{Value, json};
 
 fn temp_dir(name: &str) -> PathBuf {
@@ -201,24 +202,12 @@ print(json.dumps(out))
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// The `edgehose` binary `cargo test --workspace` built beside this test.
-fn edgehose_binary() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let bin = exe.parent().and_then(|d| d.parent()).unwrap().join("edgehose");
-    assert!(
-        bin.exists(),
-        "{} is missing: run `make test` (or `cargo build --workspace --bins` first)",
-        bin.display()
-    );
-    bin
-}
-
 #[test]
 fn a_killed_firehose_local_delivers_what_it_acknowledged_when_it_starts_again() {
     let dir = temp_dir("crash");
     let port = edgehose_tests::tools::free_port().unwrap();
     let start = || {
-        Command::new(edgehose_binary())
+        Command::new(workspace_binary("edgehose"))
             .args([
                 "firehose-local",
                 "--listen",

@@ -14,19 +14,7 @@ use base64::Engine as _;
 use edgehose_cli::firehose::{self, Config, FaultPlan, FirehoseLocal};
 use edgehose_tests::edge::{Edge, EdgeOptions};
 use edgehose_tests::events::{event, post, wait_for};
-
-/// The `transform` binary `cargo test --workspace` built beside this test.
-fn transform_binary() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().and_then(|d| d.parent()).unwrap();
-    let bin = dir.join("transform");
-    assert!(
-        bin.exists(),
-        "{} is missing: run `make test` (or `cargo build --workspace --bins` first)",
-        bin.display()
-    );
-    bin
-}
+use edgehose_tests::workspace_binary;
 
 struct Pipeline {
     firehose: FirehoseLocal,
@@ -37,7 +25,7 @@ struct Pipeline {
 fn pipeline(name: &str, faults: FaultPlan) -> Pipeline {
     let dir = std::env::temp_dir().join(format!("edgehose-pipeline-{name}-{}", firehose::store::uuid()));
     let mut config = Config::new("clicks", dir.clone());
-    config.transform = Some((transform_binary(), Vec::new()));
+    config.transform = Some((workspace_binary("transform"), Vec::new()));
     config.faults = faults;
     config.seed = 42;
     config.streams[0].buffer_interval = Duration::from_secs(1);

@@ -12,16 +12,18 @@ pub mod chart;
 pub mod probe;
 pub mod proxy;
 pub mod run;
+pub mod s3;
 pub mod scenario;
 pub mod sink;
 pub mod stats;
 
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::args::{Args, Flag};
 use probe::Endpoint;
 use run::{Mode, Plan, Target};
+use sink::{Place, Sink};
 
 /// The flags of `edgehose latency`.
 pub const FLAGS: &[Flag] = &[
@@ -65,12 +67,22 @@ pub const FLAGS: &[Flag] = &[
     (
         "sink",
         true,
-        "directory where delivered events appear: event-to-sink latency",
+        "s3://BUCKET/PREFIX or a directory where delivered events appear: event-to-sink latency",
+    ),
+    (
+        "sink-region",
+        true,
+        "the bucket's region ($AWS_REGION, $AWS_DEFAULT_REGION, us-east-1; S3 redirects are followed)",
+    ),
+    (
+        "sink-endpoint",
+        true,
+        "an S3-compatible endpoint instead of AWS's (http://127.0.0.1:5000)",
     ),
     (
         "sink-timeout",
         true,
-        "seconds to wait for the last event in the sink (60)",
+        "seconds to wait for the last event in the sink (60; 400 for s3://)",
     ),
     ("timeout", true, "seconds to wait for each read of an answer (30)"),
     (
@@ -86,7 +98,9 @@ edgehose latency: time to acknowledge a click, edge Worker against API Gateway
 
 Each request is timed phase by phase: DNS, TCP connect, TLS handshake, wait for
 the first byte, the rest of the answer; with --sink, also until the event is
-visible where the data lands. Targets take turns, first on a new connection per
+visible where the data lands (a bucket, read with AWS_ACCESS_KEY_ID /
+AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN from the environment and
+s3:ListBucket + s3:GetObject, or a directory). Targets take turns, first on a new connection per
 request, then on kept-alive connections. Prints p50/p90/p99/max per target and
 the ratios to the first target; writes latency.json and latency.svg.
 
@@ -121,8 +135,11 @@ pub fn main(raw: &[String]) -> Result<(), String> {
         headers: headers(&args)?,
         timeout: millis_flag(&args, "timeout", 30.0)?.max(Duration::from_millis(100)),
         tls: probe::tls_config(None)?,
-        sink: args.get("sink").map(PathBuf::from),
-        sink_timeout: millis_flag(&args, "sink-timeout", 60.0)?,
+        sink: match args.get("sink") {
+            Some(value) => Some(Place::parse(value, &sink_region(&args), args.get("sink-endpoint"))?),
+            None => None,
+        },
+        sink_timeout: Duration::ZERO,
     };
     if plan.requests == 0 {
         return Err("--requests must be at least 1".into());
@@ -155,7 +172,10 @@ pub fn main(raw: &[String]) -> Result<(), String> {
             },
         )?;
         plan.targets = started.targets.clone();
-        plan.sink = Some(started.data_dir.clone());
+        if plan.sink.is_some() {
+            return Err("--scenario watches its own local sink; leave out --sink".into());
+        }
+        plan.sink = Some(Place::Dir(started.data_dir.clone()));
         ca = Some(started.ca_pem.clone());
         title = format!(
             "edgehose latency, {} → {} (simulated on one machine)",
@@ -168,21 +188,53 @@ pub fn main(raw: &[String]) -> Result<(), String> {
     }
     plan.tls = probe::tls_config(ca.as_deref())?;
 
-    if plan.sink.is_some() {
-        eprintln!(
-            "afterwards, accepted events are awaited in the sink for up to {:?}",
-            plan.sink_timeout
-        );
-    }
+    let sink = match &plan.sink {
+        Some(place) => {
+            let default = place.default_timeout().as_secs_f64();
+            plan.sink_timeout = millis_flag(&args, "sink-timeout", default)?;
+            let sink = Sink::watch(place, plan.tls.clone(), plan.timeout)?;
+            eprintln!(
+                "watching {} for the events; afterwards they are awaited there for up to {:?}",
+                place.describe(),
+                plan.sink_timeout
+            );
+            Some(sink)
+        }
+        None => None,
+    };
     let total = (plan.requests * plan.targets.len() * plan.modes.len()) as u64;
-    let bar = progress_bar(total);
-    let samples = run::measure(&plan, |s| {
+    let bar = progress_bar(total, "requests");
+    let mut samples = run::measure(&plan, |s| {
         bar.inc(1);
         bar.set_message(format!("{} {}", s.target, s.mode.name()));
     });
     bar.finish_and_clear();
+    if let Some(sink) = &sink {
+        let started = Instant::now();
+        let bar = progress_bar(0, "events in the sink");
+        run::await_sink(sink, &mut samples, plan.sink_timeout, |seen, of| {
+            bar.set_length(of as u64);
+            bar.set_position(seen as u64);
+            bar.set_message(format!("{:.0?}", started.elapsed()));
+        });
+        bar.finish_and_clear();
+        if let Some(problem) = sink.problem() {
+            eprintln!(
+                "the sink {}: {problem}",
+                plan.sink.as_ref().map(Place::describe).unwrap_or_default()
+            );
+        }
+    }
+    drop(sink);
     let report = run::report(&plan, &samples);
     println!("{title}\n{}", run::render(&report));
+    if let Some(Place::S3 { .. }) = &plan.sink {
+        println!(
+            "event to sink: until the bucket listing that first showed the event came back \
+             (listed every {:?}, so up to that much late)",
+            sink::S3_EVERY
+        );
+    }
 
     let names: Vec<String> = plan.targets.iter().map(|t| t.name.clone()).collect();
     let svg = out.join("latency.svg");
@@ -218,9 +270,19 @@ pub fn millis_flag(args: &Args, name: &str, default: f64) -> Result<Duration, St
     Ok(Duration::from_secs_f64(secs))
 }
 
-fn progress_bar(total: u64) -> indicatif::ProgressBar {
+/// The bucket's region: `--sink-region`, else the AWS CLI's variables.
+fn sink_region(args: &Args) -> String {
+    args.get("sink-region")
+        .map(str::to_owned)
+        .or_else(|| std::env::var("AWS_REGION").ok())
+        .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
+        .filter(|r| !r.is_empty())
+        .unwrap_or_else(|| "us-east-1".to_owned())
+}
+
+fn progress_bar(total: u64, what: &str) -> indicatif::ProgressBar {
     let bar = indicatif::ProgressBar::new(total);
-    if let Ok(style) = indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} requests  {msg}") {
+    if let Ok(style) = indicatif::ProgressStyle::with_template(&format!("{{bar:40}} {{pos}}/{{len}} {what}  {{msg}}")) {
         bar.set_style(style);
     }
     bar
@@ -302,7 +364,10 @@ mod tests {
                 let mut body = String::new();
                 let _ = std::io::Read::read_to_string(req.as_reader(), &mut body);
                 let status = if body.contains("\"event\":\"click\"") { 200 } else { 400 };
-                std::fs::write(sink.join(format!("object-{n}")), format!("{body}\n")).unwrap();
+                // Written aside and renamed into place, as Firehose's objects appear whole.
+                let tmp = sink.join(format!(".object-{n}"));
+                std::fs::write(&tmp, format!("{body}\n")).unwrap();
+                std::fs::rename(&tmp, sink.join(format!("object-{n}"))).unwrap();
                 let _ = req.respond(tiny_http::Response::from_string("{\"accepted\":1}").with_status_code(status));
             }
         });
@@ -329,12 +394,15 @@ mod tests {
             headers: vec![("x-edgehose-key".into(), "k".into())],
             timeout: Duration::from_secs(10),
             tls: probe::tls_config(None).unwrap(),
-            sink: Some(sink),
+            sink: Some(Place::Dir(sink)),
             sink_timeout: Duration::from_secs(10),
         };
+        let watch = Sink::watch(plan.sink.as_ref().unwrap(), plan.tls.clone(), plan.timeout).unwrap();
         let mut ticks = 0;
-        let samples = run::measure(&plan, |_| ticks += 1);
-        assert_eq!((samples.len(), ticks), (24, 24));
+        let mut samples = run::measure(&plan, |_| ticks += 1);
+        let mut last = (0, 0);
+        run::await_sink(&watch, &mut samples, plan.sink_timeout, |seen, of| last = (seen, of));
+        assert_eq!((samples.len(), ticks, last), (24, 24, (24, 24)));
         assert!(samples.iter().all(|s| s.ok() && s.sink.is_some()), "{samples:?}");
         let ids: std::collections::BTreeSet<&str> = samples.iter().map(|s| s.message_id.as_str()).collect();
         assert_eq!(ids.len(), 24, "every request sends its own event");

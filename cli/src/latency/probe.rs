@@ -15,7 +15,7 @@ use rustls::pki_types::ServerName;
 
 /// Largest response head read.
 const MAX_HEAD: usize = 64 * 1024;
-/// Largest response body kept (the rest is read and counted).
+/// Largest response body kept by default (the rest is read and dropped).
 const MAX_BODY_KEPT: usize = 64 * 1024;
 /// What a connection the server had already closed looks like.
 const CLOSED: &str = "the connection closed before an answer";
@@ -103,10 +103,19 @@ pub struct Answer {
     pub phases: Phases,
     /// HTTP status.
     pub status: u16,
-    /// The body (up to 64 KiB of it).
+    /// The headers, names in lower case, in the order received.
+    pub headers: Vec<(String, String)>,
+    /// The body (up to the client's limit, 64 KiB unless set).
     pub body: Vec<u8>,
     /// Whether the connection was reused.
     pub reused: bool,
+}
+
+impl Answer {
+    /// The first value of header `name` (lower case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
 }
 
 enum Stream {
@@ -144,6 +153,7 @@ pub struct Client {
     endpoint: Endpoint,
     tls: Arc<rustls::ClientConfig>,
     timeout: Duration,
+    body_limit: usize,
     conn: Option<Stream>,
 }
 
@@ -154,25 +164,66 @@ impl Client {
             endpoint,
             tls,
             timeout,
+            body_limit: MAX_BODY_KEPT,
             conn: None,
         }
     }
 
-    /// Sends `POST path` with `body` and `headers`; `fresh` opens a new
-    /// connection for it (and closes it after), otherwise an open one is
-    /// reused when there is one.
+    /// Keeps up to `bytes` of each answer's body instead of 64 KiB.
+    pub fn with_body_limit(mut self, bytes: usize) -> Self {
+        self.body_limit = bytes;
+        self
+    }
+
+    /// The endpoint requests go to.
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
+    /// Sends `POST` to the endpoint's path with a JSON `body` and `headers`;
+    /// `fresh` opens a new connection for it (and closes it after), otherwise
+    /// an open one is reused when there is one.
     pub fn post(&mut self, body: &[u8], headers: &[(String, String)], fresh: bool) -> Result<Answer, String> {
+        let mut all = vec![("Content-Type".to_owned(), "application/json".to_owned())];
+        all.extend_from_slice(headers);
+        let path = self.endpoint.path.clone();
+        self.request("POST", &path, &all, body, fresh)
+    }
+
+    /// Sends `method path_and_query` with `headers` (`Host`, `User-Agent`
+    /// and, for a body or a `POST`, `Content-Length` are added) and `body`;
+    /// `fresh` as for [`Client::post`].
+    pub fn request(
+        &mut self,
+        method: &str,
+        path_and_query: &str,
+        headers: &[(String, String)],
+        body: &[u8],
+        fresh: bool,
+    ) -> Result<Answer, String> {
+        let outgoing = Outgoing {
+            method,
+            path_and_query,
+            headers,
+            body,
+        };
         let reusing = !fresh && self.conn.is_some();
-        match self.exchange(body, headers, fresh) {
+        match self.exchange(&outgoing, fresh) {
             // A kept-alive connection the server has since closed (nothing
             // came back at all): a browser sends the request again on a new
             // one, and so does this. Anything else is the answer.
-            Err(e) if reusing && e.starts_with(CLOSED) => self.exchange(body, headers, fresh),
+            Err(e) if reusing && e.starts_with(CLOSED) => self.exchange(&outgoing, fresh),
             other => other,
         }
     }
 
-    fn exchange(&mut self, body: &[u8], headers: &[(String, String)], fresh: bool) -> Result<Answer, String> {
+    fn exchange(&mut self, outgoing: &Outgoing, fresh: bool) -> Result<Answer, String> {
+        let Outgoing {
+            method,
+            path_and_query,
+            headers,
+            body,
+        } = *outgoing;
         let mut phases = Phases::default();
         if fresh {
             self.conn = None;
@@ -183,11 +234,12 @@ impl Client {
             None => self.open(&mut phases)?,
         };
         let mut request = format!(
-            "POST {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: edgehose-latency\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
-            self.endpoint.path,
+            "{method} {path_and_query} HTTP/1.1\r\nHost: {}\r\nUser-Agent: edgehose-latency\r\n",
             host_header(&self.endpoint),
-            body.len()
         );
+        if !body.is_empty() || method == "POST" {
+            request.push_str(&format!("Content-Length: {}\r\n", body.len()));
+        }
         for (k, v) in headers {
             request.push_str(&format!("{k}: {v}\r\n"));
         }
@@ -202,7 +254,8 @@ impl Client {
             .write_all(&bytes)
             .and_then(|()| stream.flush())
             .map_err(|e| format!("{CLOSED}: sending the request: {e}"))?;
-        let (status, body, keep, first) = read_response(&mut stream)?;
+        let head_only = method == "HEAD";
+        let (status, headers, body, keep, first) = read_response(&mut stream, self.body_limit, head_only)?;
         phases.wait = first.duration_since(sent);
         phases.download = first.elapsed();
         if keep && !fresh {
@@ -211,6 +264,7 @@ impl Client {
         Ok(Answer {
             phases,
             status,
+            headers,
             body,
             reused,
         })
@@ -253,7 +307,8 @@ impl Client {
     }
 }
 
-fn host_header(ep: &Endpoint) -> String {
+/// The `Host` header for `ep`: the port only when it is not the scheme's own.
+pub fn host_header(ep: &Endpoint) -> String {
     let default = if ep.tls { 443 } else { 80 };
     let host = host_header_name(ep);
     if ep.port == default {
@@ -290,6 +345,14 @@ fn tunnel(tcp: &mut TcpStream, ep: &Endpoint) -> Result<(), String> {
     }
 }
 
+/// A request as [`Client::request`] was given it.
+struct Outgoing<'a> {
+    method: &'a str,
+    path_and_query: &'a str,
+    headers: &'a [(String, String)],
+    body: &'a [u8],
+}
+
 fn host_header_name(ep: &Endpoint) -> String {
     if ep.host.contains(':') {
         format!("[{}]", ep.host)
@@ -298,16 +361,20 @@ fn host_header_name(ep: &Endpoint) -> String {
     }
 }
 
-/// Reads one response: status, body (the first 64 KiB), whether the
-/// connection stays open, and when its first byte arrived.
-fn read_response<S: Read>(s: &mut S) -> Result<(u16, Vec<u8>, bool, Instant), String> {
+/// What [`read_response`] gives: status, headers, body, whether the
+/// connection stays open, and when the answer's first byte arrived.
+type Response = (u16, Vec<(String, String)>, Vec<u8>, bool, Instant);
+
+/// Reads one response, keeping up to `limit` bytes of its body; an answer to
+/// `HEAD` (`head_only`) has none.
+fn read_response<S: Read>(s: &mut S, limit: usize, head_only: bool) -> Result<Response, String> {
     let mut buf = Vec::with_capacity(4096);
     let mut chunk = [0u8; 16 * 1024];
     let mut first = None;
     // Set when what is already buffered may hold a whole head (after an
     // interim answer was taken off it), so it is parsed before reading more.
     let mut parse_first = false;
-    let (status, head_len, framing, keep) = loop {
+    let (status, headers, head_len, framing, keep) = loop {
         if !std::mem::take(&mut parse_first) {
             let n = match s.read(&mut chunk) {
                 Ok(n) => n,
@@ -345,7 +412,7 @@ fn read_response<S: Read>(s: &mut S) -> Result<(u16, Vec<u8>, bool, Instant), St
                         .find(|h| h.name.eq_ignore_ascii_case(name))
                         .map(|h| String::from_utf8_lossy(h.value).trim().to_ascii_lowercase())
                 };
-                let framing = if status < 200 || status == 204 || status == 304 {
+                let framing = if head_only || status < 200 || status == 204 || status == 304 {
                     // No body, whatever the headers say (RFC 9112 §6.3).
                     Framing::Length(0)
                 } else if header("transfer-encoding").is_some_and(|v| v.ends_with("chunked")) {
@@ -358,7 +425,17 @@ fn read_response<S: Read>(s: &mut S) -> Result<(u16, Vec<u8>, bool, Instant), St
                 let keep = response.version == Some(1)
                     && !header("connection").is_some_and(|v| v.contains("close"))
                     && framing != Framing::UntilClose;
-                break (status, len, framing, keep);
+                let headers = response
+                    .headers
+                    .iter()
+                    .map(|h| {
+                        (
+                            h.name.to_ascii_lowercase(),
+                            String::from_utf8_lossy(h.value).trim().to_owned(),
+                        )
+                    })
+                    .collect();
+                break (status, headers, len, framing, keep);
             }
             Ok(httparse::Status::Partial) if buf.len() < MAX_HEAD => continue,
             Ok(httparse::Status::Partial) => return Err("the answer's head is over 64 KiB".into()),
@@ -370,13 +447,14 @@ fn read_response<S: Read>(s: &mut S) -> Result<(u16, Vec<u8>, bool, Instant), St
         pending: buf.split_off(head_len),
         stream: s,
         kept: Vec::new(),
+        limit,
     };
     match framing {
         Framing::Length(n) => body.exactly(n)?,
         Framing::Chunked => body.chunked()?,
         Framing::UntilClose => body.until_close()?,
     }
-    Ok((status, body.kept, keep, first))
+    Ok((status, headers, body.kept, keep, first))
 }
 
 /// Errors of a connection the other side had already closed.
@@ -400,6 +478,7 @@ struct Body<'a, S> {
     pending: Vec<u8>,
     stream: &'a mut S,
     kept: Vec<u8>,
+    limit: usize,
 }
 
 impl<S: Read> Body<'_, S> {
@@ -414,7 +493,7 @@ impl<S: Read> Body<'_, S> {
     }
 
     fn keep(&mut self, bytes: &[u8]) {
-        let room = MAX_BODY_KEPT.saturating_sub(self.kept.len());
+        let room = self.limit.saturating_sub(self.kept.len());
         self.kept.extend_from_slice(&bytes[..bytes.len().min(room)]);
     }
 

@@ -3,14 +3,13 @@
 //! pays), then on one kept-alive connection, and the report made from it.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
 
 use super::probe::{Client, Endpoint, PHASES, PhaseOf, Phases};
-use super::sink::Sink;
+use super::sink::{Place, Sink};
 use super::stats::{Summary, ratio, summarize};
 
 /// How connections are used.
@@ -68,8 +67,8 @@ pub struct Plan {
     pub timeout: Duration,
     /// TLS trust.
     pub tls: Arc<rustls::ClientConfig>,
-    /// A directory where delivered events appear, for event-to-sink latency.
-    pub sink: Option<PathBuf>,
+    /// Where delivered events appear, for event-to-sink latency.
+    pub sink: Option<Place>,
     /// How long to wait for the last event to appear there.
     pub sink_timeout: Duration,
 }
@@ -123,7 +122,6 @@ pub fn measure(plan: &Plan, mut tick: impl FnMut(&Sample)) -> Vec<Sample> {
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis())
     );
-    let mut sink = plan.sink.as_deref().map(Sink::new);
     let mut samples = Vec::new();
     for &mode in &plan.modes {
         let fresh = mode == Mode::NewConnection;
@@ -174,22 +172,18 @@ pub fn measure(plan: &Plan, mut tick: impl FnMut(&Sample)) -> Vec<Sample> {
                 tick(&sample);
                 samples.push(sample);
             }
-            if let Some(s) = sink.as_mut() {
-                s.scan();
-            }
         }
-    }
-    if let Some(s) = sink.as_mut() {
-        wait_for_sink(s, &mut samples, plan.sink_timeout);
     }
     samples
 }
 
-/// Polls the sink until every accepted event is there or `timeout` passes.
-fn wait_for_sink(sink: &mut Sink, samples: &mut [Sample], timeout: Duration) {
+/// Waits until every accepted event of `samples` is visible in `sink` or
+/// `timeout` passes, noting each one's event-to-sink time; `progress` is
+/// told how many of how many were seen.
+pub fn await_sink(sink: &Sink, samples: &mut [Sample], timeout: Duration, mut progress: impl FnMut(usize, usize)) {
     let start = Instant::now();
+    let accepted = samples.iter().filter(|s| s.ok()).count();
     loop {
-        sink.scan();
         let mut missing = 0;
         for s in samples.iter_mut().filter(|s| s.ok() && s.sink.is_none()) {
             match (sink.visible_at(&s.message_id), s.sent_at) {
@@ -197,6 +191,7 @@ fn wait_for_sink(sink: &mut Sink, samples: &mut [Sample], timeout: Duration) {
                 _ => missing += 1,
             }
         }
+        progress(accepted - missing, accepted);
         if missing == 0 || start.elapsed() > timeout {
             return;
         }

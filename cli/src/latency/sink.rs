@@ -1,67 +1,269 @@
 //! Event-to-sink latency: when did each sent event become visible where the
-//! data lands? Watches a directory in Firehose's S3 layout (what
-//! firehose-local writes, or a synced copy of the bucket) and notes, for every
-//! `message_id` it finds, the modification time of the object it is in:
-//! objects are written whole and renamed into place, so that is the moment a
-//! reader could first see the event.
+//! data lands? A thread watches the place (a directory in Firehose's S3
+//! layout, or a bucket) while the requests go out, reads every object that
+//! appears and notes, for every `message_id` in it, when it became visible:
+//!
+//! - in a directory (what firehose-local writes, or a synced copy of a
+//!   bucket) objects are written whole and renamed into place, so their
+//!   modification time is that moment;
+//! - in a bucket, the time the listing that first showed the object came
+//!   back: an upper bound, late by at most the time between two listings
+//!   ([`S3_EVERY`]) plus one listing's round trip. S3's own `LastModified`
+//!   is not used: it has whole seconds and another machine's clock.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
-use std::path::{Path, PathBuf};
-use std::time::SystemTime;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime};
 
+use super::s3::{Bucket, Location, credentials_from_env};
 use crate::firehose::store::objects;
 
-/// The directory and what was found in it so far.
-pub struct Sink {
-    root: PathBuf,
-    read: BTreeSet<PathBuf>,
+/// How often a directory is looked at.
+pub const DIR_EVERY: Duration = Duration::from_millis(50);
+/// How often a bucket is listed (about $0.0006 of LIST requests a minute).
+pub const S3_EVERY: Duration = Duration::from_millis(500);
+
+/// Where delivered events are looked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Place {
+    /// A directory in Firehose's S3 layout.
+    Dir(PathBuf),
+    /// A bucket and key prefix.
+    S3 {
+        /// Bucket and prefix.
+        location: Location,
+        /// The region requests are signed for first.
+        region: String,
+        /// An S3-compatible endpoint instead of AWS's.
+        endpoint: Option<String>,
+    },
+}
+
+impl Place {
+    /// `s3://bucket/prefix` (signed for `region`, sent to `endpoint` when
+    /// given) or a directory.
+    pub fn parse(value: &str, region: &str, endpoint: Option<&str>) -> Result<Self, String> {
+        if value.starts_with("s3://") {
+            Ok(Place::S3 {
+                location: Location::parse(value)?,
+                region: region.to_owned(),
+                endpoint: endpoint.map(str::to_owned),
+            })
+        } else if endpoint.is_some() {
+            Err(format!(
+                "--sink-endpoint is for an s3:// sink, and --sink {value:?} is a directory"
+            ))
+        } else {
+            Ok(Place::Dir(PathBuf::from(value)))
+        }
+    }
+
+    /// How long to wait for the last event by default: Firehose's default
+    /// buffer is 300 s (the regional template's 60 s) before an object is
+    /// written, a local one a second.
+    pub fn default_timeout(&self) -> Duration {
+        match self {
+            Place::Dir(_) => Duration::from_secs(60),
+            Place::S3 { .. } => Duration::from_secs(400),
+        }
+    }
+
+    /// For people.
+    pub fn describe(&self) -> String {
+        match self {
+            Place::Dir(d) => d.display().to_string(),
+            Place::S3 { location, .. } => format!("s3://{}/{}", location.bucket, location.prefix),
+        }
+    }
+}
+
+/// Where objects are listed and read.
+trait Source: Send {
+    /// The keys there now, with the time each became visible when the
+    /// source knows it.
+    fn list(&mut self) -> Result<Vec<(String, Option<SystemTime>)>, String>;
+    /// An object's bytes.
+    fn read(&mut self, key: &str) -> Result<Vec<u8>, String>;
+}
+
+struct DirSource(PathBuf);
+
+impl Source for DirSource {
+    fn list(&mut self) -> Result<Vec<(String, Option<SystemTime>)>, String> {
+        Ok(objects(&self.0)
+            .into_iter()
+            // The functions' logs share the directory in local runs.
+            .filter(|p| p.extension().is_none_or(|e| e != "log"))
+            .filter_map(|p| {
+                let at = std::fs::metadata(&p).and_then(|m| m.modified()).ok()?;
+                Some((p.to_string_lossy().into_owned(), Some(at)))
+            })
+            .collect())
+    }
+
+    fn read(&mut self, key: &str) -> Result<Vec<u8>, String> {
+        std::fs::read(key).map_err(|e| format!("{key}: {e}"))
+    }
+}
+
+struct S3Source {
+    bucket: Bucket,
+    prefix: String,
+}
+
+impl Source for S3Source {
+    fn list(&mut self) -> Result<Vec<(String, Option<SystemTime>)>, String> {
+        Ok(self
+            .bucket
+            .list(&self.prefix)?
+            .into_iter()
+            .map(|o| (o.key, None))
+            .collect())
+    }
+
+    fn read(&mut self, key: &str) -> Result<Vec<u8>, String> {
+        self.bucket.get(key)
+    }
+}
+
+/// What the watching thread found so far.
+#[derive(Default)]
+struct Found {
     seen: BTreeMap<String, SystemTime>,
+    objects: usize,
+    problem: Option<String>,
+}
+
+/// A place being watched; dropped, the watch stops.
+pub struct Sink {
+    found: Arc<Mutex<Found>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
 }
 
 impl Sink {
-    /// Watches `root`; objects already there are ignored (they hold earlier runs).
-    pub fn new(root: &Path) -> Self {
-        let mut sink = Self {
-            root: root.to_path_buf(),
-            read: BTreeSet::new(),
-            seen: BTreeMap::new(),
+    /// Notes the objects already at `place` as old (they hold earlier runs)
+    /// and starts looking for new ones. A place that cannot be read at all
+    /// (no credentials, access denied, no such bucket) is an error now,
+    /// before anything is measured.
+    pub fn watch(place: &Place, tls: Arc<rustls::ClientConfig>, timeout: Duration) -> Result<Self, String> {
+        let (mut source, every): (Box<dyn Source>, Duration) = match place {
+            Place::Dir(dir) => (Box::new(DirSource(dir.clone())), DIR_EVERY),
+            Place::S3 {
+                location,
+                region,
+                endpoint,
+            } => {
+                let bucket = Bucket::new(
+                    &location.bucket,
+                    region,
+                    endpoint.as_deref(),
+                    credentials_from_env()?,
+                    tls,
+                    timeout,
+                )?;
+                let source = S3Source {
+                    bucket,
+                    prefix: location.prefix.clone(),
+                };
+                (Box::new(source), S3_EVERY)
+            }
         };
-        sink.read = objects(&sink.root).into_iter().collect();
-        sink
-    }
-
-    /// Reads objects that appeared since the last look.
-    pub fn scan(&mut self) {
-        for path in objects(&self.root) {
-            // The functions' logs share the directory in local runs.
-            if self.read.contains(&path) || path.extension().is_some_and(|e| e == "log") {
-                continue;
-            }
-            let Ok(meta) = std::fs::metadata(&path) else { continue };
-            let at = meta.modified().unwrap_or_else(|_| SystemTime::now());
-            for id in message_ids(&read_object(&path)) {
-                self.seen.entry(id).or_insert(at);
-            }
-            self.read.insert(path);
-        }
+        let mut read: BTreeSet<String> = source
+            .list()
+            .map_err(|e| format!("the sink {}: {e}", place.describe()))?
+            .into_iter()
+            .map(|(key, _)| key)
+            .collect();
+        let found = Arc::new(Mutex::new(Found::default()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let (found, stop) = (found.clone(), stop.clone());
+            std::thread::Builder::new()
+                .name("latency-sink".into())
+                .spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        let problem = look(source.as_mut(), &mut read, &found).err();
+                        lock(&found).problem = problem;
+                        let mut slept = Duration::ZERO;
+                        while slept < every && !stop.load(Ordering::Relaxed) {
+                            std::thread::sleep(Duration::from_millis(10));
+                            slept += Duration::from_millis(10);
+                        }
+                    }
+                })
+                .map_err(|e| format!("starting the sink's watch: {e}"))?
+        };
+        Ok(Self {
+            found,
+            stop,
+            thread: Some(thread),
+        })
     }
 
     /// When `message_id` became visible, if it has.
     pub fn visible_at(&self, message_id: &str) -> Option<SystemTime> {
-        self.seen.get(message_id).copied()
+        lock(&self.found).seen.get(message_id).copied()
+    }
+
+    /// How many new objects were read so far.
+    pub fn objects_read(&self) -> usize {
+        lock(&self.found).objects
+    }
+
+    /// What went wrong the last time the place was looked at, if anything.
+    pub fn problem(&self) -> Option<String> {
+        lock(&self.found).problem.clone()
     }
 }
 
+impl Drop for Sink {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn lock(found: &Mutex<Found>) -> std::sync::MutexGuard<'_, Found> {
+    found.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Lists the place once and reads the objects not read before. An object
+/// that cannot be read is tried again next time.
+fn look(source: &mut dyn Source, read: &mut BTreeSet<String>, found: &Mutex<Found>) -> Result<(), String> {
+    let listing = source.list()?;
+    let listed_at = SystemTime::now();
+    for (key, at) in listing {
+        if read.contains(&key) {
+            continue;
+        }
+        let bytes = source.read(&key)?;
+        let at = at.unwrap_or(listed_at);
+        let ids = message_ids(&text(&bytes));
+        let mut found = lock(found);
+        for id in ids {
+            found.seen.entry(id).or_insert(at);
+        }
+        found.objects += 1;
+        read.insert(key);
+    }
+    Ok(())
+}
+
 /// An object's text, gunzipped when it is gzip.
-fn read_object(path: &Path) -> String {
-    let bytes = std::fs::read(path).unwrap_or_default();
+fn text(bytes: &[u8]) -> String {
     if bytes.starts_with(&[0x1f, 0x8b]) {
         let mut text = String::new();
-        let _ = flate2::read::MultiGzDecoder::new(bytes.as_slice()).read_to_string(&mut text);
+        let _ = flate2::read::MultiGzDecoder::new(bytes).read_to_string(&mut text);
         text
     } else {
-        String::from_utf8_lossy(&bytes).into_owned()
+        String::from_utf8_lossy(bytes).into_owned()
     }
 }
 
@@ -83,31 +285,65 @@ fn message_ids(text: &str) -> Vec<String> {
 mod tests {
     use super::*;
 
+    fn wait_for(sink: &Sink, id: &str) -> Option<SystemTime> {
+        for _ in 0..200 {
+            if let Some(at) = sink.visible_at(id) {
+                return Some(at);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        None
+    }
+
     #[test]
     fn new_objects_are_read_and_their_ids_timed_but_old_ones_ignored() {
         let dir = std::env::temp_dir().join(format!("edgehose-sink-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("2024/05/01/12")).unwrap();
         std::fs::write(dir.join("2024/05/01/12/old"), "{\"message_id\":\"before\"}\n").unwrap();
-        let mut sink = Sink::new(&dir);
+        let tls = super::super::probe::tls_config(None).unwrap();
+        let sink = Sink::watch(&Place::Dir(dir.clone()), tls, Duration::from_secs(1)).unwrap();
+        std::fs::create_dir_all(dir.join(".tmp")).unwrap();
+        std::fs::write(dir.join(".tmp/partial"), "{\"message_id\":\"d\"}\n").unwrap();
+        std::fs::write(dir.join("2024/05/01/12/f.log"), "{\"message_id\":\"e\"}\n").unwrap();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, b"{\"message_id\":\"c\"}\n").unwrap();
+        std::fs::write(dir.join("2024/05/01/12/s-2.gz"), gz.finish().unwrap()).unwrap();
         std::fs::write(
             dir.join("2024/05/01/12/s-1"),
             "{\"message_id\":\"a\"}\nnot json\n{\"v\":1,\"event\":{\"message_id\":\"b\"}}\n",
         )
         .unwrap();
-        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        std::io::Write::write_all(&mut gz, b"{\"message_id\":\"c\"}\n").unwrap();
-        std::fs::write(dir.join("2024/05/01/12/s-2.gz"), gz.finish().unwrap()).unwrap();
-        std::fs::create_dir_all(dir.join(".tmp")).unwrap();
-        std::fs::write(dir.join(".tmp/partial"), "{\"message_id\":\"d\"}\n").unwrap();
-        sink.scan();
         let mtime = std::fs::metadata(dir.join("2024/05/01/12/s-1"))
             .unwrap()
             .modified()
             .unwrap();
-        assert_eq!(sink.visible_at("a"), Some(mtime));
-        assert!(sink.visible_at("b").is_some() && sink.visible_at("c").is_some());
-        assert_eq!((sink.visible_at("before"), sink.visible_at("d")), (None, None));
+        assert_eq!(wait_for(&sink, "a"), Some(mtime));
+        assert!(wait_for(&sink, "b").is_some() && wait_for(&sink, "c").is_some());
+        assert_eq!(
+            (sink.visible_at("before"), sink.visible_at("d"), sink.visible_at("e")),
+            (None, None, None)
+        );
+        assert_eq!((sink.objects_read(), sink.problem()), (2, None));
+        drop(sink);
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn places_are_a_bucket_or_a_directory() {
+        let s3 = Place::parse(
+            "s3://edgehose-events/events/",
+            "eu-west-1",
+            Some("http://127.0.0.1:5000"),
+        )
+        .unwrap();
+        assert_eq!(s3.describe(), "s3://edgehose-events/events/");
+        assert!(matches!(&s3, Place::S3 { region, .. } if region == "eu-west-1"));
+        assert_eq!(
+            Place::parse("out/data", "us-east-1", None).unwrap(),
+            Place::Dir("out/data".into())
+        );
+        assert!(Place::parse("out/data", "us-east-1", Some("http://127.0.0.1:5000")).is_err());
+        assert!(Place::parse("s3://NO", "us-east-1", None).is_err());
     }
 }

@@ -3,7 +3,19 @@ use std::io::{Cursor, Read, Write};
 use super::*;
 
 fn read(raw: &str) -> Result<(u16, Vec<u8>, bool), String> {
-    read_response(&mut Cursor::new(raw.as_bytes().to_vec())).map(|(s, b, k, _)| (s, b, k))
+    read_response(&mut Cursor::new(raw.as_bytes().to_vec()), MAX_BODY_KEPT, false).map(|(s, _, b, k, _)| (s, b, k))
+}
+
+#[test]
+fn headers_are_kept_bodies_cut_at_the_limit_and_head_answers_have_none() {
+    let raw = b"HTTP/1.1 200 OK\r\nX-Amz-Bucket-Region:  eu-west-1 \r\nContent-Length: 10\r\n\r\n0123456789";
+    let (_, headers, body, keep, _) = read_response(&mut Cursor::new(raw.to_vec()), 4, false).unwrap();
+    assert!(headers.contains(&("x-amz-bucket-region".to_owned(), "eu-west-1".to_owned())));
+    // The rest of the body is still read, so the connection stays usable.
+    assert_eq!((body.as_slice(), keep), (&b"0123"[..], true));
+    let head = b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n";
+    let (status, _, body, keep, _) = read_response(&mut Cursor::new(head.to_vec()), 4, true).unwrap();
+    assert_eq!((status, body.len(), keep), (200, 0, true));
 }
 
 #[test]
