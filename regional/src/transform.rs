@@ -133,6 +133,23 @@ pub struct Metadata {
     pub partition_keys: BTreeMap<String, String>,
 }
 
+/// An event name as a partition key value: the characters Hive escapes in
+/// partition directory names (which Hive's and Athena's `MSCK REPAIR
+/// TABLE` unescape) as `%XX` — control characters, `"#%'*/:=?\\{[]^` — everything
+/// else as is. A `/` in a name would otherwise add a directory level to the
+/// S3 key, and `=` would break `event_name=<value>/`.
+pub fn partition_value(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for c in name.chars() {
+        if c.is_ascii_control() || "\"#%'*/:=?\\{[]^".contains(c) {
+            out.push_str(&format!("%{:02X}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// How the transformation runs.
 #[derive(Debug, Clone, Default)]
 pub struct TransformConfig {
@@ -449,7 +466,7 @@ fn transform_record(
     counts.records_ok += 1;
     let metadata = config.partitioning.then(|| {
         let name = match out.names.as_slice() {
-            [one] => one.clone(),
+            [one] => partition_value(one),
             _ => "_mixed".to_owned(),
         };
         let date = Timestamp::from_millis(first_time.unwrap_or_default()).to_rfc3339()[..10].to_owned();

@@ -167,6 +167,24 @@ fn partition_keys_carry_the_event_name_and_date_when_enabled() {
 }
 
 #[test]
+fn event_names_are_escaped_the_way_hive_partitions_are() {
+    assert_eq!(partition_value("page_view"), "page_view");
+    assert_eq!(partition_value("クリック 🎉"), "クリック 🎉");
+    assert_eq!(partition_value("a/b=c%d"), "a%2Fb%3Dc%25d");
+    assert_eq!(partition_value("../x\u{0}\u{7f}\n"), "..%2Fx%00%7F%0A");
+    assert_eq!(partition_value("\"#'*:?\\{[]^"), "%22%23%27%2A%3A%3F%5C%7B%5B%5D%5E");
+    let config = TransformConfig {
+        partitioning: true,
+        ..TransformConfig::default()
+    };
+    let line = VALID.replacen("\"click\"", "\"checkout/step=2\"", 1);
+    assert_ne!(line, VALID);
+    let (resp, _) = run(&[record(&edge_lines(&line))], &config);
+    let keys = &resp.records[0].metadata.as_ref().unwrap().partition_keys;
+    assert_eq!(keys["event_name"], "checkout%2Fstep%3D2");
+}
+
+#[test]
 fn results_serialize_with_the_names_firehose_expects() {
     let config = TransformConfig {
         partitioning: true,
