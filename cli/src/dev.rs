@@ -91,13 +91,17 @@ pub fn main(raw: &[String]) -> Result<(), String> {
     let firehose = FirehoseLocal::start(config)?;
     let region = firehose::REGION_DEFAULT;
 
-    let api_env = [
+    // The request-facing settings both paths read alike, so they answer alike.
+    let strict = if args.switch("strict") { "true" } else { "false" };
+    let api_settings = [("STRICT", strict), ("ALLOWED_ORIGINS", "*")];
+    let mut api_env = vec![
         ("FIREHOSE_STREAM", stream.as_str()),
         ("AWS_REGION", region),
         ("AWS_ACCESS_KEY_ID", firehose::DEV_ACCESS_KEY_ID),
         ("AWS_SECRET_ACCESS_KEY", firehose::DEV_SECRET_ACCESS_KEY),
         ("FIREHOSE_ENDPOINT", firehose.url()),
     ];
+    api_env.extend(api_settings);
     let api = ApiGateway::start(
         &format!("127.0.0.1:{}", args.parsed("api-port", 8788u16)?),
         &bins.ingest_api,
@@ -105,16 +109,16 @@ pub fn main(raw: &[String]) -> Result<(), String> {
         Some(&data_dir.join("ingest-api.log")),
     )?;
 
-    let mut options = EdgeOptions::new(&[
+    let mut edge_env = vec![
         ("FIREHOSE_STREAM", stream.as_str()),
         ("AWS_REGION", region),
         ("FIREHOSE_ENDPOINT", firehose.url()),
         ("AWS_ACCESS_KEY_ID", firehose::DEV_ACCESS_KEY_ID),
         ("AWS_SECRET_ACCESS_KEY", firehose::DEV_SECRET_ACCESS_KEY),
         ("FORWARD_MODE", mode),
-        ("STRICT", if args.switch("strict") { "true" } else { "false" }),
-        ("ALLOWED_ORIGINS", "*"),
-    ]);
+    ];
+    edge_env.extend(api_settings);
+    let mut options = EdgeOptions::new(&edge_env);
     options.port = Some(args.parsed("port", 8787u16)?);
     options.max_retries = 10;
     options.dlq_sink = Some(format!("{}/_edgehose/dead-letter", firehose.url()));

@@ -1,0 +1,108 @@
+//! `edgehose dev`, the README's first command, as a user runs it: every
+//! piece started, both paths answering a browser alike, posted events landed
+//! in the data directory, and Ctrl-C stopping everything it started.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure report
+
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use edgehose_cli::firehose::store::{objects, uuid};
+use edgehose_tests::events::{post, wait_for};
+use edgehose_tests::tools::{free_port, http_get};
+use edgehose_tests::workspace_binary;
+
+/// Sends Ctrl-C (SIGINT) to `child`.
+fn ctrl_c(child: &Child) {
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+}
+
+/// Stops `dev` the way a user would if the test fails half-way, so its
+/// children (workerd, the functions) do not outlive the test.
+struct StopOnDrop(Child);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            ctrl_c(&self.0);
+            if !wait_for(Duration::from_secs(30), || !matches!(self.0.try_wait(), Ok(None))) {
+                let _ = self.0.kill();
+            }
+        }
+    }
+}
+
+#[test]
+fn dev_runs_both_paths_lands_their_events_and_stops_everything_on_ctrl_c() {
+    let data = std::env::temp_dir().join(format!("edgehose-dev-{}", uuid()));
+    let log = data.with_extension("log");
+    let (edge_port, api_port, firehose_port) = (free_port().unwrap(), free_port().unwrap(), free_port().unwrap());
+    let bin = workspace_binary("edgehose");
+    let dev = Command::new(&bin)
+        .arg("dev")
+        .args(["--port", &edge_port.to_string()])
+        .args(["--api-port", &api_port.to_string()])
+        .args(["--firehose-port", &firehose_port.to_string()])
+        .args(["--buffer-secs", "1", "--quiet", "--data-dir"])
+        .arg(&data)
+        // The functions built beside this test, not a release build.
+        .env("EDGEHOSE_BIN_DIR", bin.parent().unwrap())
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&log).unwrap())
+        .stderr(std::fs::OpenOptions::new().append(true).open(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut dev = StopOnDrop(dev);
+    let output = || std::fs::read_to_string(&log).unwrap_or_default();
+    let edge = format!("http://127.0.0.1:{edge_port}");
+    let api = format!("http://127.0.0.1:{api_port}");
+    let up = wait_for(Duration::from_secs(180), || {
+        assert!(dev.0.try_wait().unwrap().is_none(), "dev exited:\n{}", output());
+        http_get(&format!("{edge}/healthz")).is_ok() && http_get(&format!("{api}/healthz")).is_ok()
+    });
+    assert!(up, "dev did not come up:\n{}", output());
+
+    let run = uuid();
+    for (path, base) in [("edge", &edge), ("apigw", &api)] {
+        let body = format!(r#"{{"event":"click","message_id":"{run}-{path}"}}"#);
+        let r = post(
+            base,
+            body.as_bytes(),
+            &[("content-type", "text/plain"), ("origin", "https://shop.example")],
+        );
+        assert_eq!(r.status, 200, "{path}: {}", r.text());
+        assert!(
+            r.header("access-control-allow-origin").is_some(),
+            "{path} answers a browser's origin like the other path"
+        );
+    }
+    let landed = |id: &str| {
+        objects(&data)
+            .iter()
+            .filter(|p| p.extension().is_none_or(|e| e != "log"))
+            .any(|p| std::fs::read_to_string(p).unwrap_or_default().contains(id))
+    };
+    let both = wait_for(Duration::from_secs(60), || {
+        landed(&format!("{run}-edge")) && landed(&format!("{run}-apigw"))
+    });
+    assert!(both, "events did not land in {}:\n{}", data.display(), output());
+
+    ctrl_c(&dev.0);
+    let stopped = wait_for(Duration::from_secs(60), || dev.0.try_wait().unwrap().is_some());
+    assert!(stopped, "dev did not stop on Ctrl-C:\n{}", output());
+    assert!(dev.0.wait().unwrap().success(), "{}", output());
+    assert!(output().contains("stopped."), "{}", output());
+    for port in [edge_port, api_port, firehose_port] {
+        assert!(
+            TcpStream::connect(("127.0.0.1", port)).is_err(),
+            "something still listens on {port} after dev stopped"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&data);
+    let _ = std::fs::remove_file(&log);
+}
