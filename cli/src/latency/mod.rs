@@ -140,6 +140,7 @@ pub fn main(raw: &[String]) -> Result<(), String> {
             None => None,
         },
         sink_timeout: Duration::ZERO,
+        run: run::run_id(),
     };
     if plan.requests == 0 {
         return Err("--requests must be at least 1".into());
@@ -192,7 +193,7 @@ pub fn main(raw: &[String]) -> Result<(), String> {
         Some(place) => {
             let default = place.default_timeout().as_secs_f64();
             plan.sink_timeout = millis_flag(&args, "sink-timeout", default)?;
-            let sink = Sink::watch(place, plan.tls.clone(), plan.timeout)?;
+            let sink = Sink::watch(place, &plan.run, plan.tls.clone(), plan.timeout)?;
             eprintln!(
                 "watching {} for the events; afterwards they are awaited there for up to {:?}",
                 place.describe(),
@@ -396,8 +397,9 @@ mod tests {
             tls: probe::tls_config(None).unwrap(),
             sink: Some(Place::Dir(sink)),
             sink_timeout: Duration::from_secs(10),
+            run: run::run_id(),
         };
-        let watch = Sink::watch(plan.sink.as_ref().unwrap(), plan.tls.clone(), plan.timeout).unwrap();
+        let watch = Sink::watch(plan.sink.as_ref().unwrap(), &plan.run, plan.tls.clone(), plan.timeout).unwrap();
         let mut ticks = 0;
         let mut samples = run::measure(&plan, |_| ticks += 1);
         let mut last = (0, 0);
@@ -461,6 +463,7 @@ mod tests {
             tls: probe::tls_config(None).unwrap(),
             sink: None,
             sink_timeout: Duration::ZERO,
+            run: run::run_id(),
         };
         let report = run::report(&plan, &run::measure(&plan, |_| {}));
         let t = &report.modes[0].targets[0];

@@ -71,6 +71,20 @@ pub struct Plan {
     pub sink: Option<Place>,
     /// How long to wait for the last event to appear there.
     pub sink_timeout: Duration,
+    /// What every `message_id` of this run starts with ([`run_id`]).
+    pub run: String,
+}
+
+/// A new run's id, `lat-<ms since the epoch, hex>`: the start of every
+/// `message_id` it sends, so its events are told apart from any other
+/// traffic in the sink.
+pub fn run_id() -> String {
+    format!(
+        "lat-{:x}",
+        SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis())
+    )
 }
 
 /// One measured request.
@@ -116,12 +130,7 @@ pub fn event(message_id: &str) -> String {
 
 /// Runs `plan`, calling `tick` after every measured request.
 pub fn measure(plan: &Plan, mut tick: impl FnMut(&Sample)) -> Vec<Sample> {
-    let run = format!(
-        "lat-{:x}",
-        SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis())
-    );
+    let run = &plan.run;
     let mut samples = Vec::new();
     for &mode in &plan.modes {
         let fresh = mode == Mode::NewConnection;

@@ -138,7 +138,7 @@ struct Found {
     problem: Option<String>,
 }
 
-/// A place being watched; dropped, the watch stops.
+/// A place being watched for one run's events; dropped, the watch stops.
 pub struct Sink {
     found: Arc<Mutex<Found>>,
     stop: Arc<AtomicBool>,
@@ -147,10 +147,11 @@ pub struct Sink {
 
 impl Sink {
     /// Notes the objects already at `place` as old (they hold earlier runs)
-    /// and starts looking for new ones. A place that cannot be read at all
-    /// (no credentials, access denied, no such bucket) is an error now,
-    /// before anything is measured.
-    pub fn watch(place: &Place, tls: Arc<rustls::ClientConfig>, timeout: Duration) -> Result<Self, String> {
+    /// and starts looking for new ones, keeping the `message_id`s that start
+    /// with `run` (a bucket also holds everyone else's events). A place that
+    /// cannot be read at all (no credentials, access denied, no such bucket)
+    /// is an error now, before anything is measured.
+    pub fn watch(place: &Place, run: &str, tls: Arc<rustls::ClientConfig>, timeout: Duration) -> Result<Self, String> {
         let (mut source, every): (Box<dyn Source>, Duration) = match place {
             Place::Dir(dir) => (Box::new(DirSource(dir.clone())), DIR_EVERY),
             Place::S3 {
@@ -182,12 +183,12 @@ impl Sink {
         let found = Arc::new(Mutex::new(Found::default()));
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
-            let (found, stop) = (found.clone(), stop.clone());
+            let (found, stop, run) = (found.clone(), stop.clone(), run.to_owned());
             std::thread::Builder::new()
                 .name("latency-sink".into())
                 .spawn(move || {
                     while !stop.load(Ordering::Relaxed) {
-                        let problem = look(source.as_mut(), &mut read, &found).err();
+                        let problem = look(source.as_mut(), &run, &mut read, &found).err();
                         lock(&found).problem = problem;
                         let mut slept = Duration::ZERO;
                         while slept < every && !stop.load(Ordering::Relaxed) {
@@ -234,18 +235,27 @@ fn lock(found: &Mutex<Found>) -> std::sync::MutexGuard<'_, Found> {
     found.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Lists the place once and reads the objects not read before. An object
-/// that cannot be read is tried again next time.
-fn look(source: &mut dyn Source, read: &mut BTreeSet<String>, found: &Mutex<Found>) -> Result<(), String> {
+/// Lists the place once and reads the objects not read before, noting the
+/// ids that start with `run`. An object that cannot be read is tried again
+/// next time, and does not hold up the others; the last such failure is the
+/// answer.
+fn look(source: &mut dyn Source, run: &str, read: &mut BTreeSet<String>, found: &Mutex<Found>) -> Result<(), String> {
     let listing = source.list()?;
     let listed_at = SystemTime::now();
+    let mut problem = None;
     for (key, at) in listing {
         if read.contains(&key) {
             continue;
         }
-        let bytes = source.read(&key)?;
+        let bytes = match source.read(&key) {
+            Ok(b) => b,
+            Err(e) => {
+                problem = Some(e);
+                continue;
+            }
+        };
         let at = at.unwrap_or(listed_at);
-        let ids = message_ids(&text(&bytes));
+        let ids = message_ids(&text(&bytes), run);
         let mut found = lock(found);
         for id in ids {
             found.seen.entry(id).or_insert(at);
@@ -253,7 +263,7 @@ fn look(source: &mut dyn Source, read: &mut BTreeSet<String>, found: &Mutex<Foun
         found.objects += 1;
         read.insert(key);
     }
-    Ok(())
+    problem.map_or(Ok(()), Err)
 }
 
 /// An object's text, gunzipped when it is gzip.
@@ -267,15 +277,18 @@ fn text(bytes: &[u8]) -> String {
     }
 }
 
-/// The `message_id` of every JSON line that has one (the analyst shape the
-/// transform writes, or an envelope's event).
-fn message_ids(text: &str) -> Vec<String> {
+/// The `message_id` starting with `run` of every JSON line that has one
+/// (the analyst shape the transform writes, or an envelope's event). Lines
+/// without `run` anywhere are not parsed.
+fn message_ids(text: &str, run: &str) -> Vec<String> {
     text.lines()
+        .filter(|l| l.contains(run))
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .filter_map(|v| {
             v.get("message_id")
                 .or_else(|| v.get("event").and_then(|e| e.get("message_id")))
                 .and_then(|m| m.as_str())
+                .filter(|m| m.starts_with(run))
                 .map(str::to_owned)
         })
         .collect()
@@ -296,37 +309,69 @@ mod tests {
     }
 
     #[test]
-    fn new_objects_are_read_and_their_ids_timed_but_old_ones_ignored() {
+    fn new_objects_are_read_and_the_runs_ids_timed_but_old_ones_and_other_traffic_ignored() {
         let dir = std::env::temp_dir().join(format!("edgehose-sink-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("2024/05/01/12")).unwrap();
-        std::fs::write(dir.join("2024/05/01/12/old"), "{\"message_id\":\"before\"}\n").unwrap();
+        let obj = |name: &str, text: &str| std::fs::write(dir.join("2024/05/01/12").join(name), text).unwrap();
+        obj("old", "{\"message_id\":\"r1-before\"}\n");
         let tls = super::super::probe::tls_config(None).unwrap();
-        let sink = Sink::watch(&Place::Dir(dir.clone()), tls, Duration::from_secs(1)).unwrap();
+        let sink = Sink::watch(&Place::Dir(dir.clone()), "r1-", tls, Duration::from_secs(1)).unwrap();
         std::fs::create_dir_all(dir.join(".tmp")).unwrap();
-        std::fs::write(dir.join(".tmp/partial"), "{\"message_id\":\"d\"}\n").unwrap();
-        std::fs::write(dir.join("2024/05/01/12/f.log"), "{\"message_id\":\"e\"}\n").unwrap();
+        std::fs::write(dir.join(".tmp/partial"), "{\"message_id\":\"r1-d\"}\n").unwrap();
+        obj("f.log", "{\"message_id\":\"r1-e\"}\n");
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        std::io::Write::write_all(&mut gz, b"{\"message_id\":\"c\"}\n").unwrap();
+        std::io::Write::write_all(&mut gz, b"{\"message_id\":\"r1-c\"}\n").unwrap();
         std::fs::write(dir.join("2024/05/01/12/s-2.gz"), gz.finish().unwrap()).unwrap();
-        std::fs::write(
-            dir.join("2024/05/01/12/s-1"),
-            "{\"message_id\":\"a\"}\nnot json\n{\"v\":1,\"event\":{\"message_id\":\"b\"}}\n",
-        )
-        .unwrap();
+        obj(
+            "s-1",
+            "{\"message_id\":\"r1-a\"}\nnot json r1-\n{\"v\":1,\"event\":{\"message_id\":\"r1-b\"}}\n{\"message_id\":\"r2-x\",\"p\":\"r1-\"}\n",
+        );
         let mtime = std::fs::metadata(dir.join("2024/05/01/12/s-1"))
             .unwrap()
             .modified()
             .unwrap();
-        assert_eq!(wait_for(&sink, "a"), Some(mtime));
-        assert!(wait_for(&sink, "b").is_some() && wait_for(&sink, "c").is_some());
-        assert_eq!(
-            (sink.visible_at("before"), sink.visible_at("d"), sink.visible_at("e")),
-            (None, None, None)
-        );
-        assert_eq!((sink.objects_read(), sink.problem()), (2, None));
+        assert_eq!(wait_for(&sink, "r1-a"), Some(mtime));
+        assert!(wait_for(&sink, "r1-b").is_some() && wait_for(&sink, "r1-c").is_some());
+        let ignored = ["r1-before", "r1-d", "r1-e", "r2-x"].map(|id| sink.visible_at(id));
+        assert_eq!(ignored, [None; 4]);
+        assert_eq!(sink.problem(), None);
         drop(sink);
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A source whose objects reading "AccessDenied" cannot be read.
+    struct Flaky(Vec<(&'static str, &'static str)>);
+
+    impl Source for Flaky {
+        fn list(&mut self) -> Result<Vec<(String, Option<SystemTime>)>, String> {
+            Ok(self.0.iter().map(|(k, _)| (k.to_string(), None)).collect())
+        }
+        fn read(&mut self, key: &str) -> Result<Vec<u8>, String> {
+            let (_, text) = self.0.iter().find(|(k, _)| *k == key).ok_or("gone")?;
+            match *text {
+                "AccessDenied" => Err(format!("{key}: {text}")),
+                _ => Ok(text.as_bytes().to_vec()),
+            }
+        }
+    }
+
+    #[test]
+    fn an_object_that_cannot_be_read_holds_up_no_other_and_is_tried_again() {
+        let mut source = Flaky(vec![
+            ("a", "{\"message_id\":\"r-1\"}"),
+            ("bad", "AccessDenied"),
+            ("c", "{\"message_id\":\"r-2\"}"),
+        ]);
+        let (mut read, found) = (BTreeSet::new(), Mutex::new(Found::default()));
+        let err = look(&mut source, "r-", &mut read, &found).unwrap_err();
+        assert_eq!(err, "bad: AccessDenied");
+        assert!(lock(&found).seen.contains_key("r-1") && lock(&found).seen.contains_key("r-2"));
+        assert_eq!(read.len(), 2, "the unreadable object stays unread, to be tried again");
+        source.0[1] = ("bad", "{\"message_id\":\"r-3\"}");
+        look(&mut source, "r-", &mut read, &found).unwrap();
+        assert!(lock(&found).seen.contains_key("r-3"));
+        assert_eq!((read.len(), lock(&found).objects), (3, 3));
     }
 
     #[test]
