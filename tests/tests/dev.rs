@@ -13,10 +13,11 @@ use edgehose_tests::events::{post, wait_for};
 use edgehose_tests::tools::{free_port, http_get};
 use edgehose_tests::workspace_binary;
 
-/// Sends Ctrl-C (SIGINT) to `child`.
+/// Sends Ctrl-C (SIGINT) to `child`, with the shell's own `kill` (a
+/// minimal system may have no kill binary).
 fn ctrl_c(child: &Child) {
-    let kill = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
+    let kill = Command::new("sh")
+        .args(["-c", &format!("kill -INT {}", child.id())])
         .status()
         .unwrap();
     assert!(kill.success());

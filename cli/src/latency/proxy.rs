@@ -356,7 +356,8 @@ pub fn main(raw: &[String]) -> Result<(), String> {
     let args = crate::args::Args::parse(raw, FLAGS)?;
     if args.switch("help") {
         println!(
-            "edgehose delay-proxy: put a local service at a distance\n\n{}",
+            "edgehose delay-proxy: put a local service at a distance\n\n{}\n\n\
+             Connection errors (the client's business) are printed only when EDGEHOSE_PROXY_DEBUG is set.",
             crate::args::help(FLAGS)
         );
         return Ok(());
