@@ -304,12 +304,15 @@ fn route(
 pub struct Function {
     child: Child,
     log: Arc<Mutex<String>>,
+    /// The threads copying stdout and stderr into `log`.
+    readers: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl Function {
     fn new(mut child: Child, file: Option<std::fs::File>) -> Self {
         let log = Arc::new(Mutex::new(String::new()));
         let file = file.map(|f| Arc::new(Mutex::new(f)));
+        let mut readers = Vec::new();
         for stream in [
             child.stdout.take().map(|s| Box::new(s) as Box<dyn Read + Send>),
             child.stderr.take().map(|s| Box::new(s) as Box<dyn Read + Send>),
@@ -318,7 +321,7 @@ impl Function {
         .flatten()
         {
             let (log, file) = (log.clone(), file.clone());
-            std::thread::spawn(move || {
+            readers.push(std::thread::spawn(move || {
                 use std::io::{BufRead, Write};
                 for line in std::io::BufReader::new(stream).lines().map_while(Result::ok) {
                     if let Some(f) = &file
@@ -338,9 +341,9 @@ impl Function {
                         l.push('\n');
                     }
                 }
-            });
+            }));
         }
-        Self { child, log }
+        Self { child, log, readers }
     }
 
     /// What the function printed (structured logs, EMF lines): everything,
@@ -365,8 +368,11 @@ impl Function {
         let start = Instant::now();
         while start.elapsed() < timeout {
             if let Ok(Some(status)) = self.child.try_wait() {
-                // Let the log readers drain what it printed last.
-                std::thread::sleep(Duration::from_millis(100));
+                // The pipes close with the process: once both readers reach
+                // their end, the log holds everything it printed.
+                while start.elapsed() < timeout && !self.readers.iter().all(|r| r.is_finished()) {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
                 return Some(status);
             }
             std::thread::sleep(Duration::from_millis(20));

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use base64::Engine;
-use edgehose_tests::events::{edge_envelopes, record_of};
+use edgehose_tests::events::{edge_envelopes, record_of, wait_for};
 use edgehose_tests::lambda::{Outcome, RuntimeApi};
 
 fn firehose_event(records: &[Vec<u8>]) -> serde_json::Value {
@@ -58,12 +58,17 @@ fn the_transform_binary_answers_invocations_through_the_runtime_api() {
         assert_eq!(resp["records"][0]["metadata"]["partitionKeys"]["event_name"], "click");
     }
 
+    // The response can reach the Runtime API before the function's last log
+    // lines reach the pipe we read them from: wait for them, never sleep.
+    let emf_lines = |log: &str| -> Vec<serde_json::Value> {
+        log.lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| v.get("_aws").is_some())
+            .collect()
+    };
+    wait_for(Duration::from_secs(10), || emf_lines(&function.log()).len() >= 3);
     let log = function.log();
-    let emf: Vec<serde_json::Value> = log
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|v| v.get("_aws").is_some())
-        .collect();
+    let emf = emf_lines(&log);
     assert_eq!(emf.len(), 3, "one EMF line per invocation:\n{log}");
     assert_eq!(
         (emf[0]["EventsOk"].as_u64(), emf[0]["EventsInvalid"].as_u64()),

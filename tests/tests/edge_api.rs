@@ -310,7 +310,8 @@ fn a_panic_neither_poisons_later_requests_nor_loses_accepted_events() {
             );
         }
     }
-    assert!(e.log().contains("panic probe"), "the panic was real:\n{}", e.log());
+    let panicked = wait_for(Duration::from_secs(10), || e.log().contains("panic probe"));
+    assert!(panicked, "the panic was real:\n{}", e.log());
     let all = wait_for(Duration::from_secs(30), || landed(&sandbox).len() == 31);
     let ids: Vec<String> = landed(&sandbox).into_keys().collect();
     assert!(
@@ -319,5 +320,8 @@ fn a_panic_neither_poisons_later_requests_nor_loses_accepted_events() {
         ids.len(),
         e.log()
     );
-    assert!(e.log().contains("a panicked instance left undelivered"), "{}", e.log());
+    let told = wait_for(Duration::from_secs(10), || {
+        e.log().contains("a panicked instance left undelivered")
+    });
+    assert!(told, "{}", e.log());
 }

@@ -264,7 +264,10 @@ fn when_firehose_stays_down_every_event_is_dead_lettered() {
     });
     assert!(all_dead, "dead letters: {}\n{}", proxy.dead_letters().len(), edge.log());
     assert!(landed(&sandbox).is_empty());
-    assert!(edge.log().contains("sent to the dead-letter queue"), "{}", edge.log());
+    let told = wait_for(Duration::from_secs(10), || {
+        edge.log().contains("sent to the dead-letter queue")
+    });
+    assert!(told, "{}", edge.log());
 }
 
 #[test]
