@@ -15,8 +15,11 @@ mod js;
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use edgehose_shared::api::{self, ApiError, Body, Prepared, Reply, RequestHead};
+use edgehose_shared::api::{self, ApiError, Body, Ingest, Prepared, Reply, RequestHead};
 use edgehose_shared::envelope::EdgeMeta;
+use edgehose_shared::timestamp::Timestamp;
+use wasm_bindgen::JsValue;
+use wasm_bindgen::prelude::wasm_bindgen;
 use worker::worker_sys::web_sys;
 use worker::{Context, Env, MessageBatch, console_error, event};
 
@@ -49,12 +52,19 @@ fn config(env: &Env) -> Result<Rc<EdgeConfig>, ApiError> {
     }
 }
 
-#[event(fetch)]
-async fn fetch(req: web_sys::Request, env: Env, ctx: Context) -> worker::Result<web_sys::Response> {
+/// The Worker's `fetch` handler, exported as worker-build expects one.
+///
+/// It is synchronous: everything the head decides (errors, preflight,
+/// health) is answered at once, and otherwise the answer is a promise that
+/// settles when the body has been read and checked, in one promise callback
+/// rather than a Rust future. Direct mode hands the events to `waitUntil`
+/// there; queue mode answers once the queue holds them.
+#[wasm_bindgen(js_name = fetch)]
+pub fn fetch(req: web_sys::Request, env: Env, ctx: worker::worker_sys::Context) -> JsValue {
     let received_at = now();
     let config = match config(&env) {
         Ok(c) => c,
-        Err(e) => return Ok(respond(e.reply(Vec::new()))),
+        Err(e) => return respond(e.reply(Vec::new())),
     };
     let head = Head::read(&req);
     let (path, query) = split_url(head.url());
@@ -77,18 +87,32 @@ async fn fetch(req: web_sys::Request, env: Env, ctx: Context) -> worker::Result<
                 let accepted = ACCEPTED_EVENTS.with(std::cell::Cell::get);
                 reply.body = format!(r#"{{"status":"ok","isolate":{{"accepted_events":{accepted}}}}}"#);
             }
-            return Ok(respond(reply));
+            return respond(reply);
         }
         Prepared::Ingest(ingest) => ingest,
     };
-    let bytes = match read_body(&req).await {
-        Ok(b) => b,
-        Err(e) => {
-            return Ok(respond(
-                ApiError::Unavailable(format!("the body could not be read: {e}")).reply(ingest.cors),
-            ));
-        }
-    };
+    let ctx = Context::new(ctx);
+    js::then_with_body(&req, move |bytes| match bytes {
+        Ok(bytes) => ingest_body(config, &head, ingest, &bytes, received_at, env, ctx),
+        Err(e) => respond(ApiError::Unavailable(format!("the body could not be read: {e}")).reply(ingest.cors)),
+    })
+    .into()
+}
+
+/// The second half of a request: its body is in.
+fn ingest_body(
+    config: Rc<EdgeConfig>,
+    head: &Head,
+    ingest: Ingest,
+    bytes: &[u8],
+    received_at: Timestamp,
+    env: Env,
+    ctx: Context,
+) -> JsValue {
+    #[cfg(feature = "panic-probe")]
+    if bytes == b"panic probe" {
+        panic!("panic probe: deliberate panic after the body was read");
+    }
     let edge = EdgeMeta {
         country: head.country().map(Into::into),
         colo: head.colo().map(Into::into),
@@ -100,35 +124,36 @@ async fn fetch(req: web_sys::Request, env: Env, ctx: Context) -> worker::Result<
             .flatten(),
     };
     let body = Body {
-        bytes: &bytes,
+        bytes,
         content_type: head.content_type(),
         content_encoding: head.content_encoding(),
     };
     let accepted = match api::accept(&ingest, body, &edge, &config.api, received_at, &CryptoRandom::default()) {
         Ok(a) => a,
-        Err(reply) => return Ok(respond(reply)),
+        Err(reply) => return respond(reply),
     };
     match config.mode {
-        Mode::Direct => forward::submit(config.clone(), env, &ctx, accepted.lines),
-        Mode::Queue => {
-            // Acknowledge only once the queue holds the events: a 503 tells the
-            // client to retry rather than letting an accepted event vanish.
+        Mode::Direct => {
+            forward::submit(config.clone(), env, &ctx, accepted.lines);
+            count_accepted(accepted.count);
+            respond(accepted.reply)
+        }
+        // Acknowledge only once the queue holds the events: a 503 tells the
+        // client to retry rather than letting an accepted event vanish.
+        Mode::Queue => js_sys::futures::future_to_promise(async move {
             if let Err(e) = forward::enqueue(&env, &accepted.lines).await {
                 console_error!("edgehose: could not enqueue {} events: {e}", accepted.lines.len());
                 return Ok(respond(ApiError::Unavailable(e).reply(ingest.cors)));
             }
-        }
+            count_accepted(accepted.count);
+            Ok(respond(accepted.reply))
+        })
+        .into(),
     }
-    ACCEPTED_EVENTS.with(|n| n.set(n.get() + accepted.count as u64));
-    Ok(respond(accepted.reply))
 }
 
-async fn read_body(req: &web_sys::Request) -> Result<Vec<u8>, String> {
-    let promise = req.array_buffer().map_err(|e| format!("{e:?}"))?;
-    let buffer = js_sys::futures::JsFuture::from(promise)
-        .await
-        .map_err(|e| format!("{e:?}"))?;
-    Ok(js_sys::Uint8Array::new(&buffer).to_vec())
+fn count_accepted(n: usize) {
+    ACCEPTED_EVENTS.with(|c| c.set(c.get() + n as u64));
 }
 
 #[event(queue)]
@@ -153,8 +178,8 @@ fn split_url(url: &str) -> (&str, Option<&str>) {
     }
 }
 
-fn respond(reply: Reply) -> web_sys::Response {
-    js::response(reply.status, &reply.body, &reply.headers)
+fn respond(reply: Reply) -> JsValue {
+    js::response(reply.status, &reply.body, &reply.headers).into()
 }
 
 #[cfg(test)]
