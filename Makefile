@@ -73,7 +73,7 @@ unit:
 	set -o pipefail; $(RUN) $(CARGO) test --workspace --locked 2>&1 | tee target/test.log
 	@awk '/^test result:/ { p += $$4; f += $$6 } END { printf "tests: %d passed, %d failed\n", p, f; exit (p == 0) }' target/test.log
 
-## bench-edge: the edge Worker against the runtime floor and a JS peer; prints
+## bench-edge: the edge Worker against the runtime floors and a JS peer; prints
 ## numbers and rewrites the edge section of BENCHMARKS.md (not a pass/fail test)
 bench-edge: bootstrap edge
 	$(RUN) $(CARGO) run -q --release --locked -p edgehose-bench -- edge --write BENCHMARKS.md

@@ -51,11 +51,29 @@ pub fn headline() -> Result<String, String> {
             .cloned()
             .unwrap_or_default()
     };
-    let (ours, floor) = (named("edgehose"), named("floor"));
+    let (ours, floor, body_floor) = (named("edgehose"), named("floor"), named("body-read floor"));
+    let one_cpu = if ours["sequential_one_cpu"].is_object() {
+        format!(
+            "; one CPU {:.0} / {:.0} µs",
+            num(&ours["sequential_one_cpu"]["p50_us"]),
+            num(&ours["sequential_one_cpu"]["p99_us"])
+        )
+    } else {
+        String::new()
+    };
+    let body_read = if body_floor.is_null() {
+        String::new()
+    } else {
+        format!(
+            "; reading the body alone {:.0} / {:.0} µs",
+            num(&body_floor["sequential"]["p50_us"]),
+            num(&body_floor["sequential"]["p99_us"])
+        )
+    };
     rows.push([
         "edge Worker: one POST, p50 / p99 (raw workerd, keep-alive)".into(),
         format!(
-            "{:.0} / {:.0} µs (runtime floor {:.0} / {:.0} µs)",
+            "{:.0} / {:.0} µs{one_cpu} (runtime floor {:.0} / {:.0} µs{body_read})",
             num(&ours["sequential"]["p50_us"]),
             num(&ours["sequential"]["p99_us"]),
             num(&floor["sequential"]["p50_us"]),
@@ -160,7 +178,7 @@ pub fn headline() -> Result<String, String> {
     }
 
     let mut out = format!(
-        "### Headline figures ({}; {})\n\n`make bench` ran every benchmark below and wrote this table from their raw results (`target/bench/*/*.json`).\n\n| what | measured | section |\n|---|---|---|\n",
+        "### Headline figures ({}; {})\n\nWritten by `make bench` (or `edgehose-bench headline --write BENCHMARKS.md` after single benchmarks) from each benchmark's latest raw results (`target/bench/*/*.json`); every figure is also in its section below.\n\n| what | measured | section |\n|---|---|---|\n",
         report::today(),
         report::machine()
     );

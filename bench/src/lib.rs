@@ -22,9 +22,9 @@ pub fn run(args: &[String]) -> Result<(), String> {
         Some("latency") => latency::main(&args[1..]),
         Some("packing") => packing::main(&args[1..]),
         Some("all") => all::main(&args[1..]),
-        Some("headline") => all::headline().map(|t| println!("{t}")),
+        Some("headline") => all::headline().and_then(|t| report::publish("headline", &t, None, flag(args, "--write"))),
         _ => Err(
-            "usage: edgehose-bench all|edge|transform|pipeline|latency|packing [options] [--write BENCHMARKS.md]\n\
+            "usage: edgehose-bench all|edge|transform|pipeline|latency|packing|headline [options] [--write BENCHMARKS.md]\n\
              \x20 edge [--requests N] [--concurrency C] [--build DIR] [--var NAME=VALUE]...\n\
              \x20 transform\n\
              \x20 pipeline [--seconds S] [--connections C] [--scenarios queue:1,queue:10,direct:10]\n\

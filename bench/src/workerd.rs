@@ -28,6 +28,9 @@ pub struct WorkerSpec {
 pub struct Workerd {
     child: Child,
     addr: SocketAddr,
+    /// Its config, modules and log: removed when it stops, kept (and named
+    /// in the error) when it failed to start.
+    dir: Option<PathBuf>,
 }
 
 impl Workerd {
@@ -62,7 +65,7 @@ impl Workerd {
             .spawn()
             .map_err(|e| format!("starting {}: {e}", workerd.display()))?;
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-        let mut w = Self { child, addr };
+        let mut w = Self { child, addr, dir: None };
         let start = Instant::now();
         while TcpStream::connect(addr).is_err() {
             if start.elapsed() > Duration::from_secs(30) {
@@ -76,6 +79,7 @@ impl Workerd {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+        w.dir = Some(dir.to_path_buf());
         Ok(w)
     }
 
@@ -88,12 +92,51 @@ impl Workerd {
     pub fn cpu_seconds(&self) -> Result<f64, String> {
         cpu_seconds(self.child.id())
     }
+
+    /// Moves every thread of the process onto `cpu`.
+    pub fn pin(&self, cpu: usize) -> Result<(), String> {
+        pin(&self.child.id().to_string(), cpu, true)
+    }
+}
+
+/// Moves the calling thread onto `cpu`.
+pub fn pin_this_thread(cpu: usize) -> Result<(), String> {
+    let me = std::fs::read_link("/proc/thread-self").map_err(|e| format!("/proc/thread-self: {e}"))?;
+    let tid = me
+        .file_name()
+        .and_then(|t| t.to_str())
+        .ok_or("/proc/thread-self names no thread")?
+        .to_owned();
+    pin(&tid, cpu, false)
+}
+
+/// `taskset` (util-linux) sets the affinity of a process or thread id.
+fn pin(id: &str, cpu: usize, all_threads: bool) -> Result<(), String> {
+    let mut cmd = Command::new("taskset");
+    if all_threads {
+        cmd.arg("-a");
+    }
+    let out = cmd
+        .args(["-p", "-c", &cpu.to_string(), id])
+        .output()
+        .map_err(|e| format!("taskset: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "taskset -p {id}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
 }
 
 impl Drop for Workerd {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if let Some(dir) = &self.dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }
 
