@@ -32,8 +32,11 @@ pub struct ApiGateway {
 }
 
 struct Shared {
-    api: RuntimeApi,
+    /// Declared before `api` so it is dropped (killed) first: a function that
+    /// outlived its Runtime API would be refused its next event and panic in
+    /// `lambda_runtime`, as no real Lambda sandbox ever sees.
     function: Mutex<Function>,
+    api: RuntimeApi,
     accepted_events: AtomicU64,
 }
 
@@ -45,8 +48,8 @@ impl ApiGateway {
         let server = tiny_http::Server::http(listen).map_err(|e| format!("listening on {listen}: {e}"))?;
         let addr = server.server_addr().to_ip().ok_or("not an IP address")?;
         let shared = Arc::new(Shared {
-            api,
             function: Mutex::new(function),
+            api,
             accepted_events: AtomicU64::new(0),
         });
         let stop = Arc::new(AtomicBool::new(false));

@@ -104,6 +104,12 @@ fn dev_runs_both_paths_lands_their_events_and_stops_everything_on_ctrl_c() {
             "something still listens on {port} after dev stopped"
         );
     }
+    // The functions are stopped as Lambda stops a sandbox, not left to find
+    // their Runtime API gone (lambda_runtime panics on that).
+    for function in ["transform.log", "ingest-api.log"] {
+        let text = std::fs::read_to_string(data.join(function)).unwrap_or_default();
+        assert!(!text.contains("panicked"), "{function} after Ctrl-C:\n{text}");
+    }
     let _ = std::fs::remove_dir_all(&data);
     let _ = std::fs::remove_file(&log);
 }

@@ -70,11 +70,14 @@ pub struct Counters {
 
 /// The transformation function, run for real behind a Runtime API.
 pub struct Transform {
+    /// Declared before `api` so it is dropped (killed) first: a function that
+    /// outlived its Runtime API would be refused its next event and panic in
+    /// `lambda_runtime`, as no real Lambda sandbox ever sees.
+    function: Mutex<Option<Function>>,
     api: RuntimeApi,
     binary: PathBuf,
     env: Vec<(String, String)>,
     log_file: Option<PathBuf>,
-    function: Mutex<Option<Function>>,
     /// Retries after a failed invocation (Firehose's `NumberOfRetries`, default 3).
     pub retries: u32,
     /// How long one invocation may take.
