@@ -193,22 +193,34 @@ fn measure(
 }
 
 /// The sequential run with the client thread and every workerd thread on
-/// CPU 0. Left to the scheduler, the two usually end up on different CPUs,
-/// and on a virtual machine each wake-up across CPUs costs tens of µs (this
-/// machine: ≈ 55 µs each way; the floor's p50 goes from ≈ 50 to ≈ 165 µs
-/// after its first few hundred requests). On one CPU the figure is the
-/// Workers' own time plus two context switches.
+/// one CPU (the first this process may use). Left to the scheduler, the two
+/// usually end up on different CPUs, and on a virtual machine each wake-up
+/// across CPUs costs tens of µs (this machine: ≈ 55 µs each way; the floor's
+/// p50 goes from ≈ 50 to ≈ 165 µs after its first few hundred requests). On
+/// one CPU the figure is the Workers' own time plus two context switches.
 fn on_one_cpu(w: &Workerd, request: &[u8], requests: usize) -> std::result::Result<Summary, String> {
     let addr = w.addr();
-    w.pin(0)?;
+    let cpu = first_allowed_cpu()?;
+    w.pin(cpu)?;
     let request = request.to_vec();
     std::thread::spawn(move || {
-        pin_this_thread(0)?;
+        pin_this_thread(cpu)?;
         load::sequential(addr, &request, 300)?;
         Ok(load::sequential(addr, &request, requests)?.summary())
     })
     .join()
     .map_err(|_| "the one-CPU client panicked".to_owned())?
+}
+
+/// The first CPU this process may run on (`Cpus_allowed_list`, e.g. `0-1`
+/// or `2,5-7`): a container's CPU set need not include CPU 0.
+fn first_allowed_cpu() -> std::result::Result<usize, String> {
+    let status = std::fs::read_to_string("/proc/self/status").map_err(|e| format!("/proc/self/status: {e}"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .and_then(|list| list.trim().split([',', '-']).next().and_then(|n| n.trim().parse().ok()))
+        .ok_or_else(|| "no Cpus_allowed_list in /proc/self/status".to_owned())
 }
 
 /// Waits until the sink has seen no new call for 300 ms (at most 10 s).

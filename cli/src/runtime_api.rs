@@ -369,8 +369,10 @@ impl Function {
         while start.elapsed() < timeout {
             if let Ok(Some(status)) = self.child.try_wait() {
                 // The pipes close with the process: once both readers reach
-                // their end, the log holds everything it printed.
-                while start.elapsed() < timeout && !self.readers.iter().all(|r| r.is_finished()) {
+                // their end, the log holds everything it printed. A second at
+                // most, in case something it started still holds a pipe.
+                let exited = Instant::now();
+                while exited.elapsed() < Duration::from_secs(1) && !self.readers.iter().all(|r| r.is_finished()) {
                     std::thread::sleep(Duration::from_millis(5));
                 }
                 return Some(status);

@@ -43,8 +43,10 @@ export function orphans_take() {
   return o.join("\u0001");
 }
 export function with_body(req, then) {
-  // `then` is called exactly once, with the body or with the reason it could
-  // not be read: a one-shot Rust closure that is never called would leak.
+  // `then` is called once, with the body or with the reason it could not be
+  // read, whenever the read settles: a one-shot Rust closure that is never
+  // called would leak. (A read the runtime abandons without settling, when
+  // it cancels the request, leaves it uncalled, as it left a JsFuture before.)
   let read;
   try {
     read = req.arrayBuffer();

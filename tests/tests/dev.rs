@@ -107,9 +107,15 @@ fn dev_runs_both_paths_lands_their_events_and_stops_everything_on_ctrl_c() {
     // The functions are stopped as Lambda stops a sandbox, not left to find
     // their Runtime API gone (lambda_runtime panics on that).
     for function in ["transform.log", "ingest-api.log"] {
-        let text = std::fs::read_to_string(data.join(function)).unwrap_or_default();
+        let text =
+            std::fs::read_to_string(data.join(function)).unwrap_or_else(|e| panic!("{function}: {e}\n{}", output()));
         assert!(!text.contains("panicked"), "{function} after Ctrl-C:\n{text}");
     }
+    let transform_log = std::fs::read_to_string(data.join("transform.log")).unwrap();
+    assert!(
+        transform_log.contains("schemas compiled"),
+        "transform.log is the function's own log:\n{transform_log}"
+    );
     let _ = std::fs::remove_dir_all(&data);
     let _ = std::fs::remove_file(&log);
 }
