@@ -93,9 +93,9 @@ pub fn take_orphans() -> Vec<String> {
 /// could not be read. The promise resolves to what `then` returns.
 ///
 /// This is the Worker's one wait on a request path, and it is a single
-/// promise callback rather than a Rust future: measured on one CPU, awaiting
-/// the body through `JsFuture` inside an async export cost ≈ 35 µs more per
-/// request (executor, waker and channel on top of the same promise).
+/// promise callback rather than a Rust future: awaiting the body through
+/// `JsFuture` inside an async export adds an executor, a waker and a channel
+/// on top of the same promise (BENCHMARKS.md says how to compare the two).
 pub fn then_with_body(
     req: &web_sys::Request,
     then: impl FnOnce(Result<Vec<u8>, String>) -> JsValue + 'static,
