@@ -48,6 +48,7 @@ impl Transformer {
                 partitioning: s.bool_or("PARTITIONING", false)?,
                 max_response_bytes: None,
                 schemas: Schemas::default(),
+                sources: api.sources,
                 threads: s.usize_or("TRANSFORM_THREADS", 0)?,
             },
         })

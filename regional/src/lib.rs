@@ -2,6 +2,7 @@
 //! that validates every event the edge sent ([`transform`]), and the handler
 //! that wraps it for the Lambda runtime ([`handler`]).
 
+pub mod analyst;
 pub mod handler;
 pub mod ingest;
 pub mod metrics;

@@ -25,10 +25,14 @@ use base64::Engine as _;
 use edgehose_shared::envelope::Envelope;
 pub use edgehose_shared::firehose::{TransformEvent, TransformRecord};
 use edgehose_shared::limits::Limits;
+use edgehose_shared::segment::validate::validate_message;
+use edgehose_shared::source::{self, Sources};
 use edgehose_shared::timestamp::Timestamp;
 use edgehose_shared::validate::{Reason, Violation, validate_event};
 use serde::Serialize;
 use serde_json::value::RawValue;
+
+use crate::analyst::{Rfc3339, SegmentLine, SourceLine, V1Line, Where};
 
 /// Lambda's limit on a synchronous response: 6 MB
 /// (<https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html>).
@@ -159,8 +163,11 @@ pub struct TransformConfig {
     pub partitioning: bool,
     /// Largest response, in bytes (Lambda's limit less a margin by default).
     pub max_response_bytes: Option<usize>,
-    /// Per-event-name JSON Schemas, checked after schema v1.
+    /// Per-event-name JSON Schemas, checked after schema v1 (and for a
+    /// source's events, by the source's name).
     pub schemas: crate::schemas::Schemas,
+    /// What is declared for any-JSON sources (`SOURCES`, as on the edge).
+    pub sources: Sources,
     /// Threads records are transformed on; 0 means one per CPU the function
     /// sees (Lambda gives more than one vCPU's worth of CPU above 1,769 MB).
     pub threads: usize,
@@ -372,39 +379,6 @@ fn answer_size(a: &TransformedRecord) -> usize {
     serde_json::to_vec(&without_data).map_or(usize::MAX / 4, |v| v.len() + 1 + a.data.as_str().len())
 }
 
-/// The analyst shape of one valid event.
-#[derive(Serialize)]
-struct AnalystEvent<'a> {
-    id: &'a str,
-    event: &'a str,
-    event_time: Rfc3339,
-    received_at: Rfc3339,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    sent_at: Option<Rfc3339>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    message_id: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    anonymous_id: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    user_id: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    url: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    referrer: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    target: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    key_id: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    country: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    colo: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    asn: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    properties: Option<&'a RawValue>,
-}
-
 /// A piece that could not be delivered as an event, kept with its reasons.
 #[derive(Serialize)]
 struct Rejected<'a> {
@@ -490,10 +464,11 @@ struct Output {
 }
 
 impl Output {
-    fn push_valid(&mut self, analyst: &AnalystEvent<'_>) {
+    /// Appends a valid event's analyst line; `name` is its partition name.
+    fn push_valid(&mut self, analyst: &impl Serialize, name: &str) {
         push_line(&mut self.valid, analyst);
-        if !self.names.iter().any(|n| n == analyst.event) {
-            self.names.push(analyst.event.to_owned());
+        if !self.names.iter().any(|n| n == name) {
+            self.names.push(name.to_owned());
         }
     }
 
@@ -523,22 +498,6 @@ fn push_line(buf: &mut Vec<u8>, value: &impl Serialize) {
     }
 }
 
-/// A timestamp as RFC 3339 text, without an allocation.
-#[derive(Clone, Copy)]
-struct Rfc3339([u8; 24]);
-
-impl Rfc3339 {
-    fn of_millis(ms: i64) -> Self {
-        Self(Timestamp::from_millis(ms).rfc3339_bytes())
-    }
-}
-
-impl Serialize for Rfc3339 {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(std::str::from_utf8(&self.0).unwrap_or_default())
-    }
-}
-
 enum Line {
     Valid { received_at: i64 },
     Invalid,
@@ -565,48 +524,47 @@ fn outcome(line: &str, config: &TransformConfig, out: &mut Output) -> Line {
         out.push_rejected(&envelope.id, received, &reason, line);
         return Line::Quarantined;
     };
-    let checked = validate_event(raw.get(), &config.limits).and_then(|event| {
-        if !config.schemas.has(&event.event) {
-            return Ok(event);
+    let at = Where {
+        id: &envelope.id,
+        event_time: Rfc3339::of_millis(envelope.event_time),
+        received_at: Rfc3339::of_millis(envelope.received_at),
+        key_id: envelope.key_id.as_deref(),
+        edge: envelope.edge.as_ref(),
+    };
+    let done = match envelope.format.as_deref() {
+        None => validate_event(raw.get(), &config.limits)
+            .and_then(|event| with_schema(config, &event.event, raw.get()).map(|()| event))
+            .map(|event| out.push_valid(&V1Line::new(&at, &event), &event.event)),
+        Some("segment") => validate_message(raw.get(), envelope.call.as_deref(), &config.limits).map(|message| {
+            let line = SegmentLine::new(&at, &message);
+            out.push_valid(&line, line.partition_name())
+        }),
+        _ => {
+            let name = envelope.source.as_deref().unwrap_or_default();
+            source::validate_event(raw.get(), config.sources.get(name), &config.limits)
+                .and_then(|event| with_schema(config, name, raw.get()).map(|()| event))
+                .map(|event| out.push_valid(&SourceLine::new(&at, name, &event), name))
         }
-        let value: serde_json::Value = serde_json::from_str(raw.get()).unwrap_or_default();
-        let violations = config.schemas.check(&event.event, &value);
-        if violations.is_empty() {
-            Ok(event)
-        } else {
-            Err(violations)
-        }
-    });
-    match checked {
+    };
+    match done {
         Err(violations) => {
             out.push_rejected(&envelope.id, received, &violations, line);
             Line::Invalid
         }
-        Ok(event) => {
-            let edge = envelope.edge.as_ref();
-            out.push_valid(&AnalystEvent {
-                id: &envelope.id,
-                event: &event.event,
-                event_time: Rfc3339::of_millis(envelope.event_time),
-                received_at: Rfc3339::of_millis(envelope.received_at),
-                sent_at: event.sent_at.map(|t| Rfc3339::of_millis(t.0)),
-                message_id: event.message_id.as_deref(),
-                anonymous_id: event.anonymous_id.as_deref(),
-                user_id: event.user_id.as_deref(),
-                url: event.url.as_deref(),
-                referrer: event.referrer.as_deref(),
-                target: event.target.as_deref(),
-                key_id: envelope.key_id.as_deref(),
-                country: edge.and_then(|e| e.country.as_deref()),
-                colo: edge.and_then(|e| e.colo.as_deref()),
-                asn: edge.and_then(|e| e.asn),
-                properties: event.properties,
-            });
-            Line::Valid {
-                received_at: envelope.received_at,
-            }
-        }
+        Ok(()) => Line::Valid {
+            received_at: envelope.received_at,
+        },
     }
+}
+
+/// Checks an event against the JSON Schema registered for `name`, if any.
+fn with_schema(config: &TransformConfig, name: &str, text: &str) -> Result<(), Vec<Violation>> {
+    if !config.schemas.has(name) {
+        return Ok(());
+    }
+    let value: serde_json::Value = serde_json::from_str(text).unwrap_or_default();
+    let violations = config.schemas.check(name, &value);
+    if violations.is_empty() { Ok(()) } else { Err(violations) }
 }
 
 #[cfg(test)]

@@ -4,13 +4,24 @@
 //!
 //! | request | answer |
 //! |---|---|
-//! | `POST /v1/events` | `200 {"accepted":N}`; 413 over a limit; 415 bad type or encoding; 400 empty, too deep, or (strict) malformed; 401 bad key; 403 origin not allowed |
-//! | `OPTIONS /v1/events` | 204 CORS preflight for allowed origins, 403 otherwise |
+//! | `POST /v1/events` (schema v1) | `200 {"accepted":N}`; 413 over a limit; 415 bad type or encoding; 400 empty, too deep, or (strict) malformed; 401 bad key; 403 origin not allowed |
+//! | `POST /v1/track`, `/v1/batch`, … ([Segment's Tracking API](crate::segment)) | `200 {"success":true}`; 413 over Segment's limits; 400 not JSON; 401, 403, 415 as above |
+//! | `POST /v1/ingest/<name>` ([any-JSON sources](crate::source)) | `200 {"accepted":N}`; 400 for a bad name; 403 for a key the source does not allow; the rest as `/v1/events` |
+//! | `OPTIONS` on any of them | 204 CORS preflight for allowed origins, 403 otherwise |
 //! | `GET /healthz` | `200 {"status":"ok"}` |
 //! | another method | 405 with `Allow` |
 //! | another path | 404 |
 //!
-//! Errors are JSON: `{"error":"<code>","message":"<what and which limit>"}`.
+//! Write keys are read from `x-edgehose-key`, `Authorization: Bearer <key>`,
+//! `Authorization: Basic base64(<key>:)` (Segment's and RudderStack's SDKs),
+//! `?key=` (sendBeacon), and on the Segment routes from the body's
+//! `writeKey`. An unknown key is a visible 401 on every route: Segment
+//! answers 200 and drops the events, which leaves a mistyped key unnoticed
+//! while its data is lost; a 401 shows in the SDK's error callback and logs.
+//!
+//! Errors are JSON: `{"error":"<code>","code":"<code>","message":"<what and
+//! which limit>"}` (`code` as Segment's Python SDKs read it: RudderStack's
+//! retries a 4xx whose body lacks it).
 //! A shell calls [`prepare`] with the request head, reads the body only if
 //! told to, then calls [`accept`].
 
@@ -18,10 +29,12 @@ use sha2::{Digest, Sha256};
 
 use crate::clock::RandomSource;
 use crate::decode::{self, DecodeError, Item};
-use crate::envelope::{self, EdgeMeta, RequestContext};
+use crate::envelope::{self, Dialect, EdgeMeta, RequestContext};
 use crate::limits::Limits;
+use crate::segment::{self, SegmentError};
 use crate::settings::{SettingError, Settings};
 use crate::sigv4::constant_time_eq;
+use crate::source::{self, Sources};
 use crate::timestamp::Timestamp;
 
 /// The events endpoint.
@@ -34,7 +47,8 @@ pub const KEY_HEADER: &str = "x-edgehose-key";
 /// which cannot set headers.
 pub const KEY_QUERY_PARAM: &str = "key";
 /// Request headers a browser may send cross-origin.
-const ALLOWED_REQUEST_HEADERS: &str = "content-type, content-encoding, x-edgehose-key, authorization";
+/// (`x-retry-count`: analytics-next and analytics-node send it on retries.)
+const ALLOWED_REQUEST_HEADERS: &str = "content-type, content-encoding, x-edgehose-key, authorization, x-retry-count";
 
 /// How the API is configured for one deployment.
 #[derive(Debug, Clone, Default)]
@@ -49,11 +63,14 @@ pub struct ApiConfig {
     pub origins: Origins,
     /// Accepted write keys; empty means no key is required.
     pub write_keys: WriteKeys,
+    /// What is declared for any-JSON sources (`SOURCES`).
+    pub sources: Sources,
 }
 
 impl ApiConfig {
     /// Reads `MAX_BODY_BYTES`, `MAX_EVENT_BYTES`, `MAX_EVENTS`, `MAX_DEPTH`,
-    /// `STRICT`, `STORE_CLIENT_IP`, `ALLOWED_ORIGINS` and `WRITE_KEYS`.
+    /// `STRICT`, `STORE_CLIENT_IP`, `ALLOWED_ORIGINS`, `WRITE_KEYS` and
+    /// `SOURCES` (a source may only name keys that `WRITE_KEYS` defines).
     pub fn from_settings<F: Fn(&str) -> Option<String>>(s: &Settings<F>) -> Result<Self, SettingError> {
         let d = Limits::default();
         let limits = Limits::clamped(
@@ -62,12 +79,28 @@ impl ApiConfig {
             s.usize_or("MAX_EVENTS", d.max_events)?,
             s.usize_or("MAX_DEPTH", d.max_depth)?,
         );
+        let write_keys = WriteKeys::parse(&s.list("WRITE_KEYS")).map_err(|e| SettingError::new("WRITE_KEYS", e))?;
+        let sources = match s.get("SOURCES") {
+            Some(text) => Sources::parse(&text).map_err(|e| SettingError::new("SOURCES", e))?,
+            None => Sources::default(),
+        };
+        for (name, declared) in sources.iter() {
+            for key in declared.keys.iter().flatten() {
+                if !write_keys.has_id(key) {
+                    return Err(SettingError::new(
+                        "SOURCES",
+                        format!("source {name:?} allows key {key:?}, which WRITE_KEYS does not define"),
+                    ));
+                }
+            }
+        }
         Ok(Self {
             limits,
             strict: s.bool_or("STRICT", false)?,
             store_client_ip: s.bool_or("STORE_CLIENT_IP", false)?,
             origins: Origins::parse(&s.list("ALLOWED_ORIGINS")).map_err(|e| SettingError::new("ALLOWED_ORIGINS", e))?,
-            write_keys: WriteKeys::parse(&s.list("WRITE_KEYS")).map_err(|e| SettingError::new("WRITE_KEYS", e))?,
+            write_keys,
+            sources,
         })
     }
 }
@@ -157,6 +190,11 @@ impl WriteKeys {
         !self.keys.is_empty()
     }
 
+    /// Whether a key with this id is configured.
+    pub fn has_id(&self, id: &str) -> bool {
+        self.keys.iter().any(|(k, _)| k == id)
+    }
+
     /// The id of the key presented, comparing digests in constant time
     /// against every configured key.
     fn identify(&self, presented: &str) -> Option<&str> {
@@ -208,9 +246,12 @@ pub enum ApiError {
     /// The body broke a decoding rule or limit.
     #[error(transparent)]
     Decode(#[from] DecodeError),
+    /// A Segment request broke a rule of its own.
+    #[error(transparent)]
+    Segment(#[from] SegmentError),
     /// Write keys are configured and none was sent.
     #[error(
-        "a write key is required: send it in the x-edgehose-key header, as Authorization: Bearer <key>, or as ?key= for sendBeacon"
+        "a write key is required: send it in the x-edgehose-key header, as Authorization: Bearer <key> or Basic (Segment's SDKs), as ?key= for sendBeacon, or as writeKey in a Segment body"
     )]
     MissingKey,
     /// The key sent is not one of the configured keys.
@@ -219,8 +260,21 @@ pub enum ApiError {
     /// A browser origin outside `ALLOWED_ORIGINS`.
     #[error("origin {0:?} is not allowed to send events (ALLOWED_ORIGINS)")]
     OriginNotAllowed(String),
+    /// A source name that breaks the naming rule.
+    #[error("{0}")]
+    BadSourceName(String),
+    /// A key the source's `keys` setting does not list.
+    #[error("write key {key:?} may not post to source {name:?} (SOURCES)")]
+    KeyNotAllowed {
+        /// The key's id.
+        key: String,
+        /// The source's name.
+        name: String,
+    },
     /// No such path.
-    #[error("no route for {0}; events go to POST /v1/events")]
+    #[error(
+        "no route for {0}; events go to POST /v1/events, Segment's /v1/track, /v1/page, /v1/identify, … /v1/batch, or /v1/ingest/<source>"
+    )]
     NotFound(String),
     /// The path exists, the method does not.
     #[error("method {method} is not allowed here; use {allow}")]
@@ -243,8 +297,10 @@ impl ApiError {
     pub fn status(&self) -> u16 {
         match self {
             Self::Decode(e) => e.status(),
+            Self::Segment(e) => e.status(),
             Self::MissingKey | Self::UnknownKey => 401,
-            Self::OriginNotAllowed(_) => 403,
+            Self::BadSourceName(_) => 400,
+            Self::OriginNotAllowed(_) | Self::KeyNotAllowed { .. } => 403,
             Self::NotFound(_) => 404,
             Self::MethodNotAllowed { .. } => 405,
             Self::Misconfigured(_) => 500,
@@ -256,6 +312,9 @@ impl ApiError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::Decode(e) => e.code(),
+            Self::Segment(e) => e.code(),
+            Self::BadSourceName(_) => "invalid_source_name",
+            Self::KeyNotAllowed { .. } => "key_not_allowed",
             Self::MissingKey => "missing_write_key",
             Self::UnknownKey => "invalid_write_key",
             Self::OriginNotAllowed(_) => "origin_not_allowed",
@@ -275,7 +334,8 @@ impl ApiError {
         if matches!(self, Self::Unavailable(_)) {
             headers.push(("retry-after", "5".to_owned()));
         }
-        let body = serde_json::json!({"error": self.code(), "message": self.to_string()}).to_string();
+        let body =
+            serde_json::json!({"error": self.code(), "code": self.code(), "message": self.to_string()}).to_string();
         Reply {
             status: self.status(),
             headers,
@@ -293,6 +353,35 @@ pub enum Prepared {
     Ingest(Ingest),
 }
 
+/// The door a request came through, which says how its body is read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Door {
+    /// `POST /v1/events`: schema v1.
+    Events,
+    /// One of Segment's Tracking API routes.
+    Segment(segment::Route),
+    /// `POST /v1/ingest/<name>`: an any-JSON source.
+    Source(String),
+}
+
+impl Door {
+    /// The door of a path (a trailing slash already removed): `Ok(None)`
+    /// when no route has this path.
+    pub fn of_path(path: &str) -> Result<Option<Self>, ApiError> {
+        if path == EVENTS_PATH {
+            return Ok(Some(Self::Events));
+        }
+        if let Some(name) = path
+            .strip_prefix(source::INGEST_PATH_PREFIX)
+            .or_else(|| (path == source::INGEST_PATH_PREFIX.trim_end_matches('/')).then_some(""))
+        {
+            source::check_name(name).map_err(ApiError::BadSourceName)?;
+            return Ok(Some(Self::Source(name.to_owned())));
+        }
+        Ok(segment::route(path).map(Self::Segment))
+    }
+}
+
 /// A request cleared to have its body read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ingest {
@@ -300,6 +389,11 @@ pub struct Ingest {
     pub key_id: Option<String>,
     /// CORS headers for the answer.
     pub cors: Vec<(&'static str, String)>,
+    /// Which door, so which dialect.
+    pub door: Door,
+    /// Keys are required and the head carried none: a Segment body's
+    /// `writeKey` must name one.
+    pub key_in_body: bool,
 }
 
 /// Routes a request and checks everything that needs no body: method,
@@ -317,48 +411,80 @@ fn prepare_inner(head: &RequestHead<'_>, config: &ApiConfig) -> Result<Prepared,
         .strip_suffix('/')
         .filter(|p| !p.is_empty())
         .unwrap_or(head.path);
-    match (path, head.method) {
-        (EVENTS_PATH, "POST") => {}
-        (EVENTS_PATH, "OPTIONS") => return preflight(head, config),
-        (EVENTS_PATH, m) => {
+    if path == HEALTH_PATH {
+        return match head.method {
+            "GET" | "HEAD" => Ok(Prepared::Reply(Reply {
+                status: 200,
+                headers: Vec::new(),
+                body: r#"{"status":"ok"}"#.to_owned(),
+            })),
+            m => Err(ApiError::MethodNotAllowed {
+                method: m.to_owned(),
+                allow: "GET, HEAD",
+            }),
+        };
+    }
+    let Some(door) = Door::of_path(path)? else {
+        return Err(ApiError::NotFound(head.path.to_owned()));
+    };
+    match head.method {
+        "POST" => {}
+        "OPTIONS" => return preflight(head, config),
+        m => {
             return Err(ApiError::MethodNotAllowed {
                 method: m.to_owned(),
                 allow: "POST, OPTIONS",
             });
         }
-        (HEALTH_PATH, "GET" | "HEAD") => {
-            return Ok(Prepared::Reply(Reply {
-                status: 200,
-                headers: Vec::new(),
-                body: r#"{"status":"ok"}"#.to_owned(),
-            }));
-        }
-        (HEALTH_PATH, m) => {
-            return Err(ApiError::MethodNotAllowed {
-                method: m.to_owned(),
-                allow: "GET, HEAD",
-            });
-        }
-        _ => return Err(ApiError::NotFound(head.path.to_owned())),
     }
     if let Some(origin) = head.origin
         && !config.origins.allows(origin)
     {
         return Err(ApiError::OriginNotAllowed(origin.to_owned()));
     }
-    let key_id = authenticate(head, &config.write_keys)?;
-    if let Some(len) = head.content_length
-        && len > config.limits.max_body_bytes as u64
+    let (key_id, key_in_body) = match authenticate(head, &config.write_keys) {
+        // Segment's browser SDK sends the key in the body (a text/plain
+        // body needs no preflight, and sendBeacon sets no headers).
+        Err(ApiError::MissingKey) if matches!(door, Door::Segment(_)) => (None, true),
+        other => (other?, false),
+    };
+    let body_limit = match door {
+        Door::Segment(_) => config.limits.for_segment().max_body_bytes,
+        _ => config.limits.max_body_bytes,
+    };
+    if let Door::Source(name) = &door
+        && let Some(declared) = config.sources.get(name)
+        && !declared.allows_key(key_id.as_deref())
     {
-        return Err(DecodeError::BodyTooLarge {
-            limit: config.limits.max_body_bytes,
-            decompressed: false,
-        }
-        .into());
+        return Err(match &key_id {
+            Some(key) => ApiError::KeyNotAllowed {
+                key: key.clone(),
+                name: name.clone(),
+            },
+            None => ApiError::MissingKey,
+        });
+    }
+    if let Some(len) = head.content_length
+        && len > body_limit as u64
+    {
+        return Err(match door {
+            Door::Segment(_) if body_limit == crate::limits::SEGMENT_MAX_BATCH_BYTES => SegmentError::BatchTooLarge {
+                limit: body_limit,
+                decompressed: false,
+            }
+            .into(),
+            _ => DecodeError::BodyTooLarge {
+                limit: body_limit,
+                decompressed: false,
+            }
+            .into(),
+        });
     }
     Ok(Prepared::Ingest(Ingest {
         key_id,
         cors: cors_headers(head.origin, config),
+        door,
+        key_in_body,
     }))
 }
 
@@ -366,22 +492,39 @@ fn authenticate(head: &RequestHead<'_>, keys: &WriteKeys) -> Result<Option<Strin
     if !keys.is_enabled() {
         return Ok(None);
     }
-    let bearer = head
-        .authorization
-        .and_then(|a| a.strip_prefix("Bearer ").or_else(|| a.strip_prefix("bearer ")));
+    let from_authorization = head.authorization.and_then(|a| {
+        let (scheme, value) = a.trim().split_once(' ')?;
+        if scheme.eq_ignore_ascii_case("bearer") {
+            Some(value.trim().to_owned())
+        } else if scheme.eq_ignore_ascii_case("basic") {
+            basic_user(value.trim())
+        } else {
+            None
+        }
+    });
     let from_query = head.query.and_then(|q| query_param(q, KEY_QUERY_PARAM));
-    let presented = head
-        .key_header
-        .map(str::to_owned)
-        .or(bearer.map(str::to_owned))
-        .or(from_query);
+    let presented = head.key_header.map(str::to_owned).or(from_authorization).or(from_query);
     let presented = presented
         .map(|k| k.trim().to_owned())
         .filter(|k| !k.is_empty())
         .ok_or(ApiError::MissingKey)?;
-    keys.identify(&presented)
+    identify(keys, &presented)
+}
+
+fn identify(keys: &WriteKeys, presented: &str) -> Result<Option<String>, ApiError> {
+    keys.identify(presented.trim())
         .map(|id| Some(id.to_owned()))
         .ok_or(ApiError::UnknownKey)
+}
+
+/// The user of HTTP Basic credentials (`base64(user:password)`): Segment's
+/// and RudderStack's SDKs send the write key as the user, with no password.
+fn basic_user(credentials: &str) -> Option<String> {
+    use base64::Engine as _;
+    let decoded = base64::engine::general_purpose::STANDARD.decode(credentials).ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let user = text.split_once(':').map_or(text.as_str(), |(u, _)| u);
+    Some(user.to_owned())
 }
 
 /// The percent-decoded value of `name` in a query string (`+` is a space).
@@ -444,10 +587,12 @@ pub struct Body<'a> {
     pub content_encoding: Option<&'a str>,
 }
 
-/// Decodes and envelopes a cleared request's body.
+/// Decodes and envelopes a cleared request's body by its door's dialect.
 ///
-/// A malformed body (broken JSON, corrupt gzip) is accepted and quarantined,
-/// unless `strict`; an over-limit one is refused with the limit named.
+/// On `/v1/events` and the source routes a malformed body (broken JSON,
+/// corrupt gzip) is accepted and quarantined, unless `strict`; the Segment
+/// routes refuse it, as Segment does. An over-limit body is always refused
+/// with the limit named.
 pub fn accept(
     ingest: &Ingest,
     body: Body<'_>,
@@ -457,12 +602,59 @@ pub fn accept(
     random: &dyn RandomSource,
 ) -> Result<Accepted, Reply> {
     let refuse = |e: ApiError| e.reply(ingest.cors.clone());
-    let ctx = RequestContext {
+    let mut ctx = RequestContext {
         received_at,
         key_id: ingest.key_id.as_deref(),
         edge,
         content_type: body.content_type,
+        dialect: Dialect::V1,
     };
+    if let Door::Segment(route) = &ingest.door {
+        let key_id;
+        let (lines, reply_body) = {
+            decode::BodyFormat::from_content_type(body.content_type).map_err(|e| refuse(e.into()))?;
+            let bytes =
+                segment::decompress(body.bytes, body.content_encoding, &config.limits).map_err(|e| refuse(e.into()))?;
+            let request = segment::parse(&bytes, *route, &config.limits).map_err(|e| refuse(e.into()))?;
+            if ingest.key_in_body {
+                let presented = request
+                    .write_key
+                    .as_deref()
+                    .ok_or(ApiError::MissingKey)
+                    .map_err(refuse)?;
+                key_id = identify(&config.write_keys, presented).map_err(refuse)?;
+                ctx.key_id = key_id.as_deref();
+            }
+            ctx.dialect = Dialect::Segment {
+                call: match route {
+                    segment::Route::Single(call) => Some(call.as_str()),
+                    segment::Route::Batch => None,
+                },
+                sent_at: request.sent_at,
+            };
+            let lines: Vec<String> = request
+                .messages
+                .iter()
+                .map(|m| envelope::wrap_event(&ctx, m, random))
+                .collect();
+            (lines, r#"{"success":true}"#.to_owned())
+        };
+        return Ok(Accepted {
+            reply: Reply {
+                status: 200,
+                headers: ingest.cors.clone(),
+                body: reply_body,
+            },
+            count: lines.len(),
+            lines,
+        });
+    }
+    if let Door::Source(name) = &ingest.door {
+        ctx.dialect = Dialect::Source {
+            name,
+            settings: config.sources.get(name),
+        };
+    }
     let mut inflated = None;
     let (count, lines) = match decode::decode(
         &mut inflated,
@@ -497,6 +689,22 @@ pub fn accept(
         body: format!(r#"{{"accepted":{count}}}"#),
     };
     Ok(Accepted { reply, count, lines })
+}
+
+/// [`prepare`] then [`accept`] in one call, for callers that hold the whole
+/// request at once (tests, replays of captured traffic).
+pub fn handle(
+    head: &RequestHead<'_>,
+    body: Body<'_>,
+    edge: &EdgeMeta,
+    config: &ApiConfig,
+    received_at: Timestamp,
+    random: &dyn RandomSource,
+) -> Result<Accepted, Reply> {
+    match prepare(head, config) {
+        Prepared::Reply(reply) => Err(reply),
+        Prepared::Ingest(ingest) => accept(&ingest, body, edge, config, received_at, random),
+    }
 }
 
 #[cfg(test)]

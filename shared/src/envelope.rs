@@ -3,16 +3,22 @@
 //!
 //! ```text
 //! {"v":1,"id":"…","received_at":1714566600250,"event_time":1714566600000,"key_id":"web","edge":{"country":"DE","colo":"FRA","asn":3320},"event":{…as sent…}}
+//! {"v":1,"id":"…","received_at":1714566600250,"event_time":1714566600000,"format":"segment","type":"track","event":{…as sent…}}
+//! {"v":1,"id":"…","received_at":1714566600250,"event_time":1714566600120,"format":"source","source":"gps","event":{…as sent…}}
 //! {"v":1,"id":"…","received_at":1714566600250,"event_time":1714566600250,"quarantine":{"reason":"…","content_type":"application/json","encoding":"base64","data":"…","part":1,"parts":1,"bytes":17}}
 //! ```
 //!
-//! - `id` is the event's own `message_id` when it sent a usable one (a string
-//!   of 1..=100 characters), else a UUIDv7 made from `received_at` and the
+//! - `format` says which rules the event follows ([`Dialect`]): absent for
+//!   schema v1, `segment` (with `type` when the route implied the call), or
+//!   `source` (with the source's name).
+//! - `id` is the event's own id when it sent a usable one (`message_id`,
+//!   Segment's `messageId`, a source's declared id member: see
+//!   [`crate::dialect`]), else a UUIDv7 made from `received_at` and the
 //!   injected random source: time-ordered, unique, and stable across retries
 //!   once written.
 //! - `event_time` corrects the client's clock the way Segment does: when the
-//!   event carries both `ts` and `sent_at`, `received_at - (sent_at - ts)`;
-//!   with only `ts`, `ts`; otherwise `received_at`.
+//!   event carries both a client time and a sent time, `received_at -
+//!   (sent_at - time)`; with only the time, the time; otherwise `received_at`.
 //! - `event` is the event's JSON text exactly as sent, except that raw CR/LF
 //!   whitespace becomes spaces so the envelope stays one line (the value is
 //!   unchanged: see [`crate::json::single_line`]).
@@ -27,7 +33,7 @@ use serde_json::value::RawValue;
 
 use crate::clock::RandomSource;
 use crate::decode::Item;
-use crate::event::{MAX_MESSAGE_ID_CHARS, parse_client_time};
+pub use crate::dialect::{Dialect, Stamp};
 use crate::json;
 use crate::timestamp::Timestamp;
 
@@ -102,18 +108,8 @@ pub struct RequestContext<'a> {
     pub edge: &'a EdgeMeta<'a>,
     /// The request's `Content-Type`, kept with quarantined payloads.
     pub content_type: Option<&'a str>,
-}
-
-/// The client-sent fields the envelope reads, parsed leniently: a field of
-/// the wrong type is ignored here and reported by validation downstream.
-#[derive(Deserialize)]
-struct Head {
-    #[serde(default)]
-    message_id: Option<serde_json::Value>,
-    #[serde(default)]
-    ts: Option<serde_json::Value>,
-    #[serde(default)]
-    sent_at: Option<serde_json::Value>,
+    /// The door the request came through, which says how its events are read.
+    pub dialect: Dialect<'a>,
 }
 
 /// The skew-corrected event time (see the module docs).
@@ -137,20 +133,16 @@ pub fn uuid_v7(at: Timestamp, random: &dyn RandomSource) -> String {
     format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..])
 }
 
-/// Wraps one event (its JSON text) in an envelope line, without a newline.
+/// Wraps one event (its JSON text) in an envelope line, without a newline,
+/// reading its id and times by the request's dialect.
 pub fn wrap_event(ctx: &RequestContext<'_>, event: &str, random: &dyn RandomSource) -> String {
-    let head = serde_json::from_str::<Head>(event).ok();
-    let (mut id, mut ts, mut sent_at) = (None, None, None);
-    if let Some(h) = head {
-        id = h
-            .message_id
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .filter(|s| !s.is_empty() && s.chars().count() <= MAX_MESSAGE_ID_CHARS);
-        ts = h.ts.as_ref().and_then(parse_client_time);
-        sent_at = h.sent_at.as_ref().and_then(parse_client_time);
-    }
-    let id = id.unwrap_or_else(|| uuid_v7(ctx.received_at, random));
-    let time = event_time(ctx.received_at, ts, sent_at);
+    wrap_stamped(ctx, event, ctx.dialect.stamp(event), random)
+}
+
+/// Wraps one event whose id and times were already read.
+pub fn wrap_stamped(ctx: &RequestContext<'_>, event: &str, stamp: Stamp, random: &dyn RandomSource) -> String {
+    let id = stamp.id.unwrap_or_else(|| uuid_v7(ctx.received_at, random));
+    let time = event_time(ctx.received_at, stamp.time, stamp.sent_at);
     let event = json::single_line(event);
     let mut line = String::with_capacity(event.len() + 200);
     write_header(&mut line, ctx, &id, time);
@@ -223,6 +215,12 @@ struct HeaderOut<'a> {
     key_id: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     edge: Option<&'a EdgeMeta<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    format: Option<&'a str>,
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    call: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    source: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -248,6 +246,15 @@ fn write_header(out: &mut String, ctx: &RequestContext<'_>, id: &str, time: Time
         event_time: time.as_millis(),
         key_id: ctx.key_id,
         edge: (!ctx.edge.is_empty()).then_some(ctx.edge),
+        format: ctx.dialect.format(),
+        call: match ctx.dialect {
+            Dialect::Segment { call, .. } => call,
+            _ => None,
+        },
+        source: match ctx.dialect {
+            Dialect::Source { name, .. } => Some(name),
+            _ => None,
+        },
     };
     let json = to_json(&header);
     out.push_str(&json[..json.len() - 1]);
@@ -322,6 +329,15 @@ pub struct Envelope<'a> {
     /// Edge metadata.
     #[serde(default, borrow)]
     pub edge: Option<EdgeMeta<'a>>,
+    /// The dialect: absent for schema v1, `segment`, or `source`.
+    #[serde(default, borrow, deserialize_with = "json::borrow::opt_str")]
+    pub format: Option<Cow<'a, str>>,
+    /// Segment: the call the route implied (`track`, `page`, …).
+    #[serde(default, rename = "type", borrow, deserialize_with = "json::borrow::opt_str")]
+    pub call: Option<Cow<'a, str>>,
+    /// An any-JSON source's name.
+    #[serde(default, borrow, deserialize_with = "json::borrow::opt_str")]
+    pub source: Option<Cow<'a, str>>,
     /// The event as sent, for an event envelope.
     #[serde(default, borrow, deserialize_with = "borrow_raw")]
     pub event: Option<Cow<'a, RawValue>>,
@@ -390,6 +406,18 @@ impl<'a> Envelope<'a> {
         if env.v != ENVELOPE_VERSION {
             return Err(EnvelopeError::Version(env.v));
         }
+        match (env.format.as_deref(), env.source.as_deref()) {
+            (None | Some("segment"), None) | (Some("source"), Some(_)) => {}
+            (Some("source"), None) => {
+                return Err(EnvelopeError::Invalid(
+                    "`format` is source but `source` is missing".into(),
+                ));
+            }
+            (Some(other), _) if other != "segment" && other != "source" => {
+                return Err(EnvelopeError::Invalid(format!("unknown format {other:?}")));
+            }
+            _ => return Err(EnvelopeError::Invalid("`source` is only for format source".into())),
+        }
         match (&env.event, &env.quarantine) {
             (Some(_), None) | (None, Some(_)) => Ok(env),
             (Some(_), Some(_)) => Err(EnvelopeError::Invalid(
@@ -410,6 +438,9 @@ impl<'a> Envelope<'a> {
             event_time: self.event_time,
             key_id: self.key_id.map(owned),
             edge: self.edge.map(EdgeMeta::into_owned),
+            format: self.format.map(owned),
+            call: self.call.map(owned),
+            source: self.source.map(owned),
             event: self.event.map(|e| Cow::Owned(e.into_owned())),
             quarantine: self.quarantine,
         }

@@ -4,16 +4,21 @@
 //!
 //! The path of an event through this crate:
 //!
-//! 1. [`decode`] reads a request body (JSON object, array, NDJSON, sendBeacon
+//! 1. [`api`] routes a request to its door — schema v1 (`/v1/events`),
+//!    [`segment`]'s Tracking API, or an any-JSON [`source`] — and checks its
+//!    key; [`decode`] reads a body (JSON object, array, NDJSON, sendBeacon
 //!    `text/plain`, gzip) into events, within [`limits`].
 //! 2. [`envelope`] wraps each event (kept as sent) with its id, receive time,
-//!    skew-corrected time and edge metadata; what could not be decoded is
-//!    wrapped as a quarantine record instead of being lost.
+//!    skew-corrected time ([`dialect`] says where each door's events keep
+//!    them) and edge metadata; what could not be decoded is wrapped as a
+//!    quarantine record instead of being lost.
 //! 3. [`batch`] packs envelope lines into Firehose records and calls.
 //! 4. [`firehose`] frames a `PutRecordBatch` request and reads its response;
 //!    [`sign`] signs it with SigV4; [`retry`] resends only what failed.
 //! 5. On the regional side, [`validate`] checks each event against schema v1
-//!    ([`event`]); [`sigv4`] verifies signatures for local stand-ins.
+//!    ([`event`]), [`segment::validate`] against Segment's spec and
+//!    [`source::validate_event`] against a source's declarations; [`sigv4`]
+//!    verifies signatures for local stand-ins.
 //!
 //! Time and randomness are injected through [`clock::Clock`] and
 //! [`clock::RandomSource`]: `SystemTime::now()` panics inside a Worker.
@@ -33,6 +38,7 @@
 //!     key_id: Some("web"),
 //!     edge: &edge,
 //!     content_type: Some("text/plain"),
+//!     dialect: envelope::Dialect::V1,
 //! };
 //! let lines = envelope::wrap_items(&ctx, &decoded.items, &clock::SeededRandom::new(1));
 //!
@@ -50,14 +56,17 @@ pub mod api;
 pub mod batch;
 pub mod clock;
 pub mod decode;
+pub mod dialect;
 pub mod envelope;
 pub mod event;
 pub mod firehose;
 pub mod json;
 pub mod limits;
 pub mod retry;
+pub mod segment;
 pub mod settings;
 pub mod sign;
 pub mod sigv4;
+pub mod source;
 pub mod timestamp;
 pub mod validate;

@@ -27,6 +27,18 @@ pub const MAX_EVENTS_PER_REQUEST: usize = 500;
 /// limit is 128) well away from stack exhaustion.
 pub const MAX_JSON_DEPTH: usize = 32;
 
+/// Largest message the Segment-compatible routes accept: 32 KB, Segment's own
+/// limit per message ("The maximum size of each individual message is 32KB",
+/// <https://segment.com/docs/connections/sources/catalog/libraries/server/http-api/#max-request-size>),
+/// which its SDKs check as 32 × 1024 bytes before sending.
+pub const SEGMENT_MAX_MESSAGE_BYTES: usize = 32 * 1024;
+
+/// Largest request the Segment-compatible routes accept: 500 KB, Segment's
+/// own limit per batch request ("The batch endpoint accepts a maximum of
+/// 500KB per request", same page as [`SEGMENT_MAX_MESSAGE_BYTES`]); counted
+/// as 500 × 1024 bytes after decompression, so nothing Segment takes is refused.
+pub const SEGMENT_MAX_BATCH_BYTES: usize = 500 * 1024;
+
 /// Most records in one `PutRecordBatch` call
 /// (<https://docs.aws.amazon.com/firehose/latest/APIReference/API_PutRecordBatch.html>).
 pub const FIREHOSE_MAX_RECORDS_PER_CALL: usize = 500;
@@ -99,6 +111,17 @@ impl Limits {
         }
     }
 
+    /// The limits of the Segment-compatible routes: these, lowered to
+    /// [`SEGMENT_MAX_BATCH_BYTES`] per request and [`SEGMENT_MAX_MESSAGE_BYTES`]
+    /// per message where Segment's are the tighter ones.
+    pub fn for_segment(self) -> Self {
+        Self {
+            max_body_bytes: self.max_body_bytes.min(SEGMENT_MAX_BATCH_BYTES),
+            max_event_bytes: self.max_event_bytes.min(SEGMENT_MAX_MESSAGE_BYTES),
+            ..self
+        }
+    }
+
     /// Returns these limits clamped again (for values set field by field).
     pub fn normalized(self) -> Self {
         Self::clamped(
@@ -122,6 +145,14 @@ mod tests {
         assert_eq!(l.max_events, 500);
         assert_eq!(l.max_depth, 32);
         assert_eq!(l, l.normalized());
+    }
+
+    #[test]
+    fn segment_routes_take_segments_limits_or_the_deployments_if_lower() {
+        let s = Limits::default().for_segment();
+        assert_eq!((s.max_body_bytes, s.max_event_bytes), (512_000, 32_768));
+        let low = Limits::clamped(100_000, 1_000, 10, 4).for_segment();
+        assert_eq!(low, Limits::clamped(100_000, 1_000, 10, 4));
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::borrow::Cow;
 use std::fmt;
 
 use serde::Serialize;
-use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::de;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
@@ -55,6 +55,8 @@ pub enum Reason {
     NotAnEnvelope,
     /// The event breaks the JSON Schema its deployment registered for its name.
     SchemaViolation,
+    /// A Segment message whose `type` is not one of the spec's calls.
+    UnknownType,
 }
 
 impl Reason {
@@ -76,6 +78,7 @@ impl Reason {
             Self::Quarantined => "quarantined",
             Self::NotAnEnvelope => "not_an_envelope",
             Self::SchemaViolation => "schema_violation",
+            Self::UnknownType => "unknown_type",
         }
     }
 }
@@ -120,36 +123,8 @@ impl fmt::Display for Violation {
 
 /// Validates one event's JSON text; returns the typed event or every violation.
 pub fn validate_event<'a>(text: &'a str, limits: &Limits) -> Result<Event<'a>, Vec<Violation>> {
-    if text.len() > limits.max_event_bytes {
-        return Err(vec![Violation::new(
-            Reason::TooLarge,
-            "",
-            format!(
-                "the event is {} bytes; max_event_bytes is {}",
-                text.len(),
-                limits.max_event_bytes
-            ),
-        )]);
-    }
-    let depth = json::max_depth(text.as_bytes());
-    if depth > limits.max_depth {
-        return Err(vec![Violation::new(
-            Reason::TooDeep,
-            "",
-            format!("the event nests {depth} levels deep; max_depth is {}", limits.max_depth),
-        )]);
-    }
-    if !text.trim_start().starts_with('{') && serde_json::from_str::<de::IgnoredAny>(text).is_ok() {
-        return Err(vec![Violation::new(
-            Reason::NotAnObject,
-            "",
-            "the event is not a JSON object",
-        )]);
-    }
-    let entries = match serde_json::from_str::<Entries<'_>>(text) {
-        Ok(e) => e.0,
-        Err(e) => return Err(vec![Violation::new(Reason::InvalidJson, "", e.to_string())]),
-    };
+    check_size_and_depth(text, limits)?;
+    let entries = members(text)?.0;
 
     let mut problems = Vec::new();
     let mut seen: [Option<&'a RawValue>; FIELDS.len()] = [None; FIELDS.len()];
@@ -219,85 +194,55 @@ pub fn validate_event<'a>(text: &'a str, limits: &Limits) -> Result<Event<'a>, V
             _ => problems.push(Violation::new(
                 Reason::WrongType,
                 "properties",
-                format!("`properties` must be an object, not {}", raw_kind(raw.get())),
+                format!("`properties` must be an object, not {}", json::kind(raw.get())),
             )),
         }
     }
     if problems.is_empty() { Ok(out) } else { Err(problems) }
 }
 
-const NOT_AN_OBJECT: &str = "not an object";
-
-/// The top-level entries of an object in order, duplicates included (a plain
-/// map would silently keep the last). Keys borrow from the text unless they
-/// hold escapes.
-struct Entries<'a>(Vec<(Key<'a>, &'a RawValue)>);
-
-/// An object key as written, or unescaped when it had escapes.
-#[derive(serde::Deserialize)]
-struct Key<'a>(#[serde(borrow, deserialize_with = "json::borrow::str")] Cow<'a, str>);
-
-impl AsRef<str> for Key<'_> {
-    fn as_ref(&self) -> &str {
-        &self.0
+/// The checks every dialect makes first: the event's size and nesting depth.
+pub(crate) fn check_size_and_depth(text: &str, limits: &Limits) -> Result<(), Vec<Violation>> {
+    if text.len() > limits.max_event_bytes {
+        return Err(vec![Violation::new(
+            Reason::TooLarge,
+            "",
+            format!(
+                "the event is {} bytes; max_event_bytes is {}",
+                text.len(),
+                limits.max_event_bytes
+            ),
+        )]);
     }
+    let depth = json::max_depth(text.as_bytes());
+    if depth > limits.max_depth {
+        return Err(vec![Violation::new(
+            Reason::TooDeep,
+            "",
+            format!("the event nests {depth} levels deep; max_depth is {}", limits.max_depth),
+        )]);
+    }
+    Ok(())
 }
 
-impl<'de> serde::Deserialize<'de> for Entries<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Entries<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(NOT_AN_OBJECT)
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut entries = Vec::new();
-                while let Some((k, v)) = map.next_entry::<Key<'de>, &'de RawValue>()? {
-                    entries.push((k, v));
-                }
-                Ok(Entries(entries))
-            }
-            fn visit_seq<A: de::SeqAccess<'de>>(self, _: A) -> Result<Self::Value, A::Error> {
-                Err(de::Error::custom(NOT_AN_OBJECT))
-            }
-            fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
-                Err(de::Error::custom(NOT_AN_OBJECT))
-            }
-            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
-                Err(de::Error::custom(NOT_AN_OBJECT))
-            }
-            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
-                Err(de::Error::custom(NOT_AN_OBJECT))
-            }
-            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
-                Err(de::Error::custom(NOT_AN_OBJECT))
-            }
-            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
-                Err(de::Error::custom(NOT_AN_OBJECT))
-            }
-            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-                Err(de::Error::custom(NOT_AN_OBJECT))
-            }
+/// Reads an event's top-level members; anything but an object is the
+/// whole event's violation (`not_an_object` or `invalid_json`).
+pub(crate) fn members(text: &str) -> Result<json::Members<'_>, Vec<Violation>> {
+    json::Members::parse(text).map_err(|e| {
+        if serde_json::from_str::<de::IgnoredAny>(text).is_ok() {
+            vec![Violation::new(
+                Reason::NotAnObject,
+                "",
+                "the event is not a JSON object",
+            )]
+        } else {
+            vec![Violation::new(Reason::InvalidJson, "", e.to_string())]
         }
-        d.deserialize_map(V)
-    }
-}
-
-/// The JSON type of valid JSON text, from its first byte.
-fn raw_kind(text: &str) -> &'static str {
-    match text.as_bytes().first() {
-        Some(b'{') => "an object",
-        Some(b'[') => "an array",
-        Some(b'"') => "a string",
-        Some(b't' | b'f') => "a boolean",
-        Some(b'n') => "null",
-        _ => "a number",
-    }
+    })
 }
 
 /// A string field: `Ok(None)` for null, `Err(())` after recording a violation.
-fn string_field<'a>(
+pub(crate) fn string_field<'a>(
     raw: &'a RawValue,
     field: &str,
     min: usize,
@@ -312,7 +257,7 @@ fn string_field<'a>(
         problems.push(Violation::new(
             Reason::WrongType,
             field,
-            format!("`{field}` must be a string, not {}", raw_kind(text)),
+            format!("`{field}` must be a string, not {}", json::kind(text)),
         ));
         return Err(());
     }
@@ -391,7 +336,11 @@ fn has_scheme(s: &str) -> bool {
         && !rest.is_empty()
 }
 
-fn opt_time(raw: Option<&RawValue>, field: &str, problems: &mut Vec<Violation>) -> Option<crate::timestamp::Timestamp> {
+pub(crate) fn opt_time(
+    raw: Option<&RawValue>,
+    field: &str,
+    problems: &mut Vec<Violation>,
+) -> Option<crate::timestamp::Timestamp> {
     let text = raw?.get();
     // Whole epoch milliseconds, the common case, read without building a
     // JSON value (the text is valid JSON, so digits and a sign are an

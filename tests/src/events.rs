@@ -42,6 +42,7 @@ pub fn edge_envelopes(ndjson: &str) -> Vec<String> {
         key_id: Some("web"),
         edge: &edge,
         content_type: Some("application/x-ndjson"),
+        dialect: edgehose_shared::envelope::Dialect::V1,
     };
     let random = SeededRandom::new(4);
     let lines: Vec<&str> = ndjson.lines().collect();

@@ -56,6 +56,7 @@ fn lines() -> Vec<String> {
         key_id: Some("bikes"),
         edge: &edge,
         content_type: Some("application/x-ndjson"),
+        dialect: edgehose_shared::envelope::Dialect::V1,
     };
     wrap_items(&ctx, &decoded.items, &SeededRandom::new(11))
 }

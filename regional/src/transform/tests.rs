@@ -407,3 +407,181 @@ fn base64_records_are_decoded_and_bad_base64_fails_only_its_record() {
         );
     }
 }
+
+/// Envelope lines as the edge writes them for `body` posted to `path`.
+fn door_lines(path: &str, body: &str, settings: &[(&str, &str)]) -> Vec<String> {
+    use edgehose_shared::api::{self, ApiConfig, Body, Prepared, RequestHead};
+    use edgehose_shared::settings::Settings;
+    let owned: Vec<(String, String)> = settings.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let cfg = ApiConfig::from_settings(&Settings::new(move |n: &str| {
+        owned.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone())
+    }))
+    .unwrap();
+    let head = RequestHead {
+        method: "POST",
+        path,
+        ..RequestHead::default()
+    };
+    let Prepared::Ingest(ingest) = api::prepare(&head, &cfg) else {
+        panic!("{path} refused")
+    };
+    let body = Body {
+        bytes: body.as_bytes(),
+        content_type: Some("application/json"),
+        content_encoding: None,
+    };
+    let edge = edgehose_shared::envelope::EdgeMeta {
+        country: Some("DE".into()),
+        ..Default::default()
+    };
+    let at = Timestamp::from_millis(edgehose_tests::events::RECEIVED_AT_MS);
+    let random = edgehose_shared::clock::SeededRandom::new(9);
+    api::accept(&ingest, body, &edge, &cfg, at, &random).unwrap().lines
+}
+
+#[test]
+fn segment_messages_come_out_as_analyst_lines_with_their_ids_and_context() {
+    let batch = r#"{"batch":[
+        {"type":"track","event":"Order Completed","userId":"u1","messageId":"node-1","timestamp":"2024-05-01T12:29:50.000Z","properties":{"revenue":9.5},"context":{"library":{"name":"analytics-node"}}},
+        {"type":"identify","anonymousId":"a1","messageId":"py-2","traits":{"plan":"pro"}},
+        {"type":"page","userId":"u1","messageId":"p-3","name":"Home","category":null},
+        {"type":"group","userId":"u1","messageId":"g-4","groupId":"acme"},
+        {"type":"alias","userId":"u1","previousId":"a1","messageId":"al-5"},
+        {"type":"screen","anonymousId":"a1","messageId":"s-6","name":"Settings"}
+    ],"sentAt":"2024-05-01T12:29:55.000Z"}"#;
+    let config = TransformConfig {
+        partitioning: true,
+        ..TransformConfig::default()
+    };
+    let (resp, counts) = run(&[record(&door_lines("/v1/batch", batch, &[]))], &config);
+    assert_eq!((resp.records[0].result, counts.events_ok), (RecordResult::Ok, 6));
+    let lines = decoded(&resp.records[0]);
+    assert_eq!(
+        lines[0],
+        serde_json::json!({
+            "id": "node-1", "type": "track", "event": "Order Completed",
+            // receivedAt - (sentAt - timestamp): 5 s before the receive time.
+            "event_time": "2024-05-01T12:29:55.250Z", "received_at": "2024-05-01T12:30:00.250Z",
+            "original_timestamp": "2024-05-01T12:29:50.000Z", "message_id": "node-1", "user_id": "u1",
+            "country": "DE", "properties": {"revenue": 9.5}, "context": {"library": {"name": "analytics-node"}}
+        })
+    );
+    assert_eq!(lines[1]["traits"], serde_json::json!({"plan": "pro"}));
+    assert_eq!(
+        (lines[2]["type"].as_str(), lines[2]["name"].as_str()),
+        (Some("page"), Some("Home"))
+    );
+    assert_eq!(lines[3]["group_id"], "acme");
+    assert_eq!(lines[4]["previous_id"], "a1");
+    let ids: Vec<&str> = lines.iter().map(|l| l["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["node-1", "py-2", "p-3", "g-4", "al-5", "s-6"]);
+    // Mixed names in one record partition as `_mixed`; one track event alone by its name.
+    let keys = &resp.records[0].metadata.as_ref().unwrap().partition_keys;
+    assert_eq!(keys["event_name"], "_mixed");
+    let one = door_lines("/v1/track", r#"{"event":"Order Completed","userId":"u"}"#, &[]);
+    let (resp, _) = run(&[record(&one)], &config);
+    assert_eq!(
+        resp.records[0].metadata.as_ref().unwrap().partition_keys["event_name"],
+        "Order Completed"
+    );
+    let page = door_lines("/v1/p", r#"{"anonymousId":"a"}"#, &[]);
+    let (resp, _) = run(&[record(&page)], &config);
+    assert_eq!(
+        resp.records[0].metadata.as_ref().unwrap().partition_keys["event_name"],
+        "page"
+    );
+}
+
+#[test]
+fn a_segment_message_breaking_the_spec_is_rejected_with_its_reason() {
+    let batch = r#"{"batch":[{"type":"track","event":"Fine","userId":"u","messageId":"ok-1"},{"type":"purchase","userId":"u","messageId":"bad-1"},{"type":"track","anonymousId":"a","messageId":"bad-2"}]}"#;
+    let (resp, counts) = run(
+        &[record(&door_lines("/v1/batch", batch, &[]))],
+        &TransformConfig::default(),
+    );
+    assert_eq!((counts.events_ok, counts.events_invalid), (1, 2));
+    let lines = decoded(&resp.records[0]);
+    assert_eq!(lines[0]["id"], "ok-1");
+    assert_eq!(
+        (lines[1]["id"].as_str(), lines[1]["rejected"][0]["reason"].as_str()),
+        (Some("bad-1"), Some("unknown_type"))
+    );
+    assert_eq!(lines[1]["rejected"][0]["field"], "type");
+    assert_eq!(
+        (
+            lines[2]["rejected"][0]["reason"].as_str(),
+            lines[2]["rejected"][0]["field"].as_str()
+        ),
+        (Some("missing_field"), Some("event"))
+    );
+    // The original envelope travels with the reasons.
+    assert_eq!(lines[1]["envelope"]["event"]["type"], "purchase");
+}
+
+#[test]
+fn source_events_land_as_sent_with_their_declared_id_and_time() {
+    let sources = r#"{"bike":{"id_field":"uuid","time_field":"deviceTimestamp","time_format":"epoch_ms"},"gps":{"time_field":"timestamp","time_format":"epoch_s"}}"#;
+    let bike = r#"{"uuid":"6f1c","event":"update","deviceTimestamp":1714566599000,"second":42,"raceId":"r9","racerId":7,"classId":3,"cadence":88,"resistance":41}"#;
+    let settings = [("SOURCES", sources)];
+    let config = TransformConfig {
+        sources: edgehose_shared::source::Sources::parse(sources).unwrap(),
+        partitioning: true,
+        ..TransformConfig::default()
+    };
+    let (resp, counts) = run(&[record(&door_lines("/v1/ingest/bike", bike, &settings))], &config);
+    assert_eq!((resp.records[0].result, counts.events_ok), (RecordResult::Ok, 1));
+    let line = &decoded(&resp.records[0])[0];
+    assert_eq!(
+        *line,
+        serde_json::json!({
+            "id": "6f1c", "event": "bike", "source": "bike",
+            "event_time": "2024-05-01T12:29:59.000Z", "received_at": "2024-05-01T12:30:00.250Z",
+            "country": "DE", "properties": serde_json::from_str::<serde_json::Value>(bike).unwrap()
+        })
+    );
+    assert_eq!(
+        resp.records[0].metadata.as_ref().unwrap().partition_keys["event_name"],
+        "bike"
+    );
+
+    let gps = r#"[{"ident":"352093081","timestamp":1683200000.12,"position.latitude":52.2},{"ident":"352093082","timestamp":"late"}]"#;
+    let (resp, counts) = run(&[record(&door_lines("/v1/ingest/gps", gps, &settings))], &config);
+    assert_eq!((counts.events_ok, counts.events_invalid), (1, 1));
+    let lines = decoded(&resp.records[0]);
+    assert_eq!(lines[0]["event_time"], "2023-05-04T11:33:20.120Z");
+    assert_eq!(lines[0]["properties"]["position.latitude"], 52.2);
+    assert_eq!(
+        (
+            lines[1]["rejected"][0]["reason"].as_str(),
+            lines[1]["rejected"][0]["field"].as_str()
+        ),
+        (Some("invalid_timestamp"), Some("timestamp"))
+    );
+
+    // With no configuration at all, any object lands under its source's name.
+    let (resp, counts) = run(
+        &[record(&door_lines("/v1/ingest/gps", gps, &[]))],
+        &TransformConfig::default(),
+    );
+    assert_eq!(counts.events_ok, 2);
+    assert_eq!(decoded(&resp.records[0])[1]["event"], "gps");
+}
+
+#[test]
+fn a_sources_json_schema_applies_by_its_name() {
+    let dir = std::env::temp_dir().join(format!("edgehose-source-schema-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("bike.json"), r#"{"type":"object","required":["cadence"]}"#).unwrap();
+    let config = TransformConfig {
+        schemas: crate::schemas::Schemas::load_dir(&dir).unwrap(),
+        ..TransformConfig::default()
+    };
+    let lines = door_lines("/v1/ingest/bike", r#"[{"cadence":88},{"watts":200}]"#, &[]);
+    let (resp, counts) = run(&[record(&lines)], &config);
+    assert_eq!((counts.events_ok, counts.events_invalid), (1, 1));
+    assert_eq!(
+        decoded(&resp.records[0])[1]["rejected"][0]["reason"],
+        "schema_violation"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -372,3 +372,304 @@ fn unavailable_and_misconfigured_errors_say_so() {
         "the service is misconfigured: setting FIREHOSE_STREAM is missing"
     );
 }
+
+fn head<'a>(method: &'a str, path: &'a str) -> RequestHead<'a> {
+    RequestHead {
+        method,
+        path,
+        ..RequestHead::default()
+    }
+}
+
+fn send(head: &RequestHead<'_>, body: &[u8], ct: Option<&str>, cfg: &ApiConfig) -> Result<Accepted, Reply> {
+    let body = Body {
+        bytes: body,
+        content_type: ct,
+        content_encoding: None,
+    };
+    handle(head, body, &EdgeMeta::default(), cfg, T, &SeededRandom::new(3))
+}
+
+fn basic(key: &str) -> String {
+    use base64::Engine as _;
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{key}:"))
+    )
+}
+
+#[test]
+fn segment_routes_answer_success_and_envelope_each_message_as_sent() {
+    let cfg = ApiConfig::default();
+    let body = br#"{"batch":[{"type":"track","event":"Order Completed","userId":"u1","messageId":"node-m1","timestamp":"2024-05-01T12:29:50.000Z","properties":{"revenue":9.5}},{"type":"identify","anonymousId":"a1","traits":{"plan":"pro"}}],"sentAt":"2024-05-01T12:29:55.000Z"}"#;
+    let a = send(&head("POST", "/v1/batch"), body, Some("application/json"), &cfg).unwrap();
+    assert_eq!(
+        (a.reply.status, a.reply.body.as_str(), a.count),
+        (200, r#"{"success":true}"#, 2)
+    );
+    let e = Envelope::parse(&a.lines[0]).unwrap();
+    assert_eq!(
+        (e.format.as_deref(), e.call.as_deref(), e.id.as_ref()),
+        (Some("segment"), None, "node-m1")
+    );
+    // Segment's rule: receivedAt - (sentAt - timestamp), with the batch's sentAt.
+    assert_eq!(e.event_time, T.as_millis() - 5_000);
+    assert_eq!(
+        e.event.unwrap().get(),
+        r#"{"type":"track","event":"Order Completed","userId":"u1","messageId":"node-m1","timestamp":"2024-05-01T12:29:50.000Z","properties":{"revenue":9.5}}"#
+    );
+    let second = Envelope::parse(&a.lines[1]).unwrap();
+    assert_eq!(second.id.len(), 36, "no messageId: a UUIDv7 is made");
+
+    // A single-call route (long and short path) names the call in the envelope.
+    for path in ["/v1/track", "/v1/t", "/v1/track/"] {
+        let a = send(
+            &head("POST", path),
+            br#"{"event":"Clicked","anonymousId":"a"}"#,
+            Some("text/plain"),
+            &cfg,
+        )
+        .unwrap();
+        let e = Envelope::parse(&a.lines[0]).unwrap();
+        assert_eq!(
+            (e.format.as_deref(), e.call.as_deref()),
+            (Some("segment"), Some("track")),
+            "{path}"
+        );
+        assert_eq!(e.event_time, T.as_millis(), "no timestamp: the receive time");
+    }
+}
+
+#[test]
+fn segment_write_keys_come_from_basic_auth_or_the_body_and_a_bad_one_is_401() {
+    let cfg = config(&[("WRITE_KEYS", "web:wk_web_0123456789,server:wk_srv_0123456789")]);
+    let msg = br#"{"type":"track","event":"E","userId":"u"}"#;
+    // HTTP Basic with the key as the user (analytics-node, analytics-python, RudderStack).
+    let auth = basic("wk_srv_0123456789");
+    let a = send(
+        &RequestHead {
+            authorization: Some(&auth),
+            ..head("POST", "/v1/track")
+        },
+        msg,
+        None,
+        &cfg,
+    )
+    .unwrap();
+    assert_eq!(Envelope::parse(&a.lines[0]).unwrap().key_id.as_deref(), Some("server"));
+    // The body's writeKey (analytics-next's text/plain posts), never stored.
+    let body = br#"{"type":"page","anonymousId":"a","writeKey":"wk_web_0123456789"}"#;
+    let a = send(&head("POST", "/v1/p"), body, Some("text/plain"), &cfg).unwrap();
+    assert_eq!(Envelope::parse(&a.lines[0]).unwrap().key_id.as_deref(), Some("web"));
+    assert!(!a.lines[0].contains("wk_web"), "{}", a.lines[0]);
+    let batch = br#"{"batch":[{"type":"track","event":"E","userId":"u"}],"writeKey":"wk_web_0123456789"}"#;
+    assert_eq!(send(&head("POST", "/v1/batch"), batch, None, &cfg).unwrap().count, 1);
+
+    for (h, body) in [
+        (basic("wk_wrong_0123456789"), &msg[..]),
+        (String::new(), br#"{"type":"track","writeKey":"wk_nope_012345678"}"#),
+    ] {
+        let r = send(
+            &RequestHead {
+                authorization: (!h.is_empty()).then_some(h.as_str()),
+                ..head("POST", "/v1/track")
+            },
+            body,
+            None,
+            &cfg,
+        )
+        .unwrap_err();
+        assert_eq!((r.status, json(&r)["error"].as_str()), (401, Some("invalid_write_key")));
+    }
+    let r = send(&head("POST", "/v1/track"), msg, None, &cfg).unwrap_err();
+    assert_eq!((r.status, json(&r)["error"].as_str()), (401, Some("missing_write_key")));
+    // Basic auth works on /v1/events too.
+    let auth = basic("wk_web_0123456789");
+    let ok = send(
+        &RequestHead {
+            authorization: Some(&auth),
+            ..post()
+        },
+        br#"{"event":"a"}"#,
+        None,
+        &cfg,
+    );
+    assert!(ok.is_ok());
+}
+
+#[test]
+fn segment_bad_bodies_are_refused_never_quarantined() {
+    let cfg = ApiConfig::default();
+    let r = send(
+        &head("POST", "/v1/batch"),
+        b"{\"batch\": oops",
+        Some("application/json"),
+        &cfg,
+    )
+    .unwrap_err();
+    assert_eq!((r.status, json(&r)["error"].as_str()), (400, Some("invalid_json")));
+    let big = format!(
+        r#"{{"type":"track","event":"E","userId":"u","properties":{{"p":"{}"}}}}"#,
+        "x".repeat(33_000)
+    );
+    let r = send(&head("POST", "/v1/track"), big.as_bytes(), None, &cfg).unwrap_err();
+    assert_eq!((r.status, json(&r)["error"].as_str()), (413, Some("message_too_large")));
+    assert!(json(&r)["message"].as_str().unwrap().contains("32 KB"));
+    let r = reply_of(prepare(
+        &RequestHead {
+            content_length: Some(600_000),
+            ..head("POST", "/v1/batch")
+        },
+        &cfg,
+    ));
+    assert_eq!((r.status, json(&r)["error"].as_str()), (413, Some("batch_too_large")));
+    assert!(
+        json(&r)["message"]
+            .as_str()
+            .unwrap()
+            .contains("500 KB per batch request")
+    );
+    let r = send(&head("POST", "/v1/batch"), b"{}", Some("application/xml"), &cfg).unwrap_err();
+    assert_eq!(r.status, 415);
+    // An unknown type is accepted here and judged by the transform.
+    let a = send(
+        &head("POST", "/v1/batch"),
+        br#"{"batch":[{"type":"purchase"}]}"#,
+        None,
+        &cfg,
+    )
+    .unwrap();
+    assert_eq!(a.count, 1);
+}
+
+#[test]
+fn every_ingestion_route_answers_a_cors_preflight() {
+    let cfg = config(&[("ALLOWED_ORIGINS", "https://shop.example")]);
+    for path in ["/v1/events", "/v1/t", "/v1/batch", "/v1/ingest/bike"] {
+        let r = reply_of(prepare(
+            &RequestHead {
+                origin: Some("https://shop.example"),
+                ..head("OPTIONS", path)
+            },
+            &cfg,
+        ));
+        assert_eq!(
+            (r.status, header(&r, "access-control-allow-origin")),
+            (204, Some("https://shop.example")),
+            "{path}"
+        );
+    }
+    let r = reply_of(prepare(&head("GET", "/v1/batch"), &cfg));
+    assert_eq!((r.status, header(&r, "allow")), (405, Some("POST, OPTIONS")));
+}
+
+const SOURCES: &str = r#"{"bike":{"id_field":"uuid","time_field":"deviceTimestamp","time_format":"epoch_ms","keys":["bikes"]},"gps":{"time_field":"timestamp","time_format":"epoch_s"}}"#;
+
+#[test]
+fn a_source_takes_any_json_and_keeps_it_byte_for_byte() {
+    let cfg = ApiConfig::default();
+    let body = br#"[{"ident":"3520","timestamp":1683200000.12,"position.latitude":52.2},{"ident":"3521"}]"#;
+    let a = send(&head("POST", "/v1/ingest/gps"), body, Some("application/json"), &cfg).unwrap();
+    assert_eq!((a.reply.body.as_str(), a.count), (r#"{"accepted":2}"#, 2));
+    let e = Envelope::parse(&a.lines[0]).unwrap();
+    assert_eq!(
+        (e.format.as_deref(), e.source.as_deref()),
+        (Some("source"), Some("gps"))
+    );
+    assert_eq!(
+        e.event.unwrap().get(),
+        r#"{"ident":"3520","timestamp":1683200000.12,"position.latitude":52.2}"#
+    );
+    assert_eq!(e.event_time, T.as_millis(), "nothing declared: the receive time");
+    let ndjson = b"{\"a\":1}\n{\"a\":2}\n{\"a\":3}";
+    assert_eq!(
+        send(
+            &head("POST", "/v1/ingest/gps"),
+            ndjson,
+            Some("application/x-ndjson"),
+            &cfg
+        )
+        .unwrap()
+        .count,
+        3
+    );
+}
+
+#[test]
+fn a_declared_source_uses_its_id_time_and_keys() {
+    let cfg = config(&[
+        ("WRITE_KEYS", "bikes:wk_bikes_0123456789,web:wk_web_0123456789"),
+        ("SOURCES", SOURCES),
+    ]);
+    let bike = br#"{"uuid":"6f1c7c2e","event":"update","deviceTimestamp":1714566599000,"second":42,"raceId":"r9","racerId":7,"classId":3,"cadence":88,"resistance":41}"#;
+    let a = send(
+        &RequestHead {
+            key_header: Some("wk_bikes_0123456789"),
+            ..head("POST", "/v1/ingest/bike")
+        },
+        bike,
+        None,
+        &cfg,
+    )
+    .unwrap();
+    let e = Envelope::parse(&a.lines[0]).unwrap();
+    assert_eq!((e.id.as_ref(), e.event_time), ("6f1c7c2e", 1_714_566_599_000));
+    assert_eq!(e.key_id.as_deref(), Some("bikes"));
+    // A key the source does not list is refused; so is no key.
+    let r = send(
+        &RequestHead {
+            key_header: Some("wk_web_0123456789"),
+            ..head("POST", "/v1/ingest/bike")
+        },
+        bike,
+        None,
+        &cfg,
+    )
+    .unwrap_err();
+    assert_eq!((r.status, json(&r)["error"].as_str()), (403, Some("key_not_allowed")));
+    assert_eq!(
+        json(&r)["message"],
+        "write key \"web\" may not post to source \"bike\" (SOURCES)"
+    );
+    // An undeclared source takes any key.
+    let ok = send(
+        &RequestHead {
+            key_header: Some("wk_web_0123456789"),
+            ..head("POST", "/v1/ingest/other")
+        },
+        b"{}",
+        None,
+        &cfg,
+    );
+    assert!(ok.is_ok());
+}
+
+#[test]
+fn a_bad_source_name_or_setting_is_named() {
+    let cfg = ApiConfig::default();
+    for path in [
+        "/v1/ingest/",
+        "/v1/ingest",
+        "/v1/ingest/Bikes",
+        "/v1/ingest/a/b",
+        "/v1/ingest/bike%21",
+    ] {
+        let r = reply_of(prepare(&head("POST", path), &cfg));
+        assert_eq!(
+            (r.status, json(&r)["error"].as_str()),
+            (400, Some("invalid_source_name")),
+            "{path}"
+        );
+        assert!(json(&r)["message"].as_str().unwrap().contains("a-z, 0-9, _ and -"));
+    }
+    let long = format!("/v1/ingest/{}", "a".repeat(65));
+    assert_eq!(reply_of(prepare(&head("POST", &long), &cfg)).status, 400);
+    let e = ApiConfig::from_settings(&Settings::new(|n: &str| {
+        (n == "SOURCES").then(|| "{\"bike\":{\"keys\":[\"bikes\"]}}".to_owned())
+    }))
+    .unwrap_err();
+    assert_eq!(e.name, "SOURCES");
+    assert!(e.problem.contains("WRITE_KEYS does not define"), "{e}");
+    let r = reply_of(prepare(&head("POST", "/v1/nope"), &cfg));
+    assert!(json(&r)["message"].as_str().unwrap().contains("/v1/ingest/<source>"));
+}

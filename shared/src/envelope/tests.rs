@@ -13,6 +13,7 @@ fn ctx<'a>(edge: &'a EdgeMeta<'a>) -> RequestContext<'a> {
         key_id: Some("web"),
         edge,
         content_type: Some("application/json"),
+        dialect: Dialect::V1,
     }
 }
 

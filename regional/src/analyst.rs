@@ -1,0 +1,240 @@
+//! The analyst line: the one flat JSON line per valid event the destination
+//! holds, in the shape analysts query. Each dialect writes its own fields
+//! and every line shares the envelope's: `id`, `event_time`, `received_at`,
+//! `key_id`, `country`, `colo`, `asn`.
+//!
+//! ```text
+//! {"id":"m-1","event":"click","event_time":"2024-05-01T12:30:00.000Z",…,"properties":{…}}                 schema v1
+//! {"id":"node-…","type":"track","event":"Order Completed",…,"user_id":"u1","properties":{…},"context":{…}}  Segment
+//! {"id":"6f1c…","event":"bike","source":"bike","event_time":…,"properties":{…the object as sent…}}        a source
+//! ```
+//!
+//! Names are snake_case in every dialect (`user_id`, not Segment's
+//! `userId`), so one table holds them all.
+
+use edgehose_shared::envelope::EdgeMeta;
+use edgehose_shared::event::Event;
+use edgehose_shared::segment::Call;
+use edgehose_shared::segment::validate::Message;
+use edgehose_shared::source::SourceEvent;
+use edgehose_shared::timestamp::Timestamp;
+use serde::Serialize;
+use serde_json::value::RawValue;
+
+/// A timestamp as RFC 3339 text, without an allocation.
+#[derive(Clone, Copy)]
+pub struct Rfc3339([u8; 24]);
+
+impl Rfc3339 {
+    /// The instant `ms` milliseconds after the epoch.
+    pub fn of_millis(ms: i64) -> Self {
+        Self(Timestamp::from_millis(ms).rfc3339_bytes())
+    }
+}
+
+impl Serialize for Rfc3339 {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(std::str::from_utf8(&self.0).unwrap_or_default())
+    }
+}
+
+/// What every line takes from the envelope.
+pub struct Where<'a> {
+    /// The event's id.
+    pub id: &'a str,
+    /// The skew-corrected event time.
+    pub event_time: Rfc3339,
+    /// When the edge received it.
+    pub received_at: Rfc3339,
+    /// The write key's id.
+    pub key_id: Option<&'a str>,
+    /// Edge metadata.
+    pub edge: Option<&'a EdgeMeta<'a>>,
+}
+
+impl<'a> Where<'a> {
+    fn country(&self) -> Option<&'a str> {
+        self.edge.and_then(|e| e.country.as_deref())
+    }
+
+    fn colo(&self) -> Option<&'a str> {
+        self.edge.and_then(|e| e.colo.as_deref())
+    }
+}
+
+/// A schema-v1 event.
+#[derive(Serialize)]
+pub struct V1Line<'a> {
+    id: &'a str,
+    event: &'a str,
+    event_time: Rfc3339,
+    received_at: Rfc3339,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sent_at: Option<Rfc3339>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    anonymous_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    url: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    referrer: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    target: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    country: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    colo: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    asn: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    properties: Option<&'a RawValue>,
+}
+
+impl<'a> V1Line<'a> {
+    /// The line of a valid schema-v1 event.
+    pub fn new(at: &Where<'a>, event: &'a Event<'a>) -> Self {
+        Self {
+            id: at.id,
+            event: &event.event,
+            event_time: at.event_time,
+            received_at: at.received_at,
+            sent_at: event.sent_at.map(|t| Rfc3339::of_millis(t.0)),
+            message_id: event.message_id.as_deref(),
+            anonymous_id: event.anonymous_id.as_deref(),
+            user_id: event.user_id.as_deref(),
+            url: event.url.as_deref(),
+            referrer: event.referrer.as_deref(),
+            target: event.target.as_deref(),
+            key_id: at.key_id,
+            country: at.country(),
+            colo: at.colo(),
+            asn: at.edge.and_then(|e| e.asn),
+            properties: event.properties,
+        }
+    }
+}
+
+/// A Segment message.
+#[derive(Serialize)]
+pub struct SegmentLine<'a> {
+    id: &'a str,
+    #[serde(rename = "type")]
+    call: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    event: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    category: Option<&'a str>,
+    event_time: Rfc3339,
+    received_at: Rfc3339,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sent_at: Option<Rfc3339>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    original_timestamp: Option<Rfc3339>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    anonymous_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    group_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    previous_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    country: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    colo: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    asn: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    properties: Option<&'a RawValue>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    traits: Option<&'a RawValue>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    context: Option<&'a RawValue>,
+}
+
+impl<'a> SegmentLine<'a> {
+    /// The line of a valid Segment message.
+    pub fn new(at: &Where<'a>, m: &'a Message<'a>) -> Self {
+        Self {
+            id: at.id,
+            call: m.call.as_str(),
+            event: m.event.as_deref(),
+            name: m.name.as_deref(),
+            category: m.category.as_deref(),
+            event_time: at.event_time,
+            received_at: at.received_at,
+            sent_at: m.sent_at.map(|t| Rfc3339::of_millis(t.0)),
+            original_timestamp: m.timestamp.map(|t| Rfc3339::of_millis(t.0)),
+            message_id: m.message_id.as_deref(),
+            anonymous_id: m.anonymous_id.as_deref(),
+            user_id: m.user_id.as_deref(),
+            group_id: m.group_id.as_deref(),
+            previous_id: m.previous_id.as_deref(),
+            key_id: at.key_id,
+            country: at.country(),
+            colo: at.colo(),
+            asn: at.edge.and_then(|e| e.asn),
+            properties: m.properties,
+            traits: m.traits,
+            context: m.context,
+        }
+    }
+
+    /// The name the line is partitioned by: a track call's event name, the
+    /// call itself for the others (`page`, `identify`, …).
+    pub fn partition_name(&self) -> &str {
+        match self.event {
+            Some(event) if self.call == Call::Track.as_str() => event,
+            _ => self.call,
+        }
+    }
+}
+
+/// An any-JSON source's event.
+#[derive(Serialize)]
+pub struct SourceLine<'a> {
+    id: &'a str,
+    event: &'a str,
+    source: &'a str,
+    event_time: Rfc3339,
+    received_at: Rfc3339,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    country: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    colo: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    asn: Option<u32>,
+    properties: &'a RawValue,
+}
+
+impl<'a> SourceLine<'a> {
+    /// The line of a valid source event: the object as sent is its `properties`.
+    pub fn new(at: &Where<'a>, name: &'a str, event: &SourceEvent<'a>) -> Self {
+        Self {
+            id: at.id,
+            event: name,
+            source: name,
+            event_time: at.event_time,
+            received_at: at.received_at,
+            key_id: at.key_id,
+            country: at.country(),
+            colo: at.colo(),
+            asn: at.edge.and_then(|e| e.asn),
+            // Validated as an object already; a RawValue of it cannot fail.
+            properties: serde_json::from_str(event.text).unwrap_or(RawValue::NULL),
+        }
+    }
+}
