@@ -1,8 +1,9 @@
 //! The Lambda shell around [`crate::transform`]: configuration from the
 //! environment, the Firehose event in, the response and metrics out.
 
-use edgehose_shared::api::ApiConfig;
+use edgehose_shared::limits::Limits;
 use edgehose_shared::settings::{SettingError, Settings};
+use edgehose_shared::source::Sources;
 use lambda_runtime::{Error, LambdaEvent};
 
 use crate::metrics;
@@ -41,14 +42,15 @@ impl Transformer {
 
     /// The same, from any settings lookup.
     pub fn from_settings<F: Fn(&str) -> Option<String>>(s: &Settings<F>) -> Result<Self, SettingError> {
-        let api = ApiConfig::from_settings(s)?;
+        // Not the whole ApiConfig: write keys are the edge's and ingest-api's
+        // business, and the transform is not given them.
         Ok(Self {
             config: TransformConfig {
-                limits: api.limits,
+                limits: Limits::from_settings(s)?,
                 partitioning: s.bool_or("PARTITIONING", false)?,
                 max_response_bytes: None,
                 schemas: Schemas::default(),
-                sources: api.sources,
+                sources: Sources::from_settings(s)?,
                 threads: s.usize_or("TRANSFORM_THREADS", 0)?,
             },
         })
@@ -79,5 +81,20 @@ impl Transformer {
         }
         metrics::emit(&counts);
         Ok(response)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_transform_reads_sources_without_the_write_keys_it_is_not_given() {
+        let sources = r#"{"bike":{"id_field":"uuid","keys":["bikes"]}}"#;
+        let s = Settings::new(move |n: &str| (n == "SOURCES").then(|| sources.to_owned()));
+        let t = Transformer::from_settings(&s).unwrap();
+        assert!(t.config.sources.get("bike").is_some());
+        let bad = Settings::new(|n: &str| (n == "SOURCES").then(|| "{".to_owned()));
+        assert_eq!(Transformer::from_settings(&bad).unwrap_err().name, "SOURCES");
     }
 }

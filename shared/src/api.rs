@@ -72,18 +72,9 @@ impl ApiConfig {
     /// `STRICT`, `STORE_CLIENT_IP`, `ALLOWED_ORIGINS`, `WRITE_KEYS` and
     /// `SOURCES` (a source may only name keys that `WRITE_KEYS` defines).
     pub fn from_settings<F: Fn(&str) -> Option<String>>(s: &Settings<F>) -> Result<Self, SettingError> {
-        let d = Limits::default();
-        let limits = Limits::clamped(
-            s.usize_or("MAX_BODY_BYTES", d.max_body_bytes)?,
-            s.usize_or("MAX_EVENT_BYTES", d.max_event_bytes)?,
-            s.usize_or("MAX_EVENTS", d.max_events)?,
-            s.usize_or("MAX_DEPTH", d.max_depth)?,
-        );
+        let limits = Limits::from_settings(s)?;
         let write_keys = WriteKeys::parse(&s.list("WRITE_KEYS")).map_err(|e| SettingError::new("WRITE_KEYS", e))?;
-        let sources = match s.get("SOURCES") {
-            Some(text) => Sources::parse(&text).map_err(|e| SettingError::new("SOURCES", e))?,
-            None => Sources::default(),
-        };
+        let sources = Sources::from_settings(s)?;
         for (name, declared) in sources.iter() {
             for key in declared.keys.iter().flatten() {
                 if !write_keys.has_id(key) {

@@ -111,6 +111,20 @@ impl Limits {
         }
     }
 
+    /// Reads `MAX_BODY_BYTES`, `MAX_EVENT_BYTES`, `MAX_EVENTS` and
+    /// `MAX_DEPTH`, each clamped to its ceiling.
+    pub fn from_settings<F: Fn(&str) -> Option<String>>(
+        s: &crate::settings::Settings<F>,
+    ) -> Result<Self, crate::settings::SettingError> {
+        let d = Self::default();
+        Ok(Self::clamped(
+            s.usize_or("MAX_BODY_BYTES", d.max_body_bytes)?,
+            s.usize_or("MAX_EVENT_BYTES", d.max_event_bytes)?,
+            s.usize_or("MAX_EVENTS", d.max_events)?,
+            s.usize_or("MAX_DEPTH", d.max_depth)?,
+        ))
+    }
+
     /// The limits of the Segment-compatible routes: these, lowered to
     /// [`SEGMENT_MAX_BATCH_BYTES`] per request and [`SEGMENT_MAX_MESSAGE_BYTES`]
     /// per message where Segment's are the tighter ones.

@@ -250,6 +250,16 @@ impl Sources {
         Ok(Self { by_name })
     }
 
+    /// Reads the `SOURCES` setting (none declared when unset).
+    pub fn from_settings<F: Fn(&str) -> Option<String>>(
+        s: &crate::settings::Settings<F>,
+    ) -> Result<Self, crate::settings::SettingError> {
+        match s.get("SOURCES") {
+            Some(text) => Self::parse(&text).map_err(|e| crate::settings::SettingError::new("SOURCES", e)),
+            None => Ok(Self::default()),
+        }
+    }
+
     /// The declared settings of `name`, if any.
     pub fn get(&self, name: &str) -> Option<&Source> {
         self.by_name.get(name)
