@@ -30,6 +30,16 @@ pub const FLAGS: &[Flag] = &[
     ("buffer-secs", true, "firehose-local buffering interval (5)"),
     ("gzip", false, "gzip delivered objects"),
     ("strict", false, "edge answers 400 to payloads that do not decode"),
+    (
+        "write-keys",
+        true,
+        "WRITE_KEYS for both paths, id:key,… ($WRITE_KEYS; none: no key needed)",
+    ),
+    (
+        "sources",
+        true,
+        "SOURCES for both paths and the transform, JSON ($SOURCES; README: Declaring a source)",
+    ),
     ("throttle", true, "share of Firehose calls throttled (0..1)"),
     ("partial", true, "share of Firehose calls with failed records (0..1)"),
     ("errors", true, "share of Firehose calls answered 500 (0..1)"),
@@ -87,13 +97,28 @@ pub fn main(raw: &[String]) -> Result<(), String> {
     config.listen = format!("127.0.0.1:{}", args.parsed("firehose-port", 4573u16)?);
     config.streams = vec![stream_config];
     config.faults = faults;
-    config.transform = Some((bins.transform.clone(), transform_env()));
+    // Settings a user declares, from a flag or the environment.
+    let declared = |flag: &str, var: &str| {
+        args.get(flag)
+            .map(str::to_owned)
+            .or_else(|| std::env::var(var).ok())
+            .unwrap_or_default()
+    };
+    let (write_keys, sources) = (declared("write-keys", "WRITE_KEYS"), declared("sources", "SOURCES"));
+    let mut transform_env = transform_env();
+    transform_env.push(("SOURCES".to_owned(), sources.clone()));
+    config.transform = Some((bins.transform.clone(), transform_env));
     let firehose = FirehoseLocal::start(config)?;
     let region = firehose::REGION_DEFAULT;
 
     // The request-facing settings both paths read alike, so they answer alike.
     let strict = if args.switch("strict") { "true" } else { "false" };
-    let api_settings = [("STRICT", strict), ("ALLOWED_ORIGINS", "*")];
+    let api_settings = [
+        ("STRICT", strict),
+        ("ALLOWED_ORIGINS", "*"),
+        ("WRITE_KEYS", write_keys.as_str()),
+        ("SOURCES", sources.as_str()),
+    ];
     let mut api_env = vec![
         ("FIREHOSE_STREAM", stream.as_str()),
         ("AWS_REGION", region),
@@ -184,6 +209,7 @@ edgehose dev is running. Ctrl-C stops everything.
   edge Worker (workerd, {mode} mode)  {edge}/v1/events
   API Gateway path (ingest-api)       {api}/v1/events
   firehose-local (stream {stream})     {firehose}   stats: {firehose}/_edgehose/stats
+  Segment / RudderStack SDKs: host (dataPlaneUrl) {edge}; devices: {edge}/v1/ingest/<name>
 
 Try:
   curl -s {edge}/v1/events -H 'content-type: application/json' \\

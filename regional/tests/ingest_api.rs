@@ -166,3 +166,37 @@ fn the_binary_serves_api_gateway_events_and_logs_a_refusal_clearly() {
     assert!(function.log().contains("SignatureDoesNotMatch"));
     assert!(!function.log().contains("not-the-secret"), "the secret is never logged");
 }
+
+#[test]
+fn a_real_segment_sdk_delivers_through_api_gateway_and_ingest_api() {
+    let sandbox = sandbox();
+    let mut env = settings(&sandbox, sandbox.edge.secret_access_key());
+    env.push(("WRITE_KEYS".into(), "server:wk_server_0123456789".into()));
+    let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let port = edgehose_tests::tools::free_port().unwrap();
+    let gateway = edgehose_cli::apigw::ApiGateway::start(
+        &format!("127.0.0.1:{port}"),
+        env!("CARGO_BIN_EXE_ingest-api").as_ref(),
+        &pairs,
+        None,
+    )
+    .unwrap();
+    // The API Gateway path answers only once Firehose holds the events, so
+    // the SDK's flush returns with everything in the bucket.
+    let sent = edgehose_tests::clients::Sdk::AnalyticsPython
+        .run(gateway.url(), "wk_server_0123456789", "apigw")
+        .unwrap();
+    assert_eq!(sent.len(), 7);
+    let landed = landed(&sandbox);
+    for (call, id) in &sent {
+        let copies = landed
+            .get(id)
+            .unwrap_or_else(|| panic!("{call} {id} did not land: {}", gateway.log()));
+        assert_eq!(copies.len(), 1, "{id}");
+        let env = &copies[0];
+        assert_eq!(
+            (env.format.as_deref(), env.key_id.as_deref()),
+            (Some("segment"), Some("server"))
+        );
+    }
+}

@@ -7,11 +7,13 @@
 //! test with instructions; it is never a silent skip.
 
 pub mod aws;
+pub mod clients;
 pub use edgehose_cli::edge;
 pub mod events;
 pub mod faults;
 pub mod http;
 pub use edgehose_cli::runtime_api as lambda;
+pub mod local;
 pub mod moto;
 pub mod sandbox;
 pub use edgehose_cli::tools;

@@ -7,42 +7,15 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use base64::Engine as _;
-use edgehose_cli::firehose::{self, Config, FaultPlan, FirehoseLocal};
-use edgehose_tests::edge::{Edge, EdgeOptions};
+use edgehose_cli::firehose::FaultPlan;
 use edgehose_tests::events::{event, post, wait_for};
-use edgehose_tests::workspace_binary;
-
-struct Pipeline {
-    firehose: FirehoseLocal,
-    edge: Edge,
-    dir: PathBuf,
-}
+use edgehose_tests::local::Local as Pipeline;
 
 fn pipeline(name: &str, faults: FaultPlan) -> Pipeline {
-    let dir = std::env::temp_dir().join(format!("edgehose-pipeline-{name}-{}", firehose::store::uuid()));
-    let mut config = Config::new("clicks", dir.clone());
-    config.transform = Some((workspace_binary("transform"), Vec::new()));
-    config.faults = faults;
-    config.seed = 42;
-    config.streams[0].buffer_interval = Duration::from_secs(1);
-    let firehose = FirehoseLocal::start(config).unwrap();
-    let mut options = EdgeOptions::new(&[
-        ("FIREHOSE_STREAM", "clicks"),
-        ("AWS_REGION", "us-east-1"),
-        ("FORWARD_MODE", "queue"),
-        ("AWS_ACCESS_KEY_ID", firehose::DEV_ACCESS_KEY_ID),
-        ("AWS_SECRET_ACCESS_KEY", firehose::DEV_SECRET_ACCESS_KEY),
-        ("FIREHOSE_ENDPOINT", firehose.url()),
-    ]);
-    options.max_retries = 20;
-    options.max_batch_size = 20;
-    options.dlq_sink = Some(format!("{}/_edgehose/dead-letter", firehose.url()));
-    let edge = Edge::start(&options).unwrap_or_else(|e| panic!("could not start the edge Worker: {e}"));
-    Pipeline { firehose, edge, dir }
+    Pipeline::start(name, faults, &[])
 }
 
 /// What the data directory holds, by event id (`message_id`).

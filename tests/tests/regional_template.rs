@@ -115,3 +115,13 @@ fn the_functions_are_the_crate_binaries_built_for_arm64() {
         serde_json::json!({"Fn::GetAtt": ["TransformFunction", "Arn"]})
     );
 }
+
+#[test]
+fn the_transform_and_ingest_api_read_the_same_sources_setting() {
+    let t = decoded();
+    assert_eq!(t["Parameters"]["Sources"]["Type"], "String");
+    for resource in ["TransformFunction", "IngestFunction"] {
+        let vars = &t["Resources"][resource]["Properties"]["Environment"]["Variables"];
+        assert_eq!(vars["SOURCES"], serde_json::json!({"Ref": "Sources"}), "{resource}");
+    }
+}

@@ -1,0 +1,160 @@
+//! The whole pipeline as `make dev` runs it — the built edge Worker in
+//! workerd (queue mode, Miniflare's Queues), firehose-local verifying SigV4
+//! and running the real `transform` binary — and what its destination holds,
+//! by event id.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use base64::Engine as _;
+use edgehose_cli::edge::{Edge, EdgeOptions};
+use edgehose_cli::firehose::{self, Config, FaultPlan, FirehoseLocal};
+
+use crate::events::wait_for;
+use crate::workspace_binary;
+
+/// A running local pipeline; everything stops when it is dropped.
+pub struct Local {
+    /// The Firehose stand-in, running the transform.
+    pub firehose: FirehoseLocal,
+    /// The edge Worker.
+    pub edge: Edge,
+    /// Where the destination's objects are written.
+    pub dir: PathBuf,
+}
+
+impl Local {
+    /// Starts firehose-local (a 1 s buffer, `faults`) and the edge in queue
+    /// mode in front of it, with `bindings` added to the edge's settings;
+    /// `SOURCES` there is given to the transform too, as a deployment does.
+    pub fn start(name: &str, faults: FaultPlan, bindings: &[(&str, &str)]) -> Self {
+        let dir = std::env::temp_dir().join(format!("edgehose-pipeline-{name}-{}", firehose::store::uuid()));
+        let mut config = Config::new("clicks", dir.clone());
+        let transform_env: Vec<(String, String)> = bindings
+            .iter()
+            .filter(|(k, _)| *k == "SOURCES")
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        config.transform = Some((workspace_binary("transform"), transform_env));
+        config.faults = faults;
+        config.seed = 42;
+        config.streams[0].buffer_interval = Duration::from_secs(1);
+        let firehose = FirehoseLocal::start(config).unwrap_or_else(|e| panic!("could not start firehose-local: {e}"));
+        let mut pairs = vec![
+            ("FIREHOSE_STREAM", "clicks"),
+            ("AWS_REGION", "us-east-1"),
+            ("FORWARD_MODE", "queue"),
+            ("AWS_ACCESS_KEY_ID", firehose::DEV_ACCESS_KEY_ID),
+            ("AWS_SECRET_ACCESS_KEY", firehose::DEV_SECRET_ACCESS_KEY),
+            ("FIREHOSE_ENDPOINT", firehose.url()),
+        ];
+        pairs.extend_from_slice(bindings);
+        let mut options = EdgeOptions::new(&pairs);
+        options.max_retries = 20;
+        options.max_batch_size = 20;
+        options.dlq_sink = Some(format!("{}/_edgehose/dead-letter", firehose.url()));
+        let edge = Edge::start(&options).unwrap_or_else(|e| panic!("could not start the edge Worker: {e}"));
+        Self { firehose, edge, dir }
+    }
+
+    /// What the destination holds now.
+    pub fn destination(&self) -> Destination {
+        Destination::read(&self.dir, &self.firehose.transform_log())
+    }
+
+    /// Waits (delivering buffers as it goes) until `done` holds of the
+    /// destination, or two minutes pass; returns the last reading.
+    pub fn settle(&self, mut done: impl FnMut(&Destination) -> bool) -> Destination {
+        let mut last = Destination::default();
+        wait_for(Duration::from_secs(120), || {
+            let _ = self.firehose.flush(Duration::from_secs(30));
+            last = self.destination();
+            done(&last)
+        });
+        last
+    }
+}
+
+/// Every event in a data directory, by its id.
+#[derive(Debug, Default)]
+pub struct Destination {
+    /// Analyst lines of valid events: id → each copy.
+    pub delivered: BTreeMap<String, Vec<serde_json::Value>>,
+    /// Invalid events: id → each `rejected` line (its reasons and original
+    /// envelope), from the destination or, for records that failed whole,
+    /// from the transform's log.
+    pub rejected: BTreeMap<String, Vec<serde_json::Value>>,
+    /// Envelope lines kept under the error prefix.
+    pub failed: Vec<serde_json::Value>,
+    /// Lines under `dead-letter/`.
+    pub dead_letters: Vec<String>,
+}
+
+impl Destination {
+    /// Reads `dir` (Firehose's S3 layout) and the transform's log.
+    pub fn read(dir: &std::path::Path, transform_log: &str) -> Self {
+        let mut d = Self::default();
+        for path in firehose::store::objects(dir) {
+            let Ok(rel) = path.strip_prefix(dir) else { continue };
+            let rel = rel.to_string_lossy().into_owned();
+            if rel.starts_with('.') || rel.ends_with(".log") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            if rel.starts_with("processing-failed/") {
+                for line in text.lines() {
+                    let Ok(e) = serde_json::from_str::<serde_json::Value>(line) else {
+                        continue;
+                    };
+                    let raw = e["rawData"].as_str().unwrap_or_default();
+                    let raw = base64::engine::general_purpose::STANDARD
+                        .decode(raw)
+                        .unwrap_or_default();
+                    d.failed.extend(
+                        String::from_utf8_lossy(&raw)
+                            .lines()
+                            .filter_map(|l| serde_json::from_str(l).ok()),
+                    );
+                }
+            } else if rel.starts_with("dead-letter/") {
+                d.dead_letters.extend(text.lines().map(str::to_owned));
+            } else {
+                for line in text.lines() {
+                    let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+                        continue;
+                    };
+                    let id = v["id"].as_str().unwrap_or_default().to_owned();
+                    if v.get("rejected").is_some() {
+                        d.rejected.entry(id).or_default().push(v);
+                    } else {
+                        d.delivered.entry(id).or_default().push(v);
+                    }
+                }
+            }
+        }
+        for line in transform_log.lines() {
+            let Some(rejected) = serde_json::from_str::<serde_json::Value>(line)
+                .ok()
+                .and_then(|v| v["fields"]["rejected"].as_str().map(str::to_owned))
+                .and_then(|r| serde_json::from_str::<serde_json::Value>(&r).ok())
+            else {
+                continue;
+            };
+            let id = rejected["id"].as_str().unwrap_or_default().to_owned();
+            d.rejected.entry(id).or_default().push(rejected);
+        }
+        d
+    }
+
+    /// The reasons (`reason` codes) an event was rejected for.
+    pub fn reasons(&self, id: &str) -> Vec<String> {
+        self.rejected
+            .get(id)
+            .into_iter()
+            .flatten()
+            .flat_map(|r| r["rejected"].as_array().cloned().unwrap_or_default())
+            .filter_map(|v| v["reason"].as_str().map(str::to_owned))
+            .collect()
+    }
+}
