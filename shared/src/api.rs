@@ -510,10 +510,17 @@ fn identify(keys: &WriteKeys, presented: &str) -> Result<Option<String>, ApiErro
 
 /// The user of HTTP Basic credentials (`base64(user:password)`): Segment's
 /// and RudderStack's SDKs send the write key as the user, with no password.
+/// Credentials that do not decode are presented as they are, so they fail
+/// as an invalid key rather than pass for a missing one.
 fn basic_user(credentials: &str) -> Option<String> {
     use base64::Engine as _;
-    let decoded = base64::engine::general_purpose::STANDARD.decode(credentials).ok()?;
-    let text = String::from_utf8(decoded).ok()?;
+    let Some(text) = base64::engine::general_purpose::STANDARD
+        .decode(credentials)
+        .ok()
+        .and_then(|d| String::from_utf8(d).ok())
+    else {
+        return Some(credentials.to_owned());
+    };
     let user = text.split_once(':').map_or(text.as_str(), |(u, _)| u);
     Some(user.to_owned())
 }

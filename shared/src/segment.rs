@@ -249,7 +249,7 @@ pub fn parse<'a>(body: &'a [u8], route: Route, deployment: &Limits) -> Result<Re
                 })
                 .collect::<Result<Vec<_>, _>>()?;
             let sent_at = top.str("sentAt").and_then(|s| Timestamp::parse_rfc3339(&s));
-            (texts, top.str("writeKey"), sent_at)
+            (texts, agreed_write_key(&top)?, sent_at)
         }
     };
     if texts.len() > limits.max_events {
@@ -280,7 +280,10 @@ pub fn parse<'a>(body: &'a [u8], route: Route, deployment: &Limits) -> Result<Re
             });
         }
         if message.contains("\"writeKey\"") {
-            let own = Members::parse(message).ok().and_then(|m| m.str("writeKey"));
+            let own = match Members::parse(message) {
+                Ok(m) => agreed_write_key(&m)?,
+                Err(_) => None,
+            };
             match (&write_key, own) {
                 (_, None) => {}
                 (None, Some(k)) => write_key = Some(k),
@@ -297,6 +300,23 @@ pub fn parse<'a>(body: &'a [u8], route: Route, deployment: &Limits) -> Result<Re
         sent_at,
         messages,
     })
+}
+
+/// The `writeKey` members of an object, which must agree: JSON parsers
+/// differ on which of two they keep, so two different keys are refused.
+fn agreed_write_key<'a>(members: &Members<'a>) -> Result<Option<Cow<'a, str>>, SegmentError> {
+    let mut found: Option<Cow<'a, str>> = None;
+    for (k, v) in &members.0 {
+        if k != "writeKey" {
+            continue;
+        }
+        match (json::string(v), &found) {
+            (Some(key), Some(seen)) if key != *seen => return Err(SegmentError::ConflictingWriteKeys),
+            (Some(key), None) => found = Some(key),
+            _ => {}
+        }
+    }
+    Ok(found)
 }
 
 #[cfg(test)]

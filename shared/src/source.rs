@@ -112,7 +112,8 @@ fn decimal_millis(text: &str, shift: u32) -> Option<i64> {
     }
     if digits.contains(['e', 'E']) {
         // Exponent forms are rare from devices; a float is exact enough there.
-        let v: f64 = text.parse().ok()?;
+        // (serde_json's float reader: the Worker carries it already.)
+        let v: f64 = serde_json::from_str(text).ok()?;
         let ms = (v * 10f64.powi(shift as i32)).trunc();
         return (ms.abs() < 9.0e15).then_some(ms as i64);
     }
@@ -220,8 +221,9 @@ impl Sources {
                     "id_field" => source.id_field = Some(text()?),
                     "time_field" => source.time_field = Some(text()?),
                     "time_format" => {
-                        source.time_format = TimeFormat::parse(&text()?).ok_or_else(|| {
-                            format!("source {name:?}: time_format must be epoch_ms, epoch_s or rfc3339, not {v}")
+                        let given = text()?;
+                        source.time_format = TimeFormat::parse(&given).ok_or_else(|| {
+                            format!("source {name:?}: time_format must be epoch_ms, epoch_s or rfc3339, not {given:?}")
                         })?;
                     }
                     "keys" => {

@@ -467,6 +467,7 @@ fn segment_write_keys_come_from_basic_auth_or_the_body_and_a_bad_one_is_401() {
 
     for (h, body) in [
         (basic("wk_wrong_0123456789"), &msg[..]),
+        ("Basic !!not-base64".to_owned(), &msg[..]),
         (String::new(), br#"{"type":"track","writeKey":"wk_nope_012345678"}"#),
     ] {
         let r = send(
