@@ -164,8 +164,9 @@ pub struct SegmentLine<'a> {
 }
 
 impl<'a> SegmentLine<'a> {
-    /// The line of a valid Segment message.
-    pub fn new(at: &Where<'a>, m: &'a Message<'a>) -> Self {
+    /// The line of a valid Segment message; `batch_sent_at` is its batch's
+    /// `sentAt`, for a message without its own.
+    pub fn new(at: &Where<'a>, m: &'a Message<'a>, batch_sent_at: Option<i64>) -> Self {
         Self {
             id: at.id,
             call: m.call.as_str(),
@@ -174,7 +175,7 @@ impl<'a> SegmentLine<'a> {
             category: m.category.as_deref(),
             event_time: at.event_time,
             received_at: at.received_at,
-            sent_at: m.sent_at.map(|t| Rfc3339::of_millis(t.0)),
+            sent_at: m.sent_at.map(|t| t.0).or(batch_sent_at).map(Rfc3339::of_millis),
             original_timestamp: m.timestamp.map(|t| Rfc3339::of_millis(t.0)),
             message_id: m.message_id.as_deref(),
             anonymous_id: m.anonymous_id.as_deref(),

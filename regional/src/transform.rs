@@ -536,7 +536,7 @@ fn outcome(line: &str, config: &TransformConfig, out: &mut Output) -> Line {
             .and_then(|event| with_schema(config, &event.event, raw.get()).map(|()| event))
             .map(|event| out.push_valid(&V1Line::new(&at, &event), &event.event)),
         Some("segment") => validate_message(raw.get(), envelope.call.as_deref(), &config.limits).map(|message| {
-            let line = SegmentLine::new(&at, &message);
+            let line = SegmentLine::new(&at, &message, envelope.batch_sent_at);
             out.push_valid(&line, line.partition_name())
         }),
         _ => {

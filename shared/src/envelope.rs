@@ -9,8 +9,9 @@
 //! ```
 //!
 //! - `format` says which rules the event follows ([`Dialect`]): absent for
-//!   schema v1, `segment` (with `type` when the route implied the call), or
-//!   `source` (with the source's name).
+//!   schema v1, `segment` (with `type` when the route implied the call, and
+//!   `batch_sent_at` when the batch carried a `sentAt`), or `source` (with
+//!   the source's name).
 //! - `id` is the event's own id when it sent a usable one (`message_id`,
 //!   Segment's `messageId`, a source's declared id member: see
 //!   [`crate::dialect`]), else a UUIDv7 made from `received_at` and the
@@ -221,6 +222,8 @@ struct HeaderOut<'a> {
     call: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     source: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    batch_sent_at: Option<i64>,
 }
 
 #[derive(Serialize)]
@@ -253,6 +256,10 @@ fn write_header(out: &mut String, ctx: &RequestContext<'_>, id: &str, time: Time
         },
         source: match ctx.dialect {
             Dialect::Source { name, .. } => Some(name),
+            _ => None,
+        },
+        batch_sent_at: match ctx.dialect {
+            Dialect::Segment { sent_at, .. } => sent_at.map(Timestamp::as_millis),
             _ => None,
         },
     };
@@ -338,6 +345,10 @@ pub struct Envelope<'a> {
     /// An any-JSON source's name.
     #[serde(default, borrow, deserialize_with = "json::borrow::opt_str")]
     pub source: Option<Cow<'a, str>>,
+    /// Segment: the batch's `sentAt` (epoch ms), which its messages do not
+    /// carry themselves; kept so the skew correction can be checked.
+    #[serde(default)]
+    pub batch_sent_at: Option<i64>,
     /// The event as sent, for an event envelope.
     #[serde(default, borrow, deserialize_with = "borrow_raw")]
     pub event: Option<Cow<'a, RawValue>>,
@@ -441,6 +452,7 @@ impl<'a> Envelope<'a> {
             format: self.format.map(owned),
             call: self.call.map(owned),
             source: self.source.map(owned),
+            batch_sent_at: self.batch_sent_at,
             event: self.event.map(|e| Cow::Owned(e.into_owned())),
             quarantine: self.quarantine,
         }

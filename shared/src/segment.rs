@@ -1,7 +1,7 @@
 //! Segment's Tracking API, as the clients people already run speak it:
-//! analytics.js and `analytics-next` in browsers, Segment's server SDKs
-//! (`@segment/analytics-node`, `segment-analytics-python`), RudderStack's and
-//! Jitsu's, all pointed at edgehose with their `host` setting.
+//! Segment's server SDKs (`@segment/analytics-node`,
+//! `segment-analytics-python`) and RudderStack's, pointed at edgehose with
+//! their `host` setting, and `analytics-next`'s routes in browsers.
 //!
 //! | route | body |
 //! |---|---|
@@ -16,10 +16,12 @@
 //! not JSON is refused with 400, as Segment refuses it: its SDKs expect that.
 //!
 //! Each message is kept exactly as sent, except that a `writeKey` member is
-//! taken out (the envelope keeps the key's id, never the key). The call's
-//! rules (a known `type`, `event` for `track`, …) are checked downstream, by
-//! the transform ([`validate`]), so a message the edge cannot judge is never
-//! refused at the door and never lost.
+//! taken out (the envelope keeps the key's id, never the key). What the door
+//! refuses, it refuses whole and by name, as Segment does (a request over a
+//! limit, a body that is not JSON, a batch element that is not an object);
+//! the call's rules (a known `type`, `event` for `track`, …) are checked
+//! downstream by the transform ([`validate`]), so a message that breaks them
+//! is acknowledged and kept with its reasons, never lost.
 
 use std::borrow::Cow;
 
@@ -203,7 +205,7 @@ pub fn decompress<'a>(
 ) -> Result<Cow<'a, [u8]>, SegmentError> {
     let limits = deployment.for_segment();
     crate::decode::decompress(body, encoding, &limits).map_err(|e| match e {
-        DecodeError::BodyTooLarge { limit, decompressed } if deployment.max_body_bytes > SEGMENT_MAX_BATCH_BYTES => {
+        DecodeError::BodyTooLarge { limit, decompressed } if deployment.max_body_bytes >= SEGMENT_MAX_BATCH_BYTES => {
             SegmentError::BatchTooLarge { limit, decompressed }
         }
         other => other.into(),
@@ -219,8 +221,8 @@ pub fn parse<'a>(body: &'a [u8], route: Route, deployment: &Limits) -> Result<Re
         return Err(DecodeError::EmptyBody.into());
     }
     let text = std::str::from_utf8(body).map_err(|e| SegmentError::InvalidJson(format!("not UTF-8 ({e})")))?;
-    // A batch wraps its messages in one more level.
-    let wrapper = usize::from(route == Route::Batch);
+    // A batch wraps its messages in two more levels: the object and `batch`.
+    let wrapper = if route == Route::Batch { 2 } else { 0 };
     let depth = json::max_depth(body);
     if depth > limits.max_depth + wrapper {
         return Err(DecodeError::TooDeep {
@@ -279,7 +281,8 @@ pub fn parse<'a>(body: &'a [u8], route: Route, deployment: &Limits) -> Result<Re
                 .into()
             });
         }
-        if message.contains("\"writeKey\"") {
+        // An escaped spelling of the name (`write\u004bey`) holds a `\u`.
+        if message.contains("writeKey") || message.contains("\\u") {
             let own = match Members::parse(message) {
                 Ok(m) => agreed_write_key(&m)?,
                 Err(_) => None,

@@ -117,6 +117,31 @@ fn the_functions_are_the_crate_binaries_built_for_arm64() {
 }
 
 #[test]
+fn api_gateway_sends_every_ingestion_route_to_ingest_api() {
+    let t = decoded();
+    let events = t["Resources"]["IngestFunction"]["Properties"]["Events"]
+        .as_object()
+        .unwrap();
+    let routes: Vec<(String, String)> = events
+        .values()
+        .map(|e| {
+            let p = &e["Properties"];
+            (
+                p["Method"].as_str().unwrap().to_owned(),
+                p["Path"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    // /v1/events, Segment's /v1/batch, /v1/t … and /v1/ingest/<name> all match /v1/{proxy+}.
+    for method in ["POST", "OPTIONS"] {
+        assert!(
+            routes.contains(&(method.to_owned(), "/v1/{proxy+}".to_owned())),
+            "{method} /v1/{{proxy+}} in {routes:?}"
+        );
+    }
+}
+
+#[test]
 fn the_transform_and_ingest_api_read_the_same_sources_setting() {
     let t = decoded();
     assert_eq!(t["Parameters"]["Sources"]["Type"], "String");

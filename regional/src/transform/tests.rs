@@ -462,6 +462,7 @@ fn segment_messages_come_out_as_analyst_lines_with_their_ids_and_context() {
             "id": "node-1", "type": "track", "event": "Order Completed",
             // receivedAt - (sentAt - timestamp): 5 s before the receive time.
             "event_time": "2024-05-01T12:29:55.250Z", "received_at": "2024-05-01T12:30:00.250Z",
+            "sent_at": "2024-05-01T12:29:55.000Z",
             "original_timestamp": "2024-05-01T12:29:50.000Z", "message_id": "node-1", "user_id": "u1",
             "country": "DE", "properties": {"revenue": 9.5}, "context": {"library": {"name": "analytics-node"}}
         })

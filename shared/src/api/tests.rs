@@ -632,6 +632,8 @@ fn a_declared_source_uses_its_id_time_and_keys() {
         json(&r)["message"],
         "write key \"web\" may not post to source \"bike\" (SOURCES)"
     );
+    let r = send(&head("POST", "/v1/ingest/bike"), bike, None, &cfg).unwrap_err();
+    assert_eq!((r.status, json(&r)["error"].as_str()), (401, Some("missing_write_key")));
     // An undeclared source takes any key.
     let ok = send(
         &RequestHead {

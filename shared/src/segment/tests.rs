@@ -67,11 +67,26 @@ fn a_write_key_in_a_message_is_read_and_taken_out_of_it() {
         Route::Batch,
     );
     assert_eq!(r.messages, [r#"{"type":"page","userId":"u"}"#]);
-    let conflict = br#"{"batch":[{"writeKey":"wk_1111111111"},{"writeKey":"wk_2222222222"}]}"#;
+    for conflict in [
+        &br#"{"batch":[{"writeKey":"wk_1111111111"},{"writeKey":"wk_2222222222"}]}"#[..],
+        br#"{"writeKey":"wk_1111111111","writeKey":"wk_2222222222","batch":[{"type":"track"}]}"#,
+        br#"{"writeKey":"wk_1111111111","batch":[{"writeKey":"wk_2222222222","writeKey":"wk_1111111111"}]}"#,
+    ] {
+        assert_eq!(
+            parse_err(conflict, Route::Batch, &Limits::default()),
+            SegmentError::ConflictingWriteKeys
+        );
+    }
+    let twice = br#"{"type":"track","writeKey":"wk_1111111111","writeKey":"wk_2222222222"}"#;
     assert_eq!(
-        parse_err(conflict, Route::Batch, &Limits::default()),
+        parse_err(twice, Route::Single(Call::Track), &Limits::default()),
         SegmentError::ConflictingWriteKeys
     );
+    // An escaped spelling of the name is the same member: read, then taken out.
+    let escaped = r#"{"type":"track","write\u004bey":"wk_1111111111","userId":"u"}"#;
+    let r = parse_ok(escaped, Route::Single(Call::Track));
+    assert_eq!(r.write_key.as_deref(), Some("wk_1111111111"));
+    assert_eq!(r.messages, [r#"{"type":"track","userId":"u"}"#]);
 }
 
 #[test]
@@ -100,8 +115,21 @@ fn bad_bodies_are_400_naming_what_is_wrong() {
         assert_eq!((e.status(), e.code()), (400, code), "{}", String::from_utf8_lossy(body));
         assert!(e.to_string().contains(says), "{e}");
     }
-    let deep = format!(r#"{{"batch":[{{"p":{}1{}}}]}}"#, "[".repeat(40), "]".repeat(40));
-    assert_eq!(parse_err(deep.as_bytes(), Route::Batch, &l).code(), "too_deep");
+    // A message may nest max_depth levels, in a batch as on its own.
+    let nested = |levels: usize| format!(r#"{{"p":{}1{}}}"#, "[".repeat(levels - 1), "]".repeat(levels - 1));
+    let at = nested(32);
+    assert!(parse(at.as_bytes(), Route::Single(Call::Track), &l).is_ok());
+    assert!(parse(format!(r#"{{"batch":[{at}]}}"#).as_bytes(), Route::Batch, &l).is_ok());
+    let over = nested(33);
+    let e = parse_err(format!(r#"{{"batch":[{over}]}}"#).as_bytes(), Route::Batch, &l);
+    assert_eq!(
+        (e.code(), e.to_string().as_str()),
+        ("too_deep", "an event nests 33 levels deep; max_depth is 32")
+    );
+    assert_eq!(
+        parse_err(over.as_bytes(), Route::Single(Call::Track), &l).code(),
+        "too_deep"
+    );
 }
 
 #[test]

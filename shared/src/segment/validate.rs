@@ -193,10 +193,14 @@ fn unknown_type(t: &str) -> Violation {
     )
 }
 
-/// An id: a non-empty string of at most [`MAX_ID_CHARS`] characters, or a
-/// number (kept as written); `None` for null or after recording a violation.
+/// An id: a string of at most [`MAX_ID_CHARS`] characters, or a number
+/// (kept as written); `None` for null, `""`, or after recording a violation.
 fn id<'a>(raw: &'a RawValue, field: &str, problems: &mut Vec<Violation>) -> Option<Cow<'a, str>> {
     let text = raw.get();
+    if text == "\"\"" {
+        // Segment's libraries send "" for an id they do not have.
+        return None;
+    }
     if text.starts_with(|c: char| c == '-' || c.is_ascii_digit()) {
         return Some(Cow::Borrowed(text));
     }
@@ -287,6 +291,14 @@ mod tests {
         assert_eq!(
             reasons(r#"{"type":"identify","traits":{}}"#, None),
             [(Reason::MissingField, "userId".into())]
+        );
+        assert_eq!(
+            reasons(r#"{"type":"identify","userId":""}"#, None),
+            [(Reason::MissingField, "userId".into())]
+        );
+        assert!(
+            check(r#"{"type":"page","userId":"","anonymousId":"a"}"#).is_ok(),
+            "an empty id is an absent one"
         );
         assert_eq!(
             reasons(r#"{"type":"group","userId":"u"}"#, None),
