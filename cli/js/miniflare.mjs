@@ -4,7 +4,11 @@
 //
 //   node miniflare.mjs <build-dir> '<json options>'
 // options: { port, bindings: {NAME: "value"}, maxRetries, maxBatchSize, dlqSink, deadLetterQueue (default true) }
-// Prints {"url": "..."} on one line once ready; stops when stdin closes.
+// Prints {"url": "...", "control": "..."} on one line once ready; stops when stdin closes.
+// The control URL takes `POST /queues/<BINDING>`: the body is sent to that
+// queue as one message, as bytes when its content type is
+// application/octet-stream, else as text (what another producer might send).
+import http from "node:http";
 import { pathToFileURL } from "node:url";
 
 // Miniflare comes with wrangler in the bootstrap's npm folder (EDGEHOSE_NPM).
@@ -48,7 +52,7 @@ const mf = new Miniflare(convertV4MiniflareOptions({
           maxBatchSize: opts.maxBatchSize ?? 100,
           maxBatchTimeout: 1,
           maxRetries: opts.maxRetries ?? 3,
-          deadLetterQueue: "edgehose-events-dlq",
+          ...(opts.deadLetterQueue === false ? {} : { deadLetterQueue: "edgehose-events-dlq" }),
         },
       },
     },
@@ -64,8 +68,35 @@ const mf = new Miniflare(convertV4MiniflareOptions({
 }));
 
 const url = await mf.ready;
-console.log(JSON.stringify({ url: url.toString() }));
+let bindings;
+const control = http.createServer(async (req, res) => {
+  const chunks = [];
+  for await (const c of req) chunks.push(c);
+  const body = Buffer.concat(chunks);
+  const queue = /^\/queues\/([A-Z_]+)$/.exec(req.url ?? "");
+  try {
+    if (req.method === "POST" && queue) {
+      bindings ??= await mf.getBindings("edgehose");
+      const binding = bindings[queue[1]];
+      if (req.headers["content-type"] === "application/octet-stream") {
+        await binding.send(new Uint8Array(body), { contentType: "bytes" });
+      } else {
+        await binding.send(body.toString("utf8"), { contentType: "text" });
+      }
+      res.end("sent");
+      return;
+    }
+    res.statusCode = 404;
+    res.end("unknown control route");
+  } catch (e) {
+    res.statusCode = 500;
+    res.end(String(e));
+  }
+});
+await new Promise((resolve) => control.listen(0, "127.0.0.1", resolve));
+console.log(JSON.stringify({ url: url.toString(), control: `http://127.0.0.1:${control.address().port}` }));
 process.stdin.on("end", async () => {
+  control.close();
   await mf.dispose();
   process.exit(0);
 });

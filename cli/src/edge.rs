@@ -81,6 +81,7 @@ pub struct Edge {
     child: Child,
     stdin: Option<ChildStdin>,
     url: String,
+    control: String,
     log: Arc<Mutex<String>>,
 }
 
@@ -90,12 +91,18 @@ impl Edge {
         let build = options.build.dir()?;
         let node = tools::npm_bin("node")?;
         let script = tools::repo_root().join("cli/js/miniflare.mjs");
+        // The Worker dead-letters a message's last delivery itself: it must
+        // know which delivery is the last, as wrangler.toml tells it.
+        let mut bindings = options.bindings.clone();
+        bindings
+            .entry("QUEUE_MAX_RETRIES".to_owned())
+            .or_insert_with(|| options.max_retries.to_string());
         let config = serde_json::json!({
             "port": match options.port {
                 Some(p) => p,
                 None => free_port()?,
             },
-            "bindings": options.bindings,
+            "bindings": bindings,
             "maxRetries": options.max_retries,
             "maxBatchSize": options.max_batch_size,
             "dlqSink": options.dlq_sink,
@@ -119,11 +126,11 @@ impl Edge {
         let out_log = log.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(url) = serde_json::from_str::<serde_json::Value>(&line)
+                if let Some(urls) = serde_json::from_str::<serde_json::Value>(&line)
                     .ok()
-                    .and_then(|v| v["url"].as_str().map(str::to_owned))
+                    .and_then(|v| Some((v["url"].as_str()?.to_owned(), v["control"].as_str()?.to_owned())))
                 {
-                    let _ = tx.send(url);
+                    let _ = tx.send(urls);
                 } else if let Ok(mut l) = out_log.lock() {
                     l.push_str(&line);
                     l.push('\n');
@@ -144,10 +151,14 @@ impl Edge {
             child,
             stdin,
             url: String::new(),
+            control: String::new(),
             log,
         };
         match rx.recv_timeout(Duration::from_secs(60)) {
-            Ok(url) => edge.url = url.trim_end_matches('/').to_owned(),
+            Ok((url, control)) => {
+                edge.url = url.trim_end_matches('/').to_owned();
+                edge.control = control;
+            }
             Err(_) => return Err(format!("Miniflare did not start within 60 s:\n{}", edge.log())),
         }
         Ok(edge)
@@ -156,6 +167,13 @@ impl Edge {
     /// `http://127.0.0.1:PORT`.
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// The runner's control URL: `POST {control}/queues/<BINDING>` sends
+    /// its body to that queue as one message (as bytes when the content type
+    /// is `application/octet-stream`), as another producer might.
+    pub fn control_url(&self) -> &str {
+        &self.control
     }
 
     /// The Miniflare runner's process id (workerd runs as its child).

@@ -49,6 +49,13 @@ pub struct EdgeConfig {
     /// Direct mode: how long an isolate gathers requests into one
     /// `PutRecordBatch` (0: one call per request).
     pub direct_flush_ms: u64,
+    /// The longest one Firehose call may take before it is abandoned (and,
+    /// within the retry budget, made again).
+    pub call_timeout_ms: u64,
+    /// The queue consumer's `max_retries` (wrangler.toml): on a message's
+    /// last delivery the consumer dead-letters what it cannot deliver
+    /// itself, naming every id, rather than leaving it to the queue.
+    pub queue_max_retries: u32,
 }
 
 impl EdgeConfig {
@@ -97,6 +104,8 @@ impl EdgeConfig {
         };
         // Longer windows mean fewer calls but later delivery; 1 s is plenty.
         let direct_flush_ms = s.usize_or("DIRECT_FLUSH_MS", 20)?.min(1000) as u64;
+        let call_timeout_ms = s.usize_or("FIREHOSE_TIMEOUT_MS", 10_000)?.clamp(100, 25_000) as u64;
+        let queue_max_retries = s.usize_or("QUEUE_MAX_RETRIES", 10)?.min(100) as u32;
         Ok(Self {
             api,
             mode,
@@ -108,6 +117,8 @@ impl EdgeConfig {
             retry,
             consumer_retry,
             direct_flush_ms,
+            call_timeout_ms,
+            queue_max_retries,
         })
     }
 }

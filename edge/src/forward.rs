@@ -1,18 +1,19 @@
 //! Getting accepted envelopes to Firehose: the direct path (`waitUntil`), the
-//! queue producer, the queue consumer, and the dead-letter step that makes
-//! sure nothing is dropped silently.
+//! queue producer, one call's delivery with its retries and timeouts, and the
+//! dead-letter step that makes sure nothing is dropped silently. The queue
+//! consumer is `consume.rs`.
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::time::Duration;
 
-use edgehose_shared::batch::{Call, group_lines, pack, pack_records, queue_batches};
+use edgehose_shared::batch::{Call, group_lines, pack, queue_batches};
 use edgehose_shared::firehose::{self, FirehoseError, PutOutcome, SIGNING_SERVICE};
 use edgehose_shared::limits::QUEUE_MESSAGE_TARGET_BYTES;
 use edgehose_shared::retry::{ClockSkew, GiveUpReason, RetryPlan, RetryPolicy, Step};
 use edgehose_shared::sign::sign;
-use worker::{Context, Delay, Env, MessageBatch, MessageExt, Queue, console_error, console_log};
+use worker::{Context, Delay, Env, Queue, console_error};
 
 use crate::clock::{CryptoRandom, now};
 use crate::config::{DEAD_LETTER_QUEUE, EVENTS_QUEUE, EdgeConfig};
@@ -44,9 +45,11 @@ thread_local! {
 
 /// Installs (once per instance) a panic hook that saves what direct mode
 /// holds in wasm memory (the gathering buffer and batches in flight) into
-/// the JavaScript global before the panic ends this instance. The next
-/// instance's first direct-mode request sends them again: at worst a batch
-/// that was in flight lands twice, never not at all.
+/// the JavaScript global before the panic ends this instance, and from
+/// there hands it to the events queue at once, whose consumer delivers it.
+/// What the queue refuses, the next instance's first direct-mode request
+/// sends again. At worst a batch that was in flight lands twice, never not
+/// at all.
 fn guard_against_panics() {
     if ORPHANS_CHECKED.with(|c| c.replace(true)) {
         return;
@@ -155,14 +158,14 @@ async fn deliver_lines(config: &EdgeConfig, env: &Env, lines: &[String]) {
         }
     };
     for call in calls {
-        let undelivered = deliver(config, &call, config.retry).await;
-        if let Some((indices, reason)) = undelivered {
-            let lost: Vec<String> = indices
+        if let Some(undelivered) = deliver(config, &call, config.retry).await {
+            let lost: Vec<String> = undelivered
+                .records
                 .iter()
                 .flat_map(|&i| call.records[i].lines.clone())
                 .map(|l| lines[l].clone())
                 .collect();
-            dead_letter(env, &lost, &reason).await;
+            dead_letter(env, &lost, &undelivered.reason).await;
         }
     }
 }
@@ -189,68 +192,40 @@ async fn send_lines(queue: &Queue, lines: &[String]) -> Result<(), String> {
     Ok(())
 }
 
-/// Queue mode, consumer side: one batch of messages becomes as few records as
-/// the packing target allows and one `PutRecordBatch`; messages whose records
-/// landed are acked, the others retried by the queue (and dead-lettered by it
-/// after `max_retries`).
-pub async fn consume(config: &EdgeConfig, batch: MessageBatch<String>) {
-    let messages: Vec<worker::RawMessage> = batch.raw_iter().collect();
-    let bodies: Vec<String> = messages
-        .iter()
-        .map(|m| m.body().as_string().unwrap_or_default())
-        .collect();
-    let records = match pack_records(&bodies, config.pack) {
-        Ok(r) => r,
-        Err(e) => {
-            console_error!("edgehose: a queue batch could not be packed ({e}); retrying it");
-            batch.retry_all();
-            return;
-        }
-    };
-    let mut acked = 0usize;
-    for call in edgehose_shared::batch::pack_calls(records, &config.stream) {
-        let failed = deliver(config, &call, config.consumer_retry)
-            .await
-            .map(|(i, _)| i)
-            .unwrap_or_default();
-        for (r, record) in call.records.iter().enumerate() {
-            for m in record.lines.clone() {
-                if failed.contains(&r) {
-                    messages[m].retry();
-                } else {
-                    messages[m].ack();
-                    acked += 1;
-                }
-            }
-        }
-    }
-    if acked < messages.len() {
-        console_log!(
-            "edgehose: acked {acked} of {} queue messages; the rest will be redelivered",
-            messages.len()
-        );
-    }
+/// The records of a call that did not land, and why, in words for the log.
+pub struct Undelivered {
+    /// Indices into the call's records.
+    pub records: Vec<usize>,
+    /// The typed reason the plan stopped, with the last error it met.
+    pub reason: String,
 }
 
-/// Sends one call with retries. `None` when every record landed, else the
-/// undelivered record indices and why.
-async fn deliver(config: &EdgeConfig, call: &Call, policy: RetryPolicy) -> Option<(Vec<usize>, String)> {
+/// Sends one call with retries, each attempt abandoned when the budget
+/// left (or `FIREHOSE_TIMEOUT_MS`) runs out. `None` when every record landed.
+pub async fn deliver(config: &EdgeConfig, call: &Call, policy: RetryPolicy) -> Option<Undelivered> {
     let random = CryptoRandom::default();
     let mut plan = RetryPlan::new(policy, call.records.len(), now());
+    let mut last = String::new();
     loop {
         let records: Vec<&[u8]> = plan
             .pending()
             .iter()
             .map(|&i| call.records[i].data.as_slice())
             .collect();
-        let result = put(config, records).await;
-        if let Err(e) = &result {
-            SKEW.with(|s| {
-                let mut skew = s.get();
-                if skew.learn_from(e, now()) {
-                    s.set(skew);
-                }
-            });
+        let timeout_ms = plan.call_timeout_ms(now()).min(config.call_timeout_ms);
+        let result = put(config, records, timeout_ms).await;
+        match &result {
+            Err(e) => {
+                last = format!("{e} [{}]", e.code());
+                SKEW.with(|s| {
+                    let mut skew = s.get();
+                    if skew.learn_from(e, now()) {
+                        s.set(skew);
+                    }
+                });
+            }
+            Ok(outcome) if !outcome.failed.is_empty() => last = failed_records(outcome),
+            Ok(_) => {}
         }
         match plan.on_result(&result, now(), &random) {
             Step::Done => return None,
@@ -260,25 +235,47 @@ async fn deliver(config: &EdgeConfig, call: &Call, policy: RetryPolicy) -> Optio
                 }
             }
             Step::GiveUp { undelivered, reason } => {
-                let why = match reason {
-                    GiveUpReason::Fatal(e) => format!("Firehose refused the batch: {e}"),
-                    GiveUpReason::AttemptsExhausted => format!("{} attempts failed", plan.attempts()),
-                    GiveUpReason::BudgetExhausted => "the retry time budget ran out".to_owned(),
+                let reason = match reason {
+                    GiveUpReason::Fatal(e) => format!("not retried: {e} [{}]", e.code()),
+                    GiveUpReason::AttemptsExhausted => {
+                        format!("{} attempts failed, the last with: {last}", plan.attempts())
+                    }
+                    GiveUpReason::BudgetExhausted => format!(
+                        "the {} ms retry budget ran out after {} attempts, the last with: {last}",
+                        policy.budget_ms,
+                        plan.attempts()
+                    ),
                 };
-                return Some((undelivered, why));
+                return Some(Undelivered {
+                    records: undelivered,
+                    reason,
+                });
             }
         }
     }
 }
 
-/// One signed `PutRecordBatch`.
-async fn put(config: &EdgeConfig, records: Vec<&[u8]>) -> Result<PutOutcome, FirehoseError> {
+/// "2 of 5 records failed (ServiceUnavailableException)".
+fn failed_records(outcome: &PutOutcome) -> String {
+    let mut codes: Vec<&str> = outcome.failed.iter().map(|f| f.code.as_str()).collect();
+    codes.sort_unstable();
+    codes.dedup();
+    format!(
+        "{} of {} records failed ({})",
+        outcome.failed.len(),
+        outcome.sent,
+        codes.join(", ")
+    )
+}
+
+/// One signed `PutRecordBatch`, abandoned after `timeout_ms`.
+async fn put(config: &EdgeConfig, records: Vec<&[u8]>, timeout_ms: u64) -> Result<PutOutcome, FirehoseError> {
     let sent = records.len();
     let mut request = firehose::put_record_batch_request(&config.endpoint, &config.stream, records)
-        .map_err(|e| FirehoseError::Transport(e.to_string()))?;
+        .map_err(|e| FirehoseError::Request(e.to_string()))?;
     let time = SKEW.with(|s| s.get().corrected(now()));
     sign(&mut request, &config.credentials, &config.region, SIGNING_SERVICE, time)
-        .map_err(|e| FirehoseError::Transport(e.to_string()))?;
+        .map_err(|e| FirehoseError::Request(e.to_string()))?;
     // "host" comes from the URL; the Workers runtime refuses to set it.
     let headers: Vec<(&str, &str)> = request
         .headers()
@@ -286,9 +283,10 @@ async fn put(config: &EdgeConfig, records: Vec<&[u8]>) -> Result<PutOutcome, Fir
         .filter(|(name, _)| name.as_str() != "host")
         .filter_map(|(name, value)| value.to_str().ok().map(|v| (name.as_str(), v)))
         .collect();
-    let answer = js::post(&request.uri().to_string(), &headers, request.body())
+    let answer = js::post(&request.uri().to_string(), &headers, request.body(), timeout_ms)
         .await
-        .map_err(FirehoseError::Transport)?;
+        .map_err(FirehoseError::Transport)?
+        .ok_or(FirehoseError::TimedOut { after_ms: timeout_ms })?;
     firehose::parse_put_record_batch_response(
         answer.status,
         answer.error_type.as_deref(),
@@ -299,28 +297,37 @@ async fn put(config: &EdgeConfig, records: Vec<&[u8]>) -> Result<PutOutcome, Fir
 }
 
 /// The last stop for envelopes that could not be delivered: the dead-letter
-/// queue when one is bound, else an error line naming every id.
-pub async fn dead_letter(env: &Env, lines: &[String], reason: &str) {
+/// queue when one is bound, else an error line naming every id. Either way
+/// the ids are logged. `false` when a bound dead-letter queue refused them
+/// (the caller may still hand them back to the queue that redelivers).
+pub async fn dead_letter(env: &Env, lines: &[String], reason: &str) -> bool {
     if lines.is_empty() {
-        return;
+        return true;
     }
+    let ids = ids(lines).join(",");
     if let Ok(queue) = env.queue(DEAD_LETTER_QUEUE) {
-        match send_lines(&queue, lines).await {
+        return match send_lines(&queue, lines).await {
             Ok(()) => {
                 console_error!(
-                    "edgehose: {} events sent to the dead-letter queue ({reason})",
+                    "edgehose: {} events sent to the dead-letter queue ({reason}); ids: {ids}",
                     lines.len()
                 );
-                return;
+                true
             }
-            Err(e) => console_error!("edgehose: the dead-letter queue refused a batch: {e}"),
-        }
+            Err(e) => {
+                console_error!(
+                    "edgehose: the dead-letter queue refused {} events ({e}), undelivered because {reason}; ids: {ids}",
+                    lines.len()
+                );
+                false
+            }
+        };
     }
     console_error!(
-        "edgehose: LOST {} events ({reason}); no dead-letter queue took them; ids: {}",
-        lines.len(),
-        ids(lines).join(",")
+        "edgehose: LOST {} events ({reason}); no dead-letter queue took them; ids: {ids}",
+        lines.len()
     );
+    true
 }
 
 /// The envelope ids of some lines, for the log.

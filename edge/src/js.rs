@@ -14,83 +14,233 @@ export function request_head(req) {
   const out = [req.method, req.url];
   for (const name of HEAD) out.push(h.get(name));
   out.push(cf.country, cf.colo, cf.asn);
-  return out.map((v) => (v === null || v === undefined ? "\u0000" : String(v))).join("\u0001");
+  // JSON keeps every value whole, whatever bytes a client put in it.
+  return JSON.stringify(out.map((v) => (v === null || v === undefined ? null : String(v))));
 }
-export function respond(status, body, headers) {
-  const init = { status, headers: [] };
-  if (body.length > 0) init.headers.push(["content-type", "application/json"]);
-  if (headers.length > 0) {
-    const parts = headers.split("\u0001");
-    for (let i = 0; i + 1 < parts.length; i += 2) init.headers.push([parts[i], parts[i + 1]]);
+// Strings from Rust: their UTF-8 bytes end to end, and where each one ends.
+// No separator, so no byte inside a string can split or shift them.
+function strings(bytes, ends) {
+  const utf8 = new TextDecoder(), out = [];
+  let start = 0;
+  for (const end of ends) {
+    out.push(utf8.decode(bytes.subarray(start, end)));
+    start = end;
   }
+  return out;
+}
+function pairs(bytes, ends) {
+  const parts = strings(bytes, ends), out = [];
+  for (let i = 0; i + 1 < parts.length; i += 2) out.push([parts[i], parts[i + 1]]);
+  return out;
+}
+export function respond(status, body, header_bytes, header_ends) {
+  const init = { status, headers: pairs(header_bytes, header_ends) };
+  if (body.length > 0) init.headers.unshift(["content-type", "application/json"]);
   return new Response(body.length > 0 ? body : null, init);
 }
-export async function firehose_call(url, headers, body) {
-  const h = new Headers();
-  const parts = headers.split("\u0001");
-  for (let i = 0; i + 1 < parts.length; i += 2) h.set(parts[i], parts[i + 1]);
+export async function firehose_call(url, header_bytes, header_ends, body, timeout_ms) {
+  const headers = new Headers(pairs(header_bytes, header_ends));
   // slice(): the argument is a view into wasm memory; fetch gets its own copy.
-  const r = await fetch(url, { method: "POST", headers: h, body: body.slice() });
-  const bytes = new Uint8Array(await r.arrayBuffer());
-  return [r.status, r.headers.get("x-amzn-errortype"), r.headers.get("date"), bytes];
+  const init = { method: "POST", headers, body: body.slice(), signal: AbortSignal.timeout(timeout_ms) };
+  try {
+    const r = await fetch(url, init);
+    const bytes = new Uint8Array(await r.arrayBuffer());
+    return [r.status, r.headers.get("x-amzn-errortype"), r.headers.get("date"), bytes];
+  } catch (e) {
+    // No answer in time: status 0 tells Rust it was the timeout.
+    if (init.signal.aborted) return [0, null, null, new Uint8Array(0)];
+    throw e;
+  }
 }
-export function orphans_put(lines) {
-  (globalThis.__edgehose_orphans ??= []).push(lines);
+// Direct mode's latest request: where a panic hands what it held.
+export function remember(env, ctx) {
+  globalThis.__edgehose_handoff = { env, ctx };
+}
+export function orphans_put(bytes, ends) {
+  (globalThis.__edgehose_orphans ??= []).push(...strings(bytes, ends));
+  hand_on();
 }
 export function orphans_take() {
-  const o = globalThis.__edgehose_orphans ?? [];
-  globalThis.__edgehose_orphans = [];
-  return o.join("\u0001");
+  return (globalThis.__edgehose_orphans ?? []).splice(0);
 }
-export function with_body(req, then) {
-  // `then` is called once, with the body or with the reason it could not be
-  // read, whenever the read settles: a one-shot Rust closure that is never
-  // called would leak. (A read the runtime abandons without settling, when
-  // it cancels the request, leaves it uncalled, as it left a JsFuture before.)
+// Sends what a panicked instance held to the events queue (its consumer
+// delivers it) without waiting for another request; a batch the queue
+// refuses stays held for the next request to resend.
+function hand_on() {
+  const held = globalThis.__edgehose_orphans, to = globalThis.__edgehose_handoff;
+  const queue = to?.env?.EVENTS_QUEUE ?? to?.env?.DEAD_LETTER_QUEUE;
+  if (!held || held.length === 0 || !queue) return;
+  const lines = held.splice(0), utf8 = new TextEncoder(), batches = [];
+  let batch = [], bytes = 0;
+  for (const line of lines) {
+    const n = utf8.encode(line).length + 100;
+    if (batch.length > 0 && (batch.length === 100 || bytes + n > 250000)) {
+      batches.push(batch);
+      batch = [];
+      bytes = 0;
+    }
+    batch.push(line);
+    bytes += n;
+  }
+  batches.push(batch);
+  const sends = batches.map((b) =>
+    queue.sendBatch(b.map((body) => ({ body, contentType: "text" }))).then(
+      () => b.length,
+      (e) => {
+        globalThis.__edgehose_orphans.push(...b);
+        console.error(`edgehose: the queue refused ${b.length} events a panicked instance held (${e}); the next request resends them`);
+        return 0;
+      },
+    ),
+  );
+  const done = Promise.all(sends).then((n) => {
+    const handed = n.reduce((a, b) => a + b, 0);
+    if (handed > 0) console.error(`edgehose: handed ${handed} events a panicked instance held to the queue`);
+  });
+  try {
+    to.ctx.waitUntil(done);
+  } catch {
+    // That request is over; the sends run as long as the isolate does.
+  }
+}
+// Reads a body, never holding more than `cap` + 1 bytes of it: one that
+// announced no length (chunked, HTTP/2) is read through its stream and
+// dropped as soon as it passes the cap. Resolves to the bytes, or null.
+async function read_capped(req, cap) {
+  const length = req.headers.get("content-length");
+  if (req.body === null) return new Uint8Array(0);
+  if (length !== null && /^[0-9]+$/.test(length) && Number(length) <= cap) {
+    return new Uint8Array(await req.arrayBuffer());
+  }
+  const reader = req.body.getReader(), chunks = [];
+  let total = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    total += value.byteLength;
+    if (total > cap) {
+      reader.cancel().catch(() => {});
+      return null;
+    }
+    chunks.push(value);
+  }
+  const bytes = new Uint8Array(total);
+  let at = 0;
+  for (const c of chunks) {
+    bytes.set(c, at);
+    at += c.byteLength;
+  }
+  return bytes;
+}
+export function with_body(req, cap, then) {
+  // `then` is called once, with the body (null: over the cap) or with the
+  // reason it could not be read, whenever the read settles: a one-shot Rust
+  // closure that is never called would leak. (A read the runtime abandons
+  // without settling, when it cancels the request, leaves it uncalled, as
+  // it left a JsFuture before.)
   let read;
   try {
-    read = req.arrayBuffer();
+    read = read_capped(req, cap);
   } catch (e) {
     read = Promise.reject(e);
   }
-  return read.then((buffer) => then(new Uint8Array(buffer), undefined), (error) => then(undefined, error));
+  return read.then((bytes) => then(bytes, undefined), (error) => then(undefined, error));
 }
-export async function queue_send(queue, messages) {
-  await queue.sendBatch(messages.split("\u0001").map((body) => ({ body, contentType: "text" })));
+// A queue batch: each message's id, delivery count and body (null when the
+// body is not text, which only a producer other than this Worker can send).
+export function queue_messages(batch) {
+  return batch.messages.map((m) => [m.id, m.attempts, typeof m.body === "string" ? m.body : null]);
+}
+export function queue_settle(batch, retry) {
+  batch.messages.forEach((m, i) => (retry[i] ? m.retry() : m.ack()));
+}
+export async function queue_forward(queue, batch, i) {
+  // "v8" keeps a body of any type as it came.
+  await queue.send(batch.messages[i].body, { contentType: "v8" });
+}
+export async function queue_send(queue, bytes, ends) {
+  const messages = strings(bytes, ends).map((body) => ({ body, contentType: "text" }));
+  await queue.sendBatch(messages);
 }
 "#)]
 extern "C" {
     fn request_head(req: &web_sys::Request) -> String;
-    fn respond(status: u16, body: &str, headers: &str) -> web_sys::Response;
+    fn respond(status: u16, body: &str, header_bytes: &[u8], header_ends: &[u32]) -> web_sys::Response;
     #[wasm_bindgen(catch)]
-    fn firehose_call(url: &str, headers: &str, body: &[u8]) -> Result<js_sys::Promise, JsValue>;
+    fn firehose_call(
+        url: &str,
+        header_bytes: &[u8],
+        header_ends: &[u32],
+        body: &[u8],
+        timeout_ms: f64,
+    ) -> Result<js_sys::Promise, JsValue>;
     #[wasm_bindgen(catch)]
-    fn queue_send(queue: &JsValue, messages: &str) -> Result<js_sys::Promise, JsValue>;
-    fn with_body(req: &web_sys::Request, then: &JsValue) -> js_sys::Promise;
-    fn orphans_put(lines: &str);
-    fn orphans_take() -> String;
+    fn queue_send(queue: &JsValue, bytes: &[u8], ends: &[u32]) -> Result<js_sys::Promise, JsValue>;
+    fn with_body(req: &web_sys::Request, cap: f64, then: &JsValue) -> js_sys::Promise;
+    fn orphans_put(bytes: &[u8], ends: &[u32]);
+    fn remember(env: &JsValue, ctx: &JsValue);
+    fn queue_messages(batch: &JsValue) -> js_sys::Array;
+    fn queue_settle(batch: &JsValue, retry: &[u8]);
+    #[wasm_bindgen(catch)]
+    fn queue_forward(queue: &JsValue, batch: &JsValue, i: u32) -> Result<js_sys::Promise, JsValue>;
+    fn orphans_take() -> js_sys::Array;
+}
+
+/// Strings laid end to end as UTF-8, with where each ends: how lists cross
+/// into JavaScript in one call without a separator any string could hold.
+struct Framed {
+    bytes: Vec<u8>,
+    ends: Vec<u32>,
+}
+
+impl Framed {
+    fn of<'a>(strings: impl IntoIterator<Item = &'a str>) -> Self {
+        let mut framed = Self {
+            bytes: Vec::new(),
+            ends: Vec::new(),
+        };
+        for s in strings {
+            framed.bytes.extend_from_slice(s.as_bytes());
+            framed.ends.push(framed.bytes.len() as u32);
+        }
+        framed
+    }
+}
+
+/// Tells JavaScript where the current request's events could be handed if
+/// this instance panics: its bindings and its `waitUntil`.
+pub fn remember_request(env: &JsValue, ctx: &JsValue) {
+    remember(env, ctx);
 }
 
 /// Keeps envelope lines in the isolate's JavaScript global, which outlives
-/// the wasm instance a panic replaces.
+/// the wasm instance a panic replaces, and hands them at once to the events
+/// queue when one is bound (see [`remember_request`]).
 pub fn save_orphans(lines: &[String]) {
     if !lines.is_empty() {
-        orphans_put(&lines.join("\u{1}"));
+        let f = Framed::of(lines.iter().map(String::as_str));
+        orphans_put(&f.bytes, &f.ends);
     }
 }
 
 /// Takes every line saved by [`save_orphans`].
 pub fn take_orphans() -> Vec<String> {
-    let joined = orphans_take();
-    if joined.is_empty() {
-        Vec::new()
-    } else {
-        joined.split('\u{1}').map(str::to_owned).collect()
-    }
+    orphans_take().iter().filter_map(|v| v.as_string()).collect()
 }
 
-/// Reads the body of `req`, then calls `then` with its bytes or with why it
-/// could not be read. The promise resolves to what `then` returns.
+/// A request body, read.
+pub enum Read {
+    /// All of it.
+    Body(Vec<u8>),
+    /// It passed the cap; reading stopped there.
+    TooLarge,
+    /// It could not be read, and why.
+    Failed(String),
+}
+
+/// Reads the body of `req` (never more than `cap` + 1 bytes of it), then
+/// calls `then` with what came of it. The promise resolves to what `then`
+/// returns.
 ///
 /// This is the Worker's one wait on a request path, and it is a single
 /// promise callback rather than a Rust future: awaiting the body through
@@ -98,16 +248,19 @@ pub fn take_orphans() -> Vec<String> {
 /// on top of the same promise (BENCHMARKS.md says how to compare the two).
 pub fn then_with_body(
     req: &web_sys::Request,
-    then: impl FnOnce(Result<Vec<u8>, String>) -> JsValue + 'static,
+    cap: usize,
+    then: impl FnOnce(Read) -> JsValue + 'static,
 ) -> js_sys::Promise {
     let callback = wasm_bindgen::closure::Closure::once_into_js(move |bytes: JsValue, error: JsValue| {
-        if bytes.is_undefined() {
-            then(Err(describe(error)))
+        if bytes.is_null() {
+            then(Read::TooLarge)
+        } else if bytes.is_undefined() {
+            then(Read::Failed(describe(error)))
         } else {
-            then(Ok(js_sys::Uint8Array::from(bytes).to_vec()))
+            then(Read::Body(js_sys::Uint8Array::from(bytes).to_vec()))
         }
     });
-    with_body(req, &callback)
+    with_body(req, cap as f64, &callback)
 }
 
 /// A Firehose answer: status, `x-amzn-ErrorType`, `Date`, body.
@@ -122,28 +275,78 @@ pub struct Answer {
     pub body: Vec<u8>,
 }
 
-/// POSTs `body` with `headers` to `url` and reads the whole answer.
-pub async fn post(url: &str, headers: &[(&str, &str)], body: &[u8]) -> Result<Answer, String> {
-    let flat = flatten(headers.iter().copied());
-    let promise = firehose_call(url, &flat, body).map_err(describe)?;
+/// POSTs `body` with `headers` to `url` and reads the whole answer, giving
+/// up after `timeout_ms`: `Ok(None)` when no answer came by then.
+pub async fn post(url: &str, headers: &[(&str, &str)], body: &[u8], timeout_ms: u64) -> Result<Option<Answer>, String> {
+    let f = Framed::of(headers.iter().flat_map(|(k, v)| [*k, *v]));
+    let promise = firehose_call(url, &f.bytes, &f.ends, body, timeout_ms as f64).map_err(describe)?;
     let value = js_sys::futures::JsFuture::from(promise).await.map_err(describe)?;
     let parts = js_sys::Array::from(&value);
-    Ok(Answer {
-        status: parts.get(0).as_f64().unwrap_or(0.0) as u16,
+    let status = parts.get(0).as_f64().unwrap_or(0.0) as u16;
+    if status == 0 {
+        return Ok(None);
+    }
+    Ok(Some(Answer {
+        status,
         error_type: parts.get(1).as_string(),
         date: parts.get(2).as_string(),
         body: js_sys::Uint8Array::new(&parts.get(3)).to_vec(),
-    })
+    }))
 }
 
-/// Sends text messages to a queue binding in one `sendBatch`. Messages must
-/// not contain U+0001 (envelope lines are JSON, where it is always escaped).
+/// Sends text messages to a queue binding in one `sendBatch`.
 pub async fn send_batch(queue: &JsValue, messages: &[String]) -> Result<(), String> {
-    let promise = queue_send(queue, &messages.join("\u{1}")).map_err(describe)?;
+    let f = Framed::of(messages.iter().map(String::as_str));
+    let promise = queue_send(queue, &f.bytes, &f.ends).map_err(describe)?;
     js_sys::futures::JsFuture::from(promise)
         .await
         .map(|_| ())
         .map_err(describe)
+}
+
+/// One message of a queue batch.
+pub struct QueueMessage {
+    /// The queue's id for it.
+    pub id: String,
+    /// Which delivery this is (1 for the first).
+    pub attempts: u32,
+    /// Its body, when it is text.
+    pub body: Option<String>,
+}
+
+/// A queue batch as the runtime handed it to the consumer.
+pub struct QueueBatch(pub JsValue);
+
+impl QueueBatch {
+    /// Its messages, read in one call.
+    pub fn messages(&self) -> Vec<QueueMessage> {
+        queue_messages(&self.0)
+            .iter()
+            .map(|m| {
+                let m = js_sys::Array::from(&m);
+                QueueMessage {
+                    id: m.get(0).as_string().unwrap_or_default(),
+                    attempts: m.get(1).as_f64().unwrap_or(1.0) as u32,
+                    body: m.get(2).as_string(),
+                }
+            })
+            .collect()
+    }
+
+    /// Acks every message but those `retry` marks, which the queue redelivers.
+    pub fn settle(&self, retry: &[bool]) {
+        let flags: Vec<u8> = retry.iter().map(|&r| u8::from(r)).collect();
+        queue_settle(&self.0, &flags);
+    }
+
+    /// Sends message `i`, body as it came, to `queue`.
+    pub async fn forward(&self, i: usize, queue: &JsValue) -> Result<(), String> {
+        let promise = queue_forward(queue, &self.0, i as u32).map_err(describe)?;
+        js_sys::futures::JsFuture::from(promise)
+            .await
+            .map(|_| ())
+            .map_err(describe)
+    }
 }
 
 fn describe(e: JsValue) -> String {
@@ -156,19 +359,6 @@ fn describe(e: JsValue) -> String {
         .unwrap_or_else(|| format!("{e:?}"))
 }
 
-fn flatten<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> String {
-    let mut flat = String::new();
-    for (i, (k, v)) in pairs.enumerate() {
-        if i > 0 {
-            flat.push('\u{1}');
-        }
-        flat.push_str(k);
-        flat.push('\u{1}');
-        flat.push_str(v);
-    }
-    flat
-}
-
 /// What the Worker reads from a request head.
 #[derive(Debug, Clone, Default)]
 pub struct Head {
@@ -176,14 +366,21 @@ pub struct Head {
 }
 
 impl Head {
+    /// The fields [`request_head`] sends, in order.
+    const FIELDS: usize = 12;
+
     /// Reads the head in one call.
     pub fn read(req: &web_sys::Request) -> Self {
-        let text = request_head(req);
-        Self {
-            fields: text
-                .split('\u{1}')
-                .map(|v| (v != "\u{0}").then(|| v.to_owned()))
-                .collect(),
+        Self::parse(&request_head(req))
+    }
+
+    /// The head from its JSON array; anything but an array of exactly
+    /// [`Self::FIELDS`] strings and nulls is no head at all, rather than
+    /// fields read from the wrong places.
+    fn parse(json: &str) -> Self {
+        match serde_json::from_str::<Vec<Option<String>>>(json) {
+            Ok(fields) if fields.len() == Self::FIELDS => Self { fields },
+            _ => Self::default(),
         }
     }
 
@@ -243,5 +440,50 @@ impl Head {
 
 /// Builds the response in one call.
 pub fn response(status: u16, body: &str, headers: &[(&'static str, String)]) -> web_sys::Response {
-    respond(status, body, &flatten(headers.iter().map(|(k, v)| (*k, v.as_str()))))
+    let f = Framed::of(headers.iter().flat_map(|(k, v)| [*k, v.as_str()]));
+    respond(status, body, &f.bytes, &f.ends)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Framed, Head};
+
+    #[test]
+    fn a_head_field_keeps_any_byte_and_shifts_nothing() {
+        let json = serde_json::json!([
+            "POST",
+            "https://e.example/v1/events",
+            null,
+            null,
+            null,
+            "12",
+            "application/json\u{1}\u{1}203.0.113.9\u{1}ZZ\u{1}EVIL\u{1}64500",
+            null,
+            null,
+            "DE",
+            "FRA",
+            "3320"
+        ])
+        .to_string();
+        let head = Head::parse(&json);
+        assert!(head.content_type().is_some_and(|t| t.contains('\u{1}')));
+        assert_eq!(
+            (head.country(), head.colo(), head.asn()),
+            (Some("DE"), Some("FRA"), Some(3320))
+        );
+        assert_eq!((head.content_encoding(), head.client_ip()), (None, None));
+    }
+
+    #[test]
+    fn a_head_of_the_wrong_shape_is_no_head() {
+        assert_eq!(Head::parse(r#"["POST","u","DE"]"#).country(), None);
+        assert_eq!(Head::parse("POST\u{1}u").method(), "GET");
+    }
+
+    #[test]
+    fn framed_strings_end_where_they_end_whatever_they_hold() {
+        let f = Framed::of(["a\u{1}b", "", "\u{0}é"]);
+        assert_eq!(f.ends, [3, 3, 6]);
+        assert_eq!(f.bytes, "a\u{1}b\u{0}é".as_bytes());
+    }
 }

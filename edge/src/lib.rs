@@ -9,6 +9,7 @@
 
 mod clock;
 pub mod config;
+mod consume;
 mod forward;
 mod js;
 
@@ -21,7 +22,7 @@ use edgehose_shared::timestamp::Timestamp;
 use wasm_bindgen::JsValue;
 use wasm_bindgen::prelude::wasm_bindgen;
 use worker::worker_sys::web_sys;
-use worker::{Context, Env, MessageBatch, console_error, event};
+use worker::{Context, Env, console_error};
 
 use crate::clock::{CryptoRandom, now};
 use crate::config::{EdgeConfig, Mode};
@@ -66,6 +67,9 @@ pub fn fetch(req: web_sys::Request, env: Env, ctx: worker::worker_sys::Context) 
         Ok(c) => c,
         Err(e) => return respond(e.reply(Vec::new())),
     };
+    if config.mode == Mode::Direct {
+        js::remember_request(&env, &ctx);
+    }
     let head = Head::read(&req);
     let (path, query) = split_url(head.url());
     #[cfg(feature = "panic-probe")]
@@ -92,9 +96,12 @@ pub fn fetch(req: web_sys::Request, env: Env, ctx: worker::worker_sys::Context) 
         Prepared::Ingest(ingest) => ingest,
     };
     let ctx = Context::new(ctx);
-    js::then_with_body(&req, move |bytes| match bytes {
-        Ok(bytes) => ingest_body(config, &head, ingest, &bytes, received_at, env, ctx),
-        Err(e) => respond(ApiError::Unavailable(format!("the body could not be read: {e}")).reply(ingest.cors)),
+    js::then_with_body(&req, ingest.body_limit, move |read| match read {
+        js::Read::Body(bytes) => ingest_body(config, &head, ingest, &bytes, received_at, env, ctx),
+        js::Read::TooLarge => respond(ingest.too_large()),
+        js::Read::Failed(e) => {
+            respond(ApiError::Unavailable(format!("the body could not be read: {e}")).reply(ingest.cors))
+        }
     })
     .into()
 }
@@ -156,14 +163,20 @@ fn count_accepted(n: usize) {
     ACCEPTED_EVENTS.with(|c| c.set(c.get() + n as u64));
 }
 
-#[event(queue)]
-async fn queue(batch: MessageBatch<String>, env: Env, _ctx: Context) -> worker::Result<()> {
-    match config(&env) {
-        Ok(config) => forward::consume(&config, batch).await,
-        // Misconfigured: let the queue redeliver later rather than lose anything.
-        Err(_) => batch.retry_all(),
-    }
-    Ok(())
+/// The Worker's `queue` handler, exported as worker-build expects one. It
+/// reads the batch through `js` (ids, delivery counts, bodies of any type),
+/// which the `worker` crate's typed batch does not show.
+#[wasm_bindgen(js_name = queue)]
+pub fn queue(batch: JsValue, env: Env, _ctx: worker::worker_sys::Context) -> js_sys::Promise {
+    let batch = js::QueueBatch(batch);
+    js_sys::futures::future_to_promise(async move {
+        match config(&env) {
+            Ok(config) => consume::consume(&config, &env, &batch).await,
+            // Misconfigured: let the queue redeliver later rather than lose anything.
+            Err(_) => batch.settle(&vec![true; batch.messages().len()]),
+        }
+        Ok(JsValue::UNDEFINED)
+    })
 }
 
 /// Path and query of a request URL (`https://host/path?query`).

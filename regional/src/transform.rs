@@ -7,7 +7,7 @@
 //! | the record's lines | result | what the destination gets |
 //! |---|---|---|
 //! | all valid events | `Ok` | one analyst line per event |
-//! | no valid event (invalid, quarantined, or not envelopes) | `ProcessingFailed` | nothing: Firehose writes the original bytes under the error prefix |
+//! | no valid event (invalid, quarantined, or not envelopes) | `ProcessingFailed`, no data echoed | nothing: Firehose writes the original bytes under the error prefix |
 //! | valid and invalid mixed | `Ok` | the valid events, plus one `rejected` line per invalid piece (its reasons and the original envelope) |
 //! | empty | `Dropped` | nothing (there was nothing) |
 //!
@@ -435,7 +435,10 @@ fn transform_record(
     if first_time.is_none() {
         counts.records_failed += 1;
         failed_rejections.extend_from_slice(&out.rejected);
-        return (RecordResult::ProcessingFailed, data.to_vec(), None);
+        // No data: Firehose writes the original bytes under the error
+        // prefix whatever comes back, so an echo would only spend the
+        // response's 6 MB on bytes nobody reads.
+        return (RecordResult::ProcessingFailed, Vec::new(), None);
     }
     counts.records_ok += 1;
     let metadata = config.partitioning.then(|| {

@@ -385,6 +385,33 @@ pub struct Ingest {
     /// Keys are required and the head carried none: a Segment body's
     /// `writeKey` must name one.
     pub key_in_body: bool,
+    /// The most body bytes this request may send: checked against
+    /// `Content-Length` before the body is read, and by the shell while it
+    /// reads a body that came without one.
+    pub body_limit: usize,
+}
+
+impl Ingest {
+    /// The answer to a body longer than [`Ingest::body_limit`]: the same 413
+    /// a `Content-Length` over the limit gets.
+    pub fn too_large(&self) -> Reply {
+        body_too_large(&self.door, self.body_limit).reply(self.cors.clone())
+    }
+}
+
+fn body_too_large(door: &Door, limit: usize) -> ApiError {
+    match door {
+        Door::Segment(_) if limit == crate::limits::SEGMENT_MAX_BATCH_BYTES => SegmentError::BatchTooLarge {
+            limit,
+            decompressed: false,
+        }
+        .into(),
+        _ => DecodeError::BodyTooLarge {
+            limit,
+            decompressed: false,
+        }
+        .into(),
+    }
 }
 
 /// Routes a request and checks everything that needs no body: method,
@@ -458,24 +485,14 @@ fn prepare_inner(head: &RequestHead<'_>, config: &ApiConfig) -> Result<Prepared,
     if let Some(len) = head.content_length
         && len > body_limit as u64
     {
-        return Err(match door {
-            Door::Segment(_) if body_limit == crate::limits::SEGMENT_MAX_BATCH_BYTES => SegmentError::BatchTooLarge {
-                limit: body_limit,
-                decompressed: false,
-            }
-            .into(),
-            _ => DecodeError::BodyTooLarge {
-                limit: body_limit,
-                decompressed: false,
-            }
-            .into(),
-        });
+        return Err(body_too_large(&door, body_limit));
     }
     Ok(Prepared::Ingest(Ingest {
         key_id,
         cors: cors_headers(head.origin, config),
         door,
         key_in_body,
+        body_limit,
     }))
 }
 

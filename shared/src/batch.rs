@@ -125,6 +125,61 @@ pub fn pack_records<L: AsRef<[u8]>>(lines: &[L], config: PackConfig) -> Result<V
     Ok(records)
 }
 
+/// Lines packed so that no record mixes two groups.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grouped {
+    /// The records; each one's `lines` index [`Grouped::order`].
+    pub records: Vec<Record>,
+    /// The input lines in packing order: group by group (groups in order of
+    /// first appearance), input order within one. `order[k]` is the input
+    /// index of the `k`-th packed line.
+    pub order: Vec<usize>,
+}
+
+/// Packs `lines` into records of one group each: `groups[i]` is line `i`'s.
+/// Each group fills its own records (so a group of a few lines costs a
+/// record of its own); nothing is dropped or repeated.
+pub fn pack_grouped<L: AsRef<[u8]>, G: std::hash::Hash + Eq>(
+    lines: &[L],
+    groups: &[G],
+    config: PackConfig,
+) -> Result<Grouped, PackError> {
+    let mut rank_of: std::collections::HashMap<&G, usize> = std::collections::HashMap::new();
+    let ranks: Vec<usize> = groups
+        .iter()
+        .map(|g| {
+            let next = rank_of.len();
+            *rank_of.entry(g).or_insert(next)
+        })
+        .collect();
+    let mut order: Vec<usize> = (0..lines.len().min(ranks.len())).collect();
+    order.sort_by_key(|&i| ranks[i]);
+    let mut records = Vec::new();
+    let mut start = 0;
+    while start < order.len() {
+        let rank = ranks[order[start]];
+        let end = order[start..]
+            .iter()
+            .position(|&i| ranks[i] != rank)
+            .map_or(order.len(), |n| start + n);
+        let segment: Vec<&[u8]> = order[start..end].iter().map(|&i| lines[i].as_ref()).collect();
+        let packed = pack_records(&segment, config).map_err(|e| match e {
+            PackError::LineTooLarge { index, size, limit } => PackError::LineTooLarge {
+                index: order[start + index],
+                size,
+                limit,
+            },
+            other => other,
+        })?;
+        records.extend(packed.into_iter().map(|mut r| {
+            r.lines = r.lines.start + start..r.lines.end + start;
+            r
+        }));
+        start = end;
+    }
+    Ok(Grouped { records, order })
+}
+
 /// Groups records into calls of at most 500 records and 4 MiB of body.
 pub fn pack_calls(records: Vec<Record>, stream: &str) -> Vec<Call> {
     let empty_body = firehose::body_overhead(stream);

@@ -277,9 +277,19 @@ pub enum FirehoseError {
         /// AWS's message.
         message: String,
     },
-    /// The request never got an answer (connection refused, reset, timed out).
+    /// The request never got an answer (connection refused, reset).
     #[error("could not reach Firehose: {0}")]
     Transport(String),
+    /// No answer came within the time the call was given.
+    #[error("Firehose did not answer within {after_ms} ms")]
+    TimedOut {
+        /// How long the call was given.
+        after_ms: u64,
+    },
+    /// The request could not be built or signed here: nothing was sent, and
+    /// sending it again would fail the same way.
+    #[error("the request could not be built: {0}")]
+    Request(String),
     /// A response that fits none of the above.
     #[error("unexpected Firehose response {status}: {detail}")]
     Unexpected {
@@ -299,6 +309,7 @@ impl FirehoseError {
                 | Self::Server { .. }
                 | Self::SignatureExpired { .. }
                 | Self::Transport(_)
+                | Self::TimedOut { .. }
                 | Self::Unexpected { .. }
         )
     }
@@ -316,6 +327,8 @@ impl FirehoseError {
             Self::ResourceNotFound { .. } => "ResourceNotFoundException",
             Self::SignatureExpired { .. } => "SignatureExpired",
             Self::Transport(_) => "TransportError",
+            Self::TimedOut { .. } => "TimedOut",
+            Self::Request(_) => "RequestNotBuilt",
             Self::Unexpected { .. } => "UnexpectedResponse",
         }
     }

@@ -90,6 +90,7 @@ pub struct RetryPlan {
     started: Timestamp,
     attempts: u32,
     pending: Vec<usize>,
+    resigned: bool,
 }
 
 impl RetryPlan {
@@ -103,7 +104,16 @@ impl RetryPlan {
             started,
             attempts: 0,
             pending: (0..records).collect(),
+            resigned: false,
         }
+    }
+
+    /// How long the next call may take, in ms: what is left of the time
+    /// budget at `now` (at least 1). A call that is not answered by then is
+    /// given up, so every event is delivered or dead-lettered inside the budget.
+    pub fn call_timeout_ms(&self, now: Timestamp) -> u64 {
+        let elapsed = now.millis_since(self.started).max(0) as u64;
+        self.policy.budget_ms.saturating_sub(elapsed).max(1)
     }
 
     /// The records (indices into the original call, ascending) the next call must send.
@@ -150,8 +160,18 @@ impl RetryPlan {
                 reason: GiveUpReason::AttemptsExhausted,
             };
         }
-        // A skew error is fixed by re-signing with the learned offset, not by waiting.
-        let delay_ms = if matches!(result, Err(FirehoseError::SignatureExpired { .. })) {
+        // A skew error whose answer told AWS's time is fixed by re-signing
+        // with the learned offset, not by waiting: once. Without a `Date`
+        // nothing was learned, and an immediate retry would only spin.
+        let learned_skew = matches!(
+            result,
+            Err(FirehoseError::SignatureExpired {
+                server_time: Some(_),
+                ..
+            })
+        );
+        let delay_ms = if learned_skew && !self.resigned {
+            self.resigned = true;
             0
         } else {
             self.backoff(random)

@@ -287,6 +287,16 @@ pub enum VerifyError {
         /// The verifier's time.
         now: String,
     },
+    /// `x-amz-content-sha256` is not the hash of the body that came.
+    #[error(
+        "The provided 'x-amz-content-sha256' header does not match what was computed ({claimed} is not {computed})."
+    )]
+    ContentSha256Mismatch {
+        /// The header's value.
+        claimed: String,
+        /// The body's SHA-256.
+        computed: String,
+    },
     /// The request's time is too far in the future.
     #[error("Signature not yet current: {request_time} is still later than {latest} ({now} + 15 min.)")]
     NotYetValid {
@@ -306,9 +316,10 @@ impl VerifyError {
             Self::MissingAuthentication => "MissingAuthenticationTokenException",
             Self::IncompleteSignature(_) => "IncompleteSignatureException",
             Self::UnknownAccessKey(_) => "UnrecognizedClientException",
-            Self::SignatureDoesNotMatch | Self::Expired { .. } | Self::NotYetValid { .. } => {
-                "InvalidSignatureException"
-            }
+            Self::SignatureDoesNotMatch
+            | Self::ContentSha256Mismatch { .. }
+            | Self::Expired { .. }
+            | Self::NotYetValid { .. } => "InvalidSignatureException",
         }
     }
 
@@ -377,10 +388,17 @@ pub fn verify<B: AsRef<[u8]>>(
         .iter()
         .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str(), v)))
         .collect();
-    let payload = match header("x-amz-content-sha256") {
-        Some(h) => h.to_owned(),
-        None => sha256_hex(request.body().as_ref()),
-    };
+    // The body is hashed here, whatever the header claims: a signature over
+    // a claimed hash says nothing about a body that does not have it.
+    let payload = sha256_hex(request.body().as_ref());
+    if let Some(claimed) = header("x-amz-content-sha256")
+        && !claimed.eq_ignore_ascii_case(&payload)
+    {
+        return Err(VerifyError::ContentSha256Mismatch {
+            claimed: claimed.to_owned(),
+            computed: payload,
+        });
+    }
     let signed: Vec<&str> = auth.signed_headers.iter().map(String::as_str).collect();
     let creq = canonical_request(
         request.method().as_str(),

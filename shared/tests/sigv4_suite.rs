@@ -208,6 +208,33 @@ fn the_verifier_accepts_each_signed_request_and_rejects_it_once_changed() {
 }
 
 #[test]
+fn the_verifier_hashes_the_body_rather_than_trusting_the_header_that_claims_its_hash() {
+    let lookup = |id: &str| (id == ACCESS_KEY).then(|| SECRET.to_owned());
+    let body = br#"{"DeliveryStreamName":"s","Records":[]}"#.to_vec();
+    let mut request = http::Request::post("https://firehose.us-east-1.amazonaws.com/")
+        .header("content-type", "application/x-amz-json-1.1")
+        .header("host", "firehose.us-east-1.amazonaws.com")
+        .header("x-amz-content-sha256", sigv4::sha256_hex(&body))
+        .body(body)
+        .unwrap();
+    sign(
+        &mut request,
+        &Credentials::new(ACCESS_KEY, SECRET),
+        REGION,
+        SERVICE,
+        suite_time(),
+    )
+    .unwrap();
+    sigv4::verify(&request, lookup, suite_time()).unwrap();
+    // The same signed head on another body: the header still names the old hash.
+    let tampered = request.map(|_| br#"{"DeliveryStreamName":"other","Records":[]}"#.to_vec());
+    let err = sigv4::verify(&tampered, lookup, suite_time()).unwrap_err();
+    assert!(matches!(err, VerifyError::ContentSha256Mismatch { .. }), "{err:?}");
+    assert_eq!(err.code(), "InvalidSignatureException");
+    assert!(err.to_string().contains("x-amz-content-sha256"), "{err}");
+}
+
+#[test]
 fn the_verifier_names_unknown_keys_stale_times_and_missing_headers_like_aws() {
     let case = cases().into_iter().find(|c| c.name == "get-vanilla").unwrap();
     let request = as_http(&parse_req(&case.read("sreq")), &[]).unwrap();

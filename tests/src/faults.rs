@@ -8,7 +8,9 @@
 //! - partial: some records answered `ServiceUnavailableException`; only the
 //!   others are delivered (re-signed, since the body changes);
 //! - lost response: everything delivered, then answered `500` (the way
-//!   duplicates happen in real life).
+//!   duplicates happen in real life);
+//! - hang: never answered, the connection held open until the proxy stops
+//!   (a call that would outlive its caller without a timeout).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -34,6 +36,8 @@ pub struct FaultPlan {
     pub partial: f64,
     /// Share delivered but answered with a 500.
     pub lost_response: f64,
+    /// Share never answered.
+    pub hang: f64,
 }
 
 /// What the proxy did.
@@ -51,6 +55,8 @@ pub struct FaultStats {
     pub failed_records: u64,
     /// Calls delivered but answered with a 500.
     pub lost_responses: u64,
+    /// Calls never answered.
+    pub hung: u64,
 }
 
 struct State {
@@ -91,8 +97,9 @@ impl FaultProxy {
             let server = Arc::new(server);
             while !stp.load(Ordering::Relaxed) {
                 if let Ok(Some(request)) = server.recv_timeout(Duration::from_millis(50)) {
-                    let (st, up, creds, host) = (st.clone(), up.clone(), credentials.clone(), host.clone());
-                    std::thread::spawn(move || handle(request, &st, &up, &creds, &host));
+                    let (st, up, creds, host, stop) =
+                        (st.clone(), up.clone(), credentials.clone(), host.clone(), stp.clone());
+                    std::thread::spawn(move || handle(request, &st, &up, &creds, &host, &stop));
                 }
             }
         });
@@ -147,9 +154,17 @@ enum Fault {
     ServerError,
     Partial,
     LostResponse,
+    Hang,
 }
 
-fn handle(mut request: tiny_http::Request, state: &Mutex<State>, upstream: &str, creds: &Credentials, host: &str) {
+fn handle(
+    mut request: tiny_http::Request,
+    state: &Mutex<State>,
+    upstream: &str,
+    creds: &Credentials,
+    host: &str,
+    stop: &AtomicBool,
+) {
     let mut body = Vec::new();
     let _ = request.as_reader().read_to_end(&mut body);
     if request.url() == "/dead-letters" {
@@ -180,6 +195,7 @@ fn handle(mut request: tiny_http::Request, state: &Mutex<State>, upstream: &str,
             (p.server_error, Fault::ServerError),
             (p.partial, Fault::Partial),
             (p.lost_response, Fault::LostResponse),
+            (p.hang, Fault::Hang),
         ];
         let mut cumulative = 0.0;
         let mut chosen = Fault::None;
@@ -195,6 +211,7 @@ fn handle(mut request: tiny_http::Request, state: &Mutex<State>, upstream: &str,
             Fault::ServerError => s.stats.server_errors += 1,
             Fault::Partial => s.stats.partial += 1,
             Fault::LostResponse => s.stats.lost_responses += 1,
+            Fault::Hang => s.stats.hung += 1,
             Fault::None => {}
         }
         chosen
@@ -208,6 +225,12 @@ fn handle(mut request: tiny_http::Request, state: &Mutex<State>, upstream: &str,
             json_error(500, "InternalFailure", "injected: delivered, response lost")
         }
         Fault::Partial => partial(state, upstream, &headers, &body, creds, host),
+        Fault::Hang => {
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            return;
+        }
     };
     let (status, reply_headers, reply_body) = reply;
     let mut response = tiny_http::Response::from_data(reply_body).with_status_code(status);

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use edgehose_tests::edge::{Build, Edge, EdgeOptions};
 use edgehose_tests::events::{event, landed, post, wait_for};
-use edgehose_tests::http::{Response, send};
+use edgehose_tests::http::{Response, raw, send};
 use edgehose_tests::sandbox::Sandbox;
 
 fn sandbox() -> Sandbox {
@@ -16,6 +16,17 @@ fn sandbox() -> Sandbox {
 }
 
 fn edge(sandbox: &Sandbox, extra: &[(&str, &str)]) -> Edge {
+    Edge::start(&options(sandbox, extra)).unwrap_or_else(|e| panic!("could not start the edge Worker: {e}"))
+}
+
+/// The build with `POST /__panic`, in direct mode.
+fn panic_probe(sandbox: &Sandbox, extra: &[(&str, &str)]) -> Edge {
+    let mut options = options(sandbox, extra);
+    options.build = Build::PanicProbe;
+    Edge::start(&options).unwrap_or_else(|e| panic!("could not start the edge Worker: {e}"))
+}
+
+fn options(sandbox: &Sandbox, extra: &[(&str, &str)]) -> EdgeOptions {
     let mut pairs = vec![
         ("FIREHOSE_STREAM", sandbox.stream.as_str()),
         ("AWS_REGION", "us-east-1"),
@@ -26,7 +37,7 @@ fn edge(sandbox: &Sandbox, extra: &[(&str, &str)]) -> Edge {
     let endpoint = sandbox.moto.endpoint();
     pairs.push(("FIREHOSE_ENDPOINT", &endpoint));
     pairs.extend_from_slice(extra);
-    Edge::start(&EdgeOptions::new(&pairs)).unwrap_or_else(|e| panic!("could not start the edge Worker: {e}"))
+    EdgeOptions::new(&pairs)
 }
 
 fn request(method: &str, url: &str, headers: &[(&str, &str)], body: &[u8]) -> Response {
@@ -261,6 +272,64 @@ fn cloudflare_request_metadata_reaches_the_envelope() {
 }
 
 #[test]
+fn a_header_carrying_u0001_cannot_set_the_cloudflare_metadata() {
+    let sandbox = sandbox();
+    let e = edge(&sandbox, &[("STORE_CLIENT_IP", "true")]);
+    let body = event("inject", 1);
+    // Were the head joined with U+0001, this content type would shift the
+    // fields after it: content-encoding, client IP, country, colo, ASN.
+    let head = format!(
+        "POST /v1/events HTTP/1.1\r\nHost: edge\r\nContent-Type: application/json\u{1}identity\u{1}203.0.113.9\u{1}ZZ\u{1}EVIL\u{1}64500\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let answer = raw(e.url(), head.into_bytes(), Vec::new(), Duration::from_secs(20)).unwrap();
+    assert_eq!(
+        answer.status, 415,
+        "such a content type is not one we take:\n{}",
+        answer.text
+    );
+    assert!(answer.text.contains("content-type"), "{}", answer.text);
+    // The same event with an honest head lands with the runtime's metadata.
+    assert_eq!(post(e.url(), body.as_bytes(), &[]).status, 200);
+    assert!(wait_for(Duration::from_secs(30), || landed(&sandbox).contains_key("inject-1")));
+    for copy in &landed(&sandbox)["inject-1"] {
+        let meta = copy.edge.clone().unwrap();
+        assert_ne!(meta.country.as_deref(), Some("ZZ"));
+        assert_ne!(meta.colo.as_deref(), Some("EVIL"));
+        assert_ne!(meta.asn, Some(64500));
+        assert_ne!(meta.client_ip.as_deref(), Some("203.0.113.9"));
+    }
+    assert_eq!(landed(&sandbox)["inject-1"].len(), 1);
+}
+
+#[test]
+fn a_body_without_content_length_is_refused_at_the_limit_while_it_is_still_arriving() {
+    let sandbox = sandbox();
+    let e = edge(&sandbox, &[("MAX_BODY_BYTES", "100000")]);
+    let chunked = |body: &[u8]| -> Vec<u8> { [format!("{:x}\r\n", body.len()).as_bytes(), body, b"\r\n"].concat() };
+    let head = b"POST /v1/events HTTP/1.1\r\nHost: edge\r\nContent-Type: application/x-ndjson\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    // 160 KB of events and the body never ends: the answer must come while
+    // it is still arriving, not after it was buffered whole.
+    let line = format!("{}\n", event("endless", 0));
+    let piece = line.repeat(16_000 / line.len());
+    let chunks: Vec<Vec<u8>> = (0..10).map(|_| chunked(piece.as_bytes())).collect();
+    let answer = raw(e.url(), head.clone(), chunks, Duration::from_secs(20)).unwrap();
+    assert_eq!(answer.status, 413, "{}\n{}", answer.text, e.log());
+    assert!(answer.text.contains("max_body_bytes = 100000"), "{}", answer.text);
+    // Under the limit, a chunked body is read whole and accepted.
+    let events: String = (0..3).map(|i| format!("{}\n", event("chunked", i))).collect();
+    let chunks = vec![chunked(events.as_bytes()), b"0\r\n\r\n".to_vec()];
+    let answer = raw(e.url(), head, chunks, Duration::from_secs(20)).unwrap();
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    assert!(answer.text.ends_with(r#"{"accepted":3}"#), "{}", answer.text);
+    assert!(wait_for(Duration::from_secs(30), || {
+        let got = landed(&sandbox);
+        (0..3).all(|i| got.contains_key(&format!("chunked-{i}")))
+    }));
+    assert!(!landed(&sandbox).keys().any(|k| k.starts_with("endless")));
+}
+
+#[test]
 fn a_misconfigured_worker_answers_500_naming_the_setting_and_never_logs_secrets() {
     let e = Edge::start(&EdgeOptions::new(&[
         ("AWS_REGION", "us-east-1"),
@@ -282,17 +351,7 @@ fn a_misconfigured_worker_answers_500_naming_the_setting_and_never_logs_secrets(
 #[test]
 fn a_panic_neither_poisons_later_requests_nor_loses_accepted_events() {
     let sandbox = sandbox();
-    let endpoint = sandbox.moto.endpoint();
-    let mut options = EdgeOptions::new(&[
-        ("FIREHOSE_STREAM", &sandbox.stream),
-        ("AWS_REGION", "us-east-1"),
-        ("FORWARD_MODE", "direct"),
-        ("FIREHOSE_ENDPOINT", &endpoint),
-        ("AWS_ACCESS_KEY_ID", sandbox.edge.access_key_id()),
-        ("AWS_SECRET_ACCESS_KEY", sandbox.edge.secret_access_key()),
-    ]);
-    options.build = Build::PanicProbe;
-    let e = Edge::start(&options).unwrap();
+    let e = panic_probe(&sandbox, &[]);
     assert_eq!(post(e.url(), event("panic", 0).as_bytes(), &[]).status, 200);
     for round in 1..=3 {
         // Events accepted just before the panic are still in the isolate's
@@ -336,8 +395,30 @@ fn a_panic_neither_poisons_later_requests_nor_loses_accepted_events() {
         ids.len(),
         e.log()
     );
+    // Handed to the queue at the panic, or resent by the next request.
     let told = wait_for(Duration::from_secs(10), || {
-        e.log().contains("a panicked instance left undelivered")
+        let log = e.log();
+        log.contains("a panicked instance held to the queue") || log.contains("a panicked instance left undelivered")
+    });
+    assert!(told, "{}", e.log());
+}
+
+#[test]
+fn after_a_panic_the_events_an_instance_held_land_without_waiting_for_another_request() {
+    let sandbox = sandbox();
+    // A long gathering window: the events are still held when the probe panics.
+    let e = panic_probe(&sandbox, &[("DIRECT_FLUSH_MS", "1000")]);
+    for i in 0..5 {
+        assert_eq!(post(e.url(), event("held", i).as_bytes(), &[]).status, 200);
+    }
+    let r = request("POST", &format!("{}/__panic", e.url()), &[], b"");
+    assert!(r.status >= 500, "{} {}", r.status, r.text());
+    // No request follows: what the instance held must be handed on by itself.
+    let all = wait_for(Duration::from_secs(30), || landed(&sandbox).len() == 5);
+    assert!(all, "{:?}\n{}", landed(&sandbox).keys().collect::<Vec<_>>(), e.log());
+    let told = wait_for(Duration::from_secs(10), || {
+        e.log()
+            .contains("handed 5 events a panicked instance held to the queue")
     });
     assert!(told, "{}", e.log());
 }

@@ -49,3 +49,18 @@ fn wrangler_deploy_dry_run_builds_and_bundles_offline() {
     assert!(files.iter().any(|f| f == "shim.js"), "{files:?}");
     let _ = std::fs::remove_dir_all(&out);
 }
+
+/// The value of `name = ...` in wrangler.toml, quotes trimmed.
+fn setting(toml: &str, name: &str) -> String {
+    toml.lines()
+        .filter_map(|l| l.split_once('='))
+        .find(|(k, _)| k.trim() == name)
+        .map(|(_, v)| v.trim().trim_matches('"').to_owned())
+        .unwrap_or_else(|| panic!("{name} is not set in wrangler.toml"))
+}
+
+#[test]
+fn the_consumer_knows_which_delivery_is_its_last() {
+    let toml = std::fs::read_to_string(tools::repo_root().join("wrangler.toml")).unwrap();
+    assert_eq!(setting(&toml, "QUEUE_MAX_RETRIES"), setting(&toml, "max_retries"));
+}

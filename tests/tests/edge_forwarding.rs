@@ -170,6 +170,7 @@ fn survive_faults(mode: &str, seed: u64) {
         server_error: 0.1,
         partial: 0.3,
         lost_response: 0.1,
+        ..FaultPlan::default()
     };
     let proxy = FaultProxy::start(&sandbox.moto.endpoint(), sandbox.edge.clone(), plan, seed).unwrap();
     let mut opts = options(&sandbox, mode, proxy.url());
@@ -292,4 +293,116 @@ fn without_a_dead_letter_queue_a_loss_is_logged_with_every_id() {
         !log.contains(sandbox.edge.secret_access_key()),
         "the secret is never logged"
     );
+}
+
+fn dead_ids(proxy: &FaultProxy) -> BTreeSet<String> {
+    proxy
+        .dead_letters()
+        .iter()
+        .map(|l| Envelope::parse(l).unwrap().id.into_owned())
+        .collect()
+}
+
+/// A sandbox, a proxy in front of it that never answers, and options for an
+/// edge behind it: each call abandoned after 1 s, `budget_ms` in all.
+fn behind_a_firehose_that_never_answers(mode: &str, budget_ms: u32) -> (Sandbox, FaultProxy, EdgeOptions) {
+    let sandbox = sandbox();
+    let hang = FaultPlan {
+        hang: 1.0,
+        ..FaultPlan::default()
+    };
+    let proxy = FaultProxy::start(&sandbox.moto.endpoint(), sandbox.edge.clone(), hang, 13).unwrap();
+    let mut opts = options(&sandbox, mode, proxy.url());
+    opts.bindings.insert("RETRY_BUDGET_MS".into(), budget_ms.to_string());
+    opts.bindings.insert("FIREHOSE_TIMEOUT_MS".into(), "1000".into());
+    opts.dlq_sink = Some(proxy.dead_letter_url());
+    (sandbox, proxy, opts)
+}
+
+#[test]
+fn a_firehose_call_that_never_answers_is_abandoned_and_its_events_dead_lettered_inside_the_budget() {
+    let (_sandbox, proxy, opts) = behind_a_firehose_that_never_answers("direct", 3000);
+    let edge = start(&opts);
+    let sent = post_events(&edge, "hung", 3, 2);
+    let ids: BTreeSet<String> = sent.iter().map(|(id, _)| id.clone()).collect();
+    // waitUntil would cut the calls off at 30 s; the budget ends them at 3.
+    let all_dead = wait_for(Duration::from_secs(25), || ids.is_subset(&dead_ids(&proxy)));
+    assert!(all_dead, "{:?}\n{}", proxy.stats(), edge.log());
+    assert!(proxy.stats().hung >= 3, "{:?}", proxy.stats());
+    let log = edge.log();
+    assert!(log.contains("Firehose did not answer within"), "{log}");
+    assert!(log.contains("[TimedOut]"), "{log}");
+}
+
+#[test]
+fn in_queue_mode_a_call_that_never_answers_is_redelivered_then_dead_lettered_by_id() {
+    let (_sandbox, proxy, mut opts) = behind_a_firehose_that_never_answers("queue", 1500);
+    opts.max_retries = 2;
+    let edge = start(&opts);
+    let sent = post_events(&edge, "qhung", 2, 3);
+    let ids: BTreeSet<String> = sent.iter().map(|(id, _)| id.clone()).collect();
+    let all_dead = wait_for(Duration::from_secs(60), || ids.is_subset(&dead_ids(&proxy)));
+    assert!(all_dead, "{:?}\n{}", proxy.stats(), edge.log());
+    let log = edge.log();
+    assert!(log.contains("the queue redelivers them (delivery 1 of 3)"), "{log}");
+    assert!(log.contains("delivery 3 of 3"), "{log}");
+    for id in &ids {
+        assert!(log.contains(id.as_str()), "{id} is named in the log:\n{log}");
+    }
+}
+
+#[test]
+fn in_queue_mode_without_a_dead_letter_queue_the_last_delivery_names_every_id_and_why() {
+    let sandbox = sandbox();
+    let down = FaultPlan {
+        server_error: 1.0,
+        ..FaultPlan::default()
+    };
+    let proxy = FaultProxy::start(&sandbox.moto.endpoint(), sandbox.edge.clone(), down, 19).unwrap();
+    let mut opts = options(&sandbox, "queue", proxy.url());
+    opts.bindings.insert("RETRY_BUDGET_MS".into(), "500".into());
+    opts.dead_letter_queue = false;
+    opts.max_retries = 1;
+    let edge = start(&opts);
+    let sent = post_events(&edge, "qlost", 1, 4);
+    let logged = wait_for(Duration::from_secs(60), || edge.log().contains("LOST 4 events"));
+    let log = edge.log();
+    assert!(logged, "{log}");
+    assert!(log.contains("[InternalFailure]"), "the typed reason is logged:\n{log}");
+    for (id, _) in &sent {
+        assert!(log.contains(id.as_str()), "{id} is named in the log:\n{log}");
+    }
+}
+
+#[test]
+fn a_queue_message_that_is_not_text_is_dead_lettered_as_it_came() {
+    let sandbox = sandbox();
+    let proxy = FaultProxy::start(&sandbox.moto.endpoint(), sandbox.edge.clone(), FaultPlan::default(), 23).unwrap();
+    let mut opts = options(&sandbox, "queue", proxy.url());
+    opts.dlq_sink = Some(proxy.dead_letter_url());
+    let edge = start(&opts);
+    let sent = edgehose_tests::http::send(
+        http::Request::post(format!("{}/queues/EVENTS_QUEUE", edge.control_url()))
+            .header("content-type", "application/octet-stream")
+            .body(b"not-an-envelope".to_vec())
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(sent.status, 200, "{}", sent.text());
+    let moved = wait_for(Duration::from_secs(30), || {
+        edge.log()
+            .contains("is not text (not sent by this Worker); moved to the dead-letter queue")
+    });
+    assert!(moved, "{}", edge.log());
+    // Text sent the same way is an envelope line like any other and lands.
+    let line = edgehose_tests::events::edge_envelopes(&event("probe", 1)).remove(0);
+    let sent = edgehose_tests::http::send(
+        http::Request::post(format!("{}/queues/EVENTS_QUEUE", edge.control_url()))
+            .body(line.into_bytes())
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(sent.status, 200);
+    assert!(wait_for(Duration::from_secs(30), || landed(&sandbox).contains_key("probe-1")));
+    assert_eq!(proxy.stats().calls, 1, "{:?}", proxy.stats());
 }

@@ -36,6 +36,11 @@ pub const FLAGS: &[Flag] = &[
         true,
         "key prefix of failed records (processing-failed/)",
     ),
+    (
+        "partition-prefix",
+        true,
+        "dynamic partitioning: object prefix with !{partitionKeyFromLambda:NAME} (off)",
+    ),
     ("buffer-mb", true, "buffering hint, MiB (5)"),
     ("buffer-secs", true, "buffering hint, seconds (5)"),
     ("gzip", false, "gzip delivered objects"),
@@ -78,6 +83,7 @@ pub fn main(raw: &[String]) -> Result<(), String> {
         let mut s = StreamConfig::new(name.trim());
         s.prefix = args.get("prefix").unwrap_or("").to_owned();
         s.error_prefix = args.get("error-prefix").unwrap_or("processing-failed/").to_owned();
+        s.partition_prefix = args.get("partition-prefix").map(str::to_owned);
         s.buffer_bytes = args.parsed("buffer-mb", 5usize)?.clamp(1, 128) * 1024 * 1024;
         s.buffer_interval = Duration::from_secs(args.parsed("buffer-secs", 5u64)?.clamp(1, 900));
         s.gzip = args.switch("gzip");

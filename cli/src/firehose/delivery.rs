@@ -4,16 +4,19 @@
 //! `processing-failed` error prefix.
 //!
 //! What firehose-local promises: a record is written to the stream's spool
-//! (one file per buffer) before its call is answered, and the spool file is
-//! removed only after every record in it is in the destination or the error
-//! prefix. A process that is killed loses nothing it acknowledged: the next
+//! (one file per buffer, named for this run) before its call is answered,
+//! and the spool file is removed only after every record in it is in the
+//! destination or the error prefix. A write that fails part way retires its
+//! file (its torn last line is skipped when read back) so the next record
+//! starts a new one. Only other runs' files are leftovers, whenever they are
+//! listed. A process that is killed loses nothing it acknowledged: the next
 //! start delivers what the spool holds first. Delivery is at least once: a
 //! crash between writing an object and removing its spool delivers that
 //! buffer again. The spool is not fsynced per call, so an operating-system
 //! crash or power loss can lose the last moments (Firehose itself keeps
 //! records in memory across its own availability zones; this is one disk).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -162,7 +165,17 @@ struct Buffer {
     records: Vec<Record>,
     bytes: usize,
     opened: Option<Instant>,
-    spool: Option<(PathBuf, std::fs::File)>,
+    /// The spool file being appended to.
+    spool: Option<Spool>,
+    /// Spool files of this buffer retired after a failed write: removed with
+    /// the buffer once it is delivered.
+    retired: Vec<PathBuf>,
+}
+
+/// An open spool file.
+struct Spool {
+    path: PathBuf,
+    file: Box<dyn Write + Send>,
 }
 
 /// A delivery stream and its delivery thread's state.
@@ -173,6 +186,8 @@ pub struct Stream {
     pub arn: String,
     /// When it was created (seconds since the epoch), for DescribeDeliveryStream.
     pub created: f64,
+    /// Names this run's spool files, so a listing of leftovers never takes one.
+    run: String,
     buffer: Mutex<Buffer>,
     wake: Condvar,
     flush_now: std::sync::atomic::AtomicBool,
@@ -186,11 +201,13 @@ impl Stream {
             config,
             arn,
             created: now().as_millis() as f64 / 1000.0,
+            run: store::uuid(),
             buffer: Mutex::new(Buffer {
                 records: Vec::new(),
                 bytes: 0,
                 opened: None,
                 spool: None,
+                retired: Vec::new(),
             }),
             wake: Condvar::new(),
             flush_now: std::sync::atomic::AtomicBool::new(false),
@@ -205,17 +222,30 @@ impl Stream {
         if b.spool.is_none() {
             let dir = store.spool_dir(&self.config.name);
             std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-            let path = dir.join(format!("{:020}-{}.ndjson", now().as_millis(), store::uuid()));
+            let path = dir.join(format!(
+                "{:020}-{}-{}.ndjson",
+                now().as_millis(),
+                self.run,
+                store::uuid()
+            ));
             let file = std::fs::File::create(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-            b.spool = Some((path, file));
+            b.spool = Some(Spool {
+                path,
+                file: Box::new(file),
+            });
         }
         let mut lines = String::new();
         for r in &records {
             lines.push_str(&spool_line(r));
         }
-        if let Some((path, file)) = &mut b.spool {
-            file.write_all(lines.as_bytes())
-                .map_err(|e| format!("{}: {e}", path.display()))?;
+        if let Some(spool) = &mut b.spool
+            && let Err(e) = spool.file.write_all(lines.as_bytes()).and_then(|()| spool.file.flush())
+        {
+            // Part of a line may be on disk: nothing more goes after it.
+            let path = spool.path.clone();
+            b.spool = None;
+            b.retired.push(path.clone());
+            return Err(format!("{}: {e}", path.display()));
         }
         b.opened.get_or_insert_with(Instant::now);
         for r in records {
@@ -239,9 +269,20 @@ impl Stream {
         self.buffer.lock().map(|b| b.records.len()).unwrap_or(0)
     }
 
+    /// Spool files of earlier runs in `store`, oldest first.
+    pub fn leftovers(&self, store: &Store) -> Vec<PathBuf> {
+        let ours = format!("-{}-", self.run);
+        let mut files: Vec<PathBuf> = std::fs::read_dir(store.spool_dir(&self.config.name))
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        files.retain(|p| !p.file_name().is_some_and(|n| n.to_string_lossy().contains(&ours)));
+        files.sort();
+        files
+    }
+
     /// Waits until the buffer is due (size or interval hint, a flush request,
-    /// or `stop`), then takes it.
-    fn take_when_due(&self, stop: &std::sync::atomic::AtomicBool) -> Option<(Vec<Record>, Option<PathBuf>)> {
+    /// or `stop`), then takes it with its spool files.
+    fn take_when_due(&self, stop: &std::sync::atomic::AtomicBool) -> Option<(Vec<Record>, Vec<PathBuf>)> {
         let mut b = self.buffer.lock().ok()?;
         loop {
             let stopping = stop.load(Ordering::SeqCst);
@@ -250,10 +291,11 @@ impl Stream {
                 || b.opened.is_some_and(|o| o.elapsed() >= self.config.buffer_interval);
             if !b.records.is_empty() && (due || forced || stopping) {
                 let records = std::mem::take(&mut b.records);
-                let spool = b.spool.take().map(|(p, _)| p);
+                let mut spools = std::mem::take(&mut b.retired);
+                spools.extend(b.spool.take().map(|s| s.path));
                 b.bytes = 0;
                 b.opened = None;
-                return Some((records, spool));
+                return Some((records, spools));
             }
             if stopping {
                 return None;
@@ -299,13 +341,7 @@ pub fn run(
     counters: &Counters,
     stop: &std::sync::atomic::AtomicBool,
 ) {
-    let mut leftovers: Vec<PathBuf> = std::fs::read_dir(store.spool_dir(&stream.config.name))
-        .map(|d| d.flatten().map(|e| e.path()).collect())
-        .unwrap_or_default();
-    leftovers.sort();
-    // The stream's own current spool file is not among them: it is created
-    // on the first call, after this listing.
-    for path in leftovers {
+    for path in stream.leftovers(store) {
         let records = read_spool(&path);
         if !records.is_empty() {
             eprintln!(
@@ -313,7 +349,7 @@ pub fn run(
                 records.len(),
                 path.display()
             );
-            deliver_and_release(stream, store, transform, counters, records, Some(path));
+            deliver_and_release(stream, store, transform, counters, records, vec![path]);
         } else {
             let _ = std::fs::remove_file(&path);
         }
@@ -329,7 +365,7 @@ fn deliver_and_release(
     transform: Option<&Transform>,
     counters: &Counters,
     records: Vec<Record>,
-    spool: Option<PathBuf>,
+    spools: Vec<PathBuf>,
 ) {
     let _one_at_a_time = stream.delivering.lock();
     loop {
@@ -345,7 +381,7 @@ fn deliver_and_release(
             }
         }
     }
-    if let Some(path) = spool {
+    for path in spools {
         let _ = std::fs::remove_file(path);
     }
 }
@@ -373,13 +409,17 @@ fn deliver(
     counters: &Counters,
     records: &[Record],
 ) -> Result<(), String> {
-    let mut out: Vec<u8> = Vec::new();
+    let oldest = Timestamp::from_millis(records.iter().map(|r| r.arrival_ms).min().unwrap_or_default());
+    let c = &stream.config;
+    // Delivered bytes by object key prefix: one prefix, or one per partition.
+    let mut outs: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    let plain = format!("{}{}", c.prefix, hour_path(oldest));
     let mut errors: Vec<u8> = Vec::new();
     let (mut delivered, mut dropped, mut failed, mut lines) = (0u64, 0u64, 0u64, 0u64);
     match transform {
         None => {
             for r in records {
-                out.extend_from_slice(&r.data);
+                outs.entry(plain.clone()).or_default().extend_from_slice(&r.data);
                 lines += r.data.iter().filter(|&&b| b == b'\n').count() as u64;
             }
             delivered = records.len() as u64;
@@ -388,10 +428,26 @@ fn deliver(
             for chunk in invocations(records, stream.config.processor_bytes) {
                 let results = invoke_with_retries(stream, t, counters, chunk);
                 for (r, result) in chunk.iter().zip(results) {
+                    let result = match (&c.partition_prefix, result) {
+                        (Some(template), Answer::Ok { data, keys }) => match partition_key(template, &keys) {
+                            Ok(prefix) => {
+                                lines += data.iter().filter(|&&b| b == b'\n').count() as u64;
+                                outs.entry(prefix).or_default().extend_from_slice(&data);
+                                delivered += 1;
+                                continue;
+                            }
+                            Err(missing) => Answer::Failed {
+                                code: "DynamicPartitioning.MetadataExtractionFailed",
+                                message: format!("the record's metadata has no partition key {missing:?}"),
+                                attempts: 1,
+                            },
+                        },
+                        (_, other) => other,
+                    };
                     match result {
-                        Answer::Ok(data) => {
+                        Answer::Ok { data, .. } => {
                             lines += data.iter().filter(|&&b| b == b'\n').count() as u64;
-                            out.extend_from_slice(&data);
+                            outs.entry(plain.clone()).or_default().extend_from_slice(&data);
                             delivered += 1;
                         }
                         Answer::Dropped => dropped += 1,
@@ -418,16 +474,12 @@ fn deliver(
             }
         }
     }
-    let oldest = Timestamp::from_millis(records.iter().map(|r| r.arrival_ms).min().unwrap_or_default());
-    let c = &stream.config;
-    if !out.is_empty() {
+    for (prefix, out) in outs {
+        if out.is_empty() {
+            continue;
+        }
         let (bytes, suffix) = if c.gzip { (gzip(&out)?, ".gz") } else { (out, "") };
-        let key = format!(
-            "{}{}{}{suffix}",
-            c.prefix,
-            hour_path(oldest),
-            object_name(&c.name, oldest)
-        );
+        let key = format!("{prefix}{}{suffix}", object_name(&c.name, oldest));
         store.put(&key, &bytes)?;
         counters.objects.fetch_add(1, Ordering::Relaxed);
     }
@@ -446,6 +498,27 @@ fn deliver(
     counters.records_failed.fetch_add(failed, Ordering::Relaxed);
     counters.lines_delivered.fetch_add(lines, Ordering::Relaxed);
     Ok(())
+}
+
+/// `template` with each `!{partitionKeyFromLambda:NAME}` replaced by the
+/// record's key NAME; the first key it lacks is the error.
+fn partition_key(template: &str, keys: &BTreeMap<String, String>) -> Result<String, String> {
+    const OPEN: &str = "!{partitionKeyFromLambda:";
+    let mut out = String::new();
+    let mut rest = template;
+    while let Some(at) = rest.find(OPEN) {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + OPEN.len()..];
+        let Some(end) = after.find('}') else {
+            out.push_str(&rest[at..]);
+            return Ok(out);
+        };
+        let name = &after[..end];
+        out.push_str(keys.get(name).ok_or_else(|| name.to_owned())?);
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
 }
 
 fn gzip(bytes: &[u8]) -> Result<Vec<u8>, String> {
@@ -475,7 +548,11 @@ fn invocations(records: &[Record], max_bytes: usize) -> Vec<&[Record]> {
 /// One record's fate.
 #[derive(Debug)]
 enum Answer {
-    Ok(Vec<u8>),
+    Ok {
+        data: Vec<u8>,
+        /// `metadata.partitionKeys`.
+        keys: BTreeMap<String, String>,
+    },
     Dropped,
     Failed {
         code: &'static str,
@@ -583,7 +660,15 @@ fn apply(records: &[Record], body: &str) -> Result<Vec<Answer>, (&'static str, S
                             format!("recordId {}: data is not base64: {e}", r.id),
                         )
                     })?;
-                    Answer::Ok(data)
+                    let keys = a["metadata"]["partitionKeys"]
+                        .as_object()
+                        .map(|m| {
+                            m.iter()
+                                .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_owned())))
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    Answer::Ok { data, keys }
                 }
                 Some("Dropped") => Answer::Dropped,
                 Some("ProcessingFailed") => Answer::Failed {
@@ -628,6 +713,27 @@ mod tests {
     }
 
     #[test]
+    fn partition_prefixes_take_each_key_from_the_records_metadata() {
+        let keys = BTreeMap::from([
+            ("event_name".to_owned(), "checkout".to_owned()),
+            ("event_date".to_owned(), "2026-12-01".to_owned()),
+        ]);
+        let template =
+            "events/event_name=!{partitionKeyFromLambda:event_name}/date=!{partitionKeyFromLambda:event_date}/";
+        assert_eq!(
+            partition_key(template, &keys).unwrap(),
+            "events/event_name=checkout/date=2026-12-01/"
+        );
+        assert_eq!(
+            partition_key("x/!{partitionKeyFromLambda:region}/", &keys).unwrap_err(),
+            "region"
+        );
+        let body = r#"{"records":[{"recordId":"a","result":"Ok","data":"aGkK","metadata":{"partitionKeys":{"event_name":"e"}}}]}"#;
+        let a = apply(&[rec("a", 1)], body).unwrap();
+        assert!(matches!(&a[0], Answer::Ok { keys, .. } if keys["event_name"] == "e"));
+    }
+
+    #[test]
     fn answers_are_matched_by_record_id_and_checked_like_firehose() {
         let records = [rec("a", 1), rec("b", 1), rec("c", 1)];
         let body = r#"{"records":[
@@ -635,7 +741,7 @@ mod tests {
             {"recordId":"a","result":"Ok","data":"aGkK"},
             {"recordId":"b","result":"Dropped","data":""}]}"#;
         let a = apply(&records, body).unwrap();
-        assert!(matches!(&a[0], Answer::Ok(d) if d == b"hi\n"));
+        assert!(matches!(&a[0], Answer::Ok { data, keys } if data == b"hi\n" && keys.is_empty()));
         assert!(matches!(a[1], Answer::Dropped));
         assert!(matches!(
             a[2],
@@ -674,6 +780,74 @@ mod tests {
             (back[0].id.as_str(), back[0].arrival_ms, back[0].data.as_slice()),
             ("1", 5, a.data.as_slice())
         );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    fn stream_in(dir: &std::path::Path) -> (Store, Stream) {
+        let store = Store::open(dir).unwrap();
+        let stream = Stream::new(StreamConfig::new("s"), "arn".into());
+        (store, stream)
+    }
+
+    fn spooled(store: &Store) -> Vec<String> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(store.spool_dir("s"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .collect();
+        files.sort();
+        let mut ids: Vec<String> = files.iter().flat_map(|p| read_spool(p)).map(|r| r.id).collect();
+        ids.sort();
+        ids
+    }
+
+    #[test]
+    fn only_other_runs_spool_files_are_leftovers_whenever_they_are_listed() {
+        let dir = std::env::temp_dir().join(format!("edgehose-spool-{}", store::uuid()));
+        let (store, earlier) = stream_in(&dir);
+        earlier.accept(&store, vec![rec("old", 3)]).unwrap();
+        let (_, now) = stream_in(&dir);
+        // A call acknowledged before the listing: its file is this run's.
+        now.accept(&store, vec![rec("new", 3)]).unwrap();
+        let leftovers = now.leftovers(&store);
+        assert_eq!(leftovers.len(), 1, "{leftovers:?}");
+        assert_eq!(read_spool(&leftovers[0])[0].id, "old");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Writes half of what it is given to the real file, then fails.
+    struct HalfThenFail(std::fs::File);
+
+    impl Write for HalfThenFail {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.write_all(&buf[..buf.len() / 2])?;
+            Err(std::io::Error::other("disk full"))
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_write_that_fails_half_way_does_not_swallow_the_next_record() {
+        let dir = std::env::temp_dir().join(format!("edgehose-spool-{}", store::uuid()));
+        let (store, stream) = stream_in(&dir);
+        stream.accept(&store, vec![rec("1", 3)]).unwrap();
+        {
+            let mut b = stream.buffer.lock().unwrap();
+            let spool = b.spool.as_mut().unwrap();
+            let file = std::fs::OpenOptions::new().append(true).open(&spool.path).unwrap();
+            spool.file = Box::new(HalfThenFail(file));
+        }
+        assert!(stream.accept(&store, vec![rec("2", 3)]).is_err());
+        stream.accept(&store, vec![rec("3", 3)]).unwrap();
+        // "2" was refused (its caller was told); "1" and "3" are both kept.
+        assert_eq!(spooled(&store), ["1", "3"]);
+        // Both files go with the buffer once it is delivered.
+        let stop = std::sync::atomic::AtomicBool::new(true);
+        let (records, spools) = stream.take_when_due(&stop).unwrap();
+        assert_eq!(records.len(), 2);
+        assert_eq!(spools.len(), 2);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -59,6 +59,12 @@ pub struct StreamConfig {
     pub gzip: bool,
     /// Record bytes per transform invocation (the processor's buffer size).
     pub processor_bytes: usize,
+    /// Dynamic partitioning: the key prefix of delivered objects, with
+    /// `!{partitionKeyFromLambda:NAME}` standing for the partition key the
+    /// transform returned in each record's metadata (S3 `Prefix` with
+    /// `DynamicPartitioningConfiguration` enabled). Replaces `prefix` and the
+    /// time prefix; one object per partition per buffer.
+    pub partition_prefix: Option<String>,
 }
 
 impl StreamConfig {
@@ -73,6 +79,7 @@ impl StreamConfig {
             buffer_interval: Duration::from_secs(5),
             gzip: false,
             processor_bytes: 1024 * 1024,
+            partition_prefix: None,
         }
     }
 }

@@ -280,6 +280,26 @@ fn an_oversized_content_length_is_refused_before_the_body_is_read() {
 }
 
 #[test]
+fn a_body_without_content_length_gets_the_same_limit_and_413() {
+    let cfg = config(&[("MAX_BODY_BYTES", "1000")]);
+    let events = ingest_of(prepare(&post(), &cfg));
+    assert_eq!(events.body_limit, 1000);
+    let over = reply_of(prepare(
+        &RequestHead {
+            content_length: Some(1001),
+            ..post()
+        },
+        &cfg,
+    ));
+    let streamed = events.too_large();
+    assert_eq!((streamed.status, &streamed.body), (413, &over.body));
+    let segment = ingest_of(prepare(&head("POST", "/v1/batch"), &config(&[])));
+    assert_eq!(segment.body_limit, crate::limits::SEGMENT_MAX_BATCH_BYTES);
+    let r = segment.too_large();
+    assert_eq!((r.status, json(&r)["error"].as_str()), (413, Some("batch_too_large")));
+}
+
+#[test]
 fn limits_are_413_naming_the_limit_and_bad_types_415() {
     let cfg = config(&[("MAX_EVENTS", "2"), ("MAX_EVENT_BYTES", "100")]);
     let r = run(br#"[{},{},{}]"#, None, None, &cfg).unwrap_err();

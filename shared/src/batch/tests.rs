@@ -234,3 +234,49 @@ fn packing_figures_add_up_field_by_field() {
         (3, 3, 2, 5120 + 2 * 10240)
     );
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+    #[test]
+    fn grouped_records_hold_one_group_each_and_every_line_once(
+        lines in proptest::collection::vec((1usize..3000, 0u8..4), 0..200),
+        target in 1usize..20_000,
+    ) {
+        let sizes: Vec<usize> = lines.iter().map(|(s, _)| *s).collect();
+        let groups: Vec<u8> = lines.iter().map(|(_, g)| *g).collect();
+        let bytes = lines_of(&sizes);
+        let config = PackConfig::with_target_record_bytes(target);
+        let grouped = pack_grouped(&bytes, &groups, config).unwrap();
+        let mut seen = grouped.order.clone();
+        seen.sort_unstable();
+        prop_assert_eq!(seen, (0..bytes.len()).collect::<Vec<_>>());
+        let mut packed = 0;
+        for r in &grouped.records {
+            prop_assert_eq!(r.lines.start, packed);
+            packed = r.lines.end;
+            let members: Vec<usize> = grouped.order[r.lines.clone()].to_vec();
+            prop_assert!(members.iter().all(|&i| groups[i] == groups[members[0]]));
+            prop_assert!(members.windows(2).all(|w| w[0] < w[1]), "input order within a group");
+            let expected: Vec<u8> = members.iter().flat_map(|&i| [bytes[i].as_slice(), b"\n"].concat()).collect();
+            prop_assert_eq!(&r.data, &expected);
+            prop_assert!(r.data.len() <= target.max(members.iter().map(|&i| bytes[i].len() + 1).max().unwrap_or(0)));
+        }
+        prop_assert_eq!(packed, bytes.len());
+    }
+}
+
+#[test]
+fn groups_pack_in_order_of_first_appearance_and_a_too_large_line_is_named_by_its_input_index() {
+    let lines = ["a1", "b1", "a2", "c1", "b2"];
+    let groups = ['a', 'b', 'a', 'c', 'b'];
+    let grouped = pack_grouped(&lines, &groups, PackConfig::default()).unwrap();
+    assert_eq!(grouped.order, [0, 2, 1, 4, 3]);
+    let data: Vec<&[u8]> = grouped.records.iter().map(|r| r.data.as_slice()).collect();
+    assert_eq!(data, [&b"a1\na2\n"[..], b"b1\nb2\n", b"c1\n"]);
+    let big = vec![b'x'; FIREHOSE_MAX_RECORD_BYTES];
+    let lines = [b"ok".to_vec(), big.clone(), b"ok".to_vec()];
+    assert!(matches!(
+        pack_grouped(&lines, &[1, 0, 1], PackConfig::default()),
+        Err(PackError::LineTooLarge { index: 1, .. })
+    ));
+}

@@ -137,6 +137,73 @@ fn a_skew_error_retries_at_once_and_the_skew_is_learned_from_the_date_header() {
 }
 
 #[test]
+fn a_skew_error_without_a_date_backs_off_instead_of_spinning() {
+    let err = FirehoseError::SignatureExpired {
+        message: "Signature expired".into(),
+        server_time: None,
+    };
+    let policy = RetryPolicy {
+        base_delay_ms: 100,
+        ..RetryPolicy::default()
+    };
+    let rng = SeededRandom::new(3);
+    let mut plan = RetryPlan::new(policy, 1, T0);
+    let mut now = T0;
+    let mut waited = 0;
+    while let Step::Retry { delay_ms } = plan.on_result(&Err(err.clone()), now, &rng) {
+        waited += delay_ms;
+        now = now.add_millis(delay_ms as i64);
+    }
+    assert!(waited > 0, "every retry was immediate");
+    // With a Date, one immediate re-signed retry; a second skew error waits.
+    let dated = FirehoseError::SignatureExpired {
+        message: "Signature expired".into(),
+        server_time: Some(T0),
+    };
+    let mut plan = RetryPlan::new(policy, 1, T0);
+    assert_eq!(
+        plan.on_result(&Err(dated.clone()), T0, &rng),
+        Step::Retry { delay_ms: 0 }
+    );
+    let delays: Vec<u64> = (0..6)
+        .filter_map(|_| match plan.on_result(&Err(dated.clone()), T0, &rng) {
+            Step::Retry { delay_ms } => Some(delay_ms),
+            _ => None,
+        })
+        .collect();
+    assert!(delays.iter().any(|&d| d > 0), "{delays:?}");
+}
+
+#[test]
+fn a_timeout_is_retried_and_a_request_that_could_not_be_built_is_not() {
+    let rng = SeededRandom::new(1);
+    let mut plan = RetryPlan::new(RetryPolicy::default(), 2, T0);
+    let timeout = Err(FirehoseError::TimedOut { after_ms: 10 });
+    assert!(matches!(plan.on_result(&timeout, T0, &rng), Step::Retry { .. }));
+    let unsigned = FirehoseError::Request("no credentials".into());
+    assert_eq!(
+        plan.on_result(&Err(unsigned.clone()), T0, &rng),
+        Step::GiveUp {
+            undelivered: vec![0, 1],
+            reason: GiveUpReason::Fatal(unsigned)
+        }
+    );
+}
+
+#[test]
+fn each_call_may_take_only_what_is_left_of_the_budget() {
+    let policy = RetryPolicy {
+        budget_ms: 5_000,
+        ..RetryPolicy::default()
+    };
+    let plan = RetryPlan::new(policy, 1, T0);
+    assert_eq!(plan.call_timeout_ms(T0), 5_000);
+    assert_eq!(plan.call_timeout_ms(T0.add_millis(3_500)), 1_500);
+    assert_eq!(plan.call_timeout_ms(T0.add_millis(9_000)), 1);
+    assert_eq!(plan.call_timeout_ms(T0.add_millis(-10)), 5_000);
+}
+
+#[test]
 fn backoff_is_full_jitter_under_a_doubling_ceiling() {
     let policy = RetryPolicy {
         max_attempts: 100,
