@@ -5,6 +5,7 @@
 use edgehose_shared::api::ApiConfig;
 use edgehose_shared::batch::PackConfig;
 use edgehose_shared::firehose::{self, Endpoint};
+use edgehose_shared::judge::Rules;
 use edgehose_shared::limits::FIREHOSE_MAX_RECORD_BYTES;
 use edgehose_shared::retry::RetryPolicy;
 use edgehose_shared::settings::{SettingError, Settings};
@@ -52,6 +53,9 @@ pub struct EdgeConfig {
     /// The longest one Firehose call may take before it is abandoned (and,
     /// within the retry budget, made again).
     pub call_timeout_ms: u64,
+    /// The stream partitions dynamically (`PARTITIONING`, as the template's
+    /// `DynamicPartitioning`): each record then holds one partition.
+    pub partitioning: bool,
     /// The queue consumer's `max_retries` (wrangler.toml): on a message's
     /// last delivery the consumer dead-letters what it cannot deliver
     /// itself, naming every id, rather than leaving it to the queue.
@@ -59,6 +63,14 @@ pub struct EdgeConfig {
 }
 
 impl EdgeConfig {
+    /// The rules lines are judged by before they are packed.
+    pub fn rules(&self) -> Rules<'_> {
+        Rules {
+            limits: &self.api.limits,
+            sources: &self.api.sources,
+        }
+    }
+
     /// Reads and checks every setting.
     pub fn from_env(env: &Env) -> Result<Self, SettingError> {
         let s = Settings::new(|name: &str| {
@@ -106,6 +118,7 @@ impl EdgeConfig {
         let direct_flush_ms = s.usize_or("DIRECT_FLUSH_MS", 20)?.min(1000) as u64;
         let call_timeout_ms = s.usize_or("FIREHOSE_TIMEOUT_MS", 10_000)?.clamp(100, 25_000) as u64;
         let queue_max_retries = s.usize_or("QUEUE_MAX_RETRIES", 10)?.min(100) as u32;
+        let partitioning = s.bool_or("PARTITIONING", false)?;
         Ok(Self {
             api,
             mode,
@@ -118,6 +131,7 @@ impl EdgeConfig {
             consumer_retry,
             direct_flush_ms,
             call_timeout_ms,
+            partitioning,
             queue_max_retries,
         })
     }

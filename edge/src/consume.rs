@@ -1,15 +1,18 @@
 //! Queue mode, consumer side: one batch of messages becomes as few records as
-//! the packing target allows and one `PutRecordBatch`. Messages whose records
+//! the packing target allows and one `PutRecordBatch`, every line judged
+//! first so that rejected events (and, partitioning, each partition) get
+//! records of their own. Messages whose records
 //! landed are acked; the others are redelivered by the queue, each run saying
 //! why; on a message's last delivery (`QUEUE_MAX_RETRIES`) the consumer
 //! dead-letters what it still cannot deliver itself, naming every id. A
 //! message that is not text goes to the dead-letter queue as it came.
 
-use edgehose_shared::batch::{pack_calls, pack_records};
+use edgehose_shared::batch::{pack_calls, pack_grouped};
+use edgehose_shared::judge::triage;
 use worker::{Env, console_error, console_log};
 
 use crate::config::{DEAD_LETTER_QUEUE, EdgeConfig};
-use crate::forward::{dead_letter, deliver};
+use crate::forward::{as_bytes, dead_letter, deliver};
 use crate::js::{QueueBatch, QueueMessage};
 
 /// Delivers a queue batch and settles every message in it.
@@ -25,23 +28,43 @@ pub async fn consume(config: &EdgeConfig, env: &Env, batch: &QueueBatch) {
             retry[i] = !forward_unreadable(env, batch, i, m, config.queue_max_retries).await;
         }
     }
-    let bodies: Vec<&str> = readable.iter().filter_map(|&i| messages[i].body.as_deref()).collect();
-    // Why each readable message was not delivered, if it was not.
+    // Every line with the message it came in, judged, then packed so that
+    // rejected events and (when partitioning) each partition ride alone.
+    let mut lines: Vec<&str> = Vec::new();
+    let mut owner: Vec<usize> = Vec::new();
+    for (k, &i) in readable.iter().enumerate() {
+        for line in messages[i].body.as_deref().unwrap_or_default().lines() {
+            if !line.is_empty() {
+                lines.push(line);
+                owner.push(k);
+            }
+        }
+    }
+    let (texts, groups) = triage(&lines, config.rules(), config.partitioning);
+    // Why each readable message was not delivered, and its lines that did not land.
     let mut failures: Vec<Option<String>> = vec![None; readable.len()];
-    match pack_records(&bodies, config.pack) {
-        Ok(records) => {
-            for call in pack_calls(records, &config.stream) {
+    let mut undelivered_lines: Vec<Vec<String>> = vec![Vec::new(); readable.len()];
+    match pack_grouped(&as_bytes(&texts), &groups, config.pack) {
+        Ok(grouped) => {
+            for call in pack_calls(grouped.records, &config.stream) {
                 if let Some(undelivered) = deliver(config, &call, config.consumer_retry).await {
                     for &r in &undelivered.records {
-                        for m in call.records[r].lines.clone() {
-                            failures[m] = Some(undelivered.reason.clone());
+                        for p in call.records[r].lines.clone() {
+                            let line = grouped.order[p];
+                            failures[owner[line]] = Some(undelivered.reason.clone());
+                            undelivered_lines[owner[line]].push(texts[line].clone().into_owned());
                         }
                     }
                 }
             }
         }
         // Envelope lines are bounded far below a record: a defect, so say so.
-        Err(e) => failures.fill(Some(format!("the batch could not be packed: {e}"))),
+        Err(e) => {
+            failures.fill(Some(format!("the batch could not be packed: {e}")));
+            for (line, &k) in owner.iter().enumerate() {
+                undelivered_lines[k].push(texts[line].clone().into_owned());
+            }
+        }
     }
     let last_delivery = config.queue_max_retries.saturating_add(1);
     let mut redelivered: Vec<(&QueueMessage, &str)> = Vec::new();
@@ -50,11 +73,11 @@ pub async fn consume(config: &EdgeConfig, env: &Env, batch: &QueueBatch) {
         let i = readable[k];
         let m = &messages[i];
         if m.attempts >= last_delivery {
-            let lines: Vec<String> = bodies[k].lines().map(str::to_owned).collect();
+            // Only what did not land: the rest of the message is in Firehose.
             let why = format!("{reason}; delivery {} of {last_delivery}", m.attempts);
             // Refused by a bound dead-letter queue: the queue's own
             // dead-letter step is the one left.
-            retry[i] = !dead_letter(env, &lines, &why).await;
+            retry[i] = !dead_letter(env, &undelivered_lines[k], &why).await;
         } else {
             retry[i] = true;
             redelivered.push((m, reason));

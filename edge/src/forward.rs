@@ -8,8 +8,9 @@ use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::time::Duration;
 
-use edgehose_shared::batch::{Call, group_lines, pack, queue_batches};
+use edgehose_shared::batch::{Call, group_lines, pack_calls, pack_grouped, queue_batches};
 use edgehose_shared::firehose::{self, FirehoseError, PutOutcome, SIGNING_SERVICE};
+use edgehose_shared::judge::triage;
 use edgehose_shared::limits::QUEUE_MESSAGE_TARGET_BYTES;
 use edgehose_shared::retry::{ClockSkew, GiveUpReason, RetryPlan, RetryPolicy, Step};
 use edgehose_shared::sign::sign;
@@ -148,22 +149,30 @@ pub async fn direct(config: &EdgeConfig, env: &Env, lines: Vec<String>) {
     IN_FLIGHT.with(|f| f.borrow_mut().1.remove(&batch));
 }
 
+/// The lines' bytes, for packing.
+pub fn as_bytes<'a>(texts: &'a [std::borrow::Cow<'_, str>]) -> Vec<&'a [u8]> {
+    texts.iter().map(|t| t.as_bytes()).collect()
+}
+
+/// Judges, packs and delivers lines: rejected events in records of their
+/// own, each partition in its own when the stream is partitioned.
 async fn deliver_lines(config: &EdgeConfig, env: &Env, lines: &[String]) {
-    let calls = match pack(lines, &config.stream, config.pack) {
-        Ok(c) => c,
+    let (texts, groups) = triage(lines, config.rules(), config.partitioning);
+    let grouped = match pack_grouped(&as_bytes(&texts), &groups, config.pack) {
+        Ok(g) => g,
         Err(e) => {
             // Envelopes are bounded far below a record; this is a defect, so say so loudly.
             dead_letter(env, lines, &format!("could not pack: {e}")).await;
             return;
         }
     };
-    for call in calls {
+    for call in pack_calls(grouped.records, &config.stream) {
         if let Some(undelivered) = deliver(config, &call, config.retry).await {
             let lost: Vec<String> = undelivered
                 .records
                 .iter()
                 .flat_map(|&i| call.records[i].lines.clone())
-                .map(|l| lines[l].clone())
+                .map(|k| texts[grouped.order[k]].clone().into_owned())
                 .collect();
             dead_letter(env, &lost, &undelivered.reason).await;
         }

@@ -17,26 +17,9 @@ use edgehose_shared::event::Event;
 use edgehose_shared::segment::Call;
 use edgehose_shared::segment::validate::Message;
 use edgehose_shared::source::SourceEvent;
-use edgehose_shared::timestamp::Timestamp;
+pub use edgehose_shared::timestamp::Rfc3339;
 use serde::Serialize;
 use serde_json::value::RawValue;
-
-/// A timestamp as RFC 3339 text, without an allocation.
-#[derive(Clone, Copy)]
-pub struct Rfc3339([u8; 24]);
-
-impl Rfc3339 {
-    /// The instant `ms` milliseconds after the epoch.
-    pub fn of_millis(ms: i64) -> Self {
-        Self(Timestamp::from_millis(ms).rfc3339_bytes())
-    }
-}
-
-impl Serialize for Rfc3339 {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(std::str::from_utf8(&self.0).unwrap_or_default())
-    }
-}
 
 /// What every line takes from the envelope.
 pub struct Where<'a> {

@@ -25,6 +25,7 @@ use base64::Engine as _;
 use edgehose_shared::envelope::Envelope;
 pub use edgehose_shared::firehose::{TransformEvent, TransformRecord};
 use edgehose_shared::limits::Limits;
+use edgehose_shared::rejected::{Rejected, is_rejected_line};
 use edgehose_shared::segment::validate::validate_message;
 use edgehose_shared::source::{self, Sources};
 use edgehose_shared::timestamp::Timestamp;
@@ -379,23 +380,6 @@ fn answer_size(a: &TransformedRecord) -> usize {
     serde_json::to_vec(&without_data).map_or(usize::MAX / 4, |v| v.len() + 1 + a.data.as_str().len())
 }
 
-/// A piece that could not be delivered as an event, kept with its reasons.
-#[derive(Serialize)]
-struct Rejected<'a> {
-    id: &'a str,
-    received_at: Option<Rfc3339>,
-    rejected: &'a [Violation],
-    envelope: Original<'a>,
-}
-
-/// The line as received: its JSON when it is JSON, else its text.
-#[derive(Serialize)]
-#[serde(untagged)]
-enum Original<'a> {
-    Json(&'a RawValue),
-    Text(&'a str),
-}
-
 fn transform_record(
     data: &[u8],
     config: &TransformConfig,
@@ -475,17 +459,8 @@ impl Output {
         }
     }
 
-    fn push_rejected(&mut self, id: &str, received_at: Option<Rfc3339>, reasons: &[Violation], line: &str) {
-        let envelope = serde_json::from_str::<&RawValue>(line).map_or(Original::Text(line), Original::Json);
-        push_line(
-            &mut self.rejected,
-            &Rejected {
-                id,
-                received_at,
-                rejected: reasons,
-                envelope,
-            },
-        );
+    fn push_rejected(&mut self, id: &str, received_at: Option<i64>, reasons: &[Violation], line: &str) {
+        Rejected::new(id, received_at, reasons, line).write_to(&mut self.rejected);
     }
 }
 
@@ -510,13 +485,19 @@ enum Line {
 fn outcome(line: &str, config: &TransformConfig, out: &mut Output) -> Line {
     let envelope = match Envelope::parse(line) {
         Ok(e) => e,
+        // Judged at the edge already, reasons and envelope inside: kept as it is.
+        Err(_) if is_rejected_line(line) => {
+            out.rejected.extend_from_slice(line.as_bytes());
+            out.rejected.push(b'\n');
+            return Line::Invalid;
+        }
         Err(e) => {
             let reason = [Violation::new(Reason::NotAnEnvelope, "", e.to_string())];
             out.push_rejected("", None, &reason, line);
             return Line::Quarantined;
         }
     };
-    let received = Some(Rfc3339::of_millis(envelope.received_at));
+    let received = Some(envelope.received_at);
     if let Some(q) = &envelope.quarantine {
         let reason = [Violation::new(Reason::Quarantined, "", q.reason.clone())];
         out.push_rejected(&envelope.id, received, &reason, line);

@@ -260,6 +260,24 @@ fn four_digits(b: &[u8], at: usize) -> Option<i64> {
     Some(two_digits(b, at)? * 100 + two_digits(b, at + 2)?)
 }
 
+/// A timestamp as RFC 3339 text (`2024-05-01T12:30:00.250Z`) that
+/// serializes without an allocation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rfc3339([u8; 24]);
+
+impl Rfc3339 {
+    /// The instant `ms` milliseconds after the epoch.
+    pub fn of_millis(ms: i64) -> Self {
+        Self(Timestamp::from_millis(ms).rfc3339_bytes())
+    }
+}
+
+impl serde::Serialize for Rfc3339 {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(std::str::from_utf8(&self.0).unwrap_or_default())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

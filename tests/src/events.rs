@@ -81,7 +81,17 @@ pub fn landed(sandbox: &Sandbox) -> BTreeMap<String, Vec<Envelope<'static>>> {
     let objects = sandbox.objects().unwrap_or_else(|e| panic!("reading the bucket: {e}"));
     for (_, bytes) in objects {
         for line in String::from_utf8_lossy(&bytes).lines() {
-            let env = Envelope::parse(line)
+            // What the edge judged rejected (a quarantined payload, an
+            // invalid event) lands as its `rejected` line, envelope inside.
+            let inside;
+            let envelope = if edgehose_shared::rejected::is_rejected_line(line) {
+                let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+                inside = v["envelope"].to_string();
+                inside.as_str()
+            } else {
+                line
+            };
+            let env = Envelope::parse(envelope)
                 .unwrap_or_else(|e| panic!("{e}: {line}"))
                 .into_owned();
             out.entry(env.id.to_string()).or_default().push(env);

@@ -27,15 +27,20 @@ pub struct Local {
 impl Local {
     /// Starts firehose-local (a 1 s buffer, `faults`) and the edge in queue
     /// mode in front of it, with `bindings` added to the edge's settings;
-    /// `SOURCES` there is given to the transform too, as a deployment does.
+    /// `SOURCES` and `PARTITIONING` there are given to the transform too, as
+    /// a deployment does (and `PARTITIONING=true` partitions the stream as
+    /// the template does).
     pub fn start(name: &str, faults: FaultPlan, bindings: &[(&str, &str)]) -> Self {
         let dir = std::env::temp_dir().join(format!("edgehose-pipeline-{name}-{}", firehose::store::uuid()));
         let mut config = Config::new("clicks", dir.clone());
         let transform_env: Vec<(String, String)> = bindings
             .iter()
-            .filter(|(k, _)| *k == "SOURCES")
+            .filter(|(k, _)| matches!(*k, "SOURCES" | "PARTITIONING"))
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
+        if bindings.contains(&("PARTITIONING", "true")) {
+            config.streams[0].partition_prefix = Some(firehose::PARTITION_PREFIX.to_owned());
+        }
         config.transform = Some((workspace_binary("transform"), transform_env));
         config.faults = faults;
         config.seed = 42;

@@ -32,6 +32,20 @@ struct Landed {
     error_codes: Vec<String>,
     /// Lines kept under dead-letter/.
     dead_letters: Vec<String>,
+    /// `rejected` lines in the destination (only what per-name JSON
+    /// Schemas reject may be there).
+    rejected_in_destination: usize,
+}
+
+/// Notes a `rejected` line: its envelope among the failed lines, its reasons by id.
+fn note_rejected(landed: &mut Landed, v: &serde_json::Value, reasons: &[serde_json::Value]) {
+    landed.failed_lines.push(v["envelope"].clone());
+    let id = v["envelope"]["event"]["message_id"].as_str().unwrap_or("").to_owned();
+    landed
+        .rejected
+        .entry(id)
+        .or_default()
+        .extend(reasons.iter().map(|r| r.to_string()));
 }
 
 fn read(p: &Pipeline) -> Landed {
@@ -51,7 +65,12 @@ fn read(p: &Pipeline) -> Landed {
                     .decode(e["rawData"].as_str().unwrap())
                     .unwrap();
                 for l in String::from_utf8(raw).unwrap().lines() {
-                    landed.failed_lines.push(serde_json::from_str(l).unwrap());
+                    let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                    // Judged at the edge: the reasons ride with the envelope.
+                    match v["rejected"].as_array() {
+                        Some(reasons) => note_rejected(&mut landed, &v, &reasons.clone()),
+                        None => landed.failed_lines.push(v),
+                    }
                 }
             }
         } else if rel.starts_with("dead-letter/") {
@@ -61,13 +80,8 @@ fn read(p: &Pipeline) -> Landed {
             for line in text.lines() {
                 let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
                 if let Some(reasons) = v["rejected"].as_array() {
-                    landed.failed_lines.push(v["envelope"].clone());
-                    let id = v["envelope"]["event"]["message_id"].as_str().unwrap_or("").to_owned();
-                    landed
-                        .rejected
-                        .entry(id)
-                        .or_default()
-                        .extend(reasons.iter().map(|r| r.to_string()));
+                    landed.rejected_in_destination += 1;
+                    note_rejected(&mut landed, &v, &reasons.clone());
                 } else {
                     *landed
                         .delivered
@@ -204,6 +218,9 @@ fn every_event_posted_to_the_edge_lands_validated_or_with_its_reason() {
     };
     assert_eq!(delivered, expected, "valid events in the destination");
     assert!(l.delivered.values().all(|&n| n == 1), "duplicates without faults");
+    // Every invalid event was judged at the edge and packed apart: the
+    // destination holds events and nothing else.
+    assert_eq!(l.rejected_in_destination, 0, "rejected lines among the events: {l:#?}");
     for id in &bad {
         let reasons = l
             .rejected
@@ -275,5 +292,51 @@ fn with_partial_failures_throttling_and_an_outage_nothing_is_lost() {
         good.len(),
         l.dead_letters.len()
     );
+    let _ = std::fs::remove_dir_all(&p.dir);
+}
+
+#[test]
+fn with_partitioning_every_object_holds_one_event_name_and_one_day() {
+    let p = Pipeline::start("partitions", FaultPlan::default(), &[("PARTITIONING", "true")]);
+    let names = ["signup", "checkout", "page_view"];
+    let mut ids = Vec::new();
+    for i in 0..8 {
+        // Every request mixes all three names, so every queue batch does too.
+        let body: Vec<String> = (0..6)
+            .map(|k| {
+                let n = i * 10 + k;
+                ids.push(format!("parts-{n}"));
+                format!(r#"{{"event":"{}","message_id":"parts-{n}"}}"#, names[k % 3])
+            })
+            .collect();
+        let r = post(
+            p.edge.url(),
+            body.join("\n").as_bytes(),
+            &[("content-type", "application/x-ndjson")],
+        );
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    let done = wait_for(Duration::from_secs(120), || {
+        let _ = p.firehose.flush(Duration::from_secs(30));
+        read(&p).delivered.len() == ids.len()
+    });
+    assert!(done, "{:?}\n{}", p.firehose.stats(), p.edge.log());
+    let mut objects = 0;
+    for path in edgehose_cli::firehose::store::objects(&p.dir) {
+        let rel = path.strip_prefix(&p.dir).unwrap().to_string_lossy().into_owned();
+        let Some(rest) = rel.strip_prefix("events/event_name=") else {
+            continue;
+        };
+        objects += 1;
+        let (name, rest) = rest.split_once("/date=").unwrap();
+        let date = rest.split('/').next().unwrap();
+        assert!(names.contains(&name), "{rel}: no event is named {name}");
+        for line in std::fs::read_to_string(&path).unwrap().lines() {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            assert_eq!(v["event"], name, "{rel}: {line}");
+            assert!(v["received_at"].as_str().unwrap().starts_with(date), "{rel}: {line}");
+        }
+    }
+    assert!(objects >= names.len(), "{objects} objects");
     let _ = std::fs::remove_dir_all(&p.dir);
 }

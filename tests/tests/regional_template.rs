@@ -150,3 +150,12 @@ fn the_transform_and_ingest_api_read_the_same_sources_setting() {
         assert_eq!(vars["SOURCES"], serde_json::json!({"Ref": "Sources"}), "{resource}");
     }
 }
+
+#[test]
+fn firehose_local_partitions_a_stream_as_the_template_does() {
+    let text = std::fs::read_to_string(tools::repo_root().join("regional/template.yaml")).unwrap();
+    assert!(
+        text.contains(&format!("\"{}\"", edgehose_cli::firehose::PARTITION_PREFIX)),
+        "the template's partitioned prefix is not firehose-local's"
+    );
+}

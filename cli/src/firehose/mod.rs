@@ -42,6 +42,11 @@ pub const DEV_ACCESS_KEY_ID: &str = "AKIDEDGEHOSELOCAL";
 /// Its secret (a local stand-in: not a secret, never an AWS credential).
 pub const DEV_SECRET_ACCESS_KEY: &str = "edgehose-local-secret";
 
+/// The object prefix the SAM template gives a partitioned stream
+/// (`DynamicPartitioning=true`): by the transform's event name and day.
+pub const PARTITION_PREFIX: &str =
+    "events/event_name=!{partitionKeyFromLambda:event_name}/date=!{partitionKeyFromLambda:event_date}/";
+
 /// One delivery stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StreamConfig {

@@ -581,3 +581,25 @@ fn a_sources_json_schema_applies_by_its_name() {
     );
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn lines_the_edge_judged_rejected_fail_their_record_whole_and_keep_their_reasons() {
+    use edgehose_shared::judge::{Rules, Verdict, judge};
+    let (limits, sources) = (Limits::default(), edgehose_shared::source::Sources::default());
+    let rules = Rules {
+        limits: &limits,
+        sources: &sources,
+    };
+    let judged: Vec<String> = edge_lines(INVALID)
+        .iter()
+        .map(|l| match judge(l, rules) {
+            Verdict::Rejected(r) => r.into_owned(),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    let (resp, counts) = run(&[record(&judged)], &TransformConfig::default());
+    assert_eq!(resp.records[0].result, RecordResult::ProcessingFailed);
+    assert_eq!((counts.events_invalid, counts.records_failed), (1, 1));
+    // The same line, byte for byte, is what the log keeps for it.
+    assert_eq!(resp.failed_rejections, judged);
+}
