@@ -3,7 +3,9 @@
 // posts every dead-letter message to a collector URL so tests can count them.
 //
 //   node miniflare.mjs <build-dir> '<json options>'
-// options: { port, bindings: {NAME: "value"}, maxRetries, maxBatchSize, dlqSink, deadLetterQueue (default true) }
+// options: { port, bindings: {NAME: "value"}, maxRetries, maxBatchSize, dlqSink, deadLetterQueue (default true), persist (a directory: R2 kept across restarts) }
+// With a dlqSink, a small drain posts every dead-letter message there (tests count them); without
+// one, the Worker consumes its dead-letter queue itself and archives it in its DEAD_LETTERS bucket.
 // Prints {"url": "...", "control": "..."} on one line once ready; stops when stdin closes.
 // The control URL takes `POST /queues/<BINDING>`: the body is sent to that
 // queue as one message, as bytes when its content type is
@@ -47,6 +49,7 @@ const mf = new Miniflare(convertV4MiniflareOptions({
         opts.deadLetterQueue === false
           ? { EVENTS_QUEUE: "edgehose-events" }
           : { EVENTS_QUEUE: "edgehose-events", DEAD_LETTER_QUEUE: "edgehose-events-dlq" },
+      r2Buckets: ["DEAD_LETTERS"],
       queueConsumers: {
         "edgehose-events": {
           maxBatchSize: opts.maxBatchSize ?? 100,
@@ -54,17 +57,23 @@ const mf = new Miniflare(convertV4MiniflareOptions({
           maxRetries: opts.maxRetries ?? 3,
           ...(opts.deadLetterQueue === false ? {} : { deadLetterQueue: "edgehose-events-dlq" }),
         },
+        ...(opts.dlqSink ? {} : { "edgehose-events-dlq": { maxBatchSize: 100, maxBatchTimeout: 1, maxRetries: 10 } }),
       },
     },
-    {
-      name: "dlq-drain",
-      modules: true,
-      script: dlqDrain,
-      compatibilityDate: "2026-11-01",
-      bindings: { SINK: opts.dlqSink ?? "http://127.0.0.1:9/unset" },
-      queueConsumers: { "edgehose-events-dlq": { maxBatchSize: 100, maxBatchTimeout: 1, maxRetries: 10 } },
-    },
+    ...(opts.dlqSink
+      ? [
+          {
+            name: "dlq-drain",
+            modules: true,
+            script: dlqDrain,
+            compatibilityDate: "2026-11-01",
+            bindings: { SINK: opts.dlqSink },
+            queueConsumers: { "edgehose-events-dlq": { maxBatchSize: 100, maxBatchTimeout: 1, maxRetries: 10 } },
+          },
+        ]
+      : []),
   ],
+  ...(opts.persist ? { resourcePersistencePath: opts.persist } : {}),
 }));
 
 const url = await mf.ready;

@@ -143,10 +143,14 @@ pub fn main(raw: &[String]) -> Result<(), String> {
         ("FORWARD_MODE", mode),
     ];
     edge_env.extend(api_settings);
+    let admin_key = std::env::var("ADMIN_KEY").unwrap_or_else(|_| crate::redrive::DEV_ADMIN_KEY.to_owned());
+    edge_env.push(("ADMIN_KEY", admin_key.as_str()));
     let mut options = EdgeOptions::new(&edge_env);
     options.port = Some(args.parsed("port", 8787u16)?);
     options.max_retries = 10;
-    options.dlq_sink = Some(format!("{}/_edgehose/dead-letter", firehose.url()));
+    // Dead letters are archived by the Worker itself, as deployed, in a
+    // bucket kept across restarts; `edgehose redrive` brings them back.
+    options.persist = Some(data_dir.join(".miniflare"));
     options.build = Build::Release;
     let edge = Edge::start(&options)?;
 
@@ -166,11 +170,20 @@ pub fn main(raw: &[String]) -> Result<(), String> {
         }
         last = now;
     }
-    println!("\nstopping: the edge, the API Gateway path, then firehose-local (delivering what it buffered)…");
+    let stopping = Instant::now();
+    println!("\nstopping: draining the edge's queue into firehose-local…");
+    let left = drain(edge.url(), &api, &firehose, Duration::from_secs(30));
+    if left > 0 {
+        println!(
+            "  {left} events the edge accepted are not in firehose-local after 30 s (Firehose refusing them? see the dead letters: edgehose redrive --count)"
+        );
+    }
+    println!("  then the edge, the API Gateway path, and firehose-local (delivering what it buffered)…");
     drop(edge);
     drop(api);
     let s = firehose.stats();
     drop(firehose);
+    println!("  stopped in {:.1} s", stopping.elapsed().as_secs_f64());
     println!(
         "stopped. {} records received, {} delivered, {} failed; data is in {}",
         s.records_received,
@@ -189,6 +202,27 @@ fn transform_env() -> Vec<(String, String)> {
         env.push(("SCHEMA_DIR".to_owned(), schemas.display().to_string()));
     }
     env
+}
+
+/// Waits until every event either path accepted is in firehose-local (the
+/// edge's queue drained: nothing new arrives for two of its batch windows),
+/// or `timeout` passes; returns how many are still missing.
+fn drain(edge: &str, api: &ApiGateway, firehose: &FirehoseLocal, timeout: Duration) -> u64 {
+    let start = Instant::now();
+    let (mut last, mut still_since) = (u64::MAX, Instant::now());
+    loop {
+        // Read the paths first: an event accepted later is counted next time.
+        let accepted = edge_accepted(edge) + api.accepted_events();
+        let received = firehose.stats().lines_received;
+        if received != last {
+            (last, still_since) = (received, Instant::now());
+        }
+        let quiet = still_since.elapsed() > Duration::from_secs(2);
+        if (received >= accepted && quiet) || start.elapsed() > timeout {
+            return accepted.saturating_sub(received);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// Events the edge isolate accepted so far (its `/healthz` counters).
@@ -218,7 +252,7 @@ Try:
 Data lands in {data}/ (Firehose's S3 layout, every ~5 s):
   {data}/YYYY/MM/DD/HH/{stream}-1-…          validated events, one JSON per line
   {data}/processing-failed/YYYY/MM/DD/HH/…  records with no valid event, in AWS's error format
-  {data}/dead-letter/…                       what the edge gave up on after its retries
+  dead letters (what the edge gave up on)   archived in the Worker's DEAD_LETTERS bucket: edgehose redrive
   {data}/transform.log, ingest-api.log       the functions' logs
 Break something:
   curl -s -X PUT {firehose}/_edgehose/faults -d '{{\"partial\":0.3,\"outage_secs\":5}}'

@@ -53,8 +53,11 @@ pub struct EdgeOptions {
     pub max_retries: u32,
     /// The queue consumer's `max_batch_size`.
     pub max_batch_size: u32,
-    /// Where dead-lettered messages are posted.
+    /// Where dead-lettered messages are posted; `None`: the Worker archives
+    /// them in its `DEAD_LETTERS` bucket (Miniflare's R2), as deployed.
     pub dlq_sink: Option<String>,
+    /// Where Miniflare keeps that bucket across restarts (in memory when `None`).
+    pub persist: Option<PathBuf>,
     /// Whether the `DEAD_LETTER_QUEUE` binding exists.
     pub dead_letter_queue: bool,
     /// The port to serve on (any free one when `None`).
@@ -70,6 +73,7 @@ impl EdgeOptions {
             max_retries: 3,
             max_batch_size: 100,
             dlq_sink: None,
+            persist: None,
             dead_letter_queue: true,
             port: None,
         }
@@ -106,9 +110,14 @@ impl Edge {
             "maxRetries": options.max_retries,
             "maxBatchSize": options.max_batch_size,
             "dlqSink": options.dlq_sink,
+            "persist": options.persist,
             "deadLetterQueue": options.dead_letter_queue,
         });
-        let mut child = Command::new(node)
+        let mut command = Command::new(node);
+        // A process group of its own: a terminal's Ctrl-C reaches only the
+        // command that started it, which drains the queue before it stops this.
+        std::os::unix::process::CommandExt::process_group(&mut command, 0);
+        let mut child = command
             .arg(&script)
             .arg(&build)
             .arg(config.to_string())

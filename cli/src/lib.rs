@@ -7,6 +7,7 @@
 //! - [`apigw`]: the API Gateway (HTTP API) front of the `ingest-api` function;
 //! - [`edge`]: the built edge Worker in workerd (through Miniflare, for Queues);
 //! - [`dev`]: all of them together, with progress;
+//! - [`redrive`]: archived dead letters back through the normal path;
 //! - [`latency`]: the latency comparison of the edge and API Gateway paths,
 //!   with the delay proxy that puts local services at a distance.
 //!
@@ -23,5 +24,6 @@ pub mod dev;
 pub mod edge;
 pub mod firehose;
 pub mod latency;
+pub mod redrive;
 pub mod runtime_api;
 pub mod tools;

@@ -102,6 +102,9 @@ impl RuntimeApi {
         log_file: Option<&Path>,
     ) -> Result<Function, String> {
         let mut cmd = Command::new(binary);
+        // A process group of its own: a terminal's Ctrl-C reaches only the
+        // command that started it, which stops it in order.
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         cmd.env("AWS_LAMBDA_RUNTIME_API", &self.addr)
             .env("AWS_LAMBDA_FUNCTION_NAME", name)
             .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")

@@ -56,6 +56,12 @@ pub struct EdgeConfig {
     /// The stream partitions dynamically (`PARTITIONING`, as the template's
     /// `DynamicPartitioning`): each record then holds one partition.
     pub partitioning: bool,
+    /// The dead-letter queue's name (`DEAD_LETTER_QUEUE_NAME`): its batches
+    /// are archived, not delivered.
+    pub dead_letter_queue_name: String,
+    /// `ADMIN_KEY` (a secret): the bearer token `/v1/redrive` takes; unset,
+    /// redrive is off.
+    pub admin_key: Option<String>,
     /// The queue consumer's `max_retries` (wrangler.toml): on a message's
     /// last delivery the consumer dead-letters what it cannot deliver
     /// itself, naming every id, rather than leaving it to the queue.
@@ -119,6 +125,15 @@ impl EdgeConfig {
         let call_timeout_ms = s.usize_or("FIREHOSE_TIMEOUT_MS", 10_000)?.clamp(100, 25_000) as u64;
         let queue_max_retries = s.usize_or("QUEUE_MAX_RETRIES", 10)?.min(100) as u32;
         let partitioning = s.bool_or("PARTITIONING", false)?;
+        let dead_letter_queue_name = s
+            .get("DEAD_LETTER_QUEUE_NAME")
+            .unwrap_or_else(|| "edgehose-events-dlq".to_owned());
+        let admin_key = s.get("ADMIN_KEY").filter(|k| !k.is_empty());
+        if let Some(k) = &admin_key
+            && k.len() < 16
+        {
+            return Err(SettingError::new("ADMIN_KEY", "is shorter than 16 characters"));
+        }
         Ok(Self {
             api,
             mode,
@@ -132,6 +147,8 @@ impl EdgeConfig {
             direct_flush_ms,
             call_timeout_ms,
             partitioning,
+            dead_letter_queue_name,
+            admin_key,
             queue_max_retries,
         })
     }

@@ -155,28 +155,45 @@ pub fn as_bytes<'a>(texts: &'a [std::borrow::Cow<'_, str>]) -> Vec<&'a [u8]> {
 }
 
 /// Judges, packs and delivers lines: rejected events in records of their
-/// own, each partition in its own when the stream is partitioned.
+/// own, each partition in its own when the stream is partitioned. What the
+/// budget cannot deliver goes to the dead-letter path.
 async fn deliver_lines(config: &EdgeConfig, env: &Env, lines: &[String]) {
+    if let Err((lost, reason)) = deliver_judged(config, lines, config.retry).await {
+        dead_letter(env, &lost, &reason).await;
+    }
+}
+
+/// Judges, packs and sends lines with `policy`'s retries. `Err` holds the
+/// lines that did not land (rejected ones as their `rejected` lines) and why.
+pub async fn deliver_judged<S: AsRef<str>>(
+    config: &EdgeConfig,
+    lines: &[S],
+    policy: RetryPolicy,
+) -> Result<(), (Vec<String>, String)> {
     let (texts, groups) = triage(lines, config.rules(), config.partitioning);
     let grouped = match pack_grouped(&as_bytes(&texts), &groups, config.pack) {
         Ok(g) => g,
+        // Envelopes are bounded far below a record; this is a defect, so say so loudly.
         Err(e) => {
-            // Envelopes are bounded far below a record; this is a defect, so say so loudly.
-            dead_letter(env, lines, &format!("could not pack: {e}")).await;
-            return;
+            let all = lines.iter().map(|l| l.as_ref().to_owned()).collect();
+            return Err((all, format!("could not pack: {e}")));
         }
     };
+    let mut lost = Vec::new();
+    let mut reason = String::new();
     for call in pack_calls(grouped.records, &config.stream) {
-        if let Some(undelivered) = deliver(config, &call, config.retry).await {
-            let lost: Vec<String> = undelivered
-                .records
-                .iter()
-                .flat_map(|&i| call.records[i].lines.clone())
-                .map(|k| texts[grouped.order[k]].clone().into_owned())
-                .collect();
-            dead_letter(env, &lost, &undelivered.reason).await;
+        if let Some(undelivered) = deliver(config, &call, policy).await {
+            lost.extend(
+                undelivered
+                    .records
+                    .iter()
+                    .flat_map(|&i| call.records[i].lines.clone())
+                    .map(|k| texts[grouped.order[k]].clone().into_owned()),
+            );
+            reason = undelivered.reason;
         }
     }
+    if lost.is_empty() { Ok(()) } else { Err((lost, reason)) }
 }
 
 /// Queue mode, producer side: sends the envelopes as text messages of whole

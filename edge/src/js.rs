@@ -158,6 +158,38 @@ export async function queue_forward(queue, batch, i) {
   // "v8" keeps a body of any type as it came.
   await queue.send(batch.messages[i].body, { contentType: "v8" });
 }
+export function queue_name(batch) {
+  return batch.queue;
+}
+// A body that is not text, as text: base64 for bytes, else its JSON.
+export function queue_body_text(batch, i) {
+  const b = batch.messages[i].body;
+  if (b instanceof ArrayBuffer || ArrayBuffer.isView(b)) {
+    const u = b instanceof ArrayBuffer ? new Uint8Array(b) : new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
+    let s = "";
+    for (const x of u) s += String.fromCharCode(x);
+    return ["base64", btoa(s)];
+  }
+  try {
+    return ["json", JSON.stringify(b)];
+  } catch (e) {
+    return ["text", String(b)];
+  }
+}
+export async function r2_put(bucket, key, bytes) {
+  await bucket.put(key, bytes.slice(), { httpMetadata: { contentType: "application/x-ndjson" } });
+}
+export async function r2_list(bucket, prefix, limit) {
+  const listed = await bucket.list({ prefix, limit });
+  return [listed.objects.map((o) => o.key), listed.truncated];
+}
+export async function r2_get(bucket, key) {
+  const o = await bucket.get(key);
+  return o === null ? null : await o.text();
+}
+export async function r2_delete(bucket, key) {
+  await bucket.delete(key);
+}
 export async function queue_send(queue, bytes, ends) {
   const messages = strings(bytes, ends).map((body) => ({ body, contentType: "text" }));
   await queue.sendBatch(messages);
@@ -180,6 +212,16 @@ extern "C" {
     fn orphans_put(bytes: &[u8], ends: &[u32]);
     fn remember(env: &JsValue, ctx: &JsValue);
     fn queue_messages(batch: &JsValue) -> js_sys::Array;
+    fn queue_name(batch: &JsValue) -> String;
+    fn queue_body_text(batch: &JsValue, i: u32) -> js_sys::Array;
+    #[wasm_bindgen(catch)]
+    fn r2_put(bucket: &JsValue, key: &str, bytes: &[u8]) -> Result<js_sys::Promise, JsValue>;
+    #[wasm_bindgen(catch)]
+    fn r2_list(bucket: &JsValue, prefix: &str, limit: u32) -> Result<js_sys::Promise, JsValue>;
+    #[wasm_bindgen(catch)]
+    fn r2_get(bucket: &JsValue, key: &str) -> Result<js_sys::Promise, JsValue>;
+    #[wasm_bindgen(catch)]
+    fn r2_delete(bucket: &JsValue, key: &str) -> Result<js_sys::Promise, JsValue>;
     fn queue_settle(batch: &JsValue, retry: &[u8]);
     #[wasm_bindgen(catch)]
     fn queue_forward(queue: &JsValue, batch: &JsValue, i: u32) -> Result<js_sys::Promise, JsValue>;
@@ -333,6 +375,21 @@ impl QueueBatch {
             .collect()
     }
 
+    /// The queue the batch came from.
+    pub fn queue(&self) -> String {
+        queue_name(&self.0)
+    }
+
+    /// Message `i`'s body when it is not text, as text: `("base64", …)` for
+    /// bytes, `("json", …)` for anything else.
+    pub fn body_as_text(&self, i: usize) -> (String, String) {
+        let parts = queue_body_text(&self.0, i as u32);
+        (
+            parts.get(0).as_string().unwrap_or_default(),
+            parts.get(1).as_string().unwrap_or_default(),
+        )
+    }
+
     /// Acks every message but those `retry` marks, which the queue redelivers.
     pub fn settle(&self, retry: &[bool]) {
         let flags: Vec<u8> = retry.iter().map(|&r| u8::from(r)).collect();
@@ -347,6 +404,49 @@ impl QueueBatch {
             .map(|_| ())
             .map_err(describe)
     }
+}
+
+/// An R2 bucket binding, through the calls the dead-letter archive needs.
+pub struct Bucket<'a>(pub &'a JsValue);
+
+impl Bucket<'_> {
+    /// Writes an object.
+    pub async fn put(&self, key: &str, bytes: &[u8]) -> Result<(), String> {
+        await_unit(r2_put(self.0, key, bytes)).await
+    }
+
+    /// Up to `limit` keys under `prefix`, in key order, and whether more follow.
+    pub async fn list(&self, prefix: &str, limit: u32) -> Result<(Vec<String>, bool), String> {
+        let value = js_sys::futures::JsFuture::from(r2_list(self.0, prefix, limit).map_err(describe)?)
+            .await
+            .map_err(describe)?;
+        let parts = js_sys::Array::from(&value);
+        let keys = js_sys::Array::from(&parts.get(0))
+            .iter()
+            .filter_map(|k| k.as_string())
+            .collect();
+        Ok((keys, parts.get(1).is_truthy()))
+    }
+
+    /// An object's text, `None` when it is not there.
+    pub async fn get(&self, key: &str) -> Result<Option<String>, String> {
+        let value = js_sys::futures::JsFuture::from(r2_get(self.0, key).map_err(describe)?)
+            .await
+            .map_err(describe)?;
+        Ok(value.as_string())
+    }
+
+    /// Removes an object.
+    pub async fn delete(&self, key: &str) -> Result<(), String> {
+        await_unit(r2_delete(self.0, key)).await
+    }
+}
+
+async fn await_unit(promise: Result<js_sys::Promise, JsValue>) -> Result<(), String> {
+    js_sys::futures::JsFuture::from(promise.map_err(describe)?)
+        .await
+        .map(|_| ())
+        .map_err(describe)
 }
 
 fn describe(e: JsValue) -> String {

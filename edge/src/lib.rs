@@ -7,11 +7,13 @@
 //! API Gateway path answers identically; this crate only moves bytes between
 //! the Workers runtime and the shared crate.
 
+mod archive;
 mod clock;
 pub mod config;
 mod consume;
 mod forward;
 mod js;
+mod redrive;
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -75,6 +77,16 @@ pub fn fetch(req: web_sys::Request, env: Env, ctx: worker::worker_sys::Context) 
     #[cfg(feature = "panic-probe")]
     if path == "/__panic" {
         panic!("panic probe: deliberate panic for the isolation test");
+    }
+    if path == redrive::PATH {
+        if let Err(reply) = redrive::check(&config, head.authorization()) {
+            return respond(reply);
+        }
+        let method = head.method().to_owned();
+        return js_sys::futures::future_to_promise(async move {
+            Ok(respond(redrive::handle(&config, &env, &method).await))
+        })
+        .into();
     }
     let request_head = RequestHead {
         method: head.method(),
@@ -171,6 +183,7 @@ pub fn queue(batch: JsValue, env: Env, _ctx: worker::worker_sys::Context) -> js_
     let batch = js::QueueBatch(batch);
     js_sys::futures::future_to_promise(async move {
         match config(&env) {
+            Ok(config) if batch.queue() == config.dead_letter_queue_name => archive::archive(&env, &batch).await,
             Ok(config) => consume::consume(&config, &env, &batch).await,
             // Misconfigured: let the queue redeliver later rather than lose anything.
             Err(_) => batch.settle(&vec![true; batch.messages().len()]),

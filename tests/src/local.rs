@@ -31,6 +31,16 @@ impl Local {
     /// a deployment does (and `PARTITIONING=true` partitions the stream as
     /// the template does).
     pub fn start(name: &str, faults: FaultPlan, bindings: &[(&str, &str)]) -> Self {
+        Self::start_with(name, faults, bindings, |_| {})
+    }
+
+    /// [`Local::start`], with the edge's options changed by `edit` last.
+    pub fn start_with(
+        name: &str,
+        faults: FaultPlan,
+        bindings: &[(&str, &str)],
+        edit: impl FnOnce(&mut EdgeOptions),
+    ) -> Self {
         let dir = std::env::temp_dir().join(format!("edgehose-pipeline-{name}-{}", firehose::store::uuid()));
         let mut config = Config::new("clicks", dir.clone());
         let transform_env: Vec<(String, String)> = bindings
@@ -59,6 +69,7 @@ impl Local {
         options.max_retries = 20;
         options.max_batch_size = 20;
         options.dlq_sink = Some(format!("{}/_edgehose/dead-letter", firehose.url()));
+        edit(&mut options);
         let edge = Edge::start(&options).unwrap_or_else(|e| panic!("could not start the edge Worker: {e}"));
         Self { firehose, edge, dir }
     }

@@ -13,11 +13,12 @@ use edgehose_tests::events::{post, wait_for};
 use edgehose_tests::tools::{free_port, http_get};
 use edgehose_tests::workspace_binary;
 
-/// Sends Ctrl-C (SIGINT) to `child`, with the shell's own `kill` (a
-/// minimal system may have no kill binary).
+/// Sends Ctrl-C the way a terminal does: SIGINT to `child`'s whole process
+/// group (it was started as the group's leader), with the shell's own
+/// `kill` (a minimal system may have no kill binary).
 fn ctrl_c(child: &Child) {
     let kill = Command::new("sh")
-        .args(["-c", &format!("kill -INT {}", child.id())])
+        .args(["-c", &format!("kill -INT -{}", child.id())])
         .status()
         .unwrap();
     assert!(kill.success());
@@ -44,7 +45,10 @@ fn dev_runs_both_paths_lands_their_events_and_stops_everything_on_ctrl_c() {
     let log = data.with_extension("log");
     let (edge_port, api_port, firehose_port) = (free_port().unwrap(), free_port().unwrap(), free_port().unwrap());
     let bin = workspace_binary("edgehose");
-    let dev = Command::new(&bin)
+    let mut command = Command::new(&bin);
+    // Its own process group, as a shell gives a foreground job.
+    std::os::unix::process::CommandExt::process_group(&mut command, 0);
+    let dev = command
         .arg("dev")
         .args(["--port", &edge_port.to_string()])
         .args(["--api-port", &api_port.to_string()])
@@ -93,9 +97,29 @@ fn dev_runs_both_paths_lands_their_events_and_stops_everything_on_ctrl_c() {
     });
     assert!(both, "events did not land in {}:\n{}", data.display(), output());
 
+    // Ten more, acknowledged and still in the edge's queue when Ctrl-C comes:
+    // they must land before dev stops.
+    let last: Vec<String> = (0..10).map(|i| format!("{run}-last-{i}")).collect();
+    for id in &last {
+        let r = post(
+            &edge,
+            format!(r#"{{"event":"click","message_id":"{id}"}}"#).as_bytes(),
+            &[],
+        );
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    let asked = std::time::Instant::now();
     ctrl_c(&dev.0);
     let stopped = wait_for(Duration::from_secs(60), || dev.0.try_wait().unwrap().is_some());
     assert!(stopped, "dev did not stop on Ctrl-C:\n{}", output());
+    println!("dev stopped {:.1} s after Ctrl-C", asked.elapsed().as_secs_f64());
+    for id in &last {
+        assert!(
+            landed(id),
+            "{id}, acknowledged before Ctrl-C, never landed:\n{}",
+            output()
+        );
+    }
     assert!(dev.0.wait().unwrap().success(), "{}", output());
     assert!(output().contains("stopped."), "{}", output());
     for port in [edge_port, api_port, firehose_port] {

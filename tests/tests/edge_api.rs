@@ -422,3 +422,25 @@ fn after_a_panic_the_events_an_instance_held_land_without_waiting_for_another_re
     });
     assert!(told, "{}", e.log());
 }
+
+#[test]
+fn redrive_is_off_without_an_admin_key_and_asks_for_it_when_on() {
+    let sandbox = sandbox();
+    let off = edge(&sandbox, &[]);
+    let (status, code, msg) = error_of(&request("POST", &format!("{}/v1/redrive", off.url()), &[], b""));
+    assert_eq!((status, code.as_str()), (404, "not_found"));
+    assert!(msg.contains("ADMIN_KEY"), "{msg}");
+    let on = edge(&sandbox, &[("ADMIN_KEY", "sixteen-chars-or-more")]);
+    let url = format!("{}/v1/redrive", on.url());
+    let (status, code, _) = error_of(&request("POST", &url, &[("authorization", "Bearer wrong")], b""));
+    assert_eq!((status, code.as_str()), (401, "invalid_key"));
+    let r = request("GET", &url, &[("authorization", "Bearer sixteen-chars-or-more")], b"");
+    assert_eq!(
+        (r.status, r.text()),
+        (200, r#"{"archived_objects":0,"more":false}"#.to_owned())
+    );
+    let short = edge(&sandbox, &[("ADMIN_KEY", "short")]);
+    let (status, _, msg) = error_of(&post(short.url(), event("x", 1).as_bytes(), &[]));
+    assert_eq!(status, 500);
+    assert!(msg.contains("ADMIN_KEY is shorter than 16 characters"), "{msg}");
+}

@@ -340,3 +340,100 @@ fn with_partitioning_every_object_holds_one_event_name_and_one_day() {
     assert!(objects >= names.len(), "{objects} objects");
     let _ = std::fs::remove_dir_all(&p.dir);
 }
+
+/// Dead letters the edge log says it archived so far.
+fn archived(log: &str) -> usize {
+    log.lines()
+        .filter_map(|l| l.split("edgehose: archived ").nth(1))
+        .filter_map(|rest| rest.split(' ').next()?.parse::<usize>().ok())
+        .sum()
+}
+
+fn redrive(p: &Pipeline, key: &str) -> String {
+    let out = std::process::Command::new(edgehose_tests::workspace_binary("edgehose"))
+        .args(["redrive", "--url", p.edge.url(), "--admin-key", key])
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "edgehose redrive failed:\n{text}\n{}",
+        p.edge.log()
+    );
+    text
+}
+
+#[test]
+fn dead_letters_are_archived_and_one_command_brings_every_one_back() {
+    const KEY: &str = "a-test-admin-key-for-redrive";
+    let down = FaultPlan {
+        throttle: 1.0,
+        ..FaultPlan::default()
+    };
+    let settings = [
+        ("ADMIN_KEY", KEY),
+        ("RETRY_BUDGET_MS", "300"),
+        ("RETRY_MAX_ATTEMPTS", "2"),
+    ];
+    let p = Pipeline::start_with("redrive", down, &settings, |o| {
+        // The Worker archives its own dead letters, as deployed.
+        o.dlq_sink = None;
+        o.max_retries = 1;
+    });
+    let (good, bad, broken) = traffic(&p, "redrive", 6);
+    // Every request's message gives up and is archived while Firehose is down.
+    let messages = 6 + broken.len();
+    let all_archived = wait_for(Duration::from_secs(90), || archived(&p.edge.log()) >= messages);
+    assert!(all_archived, "{}", p.edge.log());
+    assert!(read(&p).delivered.is_empty());
+    let count = std::process::Command::new(edgehose_tests::workspace_binary("edgehose"))
+        .args(["redrive", "--count", "--url", p.edge.url(), "--admin-key", KEY])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&count.stdout).contains("archived objects"));
+
+    // Firehose is back: one command, and count in = count out.
+    p.firehose.set_faults(FaultPlan::default()).unwrap();
+    let text = redrive(&p, KEY);
+    assert!(text.contains("done: "), "{text}");
+    println!(
+        "{} dead letters archived; edgehose redrive:\n{text}",
+        archived(&p.edge.log())
+    );
+    let l = settle(&p, &good, &bad, &broken);
+    let mut expected: Vec<&String> = good.iter().collect();
+    expected.sort();
+    assert_eq!(l.delivered.keys().collect::<Vec<_>>(), expected);
+    assert!(
+        l.delivered.values().all(|&n| n == 1),
+        "each event once: {:?}",
+        l.delivered
+    );
+    assert_eq!(l.rejected_in_destination, 0);
+    for id in &bad {
+        assert!(
+            l.rejected.contains_key(id),
+            "{id} is in the error prefix with its reasons"
+        );
+    }
+    // Again: nothing is left, and nothing lands twice.
+    let again = redrive(&p, KEY);
+    assert!(again.contains("done: 0 events from 0 objects"), "{again}");
+    let wrong = std::process::Command::new(edgehose_tests::workspace_binary("edgehose"))
+        .args([
+            "redrive",
+            "--url",
+            p.edge.url(),
+            "--admin-key",
+            "not-the-admin-key-at-all",
+        ])
+        .output()
+        .unwrap();
+    assert!(!wrong.status.success());
+    assert!(String::from_utf8_lossy(&wrong.stderr).contains("401"));
+    let _ = std::fs::remove_dir_all(&p.dir);
+}

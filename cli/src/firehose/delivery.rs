@@ -55,6 +55,8 @@ pub struct Counters {
     pub records_received: AtomicU64,
     /// Bytes acknowledged.
     pub bytes_received: AtomicU64,
+    /// Lines (envelopes, from the edge) in the records acknowledged.
+    pub lines_received: AtomicU64,
     /// Records answered `Ok` by the transform (or delivered as is without one).
     pub records_delivered: AtomicU64,
     /// Records answered `Dropped`.

@@ -157,6 +157,8 @@ pub struct Stats {
     pub records_received: u64,
     /// Bytes acknowledged.
     pub bytes_received: u64,
+    /// Lines (envelopes, from the edge) in the records acknowledged.
+    pub lines_received: u64,
     /// Records delivered to the destination.
     pub records_delivered: u64,
     /// Records dropped by the transform.
@@ -302,6 +304,7 @@ impl Inner {
             refused_calls: get(&c.refused_calls),
             records_received: get(&c.records_received),
             bytes_received: get(&c.bytes_received),
+            lines_received: get(&c.lines_received),
             records_delivered: get(&c.records_delivered),
             records_dropped: get(&c.records_dropped),
             records_failed: get(&c.records_failed),

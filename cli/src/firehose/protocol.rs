@@ -297,6 +297,10 @@ fn put(inner: &Inner, call: &Value, batch: bool) -> Reply {
         records.len() as u64,
         records.iter().map(|r| r.data.len() as u64).sum::<u64>(),
     );
+    let lines = records
+        .iter()
+        .map(|r| r.data.iter().filter(|&&b| b == b'\n').count() as u64)
+        .sum::<u64>();
     if let Err(e) = stream.accept(&inner.store, records) {
         eprintln!("firehose-local: could not spool records: {e}");
         return Reply::error(
@@ -309,6 +313,7 @@ fn put(inner: &Inner, call: &Value, batch: bool) -> Reply {
     c.calls.fetch_add(1, Ordering::Relaxed);
     c.records_received.fetch_add(n, Ordering::Relaxed);
     c.bytes_received.fetch_add(bytes, Ordering::Relaxed);
+    c.lines_received.fetch_add(lines, Ordering::Relaxed);
     if batch {
         let failed_count = failed.iter().filter(|&&f| f).count();
         Reply::json(
