@@ -16,7 +16,7 @@ WASM := --target wasm32-unknown-unknown
 # Crates that must build for Cloudflare Workers as well as natively.
 WASM_CRATES := -p edgehose-shared -p edgehose-edge
 
-.PHONY: dev test bootstrap check fmt-check clippy wasm docs edge lambda unit bench-edge bench-transform bench-pipeline bench-latency bench-packing bench
+.PHONY: dev test bootstrap check fmt-check clippy wasm docs edge lambda unit bench-edge bench-transform bench-pipeline bench-latency bench-packing bench fuzz
 
 ## dev: install tools, build, and run the whole pipeline locally: the edge
 ## Worker on 127.0.0.1:8787, firehose-local running the real transform, the
@@ -104,6 +104,15 @@ bench-latency: bootstrap edge
 bench-packing: bootstrap
 	$(RUN) $(CARGO) build -q --release --locked -p edgehose-bench
 	$(RUN) target/release/edgehose-bench packing --write BENCHMARKS.md
+
+## fuzz: every libFuzzer target in fuzz/ for FUZZ_SECS seconds (60) each, seeded
+## from the test fixtures; prints executions and findings per target and rewrites
+## the fuzz section of BENCHMARKS.md. Installs nightly and cargo-fuzz (not make test's)
+FUZZ_SECS ?= 60
+fuzz: bootstrap
+	@tools/bootstrap --fuzz
+	$(RUN) $(CARGO) build -q --release --locked -p edgehose-bench
+	$(RUN) target/release/edgehose-bench fuzz --secs $(FUZZ_SECS) --write BENCHMARKS.md $(ARGS)
 
 ## bench: every benchmark above in turn (≈ 15 min), then one table of the
 ## headline figures; rewrites BENCHMARKS.md (each section and the headline)

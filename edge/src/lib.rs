@@ -101,7 +101,10 @@ pub fn fetch(req: web_sys::Request, env: Env, ctx: worker::worker_sys::Context) 
         Prepared::Reply(mut reply) => {
             if reply.status == 200 && path.trim_end_matches('/') == api::HEALTH_PATH {
                 let accepted = ACCEPTED_EVENTS.with(std::cell::Cell::get);
-                reply.body = format!(r#"{{"status":"ok","isolate":{{"accepted_events":{accepted}}}}}"#);
+                let memory = wasm_memory_bytes();
+                reply.body = format!(
+                    r#"{{"status":"ok","isolate":{{"accepted_events":{accepted},"wasm_memory_bytes":{memory}}}}}"#
+                );
             }
             return respond(reply);
         }
@@ -168,6 +171,19 @@ fn ingest_body(
             Ok(respond(accepted.reply))
         })
         .into(),
+    }
+}
+
+/// The size of this instance's linear memory: what the Worker holds of its
+/// isolate's 128 MB, which only grows (wasm memory is never given back).
+fn wasm_memory_bytes() -> usize {
+    #[cfg(target_arch = "wasm32")]
+    {
+        core::arch::wasm32::memory_size(0) * 65_536
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        0
     }
 }
 

@@ -24,11 +24,12 @@ pub struct Rejected<'a> {
     pub envelope: Original<'a>,
 }
 
-/// The line as received: its JSON when it is JSON, else its text.
+/// The line as received: its JSON when it is a JSON object (as an envelope
+/// is), else its text, so a reader can always tell which it was.
 #[derive(Serialize)]
 #[serde(untagged)]
 pub enum Original<'a> {
-    /// The line's JSON, byte for byte.
+    /// The line's JSON object, byte for byte.
     Json(&'a RawValue),
     /// A line that is not JSON, as a string.
     Text(&'a str),
@@ -41,7 +42,10 @@ impl<'a> Rejected<'a> {
             id,
             received_at: received_at_ms.map(Rfc3339::of_millis),
             rejected: reasons,
-            envelope: serde_json::from_str::<&RawValue>(line).map_or(Original::Text(line), Original::Json),
+            envelope: serde_json::from_str::<&RawValue>(line)
+                .ok()
+                .filter(|raw| raw.get().starts_with('{'))
+                .map_or(Original::Text(line), Original::Json),
         }
     }
 
@@ -104,5 +108,21 @@ mod tests {
         assert!(text.ends_with(r#""envelope":"not json"}"#), "{text}");
         assert!(is_rejected_line(&text));
         assert!(!is_rejected_line(r#"{"id":"x","rejected":[]}"#));
+    }
+
+    #[test]
+    fn a_line_that_is_json_but_no_object_is_kept_as_its_text() {
+        // Found by `make fuzz` (envelope): embedded as JSON, the string
+        // "~" could not be told from the text ~.
+        let reasons = [Violation::new(Reason::NotAnEnvelope, "", "not an envelope")];
+        let line = "\n\n\"~\"";
+        let kept = Rejected::new("", None, &reasons, line).to_line();
+        let v: serde_json::Value = serde_json::from_str(&kept).unwrap();
+        assert_eq!(v["envelope"], serde_json::Value::String(line.to_owned()));
+        for scalar in ["12", "null", "[1]"] {
+            let kept = Rejected::new("", None, &reasons, scalar).to_line();
+            let v: serde_json::Value = serde_json::from_str(&kept).unwrap();
+            assert_eq!(v["envelope"], serde_json::Value::String(scalar.to_owned()));
+        }
     }
 }

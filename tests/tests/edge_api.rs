@@ -88,6 +88,9 @@ fn every_error_status_names_the_problem() {
     assert_eq!(r.status, 200);
     // One isolate in the test runtime: its counter saw both events; errors are not counted.
     assert_eq!(counted(&health()), counted(&before) + 2);
+    // And it tells its wasm memory: pages of 64 KiB, never zero in a running instance.
+    let memory = health()["isolate"]["wasm_memory_bytes"].as_u64().unwrap();
+    assert!(memory > 0 && memory % 65_536 == 0, "{memory}");
 
     let (status, code, msg) = error_of(&request("GET", &format!("{}/nope", e.url()), &[], b""));
     assert_eq!((status, code.as_str()), (404, "not_found"));
