@@ -29,6 +29,11 @@ pub const FLAGS: &[Flag] = &[
     ("mode", true, "edge forwarding: queue (default) or direct"),
     ("buffer-secs", true, "firehose-local buffering interval (5)"),
     ("gzip", false, "gzip delivered objects"),
+    (
+        "partitioning",
+        false,
+        "partition by event name and day, as the template's DynamicPartitioning ($PARTITIONING=true)",
+    ),
     ("strict", false, "edge answers 400 to payloads that do not decode"),
     (
         "write-keys",
@@ -93,6 +98,11 @@ pub fn main(raw: &[String]) -> Result<(), String> {
     let mut stream_config = StreamConfig::new(&stream);
     stream_config.buffer_interval = Duration::from_secs(args.parsed("buffer-secs", 5u64)?.max(1));
     stream_config.gzip = args.switch("gzip");
+    let partitioning = args.switch("partitioning") || std::env::var("PARTITIONING").is_ok_and(|v| v == "true");
+    if partitioning {
+        stream_config.partition_prefix = Some(firehose::PARTITION_PREFIX.to_owned());
+    }
+    let partitioning = if partitioning { "true" } else { "false" };
     let mut config = Config::new(&stream, data_dir.clone());
     config.listen = format!("127.0.0.1:{}", args.parsed("firehose-port", 4573u16)?);
     config.streams = vec![stream_config];
@@ -107,6 +117,7 @@ pub fn main(raw: &[String]) -> Result<(), String> {
     let (write_keys, sources) = (declared("write-keys", "WRITE_KEYS"), declared("sources", "SOURCES"));
     let mut transform_env = transform_env();
     transform_env.push(("SOURCES".to_owned(), sources.clone()));
+    transform_env.push(("PARTITIONING".to_owned(), partitioning.to_owned()));
     config.transform = Some((bins.transform.clone(), transform_env));
     let firehose = FirehoseLocal::start(config)?;
     let region = firehose::REGION_DEFAULT;
@@ -141,6 +152,7 @@ pub fn main(raw: &[String]) -> Result<(), String> {
         ("AWS_ACCESS_KEY_ID", firehose::DEV_ACCESS_KEY_ID),
         ("AWS_SECRET_ACCESS_KEY", firehose::DEV_SECRET_ACCESS_KEY),
         ("FORWARD_MODE", mode),
+        ("PARTITIONING", partitioning),
     ];
     edge_env.extend(api_settings);
     let admin_key = std::env::var("ADMIN_KEY").unwrap_or_else(|_| crate::redrive::DEV_ADMIN_KEY.to_owned());

@@ -39,39 +39,85 @@ impl Drop for StopOnDrop {
     }
 }
 
+/// A running `edgehose dev` with its ports, data directory and output.
+struct Dev {
+    process: StopOnDrop,
+    edge: String,
+    api: String,
+    ports: [u16; 3],
+    data: std::path::PathBuf,
+    log: std::path::PathBuf,
+}
+
+impl Dev {
+    /// Starts `edgehose dev` (with `extra` flags) as a user's shell does, in
+    /// a process group of its own, and waits until both paths answer.
+    fn start(extra: &[&str]) -> Self {
+        let data = std::env::temp_dir().join(format!("edgehose-dev-{}", uuid()));
+        let log = data.with_extension("log");
+        let ports = [free_port().unwrap(), free_port().unwrap(), free_port().unwrap()];
+        let bin = workspace_binary("edgehose");
+        let mut command = Command::new(&bin);
+        // Its own process group, as a shell gives a foreground job.
+        std::os::unix::process::CommandExt::process_group(&mut command, 0);
+        let child = command
+            .arg("dev")
+            .args(["--port", &ports[0].to_string()])
+            .args(["--api-port", &ports[1].to_string()])
+            .args(["--firehose-port", &ports[2].to_string()])
+            .args(["--buffer-secs", "1", "--quiet"])
+            .args(extra)
+            .arg("--data-dir")
+            .arg(&data)
+            // The functions built beside this test, not a release build.
+            .env("EDGEHOSE_BIN_DIR", bin.parent().unwrap())
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&log).unwrap())
+            .stderr(std::fs::OpenOptions::new().append(true).open(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let mut dev = Self {
+            process: StopOnDrop(child),
+            edge: format!("http://127.0.0.1:{}", ports[0]),
+            api: format!("http://127.0.0.1:{}", ports[1]),
+            ports,
+            data,
+            log,
+        };
+        let (edge, api, log) = (dev.edge.clone(), dev.api.clone(), dev.log.clone());
+        let up = wait_for(Duration::from_secs(180), || {
+            let exited = dev.process.0.try_wait().unwrap().is_some();
+            assert!(
+                !exited,
+                "dev exited:\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+            http_get(&format!("{edge}/healthz")).is_ok() && http_get(&format!("{api}/healthz")).is_ok()
+        });
+        assert!(up, "dev did not come up:\n{}", dev.output());
+        dev
+    }
+
+    fn output(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+/// Whether some object in the data directory `data` holds `id`.
+fn landed_in(data: &std::path::Path, id: &str) -> bool {
+    objects(data)
+        .iter()
+        .filter(|p| p.extension().is_none_or(|e| e != "log"))
+        .any(|p| std::fs::read_to_string(p).unwrap_or_default().contains(id))
+}
+
 #[test]
 fn dev_runs_both_paths_lands_their_events_and_stops_everything_on_ctrl_c() {
-    let data = std::env::temp_dir().join(format!("edgehose-dev-{}", uuid()));
-    let log = data.with_extension("log");
-    let (edge_port, api_port, firehose_port) = (free_port().unwrap(), free_port().unwrap(), free_port().unwrap());
-    let bin = workspace_binary("edgehose");
-    let mut command = Command::new(&bin);
-    // Its own process group, as a shell gives a foreground job.
-    std::os::unix::process::CommandExt::process_group(&mut command, 0);
-    let dev = command
-        .arg("dev")
-        .args(["--port", &edge_port.to_string()])
-        .args(["--api-port", &api_port.to_string()])
-        .args(["--firehose-port", &firehose_port.to_string()])
-        .args(["--buffer-secs", "1", "--quiet", "--data-dir"])
-        .arg(&data)
-        // The functions built beside this test, not a release build.
-        .env("EDGEHOSE_BIN_DIR", bin.parent().unwrap())
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&log).unwrap())
-        .stderr(std::fs::OpenOptions::new().append(true).open(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let mut dev = StopOnDrop(dev);
-    let output = || std::fs::read_to_string(&log).unwrap_or_default();
-    let edge = format!("http://127.0.0.1:{edge_port}");
-    let api = format!("http://127.0.0.1:{api_port}");
-    let up = wait_for(Duration::from_secs(180), || {
-        assert!(dev.0.try_wait().unwrap().is_none(), "dev exited:\n{}", output());
-        http_get(&format!("{edge}/healthz")).is_ok() && http_get(&format!("{api}/healthz")).is_ok()
-    });
-    assert!(up, "dev did not come up:\n{}", output());
-
+    let mut d = Dev::start(&[]);
+    let (edge, api, data) = (d.edge.clone(), d.api.clone(), d.data.clone());
+    let [edge_port, api_port, firehose_port] = d.ports;
+    let log = d.log.clone();
+    let output = move || std::fs::read_to_string(&log).unwrap_or_default();
     let run = uuid();
     for (path, base) in [("edge", &edge), ("apigw", &api)] {
         let body = format!(r#"{{"event":"click","message_id":"{run}-{path}"}}"#);
@@ -86,12 +132,7 @@ fn dev_runs_both_paths_lands_their_events_and_stops_everything_on_ctrl_c() {
             "{path} answers a browser's origin like the other path"
         );
     }
-    let landed = |id: &str| {
-        objects(&data)
-            .iter()
-            .filter(|p| p.extension().is_none_or(|e| e != "log"))
-            .any(|p| std::fs::read_to_string(p).unwrap_or_default().contains(id))
-    };
+    let landed = |id: &str| landed_in(&data, id);
     let both = wait_for(Duration::from_secs(60), || {
         landed(&format!("{run}-edge")) && landed(&format!("{run}-apigw"))
     });
@@ -109,8 +150,8 @@ fn dev_runs_both_paths_lands_their_events_and_stops_everything_on_ctrl_c() {
         assert_eq!(r.status, 200, "{}", r.text());
     }
     let asked = std::time::Instant::now();
-    ctrl_c(&dev.0);
-    let stopped = wait_for(Duration::from_secs(60), || dev.0.try_wait().unwrap().is_some());
+    ctrl_c(&d.process.0);
+    let stopped = wait_for(Duration::from_secs(60), || d.process.0.try_wait().unwrap().is_some());
     assert!(stopped, "dev did not stop on Ctrl-C:\n{}", output());
     println!("dev stopped {:.1} s after Ctrl-C", asked.elapsed().as_secs_f64());
     for id in &last {
@@ -120,7 +161,7 @@ fn dev_runs_both_paths_lands_their_events_and_stops_everything_on_ctrl_c() {
             output()
         );
     }
-    assert!(dev.0.wait().unwrap().success(), "{}", output());
+    assert!(d.process.0.wait().unwrap().success(), "{}", output());
     assert!(output().contains("stopped."), "{}", output());
     for port in [edge_port, api_port, firehose_port] {
         assert!(
@@ -141,5 +182,35 @@ fn dev_runs_both_paths_lands_their_events_and_stops_everything_on_ctrl_c() {
         "transform.log is the function's own log:\n{transform_log}"
     );
     let _ = std::fs::remove_dir_all(&data);
-    let _ = std::fs::remove_file(&log);
+    let _ = std::fs::remove_file(&d.log);
+}
+
+#[test]
+fn dev_partitions_by_event_name_and_day_when_asked() {
+    let mut d = Dev::start(&["--partitioning"]);
+    let run = uuid();
+    for name in ["signup", "checkout"] {
+        let body = format!(r#"{{"event":"{name}","message_id":"{run}-{name}"}}"#);
+        assert_eq!(post(&d.edge, body.as_bytes(), &[]).status, 200);
+    }
+    let under = |name: &str| {
+        objects(&d.data).iter().any(|p| {
+            let rel = p.strip_prefix(&d.data).unwrap().to_string_lossy().into_owned();
+            rel.starts_with(&format!("events/event_name={name}/date="))
+                && std::fs::read_to_string(p)
+                    .unwrap_or_default()
+                    .contains(&format!("{run}-{name}"))
+        })
+    };
+    let both = wait_for(Duration::from_secs(60), || under("signup") && under("checkout"));
+    assert!(both, "{:?}\n{}", objects(&d.data), d.output());
+    ctrl_c(&d.process.0);
+    assert!(wait_for(Duration::from_secs(60), || d
+        .process
+        .0
+        .try_wait()
+        .unwrap()
+        .is_some()));
+    let _ = std::fs::remove_dir_all(&d.data);
+    let _ = std::fs::remove_file(&d.log);
 }
