@@ -193,14 +193,19 @@ pub fn main(raw: &[String]) -> Result<(), String> {
     println!("  then the edge, the API Gateway path, and firehose-local (delivering what it buffered)…");
     drop(edge);
     drop(api);
+    // Deliver every buffer first, so the counts below are the final ones.
+    if let Err(e) = firehose.flush(Duration::from_secs(60)) {
+        println!("  firehose-local: {e}");
+    }
     let s = firehose.stats();
     drop(firehose);
     println!("  stopped in {:.1} s", stopping.elapsed().as_secs_f64());
     println!(
-        "stopped. {} records received, {} delivered, {} failed; data is in {}",
+        "stopped. {} records received, {} delivered, {} failed, {} dropped; data is in {}",
         s.records_received,
         s.records_delivered,
         s.records_failed,
+        s.records_dropped,
         data_dir.display()
     );
     Ok(())

@@ -162,7 +162,15 @@ fn dev_runs_both_paths_lands_their_events_and_stops_everything_on_ctrl_c() {
         );
     }
     assert!(d.process.0.wait().unwrap().success(), "{}", output());
-    assert!(output().contains("stopped."), "{}", output());
+    // The last line's counts are final: every record received was settled.
+    let last = output().lines().find(|l| l.starts_with("stopped.")).map(str::to_owned);
+    let counts: Vec<u64> = last
+        .as_deref()
+        .unwrap_or_else(|| panic!("no stopped line:\n{}", output()))
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    assert_eq!(counts[0], counts[1] + counts[2] + counts[3], "{last:?}");
     for port in [edge_port, api_port, firehose_port] {
         assert!(
             TcpStream::connect(("127.0.0.1", port)).is_err(),
