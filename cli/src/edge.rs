@@ -8,7 +8,7 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
-use crate::tools::{self, free_port};
+use crate::tools;
 
 /// Which build of the Worker to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,7 +60,7 @@ pub struct EdgeOptions {
     pub persist: Option<PathBuf>,
     /// Whether the `DEAD_LETTER_QUEUE` binding exists.
     pub dead_letter_queue: bool,
-    /// The port to serve on (any free one when `None`).
+    /// The port to serve on (any free one, chosen by Miniflare, when `None`).
     pub port: Option<u16>,
 }
 
@@ -102,10 +102,9 @@ impl Edge {
             .entry("QUEUE_MAX_RETRIES".to_owned())
             .or_insert_with(|| options.max_retries.to_string());
         let config = serde_json::json!({
-            "port": match options.port {
-                Some(p) => p,
-                None => free_port()?,
-            },
+            // 0: Miniflare binds a free port itself, so no other process can
+            // take it between choosing and binding (it prints the URL).
+            "port": options.port.unwrap_or(0),
             "bindings": bindings,
             "maxRetries": options.max_retries,
             "maxBatchSize": options.max_batch_size,
