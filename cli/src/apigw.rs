@@ -206,14 +206,7 @@ fn response_of(raw: &str) -> (u16, Vec<(String, String)>, Vec<u8>) {
     let Some(status) = v["statusCode"].as_u64() else {
         return (200, Vec::new(), raw.as_bytes().to_vec());
     };
-    let headers = v["headers"]
-        .as_object()
-        .map(|m| {
-            m.iter()
-                .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_owned())))
-                .collect()
-        })
-        .unwrap_or_default();
+    let headers = crate::tools::string_members(&v["headers"]);
     let body = v["body"].as_str().unwrap_or_default();
     let body = if v["isBase64Encoded"].as_bool() == Some(true) {
         B64.decode(body).unwrap_or_default()

@@ -92,3 +92,15 @@ pub fn http_get(url: &str) -> Result<String, String> {
         .read_to_string()
         .map_err(|e| e.to_string())
 }
+
+/// The string members of a JSON object, in any collection of pairs (no
+/// members when it is not an object; members that are not strings are left
+/// out): Lambda response headers, Firehose partition keys.
+pub fn string_members<C: FromIterator<(String, String)>>(value: &serde_json::Value) -> C {
+    value
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_owned())))
+        .collect()
+}

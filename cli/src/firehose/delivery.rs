@@ -662,14 +662,7 @@ fn apply(records: &[Record], body: &str) -> Result<Vec<Answer>, (&'static str, S
                             format!("recordId {}: data is not base64: {e}", r.id),
                         )
                     })?;
-                    let keys = a["metadata"]["partitionKeys"]
-                        .as_object()
-                        .map(|m| {
-                            m.iter()
-                                .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_owned())))
-                                .collect()
-                        })
-                        .unwrap_or_default();
+                    let keys = crate::tools::string_members(&a["metadata"]["partitionKeys"]);
                     Answer::Ok { data, keys }
                 }
                 Some("Dropped") => Answer::Dropped,
