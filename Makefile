@@ -16,7 +16,7 @@ WASM := --target wasm32-unknown-unknown
 # Crates that must build for Cloudflare Workers as well as natively.
 WASM_CRATES := -p edgehose-shared -p edgehose-edge
 
-.PHONY: dev test bootstrap check fmt-check clippy wasm docs edge lambda unit bench-edge bench-transform bench-pipeline bench-latency bench-packing bench fuzz
+.PHONY: dev test bootstrap check fmt-check clippy wasm docs edge lambda unit bench-edge bench-transform bench-pipeline bench-latency bench-packing bench fuzz soak
 
 ## dev: install tools, build, and run the whole pipeline locally: the edge
 ## Worker on 127.0.0.1:8787, firehose-local running the real transform, the
@@ -113,6 +113,14 @@ fuzz: bootstrap
 	@tools/bootstrap --fuzz
 	$(RUN) $(CARGO) build -q --release --locked -p edgehose-bench
 	$(RUN) target/release/edgehose-bench fuzz --secs $(FUZZ_SECS) --write BENCHMARKS.md $(ARGS)
+
+## soak: `edgehose dev` for SOAK_SECS seconds (600) at 64 connections with
+## Firehose's faults and outages on; prints events accepted, landed, lost,
+## duplicated and every process's memory, and rewrites BENCHMARKS.md's soak section
+SOAK_SECS ?= 600
+soak: bootstrap edge
+	$(RUN) $(CARGO) build -q --release --locked -p edgehose-regional -p edgehose-cli -p edgehose-bench
+	$(RUN) target/release/edgehose-bench soak --secs $(SOAK_SECS) --write BENCHMARKS.md $(ARGS)
 
 ## bench: every benchmark above in turn (≈ 15 min), then one table of the
 ## headline figures; rewrites BENCHMARKS.md (each section and the headline)

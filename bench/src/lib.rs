@@ -10,6 +10,7 @@ pub mod packing;
 pub mod pipeline;
 pub mod report;
 pub mod sink;
+pub mod soak;
 pub mod transform;
 pub mod workerd;
 
@@ -23,15 +24,17 @@ pub fn run(args: &[String]) -> Result<(), String> {
         Some("latency") => latency::main(&args[1..]),
         Some("packing") => packing::main(&args[1..]),
         Some("fuzz") => fuzz::main(&args[1..]),
+        Some("soak") => soak::main(&args[1..]),
         Some("all") => all::main(&args[1..]),
         Some("headline") => all::headline().and_then(|t| report::publish("headline", &t, None, flag(args, "--write"))),
         _ => Err(
-            "usage: edgehose-bench all|edge|transform|pipeline|latency|packing|fuzz|headline [options] [--write BENCHMARKS.md]\n\
+            "usage: edgehose-bench all|edge|transform|pipeline|latency|packing|fuzz|soak|headline [options] [--write BENCHMARKS.md]\n\
              \x20 edge [--requests N] [--concurrency C] [--build DIR] [--var NAME=VALUE]...\n\
              \x20 transform\n\
              \x20 pipeline [--seconds S] [--connections C] [--scenarios queue:1,queue:10,direct:10]\n\
              \x20 latency [--requests N] [--scenarios tokyo:us-east-1,frankfurt:eu-central-1]\n\
-             \x20 fuzz [--secs N] [--targets ingest,segment]"
+             \x20 fuzz [--secs N] [--targets ingest,segment]\n\
+             \x20 soak [--secs S] [--connections C] [--mode queue|direct] [--per-request N] [--throttle F] [--partial F] [--errors F] [--outage-every S] [--outage-secs S] [--hostile true|false]"
                 .into(),
         ),
     }

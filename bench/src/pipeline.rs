@@ -406,17 +406,7 @@ fn run(
         cpu,
         ..Outcome::default()
     };
-    for (c, p) in posted.iter().enumerate() {
-        for i in 0..p.accepted as usize {
-            match landed.ids.get(&format!("{tag}c{c}-{i}")) {
-                Some(&n) => {
-                    o.delivered_unique += 1;
-                    o.duplicates += u64::from(n - 1);
-                }
-                None => o.missing += 1,
-            }
-        }
-    }
+    (o.delivered_unique, o.duplicates, o.missing) = landed.tally(&posted, |c| format!("{tag}c{c}"));
     Ok(o)
 }
 
@@ -478,16 +468,16 @@ fn floor(name: &'static str, script: &str, connections: usize, d: Duration) -> R
 
 /// What one client posted.
 #[derive(Debug, Default)]
-struct Posted {
-    requests: u64,
-    refused: u64,
-    accepted: u64,
+pub(crate) struct Posted {
+    pub(crate) requests: u64,
+    pub(crate) refused: u64,
+    pub(crate) accepted: u64,
 }
 
 /// Posts on one connection until `stop`; event `i` of this client has id
 /// `<tag>-<i>`, and a request's events count only when it is answered 200
 /// with all of them accepted.
-fn post_until(
+pub(crate) fn post_until(
     addr: SocketAddr,
     tag: &str,
     per_request: usize,
@@ -599,9 +589,30 @@ pub fn cpu_by_component(before: &[Proc], after: &[Proc], edge: u32, firehose: u3
 
 /// Event ids found in the delivered objects, and failed lines.
 #[derive(Debug, Default)]
-struct Landed {
-    ids: HashMap<String, u32>,
-    failed: u64,
+pub(crate) struct Landed {
+    pub(crate) ids: HashMap<String, u32>,
+    pub(crate) failed: u64,
+}
+
+impl Landed {
+    /// Looks up every event the clients had accepted (client `c`'s event
+    /// `i` has id `<tag(c)>-<i>`): (distinct ones found, extra copies, missing).
+    pub(crate) fn tally(&self, posted: &[Posted], tag: impl Fn(usize) -> String) -> (u64, u64, u64) {
+        let (mut found, mut extra, mut missing) = (0, 0, 0);
+        for (c, p) in posted.iter().enumerate() {
+            let tag = tag(c);
+            for i in 0..p.accepted {
+                match self.ids.get(&format!("{tag}-{i}")) {
+                    Some(&n) => {
+                        found += 1;
+                        extra += u64::from(n - 1);
+                    }
+                    None => missing += 1,
+                }
+            }
+        }
+        (found, extra, missing)
+    }
 }
 
 #[derive(serde::Deserialize)]
@@ -609,7 +620,7 @@ struct Delivered {
     message_id: Option<String>,
 }
 
-fn scan(data: &Path) -> Result<Landed, String> {
+pub(crate) fn scan(data: &Path) -> Result<Landed, String> {
     let mut landed = Landed::default();
     for path in edgehose_cli::firehose::store::objects(data) {
         let rel = path.strip_prefix(data).unwrap_or(&path).to_string_lossy().into_owned();

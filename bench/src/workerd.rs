@@ -203,12 +203,16 @@ pub fn tree(all: &[Proc], root: u32) -> Vec<Proc> {
 }
 
 fn clock_ticks_per_second() -> f64 {
+    getconf("CLK_TCK").unwrap_or(100.0)
+}
+
+/// A system setting (`getconf NAME`), when it is a number.
+pub fn getconf(name: &str) -> Option<f64> {
     Command::new("getconf")
-        .arg("CLK_TCK")
+        .arg(name)
         .output()
         .ok()
         .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
-        .unwrap_or(100.0)
 }
 
 /// The workerd config (Cap'n Proto text) for a spec.

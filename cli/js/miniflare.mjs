@@ -3,10 +3,11 @@
 // posts every dead-letter message to a collector URL so tests can count them.
 //
 //   node miniflare.mjs <build-dir> '<json options>'
-// options: { port, bindings: {NAME: "value"}, maxRetries, maxBatchSize, dlqSink, deadLetterQueue (default true), persist (a directory: R2 kept across restarts) }
+// options: { port, bindings: {NAME: "value"}, maxRetries, maxBatchSize, dlqSink, deadLetterQueue (default true), persist (a directory: R2 kept across restarts),
+//            inspectorPort (the Worker's DevTools inspector on that port, 0: any free one; off when absent) }
 // With a dlqSink, a small drain posts every dead-letter message there (tests count them); without
 // one, the Worker consumes its dead-letter queue itself and archives it in its DEAD_LETTERS bucket.
-// Prints {"url": "...", "control": "..."} on one line once ready; stops when stdin closes.
+// Prints {"url": "...", "control": "...", "inspector": "ws://…/edgehose" (when on)} on one line once ready; stops when stdin closes.
 // The control URL takes `POST /queues/<BINDING>`: the body is sent to that
 // queue as one message, as bytes when its content type is
 // application/octet-stream, else as text (what another producer might send).
@@ -45,6 +46,7 @@ const mf = new Miniflare(convertV4MiniflareOptions({
       ],
       compatibilityDate: "2026-11-01",
       bindings: opts.bindings,
+      ...(opts.inspectorPort != null ? { unsafeInspectorProxy: true } : {}),
       queueProducers:
         opts.deadLetterQueue === false
           ? { EVENTS_QUEUE: "edgehose-events" }
@@ -74,6 +76,7 @@ const mf = new Miniflare(convertV4MiniflareOptions({
       : []),
   ],
   ...(opts.persist ? { resourcePersistencePath: opts.persist } : {}),
+  ...(opts.inspectorPort != null ? { inspectorPort: opts.inspectorPort } : {}),
 }));
 
 const url = await mf.ready;
@@ -103,7 +106,8 @@ const control = http.createServer(async (req, res) => {
   }
 });
 await new Promise((resolve) => control.listen(0, "127.0.0.1", resolve));
-console.log(JSON.stringify({ url: url.toString(), control: `http://127.0.0.1:${control.address().port}` }));
+const inspector = opts.inspectorPort != null ? new URL("edgehose", await mf.getInspectorURL()).href : undefined;
+console.log(JSON.stringify({ url: url.toString(), control: `http://127.0.0.1:${control.address().port}`, inspector }));
 process.stdin.on("end", async () => {
   control.close();
   await mf.dispose();

@@ -49,6 +49,11 @@ pub const FLAGS: &[Flag] = &[
     ("partial", true, "share of Firehose calls with failed records (0..1)"),
     ("errors", true, "share of Firehose calls answered 500 (0..1)"),
     ("latency-ms", true, "added to each Firehose call"),
+    (
+        "inspector-port",
+        true,
+        "the edge Worker's DevTools inspector on this port, e.g. 9229 (off)",
+    ),
     ("quiet", false, "no progress lines"),
     ("help", false, "this help"),
 ];
@@ -164,9 +169,16 @@ pub fn main(raw: &[String]) -> Result<(), String> {
     // bucket kept across restarts; `edgehose redrive` brings them back.
     options.persist = Some(data_dir.join(".miniflare"));
     options.build = Build::Release;
+    options.inspector_port = args
+        .get("inspector-port")
+        .map(|_| args.parsed("inspector-port", 0u16))
+        .transpose()?;
     let edge = Edge::start(&options)?;
 
     banner(edge.url(), api.url(), firehose.url(), &data_dir, &stream, mode);
+    if let Some(inspector) = edge.inspector_url() {
+        println!("  DevTools for the edge Worker (chrome://inspect, or a CDP client): {inspector}\n");
+    }
     let quiet = args.switch("quiet");
     let mut last = (edge_accepted(edge.url()), api.accepted_events(), firehose.stats());
     let mut tick = Instant::now();

@@ -62,6 +62,8 @@ pub struct EdgeOptions {
     pub dead_letter_queue: bool,
     /// The port to serve on (any free one, chosen by Miniflare, when `None`).
     pub port: Option<u16>,
+    /// The Worker's DevTools inspector on this port (0: any free one); off when `None`.
+    pub inspector_port: Option<u16>,
 }
 
 impl EdgeOptions {
@@ -76,6 +78,7 @@ impl EdgeOptions {
             persist: None,
             dead_letter_queue: true,
             port: None,
+            inspector_port: None,
         }
     }
 }
@@ -86,6 +89,7 @@ pub struct Edge {
     stdin: Option<ChildStdin>,
     url: String,
     control: String,
+    inspector: Option<String>,
     log: Arc<Mutex<String>>,
 }
 
@@ -111,6 +115,7 @@ impl Edge {
             "dlqSink": options.dlq_sink,
             "persist": options.persist,
             "deadLetterQueue": options.dead_letter_queue,
+            "inspectorPort": options.inspector_port,
         });
         let mut command = Command::new(node);
         // A process group of its own: a terminal's Ctrl-C reaches only the
@@ -134,10 +139,14 @@ impl Edge {
         let out_log = log.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(urls) = serde_json::from_str::<serde_json::Value>(&line)
-                    .ok()
-                    .and_then(|v| Some((v["url"].as_str()?.to_owned(), v["control"].as_str()?.to_owned())))
-                {
+                if let Some(urls) = serde_json::from_str::<serde_json::Value>(&line).ok().and_then(|v| {
+                    let inspector = v["inspector"].as_str().map(str::to_owned);
+                    Some((
+                        v["url"].as_str()?.to_owned(),
+                        v["control"].as_str()?.to_owned(),
+                        inspector,
+                    ))
+                }) {
                     let _ = tx.send(urls);
                 } else if let Ok(mut l) = out_log.lock() {
                     l.push_str(&line);
@@ -160,12 +169,14 @@ impl Edge {
             stdin,
             url: String::new(),
             control: String::new(),
+            inspector: None,
             log,
         };
         match rx.recv_timeout(Duration::from_secs(60)) {
-            Ok((url, control)) => {
+            Ok((url, control, inspector)) => {
                 edge.url = url.trim_end_matches('/').to_owned();
                 edge.control = control;
+                edge.inspector = inspector;
             }
             Err(_) => return Err(format!("Miniflare did not start within 60 s:\n{}", edge.log())),
         }
@@ -182,6 +193,12 @@ impl Edge {
     /// is `application/octet-stream`), as another producer might.
     pub fn control_url(&self) -> &str {
         &self.control
+    }
+
+    /// The Worker's DevTools inspector, `ws://127.0.0.1:PORT/edgehose`, when
+    /// [`EdgeOptions::inspector_port`] opened one.
+    pub fn inspector_url(&self) -> Option<&str> {
+        self.inspector.as_deref()
     }
 
     /// The Miniflare runner's process id (workerd runs as its child).
