@@ -16,7 +16,7 @@ WASM := --target wasm32-unknown-unknown
 # Crates that must build for Cloudflare Workers as well as natively.
 WASM_CRATES := -p edgehose-shared -p edgehose-edge
 
-.PHONY: dev test bootstrap check fmt-check clippy wasm docs edge lambda unit bench-edge bench-transform bench-pipeline bench-latency bench-packing bench fuzz soak
+.PHONY: dev test bootstrap check fmt-check clippy wasm docs edge lambda unit bench-edge bench-transform bench-pipeline bench-latency bench-packing bench-tracker bench fuzz soak
 
 ## dev: install tools, build, and run the whole pipeline locally: the edge
 ## Worker on 127.0.0.1:8787, firehose-local running the real transform, the
@@ -104,6 +104,11 @@ bench-latency: bootstrap edge
 bench-packing: bootstrap
 	$(RUN) $(CARGO) build -q --release --locked -p edgehose-bench
 	$(RUN) target/release/edgehose-bench packing --write BENCHMARKS.md
+
+## bench-tracker: the browser tracker's size, built afresh, raw and gzipped
+bench-tracker: bootstrap
+	$(RUN) $(CARGO) build -q --release --locked -p edgehose-bench
+	$(RUN) target/release/edgehose-bench tracker --write BENCHMARKS.md
 
 ## fuzz: every libFuzzer target in fuzz/ for FUZZ_SECS seconds (60) each, seeded
 ## from the test fixtures; prints executions and findings per target and rewrites

@@ -12,12 +12,13 @@ type Bench = fn(&[String]) -> Result<(), String>;
 pub fn main(args: &[String]) -> Result<(), String> {
     let write = flag(args, "--write");
     let pass: Vec<String> = write.iter().flat_map(|w| ["--write".to_owned(), w.clone()]).collect();
-    let benches: [(&str, Bench); 5] = [
+    let benches: [(&str, Bench); 6] = [
         ("edge", crate::edge::main),
         ("transform", crate::transform::main),
         ("packing", crate::packing::main),
         ("pipeline", crate::pipeline::main),
         ("latency", crate::latency::main),
+        ("tracker", crate::tracker::main),
     ];
     for (name, bench) in benches {
         eprintln!("\n== make bench: {name} ==");
@@ -174,6 +175,22 @@ pub fn headline() -> Result<String, String> {
             ),
             format!("edge {edge_new:.0} ms vs API Gateway {api_new:.0} ms{times}{failures}"),
             "latency".into(),
+        ]);
+    }
+
+    if let Ok(t) = raw("tracker") {
+        let gz = t["min_gzip_bytes"].as_u64().unwrap_or(0);
+        rows.push([
+            "browser tracker `edgehose.min.js`, gzipped (target < 2 KB)".into(),
+            format!(
+                "{gz} bytes — {}",
+                if gz < crate::tracker::TARGET_GZIP_BYTES as u64 {
+                    "met"
+                } else {
+                    "missed"
+                }
+            ),
+            "tracker".into(),
         ]);
     }
 

@@ -11,6 +11,7 @@ pub mod pipeline;
 pub mod report;
 pub mod sink;
 pub mod soak;
+pub mod tracker;
 pub mod transform;
 pub mod workerd;
 
@@ -25,10 +26,11 @@ pub fn run(args: &[String]) -> Result<(), String> {
         Some("packing") => packing::main(&args[1..]),
         Some("fuzz") => fuzz::main(&args[1..]),
         Some("soak") => soak::main(&args[1..]),
+        Some("tracker") => tracker::main(&args[1..]),
         Some("all") => all::main(&args[1..]),
         Some("headline") => all::headline().and_then(|t| report::publish("headline", &t, None, flag(args, "--write"))),
         _ => Err(
-            "usage: edgehose-bench all|edge|transform|pipeline|latency|packing|fuzz|soak|headline [options] [--write BENCHMARKS.md]\n\
+            "usage: edgehose-bench all|edge|transform|pipeline|latency|packing|fuzz|soak|tracker|headline [options] [--write BENCHMARKS.md]\n\
              \x20 edge [--requests N] [--concurrency C] [--build DIR] [--var NAME=VALUE]...\n\
              \x20 transform\n\
              \x20 pipeline [--seconds S] [--connections C] [--scenarios queue:1,queue:10,direct:10]\n\

@@ -8,6 +8,7 @@
 //! | `POST /v1/track`, `/v1/batch`, … ([Segment's Tracking API](crate::segment)) | `200 {"success":true}`; 413 over Segment's limits; 400 not JSON; 401, 403, 415 as above |
 //! | `POST /v1/ingest/<name>` ([any-JSON sources](crate::source)) | `200 {"accepted":N}`; 400 for a bad name; 403 for a key the source does not allow; the rest as `/v1/events` |
 //! | `OPTIONS` on any of them | 204 CORS preflight for allowed origins, 403 otherwise |
+//! | `POST /v1/m` (analytics-next's own usage metrics) | 204, nothing stored: they count the SDK's calls, not events |
 //! | `GET /healthz` | `200 {"status":"ok"}` |
 //! | another method | 405 with `Allow` |
 //! | another path | 404 |
@@ -18,6 +19,11 @@
 //! `writeKey`. An unknown key is a visible 401 on every route: Segment
 //! answers 200 and drops the events, which leaves a mistyped key unnoticed
 //! while its data is lost; a 401 shows in the SDK's error callback and logs.
+//!
+//! A `POST` from an origin outside `ALLOWED_ORIGINS` is answered 403 with
+//! that origin in `Access-Control-Allow-Origin`: the page may read the
+//! refusal (and nothing else), so a tracker can tell it from a network
+//! failure and stop instead of retrying.
 //!
 //! Errors are JSON: `{"error":"<code>","code":"<code>","message":"<what and
 //! which limit>"}` (`code` as Segment's Python SDKs read it: RudderStack's
@@ -41,6 +47,8 @@ use crate::timestamp::Timestamp;
 pub const EVENTS_PATH: &str = "/v1/events";
 /// The health endpoint.
 pub const HEALTH_PATH: &str = "/healthz";
+/// Where analytics-next posts its own usage metrics (`{apiHost}/m`).
+pub const SDK_METRICS_PATH: &str = "/v1/m";
 /// The header that carries a write key (`Authorization: Bearer <key>` works too).
 pub const KEY_HEADER: &str = "x-edgehose-key";
 /// The query parameter that carries a write key, for `navigator.sendBeacon`,
@@ -419,6 +427,13 @@ fn body_too_large(door: &Door, limit: usize) -> ApiError {
 pub fn prepare(head: &RequestHead<'_>, config: &ApiConfig) -> Prepared {
     match prepare_inner(head, config) {
         Ok(p) => p,
+        Err(ApiError::OriginNotAllowed(origin)) if head.method == "POST" => {
+            let readable = vec![
+                ("access-control-allow-origin", origin.clone()),
+                ("vary", "Origin".to_owned()),
+            ];
+            Prepared::Reply(ApiError::OriginNotAllowed(origin).reply(readable))
+        }
         Err(e) => Prepared::Reply(e.reply(cors_headers(head.origin, config))),
     }
 }
@@ -439,6 +454,21 @@ fn prepare_inner(head: &RequestHead<'_>, config: &ApiConfig) -> Result<Prepared,
             m => Err(ApiError::MethodNotAllowed {
                 method: m.to_owned(),
                 allow: "GET, HEAD",
+            }),
+        };
+    }
+    if path == SDK_METRICS_PATH {
+        return match head.method {
+            "POST" if head.origin.is_none_or(|o| config.origins.allows(o)) => Ok(Prepared::Reply(Reply {
+                status: 204,
+                headers: cors_headers(head.origin, config),
+                body: String::new(),
+            })),
+            "POST" => Err(ApiError::OriginNotAllowed(head.origin.unwrap_or_default().to_owned())),
+            "OPTIONS" => preflight(head, config),
+            m => Err(ApiError::MethodNotAllowed {
+                method: m.to_owned(),
+                allow: "POST, OPTIONS",
             }),
         };
     }

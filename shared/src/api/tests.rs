@@ -211,7 +211,9 @@ fn cors_preflight_and_headers_follow_the_allow_list() {
         (403, Some("origin_not_allowed"))
     );
     assert_eq!(header(&r, "access-control-allow-origin"), None);
-    // The actual POST from a disallowed origin is refused too.
+    // The actual POST from a disallowed origin is refused too, readably for
+    // that page (a tracker must tell the refusal from a network failure, or
+    // it retries), and nothing else in the answer.
     let r = reply_of(prepare(
         &RequestHead {
             origin: Some("https://evil.example"),
@@ -220,6 +222,9 @@ fn cors_preflight_and_headers_follow_the_allow_list() {
         &cfg,
     ));
     assert_eq!(r.status, 403);
+    assert_eq!(header(&r, "access-control-allow-origin"), Some("https://evil.example"));
+    assert_eq!(header(&r, "vary"), Some("Origin"));
+    assert!(json(&r)["message"].as_str().unwrap().contains("ALLOWED_ORIGINS"));
     // An allowed origin's POST carries the CORS headers, errors included.
     let ok = ingest_of(prepare(
         &RequestHead {
@@ -695,4 +700,41 @@ fn a_bad_source_name_or_setting_is_named() {
     assert!(e.problem.contains("WRITE_KEYS does not define"), "{e}");
     let r = reply_of(prepare(&head("POST", "/v1/nope"), &cfg));
     assert!(json(&r)["message"].as_str().unwrap().contains("/v1/ingest/<source>"));
+}
+
+#[test]
+fn analytics_next_s_usage_metrics_are_answered_and_not_stored() {
+    let cfg = config(&[("ALLOWED_ORIGINS", "https://shop.example")]);
+    let metrics = RequestHead {
+        path: SDK_METRICS_PATH,
+        origin: Some("https://shop.example"),
+        ..post()
+    };
+    let r = reply_of(prepare(&metrics, &cfg));
+    assert_eq!((r.status, r.body.as_str()), (204, ""));
+    assert_eq!(header(&r, "access-control-allow-origin"), Some("https://shop.example"));
+    let pre = reply_of(prepare(
+        &RequestHead {
+            method: "OPTIONS",
+            ..metrics
+        },
+        &cfg,
+    ));
+    assert_eq!(pre.status, 204);
+    let evil = reply_of(prepare(
+        &RequestHead {
+            origin: Some("https://evil.example"),
+            ..metrics
+        },
+        &cfg,
+    ));
+    assert_eq!(evil.status, 403);
+    let get = reply_of(prepare(
+        &RequestHead {
+            method: "GET",
+            ..metrics
+        },
+        &cfg,
+    ));
+    assert_eq!(get.status, 405);
 }
