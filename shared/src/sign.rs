@@ -1,15 +1,13 @@
-//! Signing requests with AWS Signature Version 4, through the `aws-sigv4`
-//! crate: a pure function of the request, the credentials, the region, the
-//! service and the time. The time is always passed in.
+//! Signing requests with AWS Signature Version 4: a pure function of the
+//! request, the credentials, the region, the service and the time (always
+//! passed in), built on the steps [`crate::sigv4`] computes and checks against
+//! AWS's own test suite. The `aws-sigv4` crate signs every request alike in a
+//! differential test (`shared/tests/sign_differential.rs`); it is not part of
+//! the build, so the Worker carries none of its runtime.
 
 use std::fmt;
 
-use aws_sigv4::http_request::{
-    PayloadChecksumKind, PercentEncodingMode, SignableBody, SignableRequest, SigningSettings, UriPathNormalizationMode,
-    sign as sigv4_sign,
-};
-use aws_sigv4::sign::v4::SigningParams;
-
+use crate::sigv4;
 use crate::timestamp::Timestamp;
 
 /// An AWS access key. `Debug` never prints the secret or the session token.
@@ -74,8 +72,16 @@ pub enum SignError {
     Signing(String),
 }
 
+/// Headers left out of the signature, as AWS's SDKs leave them: computed by
+/// the signing itself, or changed on the way by proxies (the smallest set
+/// the SDKs share).
+const UNSIGNED_HEADERS: [&str; 4] = ["authorization", "user-agent", "x-amzn-trace-id", "transfer-encoding"];
+
 /// Signs `request` in place: adds `x-amz-date`, `authorization` and, for
 /// temporary credentials, `x-amz-security-token`. The body is hashed as is.
+/// Every other header is signed but `user-agent`, `x-amzn-trace-id` and
+/// `transfer-encoding`; `host`, when absent, is signed as the URI's
+/// authority (without a default port) and not added.
 ///
 /// S3 (`service == "s3"`) is signed by its own rules: the path is encoded
 /// once and not normalised (object keys may hold `=`, `//` or `..`), and
@@ -87,55 +93,85 @@ pub fn sign<B: AsRef<[u8]>>(
     service: &str,
     time: Timestamp,
 ) -> Result<(), SignError> {
-    let identity = aws_credential_types::Credentials::new(
-        credentials.access_key_id.clone(),
-        credentials.secret_access_key.clone(),
-        credentials.session_token.clone(),
-        None,
-        "edgehose",
-    )
-    .into();
-    let params = SigningParams::builder()
-        .identity(&identity)
-        .region(region)
-        .name(service)
-        .time(time.to_system_time())
-        .settings(settings(service))
-        .build()
-        .map_err(|e| SignError::Signing(e.to_string()))?
-        .into();
-    let headers = request
-        .headers()
+    let s3 = service == "s3";
+    let amz_date = time.to_amz_date();
+    let payload = sigv4::sha256_hex(request.body().as_ref());
+    let mut added: Vec<(&'static str, String)> = vec![("x-amz-date", amz_date.clone())];
+    if let Some(token) = &credentials.session_token {
+        added.push(("x-amz-security-token", token.clone()));
+    }
+    if s3 {
+        added.push(("x-amz-content-sha256", payload.clone()));
+    }
+    let mut headers: Vec<(String, String)> = Vec::with_capacity(request.headers().len() + 3);
+    for (name, value) in request.headers() {
+        let name = name.as_str();
+        if added.iter().any(|(a, _)| *a == name) {
+            continue;
+        }
+        let value = value.to_str().map_err(|_| SignError::Header(name.to_owned()))?;
+        headers.push((name.to_owned(), value.to_owned()));
+    }
+    if !request.headers().contains_key(http::header::HOST) {
+        headers.push(("host".to_owned(), host_of(request.uri())?));
+    }
+    headers.extend(added.iter().map(|(k, v)| ((*k).to_owned(), v.clone())));
+    let pairs: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let mut signed: Vec<&str> = pairs
         .iter()
-        .map(|(k, v)| {
-            v.to_str()
-                .map(|v| (k.as_str(), v))
-                .map_err(|_| SignError::Header(k.to_string()))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let signable = SignableRequest::new(
+        .map(|(k, _)| *k)
+        .filter(|k| !UNSIGNED_HEADERS.contains(k))
+        .collect();
+    signed.sort_unstable();
+    signed.dedup();
+    let uri = request.uri();
+    let path = if uri.path().is_empty() { "/" } else { uri.path() };
+    let canonical_path = if s3 {
+        path.to_owned()
+    } else {
+        sigv4::canonical_uri(path)
+    };
+    let canonical = format!(
+        "{}\n{canonical_path}\n{}\n{}\n{}\n{payload}",
         request.method().as_str(),
-        request.uri().to_string(),
-        headers.into_iter(),
-        SignableBody::Bytes(request.body().as_ref()),
-    )
-    .map_err(|e| SignError::Signing(e.to_string()))?;
-    let (instructions, _signature) = sigv4_sign(signable, &params)
-        .map_err(|e| SignError::Signing(e.to_string()))?
-        .into_parts();
-    instructions.apply_to_request_http1x(request);
+        sigv4::canonical_query(uri.query().unwrap_or("")),
+        sigv4::canonical_headers(&pairs, &signed),
+        signed.join(";")
+    );
+    let date = &amz_date[..8];
+    let scope = sigv4::scope(date, region, service);
+    let to_sign = sigv4::string_to_sign(&amz_date, &scope, &canonical);
+    let signature = sigv4::signature(&credentials.secret_access_key, date, region, service, &to_sign);
+    let authorization = format!(
+        "{} Credential={}/{scope}, SignedHeaders={}, Signature={signature}",
+        sigv4::ALGORITHM,
+        credentials.access_key_id,
+        signed.join(";")
+    );
+    added.push(("authorization", authorization));
+    for (name, value) in added {
+        let value = http::HeaderValue::from_str(&value).map_err(|_| SignError::Header(name.to_owned()))?;
+        request.headers_mut().insert(name, value);
+    }
     Ok(())
 }
 
-/// The signer's settings for `service`.
-fn settings(service: &str) -> SigningSettings {
-    let mut settings = SigningSettings::default();
-    if service == "s3" {
-        settings.percent_encoding_mode = PercentEncodingMode::Single;
-        settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
-        settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
-    }
-    settings
+/// The `host` a request to `uri` signs: its authority, without the
+/// scheme's default port (which clients leave out of the header they send).
+fn host_of(uri: &http::Uri) -> Result<String, SignError> {
+    let authority = uri
+        .authority()
+        .ok_or_else(|| SignError::Signing("the request URI has no host".into()))?;
+    let default = match uri.scheme_str() {
+        Some("http") => Some(80),
+        Some("https") => Some(443),
+        _ => None,
+    };
+    Ok(if authority.port_u16().is_some() && authority.port_u16() == default {
+        authority.host().to_owned()
+    } else {
+        authority.as_str().to_owned()
+    })
 }
 
 #[cfg(test)]

@@ -2,10 +2,8 @@
 //! signature computed from a request as received, and [`verify`], which
 //! checks a request's `Authorization` the way AWS does.
 //!
-//! Signing goes through the `aws-sigv4` crate ([`crate::sign`]); this module
-//! exists because that crate does not expose its intermediate steps, which the
-//! AWS test suite checks one by one, and because a local Firehose stand-in
-//! must verify, not sign. Rules: <https://docs.aws.amazon.com/IAM/latest/UserGuide/create-signed-request.html>.
+//! [`crate::sign`] signs with these same steps, which the AWS test suite
+//! checks one by one; a local Firehose stand-in verifies with them. Rules: <https://docs.aws.amazon.com/IAM/latest/UserGuide/create-signed-request.html>.
 
 use hmac::{KeyInit, Mac};
 use sha2::{Digest, Sha256};
