@@ -122,6 +122,7 @@ pub fn sign<B: AsRef<[u8]>>(
         .map(|(k, _)| *k)
         .filter(|k| !UNSIGNED_HEADERS.contains(k))
         .collect();
+    // The same order and set `canonical_request` signs.
     signed.sort_unstable();
     signed.dedup();
     let uri = request.uri();
@@ -131,12 +132,13 @@ pub fn sign<B: AsRef<[u8]>>(
     } else {
         sigv4::canonical_uri(path)
     };
-    let canonical = format!(
-        "{}\n{canonical_path}\n{}\n{}\n{}\n{payload}",
+    let canonical = sigv4::canonical_request_for_uri(
         request.method().as_str(),
-        sigv4::canonical_query(uri.query().unwrap_or("")),
-        sigv4::canonical_headers(&pairs, &signed),
-        signed.join(";")
+        &canonical_path,
+        uri.query().unwrap_or(""),
+        &pairs,
+        &signed,
+        &payload,
     );
     let date = &amz_date[..8];
     let scope = sigv4::scope(date, region, service);

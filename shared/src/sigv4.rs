@@ -161,12 +161,24 @@ pub fn canonical_request(
     signed: &[&str],
     payload_sha256: &str,
 ) -> String {
+    canonical_request_for_uri(method, &canonical_uri(path), query, headers, signed, payload_sha256)
+}
+
+/// [`canonical_request`] with the canonical URI given as it is (S3 signs
+/// the path as sent, neither normalised nor encoded again).
+pub fn canonical_request_for_uri(
+    method: &str,
+    canonical_uri: &str,
+    query: &str,
+    headers: &[(&str, &str)],
+    signed: &[&str],
+    payload_sha256: &str,
+) -> String {
     let mut names: Vec<String> = signed.iter().map(|s| s.to_ascii_lowercase()).collect();
     names.sort();
     names.dedup();
     format!(
-        "{method}\n{}\n{}\n{}\n{}\n{payload_sha256}",
-        canonical_uri(path),
+        "{method}\n{canonical_uri}\n{}\n{}\n{}\n{payload_sha256}",
         canonical_query(query),
         canonical_headers(headers, signed),
         names.join(";")
