@@ -164,6 +164,9 @@ pub struct Sample {
     /// The Worker's V8 heap in use right after a full collection, bytes (the
     /// inspector's `HeapProfiler.collectGarbage`, then `Runtime.getHeapUsage`).
     pub js_heap: u64,
+    /// Whether both of the Worker's readings came back (a failed one reads
+    /// 0, which must not pass for flat memory).
+    pub measured: bool,
     /// Resident memory by process, bytes.
     pub rss: BTreeMap<String, u64>,
 }
@@ -458,14 +461,16 @@ fn run(s: &Settings, edgehose: &Path, work: &Path) -> Result<Outcome, String> {
     let root = dev.0.id();
     let sample = |t: f64| {
         let h = healthz(&edge).unwrap_or_default();
+        let (wasm, js) = (h["isolate"]["wasm_memory_bytes"].as_u64(), js_heap(&inspector));
         Sample {
             t,
             accepted: h["isolate"]["accepted_events"].as_u64().unwrap_or(0),
             delivered: firehose_stats(&firehose)
                 .and_then(|v| v["lines_delivered"].as_u64())
                 .unwrap_or(0),
-            wasm: h["isolate"]["wasm_memory_bytes"].as_u64().unwrap_or(0),
-            js_heap: js_heap(&inspector).unwrap_or(0),
+            wasm: wasm.unwrap_or(0),
+            js_heap: js.unwrap_or(0),
+            measured: wasm.is_some() && js.is_some(),
             rss: memory(root, page),
         }
     };
@@ -658,12 +663,17 @@ fn met(ok: bool) -> &'static str {
 fn render(s: &Settings, o: &Outcome) -> String {
     let mins = s.secs as f64 / 60.0;
     let mut t = format!(
-        "### Soak: `make dev`, {} mode, {mins:.0} min at {} connections with faults on ({}; {})\n\n`make soak` (`SOAK_SECS={}`) — `edgehose dev` as a user starts it, its release builds; {} keep-alive connections post {} ~170-byte event(s) per request{}. {}. Memory is sampled every 10 s: each process's resident set (`/proc/PID/statm`), the Worker's linear memory (`/healthz`) and its live JavaScript heap (V8's `Runtime.getHeapUsage` right after `HeapProfiler.collectGarbage`, through the DevTools inspector). After the load: drain, `edgehose redrive` for whatever was dead-lettered, SIGINT to `edgehose dev`'s process group, then every accepted event id looked up in the delivered objects.\n\n",
+        "### Soak: `make dev`, {} mode, {mins:.0} min at {} connections with faults on ({}; {})\n\n`make soak SOAK_SECS={}{}` — `edgehose dev` as a user starts it, its release builds; {} keep-alive connections post {} ~170-byte event(s) per request{}. {}. Memory is sampled every 10 s: each process's resident set (`/proc/PID/statm`), the Worker's linear memory (`/healthz`) and its live JavaScript heap (V8's `Runtime.getHeapUsage` right after `HeapProfiler.collectGarbage`, through the DevTools inspector). After the load: drain, `edgehose redrive` for whatever was dead-lettered, SIGINT to `edgehose dev`'s process group, then every accepted event id looked up in the delivered objects.\n\n",
         s.mode,
         s.connections,
         report::today(),
         report::machine(),
         s.secs,
+        if s.mode == "direct" {
+            " ARGS=\"--mode direct\""
+        } else {
+            ""
+        },
         s.connections,
         s.per_request,
         if s.hostile {
@@ -809,6 +819,14 @@ fn memory_table(s: &Settings, samples: &[Sample]) -> String {
     let js: Vec<(u64, u64)> = second_half.iter().map(|x| (x.accepted, x.js_heap)).collect();
     let js_growth = growth_per_request(&js);
     let peak = samples.iter().map(|x| x.wasm + x.js_heap).max().unwrap_or(0);
+    let unmeasured = samples.iter().filter(|x| !x.measured).count();
+    if unmeasured > 0 {
+        t.push_str(&format!(
+            "\nTargets: **not measured** — {unmeasured} of {} samples lack the Worker's linear memory or its JavaScript heap (`/healthz` or the inspector did not answer), so the Worker's memory is not known to be flat: **missed**.\n",
+            samples.len()
+        ));
+        return t;
+    }
     t.push_str(&format!(
         "\nTargets: the Worker's memory flat under sustained load, over the second half of the load — its linear memory (which grows only in whole 64 KiB pages) not one page more: {} → {} — {}; its live JavaScript heap growing by less than {LEAK_BYTES_PER_REQUEST} B per request (one small object kept per request would not pass): {} — {}. Their peak together, {}, within a Cloudflare isolate's 128 MB — {}.\n",
         mb(wasm.first().map_or(0, |x| x.1)),
@@ -839,6 +857,29 @@ mod tests {
         assert_eq!(growth_per_request(&leak), Some(3.0));
         assert_eq!(growth_per_request(&[(5, 1)]), None);
         assert_eq!(growth_per_request(&[(5, 1), (5, 9)]), None);
+    }
+
+    #[test]
+    fn a_failed_memory_reading_is_not_taken_for_flat_memory() {
+        let s = Settings {
+            secs: 40,
+            ..Settings::default()
+        };
+        let sample = |t: f64, accepted: u64, measured: bool| Sample {
+            t,
+            accepted,
+            wasm: if measured { 1_500_000 } else { 0 },
+            js_heap: if measured { 1_000_000 } else { 0 },
+            measured,
+            ..Sample::default()
+        };
+        let good: Vec<Sample> = (0..5).map(|k| sample(k as f64 * 10.0, k * 1000, true)).collect();
+        let t = memory_table(&s, &good);
+        assert!(t.contains("not one page more: 1.5 MB → 1.5 MB — **met**"), "{t}");
+        let mut bad = good;
+        bad[3] = sample(30.0, 3000, false);
+        let t = memory_table(&s, &bad);
+        assert!(t.contains("**not measured**") && !t.contains("**met**"), "{t}");
     }
 
     #[test]
