@@ -47,10 +47,10 @@ const mf = new Miniflare(convertV4MiniflareOptions({
       compatibilityDate: "2026-11-01",
       bindings: opts.bindings,
       ...(opts.inspectorPort != null ? { unsafeInspectorProxy: true } : {}),
-      queueProducers:
-        opts.deadLetterQueue === false
-          ? { EVENTS_QUEUE: "edgehose-events" }
-          : { EVENTS_QUEUE: "edgehose-events", DEAD_LETTER_QUEUE: "edgehose-events-dlq" },
+      queueProducers: {
+        ...(opts.eventsQueue === false ? {} : { EVENTS_QUEUE: "edgehose-events" }),
+        ...(opts.deadLetterQueue === false ? {} : { DEAD_LETTER_QUEUE: "edgehose-events-dlq" }),
+      },
       r2Buckets: ["DEAD_LETTERS"],
       queueConsumers: {
         "edgehose-events": {

@@ -27,6 +27,11 @@ pub const FLAGS: &[Flag] = &[
     ),
     ("stream", true, "delivery stream name (edgehose-events)"),
     ("mode", true, "edge forwarding: queue (default) or direct"),
+    (
+        "queue-window-ms",
+        true,
+        "queue mode: answer at once and write one message per window of this many ms (1000, as wrangler.toml); 0 answers after the queue write",
+    ),
     ("buffer-secs", true, "firehose-local buffering interval (5)"),
     ("gzip", false, "gzip delivered objects"),
     (
@@ -91,6 +96,11 @@ pub fn main(raw: &[String]) -> Result<(), String> {
     if !matches!(mode, "queue" | "direct") {
         return Err(format!("--mode {mode:?}: queue or direct"));
     }
+    let queue_window_ms = args.parsed("queue-window-ms", DEFAULT_QUEUE_WINDOW_MS)?;
+    if queue_window_ms > 1000 {
+        return Err(format!("--queue-window-ms {queue_window_ms}: at most 1000"));
+    }
+    let queue_window_ms = queue_window_ms.to_string();
     let faults = FaultPlan {
         throttle: args.parsed("throttle", 0.0)?,
         partial: args.parsed("partial", 0.0)?,
@@ -157,6 +167,7 @@ pub fn main(raw: &[String]) -> Result<(), String> {
         ("AWS_ACCESS_KEY_ID", firehose::DEV_ACCESS_KEY_ID),
         ("AWS_SECRET_ACCESS_KEY", firehose::DEV_SECRET_ACCESS_KEY),
         ("FORWARD_MODE", mode),
+        ("QUEUE_WINDOW_MS", queue_window_ms.as_str()),
         ("PARTITIONING", partitioning),
     ];
     edge_env.extend(api_settings);
@@ -232,6 +243,9 @@ fn transform_env() -> Vec<(String, String)> {
     }
     env
 }
+
+/// Queue mode's window, as wrangler.toml deploys it.
+pub const DEFAULT_QUEUE_WINDOW_MS: u64 = 1000;
 
 /// Waits until every event either path accepted is in firehose-local (the
 /// edge's queue drained: nothing new arrives for two of its batch windows),

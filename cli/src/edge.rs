@@ -60,6 +60,9 @@ pub struct EdgeOptions {
     pub persist: Option<PathBuf>,
     /// Whether the `DEAD_LETTER_QUEUE` binding exists.
     pub dead_letter_queue: bool,
+    /// Whether the `EVENTS_QUEUE` binding exists (without it every queue
+    /// write fails, as in a Queues outage).
+    pub events_queue: bool,
     /// The port to serve on (any free one, chosen by Miniflare, when `None`).
     pub port: Option<u16>,
     /// The Worker's DevTools inspector on this port (0: any free one); off when `None`.
@@ -77,6 +80,7 @@ impl EdgeOptions {
             dlq_sink: None,
             persist: None,
             dead_letter_queue: true,
+            events_queue: true,
             port: None,
             inspector_port: None,
         }
@@ -115,6 +119,7 @@ impl Edge {
             "dlqSink": options.dlq_sink,
             "persist": options.persist,
             "deadLetterQueue": options.dead_letter_queue,
+            "eventsQueue": options.events_queue,
             "inspectorPort": options.inspector_port,
         });
         let mut command = Command::new(node);

@@ -50,6 +50,10 @@ pub struct EdgeConfig {
     /// Direct mode: how long an isolate gathers requests into one
     /// `PutRecordBatch` (0: one call per request).
     pub direct_flush_ms: u64,
+    /// Queue mode: 0 answers once the queue holds the request's events;
+    /// more (`QUEUE_WINDOW_MS`) answers at once and writes one message per
+    /// isolate window in `waitUntil`, delivering directly if the queue refuses.
+    pub queue_window_ms: u64,
     /// The longest one Firehose call may take before it is abandoned (and,
     /// within the retry budget, made again).
     pub call_timeout_ms: u64,
@@ -69,6 +73,21 @@ pub struct EdgeConfig {
 }
 
 impl EdgeConfig {
+    /// Whether a request is answered as soon as it is checked (direct mode,
+    /// and queue mode with a window), its events gathered in the isolate
+    /// until the window closes.
+    pub fn answers_at_once(&self) -> bool {
+        self.mode == Mode::Direct || self.queue_window_ms > 0
+    }
+
+    /// How long an isolate gathers requests before sending them on.
+    pub fn window_ms(&self) -> u64 {
+        match self.mode {
+            Mode::Direct => self.direct_flush_ms,
+            Mode::Queue => self.queue_window_ms,
+        }
+    }
+
     /// The rules lines are judged by before they are packed.
     pub fn rules(&self) -> Rules<'_> {
         Rules {
@@ -122,6 +141,7 @@ impl EdgeConfig {
         };
         // Longer windows mean fewer calls but later delivery; 1 s is plenty.
         let direct_flush_ms = s.usize_or("DIRECT_FLUSH_MS", 20)?.min(1000) as u64;
+        let queue_window_ms = s.usize_or("QUEUE_WINDOW_MS", 0)?.min(1000) as u64;
         let call_timeout_ms = s.usize_or("FIREHOSE_TIMEOUT_MS", 10_000)?.clamp(100, 25_000) as u64;
         let queue_max_retries = s.usize_or("QUEUE_MAX_RETRIES", 10)?.min(100) as u32;
         let partitioning = s.bool_or("PARTITIONING", false)?;
@@ -145,6 +165,7 @@ impl EdgeConfig {
             retry,
             consumer_retry,
             direct_flush_ms,
+            queue_window_ms,
             call_timeout_ms,
             partitioning,
             dead_letter_queue_name,

@@ -11,13 +11,13 @@ use std::time::Duration;
 use edgehose_shared::batch::{Call, group_lines, pack_calls, pack_grouped, queue_batches};
 use edgehose_shared::firehose::{self, FirehoseError, PutOutcome, SIGNING_SERVICE};
 use edgehose_shared::judge::triage;
-use edgehose_shared::limits::QUEUE_MESSAGE_TARGET_BYTES;
+use edgehose_shared::limits::{DIRECT_FLUSH_BYTES, DIRECT_FLUSH_LINES, QUEUE_MESSAGE_TARGET_BYTES};
 use edgehose_shared::retry::{ClockSkew, GiveUpReason, RetryPlan, RetryPolicy, Step};
 use edgehose_shared::sign::sign;
 use worker::{Context, Delay, Env, Queue, console_error};
 
 use crate::clock::{CryptoRandom, now};
-use crate::config::{DEAD_LETTER_QUEUE, EVENTS_QUEUE, EdgeConfig};
+use crate::config::{DEAD_LETTER_QUEUE, EVENTS_QUEUE, EdgeConfig, Mode};
 use crate::js;
 
 thread_local! {
@@ -26,7 +26,17 @@ thread_local! {
 }
 
 thread_local! {
-    /// Direct mode's isolate-wide buffer: envelopes waiting for the open flush window.
+    /// Messages this isolate wrote to the events queue (`GET /healthz`).
+    static QUEUE_MESSAGES: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Messages this isolate has written to the events queue.
+pub fn queue_messages_written() -> u64 {
+    QUEUE_MESSAGES.with(Cell::get)
+}
+
+thread_local! {
+    /// The isolate-wide buffer: envelopes waiting for the open flush window.
     static PENDING: RefCell<Pending> = RefCell::new(Pending::default());
 }
 
@@ -73,18 +83,15 @@ fn guard_against_panics() {
     }));
 }
 
-// A buffer this full is sent at once rather than at the end of the window:
-// one PutRecordBatch's worth of records, or well under its 4 MiB.
-const FLUSH_LINES: usize = 500;
-const FLUSH_BYTES: usize = 3 * 1024 * 1024;
-
-/// Direct mode: hands a request's envelopes to Firehose after the response.
+/// Hands a request's envelopes on after the response: direct mode to
+/// Firehose, queue mode with `QUEUE_WINDOW_MS` to the events queue.
 ///
-/// Requests arriving within `DIRECT_FLUSH_MS` of each other in one isolate
-/// share one `PutRecordBatch`: the request that opens a window keeps it alive
-/// with its own `waitUntil` and flushes everything buffered when it closes,
-/// so a busy isolate makes one call per window instead of one per request.
-/// A buffer that fills up is sent at once by the request that filled it.
+/// Requests arriving within one window of each other in one isolate share
+/// one `PutRecordBatch` (direct) or one queue message (queue): the request
+/// that opens a window keeps it alive with its own `waitUntil` and flushes
+/// everything buffered when it closes, so a busy isolate makes one call or
+/// message per window instead of one per request. A buffer that fills up is
+/// sent at once by the request that filled it.
 pub fn submit(config: Rc<EdgeConfig>, env: Env, ctx: &Context, mut lines: Vec<String>) {
     if !ORPHANS_CHECKED.with(Cell::get) {
         guard_against_panics();
@@ -97,25 +104,25 @@ pub fn submit(config: Rc<EdgeConfig>, env: Env, ctx: &Context, mut lines: Vec<St
             lines.extend(orphans);
         }
     }
-    if config.direct_flush_ms == 0 {
-        ctx.wait_until(async move { direct(&config, &env, lines).await });
+    if config.window_ms() == 0 {
+        ctx.wait_until(async move { flush(&config, &env, lines).await });
         return;
     }
     let (open_window, full) = PENDING.with(|p| {
         let mut p = p.borrow_mut();
         p.bytes += lines.iter().map(|l| l.len() + 1).sum::<usize>();
         p.lines.extend(lines);
-        let full = (p.lines.len() >= FLUSH_LINES || p.bytes >= FLUSH_BYTES).then(|| take(&mut p));
+        let full = (p.lines.len() >= DIRECT_FLUSH_LINES || p.bytes >= DIRECT_FLUSH_BYTES).then(|| take(&mut p));
         let open = !p.window_open;
         p.window_open = true;
         (open, full)
     });
     if let Some(now_lines) = full {
         let (config, env) = (config.clone(), env.clone());
-        ctx.wait_until(async move { direct(&config, &env, now_lines).await });
+        ctx.wait_until(async move { flush(&config, &env, now_lines).await });
     }
     if open_window {
-        let wait = Duration::from_millis(config.direct_flush_ms);
+        let wait = Duration::from_millis(config.window_ms());
         ctx.wait_until(async move {
             Delay::from(wait).await;
             let lines = PENDING.with(|p| {
@@ -124,10 +131,43 @@ pub fn submit(config: Rc<EdgeConfig>, env: Env, ctx: &Context, mut lines: Vec<St
                 take(&mut p)
             });
             if !lines.is_empty() {
-                direct(&config, &env, lines).await;
+                flush(&config, &env, lines).await;
             }
         });
     }
+}
+
+/// Sends one window's lines on: direct mode to Firehose; queue mode to the
+/// events queue, and what the queue refuses straight to Firehose, so a
+/// queue outage costs a window's batching, not its events.
+async fn flush(config: &EdgeConfig, env: &Env, lines: Vec<String>) {
+    if config.mode == Mode::Direct {
+        return direct(config, env, lines).await;
+    }
+    let batch = hold(&lines);
+    if let Err((unsent, e)) = enqueue_lines(env, &lines).await {
+        console_error!(
+            "edgehose: the events queue refused {} events ({e}); delivering them directly",
+            unsent.len()
+        );
+        deliver_lines(config, env, &unsent).await;
+    }
+    release(batch);
+}
+
+/// Keeps lines in `IN_FLIGHT` (which a panic saves) while they are sent.
+fn hold(lines: &[String]) -> u64 {
+    IN_FLIGHT.with(|f| {
+        let mut f = f.borrow_mut();
+        f.0 += 1;
+        let n = f.0;
+        f.1.insert(n, lines.to_vec());
+        n
+    })
+}
+
+fn release(batch: u64) {
+    IN_FLIGHT.with(|f| f.borrow_mut().1.remove(&batch));
 }
 
 fn take(p: &mut Pending) -> Vec<String> {
@@ -138,15 +178,9 @@ fn take(p: &mut Pending) -> Vec<String> {
 /// Direct mode: packs, signs and sends a request's envelopes; what cannot be
 /// delivered within the retry budget goes to the dead-letter path.
 pub async fn direct(config: &EdgeConfig, env: &Env, lines: Vec<String>) {
-    let batch = IN_FLIGHT.with(|f| {
-        let mut f = f.borrow_mut();
-        f.0 += 1;
-        let n = f.0;
-        f.1.insert(n, lines.clone());
-        n
-    });
+    let batch = hold(&lines);
     deliver_lines(config, env, &lines).await;
-    IN_FLIGHT.with(|f| f.borrow_mut().1.remove(&batch));
+    release(batch);
 }
 
 /// The lines' bytes, for packing.
@@ -199,23 +233,37 @@ pub async fn deliver_judged<S: AsRef<str>>(
 /// Queue mode, producer side: sends the envelopes as text messages of whole
 /// lines. An error means some messages may not have been enqueued.
 pub async fn enqueue(env: &Env, lines: &[String]) -> Result<(), String> {
+    enqueue_lines(env, lines).await.map_err(|(_, e)| e)
+}
+
+/// The same; `Err` holds the lines of every message not confirmed written.
+async fn enqueue_lines(env: &Env, lines: &[String]) -> Result<(), (Vec<String>, String)> {
     let queue = env
         .queue(EVENTS_QUEUE)
-        .map_err(|e| format!("queue binding {EVENTS_QUEUE}: {e}"))?;
-    send_lines(&queue, lines).await
+        .map_err(|e| (lines.to_vec(), format!("queue binding {EVENTS_QUEUE}: {e}")))?;
+    let messages = send_lines(&queue, lines).await?;
+    QUEUE_MESSAGES.with(|c| c.set(c.get() + messages as u64));
+    Ok(())
 }
 
 /// Sends lines to a queue as text messages of whole lines, in as few
-/// `sendBatch` calls as the Queues limits allow.
-async fn send_lines(queue: &Queue, lines: &[String]) -> Result<(), String> {
+/// `sendBatch` calls as the Queues limits allow. `Err` holds the lines of
+/// the batches from the first that failed on (none after it is tried);
+/// `Ok` how many messages were written.
+async fn send_lines(queue: &Queue, lines: &[String]) -> Result<usize, (Vec<String>, String)> {
     let messages = group_lines(lines, QUEUE_MESSAGE_TARGET_BYTES);
     let sizes: Vec<usize> = messages.iter().map(String::len).collect();
     for range in queue_batches(&sizes) {
-        js::send_batch(queue.as_ref(), &messages[range])
-            .await
-            .map_err(|e| format!("sendBatch: {e}"))?;
+        let start = range.start;
+        if let Err(e) = js::send_batch(queue.as_ref(), &messages[range]).await {
+            let unsent = messages[start..]
+                .iter()
+                .flat_map(|m| m.split('\n').map(str::to_owned))
+                .collect();
+            return Err((unsent, format!("sendBatch: {e}")));
+        }
     }
-    Ok(())
+    Ok(messages.len())
 }
 
 /// The records of a call that did not land, and why, in words for the log.
@@ -333,14 +381,14 @@ pub async fn dead_letter(env: &Env, lines: &[String], reason: &str) -> bool {
     let ids = ids(lines).join(",");
     if let Ok(queue) = env.queue(DEAD_LETTER_QUEUE) {
         return match send_lines(&queue, lines).await {
-            Ok(()) => {
+            Ok(_) => {
                 console_error!(
                     "edgehose: {} events sent to the dead-letter queue ({reason}); ids: {ids}",
                     lines.len()
                 );
                 true
             }
-            Err(e) => {
+            Err((_, e)) => {
                 console_error!(
                     "edgehose: the dead-letter queue refused {} events ({e}), undelivered because {reason}; ids: {ids}",
                     lines.len()

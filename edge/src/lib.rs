@@ -27,7 +27,7 @@ use worker::worker_sys::web_sys;
 use worker::{Context, Env, console_error};
 
 use crate::clock::{CryptoRandom, now};
-use crate::config::{EdgeConfig, Mode};
+use crate::config::EdgeConfig;
 use crate::js::Head;
 
 thread_local! {
@@ -69,7 +69,7 @@ pub fn fetch(req: web_sys::Request, env: Env, ctx: worker::worker_sys::Context) 
         Ok(c) => c,
         Err(e) => return respond(e.reply(Vec::new())),
     };
-    if config.mode == Mode::Direct {
+    if config.answers_at_once() {
         js::remember_request(&env, &ctx);
     }
     let head = Head::read(&req);
@@ -102,8 +102,9 @@ pub fn fetch(req: web_sys::Request, env: Env, ctx: worker::worker_sys::Context) 
             if reply.status == 200 && path.trim_end_matches('/') == api::HEALTH_PATH {
                 let accepted = ACCEPTED_EVENTS.with(std::cell::Cell::get);
                 let memory = wasm_memory_bytes();
+                let messages = forward::queue_messages_written();
                 reply.body = format!(
-                    r#"{{"status":"ok","isolate":{{"accepted_events":{accepted},"wasm_memory_bytes":{memory}}}}}"#
+                    r#"{{"status":"ok","isolate":{{"accepted_events":{accepted},"queue_messages":{messages},"wasm_memory_bytes":{memory}}}}}"#
                 );
             }
             return respond(reply);
@@ -154,24 +155,23 @@ fn ingest_body(
         Ok(a) => a,
         Err(reply) => return respond(reply),
     };
-    match config.mode {
-        Mode::Direct => {
-            forward::submit(config.clone(), env, &ctx, accepted.lines);
-            count_accepted(accepted.count);
-            respond(accepted.reply)
-        }
-        // Acknowledge only once the queue holds the events: a 503 tells the
-        // client to retry rather than letting an accepted event vanish.
-        Mode::Queue => js_sys::futures::future_to_promise(async move {
-            if let Err(e) = forward::enqueue(&env, &accepted.lines).await {
-                console_error!("edgehose: could not enqueue {} events: {e}", accepted.lines.len());
-                return Ok(respond(ApiError::Unavailable(e).reply(ingest.cors)));
-            }
-            count_accepted(accepted.count);
-            Ok(respond(accepted.reply))
-        })
-        .into(),
+    if config.answers_at_once() {
+        forward::submit(config.clone(), env, &ctx, accepted.lines);
+        count_accepted(accepted.count);
+        return respond(accepted.reply);
     }
+    // Queue mode without a window: acknowledge only once the queue holds the
+    // events; a 503 tells the client to retry rather than letting an
+    // accepted event vanish.
+    js_sys::futures::future_to_promise(async move {
+        if let Err(e) = forward::enqueue(&env, &accepted.lines).await {
+            console_error!("edgehose: could not enqueue {} events: {e}", accepted.lines.len());
+            return Ok(respond(ApiError::Unavailable(e).reply(ingest.cors)));
+        }
+        count_accepted(accepted.count);
+        Ok(respond(accepted.reply))
+    })
+    .into()
 }
 
 /// The size of this instance's linear memory: what the Worker holds of its

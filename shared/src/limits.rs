@@ -73,6 +73,19 @@ pub const QUEUE_MAX_BATCH_MESSAGES: usize = 100;
 /// (<https://developers.cloudflare.com/queues/platform/limits/>).
 pub const QUEUE_MAX_BATCH_BYTES: usize = 256_000;
 
+/// Cloudflare Queues bills each 64 KB of a message written, read or deleted
+/// as one operation (<https://developers.cloudflare.com/queues/platform/pricing/>).
+pub const QUEUE_BILLING_INCREMENT_BYTES: usize = 64 * 1024;
+
+/// Direct mode: a gathering window that holds this many lines is sent at
+/// once rather than at the window's end (one `PutRecordBatch`'s worth of
+/// records, were each line its own).
+pub const DIRECT_FLUSH_LINES: usize = 500;
+
+/// Direct mode: a gathering window that holds this many bytes is sent at
+/// once (well under a call's 4 MiB once base64 grows it).
+pub const DIRECT_FLUSH_BYTES: usize = 3 * 1024 * 1024;
+
 /// The request-decoding limits in force for one deployment.
 ///
 /// Every field is clamped to `1..=` its constant above: a configuration can make

@@ -64,3 +64,13 @@ fn the_consumer_knows_which_delivery_is_its_last() {
     let toml = std::fs::read_to_string(tools::repo_root().join("wrangler.toml")).unwrap();
     assert_eq!(setting(&toml, "QUEUE_MAX_RETRIES"), setting(&toml, "max_retries"));
 }
+
+#[test]
+fn make_dev_runs_the_queue_window_that_deploys() {
+    let toml = std::fs::read_to_string(tools::repo_root().join("wrangler.toml")).unwrap();
+    assert_eq!(setting(&toml, "FORWARD_MODE"), "queue");
+    assert_eq!(
+        setting(&toml, "QUEUE_WINDOW_MS"),
+        edgehose_cli::dev::DEFAULT_QUEUE_WINDOW_MS.to_string()
+    );
+}

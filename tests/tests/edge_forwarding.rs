@@ -147,11 +147,22 @@ fn direct_mode_gathers_concurrent_requests_into_few_calls() {
     println!("direct mode, 250 ms window: 32 concurrent requests, 96 events, {calls} PutRecordBatch calls");
 }
 
+/// Messages the Worker's isolate wrote to the events queue (`/healthz`).
+fn queue_messages(edge: &Edge) -> u64 {
+    let body = edgehose_cli::tools::http_get(&format!("{}/healthz", edge.url())).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    v["isolate"]["queue_messages"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no queue_messages in {body}"))
+}
+
 #[test]
 fn queue_mode_lands_every_event_exactly_once_in_far_fewer_calls() {
     let sandbox = sandbox();
     let edge = start(&options(&sandbox, "queue", &sandbox.moto.endpoint()));
     let sent = post_events(&edge, "queue", 40, 5);
+    // Without a window each answer waited for its own message.
+    assert_eq!(queue_messages(&edge), 40);
     assert_exactly_once(&sandbox, &edge, &sent);
     let calls = sandbox.objects().unwrap().len();
     assert!(
@@ -159,6 +170,43 @@ fn queue_mode_lands_every_event_exactly_once_in_far_fewer_calls() {
         "{calls} PutRecordBatch calls for 40 requests: the queue should batch"
     );
     println!("queue mode: 40 requests, 200 events, {calls} PutRecordBatch calls");
+}
+
+#[test]
+fn queue_mode_with_a_window_answers_first_and_writes_one_message_per_window() {
+    let sandbox = sandbox();
+    let mut opts = options(&sandbox, "queue", &sandbox.moto.endpoint());
+    opts.bindings.insert("QUEUE_WINDOW_MS".into(), "1000".into());
+    let edge = start(&opts);
+    let first = post_events(&edge, "window-first", 1, 5);
+    // Answered before the window closed: nothing is in the queue yet.
+    assert_eq!(queue_messages(&edge), 0, "the answer did not wait for the queue");
+    let mut sent = post_events(&edge, "window", 40, 5);
+    sent.extend(first);
+    assert_exactly_once(&sandbox, &edge, &sent);
+    let messages = queue_messages(&edge);
+    assert!(
+        (1..=10).contains(&messages),
+        "{messages} queue messages for 41 requests: the isolate should gather them per window"
+    );
+    println!("queue mode, 1000 ms window: 41 requests, 205 events, {messages} queue messages");
+}
+
+#[test]
+fn when_the_queue_cannot_be_written_a_windows_events_go_straight_to_firehose() {
+    let sandbox = sandbox();
+    let mut opts = options(&sandbox, "queue", &sandbox.moto.endpoint());
+    opts.bindings.insert("QUEUE_WINDOW_MS".into(), "200".into());
+    opts.events_queue = false;
+    let edge = start(&opts);
+    let sent = post_events(&edge, "no-queue", 12, 5);
+    assert_exactly_once(&sandbox, &edge, &sent);
+    assert_eq!(queue_messages(&edge), 0);
+    assert!(
+        edge.log().contains("the events queue refused"),
+        "the fallback is logged:\n{}",
+        edge.log()
+    );
 }
 
 /// Posts through faults, then turns them off and checks that every accepted
