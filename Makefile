@@ -16,7 +16,7 @@ WASM := --target wasm32-unknown-unknown
 # Crates that must build for Cloudflare Workers as well as natively.
 WASM_CRATES := -p edgehose-shared -p edgehose-edge
 
-.PHONY: dev test bootstrap check fmt-check clippy wasm docs edge lambda unit bench-edge bench-transform bench-pipeline bench-latency bench-packing bench-tracker bench fuzz soak
+.PHONY: dev test bootstrap check fmt-check clippy wasm docs edge lambda unit bench-edge bench-transform bench-pipeline bench-latency bench-packing bench-cost bench-tracker bench fuzz soak
 
 ## dev: install tools, build, and run the whole pipeline locally: the edge
 ## Worker on 127.0.0.1:8787, firehose-local running the real transform, the
@@ -104,6 +104,14 @@ bench-latency: bootstrap edge
 bench-packing: bootstrap
 	$(RUN) $(CARGO) build -q --release --locked -p edgehose-bench
 	$(RUN) target/release/edgehose-bench packing --write BENCHMARKS.md
+
+## bench-cost: the whole monthly bill of every path, line by line, from the
+## dated price table, the shared packing code and measured CPU and Lambda
+## time (which it measures and writes to cli/src/cost/measured.json, built into
+## `edgehose cost`); draws bench/cost.svg and rewrites its BENCHMARKS.md section
+bench-cost: bootstrap edge
+	$(RUN) $(CARGO) build -q --release --locked -p edgehose-regional -p edgehose-cli -p edgehose-bench
+	$(RUN) target/release/edgehose-bench cost --write BENCHMARKS.md $(ARGS)
 
 ## bench-tracker: the browser tracker's size, built afresh, raw and gzipped
 bench-tracker: bootstrap

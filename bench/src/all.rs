@@ -12,8 +12,9 @@ type Bench = fn(&[String]) -> Result<(), String>;
 pub fn main(args: &[String]) -> Result<(), String> {
     let write = flag(args, "--write");
     let pass: Vec<String> = write.iter().flat_map(|w| ["--write".to_owned(), w.clone()]).collect();
-    let benches: [(&str, Bench); 6] = [
+    let benches: [(&str, Bench); 7] = [
         ("edge", crate::edge::main),
+        ("cost", crate::cost::main),
         ("transform", crate::transform::main),
         ("packing", crate::packing::main),
         ("pipeline", crate::pipeline::main),

@@ -2,6 +2,7 @@
 //! its section of `BENCHMARKS.md`; none of them pass or fail on timings.
 
 pub mod all;
+pub mod cost;
 pub mod edge;
 pub mod fuzz;
 pub mod latency;
@@ -24,15 +25,17 @@ pub fn run(args: &[String]) -> Result<(), String> {
         Some("pipeline") => pipeline::main(&args[1..]),
         Some("latency") => latency::main(&args[1..]),
         Some("packing") => packing::main(&args[1..]),
+        Some("cost") => cost::main(&args[1..]),
         Some("fuzz") => fuzz::main(&args[1..]),
         Some("soak") => soak::main(&args[1..]),
         Some("tracker") => tracker::main(&args[1..]),
         Some("all") => all::main(&args[1..]),
         Some("headline") => all::headline().and_then(|t| report::publish("headline", &t, None, flag(args, "--write"))),
         _ => Err(
-            "usage: edgehose-bench all|edge|transform|pipeline|latency|packing|fuzz|soak|tracker|headline [options] [--write BENCHMARKS.md]\n\
+            "usage: edgehose-bench all|edge|transform|pipeline|latency|packing|cost|fuzz|soak|tracker|headline [options] [--write BENCHMARKS.md]\n\
              \x20 edge [--requests N] [--concurrency C] [--build DIR] [--var NAME=VALUE]...\n\
              \x20 transform\n\
+             \x20 cost [--rounds N] [--requests N]\n\
              \x20 pipeline [--seconds S] [--connections C] [--scenarios queue:1,queue:10,direct:10]\n\
              \x20 latency [--requests N] [--scenarios tokyo:us-east-1,frankfurt:eu-central-1]\n\
              \x20 fuzz [--secs N] [--targets ingest,segment]\n\

@@ -86,6 +86,11 @@ impl ApiGateway {
         self.shared.accepted_events.load(Ordering::Relaxed)
     }
 
+    /// What Lambda would bill for the function's invocations so far.
+    pub fn billing(&self) -> crate::runtime_api::Billing {
+        self.shared.api.billing()
+    }
+
     /// What the function printed recently.
     pub fn log(&self) -> String {
         self.shared.function.lock().map(|f| f.log()).unwrap_or_default()

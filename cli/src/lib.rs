@@ -20,6 +20,7 @@
 
 pub mod apigw;
 pub mod args;
+pub mod cost;
 pub mod dev;
 pub mod edge;
 pub mod firehose;

@@ -42,6 +42,20 @@ struct Shared {
     queue: Vec<(String, String)>,
     outcomes: HashMap<String, RawOutcome>,
     init_error: Option<String>,
+    /// When each invocation in progress was handed to the function.
+    started: HashMap<String, Instant>,
+    billing: Billing,
+}
+
+/// What Lambda would bill for the invocations so far: each one's duration
+/// from the event handed out on `/next` to its response or error, rounded
+/// up to the next millisecond as Lambda rounds it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Billing {
+    /// Invocations that answered.
+    pub invocations: u64,
+    /// Their billed durations added up, ms.
+    pub billed_ms: u64,
 }
 
 /// The Runtime API host.
@@ -168,6 +182,11 @@ impl RuntimeApi {
         }
     }
 
+    /// Billed durations so far (see [`Billing`]).
+    pub fn billing(&self) -> Billing {
+        self.state.0.lock().map(|s| s.billing).unwrap_or_default()
+    }
+
     /// Forgets an earlier initialisation error (before starting a new process).
     pub fn clear_init_error(&self) {
         if let Ok(mut s) = self.state.0.lock() {
@@ -249,6 +268,7 @@ fn route(
         loop {
             if !s.queue.is_empty() {
                 let (id, event) = s.queue.remove(0);
+                s.started.insert(id.clone(), Instant::now());
                 let deadline = (std::time::SystemTime::now() + Duration::from_secs(60))
                     .duration_since(std::time::UNIX_EPOCH)
                     .map(|d| d.as_millis())
@@ -287,6 +307,10 @@ fn route(
                 } else {
                     RawOutcome::Error(body)
                 };
+                if let Some(start) = s.started.remove(*id) {
+                    s.billing.invocations += 1;
+                    s.billing.billed_ms += start.elapsed().as_micros().div_ceil(1000) as u64;
+                }
                 s.outcomes.insert((*id).to_owned(), outcome);
                 cvar.notify_all();
             }

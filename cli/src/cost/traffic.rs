@@ -1,0 +1,240 @@
+//! The billed quantities of a month's traffic on each path, counted by the
+//! code that moves the events: events of the given size enveloped as the
+//! edge envelopes them (`shared::envelope`), then grouped into queue
+//! messages, Firehose records and `PutRecordBatch` calls by `shared::batch`,
+//! exactly as each path sends them. Nothing here is a formula for packing.
+
+use edgehose_shared::batch::{PackConfig, PackingStats, group_lines, pack, pack_calls, pack_records};
+use edgehose_shared::clock::SeededRandom;
+use edgehose_shared::decode::{BodyFormat, parse_events};
+use edgehose_shared::envelope::{Dialect, EdgeMeta, RequestContext, wrap_items};
+use edgehose_shared::limits::{
+    DIRECT_FLUSH_BYTES, DIRECT_FLUSH_LINES, Limits, QUEUE_BILLING_INCREMENT_BYTES, QUEUE_MAX_BATCH_MESSAGES,
+    QUEUE_MESSAGE_TARGET_BYTES,
+};
+use edgehose_shared::timestamp::Timestamp;
+
+/// How many events are packed to count a path's quantities (then scaled).
+pub const SAMPLE_EVENTS: usize = 20_000;
+
+/// How the requests reach the edge and leave it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shape {
+    /// Events in each request.
+    pub events_per_request: usize,
+    /// Bytes of each event as the client sends it.
+    pub event_bytes: usize,
+    /// Requests one isolate gathers in one window (direct mode's
+    /// `DIRECT_FLUSH_MS`, queue mode's `QUEUE_WINDOW_MS`); 1 when every
+    /// request is alone in its window.
+    pub requests_per_window: usize,
+}
+
+/// What one path does for [`SAMPLE_EVENTS`] events.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Quantities {
+    /// Events counted.
+    pub events: u64,
+    /// Client requests.
+    pub requests: u64,
+    /// Bytes of all request bodies.
+    pub body_bytes: u64,
+    /// Queue messages written (each read and deleted once).
+    pub queue_messages: u64,
+    /// Queue operations billed per write (64 KB increments of each message).
+    pub queue_units: u64,
+    /// Queue-consumer invocations (full batches of 100 messages).
+    pub consumer_batches: u64,
+    /// What reached Firehose.
+    pub firehose: PackingStats,
+}
+
+impl Quantities {
+    /// Scales to `events` events.
+    pub fn per(&self, events: f64) -> f64 {
+        events / self.events.max(1) as f64
+    }
+}
+
+/// The `n`-th event, `bytes` long (at least as long as its fixed fields).
+pub fn event(n: usize, bytes: usize) -> String {
+    let head = format!(
+        r#"{{"event":"click","message_id":"cost-{n:08}","ts":{},"anonymous_id":"a-{:06}","properties":{{"p":""#,
+        1_714_566_600_000u64 + n as u64,
+        n % 100_000
+    );
+    let tail = r#""}}"#;
+    let pad = bytes.saturating_sub(head.len() + tail.len());
+    format!("{head}{}{tail}", "x".repeat(pad))
+}
+
+/// Each request's envelope lines, as the edge (and `ingest-api`) writes them.
+fn requests(shape: Shape) -> Vec<(usize, Vec<String>)> {
+    let edge = EdgeMeta {
+        country: Some("DE".into()),
+        colo: Some("FRA".into()),
+        asn: Some(3320),
+        client_ip: None,
+    };
+    let ctx = RequestContext {
+        received_at: Timestamp::from_millis(1_714_566_600_250),
+        key_id: Some("web"),
+        edge: &edge,
+        content_type: Some("application/x-ndjson"),
+        dialect: Dialect::V1,
+    };
+    let random = SeededRandom::new(7);
+    let k = shape.events_per_request.max(1);
+    let events = SAMPLE_EVENTS.div_ceil(k) * k;
+    (0..events)
+        .collect::<Vec<_>>()
+        .chunks(k)
+        .map(|chunk| {
+            let body = chunk
+                .iter()
+                .map(|&n| event(n, shape.event_bytes))
+                .collect::<Vec<_>>()
+                .join("\n");
+            let decoded = parse_events(body.as_bytes(), BodyFormat::Ndjson, &Limits::default())
+                .unwrap_or_else(|e| panic!("a body the edge accepts: {e}"));
+            (body.len(), wrap_items(&ctx, &decoded.items, &random))
+        })
+        .collect()
+}
+
+fn base(reqs: &[(usize, Vec<String>)]) -> Quantities {
+    Quantities {
+        events: reqs.iter().map(|(_, l)| l.len() as u64).sum(),
+        requests: reqs.len() as u64,
+        body_bytes: reqs.iter().map(|(b, _)| *b as u64).sum(),
+        ..Quantities::default()
+    }
+}
+
+fn packed(lines: &[String]) -> Result<PackingStats, String> {
+    Ok(PackingStats::of(
+        &pack(lines, "edgehose-events", PackConfig::default()).map_err(|e| e.to_string())?,
+    ))
+}
+
+/// A function behind API Gateway or a function URL: each request's events
+/// in as few records as fit, one call per request (`ingest-api`).
+pub fn per_request(shape: Shape) -> Result<Quantities, String> {
+    let reqs = requests(shape);
+    let mut q = base(&reqs);
+    for (_, lines) in &reqs {
+        q.firehose.add(&packed(lines)?);
+    }
+    Ok(q)
+}
+
+/// The windows of `shape.requests_per_window` requests, each window's lines.
+fn windows(reqs: &[(usize, Vec<String>)], per_window: usize) -> Vec<Vec<String>> {
+    reqs.chunks(per_window.max(1))
+        .map(|w| w.iter().flat_map(|(_, l)| l.iter().cloned()).collect())
+        .collect()
+}
+
+/// The edge in direct mode: each window's lines packed into one call, a
+/// window sent early once it holds `DIRECT_FLUSH_LINES` lines or
+/// `DIRECT_FLUSH_BYTES`, as `edge/src/forward.rs` does.
+pub fn edge_direct(shape: Shape) -> Result<Quantities, String> {
+    let reqs = requests(shape);
+    let mut q = base(&reqs);
+    for window in windows(&reqs, shape.requests_per_window) {
+        let mut start = 0;
+        let mut bytes = 0;
+        for (i, line) in window.iter().enumerate() {
+            bytes += line.len() + 1;
+            if i + 1 - start >= DIRECT_FLUSH_LINES || bytes >= DIRECT_FLUSH_BYTES {
+                q.firehose.add(&packed(&window[start..=i])?);
+                start = i + 1;
+                bytes = 0;
+            }
+        }
+        if start < window.len() {
+            q.firehose.add(&packed(&window[start..])?);
+        }
+    }
+    Ok(q)
+}
+
+/// The edge in queue mode: each window's lines (each request's, with no
+/// window) as messages of whole lines; the consumer packs batches of 100
+/// messages into records and calls.
+pub fn edge_queue(shape: Shape) -> Result<Quantities, String> {
+    let reqs = requests(shape);
+    let mut q = base(&reqs);
+    let messages: Vec<String> = windows(&reqs, shape.requests_per_window)
+        .iter()
+        .flat_map(|w| group_lines(w, QUEUE_MESSAGE_TARGET_BYTES))
+        .collect();
+    q.queue_messages = messages.len() as u64;
+    q.queue_units = messages
+        .iter()
+        .map(|m| m.len().div_ceil(QUEUE_BILLING_INCREMENT_BYTES).max(1) as u64)
+        .sum();
+    for batch in messages.chunks(QUEUE_MAX_BATCH_MESSAGES) {
+        q.consumer_batches += 1;
+        let records = pack_records(batch, PackConfig::default()).map_err(|e| e.to_string())?;
+        q.firehose
+            .add(&PackingStats::of(&pack_calls(records, "edgehose-events")));
+    }
+    Ok(q)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shape(k: usize, per_window: usize) -> Shape {
+        Shape {
+            events_per_request: k,
+            event_bytes: 170,
+            requests_per_window: per_window,
+        }
+    }
+
+    #[test]
+    fn events_have_the_size_asked_for() {
+        assert_eq!(event(3, 170).len(), 170);
+        assert_eq!(event(3, 1000).len(), 1000);
+        assert!(serde_json::from_str::<serde_json::Value>(&event(3, 170)).is_ok());
+    }
+
+    #[test]
+    fn one_event_per_request_is_one_record_and_one_call_each_on_the_api_gateway_path() {
+        let q = per_request(shape(1, 1)).unwrap();
+        assert_eq!(q.events, SAMPLE_EVENTS as u64);
+        assert_eq!(q.firehose.records as u64, q.events);
+        assert_eq!(q.firehose.calls as u64, q.events);
+        assert_eq!(q.firehose.billed_bytes, q.events * 5 * 1024);
+    }
+
+    #[test]
+    fn a_window_of_requests_shares_records_in_direct_mode() {
+        let alone = edge_direct(shape(1, 1)).unwrap();
+        let shared = edge_direct(shape(1, 20)).unwrap();
+        assert_eq!(alone.firehose.records as u64, alone.events);
+        assert_eq!(shared.firehose.records as u64, alone.events / 20);
+        assert_eq!(shared.firehose.calls, shared.firehose.records);
+    }
+
+    #[test]
+    fn queue_mode_writes_a_message_per_window_and_packs_100_at_a_time() {
+        let alone = edge_queue(shape(1, 1)).unwrap();
+        assert_eq!(alone.queue_messages, alone.events);
+        assert_eq!(alone.queue_units, alone.events);
+        assert_eq!(alone.consumer_batches, alone.events / 100);
+        let windowed = edge_queue(shape(1, 50)).unwrap();
+        assert_eq!(windowed.queue_messages, alone.events / 50);
+        // 100 messages of one ~400-byte line each fill far less than a record.
+        assert_eq!(alone.firehose.records as u64, alone.consumer_batches);
+    }
+
+    #[test]
+    fn big_messages_are_billed_per_64_kb() {
+        let q = edge_queue(shape(400, 1)).unwrap();
+        assert!(q.queue_units > q.queue_messages, "{q:?}");
+    }
+}
