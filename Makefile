@@ -108,7 +108,8 @@ bench-packing: bootstrap
 ## bench-cost: the whole monthly bill of every path, line by line, from the
 ## dated price table, the shared packing code and measured CPU and Lambda
 ## time (which it measures and writes to cli/src/cost/measured.json, built into
-## `edgehose cost`); draws bench/cost.svg and rewrites its BENCHMARKS.md section
+## `edgehose cost`); draws bench/cost.svg and rewrites its BENCHMARKS.md section.
+## After a price change: ARGS="--from cli/src/cost/measured.json" prices without measuring
 bench-cost: bootstrap edge
 	$(RUN) $(CARGO) build -q --release --locked -p edgehose-regional -p edgehose-cli -p edgehose-bench
 	$(RUN) target/release/edgehose-bench cost --write BENCHMARKS.md $(ARGS)

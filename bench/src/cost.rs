@@ -46,6 +46,19 @@ pub fn main(args: &[String]) -> Result<(), String> {
     let requests: usize = flag(args, "--requests").and_then(|v| v.parse().ok()).unwrap_or(500);
     let work = repo_root().join("target/bench/cost");
     std::fs::create_dir_all(&work).map_err(|e| e.to_string())?;
+    let chart = repo_root().join("bench/cost.svg");
+    // `--from FILE`: price figures measured before (after a price change)
+    // instead of measuring again.
+    if let Some(file) = flag(args, "--from") {
+        let measured = Measured::parse(&std::fs::read_to_string(&file).map_err(|e| format!("{file}: {e}"))?)?;
+        let table = render(&measured, &chart)?;
+        return report::publish(
+            "cost",
+            &table,
+            Some(&serde_json::to_value(&measured).unwrap_or_default()),
+            flag(args, "--write"),
+        );
+    }
     println!(
         "cost benchmark: {rounds} interleaved rounds of {requests} requests per size ({SIZES:?} events per request)"
     );
@@ -69,7 +82,6 @@ pub fn main(args: &[String]) -> Result<(), String> {
     let file = repo_root().join("cli/src/cost/measured.json");
     std::fs::write(&file, format!("{json}\n")).map_err(|e| format!("{}: {e}", file.display()))?;
     println!("wrote {}", file.display());
-    let chart = repo_root().join("bench/cost.svg");
     let table = render(&measured, &chart)?;
     report::publish(
         "cost",
@@ -293,12 +305,19 @@ pub fn render(measured: &Measured, chart: &Path) -> Result<String, String> {
     t.push_str("<details><summary>Every line at one event per request, each request alone in its window</summary>\n\n");
     t.push_str(&cost::render(&one, shape(1, 1), measured));
     t.push_str("\n</details>\n\n");
-    let lines = cost::curve(&CostPath::ALL, events, shape(1, 1), measured)?;
-    cost::chart::write(chart, &cost::chart_title(events, shape(1, 1)), &lines)?;
-    t.push_str(&format!(
-        "![whole bill per million events against events per request]({})\n\n",
-        chart.strip_prefix(repo_root()).unwrap_or(chart).display()
+    // The same at 20 requests per isolate window, beside it.
+    let busy = chart.with_file_name(format!(
+        "{}-20-per-window.svg",
+        chart.file_stem().and_then(|s| s.to_str()).unwrap_or("cost")
     ));
+    for (file, r) in [(chart.to_path_buf(), 1), (busy, 20)] {
+        let lines = cost::curve(&CostPath::ALL, events, shape(1, r), measured)?;
+        cost::chart::write(&file, &cost::chart_title(events, shape(1, r)), &lines)?;
+        t.push_str(&format!(
+            "![whole bill per million events against events per request, {r} request(s) per isolate window]({})\n\n",
+            file.strip_prefix(repo_root()).unwrap_or(&file).display()
+        ));
+    }
     let points = |b: &BySize, unit: &str| {
         b.points
             .iter()
@@ -311,6 +330,10 @@ pub fn render(measured: &Measured, chart: &Path) -> Result<String, String> {
         points(&measured.edge_cpu_us_per_request, "µs"),
         points(&measured.ingest_api_billed_ms, "ms"),
         measured.transform_us_per_event
+    ));
+    t.push_str(&format!(
+        "**Target** — the default mode's whole bill at one event per request at most a third of the API Gateway path's (100 M events a month): {}.\n\n",
+        goal(measured)?
     ));
     t.push_str(&clickstream(measured)?);
     t.push('\n');
@@ -349,4 +372,34 @@ fn clickstream(measured: &Measured) -> Result<String, String> {
         ));
     }
     Ok(t)
+}
+
+/// The goal: the default mode's whole bill at one event per request at most
+/// a third of the API Gateway path's. The figure, at 100 M events a month
+/// alone in the window and at 20 requests per window, marked met or missed.
+pub fn goal(measured: &Measured) -> Result<String, String> {
+    let per_million = |p, r| {
+        let shape = Shape {
+            events_per_request: 1,
+            event_bytes: 170,
+            requests_per_window: r,
+        };
+        bill(p, 100e6, shape, measured).map(|b| b.per_million())
+    };
+    let apigw = per_million(CostPath::ApiGateway, 1)?;
+    let mark = |v: f64| if v <= apigw / 3.0 { "met" } else { "missed" };
+    let (alone, busy) = (
+        per_million(CostPath::EdgeQueueWindow, 1)?,
+        per_million(CostPath::EdgeQueueWindow, 20)?,
+    );
+    let direct = per_million(CostPath::EdgeDirect, 1)?;
+    Ok(format!(
+        "default (queue, window) ${alone:.2} per million alone in its window ({:.2}× the API Gateway path's ${apigw:.2}: {}), ${busy:.2} at 20 requests per window ({:.2}×: {}); direct mode ${direct:.2} ({:.2}×: {})",
+        alone / apigw,
+        mark(alone),
+        busy / apigw,
+        mark(busy),
+        direct / apigw,
+        mark(direct)
+    ))
 }

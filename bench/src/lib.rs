@@ -35,7 +35,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
             "usage: edgehose-bench all|edge|transform|pipeline|latency|packing|cost|fuzz|soak|tracker|headline [options] [--write BENCHMARKS.md]\n\
              \x20 edge [--requests N] [--concurrency C] [--build DIR] [--var NAME=VALUE]...\n\
              \x20 transform\n\
-             \x20 cost [--rounds N] [--requests N]\n\
+             \x20 cost [--rounds N] [--requests N] [--from MEASURED.json]\n\
              \x20 pipeline [--seconds S] [--connections C] [--scenarios queue:1,queue:10,direct:10]\n\
              \x20 latency [--requests N] [--scenarios tokyo:us-east-1,frankfurt:eu-central-1]\n\
              \x20 fuzz [--secs N] [--targets ingest,segment]\n\
