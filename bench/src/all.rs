@@ -141,6 +141,16 @@ pub fn headline() -> Result<String, String> {
         "packing".into(),
     ]);
 
+    if let Ok(c) = raw("cost") {
+        let measured: edgehose_cli::cost::measured::Measured =
+            serde_json::from_value(c).map_err(|e| format!("target/bench/cost/cost.json: {e}"))?;
+        rows.push([
+            "whole bill per million 170-byte events, one per request (target: ≤ ⅓ of the API Gateway path's)".into(),
+            crate::cost::goal(&measured)?,
+            "cost".into(),
+        ]);
+    }
+
     let l = raw("latency")?;
     for (scenario, report) in l.as_object().into_iter().flatten() {
         let p50 = |mode: &str, target: &str| {
@@ -151,7 +161,12 @@ pub fn headline() -> Result<String, String> {
                 .and_then(|t| t.iter().find(|t| t["name"] == target))
                 .map_or(f64::NAN, |t| num(&t["metrics"]["ttfb"]["p50"]))
         };
-        let (edge_new, api_new) = (p50("new-connection", "edge"), p50("new-connection", "apigw"));
+        let (edge_new, queue_new, direct_new, api_new) = (
+            p50("new-connection", "edge-window"),
+            p50("new-connection", "edge-queue"),
+            p50("new-connection", "edge-direct"),
+            p50("new-connection", "apigw"),
+        );
         let failed: u64 = report["modes"]
             .as_array()
             .into_iter()
@@ -171,10 +186,12 @@ pub fn headline() -> Result<String, String> {
         };
         rows.push([
             format!(
-                "click acknowledged, {} (simulated), first click p50",
+                "click acknowledged, {} (simulated), first click p50, one event per request",
                 scenario.replace(':', " → ")
             ),
-            format!("edge {edge_new:.0} ms vs API Gateway {api_new:.0} ms{times}{failures}"),
+            format!(
+                "edge, queue mode as deployed (window) {edge_new:.0} ms vs API Gateway {api_new:.0} ms{times}; queue mode without a window {queue_new:.0} ms, direct mode {direct_new:.0} ms{failures}"
+            ),
             "latency".into(),
         ]);
     }

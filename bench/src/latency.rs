@@ -86,12 +86,19 @@ fn row(json: &Value) -> Row {
             .unwrap_or_default()
     };
     let pct = |t: &Value, metric: &str, p: &str| t["metrics"][metric][p].as_f64().unwrap_or(f64::NAN);
-    let paths = ["edge", "apigw"]
+    // Every target the run measured: the edge's modes, then the API Gateway path.
+    let names: Vec<String> = keep["targets"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t["name"].as_str().map(str::to_owned))
+        .collect();
+    let paths = names
         .iter()
         .map(|name| {
             let (n, k) = (figures(&new, name), figures(&keep, name));
             PathFigures {
-                name: (*name).to_owned(),
+                name: name.clone(),
                 new_ttfb: (pct(&n, "ttfb", "p50"), pct(&n, "ttfb", "p99")),
                 keep_ttfb: (pct(&k, "ttfb", "p50"), pct(&k, "ttfb", "p99")),
                 sink_p50: k["metrics"]["sink"]["p50"].as_f64(),
@@ -106,10 +113,11 @@ fn row(json: &Value) -> Row {
             s["region"].as_str().unwrap_or("?")
         ),
         distances: format!(
-            "PoP {:.0} · region {:.0} · PoP↔region {:.0}",
+            "PoP {:.0} · region {:.0} · PoP↔region {:.0} · queue write {:.0}",
             s["client_to_pop_ms"].as_f64().unwrap_or(0.0),
             s["client_to_region_ms"].as_f64().unwrap_or(0.0),
-            s["pop_to_region_ms"].as_f64().unwrap_or(0.0)
+            s["pop_to_region_ms"].as_f64().unwrap_or(0.0),
+            s["queue_write_ms"].as_f64().unwrap_or(0.0)
         ),
         paths,
     }
@@ -117,7 +125,7 @@ fn row(json: &Value) -> Row {
 
 fn render(rows: &[Row], requests: usize, scenarios: &str) -> String {
     let mut t = format!(
-        "### Latency comparison, simulated ({}; {})\n\n`make bench-latency` (`edgehose-bench latency --scenarios {scenarios} --requests {requests}`): for each scenario both paths run on this machine — the release edge Worker in workerd (queue mode) and `ingest-api` behind the local API Gateway, both sending to firehose-local running the release `transform` — behind delay proxies set to the scenario's round trips (ms), TLS terminated after the delay. {requests} requests per path and mode, taking turns. Milliseconds; time to first byte as p50 / p99.\n\n",
+        "### Latency comparison, simulated ({}; {})\n\n`make bench-latency` (`edgehose-bench latency --scenarios {scenarios} --requests {requests}`): for each scenario both paths run on this machine — the release edge Worker in Miniflare's workerd, once per mode, and `ingest-api` behind the local API Gateway, all sending to firehose-local running the release `transform` — behind delay proxies set to the scenario's round trips (ms), TLS terminated after the delay. Every queue write resolves after the queue-write round trip (Cloudflare's median send, ~60 ms: its blog of 2024-10-24, \"Durable Objects aren't just durable, they're fast\"; where a queue's storage sits relative to a PoP is not documented, so every scenario gets the same figure). The edge's modes: `edge-window` is queue mode as deployed (answers at once; one queue message per isolate window, written in `waitUntil`), `edge-queue` queue mode without a window (the answer waits for its queue write), `edge-direct` direct mode (answers at once, calls Firehose itself). {requests} requests per path and mode, taking turns. Milliseconds; time to first byte as p50 / p99.\n\n",
         report::today(),
         report::machine(),
     );
@@ -141,19 +149,23 @@ fn render(rows: &[Row], requests: usize, scenarios: &str) -> String {
             ));
         }
     }
-    t.push_str("\nThe API Gateway path's time to first byte over the edge's (p50):\n\n| scenario | new connection | kept alive |\n|---|---|---|\n");
+    t.push_str("\nThe API Gateway path's time to first byte over each edge mode's (p50), new connection / kept alive:\n\n| scenario | edge mode | API Gateway ÷ edge |\n|---|---|---|\n");
+    let x = |a: f64, b: f64| {
+        if a > 0.0 && b > 0.0 {
+            format!("{:.1}×", a / b)
+        } else {
+            "–".to_owned()
+        }
+    };
     for r in rows {
-        if let [edge, apigw] = r.paths.as_slice() {
-            let x = |a: f64, b: f64| {
-                if a > 0.0 && b > 0.0 {
-                    format!("{:.1}×", a / b)
-                } else {
-                    "–".to_owned()
-                }
-            };
+        let Some(apigw) = r.paths.iter().find(|p| p.name == "apigw") else {
+            continue;
+        };
+        for (i, edge) in r.paths.iter().filter(|p| p.name != "apigw").enumerate() {
             t.push_str(&format!(
-                "| {} | {} | {} |\n",
-                r.scenario,
+                "| {} | {} | {} / {} |\n",
+                if i == 0 { r.scenario.as_str() } else { "" },
+                edge.name,
                 x(apigw.new_ttfb.0, edge.new_ttfb.0),
                 x(apigw.keep_ttfb.0, edge.keep_ttfb.0)
             ));

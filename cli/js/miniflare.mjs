@@ -4,7 +4,9 @@
 //
 //   node miniflare.mjs <build-dir> '<json options>'
 // options: { port, bindings: {NAME: "value"}, maxRetries, maxBatchSize, dlqSink, deadLetterQueue (default true), persist (a directory: R2 kept across restarts),
-//            inspectorPort (the Worker's DevTools inspector on that port, 0: any free one; off when absent) }
+//            inspectorPort (the Worker's DevTools inspector on that port, 0: any free one; off when absent),
+//            queueWriteMs (each write to a queue takes this long, as a write to Cloudflare's
+//            Queues storage does; 0 or absent: at once) }
 // With a dlqSink, a small drain posts every dead-letter message there (tests count them); without
 // one, the Worker consumes its dead-letter queue itself and archives it in its DEAD_LETTERS bucket.
 // Prints {"url": "...", "control": "...", "inspector": "ws://…/edgehose" (when on)} on one line once ready; stops when stdin closes.
@@ -32,6 +34,34 @@ export default {
   },
 };`;
 
+// A queue write's round trip: Cloudflare's Queues resolve `send` and
+// `sendBatch` once the messages are written to the queue's storage, ~60 ms at
+// the median (Cloudflare's blog, 2024-10-24, "Durable Objects aren't just
+// durable, they're fast"), where Miniflare's resolve at once. This entry
+// module runs the built Worker with its queue producers wrapped so that each
+// write takes queueWriteMs: half on the way to the storage, half for the
+// confirmation back. The class keeps the binding's constructor name, which the
+// worker crate checks.
+const queueDelay = (ms) => `
+import Worker from "./index.js";
+const HALF = ${Number(ms) / 2};
+const half = () => new Promise((ok) => setTimeout(ok, HALF));
+class WorkerQueue {
+  constructor(inner) { this.inner = inner; }
+  async send(body, options) { await half(); const r = await this.inner.send(body, options); await half(); return r; }
+  async sendBatch(messages, options) { await half(); const r = await this.inner.sendBatch(messages, options); await half(); return r; }
+}
+const wrap = (env) => {
+  const out = { ...env };
+  for (const name of ["EVENTS_QUEUE", "DEAD_LETTER_QUEUE"]) if (env[name]) out[name] = new WorkerQueue(env[name]);
+  return out;
+};
+export default typeof Worker === "function"
+  ? class extends Worker { constructor(ctx, env) { super(ctx, wrap(env)); } }
+  : Object.fromEntries(Object.entries(Worker).map(([k, f]) => [k, typeof f === "function" ? (a, env, ctx) => f.call(Worker, a, wrap(env), ctx) : f]));
+`;
+const delayed = Number(opts.queueWriteMs ?? 0) > 0;
+
 // Written in Miniflare 4's option shape, which Miniflare 5 converts.
 const mf = new Miniflare(convertV4MiniflareOptions({
   host: "127.0.0.1",
@@ -41,6 +71,7 @@ const mf = new Miniflare(convertV4MiniflareOptions({
       name: "edgehose",
       modulesRoot: buildDir,
       modules: [
+        ...(delayed ? [{ type: "ESModule", path: `${buildDir}/queue-delay.mjs`, contents: queueDelay(opts.queueWriteMs) }] : []),
         { type: "ESModule", path: `${buildDir}/index.js` },
         { type: "CompiledWasm", path: `${buildDir}/index_bg.wasm` },
       ],

@@ -63,6 +63,9 @@ pub struct EdgeOptions {
     /// Whether the `EVENTS_QUEUE` binding exists (without it every queue
     /// write fails, as in a Queues outage).
     pub events_queue: bool,
+    /// Each queue write takes this long, as a write to Cloudflare's
+    /// Queues storage does (~60 ms at the median); Miniflare's resolve at once.
+    pub queue_write_ms: u64,
     /// The port to serve on (any free one, chosen by Miniflare, when `None`).
     pub port: Option<u16>,
     /// The Worker's DevTools inspector on this port (0: any free one); off when `None`.
@@ -81,6 +84,7 @@ impl EdgeOptions {
             persist: None,
             dead_letter_queue: true,
             events_queue: true,
+            queue_write_ms: 0,
             port: None,
             inspector_port: None,
         }
@@ -120,6 +124,7 @@ impl Edge {
             "persist": options.persist,
             "deadLetterQueue": options.dead_letter_queue,
             "eventsQueue": options.events_queue,
+            "queueWriteMs": options.queue_write_ms,
             "inspectorPort": options.inspector_port,
         });
         let mut command = Command::new(node);

@@ -193,6 +193,38 @@ fn queue_mode_with_a_window_answers_first_and_writes_one_message_per_window() {
 }
 
 #[test]
+fn a_slow_queue_write_holds_the_answer_only_in_queue_mode_without_a_window() {
+    // Every queue write resolves 2.5 s late, as a far queue storage would.
+    const WRITE_MS: u64 = 2500;
+    let sandbox = sandbox();
+    let mut opts = options(&sandbox, "queue", &sandbox.moto.endpoint());
+    opts.queue_write_ms = WRITE_MS;
+    let waiting = start(&opts);
+    let started = std::time::Instant::now();
+    let mut sent = post_events(&waiting, "slow-write", 2, 5);
+    // Each answer came after its own write was confirmed.
+    assert!(
+        started.elapsed() >= Duration::from_millis(2 * WRITE_MS),
+        "two answers in {:?}: they did not wait for the queue writes",
+        started.elapsed()
+    );
+    assert_eq!(queue_messages(&waiting), 2);
+    assert_exactly_once(&sandbox, &waiting, &sent);
+
+    // With a window the answers go first; its write (slower still here, so
+    // the answers cannot miss it on a busy machine) follows in `waitUntil`.
+    opts.bindings.insert("QUEUE_WINDOW_MS".into(), "200".into());
+    opts.queue_write_ms = 4 * WRITE_MS;
+    let windowed = start(&opts);
+    let first = post_events(&windowed, "slow-write-window", 3, 5);
+    assert_eq!(queue_messages(&windowed), 0, "the answers waited for the queue");
+    sent.extend(first);
+    assert_exactly_once(&sandbox, &windowed, &sent);
+    // The write is counted once its confirmation is back.
+    assert!(wait_for(Duration::from_secs(30), || queue_messages(&windowed) >= 1));
+}
+
+#[test]
 fn when_the_queue_cannot_be_written_a_windows_events_go_straight_to_firehose() {
     let sandbox = sandbox();
     let mut opts = options(&sandbox, "queue", &sandbox.moto.endpoint());

@@ -47,7 +47,12 @@ pub const FLAGS: &[Flag] = &[
     (
         "edge-mode",
         true,
-        "scenario: the edge's forwarding, queue or direct (queue)",
+        "scenario: the edge's modes, each its own target: window, queue, direct, comma-separated (all)",
+    ),
+    (
+        "queue-write-ms",
+        true,
+        "scenario: a queue write's round trip, as Cloudflare's Queues take (60, their median)",
     ),
     ("firehose-ms", true, "scenario: Firehose's own time per call (0)"),
     ("requests", true, "measured requests per target and mode (100)"),
@@ -158,16 +163,22 @@ pub fn main(raw: &[String]) -> Result<(), String> {
             args.get("region").unwrap_or("us-east-1"),
             args.parsed("last-mile-ms", scenario::LAST_MILE_MS)?,
         )?;
-        let edge_mode = args.get("edge-mode").unwrap_or("queue").to_owned();
-        if !matches!(edge_mode.as_str(), "queue" | "direct") {
-            return Err(format!("--edge-mode {edge_mode:?}: queue or direct"));
-        }
+        let edge_modes = scenario::EdgeMode::parse_list(args.get("edge-mode").unwrap_or("all"))?;
+        let queue_write_ms = args.parsed("queue-write-ms", scenario::QUEUE_WRITE_MS)?;
         eprintln!("starting both paths locally: {}", s.describe());
+        for m in &edge_modes {
+            eprintln!("  {}: {}", m.target(), m.describe());
+        }
+        eprintln!(
+            "  each queue write takes {queue_write_ms} ms (Cloudflare's median: {} ms)",
+            scenario::QUEUE_WRITE_MS
+        );
         let started = scenario::start(
             &s,
             &scenario::StackOptions {
                 jitter: millis_flag(&args, "jitter-ms", 1.0)?,
-                edge_mode,
+                edge_modes,
+                queue_write_ms,
                 firehose_latency_ms: args.parsed("firehose-ms", 0u64)?,
                 data_dir: scenario::data_dir(&out),
             },
@@ -182,7 +193,7 @@ pub fn main(raw: &[String]) -> Result<(), String> {
             "edgehose latency, {} → {} (simulated on one machine)",
             s.city.name, s.region
         );
-        stack = Some((started, s));
+        stack = Some((started, s, queue_write_ms));
     }
     if plan.targets.is_empty() {
         return Err("nothing to measure: give --target NAME=URL (one or more) or --scenario CITY".into());
@@ -242,7 +253,8 @@ pub fn main(raw: &[String]) -> Result<(), String> {
     chart::write(&svg, &title, &names, &plan.modes, &samples)?;
     let json = serde_json::json!({
         "title": title,
-        "scenario": stack.as_ref().map(|(_, s)| serde_json::json!({
+        "scenario": stack.as_ref().map(|(_, s, queue_write_ms)| serde_json::json!({
+            "queue_write_ms": queue_write_ms,
             "city": s.city.name,
             "region": s.region,
             "client_to_pop_ms": s.client_to_pop().as_secs_f64() * 1000.0,

@@ -214,13 +214,97 @@ pub fn table() -> String {
     t
 }
 
+/// A queue write's round trip by default: Cloudflare's Queues resolve a send
+/// once the messages are written to the queue's storage, ~60 ms at the
+/// median (Cloudflare's blog, 2024-10-24, "Durable Objects aren't just
+/// durable, they're fast": median send latency down from ~200 ms to ~60 ms).
+/// Cloudflare does not document where that storage is relative to a PoP, so
+/// every scenario puts the same figure on it.
+pub const QUEUE_WRITE_MS: u64 = 60;
+
+/// How the edge Worker forwards, each measured as its own target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EdgeMode {
+    /// Queue mode as deployed: the answer goes at once and the isolate
+    /// writes one queue message per window (`QUEUE_WINDOW_MS` 1000) in
+    /// `waitUntil`.
+    Window,
+    /// Queue mode without a window: the answer waits for its queue write.
+    Queue,
+    /// Direct mode: the answer goes at once and the isolate calls Firehose
+    /// itself.
+    Direct,
+}
+
+impl EdgeMode {
+    /// Every mode, the deployed default first (the baseline of the ratios).
+    pub const ALL: [EdgeMode; 3] = [EdgeMode::Window, EdgeMode::Queue, EdgeMode::Direct];
+
+    /// Its name on the command line.
+    pub fn key(self) -> &'static str {
+        match self {
+            EdgeMode::Window => "window",
+            EdgeMode::Queue => "queue",
+            EdgeMode::Direct => "direct",
+        }
+    }
+
+    /// Its target's name in the report.
+    pub fn target(self) -> String {
+        format!("edge-{}", self.key())
+    }
+
+    /// For people.
+    pub fn describe(self) -> &'static str {
+        match self {
+            EdgeMode::Window => "queue mode as deployed: answers at once, one queue message per isolate window",
+            EdgeMode::Queue => "queue mode without a window: answers after its queue write",
+            EdgeMode::Direct => "direct mode: answers at once, calls Firehose itself",
+        }
+    }
+
+    /// The Worker's settings for it (the window as `make dev` and
+    /// wrangler.toml run it).
+    fn bindings(self) -> [(&'static str, String); 2] {
+        let (mode, window) = match self {
+            EdgeMode::Window => ("queue", crate::dev::DEFAULT_QUEUE_WINDOW_MS),
+            EdgeMode::Queue => ("queue", 0),
+            EdgeMode::Direct => ("direct", 0),
+        };
+        [
+            ("FORWARD_MODE", mode.to_owned()),
+            ("QUEUE_WINDOW_MS", window.to_string()),
+        ]
+    }
+
+    /// A comma-separated list of modes (`all`: every one).
+    pub fn parse_list(v: &str) -> Result<Vec<EdgeMode>, String> {
+        if v == "all" {
+            return Ok(Self::ALL.to_vec());
+        }
+        let mut out: Vec<EdgeMode> = Vec::new();
+        for key in v.split(',') {
+            let mode = Self::ALL
+                .into_iter()
+                .find(|m| m.key() == key)
+                .ok_or_else(|| format!("--edge-mode {key:?}: window, queue, direct or all"))?;
+            if !out.contains(&mode) {
+                out.push(mode);
+            }
+        }
+        Ok(out)
+    }
+}
+
 /// How to run the local stack.
 #[derive(Debug, Clone)]
 pub struct StackOptions {
     /// Up to this much more per chunk and direction on every hop.
     pub jitter: Duration,
-    /// `queue` or `direct`.
-    pub edge_mode: String,
+    /// The edge's modes, each its own Worker and target.
+    pub edge_modes: Vec<EdgeMode>,
+    /// Each queue write takes this long (its round trip).
+    pub queue_write_ms: u64,
     /// Added to every Firehose call (its own service time).
     pub firehose_latency_ms: u64,
     /// Where firehose-local writes.
@@ -237,7 +321,7 @@ pub struct Stack {
     pub data_dir: PathBuf,
     // Dropped in this order: the fronts, the services, firehose-local.
     _fronts: Vec<Proxy>,
-    _edge: Edge,
+    _edges: Vec<Edge>,
     _api: ApiGateway,
     _backs: Vec<Proxy>,
     _firehose: FirehoseLocal,
@@ -301,19 +385,31 @@ pub fn start(s: &Scenario, o: &StackOptions) -> Result<Stack, String> {
     )?;
 
     let endpoint_from_pop = format!("http://{}", from_pop.addr());
-    let mut options = EdgeOptions::new(&[
-        ("FIREHOSE_STREAM", stream),
-        ("AWS_REGION", region),
-        ("FIREHOSE_ENDPOINT", endpoint_from_pop.as_str()),
-        ("AWS_ACCESS_KEY_ID", firehose::DEV_ACCESS_KEY_ID),
-        ("AWS_SECRET_ACCESS_KEY", firehose::DEV_SECRET_ACCESS_KEY),
-        ("FORWARD_MODE", o.edge_mode.as_str()),
-        ("ALLOWED_ORIGINS", "*"),
-    ]);
-    options.build = Build::Release;
-    let edge = Edge::start(&options)?;
+    let mut edges = Vec::new();
+    for mode in &o.edge_modes {
+        let mut options = EdgeOptions::new(&[
+            ("FIREHOSE_STREAM", stream),
+            ("AWS_REGION", region),
+            ("FIREHOSE_ENDPOINT", endpoint_from_pop.as_str()),
+            ("AWS_ACCESS_KEY_ID", firehose::DEV_ACCESS_KEY_ID),
+            ("AWS_SECRET_ACCESS_KEY", firehose::DEV_SECRET_ACCESS_KEY),
+            ("ALLOWED_ORIGINS", "*"),
+        ]);
+        for (k, v) in mode.bindings() {
+            options.bindings.insert(k.to_owned(), v);
+        }
+        options.build = Build::Release;
+        options.queue_write_ms = o.queue_write_ms;
+        edges.push((*mode, Edge::start(&options)?));
+    }
 
-    let (tls, ca_pem) = self_signed(&["edge.edgehose.test", "apigw.edgehose.test"])?;
+    let mut hosts: Vec<String> = o
+        .edge_modes
+        .iter()
+        .map(|m| format!("{}.edgehose.test", m.target()))
+        .collect();
+    hosts.push("apigw.edgehose.test".to_owned());
+    let (tls, ca_pem) = self_signed(&hosts.iter().map(String::as_str).collect::<Vec<_>>())?;
     let front = |upstream: SocketAddr, rtt: Duration| {
         Proxy::start(Route {
             listen: "127.0.0.1:0".into(),
@@ -323,8 +419,11 @@ pub fn start(s: &Scenario, o: &StackOptions) -> Result<Stack, String> {
             tls: Some(tls.clone()),
         })
     };
-    let edge_front = front(addr_of(edge.url())?, s.client_to_pop())?;
-    let api_front = front(addr_of(api.url())?, s.client_to_region())?;
+    let mut fronts = Vec::new();
+    for (mode, edge) in &edges {
+        fronts.push((mode.target(), front(addr_of(edge.url())?, s.client_to_pop())?));
+    }
+    fronts.push(("apigw".to_owned(), front(addr_of(api.url())?, s.client_to_region())?));
     let target = |name: &str, host: &str, proxy: &Proxy| -> Result<Target, String> {
         let url = format!("https://{host}/v1/events");
         let mut endpoint = Endpoint::parse(&url)?;
@@ -335,16 +434,16 @@ pub fn start(s: &Scenario, o: &StackOptions) -> Result<Stack, String> {
             endpoint,
         })
     };
-    let targets = vec![
-        target("edge", "edge.edgehose.test", &edge_front)?,
-        target("apigw", "apigw.edgehose.test", &api_front)?,
-    ];
+    let targets = fronts
+        .iter()
+        .map(|(name, proxy)| target(name, &format!("{name}.edgehose.test"), proxy))
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(Stack {
         targets,
         ca_pem,
         data_dir: o.data_dir.clone(),
-        _fronts: vec![edge_front, api_front],
-        _edge: edge,
+        _fronts: fronts.into_iter().map(|(_, p)| p).collect(),
+        _edges: edges.into_iter().map(|(_, e)| e).collect(),
         _api: api,
         _backs: vec![from_region, from_pop],
         _firehose: firehose,
@@ -422,6 +521,27 @@ mod tests {
         fresh_data_dir(&dir).unwrap();
         assert!(!dir.join("object").exists() && dir.join(MARKER).exists());
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn edge_modes_are_read_from_a_list_and_the_deployed_default_comes_first() {
+        assert_eq!(EdgeMode::parse_list("all").unwrap(), EdgeMode::ALL);
+        assert_eq!(EdgeMode::ALL[0], EdgeMode::Window);
+        assert_eq!(
+            EdgeMode::parse_list("direct,queue,direct").unwrap(),
+            [EdgeMode::Direct, EdgeMode::Queue]
+        );
+        assert!(EdgeMode::parse_list("queue,fast").unwrap_err().contains("\"fast\""));
+        assert_eq!(EdgeMode::Queue.target(), "edge-queue");
+        // Only the window-less queue mode waits for its write.
+        assert_eq!(EdgeMode::Queue.bindings()[1], ("QUEUE_WINDOW_MS", "0".to_owned()));
+        assert_eq!(
+            EdgeMode::Window.bindings(),
+            [
+                ("FORWARD_MODE", "queue".to_owned()),
+                ("QUEUE_WINDOW_MS", crate::dev::DEFAULT_QUEUE_WINDOW_MS.to_string())
+            ]
+        );
     }
 
     #[test]
