@@ -16,7 +16,7 @@ WASM := --target wasm32-unknown-unknown
 # Crates that must build for Cloudflare Workers as well as natively.
 WASM_CRATES := -p edgehose-shared -p edgehose-edge
 
-.PHONY: dev test bootstrap check fmt-check clippy wasm docs edge lambda unit bench-edge bench-transform bench-pipeline bench-latency bench-packing bench-cost bench-tracker bench fuzz soak
+.PHONY: dev test bootstrap check fmt-check clippy wasm docs edge lambda unit bench-edge bench-wasm bench-transform bench-pipeline bench-latency bench-packing bench-cost bench-tracker bench fuzz soak
 
 ## dev: install tools, build, and run the whole pipeline locally: the edge
 ## Worker on 127.0.0.1:8787, firehose-local running the real transform, the
@@ -77,6 +77,13 @@ unit:
 ## numbers and rewrites the edge section of BENCHMARKS.md (not a pass/fail test)
 bench-edge: bootstrap edge
 	$(RUN) $(CARGO) run -q --release --locked -p edgehose-bench -- edge --write BENCHMARKS.md
+
+## bench-wasm: the edge's own Rust work (accepting an event, signing a call)
+## natively and as wasm in V8 at each opt-level and compiler tier; prints
+## numbers and rewrites its BENCHMARKS.md section
+bench-wasm: bootstrap
+	$(RUN) $(CARGO) build -q --release --locked -p edgehose-bench
+	$(RUN) target/release/edgehose-bench wasm --write BENCHMARKS.md $(ARGS)
 
 ## bench-transform: the transformation Lambda against a Python blueprint and a
 ## parse-only floor, plus its cold start; rewrites its BENCHMARKS.md section

@@ -1,24 +1,48 @@
 //! `edgehose-bench edge`: the edge Worker against the runtime floor (a JS
-//! Worker that returns 200) and a JS Worker doing the same job with aws4fetch,
-//! each alone in raw workerd on loopback, forwarding to a local sink.
+//! Worker that returns 200), a JS Worker that only reads the body, and a JS
+//! Worker doing the same job with aws4fetch, each alone in its own raw
+//! workerd on loopback, forwarding to a local sink. The Workers take turns
+//! over several rounds, so a slow minute on this shared machine falls on all
+//! of them; every figure is the median over the rounds, every ratio the
+//! median of the rounds' ratios with their range.
 
 use std::io::Write;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::load::{self, Summary};
 use crate::report;
 use crate::sink::Sink;
-use crate::workerd::{Module, WorkerSpec, Workerd, pin_this_thread};
+use crate::workerd::{Module, WorkerSpec, Workerd, first_allowed_cpu, pin_this_thread};
 use crate::{cache_dir, flag, repo_root};
 
 /// The event every request carries: 177 bytes of realistic telemetry.
 pub fn event_177() -> String {
-    let head = r#"{"event":"ride_sample","ts":1714566600000,"anonymous_id":"bike-"#;
-    let tail = r#"","properties":{"watts":231,"cadence":88,"hr":141,"speed_kmh":32.4,"gear":7}}"#;
-    let pad = 177usize.saturating_sub(head.len() + tail.len());
-    format!("{head}{}{tail}", "0".repeat(pad))
+    edgehose_wasm_probe::EVENT.to_owned()
+}
+
+/// The edge Worker's targets (issue of the leaner Worker): gzipped wasm at
+/// most this many bytes (worker-build's hello world is 156 KB).
+pub const TARGET_GZIP_BYTES: usize = 160_000;
+/// p99 below this, µs, with the scheduler free and on one CPU.
+pub const TARGET_P99_US: f64 = 1000.0;
+/// CPU per request at most this many times the body-read floor's.
+pub const TARGET_CPU_OVER_BODY_FLOOR: f64 = 1.5;
+/// p50 on one CPU at most this many times the body-read floor's.
+pub const TARGET_P50_OVER_BODY_FLOOR: f64 = 1.4;
+
+/// One Worker's figures in one round.
+#[derive(Debug, Clone)]
+pub struct Round {
+    /// One keep-alive connection, sequential, the scheduler free.
+    pub sequential: Summary,
+    /// `concurrency` connections.
+    pub concurrent: Summary,
+    /// Sequential again with the client and workerd on one CPU; `None` when
+    /// they could not be pinned.
+    pub one_cpu: Option<Summary>,
+    /// workerd CPU per request over the round, µs (forwarding included).
+    pub cpu_us: f64,
 }
 
 /// One Worker's results.
@@ -26,24 +50,82 @@ pub fn event_177() -> String {
 pub struct Result {
     /// Its name in the table.
     pub name: &'static str,
-    /// One keep-alive connection, sequential.
-    pub sequential: Summary,
-    /// `concurrency` connections.
-    pub concurrent: Summary,
-    /// workerd CPU per request, µs (forwarding included).
-    pub cpu_us: f64,
-    /// Events (envelope lines) the sink received.
+    /// Each round, in order.
+    pub rounds: Vec<Round>,
+    /// Events (envelope lines) the sink received from it.
     pub forwarded: u64,
-    /// `PutRecordBatch` calls the sink received.
+    /// `PutRecordBatch` calls the sink received from it.
     pub calls: u64,
-    /// Sequential again with the client and workerd on one CPU; `None` when
-    /// they could not be pinned.
-    pub one_cpu: Option<Summary>,
+}
+
+/// The median of some values (the mean of the middle two for an even count).
+pub fn median(values: &[f64]) -> f64 {
+    let mut v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+/// A figure over the rounds: median and range.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Spread {
+    /// Median over the rounds.
+    pub median: f64,
+    /// Smallest.
+    pub min: f64,
+    /// Largest.
+    pub max: f64,
+}
+
+impl Spread {
+    /// Of these values (NaN ignored).
+    pub fn of(values: &[f64]) -> Self {
+        let finite: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
+        Spread {
+            median: median(&finite),
+            min: finite.iter().copied().fold(f64::NAN, f64::min),
+            max: finite.iter().copied().fold(f64::NAN, f64::max),
+        }
+    }
+
+    fn ratio(&self) -> String {
+        format!("{:.2}× ({:.2}–{:.2})", self.median, self.min, self.max)
+    }
+
+    fn us(&self) -> String {
+        format!("{:.0} ({:.0}–{:.0})", self.median, self.min, self.max)
+    }
+}
+
+impl Result {
+    /// One figure of every round.
+    pub fn each(&self, f: impl Fn(&Round) -> Option<f64>) -> Vec<f64> {
+        self.rounds.iter().map(|r| f(r).unwrap_or(f64::NAN)).collect()
+    }
+
+    /// Its median over the rounds.
+    pub fn median(&self, f: impl Fn(&Round) -> Option<f64>) -> f64 {
+        median(&self.each(f))
+    }
+}
+
+/// Per round, `a`'s figure over `b`'s.
+pub fn ratios(a: &Result, b: &Result, f: impl Fn(&Round) -> Option<f64>) -> Spread {
+    let (x, y) = (a.each(&f), b.each(&f));
+    Spread::of(&x.iter().zip(&y).map(|(x, y)| x / y).collect::<Vec<_>>())
 }
 
 /// Runs the benchmark; see the module docs.
 pub fn main(args: &[String]) -> std::result::Result<(), String> {
-    let requests: usize = flag(args, "--requests").and_then(|v| v.parse().ok()).unwrap_or(4000);
+    let requests: usize = flag(args, "--requests").and_then(|v| v.parse().ok()).unwrap_or(2000);
+    let rounds: usize = flag(args, "--rounds").and_then(|v| v.parse().ok()).unwrap_or(5).max(1);
     let concurrency: usize = flag(args, "--concurrency").and_then(|v| v.parse().ok()).unwrap_or(16);
     let build = flag(args, "--build")
         .map(PathBuf::from)
@@ -111,34 +193,76 @@ pub fn main(args: &[String]) -> std::result::Result<(), String> {
     .into_bytes();
 
     println!(
-        "edge benchmark: {requests} sequential requests on one keep-alive connection, then {concurrency} connections × {} requests; {}-byte event; raw workerd on loopback",
+        "edge benchmark: {rounds} rounds, the Workers taking turns; each turn {requests} sequential requests on one keep-alive connection, {concurrency} connections × {} requests, then {requests} sequential on one CPU; {}-byte event; raw workerd on loopback",
         requests / 2,
         body.len()
     );
-    let mut results = Vec::new();
+    // Every Worker in its own workerd, started and warmed once.
+    let mut running = Vec::new();
     for (name, modules) in variants {
-        print!("  {name} … ");
-        let _ = std::io::stdout().flush();
         let spec = WorkerSpec {
             modules,
             bindings: bindings.clone(),
         };
         let w = Workerd::start(&workerd, &spec, &work)?;
-        let r = measure(name, &w, &sink, &request, requests, concurrency)?;
-        println!("p50 {:.0} µs", r.sequential.p50);
-        results.push(r);
+        load::sequential(w.addr(), &request, 300)?; // JIT, wasm tiers, connection
+        running.push((name, w));
+    }
+    settle(&sink);
+    let mut results: Vec<Result> = running
+        .iter()
+        .map(|(name, _)| Result {
+            name,
+            rounds: Vec::new(),
+            forwarded: 0,
+            calls: 0,
+        })
+        .collect();
+    for round in 0..rounds {
+        print!("  round {}/{rounds}:", round + 1);
+        // A different Worker goes first in each round.
+        for k in 0..running.len() {
+            let i = (k + round) % running.len();
+            let (name, w) = &running[i];
+            let (calls0, _, lines0) = sink.counts();
+            let r = measure_round(name, w, &sink, &request, requests, concurrency)?;
+            let (calls1, _, lines1) = sink.counts();
+            print!(" {} {:.0} µs", short(name), r.sequential.p50);
+            let _ = std::io::stdout().flush();
+            results[i].forwarded += lines1 - lines0;
+            results[i].calls += calls1 - calls0;
+            results[i].rounds.push(r);
+        }
+        println!();
     }
     let gz = gzipped_size(&wasm)?;
-    let table = render(&results, gz, requests, concurrency, body.len());
+    let table = render(&results, gz, requests, rounds, concurrency, body.len());
     let json = serde_json::json!({
-        "date": report::today(), "machine": report::machine(), "wasm_gzip_bytes": gz,
+        "date": report::today(), "machine": report::machine(), "wasm_gzip_bytes": gz, "rounds": rounds,
         "results": results.iter().map(|r| serde_json::json!({
-            "name": r.name, "cpu_us_per_request": r.cpu_us, "events_forwarded": r.forwarded, "putrecordbatch_calls": r.calls,
-            "sequential": summary_json(&r.sequential), "concurrent": summary_json(&r.concurrent),
-            "sequential_one_cpu": r.one_cpu.as_ref().map(summary_json),
+            "name": r.name,
+            "cpu_us_per_request": r.median(|x| Some(x.cpu_us)),
+            "events_forwarded": r.forwarded,
+            "putrecordbatch_calls": r.calls,
+            "sequential": median_json(r, |x| Some(x.sequential)),
+            "concurrent": median_json(r, |x| Some(x.concurrent)),
+            "sequential_one_cpu": r.rounds.iter().all(|x| x.one_cpu.is_some()).then(|| median_json(r, |x| x.one_cpu)),
+            "rounds": r.rounds.iter().map(|x| serde_json::json!({
+                "cpu_us_per_request": x.cpu_us,
+                "sequential": summary_json(&x.sequential),
+                "concurrent": summary_json(&x.concurrent),
+                "sequential_one_cpu": x.one_cpu.as_ref().map(summary_json),
+            })).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+        "targets": targets(&results, gz).iter().map(|t| serde_json::json!({
+            "what": t.what, "figure": t.figure, "met": t.met,
         })).collect::<Vec<_>>(),
     });
     report::publish("edge", &table, Some(&json), flag(args, "--write"))
+}
+
+fn short(name: &str) -> &str {
+    name.split([' ', ':']).next().unwrap_or(name)
 }
 
 /// `--var NAME=VALUE` settings for the Workers (repeatable), e.g. `--var DIRECT_FLUSH_MS=5`.
@@ -153,26 +277,32 @@ fn summary_json(s: &Summary) -> serde_json::Value {
     serde_json::json!({"requests": s.requests, "p50_us": s.p50, "p90_us": s.p90, "p99_us": s.p99, "max_us": s.max, "rps": s.rps, "errors": s.errors})
 }
 
-fn measure(
-    name: &'static str,
+/// Each percentile's median over the rounds.
+fn median_json(r: &Result, f: impl Fn(&Round) -> Option<Summary>) -> serde_json::Value {
+    let m = |g: fn(&Summary) -> f64| r.median(|x| f(x).as_ref().map(g));
+    serde_json::json!({
+        "requests": r.rounds.iter().filter_map(&f).map(|s| s.requests).sum::<usize>(),
+        "p50_us": m(|s| s.p50), "p90_us": m(|s| s.p90), "p99_us": m(|s| s.p99), "max_us": m(|s| s.max), "rps": m(|s| s.rps),
+        "errors": r.rounds.iter().filter_map(&f).map(|s| s.errors).sum::<usize>(),
+    })
+}
+
+/// One Worker's turn: sequential with the scheduler free, concurrent, then
+/// sequential on one CPU; its CPU per request over all of them, forwarding
+/// included.
+fn measure_round(
+    name: &str,
     w: &Workerd,
     sink: &Sink,
     request: &[u8],
     requests: usize,
     concurrency: usize,
-) -> std::result::Result<Result, String> {
-    let addr: SocketAddr = w.addr();
-    load::sequential(addr, request, 300)?; // warm up: JIT, wasm tiers, connection
-    settle(sink);
+) -> std::result::Result<Round, String> {
+    let addr = w.addr();
     let cpu0 = w.cpu_seconds()?;
-    let (calls0, _, lines0) = sink.counts();
     let sequential = load::sequential(addr, request, requests)?.summary();
     let per = (requests / 2).max(1);
     let concurrent = load::concurrent(addr, request, concurrency, per)?.summary();
-    settle(sink); // let waitUntil forwarding finish before reading the CPU counter
-    let cpu1 = w.cpu_seconds()?;
-    let (calls1, _, lines1) = sink.counts();
-    let total = (sequential.requests + concurrent.requests) as f64;
     let one_cpu = match on_one_cpu(w, request, requests) {
         Ok(s) => Some(s),
         Err(e) => {
@@ -180,15 +310,15 @@ fn measure(
             None
         }
     };
-    settle(sink);
-    Ok(Result {
-        name,
+    w.unpin()?;
+    settle(sink); // let waitUntil forwarding finish before reading the CPU counter
+    let cpu1 = w.cpu_seconds()?;
+    let total = sequential.requests + concurrent.requests + one_cpu.map_or(0, |s| s.requests);
+    Ok(Round {
         sequential,
         concurrent,
-        cpu_us: (cpu1 - cpu0) * 1e6 / total,
-        forwarded: lines1 - lines0,
-        calls: calls1 - calls0,
         one_cpu,
+        cpu_us: (cpu1 - cpu0) * 1e6 / total.max(1) as f64,
     })
 }
 
@@ -205,22 +335,10 @@ fn on_one_cpu(w: &Workerd, request: &[u8], requests: usize) -> std::result::Resu
     let request = request.to_vec();
     std::thread::spawn(move || {
         pin_this_thread(cpu)?;
-        load::sequential(addr, &request, 300)?;
         Ok(load::sequential(addr, &request, requests)?.summary())
     })
     .join()
     .map_err(|_| "the one-CPU client panicked".to_owned())?
-}
-
-/// The first CPU this process may run on (`Cpus_allowed_list`, e.g. `0-1`
-/// or `2,5-7`): a container's CPU set need not include CPU 0.
-fn first_allowed_cpu() -> std::result::Result<usize, String> {
-    let status = std::fs::read_to_string("/proc/self/status").map_err(|e| format!("/proc/self/status: {e}"))?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
-        .and_then(|list| list.trim().split([',', '-']).next().and_then(|n| n.trim().parse().ok()))
-        .ok_or_else(|| "no Cpus_allowed_list in /proc/self/status".to_owned())
 }
 
 /// Waits until the sink has seen no new call for 300 ms (at most 10 s).
@@ -249,58 +367,128 @@ fn gzipped_size(path: &Path) -> std::result::Result<usize, String> {
     Ok(out.stdout.len())
 }
 
-fn render(results: &[Result], gz: usize, requests: usize, concurrency: usize, body: usize) -> String {
+/// A target, its figure and whether it was met.
+pub struct Target {
+    /// What is asked.
+    pub what: String,
+    /// What was measured.
+    pub figure: String,
+    /// Met or missed.
+    pub met: bool,
+}
+
+/// The edge Worker's targets against these results (edgehose, floor,
+/// body-read floor, JS peer, in that order).
+pub fn targets(results: &[Result], gz: usize) -> Vec<Target> {
+    let mut out = vec![Target {
+        what: format!("gzipped wasm ≤ {} KB", TARGET_GZIP_BYTES / 1000),
+        figure: format!("{:.1} KB", gz as f64 / 1000.0),
+        met: gz <= TARGET_GZIP_BYTES,
+    }];
+    let [ours, _floor, body, _peer] = results else {
+        return out;
+    };
+    let p99 = ours.median(|r| Some(r.sequential.p99));
+    out.push(Target {
+        what: "p99 < 1 ms, the scheduler free (median of the rounds' p99)".into(),
+        figure: format!("{} µs", Spread::of(&ours.each(|r| Some(r.sequential.p99))).us()),
+        met: p99 < TARGET_P99_US,
+    });
+    let p99_one = ours.median(|r| r.one_cpu.map(|s| s.p99));
+    out.push(Target {
+        what: "p99 < 1 ms on one CPU".into(),
+        figure: format!("{} µs", Spread::of(&ours.each(|r| r.one_cpu.map(|s| s.p99))).us()),
+        met: p99_one < TARGET_P99_US,
+    });
+    let cpu = ratios(ours, body, |r| Some(r.cpu_us));
+    out.push(Target {
+        what: format!("CPU per request ≤ {TARGET_CPU_OVER_BODY_FLOOR}× the body-read floor's"),
+        figure: cpu.ratio(),
+        met: cpu.median <= TARGET_CPU_OVER_BODY_FLOOR,
+    });
+    let p50 = ratios(ours, body, |r| r.one_cpu.map(|s| s.p50));
+    out.push(Target {
+        what: format!("p50 on one CPU ≤ {TARGET_P50_OVER_BODY_FLOOR}× the body-read floor's"),
+        figure: p50.ratio(),
+        met: p50.median <= TARGET_P50_OVER_BODY_FLOOR,
+    });
+    out
+}
+
+fn render(results: &[Result], gz: usize, requests: usize, rounds: usize, concurrency: usize, body: usize) -> String {
     let mut t = String::new();
     t.push_str(&format!(
-        "### Edge Worker ({}; {})\n\n`make bench-edge` — {requests} sequential {body}-byte `POST /v1/events` on one keep-alive connection, then {concurrency} connections × {} requests, each Worker alone in raw workerd on loopback, forwarding (`waitUntil` → signed `PutRecordBatch`) to a local sink. Latency in µs, client-side, request written to response read; CPU is workerd's own user+system time per request over both runs, forwarding included.\n\n",
+        "### Edge Worker ({}; {})\n\n`make bench-edge` (`edgehose-bench edge --rounds {rounds} --requests {requests}`) — {rounds} rounds in which the Workers take turns (a different one first each round), each alone in its own raw workerd on loopback, forwarding (`waitUntil` → signed `PutRecordBatch`) to a local sink. A turn: {requests} sequential {body}-byte `POST /v1/events` on one keep-alive connection, {concurrency} connections × {} requests, then {requests} sequential with client and workerd on one CPU. Latency in µs, client-side, request written to response read; CPU is workerd's own user+system time per request over the turn, forwarding included. Every figure is the median of the rounds; CPU and the ratios also give the rounds' range.\n\n",
         report::today(),
         report::machine(),
         requests / 2
     ));
-    t.push_str("| Worker | p50 | p90 | p99 | one CPU p50 | one CPU p99 | req/s | c=16 p50 | c=16 p99 | c=16 req/s | CPU µs/req | events forwarded | PutRecordBatch calls |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
-    let one =
-        |r: &Result, f: fn(&Summary) -> f64| r.one_cpu.as_ref().map_or("–".to_owned(), |s| format!("{:.0}", f(s)));
+    t.push_str("| Worker | p50 | p90 | p99 | one CPU p50 | one CPU p99 | req/s | c=16 p50 | c=16 p99 | c=16 req/s | CPU µs/req (range) | events forwarded | PutRecordBatch calls |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for r in results {
+        let m = |f: fn(&Round) -> Option<f64>| {
+            let v = r.median(f);
+            if v.is_finite() {
+                format!("{v:.0}")
+            } else {
+                "–".to_owned()
+            }
+        };
+        let requests_made: usize = r
+            .rounds
+            .iter()
+            .map(|x| x.sequential.requests + x.concurrent.requests + x.one_cpu.map_or(0, |s| s.requests))
+            .sum();
         t.push_str(&format!(
-            "| {} | {:.0} | {:.0} | {:.0} | {} | {} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {} of {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} of {} | {} |\n",
             r.name,
-            r.sequential.p50,
-            r.sequential.p90,
-            r.sequential.p99,
-            one(r, |s| s.p50),
-            one(r, |s| s.p99),
-            r.sequential.rps,
-            r.concurrent.p50,
-            r.concurrent.p99,
-            r.concurrent.rps,
-            r.cpu_us,
+            m(|x| Some(x.sequential.p50)),
+            m(|x| Some(x.sequential.p90)),
+            m(|x| Some(x.sequential.p99)),
+            m(|x| x.one_cpu.map(|s| s.p50)),
+            m(|x| x.one_cpu.map(|s| s.p99)),
+            m(|x| Some(x.sequential.rps)),
+            m(|x| Some(x.concurrent.p50)),
+            m(|x| Some(x.concurrent.p99)),
+            m(|x| Some(x.concurrent.rps)),
+            Spread::of(&r.each(|x| Some(x.cpu_us))).us(),
             r.forwarded,
-            r.sequential.requests + r.concurrent.requests,
+            requests_made,
             r.calls
         ));
     }
     if let [ours, floor, body_floor, peer] = results {
+        let seq = |r: &Round| Some(r.sequential.p50);
+        let one = |r: &Round| r.one_cpu.map(|s| s.p50);
+        let cpu = |r: &Round| Some(r.cpu_us);
         t.push_str(&format!(
-            "\nRatios (sequential p50): edgehose / floor = **{:.2}×** (reading the body alone: {:.2}×; edgehose / body-read floor = {:.2}×), edgehose / JS peer = **{:.2}×**; CPU per request: edgehose / JS peer = {:.2}×. Gzipped wasm: **{:.1} KB** ({gz} bytes).\n",
-            ours.sequential.p50 / floor.sequential.p50,
-            body_floor.sequential.p50 / floor.sequential.p50,
-            ours.sequential.p50 / body_floor.sequential.p50,
-            ours.sequential.p50 / peer.sequential.p50,
-            ours.cpu_us / peer.cpu_us,
+            "\nRatios, median of the rounds (range): p50 with the scheduler free — edgehose / body-read floor **{}**, edgehose / floor {}, reading the body alone / floor {}, edgehose / JS peer **{}**; p50 on one CPU — edgehose / body-read floor **{}**, edgehose / floor {}; CPU per request — edgehose / body-read floor **{}**, edgehose / JS peer {}. Gzipped wasm: **{:.1} KB** ({gz} bytes).\n",
+            ratios(ours, body_floor, seq).ratio(),
+            ratios(ours, floor, seq).ratio(),
+            ratios(body_floor, floor, seq).ratio(),
+            ratios(ours, peer, seq).ratio(),
+            ratios(ours, body_floor, one).ratio(),
+            ratios(ours, floor, one).ratio(),
+            ratios(ours, body_floor, cpu).ratio(),
+            ratios(ours, peer, cpu).ratio(),
             gz as f64 / 1000.0
         ));
-        if let (Some(o), Some(f), Some(b)) = (&ours.one_cpu, &floor.one_cpu, &body_floor.one_cpu) {
-            t.push_str(&format!(
-                "\nOn one CPU (no cross-CPU wake-ups): edgehose / floor = **{:.2}×**, reading the body alone {:.2}×, edgehose / body-read floor = {:.2}×.\n",
-                o.p50 / f.p50,
-                b.p50 / f.p50,
-                o.p50 / b.p50
-            ));
-        }
-        let errors: usize = results.iter().map(|r| r.sequential.errors + r.concurrent.errors).sum();
+        let errors: usize = results
+            .iter()
+            .flat_map(|r| &r.rounds)
+            .map(|x| x.sequential.errors + x.concurrent.errors + x.one_cpu.map_or(0, |s| s.errors))
+            .sum();
         if errors > 0 {
             t.push_str(&format!("\n{errors} responses were not 200.\n"));
         }
+    }
+    t.push_str("\n**Targets** (`make bench-edge`):\n\n| target | measured | |\n|---|---|---|\n");
+    for target in targets(results, gz) {
+        t.push_str(&format!(
+            "| {} | {} | {} |\n",
+            target.what,
+            target.figure,
+            if target.met { "met" } else { "missed" }
+        ));
     }
     t
 }
@@ -317,45 +505,86 @@ mod tests {
         assert_eq!(v["event"], "ride_sample");
     }
 
-    fn result(name: &'static str, p50: f64, cpu_us: f64, one_cpu_p50: Option<f64>) -> Result {
-        let summary = Summary {
+    fn summary(p50: f64) -> Summary {
+        Summary {
             requests: 100,
             p50,
             p90: p50,
-            p99: p50,
-            max: p50,
+            p99: 2.0 * p50,
+            max: 2.0 * p50,
             rps: 1e6 / p50,
             errors: 0,
-        };
+        }
+    }
+
+    /// A Worker whose rounds have these (p50, CPU, one-CPU p50).
+    fn result(name: &'static str, rounds: &[(f64, f64, Option<f64>)]) -> Result {
         Result {
             name,
-            sequential: summary,
-            concurrent: summary,
-            cpu_us,
+            rounds: rounds
+                .iter()
+                .map(|&(p50, cpu_us, one)| Round {
+                    sequential: summary(p50),
+                    concurrent: summary(p50),
+                    one_cpu: one.map(summary),
+                    cpu_us,
+                })
+                .collect(),
             forwarded: 100,
             calls: 1,
-            one_cpu: one_cpu_p50.map(|p50| Summary { p50, ..summary }),
         }
     }
 
     #[test]
-    fn the_table_puts_edgehose_against_both_floors_and_the_peer() {
+    fn medians_and_ranges_are_over_the_rounds() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), 2.5);
+        assert!(median(&[]).is_nan());
+        assert_eq!(
+            Spread::of(&[2.0, f64::NAN, 1.0, 5.0]),
+            Spread {
+                median: 2.0,
+                min: 1.0,
+                max: 5.0
+            }
+        );
+        // The ratio is taken within each round, then the median of those.
+        let a = result("a", &[(100.0, 10.0, None), (400.0, 10.0, None), (300.0, 10.0, None)]);
+        let b = result("b", &[(50.0, 10.0, None), (100.0, 10.0, None), (300.0, 10.0, None)]);
+        let r = ratios(&a, &b, |x| Some(x.sequential.p50));
+        assert_eq!((r.median, r.min, r.max), (2.0, 1.0, 4.0));
+    }
+
+    #[test]
+    fn the_table_puts_edgehose_against_both_floors_and_the_peer_and_marks_each_target() {
         let results = [
-            result("edgehose", 300.0, 150.0, Some(150.0)),
-            result("floor", 150.0, 60.0, Some(50.0)),
-            result("body-read floor", 180.0, 80.0, Some(60.0)),
-            result("JS peer", 600.0, 400.0, None),
+            result("edgehose", &[(300.0, 150.0, Some(150.0)), (330.0, 160.0, Some(140.0))]),
+            result("floor", &[(150.0, 60.0, Some(50.0)), (150.0, 60.0, Some(50.0))]),
+            result(
+                "body-read floor",
+                &[(180.0, 80.0, Some(100.0)), (180.0, 80.0, Some(100.0))],
+            ),
+            result("JS peer", &[(600.0, 400.0, None), (600.0, 400.0, None)]),
         ];
-        let t = render(&results, 200_000, 100, 16, 177);
-        assert_eq!(t.lines().filter(|l| l.starts_with("| ")).count(), 5, "{t}");
-        assert!(t.contains("| JS peer | 600 | 600 | 600 | – | – |"), "{t}");
+        let t = render(&results, 200_000, 100, 2, 16, 177);
+        assert_eq!(t.lines().filter(|l| l.starts_with("| ")).count(), 5 + 1 + 5, "{t}");
+        assert!(t.contains("| JS peer | 600 | 600 | 1200 | – | – |"), "{t}");
+        assert!(t.contains("| edgehose | 315 |"), "{t}");
+        assert!(t.contains("edgehose / body-read floor **1.75× (1.67–1.83)**"), "{t}");
         assert!(
-            t.contains("On one CPU (no cross-CPU wake-ups): edgehose / floor = **3.00×**, reading the body alone 1.20×, edgehose / body-read floor = 2.50×."),
+            t.contains("CPU per request — edgehose / body-read floor **1.94× (1.88–2.00)**"),
+            "{t}"
+        );
+        assert!(t.contains("| gzipped wasm ≤ 160 KB | 200.0 KB | missed |"), "{t}");
+        assert!(
+            t.contains("| p99 < 1 ms, the scheduler free (median of the rounds' p99) | 630 (600–660) µs | met |"),
             "{t}"
         );
         assert!(
-            t.contains("edgehose / floor = **2.00×** (reading the body alone: 1.20×; edgehose / body-read floor = 1.67×), edgehose / JS peer = **0.50×**; CPU per request: edgehose / JS peer = 0.38×. Gzipped wasm: **200.0 KB**"),
+            t.contains("| p50 on one CPU ≤ 1.4× the body-read floor's | 1.45× (1.40–1.50) | missed |"),
             "{t}"
         );
+        let met = targets(&results, 150_000);
+        assert!(met[0].met && met.len() == 5);
     }
 }

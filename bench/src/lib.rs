@@ -14,6 +14,7 @@ pub mod sink;
 pub mod soak;
 pub mod tracker;
 pub mod transform;
+pub mod wasm;
 pub mod workerd;
 
 /// Runs the subcommand named in `args`.
@@ -29,11 +30,13 @@ pub fn run(args: &[String]) -> Result<(), String> {
         Some("fuzz") => fuzz::main(&args[1..]),
         Some("soak") => soak::main(&args[1..]),
         Some("tracker") => tracker::main(&args[1..]),
+        Some("wasm") => wasm::main(&args[1..]),
         Some("all") => all::main(&args[1..]),
         Some("headline") => all::headline().and_then(|t| report::publish("headline", &t, None, flag(args, "--write"))),
         _ => Err(
-            "usage: edgehose-bench all|edge|transform|pipeline|latency|packing|cost|fuzz|soak|tracker|headline [options] [--write BENCHMARKS.md]\n\
-             \x20 edge [--requests N] [--concurrency C] [--build DIR] [--var NAME=VALUE]...\n\
+            "usage: edgehose-bench all|edge|wasm|transform|pipeline|latency|packing|cost|fuzz|soak|tracker|headline [options] [--write BENCHMARKS.md]\n\
+             \x20 edge [--rounds N] [--requests N] [--concurrency C] [--build DIR] [--var NAME=VALUE]...\n\
+             \x20 wasm [--rounds N]\n\
              \x20 transform\n\
              \x20 cost [--rounds N] [--requests N] [--from MEASURED.json]\n\
              \x20 pipeline [--seconds S] [--connections C] [--scenarios queue:1,queue:10,direct:10]\n\

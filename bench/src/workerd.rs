@@ -95,7 +95,13 @@ impl Workerd {
 
     /// Moves every thread of the process onto `cpu`.
     pub fn pin(&self, cpu: usize) -> Result<(), String> {
-        pin(&self.child.id().to_string(), cpu, true)
+        pin(&self.child.id().to_string(), &cpu.to_string(), true)
+    }
+
+    /// Lets every thread of the process run on every CPU this process may
+    /// use again.
+    pub fn unpin(&self) -> Result<(), String> {
+        pin(&self.child.id().to_string(), &allowed_cpus()?, true)
     }
 }
 
@@ -107,17 +113,37 @@ pub fn pin_this_thread(cpu: usize) -> Result<(), String> {
         .and_then(|t| t.to_str())
         .ok_or("/proc/thread-self names no thread")?
         .to_owned();
-    pin(&tid, cpu, false)
+    pin(&tid, &cpu.to_string(), false)
+}
+
+/// The CPUs this process may run on (`Cpus_allowed_list`, e.g. `0-1` or
+/// `2,5-7`): a container's CPU set need not include CPU 0.
+pub fn allowed_cpus() -> Result<String, String> {
+    let status = std::fs::read_to_string("/proc/self/status").map_err(|e| format!("/proc/self/status: {e}"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .map(|list| list.trim().to_owned())
+        .ok_or_else(|| "no Cpus_allowed_list in /proc/self/status".to_owned())
+}
+
+/// The first of them.
+pub fn first_allowed_cpu() -> Result<usize, String> {
+    let list = allowed_cpus()?;
+    list.split([',', '-'])
+        .next()
+        .and_then(|n| n.trim().parse().ok())
+        .ok_or_else(|| format!("Cpus_allowed_list {list:?} names no CPU"))
 }
 
 /// `taskset` (util-linux) sets the affinity of a process or thread id.
-fn pin(id: &str, cpu: usize, all_threads: bool) -> Result<(), String> {
+fn pin(id: &str, cpus: &str, all_threads: bool) -> Result<(), String> {
     let mut cmd = Command::new("taskset");
     if all_threads {
         cmd.arg("-a");
     }
     let out = cmd
-        .args(["-p", "-c", &cpu.to_string(), id])
+        .args(["-p", "-c", cpus, id])
         .output()
         .map_err(|e| format!("taskset: {e}"))?;
     if out.status.success() {
