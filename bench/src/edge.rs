@@ -303,6 +303,9 @@ fn measure_round(
     let sequential = load::sequential(addr, request, requests)?.summary();
     let per = (requests / 2).max(1);
     let concurrent = load::concurrent(addr, request, concurrency, per)?.summary();
+    // The concurrent run's forwarding must be done before the one-CPU run,
+    // or its calls would run on that CPU between the measured requests.
+    settle(sink);
     let one_cpu = match on_one_cpu(w, request, requests) {
         Ok(s) => Some(s),
         Err(e) => {

@@ -696,7 +696,7 @@ fn render(outcomes: &[Outcome], floors: &[Floor], connections: usize, seconds: u
     }
     if let Some(d) = outcomes.iter().find(|o| o.name == "window-1") {
         t.push_str(&format!(
-            "\n**The default, queue mode as deployed (window), one event per request: {:.0} events/s** delivered while posting ({} requests/s; keeps up: {}; lost {}).\n",
+            "\n**The default, queue mode as deployed (window), one event per request: {:.0} events/s** delivered while posting ({:.0} requests/s; keeps up: {}; lost {}).\n",
             d.steady_rate,
             d.requests as f64 / d.load_secs.max(1e-9),
             if d.keeps_up() { "yes" } else { "no" },
