@@ -3,6 +3,7 @@
 //! a batch to a queue. Every crossing between wasm and JavaScript costs time,
 //! so the Worker makes one per step instead of one per header or field.
 
+use edgehose_shared::decode::Inflated;
 use wasm_bindgen::JsValue;
 use wasm_bindgen::prelude::wasm_bindgen;
 use worker::worker_sys::web_sys;
@@ -112,7 +113,11 @@ async function read_capped(req, cap) {
   if (length !== null && /^[0-9]+$/.test(length) && Number(length) <= cap) {
     return new Uint8Array(await req.arrayBuffer());
   }
-  const reader = req.body.getReader(), chunks = [];
+  return read_stream_capped(req.body, cap);
+}
+// Reads a stream whole, stopping (and resolving to null) once it passes `cap`.
+async function read_stream_capped(stream, cap) {
+  const reader = stream.getReader(), chunks = [];
   let total = 0;
   for (;;) {
     const { done, value } = await reader.read();
@@ -132,19 +137,41 @@ async function read_capped(req, cap) {
   }
   return bytes;
 }
-export function with_body(req, cap, then) {
+// Inflates a gzip body with the runtime's native DecompressionStream, never
+// holding more than `cap` + 1 inflated bytes. Resolves to the bytes, null
+// past the cap, or the reason as a string when it is not gzip the runtime can
+// inflate (the runtime takes one gzip member: bytes after it are refused).
+async function inflate_capped(bytes, cap) {
+  try {
+    return await read_stream_capped(new Blob([bytes]).stream().pipeThrough(new DecompressionStream("gzip")), cap);
+  } catch (e) {
+    const why = String(e?.message ?? e);
+    return /trailing bytes/i.test(why)
+      ? `bytes follow the end of its first gzip member (${why}); the edge takes one member`
+      : why;
+  }
+}
+export function with_body(req, cap, inflate_cap, then) {
   // `then` is called once, with the body (null: over the cap) or with the
   // reason it could not be read, whenever the read settles: a one-shot Rust
   // closure that is never called would leak. (A read the runtime abandons
   // without settling, when it cancels the request, leaves it uncalled, as
-  // it left a JsFuture before.)
+  // it left a JsFuture before.) With an `inflate_cap` the body is gzip and
+  // its inflation comes third (see inflate_capped).
   let read;
   try {
     read = read_capped(req, cap);
   } catch (e) {
     read = Promise.reject(e);
   }
-  return read.then((bytes) => then(bytes, undefined), (error) => then(undefined, error));
+  if (inflate_cap > 0) {
+    read = read.then((bytes) =>
+      bytes === null ? [null, undefined] : inflate_capped(bytes, inflate_cap).then((inflated) => [bytes, inflated]),
+    );
+  } else {
+    read = read.then((bytes) => [bytes, undefined]);
+  }
+  return read.then(([bytes, inflated]) => then(bytes, undefined, inflated), (error) => then(undefined, error, undefined));
 }
 // A queue batch: each message's id, delivery count and body (null when the
 // body is not text, which only a producer other than this Worker can send).
@@ -208,7 +235,7 @@ extern "C" {
     ) -> Result<js_sys::Promise, JsValue>;
     #[wasm_bindgen(catch)]
     fn queue_send(queue: &JsValue, bytes: &[u8], ends: &[u32]) -> Result<js_sys::Promise, JsValue>;
-    fn with_body(req: &web_sys::Request, cap: f64, then: &JsValue) -> js_sys::Promise;
+    fn with_body(req: &web_sys::Request, cap: f64, inflate_cap: f64, then: &JsValue) -> js_sys::Promise;
     fn orphans_put(bytes: &[u8], ends: &[u32]);
     fn remember(env: &JsValue, ctx: &JsValue);
     fn queue_messages(batch: &JsValue) -> js_sys::Array;
@@ -272,17 +299,18 @@ pub fn take_orphans() -> Vec<String> {
 
 /// A request body, read.
 pub enum Read {
-    /// All of it.
-    Body(Vec<u8>),
+    /// All of it, and its inflation when it was to be inflated.
+    Body(Vec<u8>, Option<Inflated>),
     /// It passed the cap; reading stopped there.
     TooLarge,
     /// It could not be read, and why.
     Failed(String),
 }
 
-/// Reads the body of `req` (never more than `cap` + 1 bytes of it), then
-/// calls `then` with what came of it. The promise resolves to what `then`
-/// returns.
+/// Reads the body of `req` (never more than `cap` + 1 bytes of it) and, with
+/// an `inflate_cap`, inflates it as gzip in the runtime (never more than
+/// that + 1 bytes), then calls `then` with what came of it. The promise
+/// resolves to what `then` returns.
 ///
 /// This is the Worker's one wait on a request path, and it is a single
 /// promise callback rather than a Rust future: awaiting the body through
@@ -291,18 +319,29 @@ pub enum Read {
 pub fn then_with_body(
     req: &web_sys::Request,
     cap: usize,
+    inflate_cap: Option<usize>,
     then: impl FnOnce(Read) -> JsValue + 'static,
 ) -> js_sys::Promise {
-    let callback = wasm_bindgen::closure::Closure::once_into_js(move |bytes: JsValue, error: JsValue| {
-        if bytes.is_null() {
-            then(Read::TooLarge)
-        } else if bytes.is_undefined() {
-            then(Read::Failed(describe(error)))
-        } else {
-            then(Read::Body(js_sys::Uint8Array::from(bytes).to_vec()))
-        }
-    });
-    with_body(req, cap as f64, &callback)
+    let callback =
+        wasm_bindgen::closure::Closure::once_into_js(move |bytes: JsValue, error: JsValue, inflated: JsValue| {
+            if bytes.is_null() {
+                then(Read::TooLarge)
+            } else if bytes.is_undefined() {
+                then(Read::Failed(describe(error)))
+            } else {
+                let inflated = if inflated.is_undefined() {
+                    None
+                } else if inflated.is_null() {
+                    Some(Inflated::OverCap)
+                } else if let Some(reason) = inflated.as_string() {
+                    Some(Inflated::Broken(reason))
+                } else {
+                    Some(Inflated::Bytes(js_sys::Uint8Array::from(inflated).to_vec()))
+                };
+                then(Read::Body(js_sys::Uint8Array::from(bytes).to_vec(), inflated))
+            }
+        });
+    with_body(req, cap as f64, inflate_cap.map_or(0.0, |c| c as f64), &callback)
 }
 
 /// A Firehose answer: status, `x-amzn-ErrorType`, `Date`, body.

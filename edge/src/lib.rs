@@ -19,6 +19,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use edgehose_shared::api::{self, ApiError, Body, Ingest, Prepared, Reply, RequestHead};
+use edgehose_shared::decode::{self, Inflated};
 use edgehose_shared::envelope::EdgeMeta;
 use edgehose_shared::timestamp::Timestamp;
 use wasm_bindgen::JsValue;
@@ -112,8 +113,20 @@ pub fn fetch(req: web_sys::Request, env: Env, ctx: worker::worker_sys::Context) 
         Prepared::Ingest(ingest) => ingest,
     };
     let ctx = Context::new(ctx);
-    js::then_with_body(&req, ingest.body_limit, move |read| match read {
-        js::Read::Body(bytes) => ingest_body(config, &head, ingest, &bytes, received_at, env, ctx),
+    // A gzip body is inflated by the runtime (no inflater in the wasm), never
+    // past the largest body any route takes; each route's own limit is then
+    // checked as if it had been inflated here.
+    let inflate_cap = decode::is_gzip(head.content_encoding()).then_some(config.api.limits.max_body_bytes);
+    js::then_with_body(&req, ingest.body_limit, inflate_cap, move |read| match read {
+        js::Read::Body(bytes, inflated) => ingest_body(
+            config,
+            &head,
+            ingest,
+            (&bytes, inflated.as_ref()),
+            received_at,
+            env,
+            ctx,
+        ),
         js::Read::TooLarge => respond(ingest.too_large()),
         js::Read::Failed(e) => {
             respond(ApiError::Unavailable(format!("the body could not be read: {e}")).reply(ingest.cors))
@@ -127,7 +140,7 @@ fn ingest_body(
     config: Rc<EdgeConfig>,
     head: &Head,
     ingest: Ingest,
-    bytes: &[u8],
+    (bytes, inflated): (&[u8], Option<&Inflated>),
     received_at: Timestamp,
     env: Env,
     ctx: Context,
@@ -150,6 +163,7 @@ fn ingest_body(
         bytes,
         content_type: head.content_type(),
         content_encoding: head.content_encoding(),
+        inflated,
     };
     let accepted = match api::accept(&ingest, body, &edge, &config.api, received_at, &CryptoRandom::default()) {
         Ok(a) => a,

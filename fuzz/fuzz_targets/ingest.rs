@@ -58,6 +58,7 @@ fuzz_target!(|data: &[u8]| {
         bytes: body,
         content_type: TYPES[usize::from(*kind) % TYPES.len()],
         content_encoding: ENCODINGS[usize::from(*encoding) % ENCODINGS.len()],
+        inflated: None,
     };
     let edge = EdgeMeta::default();
     let at = Timestamp::from_millis(1_714_566_600_250);

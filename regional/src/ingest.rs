@@ -106,6 +106,7 @@ impl IngestApi {
             bytes: req.body().as_ref(),
             content_type: header("content-type"),
             content_encoding: header("content-encoding"),
+            inflated: None,
         };
         let accepted = match api::accept(&ingest, body, &edge, &self.api, received_at, &OsRandom) {
             Ok(a) => a,

@@ -630,6 +630,9 @@ pub struct Body<'a> {
     pub content_type: Option<&'a str>,
     /// `Content-Encoding`.
     pub content_encoding: Option<&'a str>,
+    /// A gzip body the runtime already inflated (the edge Worker's
+    /// `DecompressionStream`); `None`: the core inflates it.
+    pub inflated: Option<&'a decode::Inflated>,
 }
 
 /// Decodes and envelopes a cleared request's body by its door's dialect.
@@ -658,8 +661,8 @@ pub fn accept(
         let key_id;
         let (lines, reply_body) = {
             decode::BodyFormat::from_content_type(body.content_type).map_err(|e| refuse(e.into()))?;
-            let bytes =
-                segment::decompress(body.bytes, body.content_encoding, &config.limits).map_err(|e| refuse(e.into()))?;
+            let bytes = segment::decompress(body.bytes, body.content_encoding, body.inflated, &config.limits)
+                .map_err(|e| refuse(e.into()))?;
             let request = segment::parse(&bytes, *route, &config.limits).map_err(|e| refuse(e.into()))?;
             if ingest.key_in_body {
                 let presented = request
@@ -701,11 +704,12 @@ pub fn accept(
         };
     }
     let mut inflated = None;
-    let (count, lines) = match decode::decode(
+    let (count, lines) = match decode::decode_with(
         &mut inflated,
         body.bytes,
         body.content_type,
         body.content_encoding,
+        body.inflated,
         &config.limits,
     ) {
         Ok(decoded) => {

@@ -9,7 +9,6 @@
 //! limit or field and the value that broke it.
 
 use std::borrow::Cow;
-use std::io::Read;
 
 use serde_json::value::RawValue;
 
@@ -201,11 +200,42 @@ impl DecodeError {
     }
 }
 
+/// A gzip body the runtime already inflated, so the core need not carry an
+/// inflater: the edge Worker inflates with the runtime's native
+/// `DecompressionStream`, stopping at [`Limits::max_body_bytes`] + 1 bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Inflated {
+    /// The inflated bytes.
+    Bytes(Vec<u8>),
+    /// Inflating passed the cap it was given and stopped there.
+    OverCap,
+    /// The body is not gzip the runtime could inflate: why.
+    Broken(String),
+}
+
+/// Whether a `Content-Encoding` names gzip (`gzip` or `x-gzip`, any case).
+pub fn is_gzip(content_encoding: Option<&str>) -> bool {
+    content_encoding
+        .map(str::trim)
+        .is_some_and(|e| e.eq_ignore_ascii_case("gzip") || e.eq_ignore_ascii_case("x-gzip"))
+}
+
 /// Undoes `Content-Encoding`, stopping as soon as the inflated body would pass
 /// `limits.max_body_bytes`, so a decompression bomb costs at most that much.
 pub fn decompress<'a>(
     body: &'a [u8],
     content_encoding: Option<&str>,
+    limits: &Limits,
+) -> Result<Cow<'a, [u8]>, DecodeError> {
+    decompress_with(body, content_encoding, None, limits)
+}
+
+/// The same, taking the runtime's inflation of a gzip body when there is one
+/// (limits and errors as if inflated here).
+pub fn decompress_with<'a>(
+    body: &'a [u8],
+    content_encoding: Option<&str>,
+    inflated: Option<&'a Inflated>,
     limits: &Limits,
 ) -> Result<Cow<'a, [u8]>, DecodeError> {
     let limit = limits.max_body_bytes;
@@ -219,25 +249,51 @@ pub fn decompress<'a>(
     if encoding.is_empty() || encoding.eq_ignore_ascii_case("identity") {
         return Ok(Cow::Borrowed(body));
     }
-    if !encoding.eq_ignore_ascii_case("gzip") && !encoding.eq_ignore_ascii_case("x-gzip") {
+    if !is_gzip(Some(encoding)) {
         return Err(DecodeError::UnsupportedContentEncoding {
             encoding: encoding.to_owned(),
         });
     }
-    let mut out = Vec::with_capacity((body.len() * 4).min(limit + 1));
-    // Read one byte past the limit: reaching it proves the body is too large
-    // without inflating the rest.
-    flate2::read::MultiGzDecoder::new(body)
-        .take(limit as u64 + 1)
-        .read_to_end(&mut out)
-        .map_err(|e| DecodeError::BadGzip { detail: e.to_string() })?;
+    let out: Cow<'a, [u8]> = match inflated {
+        Some(Inflated::Bytes(bytes)) => Cow::Borrowed(bytes),
+        Some(Inflated::OverCap) => {
+            return Err(DecodeError::BodyTooLarge {
+                limit,
+                decompressed: true,
+            });
+        }
+        Some(Inflated::Broken(detail)) => return Err(DecodeError::BadGzip { detail: detail.clone() }),
+        None => Cow::Owned(gunzip(body, limit, encoding)?),
+    };
     if out.len() > limit {
         return Err(DecodeError::BodyTooLarge {
             limit,
             decompressed: true,
         });
     }
-    Ok(Cow::Owned(out))
+    Ok(out)
+}
+
+/// Inflates every gzip member of `body`, reading one byte past `limit`:
+/// reaching it proves the body is too large without inflating the rest.
+#[cfg(feature = "gzip")]
+fn gunzip(body: &[u8], limit: usize, _encoding: &str) -> Result<Vec<u8>, DecodeError> {
+    use std::io::Read;
+    let mut out = Vec::with_capacity((body.len() * 4).min(limit + 1));
+    flate2::read::MultiGzDecoder::new(body)
+        .take(limit as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| DecodeError::BadGzip { detail: e.to_string() })?;
+    Ok(out)
+}
+
+/// Built without the `gzip` feature (the edge Worker, whose runtime
+/// inflates): a gzip body the runtime did not inflate cannot be read.
+#[cfg(not(feature = "gzip"))]
+fn gunzip(_body: &[u8], _limit: usize, encoding: &str) -> Result<Vec<u8>, DecodeError> {
+    Err(DecodeError::UnsupportedContentEncoding {
+        encoding: encoding.to_owned(),
+    })
 }
 
 /// The items of one body, in the order they were sent.
@@ -306,8 +362,20 @@ pub fn decode<'a>(
     content_encoding: Option<&str>,
     limits: &Limits,
 ) -> Result<Decoded<'a>, DecodeError> {
+    decode_with(buf, body, content_type, content_encoding, None, limits)
+}
+
+/// The same, taking the runtime's inflation of a gzip body when there is one.
+pub fn decode_with<'a>(
+    buf: &'a mut Option<Vec<u8>>,
+    body: &'a [u8],
+    content_type: Option<&str>,
+    content_encoding: Option<&str>,
+    inflated: Option<&'a Inflated>,
+    limits: &Limits,
+) -> Result<Decoded<'a>, DecodeError> {
     let format = BodyFormat::from_content_type(content_type)?;
-    let bytes: &'a [u8] = match decompress(body, content_encoding, limits)? {
+    let bytes: &'a [u8] = match decompress_with(body, content_encoding, inflated, limits)? {
         Cow::Borrowed(b) => b,
         Cow::Owned(v) => buf.insert(v).as_slice(),
     };

@@ -201,10 +201,11 @@ pub struct Request<'a> {
 pub fn decompress<'a>(
     body: &'a [u8],
     encoding: Option<&str>,
+    inflated: Option<&'a crate::decode::Inflated>,
     deployment: &Limits,
 ) -> Result<Cow<'a, [u8]>, SegmentError> {
     let limits = deployment.for_segment();
-    crate::decode::decompress(body, encoding, &limits).map_err(|e| match e {
+    crate::decode::decompress_with(body, encoding, inflated, &limits).map_err(|e| match e {
         DecodeError::BodyTooLarge { limit, decompressed } if deployment.max_body_bytes >= SEGMENT_MAX_BATCH_BYTES => {
             SegmentError::BatchTooLarge { limit, decompressed }
         }

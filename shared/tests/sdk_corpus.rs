@@ -74,6 +74,7 @@ fn every_captured_request_is_answered_and_enveloped_as_recorded() {
                 bytes: &body,
                 content_type: header("content-type"),
                 content_encoding: header("content-encoding"),
+                inflated: None,
             };
             let random = SeededRandom::new(i as u64 + 1);
             let got = api::handle(&head, body, &EdgeMeta::default(), &config, received_at, &random);

@@ -258,6 +258,67 @@ fn malformed_payloads_are_acknowledged_and_quarantined_unless_strict() {
     assert!(msg.contains("invalid JSON"), "{msg}");
 }
 
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    enc.write_all(bytes).unwrap();
+    enc.finish().unwrap()
+}
+
+#[test]
+fn gzip_bodies_are_inflated_by_the_runtime_within_the_limits_and_broken_ones_quarantined() {
+    let sandbox = sandbox();
+    let lenient = edge(&sandbox, &[("MAX_BODY_BYTES", "4000")]);
+    let gz = [("content-type", "application/x-ndjson"), ("content-encoding", "gzip")];
+    let body = format!("{}\n{}", event("gz", 1), event("gz", 2));
+    let r = post(lenient.url(), &gzip(body.as_bytes()), &gz);
+    assert_eq!((r.status, r.text().as_str()), (200, r#"{"accepted":2}"#));
+    // `x-gzip`, any case, is gzip too.
+    let r = post(
+        lenient.url(),
+        &gzip(event("gz", 3).as_bytes()),
+        &[("content-encoding", " X-GZip ")],
+    );
+    assert_eq!((r.status, r.text().as_str()), (200, r#"{"accepted":1}"#));
+
+    // A small body that inflates past MAX_BODY_BYTES: refused, the limit named.
+    let bomb = gzip(&vec![b' '; 200_000]);
+    assert!(bomb.len() < 4000);
+    let (status, code, msg) = error_of(&post(lenient.url(), &bomb, &gz));
+    assert_eq!((status, code.as_str()), (413, "body_too_large"), "{msg}");
+    assert!(
+        msg.contains("max_body_bytes = 4000") && msg.contains("after decompression"),
+        "{msg}"
+    );
+
+    // Not gzip, a truncated stream, and bytes after the gzip member (which
+    // the runtime does not inflate): acknowledged and quarantined as sent.
+    let whole = gzip(event("gz", 4).as_bytes());
+    let mut trailing = whole.clone();
+    trailing.extend_from_slice(&gzip(event("gz", 5).as_bytes()));
+    let broken: [&[u8]; 3] = [b"not gzip at all", &whole[..whole.len() / 2], &trailing];
+    for b in broken {
+        let r = post(lenient.url(), b, &gz);
+        assert_eq!((r.status, r.text().as_str()), (200, r#"{"accepted":1}"#));
+    }
+    assert!(wait_for(Duration::from_secs(30), || {
+        let got = landed(&sandbox);
+        ["gz-1", "gz-2", "gz-3"].iter().all(|id| got.contains_key(*id))
+            && got.values().flatten().filter(|e| e.quarantine.is_some()).count() == 3
+    }));
+    let got = landed(&sandbox);
+    let quarantined: Vec<_> = got.values().flatten().filter_map(|e| e.quarantine.clone()).collect();
+    for q in &quarantined {
+        assert!(q.reason.contains("gzip"), "{}", q.reason);
+        assert!(broken.contains(&q.raw().unwrap().as_slice()), "kept as sent");
+    }
+    assert!(!got.contains_key("gz-4") && !got.contains_key("gz-5"));
+
+    let strict = edge(&sandbox, &[("STRICT", "true")]);
+    let (status, code, msg) = error_of(&post(strict.url(), b"not gzip at all", &gz));
+    assert_eq!((status, code.as_str()), (400, "bad_gzip"), "{msg}");
+}
+
 #[test]
 fn cloudflare_request_metadata_reaches_the_envelope() {
     let sandbox = sandbox();

@@ -60,6 +60,7 @@ fn replay(r: &Captured, index: usize, config: &ApiConfig) -> (u16, String, Vec<S
         bytes: &r.body,
         content_type: r.header("content-type"),
         content_encoding: r.header("content-encoding"),
+        inflated: None,
     };
     let at = Timestamp::from_millis(RECEIVED_AT_MS);
     let random = SeededRandom::new(index as u64 + 1);

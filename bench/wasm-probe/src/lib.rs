@@ -37,6 +37,7 @@ pub fn accept(n: u32) -> u32 {
             bytes: EVENT.as_bytes(),
             content_type: Some("application/json"),
             content_encoding: None,
+            inflated: None,
         };
         if let Ok(a) = api::handle(&head, body, &edge, &config, NOW, &random) {
             accepted += a.count as u32;

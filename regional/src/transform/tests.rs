@@ -424,6 +424,7 @@ fn door_lines(path: &str, body: &str, settings: &[(&str, &str)]) -> Vec<String> 
         bytes: body.as_bytes(),
         content_type: Some("application/json"),
         content_encoding: None,
+        inflated: None,
     };
     let edge = edgehose_shared::envelope::EdgeMeta {
         country: Some("DE".into()),

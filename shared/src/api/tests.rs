@@ -50,6 +50,7 @@ fn run(body: &[u8], ct: Option<&str>, ce: Option<&str>, cfg: &ApiConfig) -> Resu
             bytes: body,
             content_type: ct,
             content_encoding: ce,
+            inflated: None,
         },
         &EdgeMeta::default(),
         cfg,
@@ -372,6 +373,7 @@ fn the_key_id_and_edge_metadata_reach_the_envelope() {
             bytes: br#"{"event":"ride"}"#,
             content_type: None,
             content_encoding: None,
+            inflated: None,
         },
         &edge,
         &cfg,
@@ -411,6 +413,7 @@ fn send(head: &RequestHead<'_>, body: &[u8], ct: Option<&str>, cfg: &ApiConfig) 
         bytes: body,
         content_type: ct,
         content_encoding: None,
+        inflated: None,
     };
     handle(head, body, &EdgeMeta::default(), cfg, T, &SeededRandom::new(3))
 }

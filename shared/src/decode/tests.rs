@@ -404,3 +404,44 @@ fn unusable_content_types_and_encodings_are_415_naming_the_header() {
         BodyFormat::Sniff
     );
 }
+
+#[test]
+fn a_body_the_runtime_inflated_is_checked_as_if_inflated_here() {
+    let limits = Limits::clamped(100, 10, 50, 8);
+    let raw = b"compressed bytes, not read";
+    let small = Inflated::Bytes(b"{\"event\":\"a\"}".to_vec());
+    assert_eq!(
+        decompress_with(raw, Some("gzip"), Some(&small), &limits)
+            .unwrap()
+            .as_ref(),
+        b"{\"event\":\"a\"}"
+    );
+    // The route's own limit applies, whatever cap the runtime was given.
+    let large = Inflated::Bytes(vec![b' '; 101]);
+    let over = [large, Inflated::OverCap];
+    for inflated in &over {
+        assert_eq!(
+            decompress_with(raw, Some("x-gzip"), Some(inflated), &limits).unwrap_err(),
+            DecodeError::BodyTooLarge {
+                limit: 100,
+                decompressed: true
+            }
+        );
+    }
+    let broken = Inflated::Broken("Decompression failed.".into());
+    let e = decompress_with(raw, Some("gzip"), Some(&broken), &limits).unwrap_err();
+    assert!(
+        e.is_quarantinable() && e.to_string().contains("Decompression failed."),
+        "{e}"
+    );
+    // An identity body ignores any inflation; other encodings stay refused.
+    assert_eq!(
+        decompress_with(raw, None, Some(&broken), &limits).unwrap().as_ref(),
+        raw
+    );
+    assert!(matches!(
+        decompress_with(raw, Some("br"), Some(&small), &limits),
+        Err(DecodeError::UnsupportedContentEncoding { .. })
+    ));
+    assert!(is_gzip(Some(" GZIP ")) && is_gzip(Some("x-gzip")) && !is_gzip(Some("deflate")) && !is_gzip(None));
+}

@@ -149,15 +149,15 @@ fn segments_limits_are_413_naming_segments_limit_or_the_deployments() {
     assert_eq!((e.status(), e.code()), (413, "event_too_large"), "{e}");
 
     let batch = vec![0u8; SEGMENT_MAX_BATCH_BYTES + 1];
-    let e = decompress(&batch, None, &Limits::default()).unwrap_err();
+    let e = decompress(&batch, None, None, &Limits::default()).unwrap_err();
     assert_eq!((e.status(), e.code()), (413, "batch_too_large"));
     assert!(
         e.to_string()
             .contains("larger than 512000 bytes: the Segment Tracking API's limit of 500 KB"),
         "{e}"
     );
-    assert!(decompress(&batch[..SEGMENT_MAX_BATCH_BYTES], None, &Limits::default()).is_ok());
-    let e = decompress(&batch, None, &Limits::clamped(100_000, 1000, 500, 32)).unwrap_err();
+    assert!(decompress(&batch[..SEGMENT_MAX_BATCH_BYTES], None, None, &Limits::default()).is_ok());
+    let e = decompress(&batch, None, None, &Limits::clamped(100_000, 1000, 500, 32)).unwrap_err();
     assert_eq!(e.code(), "body_too_large");
 
     let many: Vec<String> = (0..501).map(|_| r#"{"type":"track"}"#.to_owned()).collect();
