@@ -91,11 +91,6 @@ pub fn main(args: &[String]) -> Result<(), String> {
     )
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v.get(v.len() / 2).copied().unwrap_or_default()
-}
-
 /// A `POST /v1/events` of `k` 177-byte events.
 fn request(path: &str, k: usize) -> Vec<u8> {
     let body = vec![event_177(); k].join("\n");
@@ -174,7 +169,11 @@ fn edge_cpu(work: &Path, rounds: usize, requests: usize) -> Result<BySize, Strin
         }
     }
     Ok(BySize {
-        points: SIZES.iter().zip(samples).map(|(&k, s)| (k, median(s))).collect(),
+        points: SIZES
+            .iter()
+            .zip(samples)
+            .map(|(&k, s)| (k, crate::load::median(&s)))
+            .collect(),
     })
 }
 
@@ -237,7 +236,11 @@ fn ingest_api_billed(work: &Path, rounds: usize, requests: usize) -> Result<BySi
         }
     }
     Ok(BySize {
-        points: SIZES.iter().zip(samples).map(|(&k, s)| (k, median(s))).collect(),
+        points: SIZES
+            .iter()
+            .zip(samples)
+            .map(|(&k, s)| (k, crate::load::median(&s)))
+            .collect(),
     })
 }
 

@@ -10,7 +10,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::load::{self, Summary};
+use crate::load::{self, Summary, median};
 use crate::report;
 use crate::sink::Sink;
 use crate::workerd::{Module, WorkerSpec, Workerd, first_allowed_cpu, pin_this_thread};
@@ -56,21 +56,6 @@ pub struct Result {
     pub forwarded: u64,
     /// `PutRecordBatch` calls the sink received from it.
     pub calls: u64,
-}
-
-/// The median of some values (the mean of the middle two for an even count).
-pub fn median(values: &[f64]) -> f64 {
-    let mut v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
 }
 
 /// A figure over the rounds: median and range.
@@ -361,7 +346,8 @@ fn settle(sink: &Sink) {
     }
 }
 
-fn gzipped_size(path: &Path) -> std::result::Result<usize, String> {
+/// The gzipped size of a file, as `gzip -9` makes it (what the size targets count).
+pub fn gzipped_size(path: &Path) -> std::result::Result<usize, String> {
     let out = std::process::Command::new("gzip")
         .args(["-9", "-c"])
         .arg(path)

@@ -53,7 +53,7 @@ pub fn main(args: &[String]) -> Result<(), String> {
     let mut builds = Vec::new();
     for level in LEVELS {
         let dir = build(level, &out)?;
-        let gz = gzipped(&dir.join("probe_bg.wasm"))?;
+        let gz = crate::edge::gzipped_size(&dir.join("probe_bg.wasm"))?;
         let mut per = serde_json::Map::new();
         for work in WORK {
             let us = in_v8(&node, &harness, &dir, work, rounds, &[])?;
@@ -92,7 +92,7 @@ fn native_us(work: &str, rounds: usize) -> f64 {
     };
     let n = calls(work);
     let check = std::hint::black_box(f(n));
-    let mut times: Vec<f64> = (0..rounds)
+    let times: Vec<f64> = (0..rounds)
         .map(|_| {
             let t = std::time::Instant::now();
             let got = std::hint::black_box(f(std::hint::black_box(n)));
@@ -100,8 +100,7 @@ fn native_us(work: &str, rounds: usize) -> f64 {
             t.elapsed().as_secs_f64() * 1e6 / f64::from(n)
         })
         .collect();
-    times.sort_by(f64::total_cmp);
-    times[times.len() / 2]
+    crate::load::median(&times)
 }
 
 /// Builds the probe for wasm32 at `level` and finishes it as the Worker is
@@ -196,15 +195,6 @@ fn node_version(node: &Path) -> String {
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
         .unwrap_or_default()
-}
-
-fn gzipped(path: &Path) -> Result<usize, String> {
-    let out = Command::new("gzip")
-        .args(["-9", "-c"])
-        .arg(path)
-        .output()
-        .map_err(|e| format!("gzip: {e}"))?;
-    Ok(out.stdout.len())
 }
 
 /// The section: one row per build (and tier), µs per call and × native.

@@ -56,9 +56,9 @@ const wrap = (env) => {
   for (const name of ["EVENTS_QUEUE", "DEAD_LETTER_QUEUE"]) if (env[name]) out[name] = new WorkerQueue(env[name]);
   return out;
 };
-export default typeof Worker === "function"
-  ? class extends Worker { constructor(ctx, env) { super(ctx, wrap(env)); } }
-  : Object.fromEntries(Object.entries(Worker).map(([k, f]) => [k, typeof f === "function" ? (a, env, ctx) => f.call(Worker, a, wrap(env), ctx) : f]));
+// worker-build's entry is a WorkerEntrypoint class: the subclass hands it the wrapped bindings.
+if (typeof Worker !== "function") throw new Error("the built Worker's default export is not an entrypoint class");
+export default class extends Worker { constructor(ctx, env) { super(ctx, wrap(env)); } }
 `;
 const delayed = Number(opts.queueWriteMs ?? 0) > 0;
 
