@@ -13,7 +13,7 @@ use edgehose_shared::firehose::{self, FirehoseError, PutOutcome, SIGNING_SERVICE
 use edgehose_shared::judge::triage;
 use edgehose_shared::limits::{DIRECT_FLUSH_BYTES, DIRECT_FLUSH_LINES, QUEUE_MESSAGE_TARGET_BYTES};
 use edgehose_shared::retry::{ClockSkew, GiveUpReason, RetryPlan, RetryPolicy, Step};
-use edgehose_shared::sign::sign;
+use edgehose_shared::sign::{Signer, signing_headers};
 use worker::{Context, Delay, Env, Queue, console_error};
 
 use crate::clock::{CryptoRandom, now};
@@ -345,19 +345,29 @@ fn failed_records(outcome: &PutOutcome) -> String {
 /// One signed `PutRecordBatch`, abandoned after `timeout_ms`.
 async fn put(config: &EdgeConfig, records: Vec<&[u8]>, timeout_ms: u64) -> Result<PutOutcome, FirehoseError> {
     let sent = records.len();
-    let mut request = firehose::put_record_batch_request(&config.endpoint, &config.stream, records)
-        .map_err(|e| FirehoseError::Request(e.to_string()))?;
+    firehose::check_stream_name(&config.stream).map_err(|e| FirehoseError::Request(e.to_string()))?;
+    let body = firehose::put_record_batch_body(&config.stream, records);
     let time = SKEW.with(|s| s.get().corrected(now()));
-    sign(&mut request, &config.credentials, &config.region, SIGNING_SERVICE, time)
-        .map_err(|e| FirehoseError::Request(e.to_string()))?;
-    // "host" comes from the URL; the Workers runtime refuses to set it.
-    let headers: Vec<(&str, &str)> = request
-        .headers()
-        .iter()
-        .filter(|(name, _)| name.as_str() != "host")
-        .filter_map(|(name, value)| value.to_str().ok().map(|v| (name.as_str(), v)))
+    let signer = Signer {
+        credentials: &config.credentials,
+        region: &config.region,
+        service: SIGNING_SERVICE,
+        time,
+    };
+    // "host" comes from the URL (the Workers runtime refuses to set it), and
+    // is signed as the endpoint's.
+    let signature = signing_headers(
+        &config.endpoint.target(),
+        &firehose::PUT_RECORD_BATCH_HEADERS,
+        &body,
+        &signer,
+    )
+    .map_err(|e| FirehoseError::Request(e.to_string()))?;
+    let headers: Vec<(&str, &str)> = firehose::PUT_RECORD_BATCH_HEADERS
+        .into_iter()
+        .chain(signature.iter().map(|(k, v)| (*k, v.as_str())))
         .collect();
-    let answer = js::post(&request.uri().to_string(), &headers, request.body(), timeout_ms)
+    let answer = js::post(config.endpoint.url(), &headers, &body, timeout_ms)
         .await
         .map_err(FirehoseError::Transport)?
         .ok_or(FirehoseError::TimedOut { after_ms: timeout_ms })?;

@@ -10,21 +10,34 @@ use worker::worker_sys::web_sys;
 
 #[wasm_bindgen(inline_js = r#"
 const HEAD = ["origin", "x-edgehose-key", "authorization", "content-length", "content-type", "content-encoding", "cf-connecting-ip"];
+// The head as lines, "=" before each value present and nothing for one absent:
+// header values, the method and the serialised URL never hold a line break
+// (Fetch refuses them), so one string crosses without JSON. Should one ever
+// hold one, the head goes as JSON, which keeps every value whole.
 export function request_head(req) {
-  const h = req.headers, cf = req.cf || {};
+  const h = req.headers, cf = req.cf;
   const out = [req.method, req.url];
   for (const name of HEAD) out.push(h.get(name));
-  out.push(cf.country, cf.colo, cf.asn);
-  // JSON keeps every value whole, whatever bytes a client put in it.
-  return JSON.stringify(out.map((v) => (v === null || v === undefined ? null : String(v))));
+  if (cf) out.push(cf.country, cf.colo, cf.asn);
+  else out.push(null, null, null);
+  let lines = "";
+  for (let i = 0; i < out.length; i++) {
+    const v = out[i];
+    const field = v === null || v === undefined ? "" : "=" + v;
+    if (field.includes("\n")) return JSON.stringify(out.map((v) => (v === null || v === undefined ? null : String(v))));
+    lines += i === 0 ? field : "\n" + field;
+  }
+  return lines;
 }
-// Strings from Rust: their UTF-8 bytes end to end, and where each one ends.
-// No separator, so no byte inside a string can split or shift them.
+// Strings from Rust: laid end to end, with where each ends (in UTF-16 units,
+// as JavaScript counts), decoded in one call. No separator, so no character
+// inside a string can split or shift them.
+const UTF8 = new TextDecoder();
 function strings(bytes, ends) {
-  const utf8 = new TextDecoder(), out = [];
+  const all = UTF8.decode(bytes), out = [];
   let start = 0;
   for (const end of ends) {
-    out.push(utf8.decode(bytes.subarray(start, end)));
+    out.push(all.slice(start, end));
     start = end;
   }
   return out;
@@ -255,8 +268,9 @@ extern "C" {
     fn orphans_take() -> js_sys::Array;
 }
 
-/// Strings laid end to end as UTF-8, with where each ends: how lists cross
-/// into JavaScript in one call without a separator any string could hold.
+/// Strings laid end to end as UTF-8, with where each ends counted in UTF-16
+/// units (JavaScript's string indices): how lists cross into JavaScript in one
+/// call and one decode, without a separator any string could hold.
 struct Framed {
     bytes: Vec<u8>,
     ends: Vec<u32>,
@@ -268,9 +282,15 @@ impl Framed {
             bytes: Vec::new(),
             ends: Vec::new(),
         };
+        let mut units = 0;
         for s in strings {
             framed.bytes.extend_from_slice(s.as_bytes());
-            framed.ends.push(framed.bytes.len() as u32);
+            units += if s.is_ascii() {
+                s.len()
+            } else {
+                s.chars().map(char::len_utf16).sum()
+            };
+            framed.ends.push(units as u32);
         }
         framed
     }
@@ -513,12 +533,23 @@ impl Head {
         Self::parse(&request_head(req))
     }
 
-    /// The head from its JSON array; anything but an array of exactly
-    /// [`Self::FIELDS`] strings and nulls is no head at all, rather than
-    /// fields read from the wrong places.
-    fn parse(json: &str) -> Self {
-        match serde_json::from_str::<Vec<Option<String>>>(json) {
-            Ok(fields) if fields.len() == Self::FIELDS => Self { fields },
+    /// The head from [`request_head`]'s lines (`=value`, or nothing for an
+    /// absent field) or, should a value hold a line break, its JSON array;
+    /// anything but exactly [`Self::FIELDS`] fields is no head at all, rather
+    /// than fields read from the wrong places.
+    fn parse(text: &str) -> Self {
+        let fields: Option<Vec<Option<String>>> = if text.starts_with('[') {
+            serde_json::from_str(text).ok()
+        } else {
+            text.split('\n')
+                .map(|line| match line {
+                    "" => Some(None),
+                    _ => line.strip_prefix('=').map(|v| Some(v.to_owned())),
+                })
+                .collect()
+        };
+        match fields {
+            Some(fields) if fields.len() == Self::FIELDS => Self { fields },
             _ => Self::default(),
         }
     }
@@ -614,15 +645,35 @@ mod tests {
     }
 
     #[test]
+    fn a_head_as_lines_keeps_empty_and_absent_apart() {
+        let lines =
+            "=POST\n=https://e.example/v1/events\n=\n\n\n=12\n=text/plain\u{1}=x\n\n=203.0.113.9\n=DE\n=FRA\n=3320";
+        let head = Head::parse(lines);
+        assert_eq!((head.method(), head.url()), ("POST", "https://e.example/v1/events"));
+        assert_eq!((head.origin(), head.key()), (Some(""), None));
+        assert_eq!(head.content_length(), Some(12));
+        assert_eq!(head.content_type(), Some("text/plain\u{1}=x"));
+        assert_eq!((head.content_encoding(), head.client_ip()), (None, Some("203.0.113.9")));
+        assert_eq!(
+            (head.country(), head.colo(), head.asn()),
+            (Some("DE"), Some("FRA"), Some(3320))
+        );
+    }
+
+    #[test]
     fn a_head_of_the_wrong_shape_is_no_head() {
         assert_eq!(Head::parse(r#"["POST","u","DE"]"#).country(), None);
         assert_eq!(Head::parse("POST\u{1}u").method(), "GET");
+        // Eleven fields, or a line that is neither empty nor "=value".
+        assert_eq!(Head::parse("=POST\n=u\n\n\n\n\n\n\n\n=DE\n=FRA").country(), None);
+        assert_eq!(Head::parse("=POST\n=u\n\n\n\n\n\n\n\nDE\n=FRA\n=1").method(), "GET");
     }
 
     #[test]
     fn framed_strings_end_where_they_end_whatever_they_hold() {
         let f = Framed::of(["a\u{1}b", "", "\u{0}é"]);
-        assert_eq!(f.ends, [3, 3, 6]);
+        // UTF-16 units: "é" is one, though two bytes.
+        assert_eq!(f.ends, [3, 3, 5]);
         assert_eq!(f.bytes, "a\u{1}b\u{0}é".as_bytes());
     }
 }

@@ -1,13 +1,13 @@
-//! The Firehose wire format: the `PutRecordBatch` request as an
-//! `http::Request<Vec<u8>>`, its response as a typed outcome, and the event
-//! Firehose invokes a data-transformation function with.
+//! The Firehose wire format: the `PutRecordBatch` request (its URL, headers
+//! and body; as an `http::Request<Vec<u8>>` with the `http` feature), its
+//! response as a typed outcome, and the event Firehose invokes a
+//! data-transformation function with.
 //!
 //! Protocol: AWS JSON 1.1 (`Content-Type: application/x-amz-json-1.1`,
 //! `X-Amz-Target: Firehose_20150804.PutRecordBatch`), records' `Data` in
 //! base64 (<https://docs.aws.amazon.com/firehose/latest/APIReference/API_PutRecordBatch.html>).
 
 use base64::Engine;
-use http::header::{CONTENT_TYPE, HOST};
 use serde::{Deserialize, Serialize};
 
 use crate::timestamp::Timestamp;
@@ -80,11 +80,12 @@ pub fn check_stream_name(name: &str) -> Result<(), ConfigError> {
     }
 }
 
-/// Where Firehose calls go.
+/// Where Firehose calls go: an absolute `http` or `https` URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Endpoint {
-    uri: http::Uri,
-    host: String,
+    url: String,
+    scheme_len: usize,
+    authority_len: usize,
 }
 
 impl Endpoint {
@@ -107,29 +108,80 @@ impl Endpoint {
         Self::parse(&format!("https://firehose.{region}.{suffix}/"))
     }
 
-    /// An explicit endpoint, for local stand-ins and VPC endpoints.
+    /// An explicit endpoint, for local stand-ins and VPC endpoints:
+    /// `http(s)://host[:port][/path]`, no user, query or fragment. The path
+    /// defaults to `/`.
     pub fn parse(url: &str) -> Result<Self, ConfigError> {
         let bad = || ConfigError::Endpoint(url.to_owned());
-        let uri: http::Uri = url.parse().map_err(|_| bad())?;
-        if !matches!(uri.scheme_str(), Some("http" | "https")) {
+        let (scheme, rest) = url.split_once("://").ok_or_else(bad)?;
+        if !matches!(scheme, "http" | "https") {
             return Err(bad());
         }
-        let authority = uri.authority().ok_or_else(bad)?;
-        let host = authority.as_str().to_owned();
-        let path = uri.path();
-        let uri = http::Uri::builder()
-            .scheme(uri.scheme_str().unwrap_or("https"))
-            .authority(host.as_str())
-            .path_and_query(if path.is_empty() { "/" } else { path })
-            .build()
-            .map_err(|_| bad())?;
-        Ok(Self { uri, host })
+        let (authority, path) = rest.find('/').map_or((rest, "/"), |i| rest.split_at(i));
+        let path_ok = path.bytes().all(|b| b.is_ascii_graphic() && !b"?#".contains(&b));
+        if !authority_ok(authority) || !path_ok {
+            return Err(bad());
+        }
+        Ok(Self {
+            url: format!("{scheme}://{authority}{path}"),
+            scheme_len: scheme.len(),
+            authority_len: authority.len(),
+        })
     }
 
-    /// The URL requests are sent to.
-    pub fn uri(&self) -> &http::Uri {
-        &self.uri
+    /// The URL requests are sent to, e.g. `https://firehose.eu-west-1.amazonaws.com/`.
+    pub fn url(&self) -> &str {
+        &self.url
     }
+
+    /// `http` or `https`.
+    pub fn scheme(&self) -> &str {
+        &self.url[..self.scheme_len]
+    }
+
+    /// The host and port, as in the URL.
+    pub fn authority(&self) -> &str {
+        let start = self.scheme_len + 3;
+        &self.url[start..start + self.authority_len]
+    }
+
+    /// The path, `/` at least.
+    pub fn path(&self) -> &str {
+        &self.url[self.scheme_len + 3 + self.authority_len..]
+    }
+
+    /// The `host` header requests carry and sign (the authority without the
+    /// scheme's default port).
+    pub fn host(&self) -> &str {
+        crate::sign::host_of(self.scheme(), self.authority())
+    }
+
+    /// What a call to this endpoint signs besides its headers and body.
+    pub fn target(&self) -> crate::sign::Target<'_> {
+        crate::sign::Target {
+            method: "POST",
+            host: self.host(),
+            path: self.path(),
+            query: "",
+        }
+    }
+}
+
+/// `host[:port]`: a DNS name or IPv4 address, or an IPv6 address in
+/// brackets, and a port that fits in 16 bits.
+fn authority_ok(authority: &str) -> bool {
+    let (host_ok, port) = match authority.strip_prefix('[') {
+        Some(v6) => match v6.split_once(']') {
+            Some((ip, rest)) => (ip.parse::<std::net::Ipv6Addr>().is_ok(), rest),
+            None => return false,
+        },
+        None => {
+            let (host, port) = authority.find(':').map_or((authority, ""), |i| authority.split_at(i));
+            let name = !host.is_empty() && host.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b));
+            (name, port)
+        }
+    };
+    host_ok && (port.is_empty() || port.strip_prefix(':').is_some_and(|p| p.parse::<u16>().is_ok()))
 }
 
 /// Bytes of a `PutRecordBatch` body with no records, for this stream.
@@ -166,7 +218,15 @@ pub fn put_record_batch_body<'a>(stream: &str, records: impl IntoIterator<Item =
     body
 }
 
+/// The headers of every `PutRecordBatch` call but `host` (which HTTP stacks
+/// set from the URL) and the signature's: the JSON 1.1 protocol's.
+pub const PUT_RECORD_BATCH_HEADERS: [(&str, &str); 2] = [
+    ("content-type", CONTENT_TYPE_JSON_1_1),
+    ("x-amz-target", TARGET_PUT_RECORD_BATCH),
+];
+
 /// The unsigned `PutRecordBatch` request: sign it with [`crate::sign::sign`].
+#[cfg(feature = "http")]
 pub fn put_record_batch_request<'a>(
     endpoint: &Endpoint,
     stream: &str,
@@ -174,12 +234,13 @@ pub fn put_record_batch_request<'a>(
 ) -> Result<http::Request<Vec<u8>>, ConfigError> {
     check_stream_name(stream)?;
     let body = put_record_batch_body(stream, records);
-    http::Request::post(endpoint.uri.clone())
-        .header(HOST, endpoint.host.as_str())
-        .header(CONTENT_TYPE, CONTENT_TYPE_JSON_1_1)
-        .header("x-amz-target", TARGET_PUT_RECORD_BATCH)
+    let mut builder = http::Request::post(endpoint.url()).header(http::header::HOST, endpoint.host());
+    for (name, value) in PUT_RECORD_BATCH_HEADERS {
+        builder = builder.header(name, value);
+    }
+    builder
         .body(body)
-        .map_err(|_| ConfigError::Endpoint(endpoint.uri.to_string()))
+        .map_err(|_| ConfigError::Endpoint(endpoint.url().to_owned()))
 }
 
 /// A `PutRecordBatch` that Firehose answered with 200: which records failed.

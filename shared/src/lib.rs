@@ -23,6 +23,12 @@
 //! Time and randomness are injected through [`clock::Clock`] and
 //! [`clock::RandomSource`]: `SystemTime::now()` panics inside a Worker.
 //!
+//! Features (both on by default; the edge Worker builds without them, to keep
+//! its wasm small): `gzip` inflates gzip bodies here (the Worker's runtime
+//! inflates them natively and hands over [`decode::Inflated`]); `http` signs,
+//! verifies and builds `http::Request`s (the Worker signs a call's parts with
+//! [`sign::signing_headers`] and hands them to `fetch`).
+//!
 //! ```
 //! use edgehose_shared::{batch, clock, decode, envelope, firehose, limits, sign, timestamp::Timestamp};
 //!

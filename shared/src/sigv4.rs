@@ -8,6 +8,7 @@
 use hmac::{KeyInit, Mac};
 use sha2::{Digest, Sha256};
 
+#[cfg(feature = "http")]
 use crate::timestamp::Timestamp;
 
 /// The only algorithm this module verifies.
@@ -353,8 +354,9 @@ pub struct Verified {
     pub service: String,
 }
 
-/// Checks a received request's SigV4 signature. `secret_for` returns the
+/// Checks a received request's SigV4 signature (with the `http` feature). `secret_for` returns the
 /// secret of a known access key; `now` is the verifier's clock.
+#[cfg(feature = "http")]
 pub fn verify<B: AsRef<[u8]>>(
     request: &http::Request<B>,
     secret_for: impl Fn(&str) -> Option<String>,

@@ -3,11 +3,11 @@ use super::*;
 #[test]
 fn regional_endpoints_follow_the_aws_pattern() {
     assert_eq!(
-        Endpoint::for_region("eu-west-1").unwrap().uri().to_string(),
+        Endpoint::for_region("eu-west-1").unwrap().url(),
         "https://firehose.eu-west-1.amazonaws.com/"
     );
     assert_eq!(
-        Endpoint::for_region("cn-north-1").unwrap().uri().to_string(),
+        Endpoint::for_region("cn-north-1").unwrap().url(),
         "https://firehose.cn-north-1.amazonaws.com.cn/"
     );
     for bad in ["", "EU-WEST-1", "eu west 1", "useast1", "eu-west-1.evil.com/"] {
@@ -18,8 +18,33 @@ fn regional_endpoints_follow_the_aws_pattern() {
 #[test]
 fn endpoint_overrides_must_be_absolute_http_urls() {
     let e = Endpoint::parse("http://127.0.0.1:4566").unwrap();
-    assert_eq!(e.uri().to_string(), "http://127.0.0.1:4566/");
-    for bad in ["127.0.0.1:4566", "ftp://x/", "/relative", ""] {
+    assert_eq!(e.url(), "http://127.0.0.1:4566/");
+    assert_eq!(
+        (e.scheme(), e.authority(), e.path(), e.host()),
+        ("http", "127.0.0.1:4566", "/", "127.0.0.1:4566")
+    );
+    let v6 = Endpoint::parse("https://[::1]:443/firehose").unwrap();
+    assert_eq!(
+        (v6.authority(), v6.host(), v6.path()),
+        ("[::1]:443", "[::1]", "/firehose")
+    );
+    assert_eq!(Endpoint::parse("http://localhost:80").unwrap().host(), "localhost");
+    for bad in [
+        "127.0.0.1:4566",
+        "ftp://x/",
+        "/relative",
+        "",
+        "http://",
+        "http://:4566/",
+        "http://h:99999/",
+        "http://h:port/",
+        "http://user@h/",
+        "http://h/?q=1",
+        "http://h/#f",
+        "http://[::1/",
+        "http://[nope]/",
+        "http://h/a b",
+    ] {
         assert!(Endpoint::parse(bad).is_err(), "{bad}");
     }
 }
@@ -33,6 +58,7 @@ fn stream_names_follow_the_firehose_pattern() {
     }
 }
 
+#[cfg(feature = "http")]
 #[test]
 fn the_request_carries_the_json_1_1_protocol_headers_and_base64_records() {
     let endpoint = Endpoint::for_region("us-east-1").unwrap();
@@ -261,4 +287,33 @@ fn a_transform_event_reads_and_writes_the_field_names_firehose_uses() {
         "arn:aws:firehose:eu-west-1:123456789012:deliverystream/clicks"
     );
     assert_eq!(serde_json::from_value::<TransformEvent>(written).unwrap(), event);
+}
+
+/// The call as the edge Worker makes it (no `http` crate: the endpoint's
+/// target, the protocol headers, the body) signs exactly as botocore signs
+/// it; `tests/firehose_golden.rs` says how the expected value was made.
+#[test]
+fn the_call_signed_from_its_parts_matches_botocore() {
+    use crate::sign::{Credentials, Signer, signing_headers};
+    let endpoint = Endpoint::for_region("eu-west-1").unwrap();
+    check_stream_name("clicks").unwrap();
+    let body = put_record_batch_body("clicks", [&b"{\"event\":\"click\"}\n"[..]]);
+    let credentials = Credentials::new("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY");
+    let signer = Signer {
+        credentials: &credentials,
+        region: "eu-west-1",
+        service: SIGNING_SERVICE,
+        time: Timestamp::parse_rfc3339("2024-05-01T12:30:00Z").unwrap(),
+    };
+    let signed = signing_headers(&endpoint.target(), &PUT_RECORD_BATCH_HEADERS, &body, &signer).unwrap();
+    assert_eq!(
+        signed,
+        [
+            ("x-amz-date", "20240501T123000Z".to_owned()),
+            (
+                "authorization",
+                "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20240501/eu-west-1/firehose/aws4_request, SignedHeaders=content-type;host;x-amz-date;x-amz-target, Signature=b1ac779ad20ee48827de938ad77eaf1760acabd8704d3e8564a930f7a3b7dc82".to_owned()
+            ),
+        ]
+    );
 }
