@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use crate::load::{self, Summary, median};
 use crate::report;
 use crate::sink::Sink;
+use crate::worker_size;
 use crate::workerd::{Module, WorkerSpec, Workerd, first_allowed_cpu, pin_this_thread};
 use crate::{cache_dir, flag, repo_root};
 
@@ -22,8 +23,10 @@ pub fn event_177() -> String {
 }
 
 /// The edge Worker's targets (issue of the leaner Worker): gzipped wasm at
-/// most this many bytes (worker-build's hello world is 156 KB).
+/// most this many bytes.
 pub const TARGET_GZIP_BYTES: usize = 160_000;
+/// Fresh processes compiling the Worker's wasm, per compile mode.
+const COMPILE_ROUNDS: usize = 7;
 /// p99 below this, µs, with the scheduler free and on one CPU.
 pub const TARGET_P99_US: f64 = 1000.0;
 /// CPU per request at most this many times the body-read floor's.
@@ -220,10 +223,18 @@ pub fn main(args: &[String]) -> std::result::Result<(), String> {
         }
         println!();
     }
-    let gz = gzipped_size(&wasm)?;
-    let table = render(&results, gz, requests, rounds, concurrency, body.len());
+    let named = repo_root().join("target/edge").join(format!(
+        "{}.named.wasm",
+        build.file_name().map_or("build".into(), |n| n.to_string_lossy())
+    ));
+    let node = edgehose_cli::tools::npm_bin("node").ok();
+    let harness = js.join("wasm-compile.mjs");
+    let size = worker_size::measure(&wasm, &named, node.as_deref(), &harness, COMPILE_ROUNDS)?;
+    let gz = size.gzip_bytes;
+    let table = render(&results, &size, requests, rounds, concurrency, body.len());
     let json = serde_json::json!({
         "date": report::today(), "machine": report::machine(), "wasm_gzip_bytes": gz, "rounds": rounds,
+        "size": worker_size::to_json(&size),
         "results": results.iter().map(|r| serde_json::json!({
             "name": r.name,
             "cpu_us_per_request": r.median(|x| Some(x.cpu_us)),
@@ -404,7 +415,15 @@ pub fn targets(results: &[Result], gz: usize) -> Vec<Target> {
     out
 }
 
-fn render(results: &[Result], gz: usize, requests: usize, rounds: usize, concurrency: usize, body: usize) -> String {
+fn render(
+    results: &[Result],
+    size: &worker_size::Size,
+    requests: usize,
+    rounds: usize,
+    concurrency: usize,
+    body: usize,
+) -> String {
+    let gz = size.gzip_bytes;
     let mut t = String::new();
     t.push_str(&format!(
         "### Edge Worker ({}; {})\n\n`make bench-edge` (`edgehose-bench edge --rounds {rounds} --requests {requests}`) — {rounds} rounds in which the Workers take turns (a different one first each round), each alone in its own raw workerd on loopback, forwarding (`waitUntil` → signed `PutRecordBatch`) to a local sink. A turn: {requests} sequential {body}-byte `POST /v1/events` on one keep-alive connection, {concurrency} connections × {} requests, then {requests} sequential with client and workerd on one CPU. Latency in µs, client-side, request written to response read; CPU is workerd's own user+system time per request over the turn, forwarding included. Every figure is the median of the rounds; CPU and the ratios also give the rounds' range.\n\n",
@@ -450,7 +469,7 @@ fn render(results: &[Result], gz: usize, requests: usize, rounds: usize, concurr
         let one = |r: &Round| r.one_cpu.map(|s| s.p50);
         let cpu = |r: &Round| Some(r.cpu_us);
         t.push_str(&format!(
-            "\nRatios, median of the rounds (range): p50 with the scheduler free — edgehose / body-read floor **{}**, edgehose / floor {}, reading the body alone / floor {}, edgehose / JS peer **{}**; p50 on one CPU — edgehose / body-read floor **{}**, edgehose / floor {}; CPU per request — edgehose / body-read floor **{}**, edgehose / JS peer {}. Gzipped wasm: **{:.1} KB** ({gz} bytes).\n",
+            "\nRatios, median of the rounds (range): p50 with the scheduler free — edgehose / body-read floor **{}**, edgehose / floor {}, reading the body alone / floor {}, edgehose / JS peer **{}**; p50 on one CPU — edgehose / body-read floor **{}**, edgehose / floor {}; CPU per request — edgehose / body-read floor **{}**, edgehose / JS peer {}.\n",
             ratios(ours, body_floor, seq).ratio(),
             ratios(ours, floor, seq).ratio(),
             ratios(body_floor, floor, seq).ratio(),
@@ -459,7 +478,6 @@ fn render(results: &[Result], gz: usize, requests: usize, rounds: usize, concurr
             ratios(ours, floor, one).ratio(),
             ratios(ours, body_floor, cpu).ratio(),
             ratios(ours, peer, cpu).ratio(),
-            gz as f64 / 1000.0
         ));
         let errors: usize = results
             .iter()
@@ -470,6 +488,7 @@ fn render(results: &[Result], gz: usize, requests: usize, rounds: usize, concurr
             t.push_str(&format!("\n{errors} responses were not 200.\n"));
         }
     }
+    t.push_str(&worker_size::render(size));
     t.push_str("\n**Targets** (`make bench-edge`):\n\n| target | measured | |\n|---|---|---|\n");
     for target in targets(results, gz) {
         t.push_str(&format!(
@@ -555,7 +574,14 @@ mod tests {
             ),
             result("JS peer", &[(600.0, 400.0, None), (600.0, 400.0, None)]),
         ];
-        let t = render(&results, 200_000, 100, 2, 16, 177);
+        let size = worker_size::Size {
+            gzip_bytes: 200_000,
+            raw_bytes: 450_000,
+            breakdown: Err("no named copy".into()),
+            compile: Vec::new(),
+        };
+        let t = render(&results, &size, 100, 2, 16, 177);
+        assert!(t.contains("**Its size**: 200.0 KB gzipped"), "{t}");
         assert_eq!(t.lines().filter(|l| l.starts_with("| ")).count(), 5 + 1 + 5, "{t}");
         assert!(t.contains("| JS peer | 600 | 600 | 1200 | – | – |"), "{t}");
         assert!(t.contains("| edgehose | 315 |"), "{t}");

@@ -15,6 +15,7 @@ pub mod soak;
 pub mod tracker;
 pub mod transform;
 pub mod wasm;
+pub mod worker_size;
 pub mod workerd;
 
 /// Runs the subcommand named in `args`.
