@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 use crate::load::{self, Summary, median};
 use crate::report;
 use crate::sink::Sink;
-use crate::worker_size;
 use crate::workerd::{Module, WorkerSpec, Workerd, first_allowed_cpu, pin_this_thread};
 use crate::{cache_dir, flag, repo_root};
+use crate::{isolate_profile, worker_size};
 
 /// The event every request carries: 177 bytes of realistic telemetry.
 pub fn event_177() -> String {
@@ -25,6 +25,11 @@ pub fn event_177() -> String {
 /// The edge Worker's targets (issue of the leaner Worker): gzipped wasm at
 /// most this many bytes.
 pub const TARGET_GZIP_BYTES: usize = 160_000;
+/// The Workers whose isolate is profiled after the rounds.
+const PROFILED: [&str; 2] = [
+    "edgehose (Rust → wasm)",
+    "body-read floor: JS reading the body, returning 200",
+];
 /// Fresh processes compiling the Worker's wasm, per compile mode.
 const COMPILE_ROUNDS: usize = 7;
 /// p99 below this, µs, with the scheduler free and on one CPU.
@@ -187,12 +192,14 @@ pub fn main(args: &[String]) -> std::result::Result<(), String> {
     );
     // Every Worker in its own workerd, started and warmed once.
     let mut running = Vec::new();
+    let mut specs = Vec::new();
     for (name, modules) in variants {
         let spec = WorkerSpec {
             modules,
             bindings: bindings.clone(),
         };
         let w = Workerd::start(&workerd, &spec, &work)?;
+        specs.push((name, spec));
         load::sequential(w.addr(), &request, 300)?; // JIT, wasm tiers, connection
         running.push((name, w));
     }
@@ -223,18 +230,57 @@ pub fn main(args: &[String]) -> std::result::Result<(), String> {
         }
         println!();
     }
+    // Where the isolate's time goes, edgehose against the body-read floor,
+    // each in a fresh workerd with the inspector on (after the rounds, so the
+    // inspector touches none of their figures).
+    let node = edgehose_cli::tools::npm_bin("node").ok();
+    let mut profiles = Vec::new();
+    if let Some(node) = &node {
+        for (name, spec) in specs.iter().filter(|(n, _)| PROFILED.contains(n)) {
+            match isolate_profile::profile(
+                &workerd,
+                node,
+                &js.join("cpu-profile.mjs"),
+                spec,
+                &work,
+                &request,
+                requests * 2,
+            ) {
+                Ok(p) => {
+                    println!(
+                        "  profiled {}: {:.0} µs per request on the isolate's thread",
+                        short(name),
+                        p.busy_us()
+                    );
+                    profiles.push((*name, p));
+                }
+                Err(e) => eprintln!("  (no profile of {name}: {e})"),
+            }
+        }
+    }
     let named = repo_root().join("target/edge").join(format!(
         "{}.named.wasm",
         build.file_name().map_or("build".into(), |n| n.to_string_lossy())
     ));
-    let node = edgehose_cli::tools::npm_bin("node").ok();
     let harness = js.join("wasm-compile.mjs");
     let size = worker_size::measure(&wasm, &named, node.as_deref(), &harness, COMPILE_ROUNDS)?;
     let gz = size.gzip_bytes;
-    let table = render(&results, &size, requests, rounds, concurrency, body.len());
+    let table = render(
+        &results,
+        &size,
+        &render_profiles(&profiles),
+        requests,
+        rounds,
+        concurrency,
+        body.len(),
+    );
     let json = serde_json::json!({
         "date": report::today(), "machine": report::machine(), "wasm_gzip_bytes": gz, "rounds": rounds,
         "size": worker_size::to_json(&size),
+        "isolate_profile": profiles.iter().map(|(name, p)| serde_json::json!({
+            "name": name, "requests": p.requests, "busy_us_per_request": p.busy_us(),
+            "us_per_request": p.per_request_us, "top": p.top,
+        })).collect::<Vec<_>>(),
         "results": results.iter().map(|r| serde_json::json!({
             "name": r.name,
             "cpu_us_per_request": r.median(|x| Some(x.cpu_us)),
@@ -418,6 +464,7 @@ pub fn targets(results: &[Result], gz: usize) -> Vec<Target> {
 fn render(
     results: &[Result],
     size: &worker_size::Size,
+    profiles: &str,
     requests: usize,
     rounds: usize,
     concurrency: usize,
@@ -489,6 +536,7 @@ fn render(
         }
     }
     t.push_str(&worker_size::render(size));
+    t.push_str(profiles);
     t.push_str("\n**Targets** (`make bench-edge`):\n\n| target | measured | |\n|---|---|---|\n");
     for target in targets(results, gz) {
         t.push_str(&format!(
@@ -498,6 +546,47 @@ fn render(
             if target.met { "met" } else { "missed" }
         ));
     }
+    t
+}
+
+/// The paragraph on where each profiled Worker's isolate time goes.
+fn render_profiles(profiles: &[(&str, isolate_profile::Profile)]) -> String {
+    if profiles.is_empty() {
+        return String::new();
+    }
+    let mut t = format!(
+        "\n**Where the isolate's time goes** (V8's sampling profiler every {} µs over workerd's inspector, one sequential run per Worker in a fresh workerd after the rounds; µs per request on the isolate's thread, idle left out — a sampling profile: where the time goes, not exact totals):",
+        isolate_profile::INTERVAL_US
+    );
+    for (name, p) in profiles {
+        let mut parts: Vec<(&String, &f64)> = p.per_request_us.iter().collect();
+        parts.sort_by(|a, b| b.1.total_cmp(a.1));
+        let parts: Vec<String> = parts.iter().map(|(k, v)| format!("{k} {v:.1}")).collect();
+        t.push_str(&format!(
+            " {} ({} requests): **{:.1}** — {};",
+            short(name),
+            p.requests,
+            p.busy_us(),
+            parts.join(", ")
+        ));
+    }
+    if let Some((name, p)) = profiles.first() {
+        // Busy samples, from the µs they stand for.
+        let busy = (p.busy_us() * p.requests as f64 / f64::from(isolate_profile::INTERVAL_US)).max(1.0);
+        let top: Vec<String> = p
+            .top
+            .iter()
+            .filter(|(f, _)| !f.starts_with("(idle)"))
+            .take(6)
+            .map(|(f, n)| format!("`{f}` {:.0}%", 100.0 * *n as f64 / busy))
+            .collect();
+        t.push_str(&format!(
+            " {}'s most-sampled frames (share of its busy samples): {}.",
+            short(name),
+            top.join(", ")
+        ));
+    }
+    t.push('\n');
     t
 }
 
@@ -580,7 +669,7 @@ mod tests {
             breakdown: Err("no named copy".into()),
             compile: Vec::new(),
         };
-        let t = render(&results, &size, 100, 2, 16, 177);
+        let t = render(&results, &size, "", 100, 2, 16, 177);
         assert!(t.contains("**Its size**: 200.0 KB gzipped"), "{t}");
         assert_eq!(t.lines().filter(|l| l.starts_with("| ")).count(), 5 + 1 + 5, "{t}");
         assert!(t.contains("| JS peer | 600 | 600 | 1200 | – | – |"), "{t}");
@@ -601,5 +690,30 @@ mod tests {
         );
         let met = targets(&results, 150_000);
         assert!(met[0].met && met.len() == 5);
+    }
+
+    #[test]
+    fn the_profile_paragraph_orders_each_workers_parts_and_names_the_top_frames() {
+        let ours = isolate_profile::Profile::parse(
+            r#"{"interval_us":50,"samples":{"wasm":200,"Worker JavaScript":600,"(idle)":50},"top":[["(idle)",50],["qe index.js",400]]}"#,
+            1000,
+        )
+        .unwrap();
+        let floor = isolate_profile::Profile::parse(
+            r#"{"interval_us":50,"samples":{"runtime built-ins":300},"top":[]}"#,
+            1000,
+        )
+        .unwrap();
+        let t = render_profiles(&[("edgehose (Rust → wasm)", ours), ("body-read floor: x", floor)]);
+        assert!(
+            t.contains("edgehose (1000 requests): **40.0** — Worker JavaScript 30.0, wasm 10.0;"),
+            "{t}"
+        );
+        assert!(
+            t.contains("body-read (1000 requests): **15.0** — runtime built-ins 15.0;"),
+            "{t}"
+        );
+        assert!(t.contains("`qe index.js` 50%") && !t.contains("`(idle)"), "{t}");
+        assert_eq!(render_profiles(&[]), "");
     }
 }

@@ -5,6 +5,7 @@ pub mod all;
 pub mod cost;
 pub mod edge;
 pub mod fuzz;
+pub mod isolate_profile;
 pub mod latency;
 pub mod load;
 pub mod packing;

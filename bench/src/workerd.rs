@@ -37,10 +37,19 @@ impl Workerd {
     /// Writes a config for `spec` into `dir`, starts `workerd serve` on a free
     /// loopback port and waits until it accepts connections.
     pub fn start(workerd: &Path, spec: &WorkerSpec, dir: &Path) -> Result<Self, String> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map_err(|e| e.to_string())?
-            .port();
+        Self::start_with(workerd, spec, dir, None)
+    }
+
+    /// As [`Workerd::start`], with V8's inspector listening on a free
+    /// loopback port too; returns its WebSocket URL for the Worker.
+    pub fn start_inspected(workerd: &Path, spec: &WorkerSpec, dir: &Path) -> Result<(Self, String), String> {
+        let port = free_port()?;
+        let w = Self::start_with(workerd, spec, dir, Some(port))?;
+        Ok((w, format!("ws://127.0.0.1:{port}/main")))
+    }
+
+    fn start_with(workerd: &Path, spec: &WorkerSpec, dir: &Path, inspector: Option<u16>) -> Result<Self, String> {
+        let port = free_port()?;
         // workerd embeds files relative to the config: copy each module beside it.
         let dir = dir.join(format!("workerd-{port}"));
         std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
@@ -58,6 +67,7 @@ impl Workerd {
         let child = Command::new(workerd)
             .arg("serve")
             .arg("config.capnp")
+            .args(inspector.map(|p| format!("--inspector-addr=127.0.0.1:{p}")))
             .current_dir(dir)
             .stdin(Stdio::null())
             .stdout(log.try_clone().map_err(|e| e.to_string())?)
@@ -103,6 +113,14 @@ impl Workerd {
     pub fn unpin(&self) -> Result<(), String> {
         pin(&self.child.id().to_string(), &allowed_cpus()?, true)
     }
+}
+
+/// A loopback port nothing listens on right now.
+fn free_port() -> Result<u16, String> {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| e.to_string())
 }
 
 /// Moves the calling thread onto `cpu`.
