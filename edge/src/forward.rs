@@ -13,7 +13,8 @@ use edgehose_shared::firehose::{self, FirehoseError, PutOutcome, SIGNING_SERVICE
 use edgehose_shared::judge::triage;
 use edgehose_shared::limits::{DIRECT_FLUSH_BYTES, DIRECT_FLUSH_LINES, QUEUE_MESSAGE_TARGET_BYTES};
 use edgehose_shared::retry::{ClockSkew, GiveUpReason, RetryPlan, RetryPolicy, Step};
-use edgehose_shared::sign::{Signer, signing_headers};
+use edgehose_shared::sign::{Signer, signing_headers_for_payload};
+use edgehose_shared::sigv4;
 use worker::{Context, Delay, Env, Queue, console_error};
 
 use crate::clock::{CryptoRandom, now};
@@ -347,6 +348,12 @@ async fn put(config: &EdgeConfig, records: Vec<&[u8]>, timeout_ms: u64) -> Resul
     let sent = records.len();
     firehose::check_stream_name(&config.stream).map_err(|e| FirehoseError::Request(e.to_string()))?;
     let body = firehose::put_record_batch_body(&config.stream, records);
+    // Hashed natively off the wasm (tens of KB per window); in wasm only if
+    // the runtime refuses.
+    let payload = match js::native_sha256_hex(&body).await {
+        Some(hex) => hex,
+        None => sigv4::sha256_hex(&body),
+    };
     let time = SKEW.with(|s| s.get().corrected(now()));
     let signer = Signer {
         credentials: &config.credentials,
@@ -356,10 +363,10 @@ async fn put(config: &EdgeConfig, records: Vec<&[u8]>, timeout_ms: u64) -> Resul
     };
     // "host" comes from the URL (the Workers runtime refuses to set it), and
     // is signed as the endpoint's.
-    let signature = signing_headers(
+    let signature = signing_headers_for_payload(
         &config.endpoint.target(),
         &firehose::PUT_RECORD_BATCH_HEADERS,
-        &body,
+        &payload,
         &signer,
     )
     .map_err(|e| FirehoseError::Request(e.to_string()))?;

@@ -66,6 +66,14 @@ export async function firehose_call(url, header_bytes, header_ends, body, timeou
     throw e;
   }
 }
+// The SHA-256 of `bytes` as lower-case hex, by the runtime's native digest
+// (which copies `bytes`, a view into wasm memory, before it returns).
+export async function sha256_hex(bytes) {
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+  let hex = "";
+  for (const b of digest) hex += (b < 16 ? "0" : "") + b.toString(16);
+  return hex;
+}
 // Direct mode's latest request: where a panic hands what it held.
 export function remember(env, ctx) {
   globalThis.__edgehose_handoff = { env, ctx };
@@ -248,6 +256,8 @@ extern "C" {
     ) -> Result<js_sys::Promise, JsValue>;
     #[wasm_bindgen(catch)]
     fn queue_send(queue: &JsValue, bytes: &[u8], ends: &[u32]) -> Result<js_sys::Promise, JsValue>;
+    #[wasm_bindgen(catch)]
+    fn sha256_hex(bytes: &[u8]) -> Result<js_sys::Promise, JsValue>;
     fn with_body(req: &web_sys::Request, cap: f64, inflate_cap: f64, then: &JsValue) -> js_sys::Promise;
     fn orphans_put(bytes: &[u8], ends: &[u32]);
     fn remember(env: &JsValue, ctx: &JsValue);
@@ -362,6 +372,14 @@ pub fn then_with_body(
             }
         });
     with_body(req, cap as f64, inflate_cap.map_or(0.0, |c| c as f64), &callback)
+}
+
+/// The SHA-256 of `bytes` (lower-case hex) from the runtime's native
+/// `crypto.subtle.digest`, which hashes a call's body many times faster than
+/// the wasm build of `sha2`; `None` if the runtime refused.
+pub async fn native_sha256_hex(bytes: &[u8]) -> Option<String> {
+    let promise = sha256_hex(bytes).ok()?;
+    js_sys::futures::JsFuture::from(promise).await.ok()?.as_string()
 }
 
 /// A Firehose answer: status, `x-amzn-ErrorType`, `Date`, body.

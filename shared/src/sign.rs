@@ -121,9 +121,26 @@ pub fn signing_headers(
     body: &[u8],
     signer: &Signer<'_>,
 ) -> Result<Vec<(&'static str, String)>, SignError> {
+    signing_headers_for_payload(target, headers, &sigv4::sha256_hex(body), signer)
+}
+
+/// As [`signing_headers`], for a body whose SHA-256 (lower-case hex) the
+/// caller has computed: the edge Worker hashes a call's body with the
+/// runtime's native digest rather than in wasm.
+pub fn signing_headers_for_payload(
+    target: &Target<'_>,
+    headers: &[(&str, &str)],
+    payload_sha256: &str,
+    signer: &Signer<'_>,
+) -> Result<Vec<(&'static str, String)>, SignError> {
+    if payload_sha256.len() != 64 || !payload_sha256.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        return Err(SignError::Signing(format!(
+            "the payload hash {payload_sha256:?} is not 64 lower-case hex digits"
+        )));
+    }
+    let payload = payload_sha256.to_owned();
     let s3 = signer.service == "s3";
     let amz_date = signer.time.to_amz_date();
-    let payload = sigv4::sha256_hex(body);
     let mut added: Vec<(&'static str, String)> = vec![("x-amz-date", amz_date.clone())];
     if let Some(token) = &signer.credentials.session_token {
         added.push(("x-amz-security-token", token.clone()));
@@ -329,6 +346,33 @@ mod tests {
         let to_sign = sigv4::string_to_sign("20130524T000000Z", &scope, &canonical);
         let expected = sigv4::signature(KEY.1, "20130524", "us-east-1", "s3", &to_sign);
         assert_eq!(signature_of(&get), expected);
+    }
+
+    #[test]
+    fn a_payload_hashed_elsewhere_signs_as_the_body_does() {
+        let credentials = Credentials::new(KEY.0, KEY.1);
+        let signer = Signer {
+            credentials: &credentials,
+            region: "eu-west-1",
+            service: "firehose",
+            time: Timestamp::parse_amz_date("20240501T123000Z").unwrap(),
+        };
+        let target = Target {
+            method: "POST",
+            host: "firehose.eu-west-1.amazonaws.com",
+            path: "/",
+            query: "",
+        };
+        let headers = [("content-type", "application/x-amz-json-1.1")];
+        let body = br#"{"DeliveryStreamName":"s","Records":[]}"#;
+        assert_eq!(
+            signing_headers_for_payload(&target, &headers, &sigv4::sha256_hex(body), &signer).unwrap(),
+            signing_headers(&target, &headers, body, &signer).unwrap()
+        );
+        for bad in ["", "ABC", &"A".repeat(64), &"0".repeat(63)] {
+            let e = signing_headers_for_payload(&target, &headers, bad, &signer).unwrap_err();
+            assert!(e.to_string().contains("payload hash"), "{e}");
+        }
     }
 
     #[test]
