@@ -348,21 +348,29 @@ mod tests {
         assert_eq!(signature_of(&get), expected);
     }
 
-    #[test]
-    fn a_payload_hashed_elsewhere_signs_as_the_body_does() {
-        let credentials = Credentials::new(KEY.0, KEY.1);
-        let signer = Signer {
-            credentials: &credentials,
+    fn firehose_signer(credentials: &Credentials) -> Signer<'_> {
+        Signer {
+            credentials,
             region: "eu-west-1",
             service: "firehose",
             time: Timestamp::parse_amz_date("20240501T123000Z").unwrap(),
-        };
-        let target = Target {
+        }
+    }
+
+    fn post_to(host: &str) -> Target<'_> {
+        Target {
             method: "POST",
-            host: "firehose.eu-west-1.amazonaws.com",
+            host,
             path: "/",
             query: "",
-        };
+        }
+    }
+
+    #[test]
+    fn a_payload_hashed_elsewhere_signs_as_the_body_does() {
+        let credentials = Credentials::new(KEY.0, KEY.1);
+        let signer = firehose_signer(&credentials);
+        let target = post_to("firehose.eu-west-1.amazonaws.com");
         let headers = [("content-type", "application/x-amz-json-1.1")];
         let body = br#"{"DeliveryStreamName":"s","Records":[]}"#;
         assert_eq!(
@@ -387,18 +395,8 @@ mod tests {
     #[test]
     fn a_value_that_cannot_be_sent_is_refused_by_name() {
         let credentials = Credentials::new(KEY.0, KEY.1).with_session_token("bad\ntoken");
-        let signer = Signer {
-            credentials: &credentials,
-            region: "us-east-1",
-            service: "firehose",
-            time: Timestamp::parse_amz_date("20130524T000000Z").unwrap(),
-        };
-        let target = Target {
-            method: "POST",
-            host: "h",
-            path: "/",
-            query: "",
-        };
+        let signer = firehose_signer(&credentials);
+        let target = post_to("h");
         let e = signing_headers(&target, &[], b"", &signer).unwrap_err();
         assert!(e.to_string().contains("x-amz-security-token"), "{e}");
         let plain = Credentials::new(KEY.0, KEY.1);
