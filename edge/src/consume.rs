@@ -51,7 +51,7 @@ pub async fn consume(config: &EdgeConfig, env: &Env, batch: &QueueBatch) {
                     for &r in &undelivered.records {
                         for p in call.records[r].lines.clone() {
                             let line = grouped.order[p];
-                            failures[owner[line]] = Some(undelivered.reason.clone());
+                            failures[owner[line]] = Some(undelivered.to_string());
                             undelivered_lines[owner[line]].push(texts[line].clone().into_owned());
                         }
                     }

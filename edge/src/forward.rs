@@ -9,10 +9,11 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use edgehose_shared::batch::{Call, group_lines, pack_calls, pack_grouped, queue_batches};
+use edgehose_shared::deliver::{self as delivery, Pause, Sink, Undelivered};
 use edgehose_shared::firehose::{self, FirehoseError, PutOutcome, SIGNING_SERVICE};
 use edgehose_shared::judge::triage;
 use edgehose_shared::limits::{DIRECT_FLUSH_BYTES, DIRECT_FLUSH_LINES, QUEUE_MESSAGE_TARGET_BYTES};
-use edgehose_shared::retry::{ClockSkew, GiveUpReason, RetryPlan, RetryPolicy, Step};
+use edgehose_shared::retry::{ClockSkew, RetryPolicy};
 use edgehose_shared::sign::{Signer, signing_headers_for_payload};
 use edgehose_shared::sigv4;
 use worker::{Context, Delay, Env, Queue, console_error};
@@ -225,7 +226,7 @@ pub async fn deliver_judged<S: AsRef<str>>(
                     .flat_map(|&i| call.records[i].lines.clone())
                     .map(|k| texts[grouped.order[k]].clone().into_owned()),
             );
-            reason = undelivered.reason;
+            reason = undelivered.to_string();
         }
     }
     if lost.is_empty() { Ok(()) } else { Err((lost, reason)) }
@@ -267,87 +268,57 @@ async fn send_lines(queue: &Queue, lines: &[String]) -> Result<usize, (Vec<Strin
     Ok(messages.len())
 }
 
-/// The records of a call that did not land, and why, in words for the log.
-pub struct Undelivered {
-    /// Indices into the call's records.
-    pub records: Vec<usize>,
-    /// The typed reason the plan stopped, with the last error it met.
-    pub reason: String,
+/// Sends one call with retries through the shared delivery driver, each
+/// attempt abandoned when the budget left (or `FIREHOSE_TIMEOUT_MS`) runs
+/// out. `None` when every record landed.
+pub async fn deliver(config: &EdgeConfig, call: &Call, policy: RetryPolicy) -> Option<Undelivered> {
+    let records: Vec<&[u8]> = call.records.iter().map(|r| r.data.as_slice()).collect();
+    let sink = FirehoseSink { config };
+    let random = CryptoRandom::default();
+    delivery::deliver(&records, policy, config.call_timeout_ms, &sink, &WorkerPause, &random)
+        .await
+        .undelivered
 }
 
-/// Sends one call with retries, each attempt abandoned when the budget
-/// left (or `FIREHOSE_TIMEOUT_MS`) runs out. `None` when every record landed.
-pub async fn deliver(config: &EdgeConfig, call: &Call, policy: RetryPolicy) -> Option<Undelivered> {
-    let random = CryptoRandom::default();
-    let mut plan = RetryPlan::new(policy, call.records.len(), now());
-    let mut last = String::new();
-    loop {
-        let records: Vec<&[u8]> = plan
-            .pending()
-            .iter()
-            .map(|&i| call.records[i].data.as_slice())
-            .collect();
-        let timeout_ms = plan.call_timeout_ms(now()).min(config.call_timeout_ms);
-        let result = put(config, records, timeout_ms).await;
-        match &result {
-            Err(e) => {
-                last = format!("{e} [{}]", e.code());
-                SKEW.with(|s| {
-                    let mut skew = s.get();
-                    if skew.learn_from(e, now()) {
-                        s.set(skew);
-                    }
-                });
-            }
-            Ok(outcome) if !outcome.failed.is_empty() => last = failed_records(outcome),
-            Ok(_) => {}
-        }
-        match plan.on_result(&result, now(), &random) {
-            Step::Done => return None,
-            Step::Retry { delay_ms } => {
-                if delay_ms > 0 {
-                    Delay::from(Duration::from_millis(delay_ms)).await;
+/// Firehose, as the driver calls it: one signed `PutRecordBatch`, learning
+/// the clock skew from an answer that says the signature's time was off.
+struct FirehoseSink<'a> {
+    config: &'a EdgeConfig,
+}
+
+impl Sink for FirehoseSink<'_> {
+    async fn put(&self, records: &[&[u8]], timeout_ms: u64) -> Result<PutOutcome, FirehoseError> {
+        let result = put(self.config, records, timeout_ms).await;
+        if let Err(e) = &result {
+            SKEW.with(|s| {
+                let mut skew = s.get();
+                if skew.learn_from(e, now()) {
+                    s.set(skew);
                 }
-            }
-            Step::GiveUp { undelivered, reason } => {
-                let reason = match reason {
-                    GiveUpReason::Fatal(e) => format!("not retried: {e} [{}]", e.code()),
-                    GiveUpReason::AttemptsExhausted => {
-                        format!("{} attempts failed, the last with: {last}", plan.attempts())
-                    }
-                    GiveUpReason::BudgetExhausted => format!(
-                        "the {} ms retry budget ran out after {} attempts, the last with: {last}",
-                        policy.budget_ms,
-                        plan.attempts()
-                    ),
-                };
-                return Some(Undelivered {
-                    records: undelivered,
-                    reason,
-                });
-            }
+            });
         }
+        result
     }
 }
 
-/// "2 of 5 records failed (ServiceUnavailableException)".
-fn failed_records(outcome: &PutOutcome) -> String {
-    let mut codes: Vec<&str> = outcome.failed.iter().map(|f| f.code.as_str()).collect();
-    codes.sort_unstable();
-    codes.dedup();
-    format!(
-        "{} of {} records failed ({})",
-        outcome.failed.len(),
-        outcome.sent,
-        codes.join(", ")
-    )
+/// The Worker's clock (`Date.now()`) and sleep (`setTimeout`).
+struct WorkerPause;
+
+impl Pause for WorkerPause {
+    fn now(&self) -> edgehose_shared::timestamp::Timestamp {
+        now()
+    }
+
+    async fn sleep(&self, ms: u64) {
+        Delay::from(Duration::from_millis(ms)).await;
+    }
 }
 
 /// One signed `PutRecordBatch`, abandoned after `timeout_ms`.
-async fn put(config: &EdgeConfig, records: Vec<&[u8]>, timeout_ms: u64) -> Result<PutOutcome, FirehoseError> {
+async fn put(config: &EdgeConfig, records: &[&[u8]], timeout_ms: u64) -> Result<PutOutcome, FirehoseError> {
     let sent = records.len();
     firehose::check_stream_name(&config.stream).map_err(|e| FirehoseError::Request(e.to_string()))?;
-    let body = firehose::put_record_batch_body(&config.stream, records);
+    let body = firehose::put_record_batch_body(&config.stream, records.iter().copied());
     // Hashed natively off the wasm (tens of KB per window); in wasm only if
     // the runtime refuses.
     let payload = match js::native_sha256_hex(&body).await {

@@ -14,10 +14,11 @@ use aws_sdk_firehose::types::Record;
 use edgehose_shared::api::{self, ApiConfig, ApiError, Body as ApiBody, Prepared, Reply, RequestHead};
 use edgehose_shared::batch::{PackConfig, pack_calls, pack_records};
 use edgehose_shared::clock::{RandomSource, SeededRandom};
+use edgehose_shared::deliver::{Pause, Sink, deliver};
 use edgehose_shared::envelope::EdgeMeta;
 use edgehose_shared::firehose::{self, FailedRecord, FirehoseError, PutOutcome};
 use edgehose_shared::limits::FIREHOSE_MAX_RECORD_BYTES;
-use edgehose_shared::retry::{GiveUpReason, RetryPlan, RetryPolicy, Step};
+use edgehose_shared::retry::{GiveUpReason, RetryPolicy};
 use edgehose_shared::settings::{SettingError, Settings};
 use edgehose_shared::timestamp::Timestamp;
 use lambda_http::request::RequestContext;
@@ -126,49 +127,26 @@ impl IngestApi {
         Ok(respond(accepted.reply))
     }
 
-    /// Sends every line, resending failed records, until all are acknowledged.
+    /// Sends every line through the shared delivery driver, resending failed
+    /// records, until all are acknowledged or the retry policy gives up.
     async fn deliver(&self, lines: &[String]) -> Result<(), Failure> {
         let records = pack_records(lines, self.pack).map_err(|e| Failure::Fatal(e.to_string()))?;
         for call in pack_calls(records, &self.stream) {
-            let mut plan = RetryPlan::new(self.retry, call.records.len(), now());
-            let mut last = String::new();
-            loop {
-                let batch: Vec<&[u8]> = plan
-                    .pending()
-                    .iter()
-                    .map(|&i| call.records[i].data.as_slice())
-                    .collect();
-                let result = self.put(&batch).await;
-                last = match &result {
-                    Err(e) => e.to_string(),
-                    Ok(o) => o
-                        .failed
-                        .first()
-                        .map(|f| format!("{}: {}", f.code, f.message))
-                        .unwrap_or(last),
-                };
-                match plan.on_result(&result, now(), &OsRandom) {
-                    Step::Done => break,
-                    Step::Retry { delay_ms } => tokio::time::sleep(Duration::from_millis(delay_ms)).await,
-                    Step::GiveUp { undelivered, reason } => {
-                        return Err(match reason {
-                            GiveUpReason::Fatal(e) => Failure::Fatal(e.to_string()),
-                            GiveUpReason::AttemptsExhausted | GiveUpReason::BudgetExhausted => {
-                                Failure::Exhausted(format!(
-                                    "{} records not acknowledged after {} attempts (last: {last})",
-                                    undelivered.len(),
-                                    plan.attempts()
-                                ))
-                            }
-                        });
+            let records: Vec<&[u8]> = call.records.iter().map(|r| r.data.as_slice()).collect();
+            let delivery = deliver(&records, self.retry, self.retry.budget_ms, self, &TokioPause, &OsRandom).await;
+            if let Some(u) = delivery.undelivered {
+                return Err(match u.reason {
+                    GiveUpReason::Fatal(e) => Failure::Fatal(e.to_string()),
+                    GiveUpReason::AttemptsExhausted | GiveUpReason::BudgetExhausted => {
+                        Failure::Exhausted(format!("{} records not acknowledged: {u}", u.records.len()))
                     }
-                }
+                });
             }
         }
         Ok(())
     }
 
-    async fn put(&self, batch: &[&[u8]]) -> Result<PutOutcome, FirehoseError> {
+    async fn put_batch(&self, batch: &[&[u8]]) -> Result<PutOutcome, FirehoseError> {
         let records: Vec<Record> = batch
             .iter()
             .filter_map(|d| Record::builder().data(Blob::new(d.to_vec())).build().ok())
@@ -265,6 +243,31 @@ fn respond(reply: Reply) -> Response<Body> {
         Body::Text(reply.body)
     };
     builder.body(body).unwrap_or_else(|_| Response::new(Body::Empty))
+}
+
+/// Firehose through the SDK, as the delivery driver calls it: a call not
+/// answered within `timeout_ms` (what is left of the retry budget) counts as
+/// timed out, so the function answers within the budget.
+impl Sink for IngestApi {
+    async fn put(&self, records: &[&[u8]], timeout_ms: u64) -> Result<PutOutcome, FirehoseError> {
+        match tokio::time::timeout(Duration::from_millis(timeout_ms), self.put_batch(records)).await {
+            Ok(result) => result,
+            Err(_) => Err(FirehoseError::TimedOut { after_ms: timeout_ms }),
+        }
+    }
+}
+
+/// The Lambda's clock and tokio's sleep.
+struct TokioPause;
+
+impl Pause for TokioPause {
+    fn now(&self) -> Timestamp {
+        now()
+    }
+
+    async fn sleep(&self, ms: u64) {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
 }
 
 fn now() -> Timestamp {

@@ -14,7 +14,9 @@
 //!    quarantine record instead of being lost.
 //! 3. [`batch`] packs envelope lines into Firehose records and calls.
 //! 4. [`firehose`] frames a `PutRecordBatch` request and reads its response;
-//!    [`sign`] signs it with SigV4; [`retry`] resends only what failed.
+//!    [`sign`] signs it with SigV4; [`retry`] plans resending only what
+//!    failed, and [`deliver`] is the one loop that carries the plan out over
+//!    an injected sink, clock and sleep (the edge and `ingest-api` share it).
 //! 5. On the regional side, [`validate`] checks each event against schema v1
 //!    ([`event`]), [`segment::validate`] against Segment's spec and
 //!    [`source::validate_event`] against a source's declarations; [`sigv4`]
@@ -62,6 +64,7 @@ pub mod api;
 pub mod batch;
 pub mod clock;
 pub mod decode;
+pub mod deliver;
 pub mod dialect;
 pub mod envelope;
 pub mod event;
