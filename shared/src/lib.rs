@@ -71,6 +71,7 @@ pub mod event;
 pub mod firehose;
 pub mod json;
 pub mod judge;
+pub mod kinesis;
 pub mod limits;
 pub mod rejected;
 pub mod retry;
