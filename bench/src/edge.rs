@@ -555,7 +555,7 @@ fn render_profiles(profiles: &[(&str, isolate_profile::Profile)]) -> String {
         return String::new();
     }
     let mut t = format!(
-        "\n**Where the isolate's time goes** (V8's sampling profiler every {} µs over workerd's inspector, one sequential run per Worker in a fresh workerd after the rounds; µs per request on the isolate's thread, idle left out — a sampling profile: where the time goes, not exact totals):",
+        "\n**Where the isolate's time goes** (V8's sampling profiler every {} µs over workerd's inspector, one sequential run per Worker in a fresh workerd after the rounds; µs per request on the isolate's thread as samples × the interval, idle left out — a sampling profile: where the time goes, not exact totals, and low if the sampler falls behind):",
         isolate_profile::INTERVAL_US
     );
     for (name, p) in profiles {

@@ -180,7 +180,8 @@ fn limits(section: &[u8], at: usize) -> Result<usize, String> {
 /// Each function body's size, in order.
 fn function_bodies(section: &[u8]) -> Result<Vec<usize>, String> {
     let (count, mut at) = leb(section, 0)?;
-    let mut sizes = Vec::with_capacity(count);
+    // Each body takes at least one byte: a count past that is malformed.
+    let mut sizes = Vec::with_capacity(count.min(section.len()));
     for _ in 0..count {
         let (len, next) = leb(section, at)?;
         sizes.push(len);
@@ -437,10 +438,15 @@ mod tests {
 
     #[test]
     fn a_module_without_names_or_not_wasm_is_an_error() {
-        let mut m = module();
-        let cut = m.len() - 20;
-        m.truncate(cut);
-        assert!(breakdown(&m).is_err());
+        let named = module();
+        // Cut inside the name section: it runs past the end.
+        let mut cut = named.clone();
+        cut.truncate(named.len() - 20);
+        assert!(breakdown(&cut).unwrap_err().contains("past the end"));
+        // Without the name section at all (the data section ends at byte 44).
+        let unnamed = &named[..44];
+        assert_eq!(unnamed[39..44], [11, 3, 0, 0, 0]);
+        assert!(breakdown(unnamed).unwrap_err().contains("no function names"));
         assert!(breakdown(b"not wasm").is_err());
     }
 }

@@ -32,7 +32,8 @@ export function request_head(req) {
 // Strings from Rust: laid end to end, with where each ends (in UTF-16 units,
 // as JavaScript counts), decoded in one call. No separator, so no character
 // inside a string can split or shift them.
-const UTF8 = new TextDecoder();
+// ignoreBOM: a U+FEFF the strings begin with is theirs, not a byte-order mark.
+const UTF8 = new TextDecoder("utf-8", { ignoreBOM: true });
 function strings(bytes, ends) {
   const all = UTF8.decode(bytes), out = [];
   let start = 0;
@@ -689,9 +690,9 @@ mod tests {
 
     #[test]
     fn framed_strings_end_where_they_end_whatever_they_hold() {
-        let f = Framed::of(["a\u{1}b", "", "\u{0}é"]);
-        // UTF-16 units: "é" is one, though two bytes.
-        assert_eq!(f.ends, [3, 3, 5]);
-        assert_eq!(f.bytes, "a\u{1}b\u{0}é".as_bytes());
+        let f = Framed::of(["a\u{1}b", "", "\u{0}é", "🙂x"]);
+        // UTF-16 units: "é" is one, though two bytes; "🙂" two, though four.
+        assert_eq!(f.ends, [3, 3, 5, 8]);
+        assert_eq!(f.bytes, "a\u{1}b\u{0}é🙂x".as_bytes());
     }
 }

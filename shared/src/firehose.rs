@@ -110,18 +110,19 @@ impl Endpoint {
 
     /// An explicit endpoint, for local stand-ins and VPC endpoints:
     /// `http(s)://host[:port][/path]`, no user, query or fragment. The path
-    /// defaults to `/`.
+    /// defaults to `/`. Scheme and host are lower-cased and the port written
+    /// as a plain number, as `fetch` sends them, so the host signed is the
+    /// host sent.
     pub fn parse(url: &str) -> Result<Self, ConfigError> {
         let bad = || ConfigError::Endpoint(url.to_owned());
         let (scheme, rest) = url.split_once("://").ok_or_else(bad)?;
-        if !matches!(scheme, "http" | "https") {
+        let scheme = scheme.to_ascii_lowercase();
+        if !matches!(scheme.as_str(), "http" | "https") {
             return Err(bad());
         }
         let (authority, path) = rest.find('/').map_or((rest, "/"), |i| rest.split_at(i));
         let path_ok = path.bytes().all(|b| b.is_ascii_graphic() && !b"?#".contains(&b));
-        if !authority_ok(authority) || !path_ok {
-            return Err(bad());
-        }
+        let authority = normalized_authority(authority).filter(|_| path_ok).ok_or_else(bad)?;
         Ok(Self {
             url: format!("{scheme}://{authority}{path}"),
             scheme_len: scheme.len(),
@@ -167,21 +168,34 @@ impl Endpoint {
     }
 }
 
-/// `host[:port]`: a DNS name or IPv4 address, or an IPv6 address in
-/// brackets, and a port that fits in 16 bits.
-fn authority_ok(authority: &str) -> bool {
-    let (host_ok, port) = match authority.strip_prefix('[') {
-        Some(v6) => match v6.split_once(']') {
-            Some((ip, rest)) => (ip.parse::<std::net::Ipv6Addr>().is_ok(), rest),
-            None => return false,
-        },
+/// `host[:port]` as `fetch` writes it, or `None` if it is not one: a DNS
+/// name or IPv4 address (lower-cased), or an IPv6 address in brackets (in
+/// its canonical form), and a port of digits that fits in 16 bits (written
+/// without leading zeros).
+fn normalized_authority(authority: &str) -> Option<String> {
+    let (host, port) = match authority.strip_prefix('[') {
+        Some(v6) => {
+            let (ip, rest) = v6.split_once(']')?;
+            let ip: std::net::Ipv6Addr = ip.parse().ok()?;
+            (format!("[{ip}]"), rest)
+        }
         None => {
             let (host, port) = authority.find(':').map_or((authority, ""), |i| authority.split_at(i));
             let name = !host.is_empty() && host.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b));
-            (name, port)
+            if !name {
+                return None;
+            }
+            (host.to_ascii_lowercase(), port)
         }
     };
-    host_ok && (port.is_empty() || port.strip_prefix(':').is_some_and(|p| p.parse::<u16>().is_ok()))
+    if port.is_empty() {
+        return Some(host);
+    }
+    let digits = port
+        .strip_prefix(':')
+        .filter(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))?;
+    let port: u16 = digits.parse().ok()?;
+    Some(format!("{host}:{port}"))
 }
 
 /// Bytes of a `PutRecordBatch` body with no records, for this stream.

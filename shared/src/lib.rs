@@ -53,10 +53,18 @@
 //! let calls = batch::pack(&lines, "clicks", batch::PackConfig::default())?;
 //! let endpoint = firehose::Endpoint::for_region("eu-west-1")?;
 //! let records = calls[0].records.iter().map(|r| r.data.as_slice());
-//! let mut request = firehose::put_record_batch_request(&endpoint, "clicks", records)?;
+//! firehose::check_stream_name("clicks")?;
+//! let body = firehose::put_record_batch_body("clicks", records);
 //! let creds = sign::Credentials::new("AKIDEXAMPLE", "secret");
-//! sign::sign(&mut request, &creds, "eu-west-1", firehose::SIGNING_SERVICE, ctx.received_at)?;
-//! assert!(request.headers().contains_key("authorization"));
+//! let signer = sign::Signer {
+//!     credentials: &creds,
+//!     region: "eu-west-1",
+//!     service: firehose::SIGNING_SERVICE,
+//!     time: ctx.received_at,
+//! };
+//! let signed = sign::signing_headers(&endpoint.target(), &firehose::PUT_RECORD_BATCH_HEADERS, &body, &signer)?;
+//! // POST the body to endpoint.url() with PUT_RECORD_BATCH_HEADERS and these.
+//! assert!(signed.iter().any(|(name, _)| *name == "authorization"));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 

@@ -93,7 +93,7 @@ fn check(records: &[(String, Option<String>, Vec<u8>)]) {
             data,
         });
     }
-    let ours = agg.encode();
+    let ours = agg.encode().unwrap();
     let pk = agg.partition_key().unwrap();
     let r = reference(records, &ours, pk);
     assert_eq!(

@@ -47,7 +47,9 @@ pub fn accept(n: u32) -> u32 {
 }
 
 /// Builds and signs a `PutRecordBatch` of one envelope line, `n` times, as
-/// direct mode does per call; returns the headers written.
+/// direct mode does per call, hashing the body here in wasm (the Worker
+/// hands that hash to the runtime's native digest); returns the headers
+/// written.
 #[wasm_bindgen]
 pub fn sign(n: u32) -> u32 {
     let Ok(endpoint) = Endpoint::for_region("us-east-1") else {

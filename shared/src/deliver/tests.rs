@@ -26,12 +26,15 @@ enum Answer {
     Err(FirehoseError),
 }
 
+/// One call the fake sink took: its records, its timeout, when it started.
+type CallMade = (Vec<Vec<u8>>, u64, i64);
+
 /// A sink and a clock in one: calls take `call_ms`, sleeps advance time.
 struct World {
     now: Cell<i64>,
     call_ms: i64,
     answers: RefCell<VecDeque<Answer>>,
-    calls: RefCell<Vec<(Vec<Vec<u8>>, u64)>>,
+    calls: RefCell<Vec<CallMade>>,
     sleeps: RefCell<Vec<u64>>,
 }
 
@@ -51,7 +54,7 @@ impl World {
         self.calls
             .borrow()
             .iter()
-            .map(|(records, _)| records.iter().map(|r| names[usize::from(r[0] - b'a')]).collect())
+            .map(|(records, _, _)| records.iter().map(|r| names[usize::from(r[0] - b'a')]).collect())
             .collect()
     }
 }
@@ -60,7 +63,7 @@ impl Sink for World {
     async fn put(&self, records: &[&[u8]], timeout_ms: u64) -> Result<PutOutcome, FirehoseError> {
         self.calls
             .borrow_mut()
-            .push((records.iter().map(|r| r.to_vec()).collect(), timeout_ms));
+            .push((records.iter().map(|r| r.to_vec()).collect(), timeout_ms, self.now.get()));
         self.now.set(self.now.get() + self.call_ms);
         match self.answers.borrow_mut().pop_front().unwrap_or(Answer::Ok) {
             Answer::Ok => Ok(PutOutcome {
@@ -96,6 +99,16 @@ impl Pause for World {
 
 const RECORDS: [&[u8]; 4] = [b"a", b"b", b"c", b"d"];
 
+/// Always the largest draw, so every backoff is its ceiling's remainder of
+/// `u64::MAX`: never zero for the ceilings here, so every retry sleeps.
+struct Highest;
+
+impl RandomSource for Highest {
+    fn fill(&self, buf: &mut [u8]) {
+        buf.fill(0xff);
+    }
+}
+
 fn throttled() -> FirehoseError {
     FirehoseError::Throttled {
         code: "ThrottlingException".into(),
@@ -104,7 +117,7 @@ fn throttled() -> FirehoseError {
 }
 
 fn go(world: &World, policy: RetryPolicy) -> Delivery {
-    run(deliver(&RECORDS, policy, 10_000, world, world, &SeededRandom::new(7)))
+    run(deliver(&RECORDS, policy, 10_000, world, world, &Highest))
 }
 
 #[test]
@@ -129,8 +142,9 @@ fn only_the_records_that_failed_are_sent_again() {
     assert_eq!(world.sent(), [vec!["a", "b", "c", "d"], vec!["b", "d"], vec!["b"]]);
     // Full jitter under a ceiling of 100 ms, then 200 ms.
     let sleeps = world.sleeps.borrow();
+    assert_eq!(sleeps.len(), 2, "{sleeps:?}");
     assert!(
-        sleeps.len() <= 2 && sleeps.iter().zip([100, 200]).all(|(s, c)| *s <= c),
+        sleeps[0] > 0 && sleeps[0] <= 100 && sleeps[1] > 0 && sleeps[1] <= 200,
         "{sleeps:?}"
     );
 }
@@ -141,6 +155,13 @@ fn a_throttled_call_is_retried_whole_after_backing_off() {
     let d = go(&world, RetryPolicy::default());
     assert_eq!((d.attempts, d.undelivered), (3, None));
     assert!(world.sent().iter().all(|call| call.len() == 4));
+    // Each retry started only after its backoff had passed.
+    let calls = world.calls.borrow();
+    let sleeps = world.sleeps.borrow();
+    assert_eq!(sleeps.len(), 2);
+    for k in 1..3 {
+        assert_eq!(calls[k].2 - calls[k - 1].2, world.call_ms + sleeps[k - 1] as i64);
+    }
 }
 
 #[test]
@@ -201,15 +222,13 @@ fn the_budget_bounds_every_call_and_every_retry() {
     );
     // No call starts after the budget, and none may run past it.
     let calls = world.calls.borrow();
-    let mut at = started;
-    let sleeps = world.sleeps.borrow();
-    for (k, (_, timeout)) in calls.iter().enumerate() {
-        assert!(at - started <= 2_000, "call {k} started {} ms in", at - started);
+    for (k, (_, timeout, at)) in calls.iter().enumerate() {
+        let elapsed = at - started;
+        assert!(elapsed <= 2_000, "call {k} started {elapsed} ms in");
         assert!(
-            *timeout as i64 <= 2_000 - (at - started).min(1_999),
-            "call {k}: {timeout} ms"
+            *timeout as i64 <= 2_000 - elapsed,
+            "call {k}: {timeout} ms with {elapsed} ms gone"
         );
-        at += 300 + sleeps.get(k).map_or(0, |s| *s as i64);
     }
     assert!(calls.len() >= 3, "{} calls", calls.len());
 }

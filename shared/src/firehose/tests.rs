@@ -29,6 +29,14 @@ fn endpoint_overrides_must_be_absolute_http_urls() {
         ("[::1]:443", "[::1]", "/firehose")
     );
     assert_eq!(Endpoint::parse("http://localhost:80").unwrap().host(), "localhost");
+    // As fetch sends them: lower case, a plain port, a canonical IPv6 address.
+    let loud = Endpoint::parse("HTTPS://VPCE-1.Firehose.EU-WEST-1.vpce.amazonaws.com:0443/").unwrap();
+    assert_eq!(loud.url(), "https://vpce-1.firehose.eu-west-1.vpce.amazonaws.com:443/");
+    assert_eq!(loud.host(), "vpce-1.firehose.eu-west-1.vpce.amazonaws.com");
+    assert_eq!(
+        Endpoint::parse("http://[0:0::1]:4566").unwrap().authority(),
+        "[::1]:4566"
+    );
     for bad in [
         "127.0.0.1:4566",
         "ftp://x/",
@@ -38,6 +46,8 @@ fn endpoint_overrides_must_be_absolute_http_urls() {
         "http://:4566/",
         "http://h:99999/",
         "http://h:port/",
+        "http://h:+80/",
+        "http://h:/",
         "http://user@h/",
         "http://h/?q=1",
         "http://h/#f",

@@ -25,6 +25,8 @@
 //! here is checked byte for byte against `aws-kinesis-agg`'s aggregator and
 //! decoded by its de-aggregator in `tests/tests/kinesis_aggregation.rs`.
 
+use std::collections::HashMap;
+
 use md5::{Digest, Md5};
 
 /// The four bytes every aggregated record starts with.
@@ -49,6 +51,9 @@ pub struct UserRecord<'a> {
 pub struct Aggregate<'a> {
     keys: Vec<&'a str>,
     hash_keys: Vec<&'a str>,
+    /// Where each key sits in its table, so adding stays linear in records.
+    key_index: HashMap<&'a str, usize>,
+    hash_index: HashMap<&'a str, usize>,
     /// (partition key index, explicit hash key index, data)
     records: Vec<(usize, Option<usize>, &'a [u8])>,
     /// Bytes of the protobuf message so far.
@@ -85,13 +90,19 @@ impl<'a> Aggregate<'a> {
     /// are referred to, not repeated.
     pub fn push(&mut self, record: UserRecord<'a>) {
         self.message_bytes += self.growth(&record);
-        let key = index_of(&mut self.keys, record.partition_key);
-        let hash = record.explicit_hash_key.map(|h| index_of(&mut self.hash_keys, h));
+        let key = index_of(&mut self.keys, &mut self.key_index, record.partition_key);
+        let hash = record
+            .explicit_hash_key
+            .map(|h| index_of(&mut self.hash_keys, &mut self.hash_index, h));
         self.records.push((key, hash, record.data));
     }
 
-    /// The aggregated record: magic, protobuf, MD5.
-    pub fn encode(&self) -> Vec<u8> {
+    /// The aggregated record: magic, protobuf, MD5; `None` when empty (magic
+    /// and digest alone are no aggregate to any consumer: send nothing).
+    pub fn encode(&self) -> Option<Vec<u8>> {
+        if self.is_empty() {
+            return None;
+        }
         let mut message = Vec::with_capacity(self.message_bytes);
         for key in &self.keys {
             bytes_field(&mut message, 1, key.as_bytes());
@@ -113,7 +124,7 @@ impl<'a> Aggregate<'a> {
         out.extend_from_slice(&MAGIC);
         out.extend_from_slice(&message);
         out.extend_from_slice(&Md5::digest(&message));
-        out
+        Some(out)
     }
 
     /// The partition key the aggregated record is sent with: its first user
@@ -122,21 +133,27 @@ impl<'a> Aggregate<'a> {
         self.keys.first().copied()
     }
 
+    /// The explicit hash key the aggregated record is sent with: its first
+    /// user record's, if it has one (the KPL's choice); the stream then
+    /// routes the aggregate by it rather than by the partition key's MD5.
+    pub fn explicit_hash_key(&self) -> Option<&'a str> {
+        let (_, hash, _) = self.records.first()?;
+        hash.map(|h| self.hash_keys[h])
+    }
+
     /// Bytes `record` adds to the protobuf message.
     fn growth(&self, record: &UserRecord<'_>) -> usize {
-        let (key, mut table) = match self.keys.iter().position(|k| *k == record.partition_key) {
-            Some(i) => (i, 0),
+        let (key, mut table) = match self.key_index.get(record.partition_key) {
+            Some(&i) => (i, 0),
             None => (self.keys.len(), field_bytes(record.partition_key.len())),
         };
-        let hash = record
-            .explicit_hash_key
-            .map(|h| match self.hash_keys.iter().position(|k| *k == h) {
-                Some(i) => i,
-                None => {
-                    table += field_bytes(h.len());
-                    self.hash_keys.len()
-                }
-            });
+        let hash = record.explicit_hash_key.map(|h| match self.hash_index.get(h) {
+            Some(&i) => i,
+            None => {
+                table += field_bytes(h.len());
+                self.hash_keys.len()
+            }
+        });
         table + field_bytes(record_bytes(key, hash, record.data.len()))
     }
 }
@@ -206,8 +223,8 @@ pub fn deaggregate<'a>(bytes: &'a [u8]) -> Result<Vec<UserRecord<'a>>, Aggregate
         .collect()
 }
 
-fn index_of<'a>(table: &mut Vec<&'a str>, key: &'a str) -> usize {
-    table.iter().position(|k| *k == key).unwrap_or_else(|| {
+fn index_of<'a>(table: &mut Vec<&'a str>, index: &mut HashMap<&'a str, usize>, key: &'a str) -> usize {
+    *index.entry(key).or_insert_with(|| {
         table.push(key);
         table.len() - 1
     })
