@@ -217,17 +217,33 @@ pub async fn deliver_judged<S: AsRef<str>>(
     };
     let mut lost = Vec::new();
     let mut reason = String::new();
+    // The calls share one budget: together they must end inside waitUntil's
+    // 30 s (or the consumer run), so a later call gets what is left, and
+    // none left sends its lines to the dead-letter step rather than past it.
+    let started = now();
     for call in pack_calls(grouped.records, &config.stream) {
-        if let Some(undelivered) = deliver(config, &call, policy).await {
-            lost.extend(
-                undelivered
-                    .records
-                    .iter()
-                    .flat_map(|&i| call.records[i].lines.clone())
-                    .map(|k| texts[grouped.order[k]].clone().into_owned()),
-            );
-            reason = undelivered.to_string();
-        }
+        let undelivered: Vec<usize> = match policy.within(started, now()) {
+            Some(left) => match deliver(config, &call, left).await {
+                Some(u) => {
+                    reason = u.to_string();
+                    u.records
+                }
+                None => Vec::new(),
+            },
+            None => {
+                reason = format!(
+                    "not sent: the {} ms retry budget ran out on earlier calls",
+                    policy.budget_ms
+                );
+                (0..call.records.len()).collect()
+            }
+        };
+        lost.extend(
+            undelivered
+                .iter()
+                .flat_map(|&i| call.records[i].lines.clone())
+                .map(|k| texts[grouped.order[k]].clone().into_owned()),
+        );
     }
     if lost.is_empty() { Ok(()) } else { Err((lost, reason)) }
 }

@@ -376,8 +376,9 @@ pub fn then_with_body(
 }
 
 /// The SHA-256 of `bytes` (lower-case hex) from the runtime's native
-/// `crypto.subtle.digest`, which hashes a call's body many times faster than
-/// the wasm build of `sha2`; `None` if the runtime refused.
+/// `crypto.subtle.digest` rather than the wasm build of `sha2` (the isolate
+/// profile's wasm time fell with it; p99 and CPU per request did not move:
+/// BENCHMARKS.md); `None` if the runtime refused.
 pub async fn native_sha256_hex(bytes: &[u8]) -> Option<String> {
     let promise = sha256_hex(bytes).ok()?;
     js_sys::futures::JsFuture::from(promise).await.ok()?.as_string()

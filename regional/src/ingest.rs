@@ -135,20 +135,15 @@ impl IngestApi {
         // API Gateway stops waiting at 30 s.
         let started = now();
         for call in pack_calls(records, &self.stream) {
-            let spent = now().millis_since(started).max(0) as u64;
-            let Some(left) = self.retry.budget_ms.checked_sub(spent).filter(|l| *l > 0) else {
+            let Some(policy) = self.retry.within(started, now()) else {
                 return Err(Failure::Exhausted(format!(
                     "{} records not sent: the {} ms retry budget ran out on earlier calls",
                     call.records.len(),
                     self.retry.budget_ms
                 )));
             };
-            let policy = RetryPolicy {
-                budget_ms: left,
-                ..self.retry
-            };
             let records: Vec<&[u8]> = call.records.iter().map(|r| r.data.as_slice()).collect();
-            let delivery = deliver(&records, policy, left, self, &TokioPause, &OsRandom).await;
+            let delivery = deliver(&records, policy, policy.budget_ms, self, &TokioPause, &OsRandom).await;
             if let Some(u) = delivery.undelivered {
                 return Err(match u.reason {
                     GiveUpReason::Fatal(e) => Failure::Fatal(e.to_string()),

@@ -53,6 +53,21 @@ impl RetryPolicy {
     }
 }
 
+impl RetryPolicy {
+    /// This policy for a call made `started`..`now` into a delivery of several
+    /// calls that share one budget (a request's, a `waitUntil`'s): the budget
+    /// is what is left of it, or `None` when nothing is left, so the calls
+    /// together end within the budget, not each of them.
+    pub fn within(self, started: Timestamp, now: Timestamp) -> Option<Self> {
+        let spent = now.millis_since(started).max(0) as u64;
+        let left = self.budget_ms.checked_sub(spent).filter(|left| *left > 0)?;
+        Some(Self {
+            budget_ms: left,
+            ..self
+        })
+    }
+}
+
 /// What to do after a call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {

@@ -265,3 +265,19 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn calls_sharing_a_budget_get_what_is_left_of_it() {
+    let policy = RetryPolicy {
+        budget_ms: 1_000,
+        ..RetryPolicy::default()
+    };
+    let t0 = Timestamp::from_millis(1_714_566_600_000);
+    assert_eq!(policy.within(t0, t0).map(|p| p.budget_ms), Some(1_000));
+    let later = policy.within(t0, t0.add_millis(400)).unwrap();
+    assert_eq!((later.budget_ms, later.max_attempts), (600, policy.max_attempts));
+    assert_eq!(policy.within(t0, t0.add_millis(1_000)), None);
+    assert_eq!(policy.within(t0, t0.add_millis(5_000)), None);
+    // A clock that steps back spends nothing.
+    assert_eq!(policy.within(t0, t0.add_millis(-50)).map(|p| p.budget_ms), Some(1_000));
+}
