@@ -3,9 +3,13 @@
 //! and in the log; secrets never are.
 
 use edgehose_shared::api::ApiConfig;
+use edgehose_shared::aws::Endpoint;
 use edgehose_shared::batch::PackConfig;
-use edgehose_shared::firehose::{self, Endpoint};
+use edgehose_shared::firehose;
 use edgehose_shared::judge::Rules;
+use edgehose_shared::kinesis::pack::PackConfig as KinesisPackConfig;
+use edgehose_shared::kinesis::partition::PartitionKeys;
+use edgehose_shared::kinesis::put_records as kinesis;
 use edgehose_shared::limits::FIREHOSE_MAX_RECORD_BYTES;
 use edgehose_shared::retry::RetryPolicy;
 use edgehose_shared::settings::{SettingError, Settings};
@@ -26,6 +30,82 @@ pub enum Mode {
     Queue,
 }
 
+/// Where events are delivered (`SINK`), with that sink's own settings.
+#[derive(Debug, Clone)]
+pub enum SinkConfig {
+    /// A Firehose delivery stream (`SINK = "firehose"`, the default):
+    /// `PutRecordBatch`, records of NDJSON lines.
+    Firehose {
+        /// The delivery stream (`FIREHOSE_STREAM`).
+        stream: String,
+        /// Where `PutRecordBatch` goes (`FIREHOSE_ENDPOINT`, else the region's).
+        endpoint: Endpoint,
+        /// How records are filled (`RECORD_TARGET_BYTES`).
+        pack: PackConfig,
+        /// The stream partitions dynamically (`PARTITIONING`, as the
+        /// template's `DynamicPartitioning`): each record then holds one partition.
+        partitioning: bool,
+    },
+    /// A Kinesis data stream (`SINK = "kinesis"`): `PutRecords`, lines in
+    /// aggregated records under partition keys.
+    Kinesis {
+        /// The stream (`KINESIS_STREAM`).
+        stream: String,
+        /// Where `PutRecords` goes (`KINESIS_ENDPOINT`, else the region's).
+        endpoint: Endpoint,
+        /// Aggregation, record size, explicit hash key (`KINESIS_*`).
+        pack: KinesisPackConfig,
+        /// How each event's partition key is chosen (`KINESIS_PARTITION_KEY`).
+        keys: PartitionKeys,
+    },
+}
+
+impl SinkConfig {
+    /// `firehose` or `kinesis`, for logs and dead-letter reasons.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Firehose { .. } => "firehose",
+            Self::Kinesis { .. } => "kinesis",
+        }
+    }
+
+    /// Reads `SINK` and the chosen sink's settings.
+    fn from_settings<F: Fn(&str) -> Option<String>>(s: &Settings<F>, region: &str) -> Result<Self, SettingError> {
+        let endpoint = |name: &str, service: &str| match s.get(name) {
+            Some(url) => Endpoint::parse(&url).map_err(|e| SettingError::new(name, e)),
+            None => Endpoint::for_region(service, region).map_err(|e| SettingError::new("AWS_REGION", e)),
+        };
+        match s.get("SINK").as_deref().unwrap_or("firehose") {
+            "firehose" => {
+                let stream = s.required("FIREHOSE_STREAM")?;
+                firehose::check_stream_name(&stream).map_err(|e| SettingError::new("FIREHOSE_STREAM", e))?;
+                Ok(Self::Firehose {
+                    stream,
+                    endpoint: endpoint("FIREHOSE_ENDPOINT", firehose::SIGNING_SERVICE)?,
+                    pack: PackConfig::with_target_record_bytes(
+                        s.usize_or("RECORD_TARGET_BYTES", FIREHOSE_MAX_RECORD_BYTES)?,
+                    ),
+                    partitioning: s.bool_or("PARTITIONING", false)?,
+                })
+            }
+            "kinesis" => {
+                let stream = s.required("KINESIS_STREAM")?;
+                kinesis::check_stream_name(&stream).map_err(|e| SettingError::new("KINESIS_STREAM", e))?;
+                Ok(Self::Kinesis {
+                    stream,
+                    endpoint: endpoint("KINESIS_ENDPOINT", kinesis::SIGNING_SERVICE)?,
+                    pack: KinesisPackConfig::from_settings(s)?,
+                    keys: PartitionKeys::from_settings(s)?,
+                })
+            }
+            other => Err(SettingError::new(
+                "SINK",
+                format!("= {other:?} is invalid: expected firehose or kinesis"),
+            )),
+        }
+    }
+}
+
 /// Everything the Worker needs, checked.
 #[derive(Debug, Clone)]
 pub struct EdgeConfig {
@@ -33,16 +113,12 @@ pub struct EdgeConfig {
     pub api: ApiConfig,
     /// Forwarding mode.
     pub mode: Mode,
-    /// The delivery stream.
-    pub stream: String,
-    /// Its region (also the SigV4 signing region).
+    /// Where events are delivered.
+    pub sink: SinkConfig,
+    /// The sink's region (also the SigV4 signing region).
     pub region: String,
-    /// Where `PutRecordBatch` goes.
-    pub endpoint: Endpoint,
-    /// The key allowed `firehose:PutRecordBatch` on the stream.
+    /// The key allowed to put records to the sink and nothing else.
     pub credentials: Credentials,
-    /// How records are filled.
-    pub pack: PackConfig,
     /// Retries in direct mode (inside `waitUntil`'s 30 s).
     pub retry: RetryPolicy,
     /// Retries inside one queue-consumer run, before the queue's own redelivery.
@@ -54,12 +130,9 @@ pub struct EdgeConfig {
     /// more (`QUEUE_WINDOW_MS`) answers at once and writes one message per
     /// isolate window in `waitUntil`, delivering directly if the queue refuses.
     pub queue_window_ms: u64,
-    /// The longest one Firehose call may take before it is abandoned (and,
-    /// within the retry budget, made again).
+    /// The longest one call to the sink may take before it is abandoned
+    /// (and, within the retry budget, made again).
     pub call_timeout_ms: u64,
-    /// The stream partitions dynamically (`PARTITIONING`, as the template's
-    /// `DynamicPartitioning`): each record then holds one partition.
-    pub partitioning: bool,
     /// The dead-letter queue's name (`DEAD_LETTER_QUEUE_NAME`): its batches
     /// are archived, not delivered.
     pub dead_letter_queue_name: String,
@@ -120,18 +193,12 @@ impl EdgeConfig {
                 ));
             }
         };
-        let stream = s.required("FIREHOSE_STREAM")?;
-        firehose::check_stream_name(&stream).map_err(|e| SettingError::new("FIREHOSE_STREAM", e))?;
         let region = s.required("AWS_REGION")?;
-        let endpoint = match s.get("FIREHOSE_ENDPOINT") {
-            Some(url) => Endpoint::parse(&url).map_err(|e| SettingError::new("FIREHOSE_ENDPOINT", e))?,
-            None => Endpoint::for_region(&region).map_err(|e| SettingError::new("AWS_REGION", e))?,
-        };
+        let sink = SinkConfig::from_settings(s, &region)?;
         let mut credentials = Credentials::new(s.required("AWS_ACCESS_KEY_ID")?, s.required("AWS_SECRET_ACCESS_KEY")?);
         if let Some(token) = s.get("AWS_SESSION_TOKEN") {
             credentials = credentials.with_session_token(token);
         }
-        let pack = PackConfig::with_target_record_bytes(s.usize_or("RECORD_TARGET_BYTES", FIREHOSE_MAX_RECORD_BYTES)?);
         // waitUntil work is cut off 30 s after the response: stay well inside.
         let retry = RetryPolicy::from_settings(s, 25_000)?;
         let consumer_retry = RetryPolicy {
@@ -142,9 +209,14 @@ impl EdgeConfig {
         // Longer windows mean fewer calls but later delivery; 1 s is plenty.
         let direct_flush_ms = s.usize_or("DIRECT_FLUSH_MS", 20)?.min(1000) as u64;
         let queue_window_ms = s.usize_or("QUEUE_WINDOW_MS", 0)?.min(1000) as u64;
-        let call_timeout_ms = s.usize_or("FIREHOSE_TIMEOUT_MS", 10_000)?.clamp(100, 25_000) as u64;
+        // CALL_TIMEOUT_MS, or its earlier name FIREHOSE_TIMEOUT_MS.
+        let timeout_name = if s.get("CALL_TIMEOUT_MS").is_some() {
+            "CALL_TIMEOUT_MS"
+        } else {
+            "FIREHOSE_TIMEOUT_MS"
+        };
+        let call_timeout_ms = s.usize_or(timeout_name, 10_000)?.clamp(100, 25_000) as u64;
         let queue_max_retries = s.usize_or("QUEUE_MAX_RETRIES", 10)?.min(100) as u32;
-        let partitioning = s.bool_or("PARTITIONING", false)?;
         let dead_letter_queue_name = s
             .get("DEAD_LETTER_QUEUE_NAME")
             .unwrap_or_else(|| "edgehose-events-dlq".to_owned());
@@ -157,17 +229,14 @@ impl EdgeConfig {
         Ok(Self {
             api,
             mode,
-            stream,
+            sink,
             region,
-            endpoint,
             credentials,
-            pack,
             retry,
             consumer_retry,
             direct_flush_ms,
             queue_window_ms,
             call_timeout_ms,
-            partitioning,
             dead_letter_queue_name,
             admin_key,
             queue_max_retries,

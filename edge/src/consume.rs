@@ -1,19 +1,17 @@
-//! Queue mode, consumer side: one batch of messages becomes as few records as
-//! the packing target allows and one `PutRecordBatch`, every line judged
-//! first so that rejected events (and, partitioning, each partition) get
-//! records of their own. Messages whose records
+//! Queue mode, consumer side: one batch of messages is sent to the sink in
+//! as few calls as its packing allows (`send.rs`; the calls share the
+//! consumer's retry budget). Messages whose lines all
 //! landed are acked; the others are redelivered by the queue, each run saying
 //! why; on a message's last delivery (`QUEUE_MAX_RETRIES`) the consumer
 //! dead-letters what it still cannot deliver itself, naming every id. A
 //! message that is not text goes to the dead-letter queue as it came.
 
-use edgehose_shared::batch::{pack_calls, pack_grouped};
-use edgehose_shared::judge::triage;
 use worker::{Env, console_error, console_log};
 
 use crate::config::{DEAD_LETTER_QUEUE, EdgeConfig};
-use crate::forward::{as_bytes, dead_letter, deliver};
+use crate::forward::dead_letter;
 use crate::js::{QueueBatch, QueueMessage};
+use crate::send::send;
 
 /// Delivers a queue batch and settles every message in it.
 pub async fn consume(config: &EdgeConfig, env: &Env, batch: &QueueBatch) {
@@ -28,8 +26,7 @@ pub async fn consume(config: &EdgeConfig, env: &Env, batch: &QueueBatch) {
             retry[i] = !forward_unreadable(env, batch, i, m, config.queue_max_retries).await;
         }
     }
-    // Every line with the message it came in, judged, then packed so that
-    // rejected events and (when partitioning) each partition ride alone.
+    // Every line with the message it came in.
     let mut lines: Vec<&str> = Vec::new();
     let mut owner: Vec<usize> = Vec::new();
     for (k, &i) in readable.iter().enumerate() {
@@ -40,30 +37,14 @@ pub async fn consume(config: &EdgeConfig, env: &Env, batch: &QueueBatch) {
             }
         }
     }
-    let (texts, groups) = triage(&lines, config.rules(), config.partitioning);
-    // Why each readable message was not delivered, and its lines that did not land.
+    // Why each readable message was not delivered, and its lines that did
+    // not land (a rejected line as its `rejected` line).
     let mut failures: Vec<Option<String>> = vec![None; readable.len()];
     let mut undelivered_lines: Vec<Vec<String>> = vec![Vec::new(); readable.len()];
-    match pack_grouped(&as_bytes(&texts), &groups, config.pack) {
-        Ok(grouped) => {
-            for call in pack_calls(grouped.records, &config.stream) {
-                if let Some(undelivered) = deliver(config, &call, config.consumer_retry).await {
-                    for &r in &undelivered.records {
-                        for p in call.records[r].lines.clone() {
-                            let line = grouped.order[p];
-                            failures[owner[line]] = Some(undelivered.to_string());
-                            undelivered_lines[owner[line]].push(texts[line].clone().into_owned());
-                        }
-                    }
-                }
-            }
-        }
-        // Envelope lines are bounded far below a record: a defect, so say so.
-        Err(e) => {
-            failures.fill(Some(format!("the batch could not be packed: {e}")));
-            for (line, &k) in owner.iter().enumerate() {
-                undelivered_lines[k].push(texts[line].clone().into_owned());
-            }
+    if let Err(lost) = send(config, &lines, config.consumer_retry).await {
+        for (line, text) in lost.lines {
+            failures[owner[line]] = Some(lost.reason.clone());
+            undelivered_lines[owner[line]].push(text);
         }
     }
     let last_delivery = config.queue_max_retries.saturating_add(1);
@@ -73,7 +54,7 @@ pub async fn consume(config: &EdgeConfig, env: &Env, batch: &QueueBatch) {
         let i = readable[k];
         let m = &messages[i];
         if m.attempts >= last_delivery {
-            // Only what did not land: the rest of the message is in Firehose.
+            // Only what did not land: the rest of the message is in the sink.
             let why = format!("{reason}; delivery {} of {last_delivery}", m.attempts);
             // Refused by a bound dead-letter queue: the queue's own
             // dead-letter step is the one left.

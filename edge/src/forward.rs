@@ -1,31 +1,20 @@
-//! Getting accepted envelopes to Firehose: the direct path (`waitUntil`), the
-//! queue producer, one call's delivery with its retries and timeouts, and the
-//! dead-letter step that makes sure nothing is dropped silently. The queue
-//! consumer is `consume.rs`.
+//! Getting accepted envelopes on their way: the direct path (`waitUntil`,
+//! gathering an isolate's requests into windows), the queue producer, and the
+//! dead-letter step that makes sure nothing is dropped silently. Sending to
+//! the sink is `send.rs`; the queue consumer is `consume.rs`.
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::time::Duration;
 
-use edgehose_shared::batch::{Call, group_lines, pack_calls, pack_grouped, queue_batches};
-use edgehose_shared::deliver::{self as delivery, Pause, Sink, Undelivered};
-use edgehose_shared::firehose::{self, FirehoseError, PutOutcome, SIGNING_SERVICE};
-use edgehose_shared::judge::triage;
+use edgehose_shared::batch::{group_lines, queue_batches};
 use edgehose_shared::limits::{DIRECT_FLUSH_BYTES, DIRECT_FLUSH_LINES, QUEUE_MESSAGE_TARGET_BYTES};
-use edgehose_shared::retry::{ClockSkew, RetryPolicy};
-use edgehose_shared::sign::{Signer, signing_headers_for_payload};
-use edgehose_shared::sigv4;
 use worker::{Context, Delay, Env, Queue, console_error};
 
-use crate::clock::{CryptoRandom, now};
 use crate::config::{DEAD_LETTER_QUEUE, EVENTS_QUEUE, EdgeConfig, Mode};
 use crate::js;
-
-thread_local! {
-    /// Clock skew learned from Firehose, for every later signature in this isolate.
-    static SKEW: Cell<ClockSkew> = Cell::new(ClockSkew::default());
-}
+use crate::send::send;
 
 thread_local! {
     /// Messages this isolate wrote to the events queue (`GET /healthz`).
@@ -86,10 +75,10 @@ fn guard_against_panics() {
 }
 
 /// Hands a request's envelopes on after the response: direct mode to
-/// Firehose, queue mode with `QUEUE_WINDOW_MS` to the events queue.
+/// the sink, queue mode with `QUEUE_WINDOW_MS` to the events queue.
 ///
 /// Requests arriving within one window of each other in one isolate share
-/// one `PutRecordBatch` (direct) or one queue message (queue): the request
+/// one call to the sink (direct) or one queue message (queue): the request
 /// that opens a window keeps it alive with its own `waitUntil` and flushes
 /// everything buffered when it closes, so a busy isolate makes one call or
 /// message per window instead of one per request. A buffer that fills up is
@@ -139,8 +128,8 @@ pub fn submit(config: Rc<EdgeConfig>, env: Env, ctx: &Context, mut lines: Vec<St
     }
 }
 
-/// Sends one window's lines on: direct mode to Firehose; queue mode to the
-/// events queue, and what the queue refuses straight to Firehose, so a
+/// Sends one window's lines on: direct mode to the sink; queue mode to the
+/// events queue, and what the queue refuses straight to the sink, so a
 /// queue outage costs a window's batching, not its events.
 async fn flush(config: &EdgeConfig, env: &Env, lines: Vec<String>) {
     if config.mode == Mode::Direct {
@@ -185,67 +174,13 @@ pub async fn direct(config: &EdgeConfig, env: &Env, lines: Vec<String>) {
     release(batch);
 }
 
-/// The lines' bytes, for packing.
-pub fn as_bytes<'a>(texts: &'a [std::borrow::Cow<'_, str>]) -> Vec<&'a [u8]> {
-    texts.iter().map(|t| t.as_bytes()).collect()
-}
-
-/// Judges, packs and delivers lines: rejected events in records of their
-/// own, each partition in its own when the stream is partitioned. What the
-/// budget cannot deliver goes to the dead-letter path.
+/// Sends lines to the sink; what the budget cannot deliver goes to the
+/// dead-letter path.
 async fn deliver_lines(config: &EdgeConfig, env: &Env, lines: &[String]) {
-    if let Err((lost, reason)) = deliver_judged(config, lines, config.retry).await {
-        dead_letter(env, &lost, &reason).await;
+    if let Err(lost) = send(config, lines, config.retry).await {
+        let reason = lost.reason.clone();
+        dead_letter(env, &lost.texts(), &reason).await;
     }
-}
-
-/// Judges, packs and sends lines with `policy`'s retries. `Err` holds the
-/// lines that did not land (rejected ones as their `rejected` lines) and why.
-pub async fn deliver_judged<S: AsRef<str>>(
-    config: &EdgeConfig,
-    lines: &[S],
-    policy: RetryPolicy,
-) -> Result<(), (Vec<String>, String)> {
-    let (texts, groups) = triage(lines, config.rules(), config.partitioning);
-    let grouped = match pack_grouped(&as_bytes(&texts), &groups, config.pack) {
-        Ok(g) => g,
-        // Envelopes are bounded far below a record; this is a defect, so say so loudly.
-        Err(e) => {
-            let all = lines.iter().map(|l| l.as_ref().to_owned()).collect();
-            return Err((all, format!("could not pack: {e}")));
-        }
-    };
-    let mut lost = Vec::new();
-    let mut reason = String::new();
-    // The calls share one budget: together they must end inside waitUntil's
-    // 30 s (or the consumer run), so a later call gets what is left, and
-    // none left sends its lines to the dead-letter step rather than past it.
-    let started = now();
-    for call in pack_calls(grouped.records, &config.stream) {
-        let undelivered: Vec<usize> = match policy.within(started, now()) {
-            Some(left) => match deliver(config, &call, left).await {
-                Some(u) => {
-                    reason = u.to_string();
-                    u.records
-                }
-                None => Vec::new(),
-            },
-            None => {
-                reason = format!(
-                    "not sent: the {} ms retry budget ran out on earlier calls",
-                    policy.budget_ms
-                );
-                (0..call.records.len()).collect()
-            }
-        };
-        lost.extend(
-            undelivered
-                .iter()
-                .flat_map(|&i| call.records[i].lines.clone())
-                .map(|k| texts[grouped.order[k]].clone().into_owned()),
-        );
-    }
-    if lost.is_empty() { Ok(()) } else { Err((lost, reason)) }
 }
 
 /// Queue mode, producer side: sends the envelopes as text messages of whole
@@ -282,96 +217,6 @@ async fn send_lines(queue: &Queue, lines: &[String]) -> Result<usize, (Vec<Strin
         }
     }
     Ok(messages.len())
-}
-
-/// Sends one call with retries through the shared delivery driver, each
-/// attempt abandoned when the budget left (or `FIREHOSE_TIMEOUT_MS`) runs
-/// out. `None` when every record landed.
-pub async fn deliver(config: &EdgeConfig, call: &Call, policy: RetryPolicy) -> Option<Undelivered> {
-    let records: Vec<&[u8]> = call.records.iter().map(|r| r.data.as_slice()).collect();
-    let sink = FirehoseSink { config };
-    let random = CryptoRandom::default();
-    delivery::deliver(&records, policy, config.call_timeout_ms, &sink, &WorkerPause, &random)
-        .await
-        .undelivered
-}
-
-/// Firehose, as the driver calls it: one signed `PutRecordBatch`, learning
-/// the clock skew from an answer that says the signature's time was off.
-struct FirehoseSink<'a> {
-    config: &'a EdgeConfig,
-}
-
-impl Sink for FirehoseSink<'_> {
-    async fn put(&self, records: &[&[u8]], timeout_ms: u64) -> Result<PutOutcome, FirehoseError> {
-        let result = put(self.config, records, timeout_ms).await;
-        if let Err(e) = &result {
-            SKEW.with(|s| {
-                let mut skew = s.get();
-                if skew.learn_from(e, now()) {
-                    s.set(skew);
-                }
-            });
-        }
-        result
-    }
-}
-
-/// The Worker's clock (`Date.now()`) and sleep (`setTimeout`).
-struct WorkerPause;
-
-impl Pause for WorkerPause {
-    fn now(&self) -> edgehose_shared::timestamp::Timestamp {
-        now()
-    }
-
-    async fn sleep(&self, ms: u64) {
-        Delay::from(Duration::from_millis(ms)).await;
-    }
-}
-
-/// One signed `PutRecordBatch`, abandoned after `timeout_ms`.
-async fn put(config: &EdgeConfig, records: &[&[u8]], timeout_ms: u64) -> Result<PutOutcome, FirehoseError> {
-    let sent = records.len();
-    firehose::check_stream_name(&config.stream).map_err(|e| FirehoseError::Request(e.to_string()))?;
-    let body = firehose::put_record_batch_body(&config.stream, records.iter().copied());
-    // Hashed natively off the wasm (tens of KB per window); in wasm only if
-    // the runtime refuses.
-    let payload = match js::native_sha256_hex(&body).await {
-        Some(hex) => hex,
-        None => sigv4::sha256_hex(&body),
-    };
-    let time = SKEW.with(|s| s.get().corrected(now()));
-    let signer = Signer {
-        credentials: &config.credentials,
-        region: &config.region,
-        service: SIGNING_SERVICE,
-        time,
-    };
-    // "host" comes from the URL (the Workers runtime refuses to set it), and
-    // is signed as the endpoint's.
-    let signature = signing_headers_for_payload(
-        &config.endpoint.target(),
-        &firehose::PUT_RECORD_BATCH_HEADERS,
-        &payload,
-        &signer,
-    )
-    .map_err(|e| FirehoseError::Request(e.to_string()))?;
-    let headers: Vec<(&str, &str)> = firehose::PUT_RECORD_BATCH_HEADERS
-        .into_iter()
-        .chain(signature.iter().map(|(k, v)| (*k, v.as_str())))
-        .collect();
-    let answer = js::post(config.endpoint.url(), &headers, &body, timeout_ms)
-        .await
-        .map_err(FirehoseError::Transport)?
-        .ok_or(FirehoseError::TimedOut { after_ms: timeout_ms })?;
-    firehose::parse_put_record_batch_response(
-        answer.status,
-        answer.error_type.as_deref(),
-        answer.date.as_deref(),
-        &answer.body,
-        sent,
-    )
 }
 
 /// The last stop for envelopes that could not be delivered: the dead-letter

@@ -1,19 +1,24 @@
 //! The edgehose edge Worker: answers `POST /v1/events` at the Cloudflare edge
 //! as soon as the request is checked, then forwards the enveloped events to
-//! Amazon Data Firehose, directly (`waitUntil` + a SigV4-signed
-//! `PutRecordBatch`) or through a Cloudflare Queue drained by this Worker.
+//! the sink `SINK` names (an Amazon Data Firehose stream, `PutRecordBatch`,
+//! or a Kinesis data stream, `PutRecords`; SigV4-signed), directly
+//! (`waitUntil`) or through a Cloudflare Queue drained by this Worker.
 //!
 //! Everything about the HTTP API itself lives in `edgehose_shared::api`, so the
 //! API Gateway path answers identically; this crate only moves bytes between
 //! the Workers runtime and the shared crate.
 
 mod archive;
+mod aws;
 mod clock;
 pub mod config;
 mod consume;
+mod firehose;
 mod forward;
 mod js;
+mod kinesis;
 mod redrive;
+mod send;
 
 use std::cell::RefCell;
 use std::rc::Rc;

@@ -13,8 +13,8 @@ use worker::{Env, console_error, console_log};
 
 use crate::archive::{self, PREFIX};
 use crate::config::EdgeConfig;
-use crate::forward::deliver_judged;
 use crate::js::Bucket;
+use crate::send::send;
 
 /// The route.
 pub const PATH: &str = "/v1/redrive";
@@ -84,17 +84,18 @@ async fn round(config: &EdgeConfig, bucket: &Bucket<'_>) -> Result<serde_json::V
     for key in keys {
         let Some(text) = bucket.get(&key).await? else { continue };
         let lines: Vec<&str> = text.lines().filter(|l| !l.is_empty()).collect();
-        match deliver_judged(config, &lines, config.consumer_retry).await {
+        match send(config, &lines, config.consumer_retry).await {
             Ok(()) => {
                 bucket.delete(&key).await?;
                 objects += 1;
                 events += lines.len();
             }
-            Err((lost, reason)) => {
+            Err(lost) => {
                 failure = Some(format!(
-                    "{key}: {} of its {} lines did not land ({reason}); it stays archived",
-                    lost.len(),
-                    lines.len()
+                    "{key}: {} of its {} lines did not land ({}); it stays archived",
+                    lost.lines.len(),
+                    lines.len(),
+                    lost.reason
                 ));
                 break;
             }

@@ -12,11 +12,12 @@ use aws_sdk_firehose::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_firehose::primitives::Blob;
 use aws_sdk_firehose::types::Record;
 use edgehose_shared::api::{self, ApiConfig, ApiError, Body as ApiBody, Prepared, Reply, RequestHead};
+use edgehose_shared::aws::{CallError, FailedRecord, PutOutcome};
 use edgehose_shared::batch::{PackConfig, pack_calls, pack_records};
 use edgehose_shared::clock::{RandomSource, SeededRandom};
 use edgehose_shared::deliver::{Pause, Sink, deliver};
 use edgehose_shared::envelope::EdgeMeta;
-use edgehose_shared::firehose::{self, FailedRecord, FirehoseError, PutOutcome};
+use edgehose_shared::firehose;
 use edgehose_shared::limits::FIREHOSE_MAX_RECORD_BYTES;
 use edgehose_shared::retry::{GiveUpReason, RetryPolicy};
 use edgehose_shared::settings::{SettingError, Settings};
@@ -63,7 +64,7 @@ impl IngestApi {
             // The shared retry plan decides what to resend and when.
             .retry_config(aws_sdk_firehose::config::retry::RetryConfig::disabled());
         if let Some(endpoint) = s.get("FIREHOSE_ENDPOINT") {
-            firehose::Endpoint::parse(&endpoint).map_err(|e| SettingError::new("FIREHOSE_ENDPOINT", e))?;
+            edgehose_shared::aws::Endpoint::parse(&endpoint).map_err(|e| SettingError::new("FIREHOSE_ENDPOINT", e))?;
             config = config.endpoint_url(endpoint);
         }
         Ok(Self {
@@ -156,7 +157,7 @@ impl IngestApi {
         Ok(())
     }
 
-    async fn put_batch(&self, batch: &[&[u8]]) -> Result<PutOutcome, FirehoseError> {
+    async fn put_batch(&self, batch: &[&[u8]]) -> Result<PutOutcome, CallError> {
         let records: Vec<Record> = batch
             .iter()
             .filter_map(|d| Record::builder().data(Blob::new(d.to_vec())).build().ok())
@@ -193,7 +194,7 @@ impl IngestApi {
             // The SDK could not read the answer (auth errors can come back as
             // XML even from this JSON service); the shared parser can.
             Err(SdkError::ResponseError(e)) => Err(classify_raw(e.raw(), "", "", sent)),
-            Err(e) => Err(FirehoseError::Transport(format!(
+            Err(e) => Err(CallError::Transport(format!(
                 "{}",
                 aws_sdk_firehose::error::DisplayErrorContext(&e)
             ))),
@@ -208,7 +209,7 @@ fn classify_raw(
     code: &str,
     message: &str,
     sent: usize,
-) -> FirehoseError {
+) -> CallError {
     let header = |name: &str| raw.headers().get(name).map(str::to_owned);
     let status = raw.status().as_u16();
     let date = header("date");
@@ -221,7 +222,7 @@ fn classify_raw(
         sent,
     ) {
         Err(err) => err,
-        Ok(_) => FirehoseError::classify(status, code.to_owned(), message.to_owned(), date.as_deref()),
+        Ok(_) => CallError::classify(status, code.to_owned(), message.to_owned(), date.as_deref()),
     }
 }
 
@@ -258,11 +259,11 @@ fn respond(reply: Reply) -> Response<Body> {
 /// Firehose through the SDK, as the delivery driver calls it: a call not
 /// answered within `timeout_ms` (what is left of the retry budget) counts as
 /// timed out, so the function answers within the budget.
-impl Sink for IngestApi {
-    async fn put(&self, records: &[&[u8]], timeout_ms: u64) -> Result<PutOutcome, FirehoseError> {
+impl Sink<[u8]> for IngestApi {
+    async fn put(&self, records: &[&[u8]], timeout_ms: u64) -> Result<PutOutcome, CallError> {
         match tokio::time::timeout(Duration::from_millis(timeout_ms), self.put_batch(records)).await {
             Ok(result) => result,
-            Err(_) => Err(FirehoseError::TimedOut { after_ms: timeout_ms }),
+            Err(_) => Err(CallError::TimedOut { after_ms: timeout_ms }),
         }
     }
 }

@@ -81,7 +81,7 @@ pub enum PackError {
     },
     /// The delivery stream name is not one Firehose accepts.
     #[error(transparent)]
-    StreamName(#[from] firehose::ConfigError),
+    StreamName(#[from] crate::aws::ConfigError),
 }
 
 /// Packs `lines` (without newlines) into records, then records into calls for

@@ -9,16 +9,18 @@
 use std::fmt;
 use std::future::Future;
 
+use crate::aws::{CallError, PutOutcome};
 use crate::clock::RandomSource;
-use crate::firehose::{FirehoseError, PutOutcome};
 use crate::retry::{GiveUpReason, RetryPlan, RetryPolicy, Step};
 use crate::timestamp::Timestamp;
 
 /// Where records go: one call with `records`, abandoned after `timeout_ms`.
-pub trait Sink {
+/// A record is whatever the sink's call carries: bytes for Firehose, data
+/// with its partition key for Kinesis, a message with its group for SQS.
+pub trait Sink<R: ?Sized> {
     /// Sends `records` in one call. `Ok` says which of them failed (by index
     /// into `records`); `Err` is the call failing as a whole.
-    fn put(&self, records: &[&[u8]], timeout_ms: u64) -> impl Future<Output = Result<PutOutcome, FirehoseError>>;
+    fn put(&self, records: &[&R], timeout_ms: u64) -> impl Future<Output = Result<PutOutcome, CallError>>;
 }
 
 /// The runtime's clock and sleep.
@@ -73,8 +75,8 @@ pub struct Delivery {
 /// up. Each call may take what is left of the budget, at most
 /// `call_timeout_ms`. The future is `Send` when the sink's, the pause's and
 /// the random source are (as a Lambda needs; a Worker needs none).
-pub async fn deliver<S: Sink, P: Pause, R: RandomSource>(
-    records: &[&[u8]],
+pub async fn deliver<T: ?Sized, S: Sink<T>, P: Pause, R: RandomSource>(
+    records: &[&T],
     policy: RetryPolicy,
     call_timeout_ms: u64,
     sink: &S,
@@ -84,7 +86,7 @@ pub async fn deliver<S: Sink, P: Pause, R: RandomSource>(
     let mut plan = RetryPlan::new(policy, records.len(), pause.now());
     let mut last = String::new();
     loop {
-        let batch: Vec<&[u8]> = plan.pending().iter().map(|&i| records[i]).collect();
+        let batch: Vec<&T> = plan.pending().iter().map(|&i| records[i]).collect();
         let timeout_ms = plan.call_timeout_ms(pause.now()).min(call_timeout_ms.max(1));
         let result = sink.put(&batch, timeout_ms).await;
         match &result {

@@ -1,11 +1,15 @@
-//! Kinesis Data Streams: the limits of `PutRecords` and the aggregated
-//! record format ([`aggregate`]) that packs many small events into one
-//! Kinesis record.
+//! Kinesis Data Streams: the limits of `PutRecords`, its wire format
+//! ([`put_records`]), the partition key each event is given ([`partition`]),
+//! the aggregated record format ([`aggregate`]) that packs many small events
+//! into one Kinesis record, and packing lines into calls ([`pack`]).
 //!
 //! Limits: <https://docs.aws.amazon.com/kinesis/latest/APIReference/API_PutRecords.html>
 //! and <https://docs.aws.amazon.com/streams/latest/dev/service-sizes-and-limits.html>.
 
 pub mod aggregate;
+pub mod pack;
+pub mod partition;
+pub mod put_records;
 
 /// Records in one `PutRecords` call.
 pub const MAX_RECORDS_PER_CALL: usize = 500;

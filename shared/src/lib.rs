@@ -32,7 +32,7 @@
 //! [`sign::signing_headers`] and hands them to `fetch`).
 //!
 //! ```
-//! use edgehose_shared::{batch, clock, decode, envelope, firehose, limits, sign, timestamp::Timestamp};
+//! use edgehose_shared::{aws, batch, clock, decode, envelope, firehose, limits, sign, timestamp::Timestamp};
 //!
 //! // A sendBeacon body, received at a known time.
 //! let limits = limits::Limits::default();
@@ -51,7 +51,7 @@
 //! let lines = envelope::wrap_items(&ctx, &decoded.items, &clock::SeededRandom::new(1));
 //!
 //! let calls = batch::pack(&lines, "clicks", batch::PackConfig::default())?;
-//! let endpoint = firehose::Endpoint::for_region("eu-west-1")?;
+//! let endpoint = aws::Endpoint::for_region(firehose::SIGNING_SERVICE, "eu-west-1")?;
 //! let records = calls[0].records.iter().map(|r| r.data.as_slice());
 //! firehose::check_stream_name("clicks")?;
 //! let body = firehose::put_record_batch_body("clicks", records);
@@ -69,6 +69,7 @@
 //! ```
 
 pub mod api;
+pub mod aws;
 pub mod batch;
 pub mod clock;
 pub mod decode;

@@ -5,8 +5,8 @@
 //! Sans-IO: the caller sends, reports each result with the current time, and
 //! sleeps for the delay the plan returns.
 
+use crate::aws::{CallError, PutOutcome};
 use crate::clock::RandomSource;
-use crate::firehose::{FirehoseError, PutOutcome};
 use crate::timestamp::Timestamp;
 
 /// How hard to try.
@@ -91,7 +91,7 @@ pub enum Step {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GiveUpReason {
     /// The error cannot be fixed by retrying (bad key, unknown stream, …).
-    Fatal(FirehoseError),
+    Fatal(CallError),
     /// `max_attempts` calls were made.
     AttemptsExhausted,
     /// The next retry would start after the time budget.
@@ -144,7 +144,7 @@ impl RetryPlan {
     /// Reports the result of sending [`Self::pending`] and says what to do next.
     pub fn on_result(
         &mut self,
-        result: &Result<PutOutcome, FirehoseError>,
+        result: &Result<PutOutcome, CallError>,
         now: Timestamp,
         random: &dyn RandomSource,
     ) -> Step {
@@ -180,7 +180,7 @@ impl RetryPlan {
         // nothing was learned, and an immediate retry would only spin.
         let learned_skew = matches!(
             result,
-            Err(FirehoseError::SignatureExpired {
+            Err(CallError::SignatureExpired {
                 server_time: Some(_),
                 ..
             })
@@ -228,9 +228,9 @@ impl ClockSkew {
 
     /// Learns the skew from an error, if it says the signature's time was off.
     /// Returns whether anything was learned.
-    pub fn learn_from(&mut self, error: &FirehoseError, local_now: Timestamp) -> bool {
+    pub fn learn_from(&mut self, error: &CallError, local_now: Timestamp) -> bool {
         match error {
-            FirehoseError::SignatureExpired {
+            CallError::SignatureExpired {
                 server_time: Some(t), ..
             } => {
                 self.learn(*t, local_now);

@@ -9,8 +9,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure report
 
+use edgehose_shared::aws::Endpoint;
 use edgehose_shared::batch::{PackConfig, pack};
-use edgehose_shared::firehose::{Endpoint, SIGNING_SERVICE, put_record_batch_request};
+use edgehose_shared::firehose::{SIGNING_SERVICE, put_record_batch_request};
 use edgehose_shared::sign::{Credentials, sign};
 use edgehose_shared::sigv4;
 use edgehose_shared::timestamp::Timestamp;
@@ -20,7 +21,7 @@ const BOTOCORE_AUTHORIZATION: &str = "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20
 #[test]
 fn a_packed_and_signed_put_record_batch_matches_botocore() {
     let calls = pack(&[r#"{"event":"click"}"#], "clicks", PackConfig::default()).unwrap();
-    let endpoint = Endpoint::for_region("eu-west-1").unwrap();
+    let endpoint = Endpoint::for_region(SIGNING_SERVICE, "eu-west-1").unwrap();
     let mut request =
         put_record_batch_request(&endpoint, "clicks", calls[0].records.iter().map(|r| r.data.as_slice())).unwrap();
     assert_eq!(
@@ -45,7 +46,7 @@ fn a_packed_and_signed_put_record_batch_matches_botocore() {
 
 #[test]
 fn temporary_credentials_sign_their_session_token() {
-    let endpoint = Endpoint::for_region("eu-west-1").unwrap();
+    let endpoint = Endpoint::for_region(SIGNING_SERVICE, "eu-west-1").unwrap();
     let mut request = put_record_batch_request(&endpoint, "clicks", [&b"x\n"[..]]).unwrap();
     let creds = Credentials::new("AKIDEXAMPLE", "secret").with_session_token("session-token");
     sign(

@@ -1,11 +1,11 @@
-"""Start moto's server for the edgehose tests, with Firehose resource checks on.
+"""Start moto's server for the edgehose tests, with Firehose and Kinesis resource checks on.
 
-moto evaluates IAM policies for Firehose calls against the resource "*",
-so a least-privilege policy that names one delivery stream's ARN (the only
-policy the edge should ever hold) would be denied everything. This launcher
-gives Firehose requests their real resource, the ARN of the stream named in
-the request body, so such a policy is enforced as AWS enforces it: allowed
-on its stream, denied on every other. Nothing else about moto changes.
+moto evaluates IAM policies for Firehose and Kinesis calls against the
+resource "*", so a least-privilege policy that names one stream's ARN (the
+only policy the edge should ever hold) would be denied everything. This
+launcher gives those requests their real resource, the ARN of the stream
+named in the request body, so such a policy is enforced as AWS enforces it:
+allowed on its stream, denied on every other. Nothing else about moto changes.
 
 Usage: python serve.py -H 127.0.0.1 -p PORT   (the same flags as moto_server)
 """
@@ -14,6 +14,7 @@ import json
 import sys
 
 from moto.firehose.responses import FirehoseResponse
+from moto.kinesis.responses import KinesisResponse
 from moto.server import main
 
 
@@ -27,7 +28,21 @@ def _determine_resource(self):
     return f"arn:aws:firehose:{self.region}:{self.current_account}:deliverystream/{name}"
 
 
+def _kinesis_resource(self):
+    try:
+        body = json.loads(self.body or "{}")
+    except (TypeError, ValueError):
+        body = {}
+    if body.get("StreamARN"):
+        return body["StreamARN"]
+    name = body.get("StreamName")
+    if not name:
+        return "*"
+    return f"arn:aws:kinesis:{self.region}:{self.current_account}:stream/{name}"
+
+
 FirehoseResponse._determine_resource = _determine_resource
+KinesisResponse._determine_resource = _kinesis_resource
 
 if __name__ == "__main__":
     main(sys.argv[1:])

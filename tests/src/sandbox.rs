@@ -94,7 +94,7 @@ impl Sandbox {
 }
 
 /// Creates an IAM user with one inline policy and returns its new access key.
-fn create_user(iam: &AwsClient, name: &str, policy: &serde_json::Value) -> Result<Credentials, String> {
+pub(crate) fn create_user(iam: &AwsClient, name: &str, policy: &serde_json::Value) -> Result<Credentials, String> {
     const V: (&str, &str) = ("Version", "2010-05-08");
     expect_ok(
         &iam.query("iam", &[("Action", "CreateUser"), ("UserName", name), V])?,

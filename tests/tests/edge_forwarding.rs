@@ -394,7 +394,7 @@ fn behind_a_firehose_that_never_answers(mode: &str, budget_ms: u32) -> (Sandbox,
     let proxy = FaultProxy::start(&sandbox.moto.endpoint(), sandbox.edge.clone(), hang, 13).unwrap();
     let mut opts = options(&sandbox, mode, proxy.url());
     opts.bindings.insert("RETRY_BUDGET_MS".into(), budget_ms.to_string());
-    opts.bindings.insert("FIREHOSE_TIMEOUT_MS".into(), "1000".into());
+    opts.bindings.insert("CALL_TIMEOUT_MS".into(), "1000".into());
     opts.dlq_sink = Some(proxy.dead_letter_url());
     (sandbox, proxy, opts)
 }
@@ -410,7 +410,7 @@ fn a_firehose_call_that_never_answers_is_abandoned_and_its_events_dead_lettered_
     assert!(all_dead, "{:?}\n{}", proxy.stats(), edge.log());
     assert!(proxy.stats().hung >= 3, "{:?}", proxy.stats());
     let log = edge.log();
-    assert!(log.contains("Firehose did not answer within"), "{log}");
+    assert!(log.contains("no answer within"), "{log}");
     assert!(log.contains("[TimedOut]"), "{log}");
 }
 

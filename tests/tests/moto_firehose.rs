@@ -4,13 +4,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure report
 
+use edgehose_shared::aws::{CallError, Endpoint, PutOutcome};
 use edgehose_shared::batch::{Call, PackConfig, pack};
 use edgehose_shared::clock::SeededRandom;
 use edgehose_shared::decode::decode;
 use edgehose_shared::envelope::{EdgeMeta, Envelope, RequestContext, wrap_items};
-use edgehose_shared::firehose::{
-    Endpoint, FirehoseError, PutOutcome, SIGNING_SERVICE, parse_put_record_batch_response, put_record_batch_request,
-};
+use edgehose_shared::firehose::{SIGNING_SERVICE, parse_put_record_batch_response, put_record_batch_request};
 use edgehose_shared::limits::Limits;
 use edgehose_shared::sign::{Credentials, sign};
 use edgehose_shared::timestamp::Timestamp;
@@ -69,7 +68,7 @@ fn signed_request(sandbox: &Sandbox, stream: &str, call: &Call, creds: &Credenti
     request
 }
 
-fn outcome(response: &Response, sent: usize) -> Result<PutOutcome, FirehoseError> {
+fn outcome(response: &Response, sent: usize) -> Result<PutOutcome, CallError> {
     parse_put_record_batch_response(
         response.status,
         response.header("x-amzn-errortype"),
@@ -131,7 +130,7 @@ fn a_wrong_secret_or_a_body_changed_after_signing_is_the_typed_signature_error()
     let wrong = Credentials::new(sandbox.edge.access_key_id(), "not-the-secret");
     let response = send(signed_request(&sandbox, &sandbox.stream, &calls[0], &wrong)).unwrap();
     match outcome(&response, sent) {
-        Err(e @ FirehoseError::InvalidSignature { .. }) => {
+        Err(e @ CallError::InvalidSignature { .. }) => {
             assert_eq!(e.code(), "SignatureDoesNotMatch");
             assert!(!e.is_retryable());
         }
@@ -144,7 +143,7 @@ fn a_wrong_secret_or_a_body_changed_after_signing_is_the_typed_signature_error()
     body[at] = if body[at] == b'A' { b'B' } else { b'A' };
     let response = send(changed).unwrap();
     assert!(
-        matches!(outcome(&response, sent), Err(FirehoseError::InvalidSignature { .. })),
+        matches!(outcome(&response, sent), Err(CallError::InvalidSignature { .. })),
         "changed body: {} {}",
         response.status,
         response.text()
@@ -167,7 +166,7 @@ fn the_edge_key_may_put_to_its_own_stream_and_nothing_else() {
     ))
     .unwrap();
     assert!(
-        matches!(outcome(&response, sent), Err(FirehoseError::AccessDenied { .. })),
+        matches!(outcome(&response, sent), Err(CallError::AccessDenied { .. })),
         "another stream: {} {}",
         response.status,
         response.text()
@@ -182,7 +181,7 @@ fn the_edge_key_may_put_to_its_own_stream_and_nothing_else() {
         )
         .unwrap();
     assert!(
-        matches!(outcome(&describe, 0), Err(FirehoseError::AccessDenied { .. })),
+        matches!(outcome(&describe, 0), Err(CallError::AccessDenied { .. })),
         "describe: {} {}",
         describe.status,
         describe.text()
@@ -191,10 +190,7 @@ fn the_edge_key_may_put_to_its_own_stream_and_nothing_else() {
     let unknown = Credentials::new("AKIAUNKNOWNKEY000000", "secret");
     let response = send(signed_request(&sandbox, &sandbox.stream, &calls[0], &unknown)).unwrap();
     assert!(
-        matches!(
-            outcome(&response, sent),
-            Err(FirehoseError::UnrecognizedCredentials { .. })
-        ),
+        matches!(outcome(&response, sent), Err(CallError::UnrecognizedCredentials { .. })),
         "unknown key: {} {}",
         response.status,
         response.text()

@@ -6,9 +6,10 @@
 //! in V8 (built for wasm32 at each opt-level, through wasm-bindgen).
 
 use edgehose_shared::api::{self, ApiConfig, Body, RequestHead};
+use edgehose_shared::aws::Endpoint;
 use edgehose_shared::clock::SeededRandom;
 use edgehose_shared::envelope::EdgeMeta;
-use edgehose_shared::firehose::{self, Endpoint};
+use edgehose_shared::firehose;
 use edgehose_shared::sign::{self, Credentials, Signer};
 use edgehose_shared::timestamp::Timestamp;
 use wasm_bindgen::prelude::wasm_bindgen;
@@ -52,7 +53,7 @@ pub fn accept(n: u32) -> u32 {
 /// written.
 #[wasm_bindgen]
 pub fn sign(n: u32) -> u32 {
-    let Ok(endpoint) = Endpoint::for_region("us-east-1") else {
+    let Ok(endpoint) = Endpoint::for_region(firehose::SIGNING_SERVICE, "us-east-1") else {
         return 0;
     };
     let credentials = Credentials::new("AKIDBENCHMARK", "bench-secret-not-a-real-key");

@@ -4,8 +4,8 @@ use std::pin::pin;
 use std::task::{Context, Poll, Waker};
 
 use super::*;
+use crate::aws::FailedRecord;
 use crate::clock::SeededRandom;
-use crate::firehose::FailedRecord;
 
 /// Runs a future whose every await is ready at once (the fakes never wait).
 fn run<F: Future>(f: F) -> F::Output {
@@ -23,7 +23,7 @@ enum Answer {
     /// The records at these positions of the call fail with this code.
     Fail(&'static [usize], &'static str),
     /// The call fails as a whole.
-    Err(FirehoseError),
+    Err(CallError),
 }
 
 /// One call the fake sink took: its records, its timeout, when it started.
@@ -59,8 +59,8 @@ impl World {
     }
 }
 
-impl Sink for World {
-    async fn put(&self, records: &[&[u8]], timeout_ms: u64) -> Result<PutOutcome, FirehoseError> {
+impl Sink<[u8]> for World {
+    async fn put(&self, records: &[&[u8]], timeout_ms: u64) -> Result<PutOutcome, CallError> {
         self.calls
             .borrow_mut()
             .push((records.iter().map(|r| r.to_vec()).collect(), timeout_ms, self.now.get()));
@@ -109,8 +109,8 @@ impl RandomSource for Highest {
     }
 }
 
-fn throttled() -> FirehoseError {
-    FirehoseError::Throttled {
+fn throttled() -> CallError {
+    CallError::Throttled {
         code: "ThrottlingException".into(),
         message: "Rate exceeded".into(),
     }
@@ -166,7 +166,7 @@ fn a_throttled_call_is_retried_whole_after_backing_off() {
 
 #[test]
 fn a_fatal_error_gives_up_at_once_with_every_record() {
-    let world = World::new(vec![Answer::Err(FirehoseError::ResourceNotFound {
+    let world = World::new(vec![Answer::Err(CallError::ResourceNotFound {
         message: "Stream clicks not found".into(),
     })]);
     let d = go(&world, RetryPolicy::default());
@@ -174,11 +174,11 @@ fn a_fatal_error_gives_up_at_once_with_every_record() {
     assert_eq!((u.attempts, &u.records[..]), (1, &[0, 1, 2, 3][..]));
     assert!(matches!(
         u.reason,
-        GiveUpReason::Fatal(FirehoseError::ResourceNotFound { .. })
+        GiveUpReason::Fatal(CallError::ResourceNotFound { .. })
     ));
     assert_eq!(
         u.to_string(),
-        "not retried: delivery stream not found: Stream clicks not found [ResourceNotFoundException]"
+        "not retried: stream or queue not found: Stream clicks not found [ResourceNotFoundException]"
     );
     assert_eq!(world.calls.borrow().len(), 1);
 }

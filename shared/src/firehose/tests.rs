@@ -1,63 +1,6 @@
 use super::*;
-
-#[test]
-fn regional_endpoints_follow_the_aws_pattern() {
-    assert_eq!(
-        Endpoint::for_region("eu-west-1").unwrap().url(),
-        "https://firehose.eu-west-1.amazonaws.com/"
-    );
-    assert_eq!(
-        Endpoint::for_region("cn-north-1").unwrap().url(),
-        "https://firehose.cn-north-1.amazonaws.com.cn/"
-    );
-    for bad in ["", "EU-WEST-1", "eu west 1", "useast1", "eu-west-1.evil.com/"] {
-        assert_eq!(Endpoint::for_region(bad), Err(ConfigError::Region(bad.into())), "{bad}");
-    }
-}
-
-#[test]
-fn endpoint_overrides_must_be_absolute_http_urls() {
-    let e = Endpoint::parse("http://127.0.0.1:4566").unwrap();
-    assert_eq!(e.url(), "http://127.0.0.1:4566/");
-    assert_eq!(
-        (e.scheme(), e.authority(), e.path(), e.host()),
-        ("http", "127.0.0.1:4566", "/", "127.0.0.1:4566")
-    );
-    let v6 = Endpoint::parse("https://[::1]:443/firehose").unwrap();
-    assert_eq!(
-        (v6.authority(), v6.host(), v6.path()),
-        ("[::1]:443", "[::1]", "/firehose")
-    );
-    assert_eq!(Endpoint::parse("http://localhost:80").unwrap().host(), "localhost");
-    // As fetch sends them: lower case, a plain port, a canonical IPv6 address.
-    let loud = Endpoint::parse("HTTPS://VPCE-1.Firehose.EU-WEST-1.vpce.amazonaws.com:0443/").unwrap();
-    assert_eq!(loud.url(), "https://vpce-1.firehose.eu-west-1.vpce.amazonaws.com:443/");
-    assert_eq!(loud.host(), "vpce-1.firehose.eu-west-1.vpce.amazonaws.com");
-    assert_eq!(
-        Endpoint::parse("http://[0:0::1]:4566").unwrap().authority(),
-        "[::1]:4566"
-    );
-    for bad in [
-        "127.0.0.1:4566",
-        "ftp://x/",
-        "/relative",
-        "",
-        "http://",
-        "http://:4566/",
-        "http://h:99999/",
-        "http://h:port/",
-        "http://h:+80/",
-        "http://h:/",
-        "http://user@h/",
-        "http://h/?q=1",
-        "http://h/#f",
-        "http://[::1/",
-        "http://[nope]/",
-        "http://h/a b",
-    ] {
-        assert!(Endpoint::parse(bad).is_err(), "{bad}");
-    }
-}
+use crate::aws::FailedRecord;
+use crate::timestamp::Timestamp;
 
 #[test]
 fn stream_names_follow_the_firehose_pattern() {
@@ -71,7 +14,7 @@ fn stream_names_follow_the_firehose_pattern() {
 #[cfg(feature = "http")]
 #[test]
 fn the_request_carries_the_json_1_1_protocol_headers_and_base64_records() {
-    let endpoint = Endpoint::for_region("us-east-1").unwrap();
+    let endpoint = Endpoint::for_region(SIGNING_SERVICE, "us-east-1").unwrap();
     let req = put_record_batch_request(&endpoint, "clicks", [&b"{\"a\":1}\n"[..], b"x\n"]).unwrap();
     assert_eq!(req.method(), http::Method::POST);
     assert_eq!(req.uri().to_string(), "https://firehose.us-east-1.amazonaws.com/");
@@ -136,20 +79,20 @@ fn a_response_that_does_not_add_up_is_unexpected() {
     let short = br#"{"FailedPutCount":0,"RequestResponses":[{"RecordId":"a"}]}"#;
     assert!(matches!(
         parse_put_record_batch_response(200, None, None, short, 2),
-        Err(FirehoseError::Unexpected { .. })
+        Err(CallError::Unexpected { .. })
     ));
     let miscounted = br#"{"FailedPutCount":0,"RequestResponses":[{"ErrorCode":"InternalFailure"}]}"#;
     assert!(matches!(
         parse_put_record_batch_response(200, None, None, miscounted, 1),
-        Err(FirehoseError::Unexpected { .. })
+        Err(CallError::Unexpected { .. })
     ));
     assert!(matches!(
         parse_put_record_batch_response(200, None, None, b"<html>", 1),
-        Err(FirehoseError::Unexpected { .. })
+        Err(CallError::Unexpected { .. })
     ));
 }
 
-fn err(status: u16, error_type: Option<&str>, body: &str) -> FirehoseError {
+fn err(status: u16, error_type: Option<&str>, body: &str) -> CallError {
     parse_put_record_batch_response(
         status,
         error_type,
@@ -167,14 +110,14 @@ fn throttling_is_retryable() {
         None,
         r#"{"__type":"ServiceUnavailableException","message":"Slow down."}"#,
     );
-    assert!(matches!(&e, FirehoseError::Throttled { code, .. } if code == "ServiceUnavailableException"));
+    assert!(matches!(&e, CallError::Throttled { code, .. } if code == "ServiceUnavailableException"));
     assert!(e.is_retryable());
     let e = err(
         400,
         Some("LimitExceededException:http://internal.amazon.com/coral/"),
         "{}",
     );
-    assert!(matches!(e, FirehoseError::Throttled { .. }));
+    assert!(matches!(e, CallError::Throttled { .. }));
     assert!(err(503, None, "").is_retryable());
 }
 
@@ -187,7 +130,7 @@ fn an_unknown_stream_is_resource_not_found_and_final() {
     );
     assert_eq!(
         e,
-        FirehoseError::ResourceNotFound {
+        CallError::ResourceNotFound {
             message: "Firehose clicks under account 1 not found.".into()
         }
     );
@@ -201,7 +144,7 @@ fn signature_errors_are_typed_in_json_and_in_xml() {
         None,
         r#"{"__type":"InvalidSignatureException","message":"The request signature we calculated does not match"}"#,
     );
-    assert!(matches!(&e, FirehoseError::InvalidSignature { code, .. } if code == "InvalidSignatureException"));
+    assert!(matches!(&e, CallError::InvalidSignature { code, .. } if code == "InvalidSignatureException"));
     assert!(!e.is_retryable());
     // What an emulator sends: XML with text/html.
     let xml = r#"<?xml version="1.0" encoding="UTF-8"?>
@@ -209,7 +152,7 @@ fn signature_errors_are_typed_in_json_and_in_xml() {
     let e = err(403, None, xml);
     assert_eq!(
         e,
-        FirehoseError::InvalidSignature {
+        CallError::InvalidSignature {
             code: "SignatureDoesNotMatch".into(),
             message: "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key & signing method.".into()
         }
@@ -219,7 +162,7 @@ fn signature_errors_are_typed_in_json_and_in_xml() {
         None,
         "<ErrorResponse><Error><Code>InvalidClientTokenId</Code><Message>The security token included in the request is invalid.</Message></Error></ErrorResponse>",
     );
-    assert!(matches!(e, FirehoseError::UnrecognizedCredentials { .. }));
+    assert!(matches!(e, CallError::UnrecognizedCredentials { .. }));
 }
 
 #[test]
@@ -231,7 +174,7 @@ fn an_expired_signature_carries_the_server_time_from_the_date_header() {
     );
     assert_eq!(
         e,
-        FirehoseError::SignatureExpired {
+        CallError::SignatureExpired {
             message:
                 "Signature expired: 20150830T123600Z is now earlier than 20150830T123600Z (20150830T124100Z - 5 min.)"
                     .into(),
@@ -244,14 +187,14 @@ fn an_expired_signature_carries_the_server_time_from_the_date_header() {
         None,
         r#"{"__type":"InvalidSignatureException","message":"Signature not yet current: 20150830T130000Z is still later than 20150830T125500Z (20150830T124100Z + 15 min.)"}"#,
     );
-    assert!(matches!(e, FirehoseError::SignatureExpired { .. }));
+    assert!(matches!(e, CallError::SignatureExpired { .. }));
 }
 
 #[test]
 fn access_denied_invalid_arguments_and_server_errors_are_told_apart() {
     assert!(matches!(
         err(400, None, r#"{"__type":"AccessDeniedException","Message":"no"}"#),
-        FirehoseError::AccessDenied { .. }
+        CallError::AccessDenied { .. }
     ));
     let e = err(
         400,
@@ -259,15 +202,15 @@ fn access_denied_invalid_arguments_and_server_errors_are_told_apart() {
         r#"{"__type":"InvalidArgumentException","message":"Records size exceeds 4 MB limit"}"#,
     );
     assert!(
-        matches!(&e, FirehoseError::InvalidRequest { code, message } if code == "InvalidArgumentException" && message.contains("4 MB"))
+        matches!(&e, CallError::InvalidRequest { code, message } if code == "InvalidArgumentException" && message.contains("4 MB"))
     );
     assert!(!e.is_retryable());
     let e = err(500, None, r#"{"__type":"InternalFailure"}"#);
-    assert!(matches!(&e, FirehoseError::Server { status: 500, .. }));
+    assert!(matches!(&e, CallError::Server { status: 500, .. }));
     assert_eq!(e.code(), "InternalFailure");
     assert!(e.is_retryable());
     let e = err(502, None, "<html>Bad Gateway</html>");
-    assert!(matches!(e, FirehoseError::Server { status: 502, .. }));
+    assert!(matches!(e, CallError::Server { status: 502, .. }));
 }
 
 #[test]
@@ -305,7 +248,7 @@ fn a_transform_event_reads_and_writes_the_field_names_firehose_uses() {
 #[test]
 fn the_call_signed_from_its_parts_matches_botocore() {
     use crate::sign::{Credentials, Signer, signing_headers};
-    let endpoint = Endpoint::for_region("eu-west-1").unwrap();
+    let endpoint = Endpoint::for_region(SIGNING_SERVICE, "eu-west-1").unwrap();
     check_stream_name("clicks").unwrap();
     let body = put_record_batch_body("clicks", [&b"{\"event\":\"click\"}\n"[..]]);
     let credentials = Credentials::new("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY");

@@ -1,10 +1,10 @@
 use proptest::prelude::*;
 
 use super::*;
+use crate::aws::FailedRecord;
 use crate::clock::SeededRandom;
-use crate::firehose::FailedRecord;
 
-fn partial(sent: usize, failed: &[usize]) -> Result<PutOutcome, FirehoseError> {
+fn partial(sent: usize, failed: &[usize]) -> Result<PutOutcome, CallError> {
     Ok(PutOutcome {
         sent,
         failed: failed
@@ -18,8 +18,8 @@ fn partial(sent: usize, failed: &[usize]) -> Result<PutOutcome, FirehoseError> {
     })
 }
 
-fn throttled() -> Result<PutOutcome, FirehoseError> {
-    Err(FirehoseError::Throttled {
+fn throttled() -> Result<PutOutcome, CallError> {
+    Err(CallError::Throttled {
         code: "ServiceUnavailableException".into(),
         message: "Slow down.".into(),
     })
@@ -64,7 +64,7 @@ fn a_whole_call_failure_resends_everything_pending() {
 #[test]
 fn a_fatal_error_gives_up_at_once_with_everything_pending() {
     let mut plan = RetryPlan::new(RetryPolicy::default(), 2, T0);
-    let err = FirehoseError::ResourceNotFound { message: "no".into() };
+    let err = CallError::ResourceNotFound { message: "no".into() };
     match plan.on_result(&Err(err.clone()), T0, &SeededRandom::new(1)) {
         Step::GiveUp { undelivered, reason } => {
             assert_eq!(undelivered, [0, 1]);
@@ -120,7 +120,7 @@ fn no_retry_is_planned_past_the_budget() {
 fn a_skew_error_retries_at_once_and_the_skew_is_learned_from_the_date_header() {
     let server = Timestamp::parse_http_date("Sun, 30 Aug 2015 12:41:00 GMT").unwrap();
     let local = server.add_millis(-20 * 60_000);
-    let err = FirehoseError::SignatureExpired {
+    let err = CallError::SignatureExpired {
         message: "Signature expired".into(),
         server_time: Some(server),
     };
@@ -133,12 +133,12 @@ fn a_skew_error_retries_at_once_and_the_skew_is_learned_from_the_date_header() {
     assert!(skew.learn_from(&err, local));
     assert_eq!(skew.offset_ms(), 20 * 60_000);
     assert_eq!(skew.corrected(local), server);
-    assert!(!skew.learn_from(&FirehoseError::ResourceNotFound { message: String::new() }, local));
+    assert!(!skew.learn_from(&CallError::ResourceNotFound { message: String::new() }, local));
 }
 
 #[test]
 fn a_skew_error_without_a_date_backs_off_instead_of_spinning() {
-    let err = FirehoseError::SignatureExpired {
+    let err = CallError::SignatureExpired {
         message: "Signature expired".into(),
         server_time: None,
     };
@@ -156,7 +156,7 @@ fn a_skew_error_without_a_date_backs_off_instead_of_spinning() {
     }
     assert!(waited > 0, "every retry was immediate");
     // With a Date, one immediate re-signed retry; a second skew error waits.
-    let dated = FirehoseError::SignatureExpired {
+    let dated = CallError::SignatureExpired {
         message: "Signature expired".into(),
         server_time: Some(T0),
     };
@@ -178,9 +178,9 @@ fn a_skew_error_without_a_date_backs_off_instead_of_spinning() {
 fn a_timeout_is_retried_and_a_request_that_could_not_be_built_is_not() {
     let rng = SeededRandom::new(1);
     let mut plan = RetryPlan::new(RetryPolicy::default(), 2, T0);
-    let timeout = Err(FirehoseError::TimedOut { after_ms: 10 });
+    let timeout = Err(CallError::TimedOut { after_ms: 10 });
     assert!(matches!(plan.on_result(&timeout, T0, &rng), Step::Retry { .. }));
-    let unsigned = FirehoseError::Request("no credentials".into());
+    let unsigned = CallError::Request("no credentials".into());
     assert_eq!(
         plan.on_result(&Err(unsigned.clone()), T0, &rng),
         Step::GiveUp {

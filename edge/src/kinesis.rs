@@ -1,0 +1,92 @@
+//! The Kinesis Data Streams sink: each line gets its partition key (as
+//! `KINESIS_PARTITION_KEY` chooses), lines of one key share aggregated
+//! records in order, and `PutRecords` calls carry them through the shared
+//! delivery driver, records a shard throttled resent alone. Rejected events
+//! ride as they are marked: a Firehose reading the stream de-aggregates
+//! them into records of their own, which the transform fails to the error
+//! prefix.
+
+use edgehose_shared::aws::{CallError, Endpoint, PutOutcome};
+use edgehose_shared::deliver::Sink;
+use edgehose_shared::judge::triage;
+use edgehose_shared::kinesis::pack::{PackConfig, pack};
+use edgehose_shared::kinesis::partition::PartitionKeys;
+use edgehose_shared::kinesis::put_records::{self, Entry, PUT_RECORDS_HEADERS, SIGNING_SERVICE};
+use edgehose_shared::retry::RetryPolicy;
+
+use crate::aws::{PutProtocol, put};
+use crate::clock::{CryptoRandom, now};
+use crate::config::EdgeConfig;
+use crate::send::{Lost, deliver_call};
+
+/// Judges, keys, packs and sends lines; the calls share `policy`'s budget.
+pub async fn send<S: AsRef<str>>(
+    config: &EdgeConfig,
+    stream: &str,
+    endpoint: &Endpoint,
+    pack_config: &PackConfig,
+    keys: &PartitionKeys,
+    lines: &[S],
+    policy: RetryPolicy,
+) -> Result<(), Lost> {
+    let (texts, _) = triage(lines, config.rules(), false);
+    let line_keys: Vec<Option<String>> = texts.iter().map(|t| keys.key_of(t)).collect();
+    let random = CryptoRandom::default();
+    let calls = match pack(
+        &texts.iter().map(|t| t.as_bytes()).collect::<Vec<_>>(),
+        &line_keys,
+        stream,
+        pack_config,
+        &random,
+    ) {
+        Ok(c) => c,
+        // Envelopes are bounded far below a record: a defect, so say so loudly.
+        Err(e) => return Err(Lost::all(&texts, format!("could not pack: {e}"))),
+    };
+    let mut lost = Lost::default();
+    let started = now();
+    for c in calls {
+        let entries = c.entries();
+        let records: Vec<&Entry<'_>> = entries.iter().collect();
+        let sink = KinesisSink {
+            config,
+            stream,
+            endpoint,
+        };
+        let undelivered = deliver_call(config, &records, &sink, policy, started).await;
+        if let Some((failed, reason)) = undelivered {
+            let indices = failed.iter().flat_map(|&r| c.records[r].lines.iter().copied());
+            lost.add(indices, &texts, reason);
+        }
+    }
+    lost.into_result()
+}
+
+const PUT_RECORDS: PutProtocol = PutProtocol {
+    service: SIGNING_SERVICE,
+    headers: &PUT_RECORDS_HEADERS,
+    read: put_records::parse_put_records_response,
+};
+
+/// Kinesis, as the driver calls it: one signed `PutRecords`.
+struct KinesisSink<'a> {
+    config: &'a EdgeConfig,
+    stream: &'a str,
+    endpoint: &'a Endpoint,
+}
+
+impl<'e> Sink<Entry<'e>> for KinesisSink<'_> {
+    async fn put(&self, records: &[&Entry<'e>], timeout_ms: u64) -> Result<PutOutcome, CallError> {
+        let entries: Vec<Entry<'_>> = records.iter().map(|e| **e).collect();
+        let body = put_records::put_records_body(self.stream, &entries);
+        put(
+            self.config,
+            self.endpoint,
+            &PUT_RECORDS,
+            &body,
+            records.len(),
+            timeout_ms,
+        )
+        .await
+    }
+}
