@@ -1,11 +1,14 @@
-//! A Firehose fault injector: an HTTP proxy between a client under test and
-//! the emulator that turns a chosen share of `PutRecordBatch` calls into
-//! throttling, server errors, partial failures or lost responses, and a
-//! collector for dead-lettered messages.
+//! A fault injector for the calls that put many records (Firehose's
+//! `PutRecordBatch`, Kinesis's `PutRecords`, told apart by `X-Amz-Target`):
+//! an HTTP proxy between a client under test and the emulator that turns a
+//! chosen share of calls into throttling, server errors, partial failures
+//! or lost responses, and a collector for dead-lettered messages.
 //!
-//! - throttled: `400 ServiceUnavailableException`, nothing delivered;
+//! - throttled: `400` with the service's throttling code
+//!   (`ServiceUnavailableException`, `ProvisionedThroughputExceededException`),
+//!   nothing delivered;
 //! - server error: `500 InternalFailure`, nothing delivered;
-//! - partial: some records answered `ServiceUnavailableException`; only the
+//! - partial: some records answered with that throttling code; only the
 //!   others are delivered (re-signed, since the body changes);
 //! - lost response: everything delivered, then answered `500` (the way
 //!   duplicates happen in real life);
@@ -19,7 +22,6 @@ use std::time::Duration;
 
 use base64::Engine;
 use edgehose_shared::clock::{RandomSource, SeededRandom};
-use edgehose_shared::firehose::SIGNING_SERVICE;
 use edgehose_shared::sign::{Credentials, sign};
 
 use crate::aws::{REGION, now};
@@ -38,6 +40,20 @@ pub struct FaultPlan {
     pub lost_response: f64,
     /// Share never answered.
     pub hang: f64,
+}
+
+impl FaultPlan {
+    /// Every fault but hanging, often enough that a run of some 70 calls
+    /// meets each: 10% throttled, 10% 500s, 30% partial, 10% lost responses.
+    pub fn every_kind() -> Self {
+        Self {
+            throttle: 0.1,
+            server_error: 0.1,
+            partial: 0.3,
+            lost_response: 0.1,
+            hang: 0.0,
+        }
+    }
 }
 
 /// What the proxy did.
@@ -216,15 +232,20 @@ fn handle(
         }
         chosen
     };
+    let target = headers
+        .iter()
+        .find(|(k, _)| k == "x-amz-target")
+        .map_or("", |(_, v)| v.as_str());
+    let protocol = Protocol::of(target);
     let reply = match fault {
-        Fault::Throttle => json_error(400, "ServiceUnavailableException", "Slow down."),
+        Fault::Throttle => json_error(400, protocol.throttled, "Slow down."),
         Fault::ServerError => json_error(500, "InternalFailure", "injected server error"),
         Fault::None => forward(upstream, &headers, body),
         Fault::LostResponse => {
             let _ = forward(upstream, &headers, body);
             json_error(500, "InternalFailure", "injected: delivered, response lost")
         }
-        Fault::Partial => partial(state, upstream, &headers, &body, creds, host),
+        Fault::Partial => partial(state, upstream, &headers, &body, creds, host, &protocol),
         Fault::Hang => {
             while !stop.load(Ordering::Relaxed) {
                 std::thread::sleep(Duration::from_millis(50));
@@ -285,6 +306,43 @@ fn forward(upstream: &str, headers: &[(String, String)], body: Vec<u8>) -> Reply
     }
 }
 
+/// What differs between the services' calls.
+struct Protocol {
+    target: &'static str,
+    service: &'static str,
+    stream_member: &'static str,
+    throttled: &'static str,
+    entries_member: &'static str,
+    count_member: &'static str,
+    id_member: &'static str,
+}
+
+impl Protocol {
+    fn of(target: &str) -> Self {
+        if target.starts_with("Kinesis_") {
+            Self {
+                target: "Kinesis_20131202.PutRecords",
+                service: "kinesis",
+                stream_member: "StreamName",
+                throttled: "ProvisionedThroughputExceededException",
+                entries_member: "Records",
+                count_member: "FailedRecordCount",
+                id_member: "SequenceNumber",
+            }
+        } else {
+            Self {
+                target: "Firehose_20150804.PutRecordBatch",
+                service: "firehose",
+                stream_member: "DeliveryStreamName",
+                throttled: "ServiceUnavailableException",
+                entries_member: "RequestResponses",
+                count_member: "FailedPutCount",
+                id_member: "RecordId",
+            }
+        }
+    }
+}
+
 /// Fails a random half of the records (at least one), delivers the rest.
 fn partial(
     state: &Mutex<State>,
@@ -293,12 +351,13 @@ fn partial(
     body: &[u8],
     creds: &Credentials,
     host: &str,
+    protocol: &Protocol,
 ) -> Reply {
     let Ok(call) = serde_json::from_slice::<serde_json::Value>(body) else {
         return forward(upstream, headers, body.to_vec());
     };
     let records = call["Records"].as_array().cloned().unwrap_or_default();
-    let stream = call["DeliveryStreamName"].as_str().unwrap_or_default().to_owned();
+    let stream = call[protocol.stream_member].as_str().unwrap_or_default().to_owned();
     let failed: Vec<bool> = {
         let Ok(s) = state.lock() else {
             return json_error(500, "InternalFailure", "poisoned");
@@ -322,29 +381,29 @@ fn partial(
         .collect();
     let mut delivered_ids = Vec::new();
     if !kept.is_empty() {
-        let new_body = serde_json::json!({"DeliveryStreamName": stream, "Records": kept})
+        let new_body = serde_json::json!({protocol.stream_member: stream, "Records": kept})
             .to_string()
             .into_bytes();
         let authority = host.trim_start_matches("http://").to_owned();
         let Ok(mut request) = http::Request::post(format!("{upstream}/"))
             .header("host", authority)
             .header("content-type", "application/x-amz-json-1.1")
-            .header("x-amz-target", "Firehose_20150804.PutRecordBatch")
+            .header("x-amz-target", protocol.target)
             .body(new_body)
         else {
             return json_error(500, "InternalFailure", "proxy could not build the request");
         };
-        if sign(&mut request, creds, REGION, SIGNING_SERVICE, now()).is_err() {
+        if sign(&mut request, creds, REGION, protocol.service, now()).is_err() {
             return json_error(500, "InternalFailure", "proxy could not sign");
         }
         match send(request) {
             Ok(r) if r.status == 200 => {
                 let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap_or_default();
-                delivered_ids = v["RequestResponses"]
+                delivered_ids = v[protocol.entries_member]
                     .as_array()
                     .map(|a| {
                         a.iter()
-                            .map(|x| x["RecordId"].as_str().unwrap_or("r").to_owned())
+                            .map(|x| x[protocol.id_member].as_str().unwrap_or("r").to_owned())
                             .collect()
                     })
                     .unwrap_or_default();
@@ -364,17 +423,102 @@ fn partial(
         .iter()
         .map(|&f| {
             if f {
-                serde_json::json!({"ErrorCode": "ServiceUnavailableException", "ErrorMessage": "injected partial failure"})
+                serde_json::json!({"ErrorCode": protocol.throttled, "ErrorMessage": "injected partial failure"})
             } else {
-                serde_json::json!({"RecordId": ids.next().unwrap_or_else(|| base64::engine::general_purpose::STANDARD.encode("r"))})
+                serde_json::json!({protocol.id_member: ids.next().unwrap_or_else(|| base64::engine::general_purpose::STANDARD.encode("r"))})
             }
         })
         .collect();
     let n_failed = failed.iter().filter(|&&f| f).count();
-    let body = serde_json::json!({"FailedPutCount": n_failed, "Encrypted": false, "RequestResponses": responses});
+    let body = serde_json::json!({protocol.count_member: n_failed, protocol.entries_member: responses});
     (
         200,
         vec![("content-type".into(), "application/x-amz-json-1.1".into())],
         body.to_string().into_bytes(),
     )
+}
+
+/// Waits (up to two minutes) until every sent event (`(id, event text)`) is
+/// in the destination (`landed`: each id's copies, as event texts) or among
+/// the proxy's dead letters; then fails the test naming what was lost, an
+/// event that landed other than as sent, or a fault the run never met
+/// (throttling, a 500, a partial call, a lost response). Prints and returns
+/// the tally.
+pub fn assert_nothing_lost(
+    what: &str,
+    sent: &[(String, String)],
+    proxy: &FaultProxy,
+    landed: impl Fn() -> std::collections::BTreeMap<String, Vec<String>>,
+    log: impl Fn() -> String,
+) -> Tally {
+    use std::collections::BTreeSet;
+    let ids: BTreeSet<&str> = sent.iter().map(|(id, _)| id.as_str()).collect();
+    let dead = || -> BTreeSet<String> {
+        proxy
+            .dead_letters()
+            .iter()
+            .filter_map(|l| edgehose_shared::envelope::Envelope::parse(l).ok())
+            .map(|e| e.id.into_owned())
+            .collect()
+    };
+    let complete = crate::events::wait_for(Duration::from_secs(120), || {
+        let (got, dl) = (landed(), dead());
+        ids.iter().all(|id| got.contains_key(*id) || dl.contains(*id))
+    });
+    let (got, dl) = (landed(), dead());
+    let missing: Vec<&&str> = ids
+        .iter()
+        .filter(|id| !got.contains_key(**id) && !dl.contains(**id))
+        .collect();
+    let stats = proxy.stats();
+    assert!(
+        complete && missing.is_empty(),
+        "{what}: lost {missing:?}\nfaults: {stats:?}\n{}",
+        log()
+    );
+    assert!(
+        stats.throttled > 0 && stats.server_errors > 0 && stats.partial > 0 && stats.lost_responses > 0,
+        "{what}: not every fault was met: {stats:?}"
+    );
+    for (id, copies) in &got {
+        let original = &sent
+            .iter()
+            .find(|(i, _)| i == id)
+            .unwrap_or_else(|| panic!("{what}: unexpected id {id}"))
+            .1;
+        assert!(
+            copies.iter().all(|c| c == original),
+            "{what}: {id} landed other than as sent"
+        );
+    }
+    let tally = Tally {
+        accepted: ids.len(),
+        landed: got.len(),
+        duplicates: got.values().map(|c| c.len() - 1).sum(),
+        dead_lettered: dl.len(),
+        landed_and_dead_lettered: ids
+            .iter()
+            .filter(|id| got.contains_key(**id) && dl.contains(**id))
+            .count(),
+    };
+    println!(
+        "{what} under faults: {} events accepted, {} landed ({} duplicate copies), {} dead-lettered ({} of them also landed); faults: {stats:?}",
+        tally.accepted, tally.landed, tally.duplicates, tally.dead_lettered, tally.landed_and_dead_lettered
+    );
+    tally
+}
+
+/// What became of the events of a run under faults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tally {
+    /// Events accepted.
+    pub accepted: usize,
+    /// Distinct events in the destination.
+    pub landed: usize,
+    /// Copies beyond the first.
+    pub duplicates: usize,
+    /// Distinct events dead-lettered.
+    pub dead_lettered: usize,
+    /// Of those, how many also landed.
+    pub landed_and_dead_lettered: usize,
 }

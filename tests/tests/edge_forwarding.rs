@@ -12,7 +12,7 @@ use std::time::Duration;
 use edgehose_shared::envelope::Envelope;
 use edgehose_tests::edge::{Edge, EdgeOptions};
 use edgehose_tests::events::{event, landed, post, wait_for};
-use edgehose_tests::faults::{FaultPlan, FaultProxy};
+use edgehose_tests::faults::{FaultPlan, FaultProxy, assert_nothing_lost};
 use edgehose_tests::sandbox::Sandbox;
 
 fn sandbox() -> Sandbox {
@@ -245,13 +245,7 @@ fn when_the_queue_cannot_be_written_a_windows_events_go_straight_to_firehose() {
 /// event is in the bucket or the dead-letter path; returns the duplicates.
 fn survive_faults(mode: &str, seed: u64) {
     let sandbox = sandbox();
-    let plan = FaultPlan {
-        throttle: 0.1,
-        server_error: 0.1,
-        partial: 0.3,
-        lost_response: 0.1,
-        ..FaultPlan::default()
-    };
+    let plan = FaultPlan::every_kind();
     let proxy = FaultProxy::start(&sandbox.moto.endpoint(), sandbox.edge.clone(), plan, seed).unwrap();
     let mut opts = options(&sandbox, mode, proxy.url());
     opts.dlq_sink = Some(proxy.dead_letter_url());
@@ -259,57 +253,21 @@ fn survive_faults(mode: &str, seed: u64) {
     opts.max_batch_size = 1;
     let edge = start(&opts);
     let sent = post_events(&edge, mode, 30, 8);
-    let ids: BTreeSet<String> = sent.iter().map(|(id, _)| id.clone()).collect();
-
-    let dead = || -> BTreeSet<String> {
-        proxy
-            .dead_letters()
-            .iter()
-            .map(|l| Envelope::parse(l).unwrap().id.into_owned())
+    let texts = || {
+        landed(&sandbox)
+            .into_iter()
+            .map(|(id, copies)| {
+                (
+                    id,
+                    copies
+                        .iter()
+                        .map(|c| c.event.as_ref().unwrap().get().to_owned())
+                        .collect(),
+                )
+            })
             .collect()
     };
-    let complete = wait_for(Duration::from_secs(120), || {
-        let got = landed(&sandbox);
-        let dl = dead();
-        ids.iter().all(|id| got.contains_key(id) || dl.contains(id))
-    });
-    let (got, dl) = (landed(&sandbox), dead());
-    let missing: Vec<&String> = ids
-        .iter()
-        .filter(|id| !got.contains_key(*id) && !dl.contains(*id))
-        .collect();
-    assert!(
-        complete && missing.is_empty(),
-        "lost: {missing:?}\nfaults: {:?}\n{}",
-        proxy.stats(),
-        edge.log()
-    );
-
-    let stats = proxy.stats();
-    assert!(
-        stats.throttled > 0 && stats.server_errors > 0 && stats.partial > 0 && stats.lost_responses > 0,
-        "{stats:?}"
-    );
-    for (id, copies) in &got {
-        assert!(ids.contains(id), "unexpected id {id}");
-        for c in copies {
-            let original = &sent.iter().find(|(i, _)| i == id).unwrap().1;
-            assert_eq!(c.event.as_ref().unwrap().get(), original);
-        }
-    }
-    let duplicates: usize = got.values().map(|c| c.len() - 1).sum();
-    let in_both = ids
-        .iter()
-        .filter(|id| got.contains_key(*id) && dl.contains(*id))
-        .count();
-    println!(
-        "{mode} mode under faults: {} events accepted, {} landed ({} duplicate copies), {} dead-lettered ({} of them also landed); faults: {stats:?}",
-        ids.len(),
-        got.len(),
-        duplicates,
-        dl.len(),
-        in_both
-    );
+    assert_nothing_lost(&format!("{mode} mode"), &sent, &proxy, texts, || edge.log());
 }
 
 #[test]

@@ -17,6 +17,7 @@ use edgehose_shared::kinesis::put_records::{Entry, TARGET_PUT_RECORDS, parse_put
 use edgehose_tests::aws::AwsClient;
 use edgehose_tests::edge::{Edge, EdgeOptions};
 use edgehose_tests::events::{event, post, wait_for};
+use edgehose_tests::faults::{FaultPlan, FaultProxy, assert_nothing_lost};
 use edgehose_tests::stream::{StreamSandbox, UserRecord};
 
 fn sandbox() -> StreamSandbox {
@@ -177,4 +178,49 @@ fn the_edge_key_may_put_to_its_stream_and_no_other() {
     assert!(put(&sandbox.stream).unwrap().all_delivered());
     let denied = put(&sandbox.other_stream).unwrap_err();
     assert!(matches!(denied, CallError::AccessDenied { .. }), "{denied:?}");
+}
+
+/// Each landed event's copies: the envelope's event text, by id.
+fn landed_events(sandbox: &StreamSandbox) -> BTreeMap<String, Vec<String>> {
+    let mut got: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for r in sandbox.records().unwrap() {
+        let line = std::str::from_utf8(&r.data).unwrap().trim_end().to_owned();
+        let envelope = Envelope::parse(&line).unwrap();
+        let text = envelope.event.as_ref().unwrap().get().to_owned();
+        got.entry(envelope.id.to_string()).or_default().push(text);
+    }
+    got
+}
+
+fn survive_faults(mode: &str, seed: u64) {
+    let sandbox = sandbox();
+    let plan = FaultPlan::every_kind();
+    let proxy = FaultProxy::start(&sandbox.moto.endpoint(), sandbox.edge.clone(), plan, seed).unwrap();
+    let mut opts = options(&sandbox, mode);
+    opts.bindings.insert("KINESIS_ENDPOINT".into(), proxy.url().to_owned());
+    opts.dlq_sink = Some(proxy.dead_letter_url());
+    // One message per consumer run, so the queue path makes enough calls to meet every fault.
+    opts.max_batch_size = 1;
+    let edge = Edge::start(&opts).unwrap();
+    let sent: Vec<(String, String)> = post_events(&edge, &format!("kfault-{mode}"), 30, 8)
+        .into_iter()
+        .map(|(id, text, _)| (id, text))
+        .collect();
+    assert_nothing_lost(
+        &format!("kinesis, {mode} mode"),
+        &sent,
+        &proxy,
+        || landed_events(&sandbox),
+        || edge.log(),
+    );
+}
+
+#[test]
+fn direct_mode_loses_nothing_under_throttled_shards_partial_failures_and_500s() {
+    survive_faults("direct", 29);
+}
+
+#[test]
+fn queue_mode_loses_nothing_under_throttled_shards_partial_failures_and_500s() {
+    survive_faults("queue", 31);
 }
