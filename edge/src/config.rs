@@ -8,12 +8,14 @@ use edgehose_shared::batch::PackConfig;
 use edgehose_shared::firehose;
 use edgehose_shared::judge::Rules;
 use edgehose_shared::kinesis::pack::PackConfig as KinesisPackConfig;
-use edgehose_shared::kinesis::partition::PartitionKeys;
+use edgehose_shared::kinesis::partition::{self, PartitionKeys};
 use edgehose_shared::kinesis::put_records as kinesis;
 use edgehose_shared::limits::FIREHOSE_MAX_RECORD_BYTES;
 use edgehose_shared::retry::RetryPolicy;
 use edgehose_shared::settings::{SettingError, Settings};
 use edgehose_shared::sign::Credentials;
+use edgehose_shared::sqs::pack::PackConfig as SqsPackConfig;
+use edgehose_shared::sqs::{QueueUrl, send_message_batch as sqs};
 use worker::Env;
 
 /// The queue binding for queue mode.
@@ -58,14 +60,28 @@ pub enum SinkConfig {
         /// How each event's partition key is chosen (`KINESIS_PARTITION_KEY`).
         keys: PartitionKeys,
     },
+    /// An SQS queue (`SINK = "sqs"`): `SendMessageBatch`, lines in messages
+    /// of up to `SQS_MESSAGE_TARGET_BYTES`.
+    Sqs {
+        /// The queue (`SQS_QUEUE_URL`); a FIFO queue's name ends in `.fifo`.
+        queue: QueueUrl,
+        /// Where `SendMessageBatch` goes (`SQS_ENDPOINT`, else the region's).
+        endpoint: Endpoint,
+        /// How messages are filled.
+        pack: SqsPackConfig,
+        /// A FIFO queue's message groups (`SQS_MESSAGE_GROUP`, chosen as
+        /// Kinesis partition keys are).
+        groups: PartitionKeys,
+    },
 }
 
 impl SinkConfig {
-    /// `firehose` or `kinesis`, for logs and dead-letter reasons.
+    /// `firehose`, `kinesis` or `sqs`, for logs and dead-letter reasons.
     pub fn name(&self) -> &'static str {
         match self {
             Self::Firehose { .. } => "firehose",
             Self::Kinesis { .. } => "kinesis",
+            Self::Sqs { .. } => "sqs",
         }
     }
 
@@ -95,12 +111,21 @@ impl SinkConfig {
                     stream,
                     endpoint: endpoint("KINESIS_ENDPOINT", kinesis::SIGNING_SERVICE)?,
                     pack: KinesisPackConfig::from_settings(s)?,
-                    keys: PartitionKeys::from_settings(s)?,
+                    keys: PartitionKeys::from_setting(s, partition::SETTING)?,
+                })
+            }
+            "sqs" => {
+                let url = s.required("SQS_QUEUE_URL")?;
+                Ok(Self::Sqs {
+                    queue: QueueUrl::parse(&url).map_err(|e| SettingError::new("SQS_QUEUE_URL", e))?,
+                    endpoint: endpoint("SQS_ENDPOINT", sqs::SIGNING_SERVICE)?,
+                    pack: SqsPackConfig::from_settings(s)?,
+                    groups: PartitionKeys::from_setting(s, "SQS_MESSAGE_GROUP")?,
                 })
             }
             other => Err(SettingError::new(
                 "SINK",
-                format!("= {other:?} is invalid: expected firehose or kinesis"),
+                format!("= {other:?} is invalid: expected firehose, kinesis or sqs"),
             )),
         }
     }

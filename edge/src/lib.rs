@@ -1,7 +1,8 @@
 //! The edgehose edge Worker: answers `POST /v1/events` at the Cloudflare edge
 //! as soon as the request is checked, then forwards the enveloped events to
-//! the sink `SINK` names (an Amazon Data Firehose stream, `PutRecordBatch`,
-//! or a Kinesis data stream, `PutRecords`; SigV4-signed), directly
+//! the sink `SINK` names (an Amazon Data Firehose stream, `PutRecordBatch`;
+//! a Kinesis data stream, `PutRecords`; an SQS queue, `SendMessageBatch`;
+//! SigV4-signed), directly
 //! (`waitUntil`) or through a Cloudflare Queue drained by this Worker.
 //!
 //! Everything about the HTTP API itself lives in `edgehose_shared::api`, so the
@@ -19,6 +20,7 @@ mod js;
 mod kinesis;
 mod redrive;
 mod send;
+mod sqs;
 
 use std::cell::RefCell;
 use std::rc::Rc;

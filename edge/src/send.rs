@@ -1,6 +1,6 @@
 //! Sending lines to the configured sink: the one step direct mode, the
 //! queue consumer and redrive share. Each sink judges, packs and sends its
-//! own way (`firehose.rs`, `kinesis.rs`) through the shared delivery driver,
+//! own way (`firehose.rs`, `kinesis.rs`, `sqs.rs`) through the shared delivery driver,
 //! its calls sharing one retry budget; what does not land comes back as
 //! [`Lost`], each line with its index in the input, for the caller to
 //! dead-letter or leave to the queue.
@@ -15,7 +15,7 @@ use worker::Delay;
 
 use crate::clock::{CryptoRandom, now};
 use crate::config::{EdgeConfig, SinkConfig};
-use crate::{firehose, kinesis};
+use crate::{firehose, kinesis, sqs};
 
 /// The lines that did not land, and why.
 #[derive(Debug, Default)]
@@ -78,6 +78,12 @@ pub async fn send<S: AsRef<str>>(config: &EdgeConfig, lines: &[S], policy: Retry
             pack,
             keys,
         } => kinesis::send(config, stream, endpoint, pack, keys, lines, policy).await,
+        SinkConfig::Sqs {
+            queue,
+            endpoint,
+            pack,
+            groups,
+        } => sqs::send(config, queue, endpoint, *pack, groups, lines, policy).await,
     };
     result.map_err(|mut lost| {
         lost.reason = format!("{}: {}", config.sink.name(), lost.reason);

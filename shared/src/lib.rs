@@ -89,5 +89,6 @@ pub mod settings;
 pub mod sign;
 pub mod sigv4;
 pub mod source;
+pub mod sqs;
 pub mod timestamp;
 pub mod validate;

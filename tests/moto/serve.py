@@ -5,7 +5,10 @@ resource "*", so a least-privilege policy that names one stream's ARN (the
 only policy the edge should ever hold) would be denied everything. This
 launcher gives those requests their real resource, the ARN of the stream
 named in the request body, so such a policy is enforced as AWS enforces it:
-allowed on its stream, denied on every other. Nothing else about moto changes.
+allowed on its stream, denied on every other. And where moto asks IAM for
+"sqs:SendMessageBatch", AWS asks for "sqs:SendMessage" (SQS's batch actions
+are authorized as the single ones; IAM has no batch action to grant), so a
+policy written for AWS works here as there. Nothing else about moto changes.
 
 Usage: python serve.py -H 127.0.0.1 -p PORT   (the same flags as moto_server)
 """
@@ -16,6 +19,7 @@ import sys
 from moto.firehose.responses import FirehoseResponse
 from moto.kinesis.responses import KinesisResponse
 from moto.server import main
+from moto.sqs.responses import SQSResponse
 
 
 def _determine_resource(self):
@@ -43,6 +47,25 @@ def _kinesis_resource(self):
 
 FirehoseResponse._determine_resource = _determine_resource
 KinesisResponse._determine_resource = _kinesis_resource
+
+_SQS_BATCH_ACTIONS = {
+    "SendMessageBatch": "SendMessage",
+    "DeleteMessageBatch": "DeleteMessage",
+    "ChangeMessageVisibilityBatch": "ChangeMessageVisibility",
+}
+_sqs_authorize = SQSResponse._authenticate_and_authorize_normal_action
+
+
+def _sqs_authorize_as_aws(self, resource="*"):
+    action = self._get_action()
+    self._get_action = lambda: _SQS_BATCH_ACTIONS.get(action, action)
+    try:
+        return _sqs_authorize(self, resource)
+    finally:
+        del self._get_action
+
+
+SQSResponse._authenticate_and_authorize_normal_action = _sqs_authorize_as_aws
 
 if __name__ == "__main__":
     main(sys.argv[1:])

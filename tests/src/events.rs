@@ -111,3 +111,49 @@ pub fn wait_for(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
     }
     done()
 }
+
+/// Posts `requests` JSON arrays of `per` [`event`]s to the Worker at `base`,
+/// each answered 200: `(id, event, request)` for every event, in the order sent.
+pub fn post_arrays(
+    base: &str,
+    run: &str,
+    requests: usize,
+    per: usize,
+    log: impl Fn() -> String,
+) -> Vec<(String, String, usize)> {
+    let mut sent = Vec::new();
+    for r in 0..requests {
+        let events: Vec<String> = (0..per).map(|i| event(run, r * per + i)).collect();
+        let body = format!("[{}]", events.join(","));
+        let response = post(base, body.as_bytes(), &[("content-type", "application/json")]);
+        assert_eq!(response.status, 200, "request {r}: {}\n{}", response.text(), log());
+        for (i, e) in events.into_iter().enumerate() {
+            sent.push((format!("{run}-{}", r * per + i), e, r));
+        }
+    }
+    sent
+}
+
+/// Worker settings for a test against a sink in the emulator: `mode`, the
+/// key, quick retries (fault tests finish in seconds), one call per request
+/// in direct mode, and the sink's own `settings`.
+pub fn sink_options(
+    mode: &str,
+    key: &edgehose_shared::sign::Credentials,
+    settings: &[(&str, &str)],
+) -> crate::edge::EdgeOptions {
+    let mut o = crate::edge::EdgeOptions::new(&[
+        ("AWS_REGION", crate::aws::REGION),
+        ("FORWARD_MODE", mode),
+        ("AWS_ACCESS_KEY_ID", key.access_key_id()),
+        ("AWS_SECRET_ACCESS_KEY", key.secret_access_key()),
+        ("RETRY_BASE_DELAY_MS", "20"),
+        ("RETRY_MAX_DELAY_MS", "300"),
+        ("RETRY_BUDGET_MS", "6000"),
+        ("DIRECT_FLUSH_MS", "0"),
+    ]);
+    o.bindings
+        .extend(settings.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    o.max_retries = 4;
+    o
+}

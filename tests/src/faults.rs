@@ -1,12 +1,13 @@
 //! A fault injector for the calls that put many records (Firehose's
-//! `PutRecordBatch`, Kinesis's `PutRecords`, told apart by `X-Amz-Target`):
+//! `PutRecordBatch`, Kinesis's `PutRecords`, SQS's `SendMessageBatch`, told
+//! apart by `X-Amz-Target`):
 //! an HTTP proxy between a client under test and the emulator that turns a
 //! chosen share of calls into throttling, server errors, partial failures
 //! or lost responses, and a collector for dead-lettered messages.
 //!
 //! - throttled: `400` with the service's throttling code
-//!   (`ServiceUnavailableException`, `ProvisionedThroughputExceededException`),
-//!   nothing delivered;
+//!   (`ServiceUnavailableException`, `ProvisionedThroughputExceededException`,
+//!   `RequestThrottled`), nothing delivered;
 //! - server error: `500 InternalFailure`, nothing delivered;
 //! - partial: some records answered with that throttling code; only the
 //!   others are delivered (re-signed, since the body changes);
@@ -308,6 +309,7 @@ fn forward(upstream: &str, headers: &[(String, String)], body: Vec<u8>) -> Reply
 
 /// What differs between the services' calls.
 struct Protocol {
+    sqs: bool,
     target: &'static str,
     service: &'static str,
     stream_member: &'static str,
@@ -319,8 +321,20 @@ struct Protocol {
 
 impl Protocol {
     fn of(target: &str) -> Self {
-        if target.starts_with("Kinesis_") {
+        if target.starts_with("AmazonSQS.") {
             Self {
+                sqs: true,
+                target: "AmazonSQS.SendMessageBatch",
+                service: "sqs",
+                stream_member: "QueueUrl",
+                throttled: "RequestThrottled",
+                entries_member: "Successful",
+                count_member: "",
+                id_member: "MessageId",
+            }
+        } else if target.starts_with("Kinesis_") {
+            Self {
+                sqs: false,
                 target: "Kinesis_20131202.PutRecords",
                 service: "kinesis",
                 stream_member: "StreamName",
@@ -331,6 +345,7 @@ impl Protocol {
             }
         } else {
             Self {
+                sqs: false,
                 target: "Firehose_20150804.PutRecordBatch",
                 service: "firehose",
                 stream_member: "DeliveryStreamName",
@@ -356,7 +371,8 @@ fn partial(
     let Ok(call) = serde_json::from_slice::<serde_json::Value>(body) else {
         return forward(upstream, headers, body.to_vec());
     };
-    let records = call["Records"].as_array().cloned().unwrap_or_default();
+    let records_member = if protocol.sqs { "Entries" } else { "Records" };
+    let records = call[records_member].as_array().cloned().unwrap_or_default();
     let stream = call[protocol.stream_member].as_str().unwrap_or_default().to_owned();
     let failed: Vec<bool> = {
         let Ok(s) = state.lock() else {
@@ -381,13 +397,20 @@ fn partial(
         .collect();
     let mut delivered_ids = Vec::new();
     if !kept.is_empty() {
-        let new_body = serde_json::json!({protocol.stream_member: stream, "Records": kept})
+        let new_body = serde_json::json!({protocol.stream_member: stream, records_member: kept})
             .to_string()
             .into_bytes();
         let authority = host.trim_start_matches("http://").to_owned();
         let Ok(mut request) = http::Request::post(format!("{upstream}/"))
             .header("host", authority)
-            .header("content-type", "application/x-amz-json-1.1")
+            .header(
+                "content-type",
+                if protocol.sqs {
+                    "application/x-amz-json-1.0"
+                } else {
+                    "application/x-amz-json-1.1"
+                },
+            )
             .header("x-amz-target", protocol.target)
             .body(new_body)
         else {
@@ -417,6 +440,30 @@ fn partial(
             }
             Err(e) => return json_error(502, "InternalFailure", &e),
         }
+    }
+    if protocol.sqs {
+        // Kept entries keep their ids, which the emulator's Successful names.
+        let successful: Vec<serde_json::Value> = records
+            .iter()
+            .zip(&failed)
+            .filter(|(_, f)| !**f)
+            .zip(delivered_ids)
+            .map(|((r, _), message_id)| serde_json::json!({"Id": r["Id"], "MessageId": message_id}))
+            .collect();
+        let failures: Vec<serde_json::Value> = records
+            .iter()
+            .zip(&failed)
+            .filter(|(_, f)| **f)
+            .map(|(r, _)| {
+                serde_json::json!({"Id": r["Id"], "SenderFault": false, "Code": "InternalError", "Message": "injected partial failure"})
+            })
+            .collect();
+        let body = serde_json::json!({"Successful": successful, "Failed": failures});
+        return (
+            200,
+            vec![("content-type".into(), "application/x-amz-json-1.0".into())],
+            body.to_string().into_bytes(),
+        );
     }
     let mut ids = delivered_ids.into_iter();
     let responses: Vec<serde_json::Value> = failed
@@ -479,6 +526,13 @@ pub fn assert_nothing_lost(
     assert!(
         stats.throttled > 0 && stats.server_errors > 0 && stats.partial > 0 && stats.lost_responses > 0,
         "{what}: not every fault was met: {stats:?}"
+    );
+    assert!(
+        got.len() * 2 >= ids.len(),
+        "{what}: only {} of {} events landed; the rest were dead-lettered: retries should carry most through\n{}",
+        got.len(),
+        ids.len(),
+        log()
     );
     for (id, copies) in &got {
         let original = &sent

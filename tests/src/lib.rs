@@ -17,6 +17,7 @@ pub use edgehose_cli::runtime_api as lambda;
 pub mod local;
 pub mod moto;
 pub mod sandbox;
+pub mod sqs;
 pub mod stream;
 pub use edgehose_cli::tools;
 

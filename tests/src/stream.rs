@@ -5,16 +5,13 @@
 //! would (`tests/kinesis/read.py`: boto3's `GetRecords`, de-aggregated by
 //! awslabs' `aws-kinesis-agg`).
 
-use std::process::Command;
-
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use edgehose_shared::sign::Credentials;
 
 use crate::aws::{AwsClient, REGION};
-use crate::moto::{Moto, expect_ok};
+use crate::moto::{Moto, expect_ok, read_with};
 use crate::sandbox::{ACCOUNT, create_user};
-use crate::tools;
 
 /// One user record read back.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,22 +83,7 @@ impl StreamSandbox {
 
     /// Every user record in the stream, shard by shard in sequence order.
     pub fn records(&self) -> Result<Vec<UserRecord>, String> {
-        let python = tools::python()?;
-        let script = tools::repo_root().join("tests/kinesis/read.py");
-        let out = Command::new(&python)
-            .arg(&script)
-            .args([&self.moto.endpoint(), &self.stream])
-            .env("AWS_ACCESS_KEY_ID", self.reader.access_key_id())
-            .env("AWS_SECRET_ACCESS_KEY", self.reader.secret_access_key())
-            .env_remove("AWS_SESSION_TOKEN")
-            .env_remove("AWS_PROFILE")
-            .output()
-            .map_err(|e| format!("{} {}: {e}", python.display(), script.display()))?;
-        if !out.status.success() {
-            return Err(format!("read.py failed: {}", String::from_utf8_lossy(&out.stderr)));
-        }
-        let rows: Vec<serde_json::Value> =
-            serde_json::from_slice(&out.stdout).map_err(|e| format!("read.py printed no JSON list: {e}"))?;
+        let rows = read_with(&self.reader, "kinesis/read.py", &[&self.moto.endpoint(), &self.stream])?;
         rows.iter()
             .map(|r| {
                 let text = |k: &str| {

@@ -16,7 +16,7 @@ use edgehose_shared::envelope::Envelope;
 use edgehose_shared::kinesis::put_records::{Entry, TARGET_PUT_RECORDS, parse_put_records_response, put_records_body};
 use edgehose_tests::aws::AwsClient;
 use edgehose_tests::edge::{Edge, EdgeOptions};
-use edgehose_tests::events::{event, post, wait_for};
+use edgehose_tests::events::{post_arrays, sink_options, wait_for};
 use edgehose_tests::faults::{FaultPlan, FaultProxy, assert_nothing_lost};
 use edgehose_tests::stream::{StreamSandbox, UserRecord};
 
@@ -25,38 +25,17 @@ fn sandbox() -> StreamSandbox {
 }
 
 fn options(sandbox: &StreamSandbox, mode: &str) -> EdgeOptions {
-    let mut o = EdgeOptions::new(&[
-        ("SINK", "kinesis"),
-        ("KINESIS_STREAM", &sandbox.stream),
-        ("KINESIS_ENDPOINT", &sandbox.moto.endpoint()),
-        ("KINESIS_PARTITION_KEY", "field:anonymous_id"),
-        ("AWS_REGION", "us-east-1"),
-        ("FORWARD_MODE", mode),
-        ("AWS_ACCESS_KEY_ID", sandbox.edge.access_key_id()),
-        ("AWS_SECRET_ACCESS_KEY", sandbox.edge.secret_access_key()),
-        ("RETRY_BASE_DELAY_MS", "20"),
-        ("RETRY_MAX_DELAY_MS", "300"),
-        ("RETRY_BUDGET_MS", "6000"),
-        ("DIRECT_FLUSH_MS", "0"),
-    ]);
-    o.max_retries = 4;
-    o
-}
-
-/// Posts `requests` JSON arrays of `per` events; the events by id, with the
-/// request each was in.
-fn post_events(edge: &Edge, run: &str, requests: usize, per: usize) -> Vec<(String, String, usize)> {
-    let mut sent = Vec::new();
-    for r in 0..requests {
-        let events: Vec<String> = (0..per).map(|i| event(run, r * per + i)).collect();
-        let body = format!("[{}]", events.join(","));
-        let response = post(edge.url(), body.as_bytes(), &[("content-type", "application/json")]);
-        assert_eq!(response.status, 200, "request {r}: {}\n{}", response.text(), edge.log());
-        for (i, e) in events.into_iter().enumerate() {
-            sent.push((format!("{run}-{}", r * per + i), e, r));
-        }
-    }
-    sent
+    let endpoint = sandbox.moto.endpoint();
+    sink_options(
+        mode,
+        &sandbox.edge,
+        &[
+            ("SINK", "kinesis"),
+            ("KINESIS_STREAM", &sandbox.stream),
+            ("KINESIS_ENDPOINT", &endpoint),
+            ("KINESIS_PARTITION_KEY", "field:anonymous_id"),
+        ],
+    )
 }
 
 /// Waits until every sent event is in the stream, then checks each landed
@@ -126,7 +105,7 @@ fn assert_landed_in_order(sandbox: &StreamSandbox, edge: &Edge, sent: &[(String,
 fn direct_mode_lands_every_event_once_under_its_key_in_order() {
     let sandbox = sandbox();
     let edge = Edge::start(&options(&sandbox, "direct")).unwrap();
-    let sent = post_events(&edge, "kdirect", 6, 40);
+    let sent = post_arrays(edge.url(), "kdirect", 6, 40, || edge.log());
     let records = assert_landed_in_order(&sandbox, &edge, &sent);
     let shards: BTreeSet<&str> = records.iter().map(|r| r.shard.as_str()).collect();
     let kinesis_records: BTreeSet<(&str, &str)> = records
@@ -148,7 +127,7 @@ fn direct_mode_lands_every_event_once_under_its_key_in_order() {
 fn queue_mode_lands_every_event_once_under_its_key_in_order() {
     let sandbox = sandbox();
     let edge = Edge::start(&options(&sandbox, "queue")).unwrap();
-    let sent = post_events(&edge, "kqueue", 5, 30);
+    let sent = post_arrays(edge.url(), "kqueue", 5, 30, || edge.log());
     let records = assert_landed_in_order(&sandbox, &edge, &sent);
     let kinesis_records: BTreeSet<(&str, &str)> = records
         .iter()
@@ -202,7 +181,7 @@ fn survive_faults(mode: &str, seed: u64) {
     // One message per consumer run, so the queue path makes enough calls to meet every fault.
     opts.max_batch_size = 1;
     let edge = Edge::start(&opts).unwrap();
-    let sent: Vec<(String, String)> = post_events(&edge, &format!("kfault-{mode}"), 30, 8)
+    let sent: Vec<(String, String)> = post_arrays(edge.url(), &format!("kfault-{mode}"), 30, 8, || edge.log())
         .into_iter()
         .map(|(id, text, _)| (id, text))
         .collect();

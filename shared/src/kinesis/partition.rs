@@ -67,11 +67,12 @@ impl PartitionKeys {
         ))
     }
 
-    /// Reads [`SETTING`]; `random` when unset.
-    pub fn from_settings<F: Fn(&str) -> Option<String>>(s: &Settings<F>) -> Result<Self, SettingError> {
-        match s.get(SETTING) {
+    /// Reads the setting `name` ([`SETTING`] for Kinesis, `SQS_MESSAGE_GROUP`
+    /// for a FIFO queue's groups); `random` when unset.
+    pub fn from_setting<F: Fn(&str) -> Option<String>>(s: &Settings<F>, name: &str) -> Result<Self, SettingError> {
+        match s.get(name) {
             None => Ok(Self::Random),
-            Some(v) => Self::parse(&v).map_err(|e| SettingError::new(SETTING, format!("= {e}"))),
+            Some(v) => Self::parse(&v).map_err(|e| SettingError::new(name, format!("= {e}"))),
         }
     }
 

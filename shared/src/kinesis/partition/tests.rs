@@ -31,10 +31,10 @@ fn settings_read_each_strategy_and_name_the_mistake() {
         assert!(e.contains("invalid"), "{bad}: {e}");
     }
     let s = Settings::new(|n: &str| (n == SETTING).then(|| "time:abc".to_owned()));
-    let e = PartitionKeys::from_settings(&s).unwrap_err();
+    let e = PartitionKeys::from_setting(&s, SETTING).unwrap_err();
     assert!(e.to_string().starts_with("setting KINESIS_PARTITION_KEY = "), "{e}");
     assert_eq!(
-        PartitionKeys::from_settings(&Settings::new(|_: &str| None)),
+        PartitionKeys::from_setting(&Settings::new(|_: &str| None), SETTING),
         Ok(PartitionKeys::Random)
     );
 }
