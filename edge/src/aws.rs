@@ -1,4 +1,5 @@
 //! One signed call to an AWS JSON API from the Worker, whichever the sink:
+//! made once the isolate's cap on calls in flight allows (`in_flight.rs`),
 //! the body hashed (natively when the runtime can), signed with SigV4 at the
 //! clock corrected by the skew AWS last reported, posted with a deadline.
 
@@ -11,6 +12,7 @@ use edgehose_shared::sigv4;
 
 use crate::clock::now;
 use crate::config::EdgeConfig;
+use crate::in_flight;
 use crate::js::{self, Answer};
 
 thread_local! {
@@ -28,6 +30,15 @@ async fn call(
     body: &[u8],
     timeout_ms: u64,
 ) -> Result<Answer, CallError> {
+    // The isolate's cap on calls in flight: the wait is part of the call's time.
+    let asked = now();
+    let Some(_permit) = in_flight::acquire(config.max_in_flight_calls, timeout_ms).await else {
+        return Err(CallError::TimedOut { after_ms: timeout_ms });
+    };
+    let waited = now().millis_since(asked).max(0) as u64;
+    let Some(timeout_ms) = timeout_ms.checked_sub(waited).filter(|left| *left > 0) else {
+        return Err(CallError::TimedOut { after_ms: timeout_ms });
+    };
     // Hashed natively off the wasm (tens of KB per window); in wasm only if
     // the runtime refuses.
     let payload = match js::native_sha256_hex(body).await {

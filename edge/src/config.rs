@@ -158,6 +158,10 @@ pub struct EdgeConfig {
     /// The longest one call to the sink may take before it is abandoned
     /// (and, within the retry budget, made again).
     pub call_timeout_ms: u64,
+    /// Calls to the sink one isolate may have in flight at once
+    /// (`MAX_IN_FLIGHT_CALLS`; 0, the default: no cap). More wait their turn,
+    /// the wait counted against the call's time.
+    pub max_in_flight_calls: usize,
     /// The dead-letter queue's name (`DEAD_LETTER_QUEUE_NAME`): its batches
     /// are archived, not delivered.
     pub dead_letter_queue_name: String,
@@ -241,6 +245,7 @@ impl EdgeConfig {
             "FIREHOSE_TIMEOUT_MS"
         };
         let call_timeout_ms = s.usize_or(timeout_name, 10_000)?.clamp(100, 25_000) as u64;
+        let max_in_flight_calls = s.usize_or("MAX_IN_FLIGHT_CALLS", 0)?;
         let queue_max_retries = s.usize_or("QUEUE_MAX_RETRIES", 10)?.min(100) as u32;
         let dead_letter_queue_name = s
             .get("DEAD_LETTER_QUEUE_NAME")
@@ -262,6 +267,7 @@ impl EdgeConfig {
             direct_flush_ms,
             queue_window_ms,
             call_timeout_ms,
+            max_in_flight_calls,
             dead_letter_queue_name,
             admin_key,
             queue_max_retries,

@@ -16,6 +16,7 @@ pub mod config;
 mod consume;
 mod firehose;
 mod forward;
+mod in_flight;
 mod js;
 mod kinesis;
 mod redrive;
@@ -111,8 +112,9 @@ pub fn fetch(req: web_sys::Request, env: Env, ctx: worker::worker_sys::Context) 
                 let accepted = ACCEPTED_EVENTS.with(std::cell::Cell::get);
                 let memory = wasm_memory_bytes();
                 let messages = forward::queue_messages_written();
+                let calls = in_flight::in_flight();
                 reply.body = format!(
-                    r#"{{"status":"ok","isolate":{{"accepted_events":{accepted},"queue_messages":{messages},"wasm_memory_bytes":{memory}}}}}"#
+                    r#"{{"status":"ok","isolate":{{"accepted_events":{accepted},"queue_messages":{messages},"calls_in_flight":{calls},"wasm_memory_bytes":{memory}}}}}"#
                 );
             }
             return respond(reply);

@@ -41,6 +41,8 @@ pub struct FaultPlan {
     pub lost_response: f64,
     /// Share never answered.
     pub hang: f64,
+    /// Every call is held this long before it is forwarded (a slow downstream).
+    pub delay_ms: u64,
 }
 
 impl FaultPlan {
@@ -53,6 +55,7 @@ impl FaultPlan {
             partial: 0.3,
             lost_response: 0.1,
             hang: 0.0,
+            delay_ms: 0,
         }
     }
 }
@@ -74,11 +77,14 @@ pub struct FaultStats {
     pub lost_responses: u64,
     /// Calls never answered.
     pub hung: u64,
+    /// The most calls in flight at once.
+    pub max_in_flight: u64,
 }
 
 struct State {
     plan: FaultPlan,
     stats: FaultStats,
+    in_flight: u64,
     dead_letters: Vec<String>,
     random: SeededRandom,
 }
@@ -100,6 +106,7 @@ impl FaultProxy {
         let state = Arc::new(Mutex::new(State {
             plan,
             stats: FaultStats::default(),
+            in_flight: 0,
             dead_letters: Vec::new(),
             random: SeededRandom::new(seed),
         }));
@@ -202,6 +209,30 @@ fn handle(
             )
         })
         .collect();
+    let delay = {
+        let Ok(mut s) = state.lock() else { return };
+        s.in_flight += 1;
+        s.stats.max_in_flight = s.stats.max_in_flight.max(s.in_flight);
+        s.plan.delay_ms
+    };
+    std::thread::sleep(Duration::from_millis(delay));
+    handle_call(request, headers, body, state, upstream, creds, host, stop);
+    if let Ok(mut s) = state.lock() {
+        s.in_flight -= 1;
+    }
+}
+
+#[allow(clippy::too_many_arguments)] // the proxy thread's state, passed through
+fn handle_call(
+    request: tiny_http::Request,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+    state: &Mutex<State>,
+    upstream: &str,
+    creds: &Credentials,
+    host: &str,
+    stop: &AtomicBool,
+) {
     let fault = {
         let Ok(mut s) = state.lock() else { return };
         s.stats.calls += 1;

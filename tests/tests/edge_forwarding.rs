@@ -444,3 +444,45 @@ fn a_queue_message_that_is_not_text_is_dead_lettered_as_it_came() {
     assert!(wait_for(Duration::from_secs(30), || landed(&sandbox).contains_key("probe-1")));
     assert_eq!(proxy.stats().calls, 1, "{:?}", proxy.stats());
 }
+
+/// The most calls the proxy saw in flight at once while 16 requests were
+/// posted four at a time through a downstream that takes 300 ms a call,
+/// with `MAX_IN_FLIGHT_CALLS` as given; every event lands exactly once.
+fn most_in_flight(cap: Option<&str>) -> u64 {
+    let sandbox = sandbox();
+    let slow = FaultPlan {
+        delay_ms: 300,
+        ..FaultPlan::default()
+    };
+    let proxy = FaultProxy::start(&sandbox.moto.endpoint(), sandbox.edge.clone(), slow, 1).unwrap();
+    let mut opts = options(&sandbox, "direct", proxy.url());
+    if let Some(cap) = cap {
+        opts.bindings.insert("MAX_IN_FLIGHT_CALLS".into(), cap.into());
+    }
+    let edge = start(&opts);
+    let sent: Vec<(String, String)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..4)
+            .map(|t| {
+                let edge = &edge;
+                s.spawn(move || post_events(edge, &format!("cap{t}"), 4, 2))
+            })
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
+    });
+    assert_exactly_once(&sandbox, &edge, &sent);
+    proxy.stats().max_in_flight
+}
+
+#[test]
+fn max_in_flight_calls_caps_what_one_isolate_has_in_flight() {
+    let uncapped = most_in_flight(None);
+    let capped = most_in_flight(Some("2"));
+    println!(
+        "16 requests, 4 at a time, a 300 ms downstream: {uncapped} calls in flight at most uncapped, {capped} with MAX_IN_FLIGHT_CALLS = 2"
+    );
+    assert!(
+        uncapped > 2,
+        "without a cap the isolate had only {uncapped} calls in flight: the test cannot tell"
+    );
+    assert!((1..=2).contains(&capped), "{capped} calls in flight with a cap of 2");
+}
