@@ -6,7 +6,9 @@
 // options: { port, bindings: {NAME: "value"}, maxRetries, maxBatchSize, dlqSink, deadLetterQueue (default true), persist (a directory: R2 kept across restarts),
 //            inspectorPort (the Worker's DevTools inspector on that port, 0: any free one; off when absent),
 //            queueWriteMs (each write to a queue takes this long, as a write to Cloudflare's
-//            Queues storage does; 0 or absent: at once) }
+//            Queues storage does; 0 or absent: at once),
+//            queueShards (events queues EVENTS_QUEUE, EVENTS_QUEUE_1, …, each with its consumer; default 1),
+//            refuseQueues (bindings whose every send and sendBatch throws, as a queue over its limits does) }
 // With a dlqSink, a small drain posts every dead-letter message there (tests count them); without
 // one, the Worker consumes its dead-letter queue itself and archives it in its DEAD_LETTERS bucket.
 // Prints {"url": "...", "control": "...", "inspector": "ws://…/edgehose" (when on)} on one line once ready; stops when stdin closes.
@@ -40,27 +42,35 @@ export default {
 // durable, they're fast"), where Miniflare's resolve at once. This entry
 // module runs the built Worker with its queue producers wrapped so that each
 // write takes queueWriteMs: half on the way to the storage, half for the
-// confirmation back. The class keeps the binding's constructor name, which the
-// worker crate checks.
-const queueDelay = (ms) => `
+// confirmation back; and so that the bindings refuseQueues names throw, as a
+// queue over its limits does. The class keeps the binding's constructor name,
+// which the worker crate checks.
+const shards = Math.max(1, Number(opts.queueShards ?? 1));
+const eventsQueues = Array.from({ length: shards }, (_, k) =>
+  k === 0 ? ["EVENTS_QUEUE", "edgehose-events"] : [`EVENTS_QUEUE_${k}`, `edgehose-events-${k}`]);
+const refuse = opts.refuseQueues ?? [];
+const queueWrapper = (ms) => `
 import Worker from "./index.js";
 const HALF = ${Number(ms) / 2};
-const half = () => new Promise((ok) => setTimeout(ok, HALF));
+const REFUSE = ${JSON.stringify(refuse)};
+const half = () => (HALF > 0 ? new Promise((ok) => setTimeout(ok, HALF)) : Promise.resolve());
 class WorkerQueue {
-  constructor(inner) { this.inner = inner; }
-  async send(body, options) { await half(); const r = await this.inner.send(body, options); await half(); return r; }
-  async sendBatch(messages, options) { await half(); const r = await this.inner.sendBatch(messages, options); await half(); return r; }
+  constructor(inner, refuses) { this.inner = inner; this.refuses = refuses; }
+  check() { if (this.refuses) throw new Error("Queue sendBatch failed: Too Many Requests (injected)"); }
+  async send(body, options) { await half(); this.check(); const r = await this.inner.send(body, options); await half(); return r; }
+  async sendBatch(messages, options) { await half(); this.check(); const r = await this.inner.sendBatch(messages, options); await half(); return r; }
 }
 const wrap = (env) => {
   const out = { ...env };
-  for (const name of ["EVENTS_QUEUE", "DEAD_LETTER_QUEUE"]) if (env[name]) out[name] = new WorkerQueue(env[name]);
+  for (const name of [${eventsQueues.map(([b]) => JSON.stringify(b)).join(", ")}, "DEAD_LETTER_QUEUE"])
+    if (env[name]) out[name] = new WorkerQueue(env[name], REFUSE.includes(name));
   return out;
 };
 // worker-build's entry is a WorkerEntrypoint class: the subclass hands it the wrapped bindings.
 if (typeof Worker !== "function") throw new Error("the built Worker's default export is not an entrypoint class");
 export default class extends Worker { constructor(ctx, env) { super(ctx, wrap(env)); } }
 `;
-const delayed = Number(opts.queueWriteMs ?? 0) > 0;
+const delayed = Number(opts.queueWriteMs ?? 0) > 0 || refuse.length > 0;
 
 // Written in Miniflare 4's option shape, which Miniflare 5 converts.
 const mf = new Miniflare(convertV4MiniflareOptions({
@@ -71,7 +81,7 @@ const mf = new Miniflare(convertV4MiniflareOptions({
       name: "edgehose",
       modulesRoot: buildDir,
       modules: [
-        ...(delayed ? [{ type: "ESModule", path: `${buildDir}/queue-delay.mjs`, contents: queueDelay(opts.queueWriteMs) }] : []),
+        ...(delayed ? [{ type: "ESModule", path: `${buildDir}/queue-wrapper.mjs`, contents: queueWrapper(opts.queueWriteMs ?? 0) }] : []),
         { type: "ESModule", path: `${buildDir}/index.js` },
         { type: "CompiledWasm", path: `${buildDir}/index_bg.wasm` },
       ],
@@ -79,17 +89,17 @@ const mf = new Miniflare(convertV4MiniflareOptions({
       bindings: opts.bindings,
       ...(opts.inspectorPort != null ? { unsafeInspectorProxy: true } : {}),
       queueProducers: {
-        ...(opts.eventsQueue === false ? {} : { EVENTS_QUEUE: "edgehose-events" }),
+        ...(opts.eventsQueue === false ? {} : Object.fromEntries(eventsQueues)),
         ...(opts.deadLetterQueue === false ? {} : { DEAD_LETTER_QUEUE: "edgehose-events-dlq" }),
       },
       r2Buckets: ["DEAD_LETTERS"],
       queueConsumers: {
-        "edgehose-events": {
+        ...Object.fromEntries(eventsQueues.map(([, queue]) => [queue, {
           maxBatchSize: opts.maxBatchSize ?? 100,
           maxBatchTimeout: 1,
           maxRetries: opts.maxRetries ?? 3,
           ...(opts.deadLetterQueue === false ? {} : { deadLetterQueue: "edgehose-events-dlq" }),
-        },
+        }])),
         ...(opts.dlqSink ? {} : { "edgehose-events-dlq": { maxBatchSize: 100, maxBatchTimeout: 1, maxRetries: 10 } }),
       },
     },

@@ -60,6 +60,11 @@ pub struct EdgeOptions {
     pub persist: Option<PathBuf>,
     /// Whether the `DEAD_LETTER_QUEUE` binding exists.
     pub dead_letter_queue: bool,
+    /// Events queues: `EVENTS_QUEUE`, `EVENTS_QUEUE_1`, …, each with its
+    /// consumer (the Worker's `QUEUE_SHARDS` is set to match).
+    pub queue_shards: usize,
+    /// Queue bindings whose every write throws, as a queue over its limits does.
+    pub refuse_queues: Vec<String>,
     /// Whether the `EVENTS_QUEUE` binding exists (without it every queue
     /// write fails, as in a Queues outage).
     pub events_queue: bool,
@@ -84,6 +89,8 @@ impl EdgeOptions {
             persist: None,
             dead_letter_queue: true,
             events_queue: true,
+            queue_shards: 1,
+            refuse_queues: Vec::new(),
             queue_write_ms: 0,
             port: None,
             inspector_port: None,
@@ -113,6 +120,9 @@ impl Edge {
         bindings
             .entry("QUEUE_MAX_RETRIES".to_owned())
             .or_insert_with(|| options.max_retries.to_string());
+        bindings
+            .entry("QUEUE_SHARDS".to_owned())
+            .or_insert_with(|| options.queue_shards.to_string());
         let config = serde_json::json!({
             // 0: Miniflare binds a free port itself, so no other process can
             // take it between choosing and binding (it prints the URL).
@@ -125,6 +135,8 @@ impl Edge {
             "deadLetterQueue": options.dead_letter_queue,
             "eventsQueue": options.events_queue,
             "queueWriteMs": options.queue_write_ms,
+            "queueShards": options.queue_shards,
+            "refuseQueues": options.refuse_queues,
             "inspectorPort": options.inspector_port,
         });
         let mut command = Command::new(node);

@@ -18,8 +18,21 @@ use edgehose_shared::sqs::pack::PackConfig as SqsPackConfig;
 use edgehose_shared::sqs::{QueueUrl, send_message_batch as sqs};
 use worker::Env;
 
-/// The queue binding for queue mode.
+/// The queue binding for queue mode: the first shard's.
 pub const EVENTS_QUEUE: &str = "EVENTS_QUEUE";
+/// The most events queues one Worker shards over (`QUEUE_SHARDS`): 1M
+/// one-event requests a second need 200 at 5,000 messages a second each.
+pub const MAX_QUEUE_SHARDS: usize = 256;
+
+/// The binding of events queue shard `k`: `EVENTS_QUEUE`, then
+/// `EVENTS_QUEUE_1`, `EVENTS_QUEUE_2`, …
+pub fn events_queue_binding(k: usize) -> String {
+    if k == 0 {
+        EVENTS_QUEUE.to_owned()
+    } else {
+        format!("{EVENTS_QUEUE}_{k}")
+    }
+}
 /// The optional dead-letter queue binding.
 pub const DEAD_LETTER_QUEUE: &str = "DEAD_LETTER_QUEUE";
 
@@ -38,8 +51,10 @@ pub enum SinkConfig {
     /// A Firehose delivery stream (`SINK = "firehose"`, the default):
     /// `PutRecordBatch`, records of NDJSON lines.
     Firehose {
-        /// The delivery stream (`FIREHOSE_STREAM`).
-        stream: String,
+        /// The delivery streams (`FIREHOSE_STREAM`, comma-separated: each
+        /// call goes to one, a retry to the next, so N streams take N times
+        /// one stream's quotas).
+        streams: Vec<String>,
         /// Where `PutRecordBatch` goes (`FIREHOSE_ENDPOINT`, else the region's).
         endpoint: Endpoint,
         /// How records are filled (`RECORD_TARGET_BYTES`).
@@ -93,10 +108,13 @@ impl SinkConfig {
         };
         match s.get("SINK").as_deref().unwrap_or("firehose") {
             "firehose" => {
-                let stream = s.required("FIREHOSE_STREAM")?;
-                firehose::check_stream_name(&stream).map_err(|e| SettingError::new("FIREHOSE_STREAM", e))?;
+                s.required("FIREHOSE_STREAM")?;
+                let streams = s.list("FIREHOSE_STREAM");
+                for stream in &streams {
+                    firehose::check_stream_name(stream).map_err(|e| SettingError::new("FIREHOSE_STREAM", e))?;
+                }
                 Ok(Self::Firehose {
-                    stream,
+                    streams,
                     endpoint: endpoint("FIREHOSE_ENDPOINT", firehose::SIGNING_SERVICE)?,
                     pack: PackConfig::with_target_record_bytes(
                         s.usize_or("RECORD_TARGET_BYTES", FIREHOSE_MAX_RECORD_BYTES)?,
@@ -168,6 +186,10 @@ pub struct EdgeConfig {
     /// `ADMIN_KEY` (a secret): the bearer token `/v1/redrive` takes; unset,
     /// redrive is off.
     pub admin_key: Option<String>,
+    /// Events queues written to (`QUEUE_SHARDS`, 1 to 256; each a binding of
+    /// [`events_queue_binding`] with its consumer): each takes about 5,000
+    /// messages a second, so N of them take N times that.
+    pub queue_shards: usize,
     /// The queue consumer's `max_retries` (wrangler.toml): on a message's
     /// last delivery the consumer dead-letters what it cannot deliver
     /// itself, naming every id, rather than leaving it to the queue.
@@ -247,6 +269,13 @@ impl EdgeConfig {
         let call_timeout_ms = s.usize_or(timeout_name, 10_000)?.clamp(100, 25_000) as u64;
         let max_in_flight_calls = s.usize_or("MAX_IN_FLIGHT_CALLS", 0)?;
         let queue_max_retries = s.usize_or("QUEUE_MAX_RETRIES", 10)?.min(100) as u32;
+        let queue_shards = s.usize_or("QUEUE_SHARDS", 1)?;
+        if !(1..=MAX_QUEUE_SHARDS).contains(&queue_shards) {
+            return Err(SettingError::new(
+                "QUEUE_SHARDS",
+                format!("= {queue_shards} is invalid: expected 1 to {MAX_QUEUE_SHARDS} events queues"),
+            ));
+        }
         let dead_letter_queue_name = s
             .get("DEAD_LETTER_QUEUE_NAME")
             .unwrap_or_else(|| "edgehose-events-dlq".to_owned());
@@ -270,6 +299,7 @@ impl EdgeConfig {
             max_in_flight_calls,
             dead_letter_queue_name,
             admin_key,
+            queue_shards,
             queue_max_retries,
         })
     }

@@ -1,6 +1,11 @@
 //! The Firehose sink: lines judged and packed into records of NDJSON
 //! (rejected events, and each partition when partitioning, in records of
 //! their own), sent by `PutRecordBatch` through the shared delivery driver.
+//! With several delivery streams a call goes to the one its first record's
+//! hash picks, and each retry to the next, so a throttled stream's records
+//! move to another rather than waiting on it.
+
+use std::cell::Cell;
 
 use edgehose_shared::aws::{CallError, Endpoint, PutOutcome};
 use edgehose_shared::batch::{PackConfig, pack_calls, pack_grouped};
@@ -8,6 +13,7 @@ use edgehose_shared::deliver::Sink;
 use edgehose_shared::firehose::{self, PUT_RECORD_BATCH_HEADERS, SIGNING_SERVICE};
 use edgehose_shared::judge::triage;
 use edgehose_shared::retry::RetryPolicy;
+use edgehose_shared::shard::shard_of;
 
 use crate::aws::{PutProtocol, put};
 use crate::clock::now;
@@ -17,7 +23,7 @@ use crate::send::{Lost, deliver_call};
 /// Judges, packs and sends lines; the calls share `policy`'s budget.
 pub async fn send<S: AsRef<str>>(
     config: &EdgeConfig,
-    stream: &str,
+    streams: &[String],
     endpoint: &Endpoint,
     pack: PackConfig,
     partitioning: bool,
@@ -33,11 +39,15 @@ pub async fn send<S: AsRef<str>>(
     };
     let mut lost = Lost::default();
     let started = now();
-    for c in pack_calls(grouped.records, stream) {
+    // Calls are sized for the longest name: any stream may carry any call.
+    let longest = streams.iter().max_by_key(|s| s.len()).map_or("", String::as_str);
+    for c in pack_calls(grouped.records, longest) {
         let records: Vec<&[u8]> = c.records.iter().map(|r| r.data.as_slice()).collect();
+        let first = records.first().map_or(0, |r| shard_of(r, streams.len()));
         let sink = FirehoseSink {
             config,
-            stream,
+            streams,
+            next: Cell::new(first),
             endpoint,
         };
         let undelivered = deliver_call(config, &records, &sink, policy, started).await;
@@ -61,13 +71,17 @@ const PUT_RECORD_BATCH: PutProtocol = PutProtocol {
 /// Firehose, as the driver calls it: one signed `PutRecordBatch`.
 struct FirehoseSink<'a> {
     config: &'a EdgeConfig,
-    stream: &'a str,
+    streams: &'a [String],
+    /// The stream the next attempt goes to.
+    next: Cell<usize>,
     endpoint: &'a Endpoint,
 }
 
 impl Sink<[u8]> for FirehoseSink<'_> {
     async fn put(&self, records: &[&[u8]], timeout_ms: u64) -> Result<PutOutcome, CallError> {
-        let body = firehose::put_record_batch_body(self.stream, records.iter().copied());
+        let k = self.next.replace(self.next.get() + 1) % self.streams.len().max(1);
+        let stream = self.streams.get(k).map_or("", String::as_str);
+        let body = firehose::put_record_batch_body(stream, records.iter().copied());
         put(
             self.config,
             self.endpoint,

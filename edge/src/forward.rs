@@ -10,20 +10,31 @@ use std::time::Duration;
 
 use edgehose_shared::batch::{group_lines, queue_batches};
 use edgehose_shared::limits::{DIRECT_FLUSH_BYTES, DIRECT_FLUSH_LINES, QUEUE_MESSAGE_TARGET_BYTES};
+use edgehose_shared::shard::shard_of;
 use worker::{Context, Delay, Env, Queue, console_error};
 
-use crate::config::{DEAD_LETTER_QUEUE, EVENTS_QUEUE, EdgeConfig, Mode};
+use crate::config::{DEAD_LETTER_QUEUE, EdgeConfig, Mode, events_queue_binding};
 use crate::js;
 use crate::send::send;
 
 thread_local! {
-    /// Messages this isolate wrote to the events queue (`GET /healthz`).
-    static QUEUE_MESSAGES: Cell<u64> = const { Cell::new(0) };
+    /// Messages this isolate wrote to each events queue shard (`GET /healthz`).
+    static QUEUE_MESSAGES: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Messages this isolate has written to the events queue.
-pub fn queue_messages_written() -> u64 {
-    QUEUE_MESSAGES.with(Cell::get)
+/// Messages this isolate has written to each events queue shard.
+pub fn queue_messages_written() -> Vec<u64> {
+    QUEUE_MESSAGES.with(|m| m.borrow().clone())
+}
+
+fn count_messages(shard: usize, shards: usize, messages: usize) {
+    QUEUE_MESSAGES.with(|m| {
+        let mut m = m.borrow_mut();
+        if m.len() < shards {
+            m.resize(shards, 0);
+        }
+        m[shard] += messages as u64;
+    });
 }
 
 thread_local! {
@@ -136,9 +147,9 @@ async fn flush(config: &EdgeConfig, env: &Env, lines: Vec<String>) {
         return direct(config, env, lines).await;
     }
     let batch = hold(&lines);
-    if let Err((unsent, e)) = enqueue_lines(env, &lines).await {
+    if let Err((unsent, e)) = enqueue_lines(config, env, &lines).await {
         console_error!(
-            "edgehose: the events queue refused {} events ({e}); delivering them directly",
+            "edgehose: every events queue refused {} events ({e}); delivering them directly",
             unsent.len()
         );
         deliver_lines(config, env, &unsent).await;
@@ -183,20 +194,57 @@ async fn deliver_lines(config: &EdgeConfig, env: &Env, lines: &[String]) {
     }
 }
 
-/// Queue mode, producer side: sends the envelopes as text messages of whole
-/// lines. An error means some messages may not have been enqueued.
-pub async fn enqueue(env: &Env, lines: &[String]) -> Result<(), String> {
-    enqueue_lines(env, lines).await.map_err(|(_, e)| e)
+/// Queue mode without a window, producer side: sends a request's envelopes
+/// as text messages of whole lines to an events queue shard. What every
+/// shard refuses is delivered directly in `waitUntil` (as direct mode would,
+/// the answer then meaning the events were checked) rather than answered
+/// with a 503 that a `sendBeacon` client never retries.
+pub async fn enqueue_or_deliver(config: Rc<EdgeConfig>, env: Env, ctx: &Context, lines: &[String]) {
+    if let Err((unsent, e)) = enqueue_lines(&config, &env, lines).await {
+        console_error!(
+            "edgehose: every events queue refused {} events ({e}); delivering them directly",
+            unsent.len()
+        );
+        ctx.wait_until(async move { direct(&config, &env, unsent).await });
+    }
 }
 
-/// The same; `Err` holds the lines of every message not confirmed written.
-async fn enqueue_lines(env: &Env, lines: &[String]) -> Result<(), (Vec<String>, String)> {
-    let queue = env
-        .queue(EVENTS_QUEUE)
-        .map_err(|e| (lines.to_vec(), format!("queue binding {EVENTS_QUEUE}: {e}")))?;
-    let messages = send_lines(&queue, lines).await?;
-    QUEUE_MESSAGES.with(|c| c.set(c.get() + messages as u64));
-    Ok(())
+/// Sends lines to the events queue shard their first line's hash picks; what
+/// a shard refuses goes to the next, and so on round every shard. `Err`
+/// holds the lines of every message no shard confirmed written, and why.
+async fn enqueue_lines(config: &EdgeConfig, env: &Env, lines: &[String]) -> Result<(), (Vec<String>, String)> {
+    let shards = config.queue_shards;
+    // The first line's hash picks the shard: its envelope id makes it unique.
+    let first = lines.first().map_or(0, |l| shard_of(l.as_bytes(), shards));
+    let mut unsent: Vec<String> = lines.to_vec();
+    let mut refusals: Vec<String> = Vec::new();
+    for k in 0..shards {
+        let shard = (first + k) % shards;
+        let binding = events_queue_binding(shard);
+        let result = match env.queue(&binding) {
+            Ok(queue) => send_lines(&queue, &unsent).await,
+            Err(e) => Err((unsent.clone(), format!("no queue binding: {e}"))),
+        };
+        match result {
+            Ok(messages) => {
+                count_messages(shard, shards, messages);
+                if !refusals.is_empty() {
+                    console_error!(
+                        "edgehose: {}; {} events went to {binding} instead",
+                        refusals.join("; "),
+                        unsent.len()
+                    );
+                }
+                return Ok(());
+            }
+            Err((rest, e)) => {
+                // Messages before the one refused were written to this shard.
+                unsent = rest;
+                refusals.push(format!("{binding} refused ({e})"));
+            }
+        }
+    }
+    Err((unsent, refusals.join("; ")))
 }
 
 /// Sends lines to a queue as text messages of whole lines, in as few

@@ -111,10 +111,12 @@ pub fn fetch(req: web_sys::Request, env: Env, ctx: worker::worker_sys::Context) 
             if reply.status == 200 && path.trim_end_matches('/') == api::HEALTH_PATH {
                 let accepted = ACCEPTED_EVENTS.with(std::cell::Cell::get);
                 let memory = wasm_memory_bytes();
-                let messages = forward::queue_messages_written();
+                let shards = forward::queue_messages_written();
+                let messages: u64 = shards.iter().sum();
+                let shards = shards.iter().map(u64::to_string).collect::<Vec<_>>().join(",");
                 let calls = in_flight::in_flight();
                 reply.body = format!(
-                    r#"{{"status":"ok","isolate":{{"accepted_events":{accepted},"queue_messages":{messages},"calls_in_flight":{calls},"wasm_memory_bytes":{memory}}}}}"#
+                    r#"{{"status":"ok","isolate":{{"accepted_events":{accepted},"queue_messages":{messages},"queue_shard_messages":[{shards}],"calls_in_flight":{calls},"wasm_memory_bytes":{memory}}}}}"#
                 );
             }
             return respond(reply);
@@ -183,14 +185,10 @@ fn ingest_body(
         count_accepted(accepted.count);
         return respond(accepted.reply);
     }
-    // Queue mode without a window: acknowledge only once the queue holds the
-    // events; a 503 tells the client to retry rather than letting an
-    // accepted event vanish.
+    // Queue mode without a window: answer once a queue shard holds the
+    // events (or, when every shard refuses, once they are on their way directly).
     js_sys::futures::future_to_promise(async move {
-        if let Err(e) = forward::enqueue(&env, &accepted.lines).await {
-            console_error!("edgehose: could not enqueue {} events: {e}", accepted.lines.len());
-            return Ok(respond(ApiError::Unavailable(e).reply(ingest.cors)));
-        }
+        forward::enqueue_or_deliver(config.clone(), env, &ctx, &accepted.lines).await;
         count_accepted(accepted.count);
         Ok(respond(accepted.reply))
     })

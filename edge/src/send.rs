@@ -67,11 +67,11 @@ impl Lost {
 pub async fn send<S: AsRef<str>>(config: &EdgeConfig, lines: &[S], policy: RetryPolicy) -> Result<(), Lost> {
     let result = match &config.sink {
         SinkConfig::Firehose {
-            stream,
+            streams,
             endpoint,
             pack,
             partitioning,
-        } => firehose::send(config, stream, endpoint, *pack, *partitioning, lines, policy).await,
+        } => firehose::send(config, streams, endpoint, *pack, *partitioning, lines, policy).await,
         SinkConfig::Kinesis {
             stream,
             endpoint,

@@ -86,6 +86,7 @@ pub mod rejected;
 pub mod retry;
 pub mod segment;
 pub mod settings;
+pub mod shard;
 pub mod sign;
 pub mod sigv4;
 pub mod source;

@@ -43,6 +43,9 @@ pub struct FaultPlan {
     pub hang: f64,
     /// Every call is held this long before it is forwarded (a slow downstream).
     pub delay_ms: u64,
+    /// Every call to this stream or queue (by name) is throttled, whatever
+    /// the shares say: one shard over its quota while the others are not.
+    pub throttle_stream: Option<&'static str>,
 }
 
 impl FaultPlan {
@@ -56,6 +59,7 @@ impl FaultPlan {
             lost_response: 0.1,
             hang: 0.0,
             delay_ms: 0,
+            throttle_stream: None,
         }
     }
 }
@@ -233,10 +237,19 @@ fn handle_call(
     host: &str,
     stop: &AtomicBool,
 ) {
+    let target = headers
+        .iter()
+        .find(|(k, _)| k == "x-amz-target")
+        .map_or("", |(_, v)| v.as_str());
+    let protocol = Protocol::of(target);
+    let named = serde_json::from_slice::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| v[protocol.stream_member].as_str().map(str::to_owned));
     let fault = {
         let Ok(mut s) = state.lock() else { return };
         s.stats.calls += 1;
         let draw = (s.random.next_u64() % 1_000_000) as f64 / 1_000_000.0;
+        let singled_out = s.plan.throttle_stream.is_some() && s.plan.throttle_stream == named.as_deref();
         let p = s.plan;
         let thresholds = [
             (p.throttle, Fault::Throttle),
@@ -254,6 +267,9 @@ fn handle_call(
                 break;
             }
         }
+        if singled_out {
+            chosen = Fault::Throttle;
+        }
         match chosen {
             Fault::Throttle => s.stats.throttled += 1,
             Fault::ServerError => s.stats.server_errors += 1,
@@ -264,11 +280,6 @@ fn handle_call(
         }
         chosen
     };
-    let target = headers
-        .iter()
-        .find(|(k, _)| k == "x-amz-target")
-        .map_or("", |(_, v)| v.as_str());
-    let protocol = Protocol::of(target);
     let reply = match fault {
         Fault::Throttle => json_error(400, protocol.throttled, "Slow down."),
         Fault::ServerError => json_error(500, "InternalFailure", "injected server error"),

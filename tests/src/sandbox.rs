@@ -1,6 +1,7 @@
 //! A Firehose sandbox in moto, set up as production should be: an S3 bucket,
-//! a DirectPut delivery stream into it, and an edge IAM user whose only
-//! permission is `firehose:PutRecordBatch` on that one stream. Signature and
+//! DirectPut delivery streams into it, and an edge IAM user whose only
+//! permission is `firehose:PutRecordBatch` on the stream (and a second, for
+//! sharding) it writes to. Signature and
 //! IAM checking are on once it is built.
 
 use edgehose_shared::sign::Credentials;
@@ -19,6 +20,8 @@ pub struct Sandbox {
     pub bucket: String,
     /// The stream the edge may write to.
     pub stream: String,
+    /// A second stream the edge may write to, for sharding.
+    pub second_stream: String,
     /// Another stream in the same account, which the edge may not touch.
     pub other_stream: String,
     /// The edge's key: `firehose:PutRecordBatch` on `stream`, nothing else.
@@ -33,10 +36,10 @@ impl Sandbox {
         let moto = Moto::start()?;
         let setup = AwsClient::new(moto.endpoint(), Credentials::new("setup", "setup"));
         let bucket = "edgehose-sink".to_owned();
-        let (stream, other_stream) = ("clicks".to_owned(), "other".to_owned());
+        let (stream, second_stream, other_stream) = ("clicks".to_owned(), "clicks-2".to_owned(), "other".to_owned());
 
         expect_ok(&setup.s3("PUT", &format!("/{bucket}"), Vec::new())?, "CreateBucket")?;
-        for name in [&stream, &other_stream] {
+        for name in [&stream, &second_stream, &other_stream] {
             let body = serde_json::json!({
                 "DeliveryStreamName": name,
                 "DeliveryStreamType": "DirectPut",
@@ -50,10 +53,10 @@ impl Sandbox {
             expect_ok(&r, "CreateDeliveryStream")?;
         }
 
-        let stream_arn = format!("arn:aws:firehose:{REGION}:{ACCOUNT}:deliverystream/{stream}");
+        let arn = |name: &str| format!("arn:aws:firehose:{REGION}:{ACCOUNT}:deliverystream/{name}");
         let edge_policy = serde_json::json!({
             "Version": "2012-10-17",
-            "Statement": [{"Effect": "Allow", "Action": "firehose:PutRecordBatch", "Resource": stream_arn}]
+            "Statement": [{"Effect": "Allow", "Action": "firehose:PutRecordBatch", "Resource": [arn(&stream), arn(&second_stream)]}]
         });
         let edge = create_user(&setup, "edgehose-edge", &edge_policy)?;
         let reader_policy = serde_json::json!({
@@ -70,6 +73,7 @@ impl Sandbox {
             moto,
             bucket,
             stream,
+            second_stream,
             other_stream,
             edge,
             reader,

@@ -235,7 +235,7 @@ fn when_the_queue_cannot_be_written_a_windows_events_go_straight_to_firehose() {
     assert_exactly_once(&sandbox, &edge, &sent);
     assert_eq!(queue_messages(&edge), 0);
     assert!(
-        edge.log().contains("the events queue refused"),
+        edge.log().contains("every events queue refused"),
         "the fallback is logged:\n{}",
         edge.log()
     );
@@ -485,4 +485,108 @@ fn max_in_flight_calls_caps_what_one_isolate_has_in_flight() {
         "without a cap the isolate had only {uncapped} calls in flight: the test cannot tell"
     );
     assert!((1..=2).contains(&capped), "{capped} calls in flight with a cap of 2");
+}
+
+/// Messages the Worker's isolate wrote to each events queue shard (`/healthz`).
+fn shard_messages(edge: &Edge) -> Vec<u64> {
+    let body = edgehose_cli::tools::http_get(&format!("{}/healthz", edge.url())).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    v["isolate"]["queue_shard_messages"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no queue_shard_messages in {body}"))
+        .iter()
+        .map(|n| n.as_u64().unwrap())
+        .collect()
+}
+
+/// Queue mode answering once a queue holds the events (one message a
+/// request), over `shards` events queues of which `refuse` throw.
+fn sharded(shards: usize, refuse: &[&str], run: &str) -> (Vec<u64>, String) {
+    let sandbox = sandbox();
+    let mut opts = options(&sandbox, "queue", &sandbox.moto.endpoint());
+    opts.bindings.insert("QUEUE_WINDOW_MS".into(), "0".into());
+    opts.queue_shards = shards;
+    opts.refuse_queues = refuse.iter().map(|q| q.to_string()).collect();
+    let edge = start(&opts);
+    let sent = post_events(&edge, run, 24, 3);
+    assert_exactly_once(&sandbox, &edge, &sent);
+    (shard_messages(&edge), edge.log())
+}
+
+#[test]
+fn queue_shards_spread_the_messages_over_every_events_queue() {
+    let (messages, log) = sharded(3, &[], "shards");
+    println!("24 requests over 3 events queues: {messages:?} messages");
+    assert_eq!(messages.iter().sum::<u64>(), 24, "{log}");
+    assert!(
+        messages.iter().all(|&n| n > 0),
+        "every shard took messages: {messages:?}"
+    );
+}
+
+#[test]
+fn a_shard_that_refuses_hands_its_messages_to_the_next() {
+    let (messages, log) = sharded(3, &["EVENTS_QUEUE_1"], "refused");
+    println!("24 requests over 3 events queues, the second refusing: {messages:?} messages");
+    assert_eq!(messages.len(), 3);
+    assert_eq!(messages[1], 0);
+    assert_eq!(messages.iter().sum::<u64>(), 24);
+    assert!(log.contains("EVENTS_QUEUE_1 refused"), "the refusal is logged:\n{log}");
+}
+
+#[test]
+fn when_every_shard_refuses_the_events_are_delivered_directly_not_refused() {
+    let (messages, log) = sharded(2, &["EVENTS_QUEUE", "EVENTS_QUEUE_1"], "all-refused");
+    assert_eq!(messages.iter().sum::<u64>(), 0);
+    assert!(log.contains("every events queue refused"), "{log}");
+}
+
+#[test]
+fn two_delivery_streams_share_the_calls_and_every_event_lands_once() {
+    let sandbox = sandbox();
+    let mut opts = options(&sandbox, "direct", &sandbox.moto.endpoint());
+    let both = format!("{},{}", sandbox.stream, sandbox.second_stream);
+    opts.bindings.insert("FIREHOSE_STREAM".into(), both);
+    let edge = start(&opts);
+    let sent = post_events(&edge, "streams", 24, 3);
+    assert_exactly_once(&sandbox, &edge, &sent);
+    let keys: Vec<String> = sandbox.objects().unwrap().into_iter().map(|(k, _)| k).collect();
+    let second = keys
+        .iter()
+        .filter(|k| k.contains(&format!("/{}-", sandbox.second_stream)))
+        .count();
+    println!(
+        "24 calls over two delivery streams: {} to the first, {second} to the second",
+        keys.len() - second
+    );
+    assert_eq!(keys.len(), 24);
+    assert!(second > 0 && second < 24, "both streams took calls: {keys:?}");
+}
+
+#[test]
+fn a_throttled_delivery_streams_calls_move_to_the_other() {
+    let sandbox = sandbox();
+    assert_eq!(sandbox.second_stream, "clicks-2");
+    let over_quota = FaultPlan {
+        throttle_stream: Some("clicks-2"),
+        ..FaultPlan::default()
+    };
+    let proxy = FaultProxy::start(&sandbox.moto.endpoint(), sandbox.edge.clone(), over_quota, 47).unwrap();
+    let mut opts = options(&sandbox, "direct", proxy.url());
+    opts.bindings.insert(
+        "FIREHOSE_STREAM".into(),
+        format!("{},{}", sandbox.stream, sandbox.second_stream),
+    );
+    let edge = start(&opts);
+    let sent = post_events(&edge, "rotate", 24, 3);
+    assert_exactly_once(&sandbox, &edge, &sent);
+    let keys: Vec<String> = sandbox.objects().unwrap().into_iter().map(|(k, _)| k).collect();
+    let stats = proxy.stats();
+    println!(
+        "24 calls over two delivery streams, the second throttling every call: {} throttled, all {} objects in the first",
+        stats.throttled,
+        keys.len()
+    );
+    assert!(stats.throttled > 0, "{stats:?}");
+    assert!(keys.iter().all(|k| !k.contains("/clicks-2-")), "{keys:?}");
 }
