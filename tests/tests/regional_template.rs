@@ -45,7 +45,7 @@ fn cfn_lint_passes_on_the_template() {
 #[test]
 fn cfn_lint_really_checks_it() {
     let text = std::fs::read_to_string(tools::repo_root().join("regional/template.yaml")).unwrap();
-    let broken = text.replace("DeliveryStreamType: DirectPut", "DeliveryStreamType: Sideways");
+    let broken = text.replace("KinesisStreamAsSource, DirectPut]", "KinesisStreamAsSource, Sideways]");
     assert_ne!(broken, text);
     let path = std::env::temp_dir().join(format!("edgehose-broken-template-{}.yaml", std::process::id()));
     std::fs::write(&path, broken).unwrap();
@@ -57,21 +57,91 @@ fn cfn_lint_really_checks_it() {
     );
 }
 
-#[test]
-fn the_edge_may_only_put_records_to_its_stream() {
+/// The template as deployed with `sink` as its Sink parameter: conditions
+/// evaluated, `Fn::If` resolved, `AWS::NoValue` and resources whose
+/// condition is false dropped.
+fn deployed_with(sink: &str, fifo: bool) -> serde_json::Value {
+    use serde_json::Value;
     let t = decoded();
-    let statements = &t["Resources"]["EdgeUser"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"];
-    assert_eq!(
-        statements,
-        &serde_json::json!([{"Effect": "Allow", "Action": "firehose:PutRecordBatch", "Resource": {"Fn::GetAtt": ["DeliveryStream", "Arn"]}}])
-    );
-    assert_eq!(
-        t["Resources"]["EdgeUser"]["Properties"]["Policies"]
-            .as_array()
-            .unwrap()
-            .len(),
-        1
-    );
+    let params = |name: &str| -> Value {
+        match name {
+            "Sink" => Value::from(sink),
+            "QueueFifo" => Value::from(if fifo { "true" } else { "false" }),
+            other => t["Parameters"][other]["Default"].clone(),
+        }
+    };
+    fn truth(t: &Value, cond: &Value, params: &dyn Fn(&str) -> Value) -> bool {
+        let value = |v: &Value| match v.get("Ref") {
+            Some(Value::String(name)) => params(name),
+            _ => v.clone(),
+        };
+        if let Some([a, b]) = cond.get("Fn::Equals").and_then(Value::as_array).map(Vec::as_slice) {
+            return value(a) == value(b);
+        }
+        if let Some(all) = cond.get("Fn::And").and_then(Value::as_array) {
+            return all.iter().all(|c| truth(t, c, params));
+        }
+        if let Some(Value::String(name)) = cond.get("Condition") {
+            return truth(t, &t["Conditions"][name], params);
+        }
+        panic!("condition not understood: {cond}");
+    }
+    fn resolve(t: &Value, v: &Value, params: &dyn Fn(&str) -> Value) -> Option<Value> {
+        match v {
+            Value::Object(map) => {
+                if let Some([c, yes, no]) = map.get("Fn::If").and_then(Value::as_array).map(Vec::as_slice) {
+                    let name = c.as_str().unwrap();
+                    let pick = if truth(t, &t["Conditions"][name], params) {
+                        yes
+                    } else {
+                        no
+                    };
+                    return resolve(t, pick, params);
+                }
+                if map.get("Ref").and_then(Value::as_str) == Some("AWS::NoValue") {
+                    return None;
+                }
+                Some(Value::Object(
+                    map.iter()
+                        .filter_map(|(k, v)| resolve(t, v, params).map(|v| (k.clone(), v)))
+                        .collect(),
+                ))
+            }
+            Value::Array(items) => Some(Value::Array(
+                items.iter().filter_map(|v| resolve(t, v, params)).collect(),
+            )),
+            other => Some(other.clone()),
+        }
+    }
+    let mut out = resolve(&t, &t, &params).unwrap();
+    let resources = out["Resources"].as_object_mut().unwrap();
+    resources.retain(|_, r| match r.get("Condition").and_then(Value::as_str) {
+        Some(name) => truth(&t, &t["Conditions"][name], &params),
+        None => true,
+    });
+    out
+}
+
+#[test]
+fn the_edge_may_only_put_records_to_its_sink() {
+    let expected = [
+        ("firehose", "firehose:PutRecordBatch", "DeliveryStream"),
+        ("kinesis", "kinesis:PutRecords", "EventsStream"),
+        ("sqs", "sqs:SendMessage", "EventsQueue"),
+    ];
+    for (sink, action, resource) in expected {
+        let t = deployed_with(sink, false);
+        let policies = &t["Resources"]["EdgeUser"]["Properties"]["Policies"];
+        assert_eq!(policies.as_array().unwrap().len(), 1, "{sink}");
+        assert_eq!(
+            policies[0]["PolicyDocument"]["Statement"],
+            serde_json::json!([{"Effect": "Allow", "Action": action, "Resource": {"Fn::GetAtt": [resource, "Arn"]}}]),
+            "{sink}"
+        );
+        assert!(t["Resources"].get(resource).is_some(), "{sink} deploys {resource}");
+        assert_eq!(t["Outputs"]["Sink"]["Value"]["Ref"], "Sink");
+    }
+    let t = decoded();
     for (name, output) in t["Outputs"].as_object().unwrap() {
         assert!(
             !output.to_string().contains("SecretAccessKey"),
@@ -84,9 +154,69 @@ fn the_edge_may_only_put_records_to_its_stream() {
         "EdgeAccessKeyId",
         "EdgeSecretArn",
         "IngestApiUrl",
+        "Sink",
+        "KinesisStream",
+        "QueueUrl",
     ] {
         assert!(t["Outputs"].get(name).is_some(), "output {name}");
     }
+}
+
+#[test]
+fn with_sink_kinesis_the_delivery_stream_reads_the_data_stream_the_edge_writes() {
+    let t = deployed_with("kinesis", false);
+    let r = &t["Resources"];
+    let stream = &r["DeliveryStream"]["Properties"];
+    assert_eq!(stream["DeliveryStreamType"], "KinesisStreamAsSource");
+    assert_eq!(
+        stream["KinesisStreamSourceConfiguration"]["KinesisStreamARN"],
+        serde_json::json!({"Fn::GetAtt": ["EventsStream", "Arn"]})
+    );
+    assert_eq!(
+        r["EventsStream"]["Properties"]["StreamModeDetails"]["StreamMode"],
+        "ON_DEMAND"
+    );
+    // Firehose's role may read that stream; the same transform still validates every event.
+    let role = r["FirehoseRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"].to_string();
+    assert!(
+        role.contains("kinesis:GetRecords") && role.contains("EventsStream"),
+        "{role}"
+    );
+    let processors = stream["ExtendedS3DestinationConfiguration"]["ProcessingConfiguration"].to_string();
+    assert!(processors.contains("TransformFunction"), "{processors}");
+    // The other sinks deploy no stream, and the delivery stream takes direct puts.
+    for sink in ["firehose", "sqs"] {
+        let t = deployed_with(sink, false);
+        assert!(t["Resources"].get("EventsStream").is_none(), "{sink}");
+        assert_eq!(
+            t["Resources"]["DeliveryStream"]["Properties"]["DeliveryStreamType"],
+            "DirectPut"
+        );
+        let role = t["Resources"]["FirehoseRole"].to_string();
+        assert!(!role.contains("kinesis:"), "{sink}: {role}");
+    }
+}
+
+#[test]
+fn with_sink_sqs_the_queue_has_a_dead_letter_queue_and_may_be_fifo() {
+    let standard = deployed_with("sqs", false);
+    let q = &standard["Resources"]["EventsQueue"]["Properties"];
+    assert_eq!(q["QueueName"], serde_json::json!({"Ref": "QueueName"}));
+    assert!(q.get("FifoQueue").is_none());
+    assert_eq!(
+        q["RedrivePolicy"]["deadLetterTargetArn"],
+        serde_json::json!({"Fn::GetAtt": ["EventsDeadLetters", "Arn"]})
+    );
+    let fifo = deployed_with("sqs", true);
+    let q = &fifo["Resources"]["EventsQueue"]["Properties"];
+    assert_eq!(q["FifoQueue"], true);
+    assert_eq!(q["QueueName"]["Fn::Sub"], "${QueueName}.fifo");
+    assert_eq!(fifo["Resources"]["EventsDeadLetters"]["Properties"]["FifoQueue"], true);
+    assert!(
+        deployed_with("firehose", true)["Resources"]
+            .get("EventsQueue")
+            .is_none()
+    );
 }
 
 #[test]
@@ -104,7 +234,8 @@ fn the_functions_are_the_crate_binaries_built_for_arm64() {
             "{binary} is a [[bin]] of edgehose-regional"
         );
     }
-    let stream = &t["Resources"]["DeliveryStream"]["Properties"];
+    let deployed = deployed_with("firehose", false);
+    let stream = &deployed["Resources"]["DeliveryStream"]["Properties"];
     assert_eq!(stream["DeliveryStreamType"], "DirectPut");
     let s3 = &stream["ExtendedS3DestinationConfiguration"];
     assert!(s3["ErrorOutputPrefix"].as_str().unwrap().starts_with("errors/"));
