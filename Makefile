@@ -106,8 +106,9 @@ bench-latency: bootstrap edge
 	$(RUN) $(CARGO) build -q --release --locked -p edgehose-regional -p edgehose-cli -p edgehose-bench
 	$(RUN) target/release/edgehose-bench latency --write BENCHMARKS.md $(ARGS)
 
-## bench-packing: Firehose's bill and calls per million ~170-byte events for a
-## record per event, direct mode and queue-mode packing; rewrites its section
+## bench-packing: each sink's bill and calls per million ~170-byte events
+## (Firehose records, Kinesis PUT payload units with and without aggregation,
+## SQS requests) for direct mode and queue-mode packing; rewrites its section
 bench-packing: bootstrap
 	$(RUN) $(CARGO) build -q --release --locked -p edgehose-bench
 	$(RUN) target/release/edgehose-bench packing --write BENCHMARKS.md
