@@ -20,11 +20,12 @@ WASM_CRATES := -p edgehose-shared -p edgehose-edge
 
 ## dev: install tools, build, and run the whole pipeline locally: the edge
 ## Worker on 127.0.0.1:8787, firehose-local running the real transform, the
-## API Gateway path on :8788. Ctrl-C stops everything. Flags: make dev ARGS="--help"
+## API Gateway path on :8788. Ctrl-C stops everything. Flags: make dev ARGS="--help";
+## make dev SINK=kinesis (or sqs) puts the edge in front of a stream (or queue) in moto.
 dev: bootstrap
 	$(RUN) tools/build-edge
 	$(RUN) $(CARGO) build --release --locked -p edgehose-regional -p edgehose-cli
-	$(RUN) target/release/edgehose dev $(ARGS)
+	$(RUN) target/release/edgehose dev $(if $(SINK),--sink $(SINK)) $(ARGS)
 
 ## test: install tools, then run every check and every test
 test: bootstrap check edge lambda unit

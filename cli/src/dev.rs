@@ -2,7 +2,9 @@
 //! the built edge Worker in workerd, firehose-local running the real
 //! `transform` binary, and the `ingest-api` function behind a local API
 //! Gateway — with a line of progress per second and an orderly stop on
-//! Ctrl-C.
+//! Ctrl-C. `--sink kinesis` puts a Kinesis stream (moto) between the edge
+//! and firehose-local, which reads it as a delivery stream with the stream
+//! as its source does; `--sink sqs` has the edge write to a queue (moto).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -12,8 +14,9 @@ use std::time::{Duration, Instant};
 use crate::apigw::ApiGateway;
 use crate::args::{Args, Flag};
 use crate::edge::{Build, Edge, EdgeOptions};
-use crate::firehose::{self, Config, FaultPlan, FirehoseLocal, StreamConfig};
-use crate::tools;
+use crate::firehose::{self, Config, FaultPlan, FirehoseLocal, KinesisSource, StreamConfig};
+use crate::moto::Moto;
+use crate::{aws_json, tools};
 
 /// The flags of `edgehose dev`.
 pub const FLAGS: &[Flag] = &[
@@ -27,6 +30,11 @@ pub const FLAGS: &[Flag] = &[
     ),
     ("stream", true, "delivery stream name (edgehose-events)"),
     ("mode", true, "edge forwarding: queue (default) or direct"),
+    (
+        "sink",
+        true,
+        "where the edge writes: firehose (default); kinesis (a stream in moto, read by firehose-local); sqs (a queue in moto)",
+    ),
     (
         "queue-window-ms",
         true,
@@ -101,6 +109,10 @@ pub fn main(raw: &[String]) -> Result<(), String> {
         return Err(format!("--queue-window-ms {queue_window_ms}: at most 1000"));
     }
     let queue_window_ms = queue_window_ms.to_string();
+    let sink = args.get("sink").unwrap_or("firehose");
+    if !matches!(sink, "firehose" | "kinesis" | "sqs") {
+        return Err(format!("--sink {sink:?}: firehose, kinesis or sqs"));
+    }
     let faults = FaultPlan {
         throttle: args.parsed("throttle", 0.0)?,
         partial: args.parsed("partial", 0.0)?,
@@ -120,7 +132,66 @@ pub fn main(raw: &[String]) -> Result<(), String> {
     let partitioning = if partitioning { "true" } else { "false" };
     let mut config = Config::new(&stream, data_dir.clone());
     config.listen = format!("127.0.0.1:{}", args.parsed("firehose-port", 4573u16)?);
+    // Kinesis and SQS live in moto; with a stream between, the delivery
+    // stream reads it, and the API Gateway path puts to one of its own.
+    let region = firehose::REGION_DEFAULT;
+    let moto = if sink == "firehose" { None } else { Some(Moto::start()?) };
+    let dev_key = edgehose_shared::sign::Credentials::new(firehose::DEV_ACCESS_KEY_ID, firehose::DEV_SECRET_ACCESS_KEY);
+    let mut api_stream = stream.clone();
+    let mut sink_env: Vec<(&str, String)> = Vec::new();
+    match (sink, &moto) {
+        ("kinesis", Some(moto)) => {
+            let create = serde_json::json!({"StreamName": stream, "ShardCount": 2});
+            aws_json::call(
+                &moto.endpoint(),
+                aws_json::KINESIS,
+                "CreateStream",
+                &create,
+                region,
+                &dev_key,
+            )?;
+            stream_config.kinesis_source = Some(KinesisSource {
+                endpoint: moto.endpoint(),
+                stream: stream.clone(),
+                region: region.to_owned(),
+                access_key_id: firehose::DEV_ACCESS_KEY_ID.to_owned(),
+                secret_access_key: firehose::DEV_SECRET_ACCESS_KEY.to_owned(),
+            });
+            api_stream = format!("{stream}-apigw");
+            sink_env.extend([
+                ("SINK", "kinesis".to_owned()),
+                ("KINESIS_STREAM", stream.clone()),
+                ("KINESIS_ENDPOINT", moto.endpoint()),
+            ]);
+        }
+        ("sqs", Some(moto)) => {
+            let create = serde_json::json!({"QueueName": stream});
+            let made = aws_json::call(
+                &moto.endpoint(),
+                aws_json::SQS,
+                "CreateQueue",
+                &create,
+                region,
+                &dev_key,
+            )?;
+            let url = made["QueueUrl"]
+                .as_str()
+                .ok_or(format!("CreateQueue: no QueueUrl in {made}"))?;
+            sink_env.extend([
+                ("SINK", "sqs".to_owned()),
+                ("SQS_QUEUE_URL", url.to_owned()),
+                ("SQS_ENDPOINT", moto.endpoint()),
+            ]);
+        }
+        _ => sink_env.push(("FIREHOSE_STREAM", stream.clone())),
+    }
+    let mut api_stream_config = stream_config.clone();
+    api_stream_config.name = api_stream.clone();
+    api_stream_config.kinesis_source = None;
     config.streams = vec![stream_config];
+    if api_stream != stream {
+        config.streams.push(api_stream_config);
+    }
     config.faults = faults;
     // Settings a user declares, from a flag or the environment.
     let declared = |flag: &str, var: &str| {
@@ -135,7 +206,6 @@ pub fn main(raw: &[String]) -> Result<(), String> {
     transform_env.push(("PARTITIONING".to_owned(), partitioning.to_owned()));
     config.transform = Some((bins.transform.clone(), transform_env));
     let firehose = FirehoseLocal::start(config)?;
-    let region = firehose::REGION_DEFAULT;
 
     // The request-facing settings both paths read alike, so they answer alike.
     let strict = if args.switch("strict") { "true" } else { "false" };
@@ -146,7 +216,7 @@ pub fn main(raw: &[String]) -> Result<(), String> {
         ("SOURCES", sources.as_str()),
     ];
     let mut api_env = vec![
-        ("FIREHOSE_STREAM", stream.as_str()),
+        ("FIREHOSE_STREAM", api_stream.as_str()),
         ("AWS_REGION", region),
         ("AWS_ACCESS_KEY_ID", firehose::DEV_ACCESS_KEY_ID),
         ("AWS_SECRET_ACCESS_KEY", firehose::DEV_SECRET_ACCESS_KEY),
@@ -161,7 +231,6 @@ pub fn main(raw: &[String]) -> Result<(), String> {
     )?;
 
     let mut edge_env = vec![
-        ("FIREHOSE_STREAM", stream.as_str()),
         ("AWS_REGION", region),
         ("FIREHOSE_ENDPOINT", firehose.url()),
         ("AWS_ACCESS_KEY_ID", firehose::DEV_ACCESS_KEY_ID),
@@ -171,6 +240,7 @@ pub fn main(raw: &[String]) -> Result<(), String> {
         ("PARTITIONING", partitioning),
     ];
     edge_env.extend(api_settings);
+    edge_env.extend(sink_env.iter().map(|(k, v)| (*k, v.as_str())));
     let admin_key = std::env::var("ADMIN_KEY").unwrap_or_else(|_| crate::redrive::DEV_ADMIN_KEY.to_owned());
     edge_env.push(("ADMIN_KEY", admin_key.as_str()));
     let mut options = EdgeOptions::new(&edge_env);
@@ -187,6 +257,22 @@ pub fn main(raw: &[String]) -> Result<(), String> {
     let edge = Edge::start(&options)?;
 
     banner(edge.url(), api.url(), firehose.url(), &data_dir, &stream, mode);
+    match (sink, &moto) {
+        ("kinesis", Some(moto)) => println!(
+            "  sink kinesis: the edge writes to Kinesis stream {stream} in moto ({}); firehose-local reads it, de-aggregated, into the transform\n  (the API Gateway path puts to its own delivery stream, {api_stream})\n",
+            moto.endpoint()
+        ),
+        ("sqs", Some(moto)) => println!(
+            "  sink sqs: the edge writes to SQS queue {stream} in moto ({}); read it with any SQS client, e.g.\n    aws --endpoint-url {} sqs receive-message --queue-url {}\n",
+            moto.endpoint(),
+            moto.endpoint(),
+            sink_env
+                .iter()
+                .find(|(k, _)| *k == "SQS_QUEUE_URL")
+                .map_or("", |(_, v)| v.as_str())
+        ),
+        _ => {}
+    }
     if let Some(inspector) = edge.inspector_url() {
         println!("  DevTools for the edge Worker (chrome://inspect, or a CDP client): {inspector}\n");
     }
@@ -207,7 +293,9 @@ pub fn main(raw: &[String]) -> Result<(), String> {
     }
     let stopping = Instant::now();
     println!("\nstopping: draining the edge's queue into firehose-local…");
-    let left = drain(edge.url(), &api, &firehose, Duration::from_secs(30));
+    // With sink sqs the edge's events stay in the queue, not in firehose-local.
+    let edge_url = if sink == "sqs" { None } else { Some(edge.url()) };
+    let left = drain(edge_url, &api, &firehose, Duration::from_secs(30));
     if left > 0 {
         println!(
             "  {left} events the edge accepted are not in firehose-local after 30 s (Firehose refusing them? see the dead letters: edgehose redrive --count)"
@@ -250,12 +338,12 @@ pub const DEFAULT_QUEUE_WINDOW_MS: u64 = 1000;
 /// Waits until every event either path accepted is in firehose-local (the
 /// edge's queue drained: nothing new arrives for two of its batch windows),
 /// or `timeout` passes; returns how many are still missing.
-fn drain(edge: &str, api: &ApiGateway, firehose: &FirehoseLocal, timeout: Duration) -> u64 {
+fn drain(edge: Option<&str>, api: &ApiGateway, firehose: &FirehoseLocal, timeout: Duration) -> u64 {
     let start = Instant::now();
     let (mut last, mut still_since) = (u64::MAX, Instant::now());
     loop {
         // Read the paths first: an event accepted later is counted next time.
-        let accepted = edge_accepted(edge) + api.accepted_events();
+        let accepted = edge.map_or(0, edge_accepted) + api.accepted_events();
         let received = firehose.stats().lines_received;
         if received != last {
             (last, still_since) = (received, Instant::now());

@@ -20,11 +20,14 @@
 
 pub mod apigw;
 pub mod args;
+pub mod aws_json;
 pub mod cost;
 pub mod dev;
 pub mod edge;
 pub mod firehose;
+pub mod http;
 pub mod latency;
+pub mod moto;
 pub mod redrive;
 pub mod runtime_api;
 pub mod tools;

@@ -12,7 +12,7 @@ pub mod clients;
 pub use edgehose_cli::edge;
 pub mod events;
 pub mod faults;
-pub mod http;
+pub use edgehose_cli::http;
 pub use edgehose_cli::runtime_api as lambda;
 pub mod local;
 pub mod moto;

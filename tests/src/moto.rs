@@ -1,105 +1,11 @@
-//! `moto_server` (an AWS emulator from PyPI) on a free loopback port, for as
-//! long as the handle lives.
+//! The tests' use of `moto_server` (started by `edgehose_cli::moto`): the
+//! readers that check what landed, run as a consumer would.
 
-use std::net::TcpStream;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
-use crate::http::{Response, send};
+pub use edgehose_cli::moto::{Moto, expect_ok};
+
 use crate::tools;
-pub use crate::tools::free_port;
-
-/// A running moto server; dropped, it is stopped.
-pub struct Moto {
-    child: Child,
-    port: u16,
-    log: PathBuf,
-}
-
-impl Moto {
-    /// Starts moto through `tests/moto/serve.py` (moto with Firehose resource
-    /// checks, see that file) and waits until it answers.
-    pub fn start() -> Result<Self, String> {
-        let python = tools::python()?;
-        let port = free_port()?;
-        let log = std::env::temp_dir().join(format!("edgehose-moto-{port}.log"));
-        let log_file = std::fs::File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
-        let err_file = log_file.try_clone().map_err(|e| e.to_string())?;
-        let script = tools::repo_root().join("tests/moto/serve.py");
-        let child = Command::new(&python)
-            .arg(&script)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdin(Stdio::null())
-            .stdout(log_file)
-            .stderr(err_file)
-            .spawn()
-            .map_err(|e| format!("starting {} {}: {e}", python.display(), script.display()))?;
-        let mut moto = Self { child, port, log };
-        moto.wait_ready(Duration::from_secs(30))?;
-        Ok(moto)
-    }
-
-    /// `http://127.0.0.1:PORT`.
-    pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    /// Turns IAM and signature checking on from now on: the calls before
-    /// this one were free, for setting up.
-    pub fn enable_auth(&self) -> Result<(), String> {
-        let request = http::Request::post(format!("{}/moto-api/reset-auth", self.endpoint()))
-            .header("content-type", "text/plain")
-            .body(b"0".to_vec())
-            .map_err(|e| e.to_string())?;
-        let response = send(request)?;
-        expect_ok(&response, "reset-auth")
-    }
-
-    /// What moto printed so far, for failure messages.
-    pub fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn wait_ready(&mut self, timeout: Duration) -> Result<(), String> {
-        let start = Instant::now();
-        while start.elapsed() < timeout {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Err(format!("moto exited with {status} before answering:\n{}", self.log()));
-            }
-            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                let ping = http::Request::get(format!("{}/moto-api/", self.endpoint()))
-                    .body(Vec::new())
-                    .map_err(|e| e.to_string())?;
-                if send(ping).is_ok() {
-                    return Ok(());
-                }
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Err(format!("moto did not answer within {timeout:?}:\n{}", self.log()))
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        // Kept when a test failed (its message quotes it), removed otherwise.
-        if !std::thread::panicking() {
-            let _ = std::fs::remove_file(&self.log);
-        }
-    }
-}
-
-/// Fails with the response's status and body unless it is a 2xx.
-pub fn expect_ok(response: &Response, what: &str) -> Result<(), String> {
-    if (200..300).contains(&response.status) {
-        Ok(())
-    } else {
-        Err(format!("{what}: HTTP {} {}", response.status, response.text()))
-    }
-}
 
 /// Runs one of the tests' Python readers (`tests/<script>`, with boto3 from
 /// the bootstrap's environment) as `reader` against `args`, and reads the

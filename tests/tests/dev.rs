@@ -222,3 +222,68 @@ fn dev_partitions_by_event_name_and_day_when_asked() {
     let _ = std::fs::remove_dir_all(&d.data);
     let _ = std::fs::remove_file(&d.log);
 }
+
+#[test]
+fn dev_with_sink_kinesis_lands_the_edges_events_through_the_stream() {
+    let mut d = Dev::start(&["--sink", "kinesis"]);
+    let run = uuid();
+    for (path, base) in [("edge", &d.edge), ("apigw", &d.api)] {
+        let body = format!(
+            r#"[{{"event":"click","message_id":"{run}-{path}-1"}},{{"event":"click","message_id":"{run}-{path}-2"}}]"#
+        );
+        let r = post(base, body.as_bytes(), &[("content-type", "application/json")]);
+        assert_eq!(r.status, 200, "{path}: {}", r.text());
+    }
+    let ids: Vec<String> = ["edge-1", "edge-2", "apigw-1", "apigw-2"]
+        .iter()
+        .map(|s| format!("{run}-{s}"))
+        .collect();
+    let landed = wait_for(Duration::from_secs(90), || ids.iter().all(|id| landed_in(&d.data, id)));
+    assert!(landed, "events did not land in {}:\n{}", d.data.display(), d.output());
+    assert!(d.output().contains("sink kinesis"), "{}", d.output());
+    ctrl_c(&d.process.0);
+    let stopped = wait_for(Duration::from_secs(60), || d.process.0.try_wait().unwrap().is_some());
+    assert!(stopped && d.process.0.wait().unwrap().success(), "{}", d.output());
+    let _ = std::fs::remove_dir_all(&d.data);
+}
+
+#[test]
+fn dev_with_sink_sqs_puts_the_edges_events_in_the_queue() {
+    use edgehose_cli::aws_json;
+    let mut d = Dev::start(&["--sink", "sqs"]);
+    let run = uuid();
+    let body = format!(r#"[{{"event":"click","message_id":"{run}-1"}},{{"event":"click","message_id":"{run}-2"}}]"#);
+    let r = post(&d.edge, body.as_bytes(), &[("content-type", "application/json")]);
+    assert_eq!(r.status, 200, "{}", r.text());
+    // The banner names moto's endpoint and the queue: read it as a worker would.
+    let output = d.output();
+    let line = output
+        .lines()
+        .find(|l| l.contains("sqs receive-message"))
+        .unwrap_or_else(|| panic!("no queue in the banner:\n{output}"));
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let after = |flag: &str| words[words.iter().position(|w| *w == flag).unwrap() + 1];
+    let (endpoint, queue) = (after("--endpoint-url"), after("--queue-url"));
+    let key = edgehose_shared::sign::Credentials::new("AKIDEDGEHOSELOCAL", "edgehose-local-secret");
+    let mut bodies = String::new();
+    let both = wait_for(Duration::from_secs(30), || {
+        let got = aws_json::call(
+            endpoint,
+            aws_json::SQS,
+            "ReceiveMessage",
+            &serde_json::json!({"QueueUrl": queue, "MaxNumberOfMessages": 10}),
+            "us-east-1",
+            &key,
+        )
+        .unwrap();
+        for m in got["Messages"].as_array().into_iter().flatten() {
+            bodies.push_str(m["Body"].as_str().unwrap());
+        }
+        bodies.contains(&format!("{run}-1")) && bodies.contains(&format!("{run}-2"))
+    });
+    assert!(both, "the queue holds {bodies:?}\n{}", d.output());
+    ctrl_c(&d.process.0);
+    let stopped = wait_for(Duration::from_secs(60), || d.process.0.try_wait().unwrap().is_some());
+    assert!(stopped && d.process.0.wait().unwrap().success(), "{}", d.output());
+    let _ = std::fs::remove_dir_all(&d.data);
+}

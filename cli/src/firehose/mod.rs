@@ -16,8 +16,11 @@
 pub mod cli;
 mod delivery;
 pub mod faults;
+mod kinesis_source;
 mod protocol;
 pub mod store;
+
+pub use kinesis_source::KinesisSource;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -70,6 +73,9 @@ pub struct StreamConfig {
     /// `DynamicPartitioningConfiguration` enabled). Replaces `prefix` and the
     /// time prefix; one object per partition per buffer.
     pub partition_prefix: Option<String>,
+    /// A Kinesis data stream this stream reads instead of taking direct puts
+    /// (`KinesisStreamAsSource`).
+    pub kinesis_source: Option<KinesisSource>,
 }
 
 impl StreamConfig {
@@ -85,6 +91,7 @@ impl StreamConfig {
             gzip: false,
             processor_bytes: 1024 * 1024,
             partition_prefix: None,
+            kinesis_source: None,
         }
     }
 }
@@ -243,6 +250,12 @@ impl FirehoseLocal {
             }));
         }
         for stream in inner.streams.values() {
+            if let Some(source) = stream.config.kinesis_source.clone() {
+                let (stream, inner) = (stream.clone(), inner.clone());
+                threads.push(std::thread::spawn(move || {
+                    source.run(&inner.stop, |datas| inner.accept_read(&stream, datas));
+                }));
+            }
             let (stream, inner) = (stream.clone(), inner.clone());
             deliverers.push(std::thread::spawn(move || {
                 delivery::run(
@@ -296,6 +309,33 @@ impl FirehoseLocal {
 }
 
 impl Inner {
+    /// Takes records read from a source stream as a put would, counted alike.
+    fn accept_read(&self, stream: &delivery::Stream, datas: Vec<Vec<u8>>) {
+        let arrival_ms = now().as_millis();
+        let lines = datas
+            .iter()
+            .map(|d| d.iter().filter(|&&b| b == b'\n').count() as u64)
+            .sum::<u64>();
+        let bytes = datas.iter().map(|d| d.len() as u64).sum::<u64>();
+        let n = datas.len() as u64;
+        let records = datas
+            .into_iter()
+            .map(|data| delivery::Record {
+                id: protocol::record_id(),
+                arrival_ms,
+                data,
+            })
+            .collect();
+        if let Err(e) = stream.accept(&self.store, records) {
+            eprintln!("firehose-local: could not spool records read from Kinesis: {e}");
+            return;
+        }
+        let c = &self.counters;
+        c.records_received.fetch_add(n, Ordering::Relaxed);
+        c.bytes_received.fetch_add(bytes, Ordering::Relaxed);
+        c.lines_received.fetch_add(lines, Ordering::Relaxed);
+    }
+
     fn stats(&self) -> Stats {
         let c = &self.counters;
         let get = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);

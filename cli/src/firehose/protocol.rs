@@ -188,6 +188,16 @@ fn put(inner: &Inner, call: &Value, batch: bool) -> Reply {
         Ok(s) => s,
         Err(r) => return r,
     };
+    if stream.config.kinesis_source.is_some() {
+        return Reply::error(
+            400,
+            "InvalidArgumentException",
+            format!(
+                "This operation is not permitted on KinesisStreamAsSource delivery stream type: {} reads a Kinesis stream",
+                stream.config.name
+            ),
+        );
+    }
     let encoded: Vec<&Value> = if batch {
         match call["Records"].as_array() {
             None => {
@@ -326,7 +336,7 @@ fn put(inner: &Inner, call: &Value, batch: bool) -> Reply {
 }
 
 /// A Firehose-style record id (opaque, unique).
-fn record_id() -> String {
+pub(super) fn record_id() -> String {
     let mut b = [0u8; 28];
     store::fill_random(&mut b);
     store::hex(&b)
