@@ -66,8 +66,9 @@ pub enum SinkConfig {
     /// A Kinesis data stream (`SINK = "kinesis"`): `PutRecords`, lines in
     /// aggregated records under partition keys.
     Kinesis {
-        /// The stream (`KINESIS_STREAM`).
-        stream: String,
+        /// The streams (`KINESIS_STREAM`, comma-separated: each key's events
+        /// go to the one its hash picks).
+        streams: Vec<String>,
         /// Where `PutRecords` goes (`KINESIS_ENDPOINT`, else the region's).
         endpoint: Endpoint,
         /// Aggregation, record size, explicit hash key (`KINESIS_*`).
@@ -78,8 +79,10 @@ pub enum SinkConfig {
     /// An SQS queue (`SINK = "sqs"`): `SendMessageBatch`, lines in messages
     /// of up to `SQS_MESSAGE_TARGET_BYTES`.
     Sqs {
-        /// The queue (`SQS_QUEUE_URL`); a FIFO queue's name ends in `.fifo`.
-        queue: QueueUrl,
+        /// The queues (`SQS_QUEUE_URL`, comma-separated: each FIFO group, or
+        /// else each line, goes to the one its hash picks); a FIFO queue's
+        /// name ends in `.fifo`, and all of them are FIFO or none.
+        queues: Vec<QueueUrl>,
         /// Where `SendMessageBatch` goes (`SQS_ENDPOINT`, else the region's).
         endpoint: Endpoint,
         /// How messages are filled.
@@ -123,19 +126,33 @@ impl SinkConfig {
                 })
             }
             "kinesis" => {
-                let stream = s.required("KINESIS_STREAM")?;
-                kinesis::check_stream_name(&stream).map_err(|e| SettingError::new("KINESIS_STREAM", e))?;
+                s.required("KINESIS_STREAM")?;
+                let streams = s.list("KINESIS_STREAM");
+                for stream in &streams {
+                    kinesis::check_stream_name(stream).map_err(|e| SettingError::new("KINESIS_STREAM", e))?;
+                }
                 Ok(Self::Kinesis {
-                    stream,
+                    streams,
                     endpoint: endpoint("KINESIS_ENDPOINT", kinesis::SIGNING_SERVICE)?,
                     pack: KinesisPackConfig::from_settings(s)?,
                     keys: PartitionKeys::from_setting(s, partition::SETTING)?,
                 })
             }
             "sqs" => {
-                let url = s.required("SQS_QUEUE_URL")?;
+                s.required("SQS_QUEUE_URL")?;
+                let queues = s
+                    .list("SQS_QUEUE_URL")
+                    .iter()
+                    .map(|url| QueueUrl::parse(url).map_err(|e| SettingError::new("SQS_QUEUE_URL", e)))
+                    .collect::<Result<Vec<_>, _>>()?;
+                if queues.iter().any(QueueUrl::is_fifo) && !queues.iter().all(QueueUrl::is_fifo) {
+                    return Err(SettingError::new(
+                        "SQS_QUEUE_URL",
+                        "mixes FIFO and standard queues: give all FIFO queues (names ending in .fifo) or none",
+                    ));
+                }
                 Ok(Self::Sqs {
-                    queue: QueueUrl::parse(&url).map_err(|e| SettingError::new("SQS_QUEUE_URL", e))?,
+                    queues,
                     endpoint: endpoint("SQS_ENDPOINT", sqs::SIGNING_SERVICE)?,
                     pack: SqsPackConfig::from_settings(s)?,
                     groups: PartitionKeys::from_setting(s, "SQS_MESSAGE_GROUP")?,

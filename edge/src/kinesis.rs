@@ -13,6 +13,7 @@ use edgehose_shared::kinesis::pack::{PackConfig, pack};
 use edgehose_shared::kinesis::partition::PartitionKeys;
 use edgehose_shared::kinesis::put_records::{self, Entry, PUT_RECORDS_HEADERS, SIGNING_SERVICE};
 use edgehose_shared::retry::RetryPolicy;
+use edgehose_shared::shard::split;
 
 use crate::aws::{PutProtocol, put};
 use crate::clock::{CryptoRandom, now};
@@ -20,9 +21,12 @@ use crate::config::EdgeConfig;
 use crate::send::{Lost, deliver_call};
 
 /// Judges, keys, packs and sends lines; the calls share `policy`'s budget.
+/// With several streams each key's events go to the stream its hash picks
+/// (so a key stays in order on one shard of one stream), a line without a
+/// key to the one its own hash picks.
 pub async fn send<S: AsRef<str>>(
     config: &EdgeConfig,
-    stream: &str,
+    streams: &[String],
     endpoint: &Endpoint,
     pack_config: &PackConfig,
     keys: &PartitionKeys,
@@ -31,32 +35,42 @@ pub async fn send<S: AsRef<str>>(
 ) -> Result<(), Lost> {
     let (texts, _) = triage(lines, config.rules(), false);
     let line_keys: Vec<Option<String>> = texts.iter().map(|t| keys.key_of(t)).collect();
+    let picks: Vec<&[u8]> = texts
+        .iter()
+        .zip(&line_keys)
+        .map(|(t, k)| k.as_deref().map_or(t.as_bytes(), str::as_bytes))
+        .collect();
     let random = CryptoRandom::default();
-    let calls = match pack(
-        &texts.iter().map(|t| t.as_bytes()).collect::<Vec<_>>(),
-        &line_keys,
-        stream,
-        pack_config,
-        &random,
-    ) {
-        Ok(c) => c,
-        // Envelopes are bounded far below a record: a defect, so say so loudly.
-        Err(e) => return Err(Lost::all(&texts, format!("could not pack: {e}"))),
-    };
     let mut lost = Lost::default();
     let started = now();
-    for c in calls {
-        let entries = c.entries();
-        let records: Vec<&Entry<'_>> = entries.iter().collect();
-        let sink = KinesisSink {
-            config,
-            stream,
-            endpoint,
+    for (members, stream) in split(&picks, streams.len()).iter().zip(streams) {
+        if members.is_empty() {
+            continue;
+        }
+        let bytes: Vec<&[u8]> = members.iter().map(|&i| texts[i].as_bytes()).collect();
+        let member_keys: Vec<Option<String>> = members.iter().map(|&i| line_keys[i].clone()).collect();
+        let calls = match pack(&bytes, &member_keys, stream, pack_config, &random) {
+            Ok(c) => c,
+            // Envelopes are bounded far below a record: a defect, so say so loudly.
+            Err(e) => {
+                lost.add(members.iter().copied(), &texts, format!("could not pack: {e}"));
+                continue;
+            }
         };
-        let undelivered = deliver_call(config, &records, &sink, policy, started).await;
-        if let Some((failed, reason)) = undelivered {
-            let indices = failed.iter().flat_map(|&r| c.records[r].lines.iter().copied());
-            lost.add(indices, &texts, reason);
+        for c in calls {
+            let entries = c.entries();
+            let records: Vec<&Entry<'_>> = entries.iter().collect();
+            let sink = KinesisSink {
+                config,
+                stream,
+                endpoint,
+            };
+            if let Some((failed, reason)) = deliver_call(config, &records, &sink, policy, started).await {
+                let indices = failed
+                    .iter()
+                    .flat_map(|&r| c.records[r].lines.iter().map(|&l| members[l]));
+                lost.add(indices, &texts, reason);
+            }
         }
     }
     lost.into_result()

@@ -73,17 +73,17 @@ pub async fn send<S: AsRef<str>>(config: &EdgeConfig, lines: &[S], policy: Retry
             partitioning,
         } => firehose::send(config, streams, endpoint, *pack, *partitioning, lines, policy).await,
         SinkConfig::Kinesis {
-            stream,
+            streams,
             endpoint,
             pack,
             keys,
-        } => kinesis::send(config, stream, endpoint, pack, keys, lines, policy).await,
+        } => kinesis::send(config, streams, endpoint, pack, keys, lines, policy).await,
         SinkConfig::Sqs {
-            queue,
+            queues,
             endpoint,
             pack,
             groups,
-        } => sqs::send(config, queue, endpoint, *pack, groups, lines, policy).await,
+        } => sqs::send(config, queues, endpoint, *pack, groups, lines, policy).await,
     };
     result.map_err(|mut lost| {
         lost.reason = format!("{}: {}", config.sink.name(), lost.reason);

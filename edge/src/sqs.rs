@@ -10,6 +10,7 @@ use edgehose_shared::deliver::Sink;
 use edgehose_shared::judge::triage;
 use edgehose_shared::kinesis::partition::PartitionKeys;
 use edgehose_shared::retry::RetryPolicy;
+use edgehose_shared::shard::split;
 use edgehose_shared::sqs::QueueUrl;
 use edgehose_shared::sqs::pack::{PackConfig, pack};
 use edgehose_shared::sqs::send_message_batch::{self as wire, Entry, SEND_MESSAGE_BATCH_HEADERS, SIGNING_SERVICE};
@@ -20,9 +21,11 @@ use crate::config::EdgeConfig;
 use crate::send::{Lost, deliver_call};
 
 /// Judges, groups, packs and sends lines; the calls share `policy`'s budget.
+/// With several queues a FIFO group's events go to the queue its hash picks
+/// (so the group stays in order), any other line to the one its own hash picks.
 pub async fn send<S: AsRef<str>>(
     config: &EdgeConfig,
-    queue: &QueueUrl,
+    queues: &[QueueUrl],
     endpoint: &Endpoint,
     pack_config: PackConfig,
     groups: &PartitionKeys,
@@ -30,30 +33,47 @@ pub async fn send<S: AsRef<str>>(
     policy: RetryPolicy,
 ) -> Result<(), Lost> {
     let (texts, _) = triage(lines, config.rules(), false);
-    let fifo = queue.is_fifo();
+    let fifo = queues.first().is_some_and(QueueUrl::is_fifo);
     let keys: Vec<Option<String>> = if fifo {
         texts.iter().map(|t| groups.key_of(t)).collect()
     } else {
-        Vec::new()
+        vec![None; texts.len()]
     };
-    let batches = match pack(&texts, &keys, fifo, pack_config, &CryptoRandom::default()) {
-        Ok(b) => b,
-        // Envelopes are bounded far below a message: a defect, so say so loudly.
-        Err(e) => return Err(Lost::all(&texts, format!("could not pack: {e}"))),
-    };
+    let picks: Vec<&[u8]> = texts
+        .iter()
+        .zip(&keys)
+        .map(|(t, k)| k.as_deref().map_or(t.as_bytes(), str::as_bytes))
+        .collect();
     let mut lost = Lost::default();
     let started = now();
-    for b in batches {
-        let entries = b.entries();
-        let records: Vec<&Entry<'_>> = entries.iter().collect();
-        let sink = SqsSink {
-            config,
-            queue,
-            endpoint,
+    for (members, queue) in split(&picks, queues.len()).iter().zip(queues) {
+        if members.is_empty() {
+            continue;
+        }
+        let part: Vec<&str> = members.iter().map(|&i| texts[i].as_ref()).collect();
+        let part_keys: Vec<Option<String>> = members.iter().map(|&i| keys[i].clone()).collect();
+        let batches = match pack(&part, &part_keys, fifo, pack_config, &CryptoRandom::default()) {
+            Ok(b) => b,
+            // Envelopes are bounded far below a message: a defect, so say so loudly.
+            Err(e) => {
+                lost.add(members.iter().copied(), &texts, format!("could not pack: {e}"));
+                continue;
+            }
         };
-        if let Some((failed, reason)) = deliver_call(config, &records, &sink, policy, started).await {
-            let indices = failed.iter().flat_map(|&m| b.messages[m].lines.iter().copied());
-            lost.add(indices, &texts, reason);
+        for b in batches {
+            let entries = b.entries();
+            let records: Vec<&Entry<'_>> = entries.iter().collect();
+            let sink = SqsSink {
+                config,
+                queue,
+                endpoint,
+            };
+            if let Some((failed, reason)) = deliver_call(config, &records, &sink, policy, started).await {
+                let indices = failed
+                    .iter()
+                    .flat_map(|&m| b.messages[m].lines.iter().map(|&l| members[l]));
+                lost.add(indices, &texts, reason);
+            }
         }
     }
     lost.into_result()

@@ -14,6 +14,16 @@ pub fn shard_of(text: &[u8], shards: usize) -> usize {
     (hash % shards as u64) as usize
 }
 
+/// The indices of `texts` that belong to each of `shards` shards (at least
+/// one), each list ascending.
+pub fn split<T: AsRef<[u8]>>(texts: &[T], shards: usize) -> Vec<Vec<usize>> {
+    let mut out = vec![Vec::new(); shards.max(1)];
+    for (i, t) in texts.iter().enumerate() {
+        out[shard_of(t.as_ref(), shards)].push(i);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -29,5 +39,18 @@ mod tests {
         }
         // 1000 each on average; a fair spread stays well within ±20%.
         assert!(counts.iter().all(|&c| (800..=1200).contains(&c)), "{counts:?}");
+    }
+
+    #[test]
+    fn split_puts_every_index_in_its_shard_once() {
+        let texts = ["a", "b", "c", "a", "d"];
+        let parts = split(&texts, 3);
+        assert_eq!(parts.len(), 3);
+        let mut all: Vec<usize> = parts.iter().flatten().copied().collect();
+        all.sort_unstable();
+        assert_eq!(all, [0, 1, 2, 3, 4]);
+        let of_a = parts.iter().position(|p| p.contains(&0)).unwrap();
+        assert!(parts[of_a].contains(&3), "equal texts share a shard");
+        assert_eq!(split(&texts, 0), [vec![0, 1, 2, 3, 4]]);
     }
 }

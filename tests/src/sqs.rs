@@ -30,6 +30,8 @@ pub struct SqsSandbox {
     pub moto: Moto,
     /// The standard queue's URL.
     pub queue: String,
+    /// A second standard queue the edge may send to, for sharding.
+    pub second_queue: String,
     /// The FIFO queue's URL.
     pub fifo_queue: String,
     /// A queue the edge may not send to.
@@ -62,12 +64,13 @@ impl SqsSandbox {
                 .ok_or(format!("CreateQueue: no QueueUrl in {}", r.text()))
         };
         let queue = create("rides", false)?;
+        let second_queue = create("rides-2", false)?;
         let fifo_queue = create("rides.fifo", true)?;
         let other_queue = create("other-rides", false)?;
         let arn = |name: &str| format!("arn:aws:sqs:{REGION}:{ACCOUNT}:{name}");
         let edge_policy = serde_json::json!({
             "Version": "2012-10-17",
-            "Statement": [{"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": [arn("rides"), arn("rides.fifo")]}]
+            "Statement": [{"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": [arn("rides"), arn("rides-2"), arn("rides.fifo")]}]
         });
         let edge = create_user(&setup, "edgehose-edge-sqs", &edge_policy)?;
         let reader_policy = serde_json::json!({
@@ -75,7 +78,7 @@ impl SqsSandbox {
             "Statement": [{
                 "Effect": "Allow",
                 "Action": ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"],
-                "Resource": [arn("rides"), arn("rides.fifo")]
+                "Resource": [arn("rides"), arn("rides-2"), arn("rides.fifo")]
             }]
         });
         let reader = create_user(&setup, "edgehose-sqs-reader", &reader_policy)?;
@@ -83,6 +86,7 @@ impl SqsSandbox {
         Ok(Self {
             moto,
             queue,
+            second_queue,
             fifo_queue,
             other_queue,
             edge,

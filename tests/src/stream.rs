@@ -34,6 +34,8 @@ pub struct StreamSandbox {
     pub moto: Moto,
     /// The stream the edge may write to.
     pub stream: String,
+    /// A second stream the edge may write to, for sharding.
+    pub second_stream: String,
     /// Another stream in the same account, which the edge may not touch.
     pub other_stream: String,
     /// The edge's key: `kinesis:PutRecords` on `stream`, nothing else.
@@ -47,18 +49,19 @@ impl StreamSandbox {
     pub fn start() -> Result<Self, String> {
         let moto = Moto::start()?;
         let setup = AwsClient::new(moto.endpoint(), Credentials::new("setup", "setup"));
-        let (stream, other_stream) = ("rides".to_owned(), "other-rides".to_owned());
-        for name in [&stream, &other_stream] {
+        let (stream, second_stream, other_stream) =
+            ("rides".to_owned(), "rides-2".to_owned(), "other-rides".to_owned());
+        for name in [&stream, &second_stream, &other_stream] {
             let body = serde_json::json!({"StreamName": name, "ShardCount": 2});
             expect_ok(
                 &setup.json("kinesis", "Kinesis_20131202.CreateStream", &body)?,
                 "CreateStream",
             )?;
         }
-        let arn = format!("arn:aws:kinesis:{REGION}:{ACCOUNT}:stream/{stream}");
+        let arn = |name: &str| format!("arn:aws:kinesis:{REGION}:{ACCOUNT}:stream/{name}");
         let edge_policy = serde_json::json!({
             "Version": "2012-10-17",
-            "Statement": [{"Effect": "Allow", "Action": "kinesis:PutRecords", "Resource": arn}]
+            "Statement": [{"Effect": "Allow", "Action": "kinesis:PutRecords", "Resource": [arn(&stream), arn(&second_stream)]}]
         });
         let edge = create_user(&setup, "edgehose-edge-kinesis", &edge_policy)?;
         let reader_policy = serde_json::json!({
@@ -75,6 +78,7 @@ impl StreamSandbox {
         Ok(Self {
             moto,
             stream,
+            second_stream,
             other_stream,
             edge,
             reader,
@@ -83,7 +87,12 @@ impl StreamSandbox {
 
     /// Every user record in the stream, shard by shard in sequence order.
     pub fn records(&self) -> Result<Vec<UserRecord>, String> {
-        let rows = read_with(&self.reader, "kinesis/read.py", &[&self.moto.endpoint(), &self.stream])?;
+        self.records_of(&self.stream)
+    }
+
+    /// Every user record in `stream`, shard by shard in sequence order.
+    pub fn records_of(&self, stream: &str) -> Result<Vec<UserRecord>, String> {
+        let rows = read_with(&self.reader, "kinesis/read.py", &[&self.moto.endpoint(), stream])?;
         rows.iter()
             .map(|r| {
                 let text = |k: &str| {

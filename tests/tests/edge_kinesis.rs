@@ -203,3 +203,47 @@ fn direct_mode_loses_nothing_under_throttled_shards_partial_failures_and_500s() 
 fn queue_mode_loses_nothing_under_throttled_shards_partial_failures_and_500s() {
     survive_faults("queue", 31);
 }
+
+#[test]
+fn two_streams_share_the_keys_each_key_on_one() {
+    let sandbox = sandbox();
+    let mut opts = options(&sandbox, "direct");
+    opts.bindings.insert(
+        "KINESIS_STREAM".into(),
+        format!("{},{}", sandbox.stream, sandbox.second_stream),
+    );
+    let edge = Edge::start(&opts).unwrap();
+    let sent = post_arrays(edge.url(), "kshards", 4, 34, || edge.log());
+    let ids: BTreeSet<&str> = sent.iter().map(|(id, _, _)| id.as_str()).collect();
+    let mut by_stream: Vec<Vec<UserRecord>> = Vec::new();
+    let all = wait_for(Duration::from_secs(60), || {
+        by_stream = [&sandbox.stream, &sandbox.second_stream]
+            .iter()
+            .map(|s| sandbox.records_of(s).unwrap())
+            .collect();
+        by_stream.iter().map(Vec::len).sum::<usize>() >= ids.len()
+    });
+    assert!(
+        all,
+        "{:?} records\n{}",
+        by_stream.iter().map(Vec::len).collect::<Vec<_>>(),
+        edge.log()
+    );
+    let mut stream_of_key: BTreeMap<String, usize> = BTreeMap::new();
+    let mut seen = BTreeSet::new();
+    for (s, records) in by_stream.iter().enumerate() {
+        for r in records {
+            let envelope = Envelope::parse(std::str::from_utf8(&r.data).unwrap().trim_end()).unwrap();
+            assert!(seen.insert(envelope.id.to_string()), "{} landed twice", envelope.id);
+            let first = *stream_of_key.entry(r.partition_key.clone()).or_insert(s);
+            assert_eq!(first, s, "key {} is in one stream", r.partition_key);
+        }
+    }
+    assert_eq!(seen.len(), ids.len());
+    let counts: Vec<usize> = by_stream.iter().map(Vec::len).collect();
+    println!(
+        "kinesis over two streams: {counts:?} events, {} keys",
+        stream_of_key.len()
+    );
+    assert!(counts.iter().all(|&n| n > 0), "both streams took keys: {counts:?}");
+}

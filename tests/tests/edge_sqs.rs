@@ -224,3 +224,28 @@ fn a_fifo_queue_drops_what_is_resent_after_a_lost_answer() {
         stats.calls, stats.lost_responses
     );
 }
+
+#[test]
+fn two_queues_share_the_messages() {
+    let sandbox = sandbox();
+    let both = format!("{},{}", sandbox.queue, sandbox.second_queue);
+    let mut opts = options(&sandbox, "direct", &both, &sandbox.moto.endpoint());
+    // Small messages, so each request makes several to spread.
+    opts.bindings.insert("SQS_MESSAGE_TARGET_BYTES".into(), "1024".into());
+    let edge = Edge::start(&opts).unwrap();
+    let sent = post_arrays(edge.url(), "sshards", 6, 20, || edge.log());
+    let mut got = (Vec::new(), Vec::new());
+    let all = wait_for(Duration::from_secs(60), || {
+        got = (
+            sandbox.received(&sandbox.queue).unwrap(),
+            sandbox.received(&sandbox.second_queue).unwrap(),
+        );
+        landed(&got.0).len() + landed(&got.1).len() >= sent.len()
+    });
+    assert!(all, "{}", edge.log());
+    let (first, second) = (landed(&got.0), landed(&got.1));
+    assert!(first.keys().all(|id| !second.contains_key(id)), "no event in both");
+    assert_eq!(first.len() + second.len(), sent.len());
+    println!("sqs over two queues: {} and {} events", first.len(), second.len());
+    assert!(!first.is_empty() && !second.is_empty());
+}
