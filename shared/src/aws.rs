@@ -255,6 +255,39 @@ pub struct FailedRecord {
     pub message: String,
 }
 
+impl FailedRecord {
+    /// Whether sending the record again can succeed: a shard over its quota
+    /// or a fault of the service's can pass; a record SQS finds malformed,
+    /// or one a disabled or inaccessible KMS key cannot encrypt, never will.
+    pub fn is_retryable(&self) -> bool {
+        !matches!(
+            self.code.as_str(),
+            "InvalidMessageContents"
+                | "InvalidParameterValue"
+                | "InvalidAttributeValue"
+                | "MessageTooLong"
+                | "InvalidBatchEntryId"
+                | "KMSDisabledException"
+                | "KMSInvalidStateException"
+                | "KMSAccessDeniedException"
+                | "KMSNotFoundException"
+                | "KMSOptInRequired"
+                | "KmsAccessDenied"
+                | "KmsDisabled"
+                | "KmsNotFound"
+                | "KmsInvalidState"
+        )
+    }
+
+    /// The record's failure as an error, for the reason it was given up.
+    pub fn error(&self) -> CallError {
+        CallError::InvalidRequest {
+            code: self.code.clone(),
+            message: self.message.clone(),
+        }
+    }
+}
+
 /// A call that failed as a whole.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]

@@ -105,6 +105,10 @@ pub struct RetryPlan {
     started: Timestamp,
     attempts: u32,
     pending: Vec<usize>,
+    /// Records that failed in a way resending cannot mend, and the first
+    /// such failure: they are given up when the rest are settled.
+    abandoned: Vec<usize>,
+    abandoned_because: Option<CallError>,
     resigned: bool,
 }
 
@@ -119,6 +123,8 @@ impl RetryPlan {
             started,
             attempts: 0,
             pending: (0..records).collect(),
+            abandoned: Vec::new(),
+            abandoned_because: None,
             resigned: false,
         }
     }
@@ -151,29 +157,31 @@ impl RetryPlan {
         self.attempts += 1;
         match result {
             Ok(outcome) => {
-                // Failed indices are positions in what was sent: map them back.
-                self.pending = outcome
-                    .failed
-                    .iter()
-                    .filter_map(|f| self.pending.get(f.index).copied())
-                    .collect();
+                // Failed indices are positions in what was sent: map them
+                // back; a failure resending cannot mend is set aside.
+                let mut still = Vec::with_capacity(outcome.failed.len());
+                for f in &outcome.failed {
+                    let Some(&i) = self.pending.get(f.index) else { continue };
+                    if f.is_retryable() {
+                        still.push(i);
+                    } else {
+                        self.abandoned.push(i);
+                        self.abandoned_because.get_or_insert_with(|| f.error());
+                    }
+                }
+                self.pending = still;
                 if self.pending.is_empty() {
-                    return Step::Done;
+                    return match self.abandoned_because.clone() {
+                        None => Step::Done,
+                        Some(e) => self.give_up(GiveUpReason::Fatal(e)),
+                    };
                 }
             }
-            Err(e) if !e.is_retryable() => {
-                return Step::GiveUp {
-                    undelivered: std::mem::take(&mut self.pending),
-                    reason: GiveUpReason::Fatal(e.clone()),
-                };
-            }
+            Err(e) if !e.is_retryable() => return self.give_up(GiveUpReason::Fatal(e.clone())),
             Err(_) => {}
         }
         if self.attempts >= self.policy.max_attempts {
-            return Step::GiveUp {
-                undelivered: std::mem::take(&mut self.pending),
-                reason: GiveUpReason::AttemptsExhausted,
-            };
+            return self.give_up(GiveUpReason::AttemptsExhausted);
         }
         // A skew error whose answer told AWS's time is fixed by re-signing
         // with the learned offset, not by waiting: once. Without a `Date`
@@ -193,12 +201,18 @@ impl RetryPlan {
         };
         let start_at = now.add_millis(delay_ms as i64);
         if start_at.millis_since(self.started) > self.policy.budget_ms as i64 {
-            return Step::GiveUp {
-                undelivered: std::mem::take(&mut self.pending),
-                reason: GiveUpReason::BudgetExhausted,
-            };
+            return self.give_up(GiveUpReason::BudgetExhausted);
         }
         Step::Retry { delay_ms }
+    }
+
+    /// Stops: every record not delivered, those still pending and those set
+    /// aside, ascending.
+    fn give_up(&mut self, reason: GiveUpReason) -> Step {
+        let mut undelivered = std::mem::take(&mut self.pending);
+        undelivered.append(&mut self.abandoned);
+        undelivered.sort_unstable();
+        Step::GiveUp { undelivered, reason }
     }
 
     /// Full jitter: uniform in `0..=min(max_delay, base * 2^(retry - 1))`.

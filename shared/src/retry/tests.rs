@@ -281,3 +281,67 @@ fn calls_sharing_a_budget_get_what_is_left_of_it() {
     // A clock that steps back spends nothing.
     assert_eq!(policy.within(t0, t0.add_millis(-50)).map(|p| p.budget_ms), Some(1_000));
 }
+
+#[test]
+fn a_record_resending_cannot_mend_is_given_up_once_the_rest_are_settled() {
+    let rng = SeededRandom::new(3);
+    let mut plan = RetryPlan::new(RetryPolicy::default(), 4, T0);
+    let mixed = Ok(PutOutcome {
+        sent: 4,
+        failed: vec![
+            FailedRecord {
+                index: 1,
+                code: "InvalidMessageContents".into(),
+                message: "Invalid binary character".into(),
+            },
+            FailedRecord {
+                index: 3,
+                code: "InternalError".into(),
+                message: String::new(),
+            },
+        ],
+    });
+    assert!(matches!(plan.on_result(&mixed, T0, &rng), Step::Retry { .. }));
+    assert_eq!(plan.pending(), [3], "only the record that may land is resent");
+    match plan.on_result(&partial(1, &[]), T0, &rng) {
+        Step::GiveUp { undelivered, reason } => {
+            assert_eq!(undelivered, [1]);
+            assert!(
+                matches!(reason, GiveUpReason::Fatal(CallError::InvalidRequest { code, .. }) if code == "InvalidMessageContents")
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    // Set aside, it is still reported when the rest give up for another reason.
+    let mut plan = RetryPlan::new(
+        RetryPolicy {
+            max_attempts: 2,
+            ..RetryPolicy::default()
+        },
+        2,
+        T0,
+    );
+    let both = Ok(PutOutcome {
+        sent: 2,
+        failed: vec![
+            FailedRecord {
+                index: 0,
+                code: "KMSDisabledException".into(),
+                message: String::new(),
+            },
+            FailedRecord {
+                index: 1,
+                code: "ProvisionedThroughputExceededException".into(),
+                message: String::new(),
+            },
+        ],
+    });
+    assert!(matches!(plan.on_result(&both, T0, &rng), Step::Retry { .. }));
+    match plan.on_result(&partial(1, &[0]), T0, &rng) {
+        Step::GiveUp { undelivered, reason } => {
+            assert_eq!(undelivered, [0, 1]);
+            assert_eq!(reason, GiveUpReason::AttemptsExhausted);
+        }
+        other => panic!("{other:?}"),
+    }
+}
