@@ -8,15 +8,21 @@ named in the request body, so such a policy is enforced as AWS enforces it:
 allowed on its stream, denied on every other. And where moto asks IAM for
 "sqs:SendMessageBatch", AWS asks for "sqs:SendMessage" (SQS's batch actions
 are authorized as the single ones; IAM has no batch action to grant), so a
-policy written for AWS works here as there. Nothing else about moto changes.
+policy written for AWS works here as there. And a Kinesis shard numbers
+each record as the highest number so far plus one, unlocked, so two PutRecords
+handled at once by the server's threads can number two records alike and the
+second overwrites the first: here a lock makes the numbering one at a time,
+as AWS's sequence numbers are unique. Nothing else about moto changes.
 
 Usage: python serve.py -H 127.0.0.1 -p PORT   (the same flags as moto_server)
 """
 
 import json
 import sys
+import threading
 
 from moto.firehose.responses import FirehoseResponse
+from moto.kinesis.models import Shard
 from moto.kinesis.responses import KinesisResponse
 from moto.server import main
 from moto.sqs.responses import SQSResponse
@@ -66,6 +72,17 @@ def _sqs_authorize_as_aws(self, resource="*"):
 
 
 SQSResponse._authenticate_and_authorize_normal_action = _sqs_authorize_as_aws
+
+_numbering = threading.Lock()
+_shard_put_record = Shard.put_record
+
+
+def _put_record_one_at_a_time(self, *args, **kwargs):
+    with _numbering:
+        return _shard_put_record(self, *args, **kwargs)
+
+
+Shard.put_record = _put_record_one_at_a_time
 
 if __name__ == "__main__":
     main(sys.argv[1:])
