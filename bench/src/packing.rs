@@ -108,7 +108,11 @@ pub fn main(args: &[String]) -> Result<(), String> {
         "Kinesis records",
         &kinesis,
     ));
-    table.push_str("\nAggregation is what makes a 170-byte event cheap here: alone it is a record and a whole PUT payload unit; aggregated, some 170 share a unit and a record of a shard's 1,000 a second. Keyed by `anonymous_id`, a request's events split into one record per device they name.\n\n");
+    let envelope = rows.first().map_or(1, |r| r.stats.payload_bytes / EVENTS as u64).max(1);
+    table.push_str(&format!(
+        "\nAggregation is what makes a 170-byte event cheap here: alone it is a record and a whole PUT payload unit; aggregated, up to {} of its {envelope}-byte envelopes share a unit, and a record of a shard's 1,000 a second. Keyed by `anonymous_id`, a request's events split into one record per device they name.\n\n",
+        PUT_PAYLOAD_UNIT_BYTES as u64 / envelope
+    ));
     table.push_str(&render_streams(
         "SQS per million events",
         &format!("The same {EVENTS} events sent with `SINK = \"sqs\"` (`shared::sqs::pack`: lines joined into messages of up to 256 KiB, 10 messages or 1 MiB a call), scaled to a million. SQS bills a request per 64 KiB of a call's payload."),
