@@ -24,7 +24,7 @@ WASM_CRATES := -p edgehose-shared -p edgehose-edge
 ## make dev SINK=kinesis (or sqs) puts the edge in front of a stream (or queue) in moto.
 dev: bootstrap
 	$(RUN) tools/build-edge
-	$(RUN) $(CARGO) build --release --locked -p edgehose-regional -p edgehose-cli
+	$(RUN) $(CARGO) build --release --locked -p edgehose-regional -p edgehose
 	$(RUN) target/release/edgehose dev $(if $(SINK),--sink $(SINK)) $(ARGS)
 
 ## test: install tools, then run every check and every test
@@ -96,7 +96,7 @@ bench-transform: bootstrap
 ## firehose-local → transform → disk), every event id checked; prints numbers
 ## and rewrites its section of BENCHMARKS.md. ARGS="--seconds 30" etc.
 bench-pipeline: bootstrap edge
-	$(RUN) $(CARGO) build -q --release --locked -p edgehose-regional -p edgehose-cli -p edgehose-bench
+	$(RUN) $(CARGO) build -q --release --locked -p edgehose-regional -p edgehose -p edgehose-bench
 	$(RUN) target/release/edgehose-bench pipeline --write BENCHMARKS.md $(ARGS)
 
 ## bench-latency: the latency comparison on this machine: for each scenario
@@ -104,7 +104,7 @@ bench-pipeline: bootstrap edge
 ## at that distance; prints numbers and rewrites its BENCHMARKS.md section.
 ## ARGS="--requests 100 --scenarios tokyo:us-east-1"
 bench-latency: bootstrap edge
-	$(RUN) $(CARGO) build -q --release --locked -p edgehose-regional -p edgehose-cli -p edgehose-bench
+	$(RUN) $(CARGO) build -q --release --locked -p edgehose-regional -p edgehose -p edgehose-bench
 	$(RUN) target/release/edgehose-bench latency --write BENCHMARKS.md $(ARGS)
 
 ## bench-packing: each sink's bill and calls per million ~170-byte events
@@ -116,11 +116,11 @@ bench-packing: bootstrap
 
 ## bench-cost: the whole monthly bill of every path, line by line, from the
 ## dated price table, the shared packing code and measured CPU and Lambda
-## time (which it measures and writes to cli/src/cost/measured.json, built into
+## time (which it measures and writes to cli/cost/src/measured.json, built into
 ## `edgehose cost`); draws bench/cost.svg and rewrites its BENCHMARKS.md section.
-## After a price change: ARGS="--from cli/src/cost/measured.json" prices without measuring
+## After a price change: ARGS="--from cli/cost/src/measured.json" prices without measuring
 bench-cost: bootstrap edge
-	$(RUN) $(CARGO) build -q --release --locked -p edgehose-regional -p edgehose-cli -p edgehose-bench
+	$(RUN) $(CARGO) build -q --release --locked -p edgehose-regional -p edgehose -p edgehose-bench
 	$(RUN) target/release/edgehose-bench cost --write BENCHMARKS.md $(ARGS)
 
 ## bench-tracker: the browser tracker's size, built afresh, raw and gzipped
@@ -142,11 +142,11 @@ fuzz: bootstrap
 ## duplicated and every process's memory, and rewrites BENCHMARKS.md's soak section
 SOAK_SECS ?= 600
 soak: bootstrap edge
-	$(RUN) $(CARGO) build -q --release --locked -p edgehose-regional -p edgehose-cli -p edgehose-bench
+	$(RUN) $(CARGO) build -q --release --locked -p edgehose-regional -p edgehose -p edgehose-bench
 	$(RUN) target/release/edgehose-bench soak --secs $(SOAK_SECS) --write BENCHMARKS.md $(ARGS)
 
 ## bench: every benchmark above in turn (≈ 15 min), then one table of the
 ## headline figures; rewrites BENCHMARKS.md (each section and the headline)
 bench: bootstrap edge
-	$(RUN) $(CARGO) build -q --release --locked -p edgehose-regional -p edgehose-cli -p edgehose-bench
+	$(RUN) $(CARGO) build -q --release --locked -p edgehose-regional -p edgehose -p edgehose-bench
 	$(RUN) target/release/edgehose-bench all --write BENCHMARKS.md

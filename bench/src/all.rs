@@ -4,29 +4,37 @@
 
 use serde_json::Value;
 
-use crate::{flag, repo_root, report};
+use clap::Parser;
 
-type Bench = fn(&[String]) -> Result<(), String>;
+use crate::report::Write;
+use crate::{repo_root, report};
+
+type Bench = fn(&Write) -> Result<(), String>;
+
+/// Each benchmark with its defaults, writing where `all` writes.
+fn with_defaults<O: Parser>(name: &str, write: &Write) -> Result<O, String> {
+    let mut args = vec![name.to_owned()];
+    args.extend(write.file().into_iter().flat_map(|w| ["--write".to_owned(), w]));
+    O::try_parse_from(args).map_err(|e| e.to_string())
+}
 
 /// Runs every benchmark, then the headline table.
-pub fn main(args: &[String]) -> Result<(), String> {
-    let write = flag(args, "--write");
-    let pass: Vec<String> = write.iter().flat_map(|w| ["--write".to_owned(), w.clone()]).collect();
+pub fn main(write: Write) -> Result<(), String> {
     let benches: [(&str, Bench); 8] = [
-        ("edge", crate::edge::main),
-        ("wasm", crate::wasm::main),
-        ("cost", crate::cost::main),
-        ("transform", crate::transform::main),
-        ("packing", crate::packing::main),
-        ("pipeline", crate::pipeline::main),
-        ("latency", crate::latency::main),
-        ("tracker", crate::tracker::main),
+        ("edge", |w| crate::edge::main(with_defaults("edge", w)?)),
+        ("wasm", |w| crate::wasm::main(with_defaults("wasm", w)?)),
+        ("cost", |w| crate::cost::main(with_defaults("cost", w)?)),
+        ("transform", |w| crate::transform::main(with_defaults("transform", w)?)),
+        ("packing", |w| crate::packing::main(w.clone())),
+        ("pipeline", |w| crate::pipeline::main(with_defaults("pipeline", w)?)),
+        ("latency", |w| crate::latency::main(with_defaults("latency", w)?)),
+        ("tracker", |w| crate::tracker::main(w.clone())),
     ];
     for (name, bench) in benches {
         eprintln!("\n== make bench: {name} ==");
-        bench(&pass).map_err(|e| format!("{name}: {e}"))?;
+        bench(&write).map_err(|e| format!("{name}: {e}"))?;
     }
-    report::publish("headline", &headline()?, None, write)
+    report::publish("headline", &headline()?, None, write.file())
 }
 
 fn raw(name: &str) -> Result<Value, String> {
@@ -201,7 +209,7 @@ pub fn headline() -> Result<String, String> {
     ]);
 
     if let Ok(c) = raw("cost") {
-        let measured: edgehose_cli::cost::measured::Measured =
+        let measured: edgehose_cost::measured::Measured =
             serde_json::from_value(c).map_err(|e| format!("target/bench/cost/cost.json: {e}"))?;
         rows.push([
             "whole bill per million 170-byte events, one per request (target: ≤ ⅓ of the API Gateway path's)".into(),

@@ -1,5 +1,5 @@
 //! `edgehose-bench cost`: measures what the cost model takes from
-//! benchmarks rather than price lists, rewrites `cli/src/cost/measured.json`
+//! benchmarks rather than price lists, rewrites `cli/cost/src/measured.json`
 //! with it, and prints the whole bill of every path (`edgehose cost`) for
 //! the scenarios of BENCHMARKS.md, with the chart and the price sources.
 //!
@@ -17,19 +17,19 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use edgehose_cli::apigw::ApiGateway;
-use edgehose_cli::cost::bill::{Path as CostPath, bill};
-use edgehose_cli::cost::measured::{BySize, Measured};
-use edgehose_cli::cost::traffic::Shape;
-use edgehose_cli::cost::{self, prices};
-use edgehose_cli::firehose::{self, Config, FirehoseLocal};
-use edgehose_cli::latency::proxy::{Delay, Proxy, Route};
-use edgehose_cli::runtime_api::{RawOutcome, RuntimeApi};
+use edgehose_cost::bill::{Path as CostPath, bill};
+use edgehose_cost::measured::{BySize, Measured};
+use edgehose_cost::traffic::Shape;
+use edgehose_cost::{self as cost, prices};
+use edgehose_latency::proxy::{Delay, Proxy, Route};
+use edgehose_local::apigw::ApiGateway;
+use edgehose_local::firehose::{self, Config, FirehoseLocal};
+use edgehose_local::runtime_api::{RawOutcome, RuntimeApi};
 
 use crate::edge::event_177;
 use crate::sink::Sink;
 use crate::workerd::{Module, WorkerSpec, Workerd};
-use crate::{cache_dir, flag, load, repo_root, report};
+use crate::{cache_dir, load, repo_root, report};
 
 /// Request sizes measured (events per request).
 const SIZES: [usize; 3] = [1, 10, 50];
@@ -40,23 +40,39 @@ const MEMORY_MB: f64 = 512.0;
 /// Firehose's processing buffer in the template.
 const TRANSFORM_EVENT_BYTES: usize = 3 * 1024 * 1024;
 
+/// `edgehose-bench cost`'s options.
+#[derive(Debug, clap::Parser)]
+pub struct Options {
+    /// Rounds of each measurement.
+    #[arg(long, default_value_t = 3)]
+    pub rounds: usize,
+    /// Requests per round.
+    #[arg(long, default_value_t = 500)]
+    pub requests: usize,
+    /// Price figures measured before (after a price change) instead of
+    /// measuring again.
+    #[arg(long)]
+    pub from: Option<PathBuf>,
+    /// Where the table is written.
+    #[command(flatten)]
+    pub write: crate::report::Write,
+}
+
 /// Runs the benchmark.
-pub fn main(args: &[String]) -> Result<(), String> {
-    let rounds: usize = flag(args, "--rounds").and_then(|v| v.parse().ok()).unwrap_or(3);
-    let requests: usize = flag(args, "--requests").and_then(|v| v.parse().ok()).unwrap_or(500);
+pub fn main(o: Options) -> Result<(), String> {
+    let (rounds, requests) = (o.rounds, o.requests);
     let work = repo_root().join("target/bench/cost");
     std::fs::create_dir_all(&work).map_err(|e| e.to_string())?;
     let chart = repo_root().join("bench/cost.svg");
-    // `--from FILE`: price figures measured before (after a price change)
-    // instead of measuring again.
-    if let Some(file) = flag(args, "--from") {
-        let measured = Measured::parse(&std::fs::read_to_string(&file).map_err(|e| format!("{file}: {e}"))?)?;
+    if let Some(file) = &o.from {
+        let measured =
+            Measured::parse(&std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?)?;
         let table = render(&measured, &chart)?;
         return report::publish(
             "cost",
             &table,
             Some(&serde_json::to_value(&measured).unwrap_or_default()),
-            flag(args, "--write"),
+            o.write.file(),
         );
     }
     println!(
@@ -79,7 +95,7 @@ pub fn main(args: &[String]) -> Result<(), String> {
         transform_memory_mb: MEMORY_MB,
     };
     let json = serde_json::to_string_pretty(&measured).map_err(|e| e.to_string())?;
-    let file = repo_root().join("cli/src/cost/measured.json");
+    let file = repo_root().join("cli/cost/src/measured.json");
     std::fs::write(&file, format!("{json}\n")).map_err(|e| format!("{}: {e}", file.display()))?;
     println!("wrote {}", file.display());
     let table = render(&measured, &chart)?;
@@ -87,7 +103,7 @@ pub fn main(args: &[String]) -> Result<(), String> {
         "cost",
         &table,
         Some(&serde_json::to_value(&measured).unwrap_or_default()),
-        flag(args, "--write"),
+        o.write.file(),
     )
 }
 
@@ -285,7 +301,7 @@ pub fn render(measured: &Measured, chart: &Path) -> Result<String, String> {
         requests_per_window: r,
     };
     let mut t = format!(
-        "### Whole bill per million events ({}; measured on {})\n\n`make bench-cost` — measures CPU and Lambda time, rewrites `cli/src/cost/measured.json` (built into `edgehose cost`), then prices {} 170-byte events a month on every path (`edgehose cost --events-per-month 100000000 --events-per-request K --requests-per-window R`). Prices read {} (AWS us-east-1, Workers Paid); monthly minimums and included allowances counted.\n\n",
+        "### Whole bill per million events ({}; measured on {})\n\n`make bench-cost` — measures CPU and Lambda time, rewrites `cli/cost/src/measured.json` (built into `edgehose cost`), then prices {} 170-byte events a month on every path (`edgehose cost --events-per-month 100000000 --events-per-request K --requests-per-window R`). Prices read {} (AWS us-east-1, Workers Paid); monthly minimums and included allowances counted.\n\n",
         report::today(),
         measured.machine,
         cost::bill::count(events),

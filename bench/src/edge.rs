@@ -14,7 +14,7 @@ use crate::load::{self, Summary, median};
 use crate::report;
 use crate::sink::Sink;
 use crate::workerd::{Module, WorkerSpec, Workerd, first_allowed_cpu, pin_this_thread};
-use crate::{cache_dir, flag, repo_root};
+use crate::{cache_dir, repo_root};
 use crate::{isolate_profile, worker_size};
 
 /// The event every request carries: 177 bytes of realistic telemetry.
@@ -115,14 +115,40 @@ pub fn ratios(a: &Result, b: &Result, f: impl Fn(&Round) -> Option<f64>) -> Spre
     Spread::of(&x.iter().zip(&y).map(|(x, y)| x / y).collect::<Vec<_>>())
 }
 
+/// `edgehose-bench edge`'s options.
+#[derive(Debug, clap::Parser)]
+pub struct Options {
+    /// Requests per round and Worker.
+    #[arg(long, default_value_t = 2000)]
+    pub requests: usize,
+    /// Rounds, the Workers taking turns.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..))]
+    pub rounds: u16,
+    /// Requests in flight at once.
+    #[arg(long, default_value_t = 16)]
+    pub concurrency: usize,
+    /// The built Worker (edge/build).
+    #[arg(long)]
+    pub build: Option<PathBuf>,
+    /// A setting for the Workers, e.g. DIRECT_FLUSH_MS=5; repeat it.
+    #[arg(long = "var", value_name = "NAME=VALUE", value_parser = name_value)]
+    pub vars: Vec<(String, String)>,
+    /// Where the table is written.
+    #[command(flatten)]
+    pub write: crate::report::Write,
+}
+
+fn name_value(v: &str) -> std::result::Result<(String, String), String> {
+    v.split_once('=')
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .ok_or_else(|| format!("{v:?}: NAME=VALUE"))
+}
+
 /// Runs the benchmark; see the module docs.
-pub fn main(args: &[String]) -> std::result::Result<(), String> {
-    let requests: usize = flag(args, "--requests").and_then(|v| v.parse().ok()).unwrap_or(2000);
-    let rounds: usize = flag(args, "--rounds").and_then(|v| v.parse().ok()).unwrap_or(5).max(1);
-    let concurrency: usize = flag(args, "--concurrency").and_then(|v| v.parse().ok()).unwrap_or(16);
-    let build = flag(args, "--build")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("edge/build"));
+pub fn main(o: Options) -> std::result::Result<(), String> {
+    let (requests, concurrency) = (o.requests, o.concurrency);
+    let rounds = usize::from(o.rounds);
+    let build = o.build.clone().unwrap_or_else(|| repo_root().join("edge/build"));
     let wasm = build.join("index_bg.wasm");
     if !wasm.exists() {
         return Err(format!(
@@ -152,7 +178,7 @@ pub fn main(args: &[String]) -> std::result::Result<(), String> {
     ]
     .iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
-    .chain(vars(args))
+    .chain(o.vars.iter().cloned())
     .collect();
     let variants = [
         (
@@ -233,7 +259,7 @@ pub fn main(args: &[String]) -> std::result::Result<(), String> {
     // Where the isolate's time goes, edgehose against the body-read floor,
     // each in a fresh workerd with the inspector on (after the rounds, so the
     // inspector touches none of their figures).
-    let node = edgehose_cli::tools::npm_bin("node").ok();
+    let node = edgehose_local::tools::npm_bin("node").ok();
     let mut profiles = Vec::new();
     if let Some(node) = &node {
         for (name, spec) in specs.iter().filter(|(n, _)| PROFILED.contains(n)) {
@@ -300,19 +326,11 @@ pub fn main(args: &[String]) -> std::result::Result<(), String> {
             "what": t.what, "figure": t.figure, "met": t.met,
         })).collect::<Vec<_>>(),
     });
-    report::publish("edge", &table, Some(&json), flag(args, "--write"))
+    report::publish("edge", &table, Some(&json), o.write.file())
 }
 
 fn short(name: &str) -> &str {
     name.split([' ', ':']).next().unwrap_or(name)
-}
-
-/// `--var NAME=VALUE` settings for the Workers (repeatable), e.g. `--var DIRECT_FLUSH_MS=5`.
-fn vars(args: &[String]) -> Vec<(String, String)> {
-    args.windows(2)
-        .filter(|w| w[0] == "--var")
-        .filter_map(|w| w[1].split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())))
-        .collect()
 }
 
 fn summary_json(s: &Summary) -> serde_json::Value {

@@ -45,13 +45,24 @@ struct Run {
     finding: Option<String>,
 }
 
+/// `edgehose-bench fuzz`'s options.
+#[derive(Debug, clap::Parser)]
+pub struct Options {
+    /// Seconds per target.
+    #[arg(long, default_value_t = 60)]
+    pub secs: u64,
+    /// Only these targets, comma-separated.
+    #[arg(long)]
+    pub targets: Option<String>,
+    /// Where the table is written.
+    #[command(flatten)]
+    pub write: crate::report::Write,
+}
+
 /// Runs the targets and reports.
-pub fn main(args: &[String]) -> Result<(), String> {
-    let secs: u64 = crate::flag(args, "--secs")
-        .map(|s| s.parse().map_err(|_| format!("--secs {s:?} is not a number")))
-        .transpose()?
-        .unwrap_or(60);
-    let wanted = crate::flag(args, "--targets");
+pub fn main(o: Options) -> Result<(), String> {
+    let secs = o.secs;
+    let wanted = o.targets.clone();
     let root = crate::repo_root();
     let mut runs = Vec::new();
     for (name, reads) in TARGETS {
@@ -63,7 +74,7 @@ pub fn main(args: &[String]) -> Result<(), String> {
         runs.push(run(&root, name, reads, &corpus, secs)?);
     }
     let table = table(&runs, secs);
-    report::publish("fuzz", &table, None, crate::flag(args, "--write"))?;
+    report::publish("fuzz", &table, None, o.write.file())?;
     let found: Vec<&Run> = runs.iter().filter(|r| r.finding.is_some()).collect();
     if found.is_empty() {
         Ok(())

@@ -7,16 +7,30 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::{flag, repo_root, report};
+use crate::{repo_root, report};
 
 /// The scenarios measured by default: the near case, a transatlantic one,
 /// and two far ones.
 const SCENARIOS: &str = "frankfurt:eu-central-1,london:us-east-1,tokyo:us-east-1,sydney:eu-central-1";
 
+/// `edgehose-bench latency`'s options.
+#[derive(Debug, clap::Parser)]
+pub struct Options {
+    /// Measured requests per target and mode.
+    #[arg(long, default_value_t = 50)]
+    pub requests: usize,
+    /// CITY:REGION scenarios, comma-separated.
+    #[arg(long, default_value = SCENARIOS)]
+    pub scenarios: String,
+    /// Where the table is written.
+    #[command(flatten)]
+    pub write: crate::report::Write,
+}
+
 /// Runs the benchmark.
-pub fn main(args: &[String]) -> Result<(), String> {
-    let requests: usize = flag(args, "--requests").and_then(|v| v.parse().ok()).unwrap_or(50);
-    let scenarios = flag(args, "--scenarios").unwrap_or_else(|| SCENARIOS.to_owned());
+pub fn main(o: Options) -> Result<(), String> {
+    let requests = o.requests;
+    let scenarios = o.scenarios.clone();
     let edgehose = repo_root().join("target/release/edgehose");
     if !edgehose.exists() {
         return Err(format!(
@@ -50,7 +64,7 @@ pub fn main(args: &[String]) -> Result<(), String> {
         raw.insert(format!("{city}:{region}"), json["report"].clone());
     }
     let table = render(&rows, requests, &scenarios);
-    report::publish("latency", &table, Some(&Value::Object(raw)), flag(args, "--write"))
+    report::publish("latency", &table, Some(&Value::Object(raw)), o.write.file())
 }
 
 /// One scenario's line: its distances and, per path, the figures.

@@ -19,43 +19,55 @@ pub mod wasm;
 pub mod worker_size;
 pub mod workerd;
 
-/// Runs the subcommand named in `args`.
-pub fn run(args: &[String]) -> Result<(), String> {
-    match args.first().map(String::as_str) {
-        Some("edge") => edge::main(&args[1..]),
-        Some("transform") => transform::main(&args[1..]),
-        Some("transform-run") => transform::run_variant(&args[1..]),
-        Some("pipeline") => pipeline::main(&args[1..]),
-        Some("latency") => latency::main(&args[1..]),
-        Some("packing") => packing::main(&args[1..]),
-        Some("cost") => cost::main(&args[1..]),
-        Some("fuzz") => fuzz::main(&args[1..]),
-        Some("soak") => soak::main(&args[1..]),
-        Some("tracker") => tracker::main(&args[1..]),
-        Some("wasm") => wasm::main(&args[1..]),
-        Some("all") => all::main(&args[1..]),
-        Some("headline") => all::headline().and_then(|t| report::publish("headline", &t, None, flag(args, "--write"))),
-        _ => Err(
-            "usage: edgehose-bench all|edge|wasm|transform|pipeline|latency|packing|cost|fuzz|soak|tracker|headline [options] [--write BENCHMARKS.md]\n\
-             \x20 edge [--rounds N] [--requests N] [--concurrency C] [--build DIR] [--var NAME=VALUE]...\n\
-             \x20 wasm [--rounds N]\n\
-             \x20 transform\n\
-             \x20 cost [--rounds N] [--requests N] [--from MEASURED.json]\n\
-             \x20 pipeline [--seconds S] [--connections C] [--scenarios queue:1,queue:10,direct:10]\n\
-             \x20 latency [--requests N] [--scenarios tokyo:us-east-1,frankfurt:eu-central-1]\n\
-             \x20 fuzz [--secs N] [--targets ingest,segment]\n\
-             \x20 soak [--secs S] [--connections C] [--mode queue|direct] [--per-request N] [--throttle F] [--partial F] [--errors F] [--outage-every S] [--outage-secs S] [--hostile true|false]"
-                .into(),
-        ),
+/// One benchmark and its options.
+#[derive(Debug, clap::Subcommand)]
+pub enum Bench {
+    /// Every benchmark in turn, then the headline table (make bench).
+    All(report::Write),
+    /// The headline table from the last run of each benchmark.
+    Headline(report::Write),
+    /// The edge Worker against the runtime floor and a JavaScript peer.
+    Edge(edge::Options),
+    /// The edge's own Rust work, native and as wasm.
+    Wasm(wasm::Options),
+    /// The transformation Lambda: events per second, cold starts.
+    Transform(transform::Options),
+    /// One in-process transform run (started by `transform`).
+    #[command(hide = true)]
+    TransformRun(transform::RunVariant),
+    /// The whole local pipeline under load, every event id checked.
+    Pipeline(pipeline::Options),
+    /// The latency scenarios (edgehose latency --scenario).
+    Latency(latency::Options),
+    /// Records, billed bytes and calls per million events, by sink.
+    Packing(report::Write),
+    /// The whole bill per path, with measured CPU and Lambda time.
+    Cost(cost::Options),
+    /// The fuzz targets for a while each.
+    Fuzz(fuzz::Options),
+    /// edgehose dev under faults and hostile traffic for minutes.
+    Soak(soak::Settings),
+    /// The browser tracker's size and cost.
+    Tracker(report::Write),
+}
+
+/// Runs one benchmark.
+pub fn run(bench: Bench) -> Result<(), String> {
+    match bench {
+        Bench::All(w) => all::main(w),
+        Bench::Headline(w) => all::headline().and_then(|t| report::publish("headline", &t, None, w.file())),
+        Bench::Edge(o) => edge::main(o),
+        Bench::Wasm(o) => wasm::main(o),
+        Bench::Transform(o) => transform::main(o),
+        Bench::TransformRun(r) => transform::run_variant(r),
+        Bench::Pipeline(o) => pipeline::main(o),
+        Bench::Latency(o) => latency::main(o),
+        Bench::Packing(w) => packing::main(w),
+        Bench::Cost(o) => cost::main(o),
+        Bench::Fuzz(o) => fuzz::main(o),
+        Bench::Soak(s) => soak::main(s),
+        Bench::Tracker(w) => tracker::main(w),
     }
 }
 
-pub use edgehose_tests::tools::{cache_dir, repo_root};
-
-/// `--name value` from an argument list.
-pub fn flag(args: &[String], name: &str) -> Option<String> {
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .cloned()
-}
+pub use edgehose_local::tools::{cache_dir, repo_root};

@@ -2,11 +2,22 @@
 //!
 //! ```text
 //! edgehose-bench edge [--requests N] [--concurrency C] [--build DIR] [--var NAME=VALUE]... [--write BENCHMARKS.md]
+//! edgehose-bench --help
 //! ```
 
+use clap::Parser;
+
+/// edgehose-bench: benchmarks that print numbers and can rewrite their
+/// section of BENCHMARKS.md; none of them pass or fail on timings.
+#[derive(Debug, Parser)]
+#[command(name = "edgehose-bench")]
+struct Cli {
+    #[command(subcommand)]
+    bench: edgehose_bench::Bench,
+}
+
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if let Err(e) = edgehose_bench::run(&args) {
+    if let Err(e) = edgehose_bench::run(Cli::parse().bench) {
         eprintln!("edgehose-bench: {e}");
         std::process::exit(1);
     }

@@ -21,7 +21,7 @@ use edgehose_shared::sqs::BILLING_CHUNK_BYTES as SQS_BILLING_CHUNK_BYTES;
 use edgehose_shared::sqs::pack::{PackConfig as SqsPack, pack as sqs_pack};
 use edgehose_tests::events::{edge_envelopes, event};
 
-use crate::{flag, report};
+use crate::report;
 
 /// Events packed per row; figures are scaled to a million.
 const EVENTS: usize = 100_000;
@@ -46,7 +46,7 @@ fn requests(per_request: usize) -> Vec<Vec<String>> {
 }
 
 /// Runs the benchmark.
-pub fn main(args: &[String]) -> Result<(), String> {
+pub fn main(write: crate::report::Write) -> Result<(), String> {
     let mut rows = Vec::new();
     let by_size: Vec<(usize, Vec<Vec<String>>)> = [1usize, 10, 50].into_iter().map(|n| (n, requests(n))).collect();
     for (per_request, reqs) in &by_size {
@@ -141,7 +141,7 @@ pub fn main(args: &[String]) -> Result<(), String> {
             .collect::<Vec<_>>()
     );
     let json = serde_json::json!({"firehose": firehose_json, "kinesis": streams(&kinesis), "sqs": streams(&sqs)});
-    report::publish("packing", &table, Some(&json), flag(args, "--write"))
+    report::publish("packing", &table, Some(&json), write.file())
 }
 
 fn render(rows: &[Row]) -> String {

@@ -14,14 +14,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use edgehose_cli::edge::{Build, Edge, EdgeOptions};
-use edgehose_cli::firehose::{DEV_ACCESS_KEY_ID, DEV_SECRET_ACCESS_KEY, REGION_DEFAULT};
-use edgehose_cli::tools::{free_port, http_get, release_binary};
+use edgehose_local::firehose::{DEV_ACCESS_KEY_ID, DEV_SECRET_ACCESS_KEY, REGION_DEFAULT};
+use edgehose_local::miniflare::{Build, Edge, EdgeOptions};
+use edgehose_local::tools::{free_port, http_get, release_binary};
 use edgehose_tests::events::event;
 
 use crate::load::Conn;
 use crate::workerd::{Proc, processes, tree};
-use crate::{flag, repo_root, report};
+use crate::{repo_root, report};
 
 /// The target: events per second sustained on 2 cores, nothing lost.
 pub const TARGET_EVENTS_PER_SEC: u64 = 20_000;
@@ -175,13 +175,30 @@ impl Outcome {
     }
 }
 
+/// `edgehose-bench pipeline`'s options.
+#[derive(Debug, clap::Parser)]
+pub struct Options {
+    /// Seconds each scenario posts.
+    #[arg(long, default_value_t = 20)]
+    pub seconds: u64,
+    /// Keep-alive connections posting.
+    #[arg(long, default_value_t = 8)]
+    pub connections: usize,
+    /// `MODE:EVENTS_PER_REQUEST[@RPS]` scenarios, comma-separated.
+    #[arg(
+        long,
+        default_value = "window:1,queue:1,queue:10,queue:50,queue:50@20000,queue:50@40000,direct:10,direct:50"
+    )]
+    pub scenarios: String,
+    /// Where the table is written.
+    #[command(flatten)]
+    pub write: crate::report::Write,
+}
+
 /// Runs the benchmark; see the module docs.
-pub fn main(args: &[String]) -> Result<(), String> {
-    let seconds: u64 = flag(args, "--seconds").and_then(|v| v.parse().ok()).unwrap_or(20);
-    let connections: usize = flag(args, "--connections").and_then(|v| v.parse().ok()).unwrap_or(8);
-    let scenarios = parse_scenarios(&flag(args, "--scenarios").unwrap_or_else(|| {
-        "window:1,queue:1,queue:10,queue:50,queue:50@20000,queue:50@40000,direct:10,direct:50".into()
-    }))?;
+pub fn main(o: Options) -> Result<(), String> {
+    let (seconds, connections) = (o.seconds, o.connections);
+    let scenarios = parse_scenarios(&o.scenarios)?;
     let edgehose = release_binary("edgehose", "make bench-pipeline")?;
     let transform = release_binary("transform", "make bench-pipeline")?;
     Build::Release.dir()?;
@@ -242,7 +259,7 @@ pub fn main(args: &[String]) -> Result<(), String> {
             "firehose": o.firehose, "cpu_seconds": o.cpu.iter().map(|(k, v)| (k.clone(), *v)).collect::<HashMap<_, _>>(),
         })).collect::<Vec<_>>(),
     });
-    report::publish("pipeline", &table, Some(&json), flag(args, "--write"))?;
+    report::publish("pipeline", &table, Some(&json), o.write.file())?;
     let lost: u64 = outcomes.iter().map(|o| o.missing).sum();
     if lost > 0 {
         return Err(format!("{lost} accepted event(s) were not found in the output"));
@@ -324,7 +341,7 @@ fn run(
         ("ALLOWED_ORIGINS", "*"),
     ]);
     let window = if s.mode == "window" {
-        edgehose_cli::dev::DEFAULT_QUEUE_WINDOW_MS
+        edgehose_local::miniflare::DEFAULT_QUEUE_WINDOW_MS
     } else {
         0
     };
@@ -435,9 +452,9 @@ pub struct Floor {
 }
 
 fn floor(name: &'static str, script: &str, connections: usize, d: Duration) -> Result<Floor, String> {
-    let npm = edgehose_cli::tools::cache_dir().join("npm");
+    let npm = edgehose_local::tools::cache_dir().join("npm");
     let mut child = Guard(
-        Command::new(edgehose_cli::tools::npm_bin("node")?)
+        Command::new(edgehose_local::tools::npm_bin("node")?)
             .arg(repo_root().join("bench/js/miniflare-floor.mjs"))
             .arg(repo_root().join("bench/js").join(script))
             .current_dir(&npm)
@@ -634,7 +651,7 @@ struct Delivered {
 
 pub(crate) fn scan(data: &Path) -> Result<Landed, String> {
     let mut landed = Landed::default();
-    for path in edgehose_cli::firehose::store::objects(data) {
+    for path in edgehose_local::firehose::store::objects(data) {
         let rel = path.strip_prefix(data).unwrap_or(&path).to_string_lossy().into_owned();
         if rel.ends_with(".log") {
             continue;

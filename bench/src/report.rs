@@ -29,11 +29,24 @@ pub fn machine() -> String {
 
 /// Today's date (UTC), `YYYY-MM-DD`.
 pub fn today() -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    let iso = Timestamp::from_millis(now.as_millis() as i64).to_rfc3339();
+    let iso = Timestamp::from_system_time(std::time::SystemTime::now()).to_rfc3339();
     iso[..10].to_owned()
+}
+
+/// `--write FILE`, which every benchmark takes: the Markdown file whose
+/// section it rewrites.
+#[derive(Debug, Clone, Default, PartialEq, Eq, clap::Args)]
+pub struct Write {
+    /// Rewrite this benchmark's section of this Markdown file (BENCHMARKS.md).
+    #[arg(long = "write", value_name = "FILE")]
+    pub to: Option<String>,
+}
+
+impl Write {
+    /// The file, if one was given.
+    pub fn file(&self) -> Option<String> {
+        self.to.clone()
+    }
 }
 
 /// Prints a benchmark's table, keeps its raw results in

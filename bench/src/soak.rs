@@ -23,105 +23,82 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use edgehose_cli::redrive::{DEV_ADMIN_KEY, redrive};
-use edgehose_cli::tools::{free_port, http_get, release_binary};
+use edgehose_local::redrive::{DEV_ADMIN_KEY, redrive};
+use edgehose_local::tools::{free_port, http_get, release_binary};
 
 use crate::load::Conn;
 use crate::pipeline::{Posted, post_until, scan};
 use crate::workerd::{getconf, processes, tree};
-use crate::{flag, repo_root, report};
+use crate::{repo_root, report};
 
-/// What to run; every field has a flag of the same name.
-#[derive(Debug, Clone, PartialEq)]
+/// What to run (`edgehose-bench soak`'s options).
+#[derive(Debug, Clone, PartialEq, clap::Parser)]
 pub struct Settings {
-    /// How long clients post, seconds.
+    /// How long clients post, seconds (at least 20: the memory figures need samples).
+    #[arg(long, default_value_t = 600, value_parser = clap::value_parser!(u64).range(20..=7 * 86_400))]
     pub secs: u64,
     /// Keep-alive connections, the hostile one included.
-    pub connections: usize,
-    /// The edge's forwarding mode.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u16).range(2..))]
+    pub connections: u16,
+    /// The edge's forwarding mode: queue or direct.
+    #[arg(long, default_value = "queue", value_parser = ["queue", "direct"])]
     pub mode: String,
-    /// Events per request.
+    /// Events per request (1 to 500).
+    #[arg(long, default_value_t = 1, value_parser = one_to_500)]
     pub per_request: usize,
     /// Share of Firehose calls throttled.
+    #[arg(long, default_value_t = 0.05)]
     pub throttle: f64,
     /// Share of Firehose calls with some records failed.
+    #[arg(long, default_value_t = 0.05)]
     pub partial: f64,
     /// Share of Firehose calls answered 500.
+    #[arg(long, default_value_t = 0.02)]
     pub errors: f64,
     /// A Firehose outage starts every this many seconds (0: none) …
+    #[arg(long, default_value_t = 120)]
     pub outage_every: u64,
     /// … and lasts this long.
+    #[arg(long, default_value_t = 15)]
     pub outage_secs: u64,
     /// Whether one connection sends hostile requests.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub hostile: bool,
+    /// Where the table is written.
+    #[command(flatten)]
+    pub write: crate::report::Write,
+}
+
+fn one_to_500(v: &str) -> Result<usize, String> {
+    match v.parse::<usize>() {
+        Ok(n) if (1..=500).contains(&n) => Ok(n),
+        _ => Err(format!("{v:?}: 1 to 500")),
+    }
 }
 
 impl Default for Settings {
+    /// The issue's soak: ten minutes, 64 connections, queue mode.
     fn default() -> Self {
-        Self {
-            secs: 600,
-            connections: 64,
-            mode: "queue".into(),
-            per_request: 1,
-            throttle: 0.05,
-            partial: 0.05,
-            errors: 0.02,
-            outage_every: 120,
-            outage_secs: 15,
-            hostile: true,
-        }
+        <Self as clap::Parser>::parse_from(["soak"])
     }
 }
 
 impl Settings {
-    /// Reads `--secs`, `--connections`, `--mode`, `--per-request`,
-    /// `--throttle`, `--partial`, `--errors`, `--outage-every`,
-    /// `--outage-secs` and `--hostile true|false`.
-    pub fn parse(args: &[String]) -> Result<Self, String> {
-        let mut s = Self::default();
-        fn num<T: std::str::FromStr>(args: &[String], name: &str, into: &mut T) -> Result<(), String> {
-            if let Some(v) = flag(args, name) {
-                *into = v.parse().map_err(|_| format!("{name} {v:?}: not a number"))?;
-            }
-            Ok(())
-        }
-        num(args, "--secs", &mut s.secs)?;
-        num(args, "--connections", &mut s.connections)?;
-        num(args, "--per-request", &mut s.per_request)?;
-        num(args, "--throttle", &mut s.throttle)?;
-        num(args, "--partial", &mut s.partial)?;
-        num(args, "--errors", &mut s.errors)?;
-        num(args, "--outage-every", &mut s.outage_every)?;
-        num(args, "--outage-secs", &mut s.outage_secs)?;
-        if let Some(m) = flag(args, "--mode") {
-            s.mode = m;
-        }
-        if let Some(h) = flag(args, "--hostile") {
-            s.hostile = match h.as_str() {
-                "true" => true,
-                "false" => false,
-                _ => return Err(format!("--hostile {h:?}: true or false")),
-            };
-        }
-        if !matches!(s.mode.as_str(), "queue" | "direct") {
-            return Err(format!("--mode {:?}: queue or direct", s.mode));
-        }
-        if s.secs < 20 {
-            return Err(format!(
-                "--secs {}: at least 20 (the memory figures need samples)",
-                s.secs
-            ));
-        }
-        if s.connections < 2 {
-            return Err("--connections: at least 2".into());
-        }
-        if !(1..=500).contains(&s.per_request) {
-            return Err(format!("--per-request {}: 1 to 500", s.per_request));
-        }
-        if s.outage_every > 0 && s.outage_secs >= s.outage_every {
+    /// Reads the options (as after `edgehose-bench soak`) and checks what
+    /// one flag alone cannot.
+    pub fn from_args(args: &[&str]) -> Result<Self, String> {
+        let s = <Self as clap::Parser>::try_parse_from(std::iter::once("soak").chain(args.iter().copied()))
+            .map_err(|e| e.to_string())?;
+        s.check()?;
+        Ok(s)
+    }
+
+    /// The outage must end before the next begins.
+    pub fn check(&self) -> Result<(), String> {
+        if self.outage_every > 0 && self.outage_secs >= self.outage_every {
             return Err("--outage-secs must be shorter than --outage-every".into());
         }
-        Ok(s)
+        Ok(())
     }
 
     /// The fault plan as firehose-local's `PUT /_edgehose/faults` takes it.
@@ -213,7 +190,7 @@ fn healthz(edge: &str) -> Option<serde_json::Value> {
 
 /// The Worker's live V8 heap, read by `bench/js/heap.mjs` through its inspector.
 fn js_heap(inspector: &str) -> Option<u64> {
-    let node = edgehose_cli::tools::npm_bin("node").ok()?;
+    let node = edgehose_local::tools::npm_bin("node").ok()?;
     let out = Command::new(node)
         .arg(repo_root().join("bench/js/heap.mjs"))
         .arg(inspector)
@@ -363,8 +340,8 @@ struct Outcome {
 }
 
 /// Runs the soak; see the module docs.
-pub fn main(args: &[String]) -> Result<(), String> {
-    let s = Settings::parse(args)?;
+pub fn main(s: Settings) -> Result<(), String> {
+    s.check()?;
     let edgehose = release_binary("edgehose", "make soak")?;
     let work = repo_root().join("target/bench/soak");
     let _ = std::fs::remove_dir_all(&work);
@@ -395,7 +372,7 @@ pub fn main(args: &[String]) -> Result<(), String> {
         "samples": o.samples.iter().map(|x| serde_json::json!({"t": x.t, "accepted": x.accepted, "delivered": x.delivered, "wasm_bytes": x.wasm, "js_heap_bytes": x.js_heap, "rss_bytes": x.rss})).collect::<Vec<_>>(),
     });
     // One section per mode, so both stay in BENCHMARKS.md.
-    report::publish(&format!("soak-{}", s.mode), &table, Some(&json), flag(args, "--write"))?;
+    report::publish(&format!("soak-{}", s.mode), &table, Some(&json), s.write.file())?;
     if o.missing > 0 {
         return Err(format!("{} accepted event(s) were not found in the output", o.missing));
     }
@@ -481,7 +458,7 @@ fn run(s: &Settings, edgehose: &Path, work: &Path) -> Result<Outcome, String> {
     print_sample(&o.samples[0], "idle");
 
     let stop = Arc::new(AtomicBool::new(false));
-    let well_behaved = s.connections - usize::from(s.hostile);
+    let well_behaved = usize::from(s.connections) - usize::from(s.hostile);
     let t0 = Instant::now();
     let clients: Vec<_> = (0..well_behaved)
         .map(|c| {
@@ -606,7 +583,7 @@ fn drain(firehose: &str, expected: u64, quiet_limit: Duration) {
 fn error_prefix_events(data: &Path) -> Result<u64, String> {
     use base64::Engine as _;
     let mut n = 0;
-    for path in edgehose_cli::firehose::store::objects(&data.join("processing-failed")) {
+    for path in edgehose_local::firehose::store::objects(&data.join("processing-failed")) {
         let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
         for line in text.lines() {
             let v: serde_json::Value = serde_json::from_str(line).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -884,13 +861,12 @@ mod tests {
 
     #[test]
     fn settings_default_to_the_issue_s_soak_and_refuse_nonsense() {
-        let s = Settings::parse(&[]).unwrap();
+        let s = Settings::from_args(&[]).unwrap();
         assert_eq!(
             (s.secs, s.connections, s.mode.as_str(), s.per_request),
             (600, 64, "queue", 1)
         );
-        let a = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        let d = Settings::parse(&a(&["--secs", "60", "--mode", "direct", "--hostile", "false"])).unwrap();
+        let d = Settings::from_args(&["--secs", "60", "--mode", "direct", "--hostile", "false"]).unwrap();
         assert_eq!((d.secs, d.mode.as_str(), d.hostile), (60, "direct", false));
         for bad in [
             &["--secs", "5"][..],
@@ -900,7 +876,7 @@ mod tests {
             &["--outage-every", "10", "--outage-secs", "10"],
             &["--throttle", "lots"],
         ] {
-            assert!(Settings::parse(&a(bad)).is_err(), "{bad:?}");
+            assert!(Settings::from_args(bad).is_err(), "{bad:?}");
         }
     }
 

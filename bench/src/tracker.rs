@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::{flag, repo_root, report};
+use crate::{repo_root, report};
 
 /// The target: under 2 KB gzipped.
 pub const TARGET_GZIP_BYTES: usize = 2048;
@@ -21,7 +21,7 @@ pub fn gzipped(bytes: &[u8]) -> usize {
 }
 
 /// Runs the benchmark; see the module docs.
-pub fn main(args: &[String]) -> Result<(), String> {
+pub fn main(write: crate::report::Write) -> Result<(), String> {
     let root = repo_root();
     let dir = root.join("target/bench/tracker");
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
@@ -71,7 +71,7 @@ pub fn main(args: &[String]) -> Result<(), String> {
         "committed_matches": built == committed, "target_gzip_bytes": TARGET_GZIP_BYTES,
         "analytics_next_gzip_bytes": segment.as_deref().map(gzipped),
     });
-    report::publish("tracker", &t, Some(&json), flag(args, "--write"))
+    report::publish("tracker", &t, Some(&json), write.file())
 }
 
 #[cfg(test)]

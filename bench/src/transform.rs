@@ -10,11 +10,11 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
+use edgehose_local::runtime_api::{Outcome, RuntimeApi};
 use edgehose_regional::transform::{TransformConfig, TransformEvent, inputs, transform};
 use edgehose_tests::events::{edge_envelopes, record_of};
-use edgehose_tests::lambda::{Outcome, RuntimeApi};
 
-use crate::{flag, repo_root, report};
+use crate::{repo_root, report};
 
 /// Lambda's request payload limit (6 MB).
 const MAX_EVENT_BYTES: usize = 6_291_456;
@@ -82,13 +82,22 @@ pub fn build_event() -> String {
     )
 }
 
-/// The in-process runs (`edgehose-bench transform-run ours|floor FILE N`).
-pub fn run_variant(args: &[String]) -> Result<(), String> {
-    let (variant, file, iterations) = match args {
-        [v, f, n, ..] => (v.as_str(), f, n.parse::<usize>().map_err(|e| e.to_string())?),
-        _ => return Err("transform-run VARIANT FILE ITERATIONS".into()),
-    };
-    let raw = std::fs::read(file).map_err(|e| e.to_string())?;
+/// One in-process run, in a process of its own (`edgehose-bench
+/// transform-run ours|ours-1|floor FILE N`), started by the benchmark.
+#[derive(Debug, clap::Parser)]
+pub struct RunVariant {
+    /// ours (a thread per CPU), ours-1 (one thread) or floor.
+    pub variant: String,
+    /// The Firehose transformation event to process.
+    pub file: std::path::PathBuf,
+    /// Times to process it.
+    pub iterations: usize,
+}
+
+/// Runs one variant and prints its figures as JSON.
+pub fn run_variant(r: RunVariant) -> Result<(), String> {
+    let (variant, iterations) = (r.variant.as_str(), r.iterations);
+    let raw = std::fs::read(&r.file).map_err(|e| format!("{}: {e}", r.file.display()))?;
     // "ours" uses a thread per CPU (the default), "ours-1" one thread.
     let config = TransformConfig {
         threads: usize::from(variant == "ours-1"),
@@ -158,16 +167,27 @@ fn child(cmd: &mut Command) -> Result<Measured, String> {
     serde_json::from_str(line).map_err(|e| format!("{e}: {text}"))
 }
 
+/// `edgehose-bench transform`'s options.
+#[derive(Debug, clap::Parser)]
+pub struct Options {
+    /// Times each variant processes the event.
+    #[arg(long, default_value_t = 10)]
+    pub iterations: usize,
+    /// Where the table is written.
+    #[command(flatten)]
+    pub write: crate::report::Write,
+}
+
 /// Runs the benchmark.
-pub fn main(args: &[String]) -> Result<(), String> {
-    let iterations: usize = flag(args, "--iterations").and_then(|v| v.parse().ok()).unwrap_or(10);
+pub fn main(o: Options) -> Result<(), String> {
+    let iterations = o.iterations;
     let work = repo_root().join("target/bench/transform");
     std::fs::create_dir_all(&work).map_err(|e| e.to_string())?;
     let file = work.join("event.json");
     let event = build_event();
     std::fs::write(&file, &event).map_err(|e| e.to_string())?;
     let me = std::env::current_exe().map_err(|e| e.to_string())?;
-    let python = edgehose_tests::tools::python()?;
+    let python = edgehose_local::tools::python()?;
     println!(
         "transform benchmark: a {:.2} MB Firehose event, {iterations} iterations per variant",
         event.len() as f64 / 1e6
@@ -199,7 +219,7 @@ pub fn main(args: &[String]) -> Result<(), String> {
         "ours": rate(&ours), "ours_one_thread": rate(&ours_1), "floor": rate(&floor), "python": rate(&python),
         "cold_start_ms": cold,
     });
-    report::publish("transform", &table, Some(&json), flag(args, "--write"))
+    report::publish("transform", &table, Some(&json), o.write.file())
 }
 
 /// Spawn-to-first-response times (ms) of the release `transform` binary.

@@ -12,7 +12,7 @@ use std::process::Command;
 
 use serde_json::{Value, json};
 
-use crate::{cache_dir, flag, repo_root, report};
+use crate::{cache_dir, repo_root, report};
 
 /// The opt-levels built: the Worker's (`tools/build-edge`), "s", and the
 /// native default the Lambdas use.
@@ -35,12 +35,23 @@ fn calls(work: &str) -> u32 {
 
 const WORK: [&str; 2] = ["accept", "sign"];
 
+/// `edgehose-bench wasm`'s options.
+#[derive(Debug, clap::Parser)]
+pub struct Options {
+    /// Rounds, native and wasm taking turns.
+    #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u16).range(1..))]
+    pub rounds: u16,
+    /// Where the table is written.
+    #[command(flatten)]
+    pub write: crate::report::Write,
+}
+
 /// Runs the benchmark.
-pub fn main(args: &[String]) -> Result<(), String> {
-    let rounds: usize = flag(args, "--rounds").and_then(|v| v.parse().ok()).unwrap_or(7).max(1);
+pub fn main(o: Options) -> Result<(), String> {
+    let rounds = usize::from(o.rounds);
     let out = repo_root().join("target/bench/wasm");
     std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
-    let node = edgehose_cli::tools::npm_bin("node")?;
+    let node = edgehose_local::tools::npm_bin("node")?;
     let harness = repo_root().join("bench/js/wasm-probe.mjs");
 
     println!("wasm benchmark: the edge's Rust work, natively and in V8, {rounds} rounds each");
@@ -80,7 +91,7 @@ pub fn main(args: &[String]) -> Result<(), String> {
         "node": node_version(&node), "native_us": native, "wasm": builds,
     });
     let table = render(&raw, rounds);
-    report::publish("wasm", &table, Some(&raw), flag(args, "--write"))
+    report::publish("wasm", &table, Some(&raw), o.write.file())
 }
 
 /// Median µs per call of `work`, natively, in this process.

@@ -282,10 +282,7 @@ impl Pause for TokioPause {
 }
 
 fn now() -> Timestamp {
-    let since = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    Timestamp::from_millis(since.as_millis() as i64)
+    Timestamp::from_system_time(std::time::SystemTime::now())
 }
 
 /// Randomness from the operating system, for envelope ids and retry jitter.

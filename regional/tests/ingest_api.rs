@@ -6,10 +6,10 @@
 
 use std::time::Duration;
 
+use edgehose_local::runtime_api::{Outcome, RuntimeApi};
 use edgehose_regional::ingest::IngestApi;
 use edgehose_shared::settings::Settings;
 use edgehose_tests::events::{event, landed, wait_for};
-use edgehose_tests::lambda::{Outcome, RuntimeApi};
 use edgehose_tests::sandbox::Sandbox;
 use lambda_http::Body;
 
@@ -173,8 +173,8 @@ fn a_real_segment_sdk_delivers_through_api_gateway_and_ingest_api() {
     let mut env = settings(&sandbox, sandbox.edge.secret_access_key());
     env.push(("WRITE_KEYS".into(), "server:wk_server_0123456789".into()));
     let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let port = edgehose_tests::tools::free_port().unwrap();
-    let gateway = edgehose_cli::apigw::ApiGateway::start(
+    let port = edgehose_local::tools::free_port().unwrap();
+    let gateway = edgehose_local::apigw::ApiGateway::start(
         &format!("127.0.0.1:{port}"),
         env!("CARGO_BIN_EXE_ingest-api").as_ref(),
         &pairs,

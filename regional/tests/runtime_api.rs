@@ -6,8 +6,8 @@
 use std::time::Duration;
 
 use base64::Engine;
+use edgehose_local::runtime_api::{Outcome, RuntimeApi};
 use edgehose_tests::events::{edge_envelopes, record_of, wait_for};
-use edgehose_tests::lambda::{Outcome, RuntimeApi};
 
 fn firehose_event(records: &[Vec<u8>]) -> serde_json::Value {
     serde_json::json!({

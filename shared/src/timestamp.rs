@@ -48,6 +48,25 @@ impl Timestamp {
         }
     }
 
+    /// A [`SystemTime`] to the millisecond (truncated toward the past).
+    /// Native code reads the clock as
+    /// `Timestamp::from_system_time(SystemTime::now())`; this crate never does.
+    pub fn from_system_time(t: SystemTime) -> Self {
+        match t.duration_since(UNIX_EPOCH) {
+            Ok(after) => Self(i64::try_from(after.as_millis()).unwrap_or(i64::MAX)),
+            Err(before) => {
+                let d = before.duration();
+                let ms = i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+                // 1.5 ms before the epoch is -2 ms, as for instants after it.
+                Self(if d.subsec_nanos() % 1_000_000 == 0 {
+                    -ms
+                } else {
+                    -ms - 1
+                })
+            }
+        }
+    }
+
     /// Parses an RFC 3339 date-time such as `2024-05-01T12:30:00.250Z` or
     /// `2024-05-01T14:30:00+02:00`; fractions beyond milliseconds are truncated.
     pub fn parse_rfc3339(s: &str) -> Option<Self> {
@@ -346,6 +365,22 @@ mod tests {
         assert_eq!(
             Timestamp(-1500).to_system_time(),
             UNIX_EPOCH - Duration::from_millis(1500)
+        );
+    }
+
+    #[test]
+    fn system_time_reads_back_to_the_millisecond() {
+        for ms in [0, 1500, -1500, 1_700_000_000_123, -86_400_000] {
+            assert_eq!(
+                Timestamp::from_system_time(Timestamp(ms).to_system_time()),
+                Timestamp(ms)
+            );
+        }
+        let t = UNIX_EPOCH - Duration::from_micros(1500);
+        assert_eq!(Timestamp::from_system_time(t), Timestamp(-2));
+        assert_eq!(
+            Timestamp::from_system_time(UNIX_EPOCH + Duration::from_micros(1500)),
+            Timestamp(1)
         );
     }
 

@@ -5,13 +5,13 @@
 use edgehose_shared::sign::{Credentials, sign};
 use edgehose_shared::sigv4::query_string;
 
-use crate::http::{Response, send};
+use edgehose_local::http::{Response, send};
 
 /// The region every test uses.
 pub const REGION: &str = "us-east-1";
 
 /// The wall clock, for signing requests to services that check it.
-pub use edgehose_cli::firehose::now;
+use edgehose_local::clock::now;
 
 /// A client for one endpoint with one key.
 #[derive(Debug, Clone)]

@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
-use crate::tools;
+use edgehose_local::tools;
 
 /// The Chromium binary: `EDGEHOSE_CHROMIUM`, else `chromium` on `PATH`.
 pub fn chromium() -> Result<PathBuf, String> {

@@ -13,7 +13,7 @@ use std::thread::JoinHandle;
 
 use base64::Engine as _;
 
-use crate::tools::{self, free_port};
+use edgehose_local::tools::{self, free_port};
 
 /// A Segment-compatible client this harness can drive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -9,8 +9,8 @@ use edgehose_shared::envelope::{EdgeMeta, Envelope, RequestContext, wrap_items};
 use edgehose_shared::limits::Limits;
 use edgehose_shared::timestamp::Timestamp;
 
-use crate::http::{Response, send};
 use crate::sandbox::Sandbox;
+use edgehose_local::http::{Response, send};
 
 /// A 170-byte-class telemetry event with a unique `message_id`.
 pub fn event(run: &str, n: usize) -> String {
@@ -141,8 +141,8 @@ pub fn sink_options(
     mode: &str,
     key: &edgehose_shared::sign::Credentials,
     settings: &[(&str, &str)],
-) -> crate::edge::EdgeOptions {
-    let mut o = crate::edge::EdgeOptions::new(&[
+) -> edgehose_local::miniflare::EdgeOptions {
+    let mut o = edgehose_local::miniflare::EdgeOptions::new(&[
         ("AWS_REGION", crate::aws::REGION),
         ("FORWARD_MODE", mode),
         ("AWS_ACCESS_KEY_ID", key.access_key_id()),

@@ -25,8 +25,9 @@ use base64::Engine;
 use edgehose_shared::clock::{RandomSource, SeededRandom};
 use edgehose_shared::sign::{Credentials, sign};
 
-use crate::aws::{REGION, now};
-use crate::http::send;
+use crate::aws::REGION;
+use edgehose_local::clock::now;
+use edgehose_local::http::send;
 
 /// The shares of calls that get each fault (the rest pass through).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]

@@ -9,17 +9,13 @@
 pub mod aws;
 pub mod browser;
 pub mod clients;
-pub use edgehose_cli::edge;
 pub mod events;
 pub mod faults;
-pub use edgehose_cli::http;
-pub use edgehose_cli::runtime_api as lambda;
 pub mod local;
 pub mod moto;
 pub mod sandbox;
 pub mod sqs;
 pub mod stream;
-pub use edgehose_cli::tools;
 
 use std::path::PathBuf;
 

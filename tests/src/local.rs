@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use base64::Engine as _;
-use edgehose_cli::edge::{Edge, EdgeOptions};
-use edgehose_cli::firehose::{self, Config, FaultPlan, FirehoseLocal};
+use edgehose_local::firehose::{self, Config, FaultPlan, FirehoseLocal};
+use edgehose_local::miniflare::{Edge, EdgeOptions};
 
 use crate::events::wait_for;
 use crate::workspace_binary;

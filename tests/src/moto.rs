@@ -1,11 +1,9 @@
-//! The tests' use of `moto_server` (started by `edgehose_cli::moto`): the
+//! The tests' use of `moto_server` (started by `edgehose_local::moto`): the
 //! readers that check what landed, run as a consumer would.
 
 use std::process::Command;
 
-pub use edgehose_cli::moto::{Moto, expect_ok};
-
-use crate::tools;
+use edgehose_local::tools;
 
 /// Runs one of the tests' Python readers (`tests/<script>`, with boto3 from
 /// the bootstrap's environment) as `reader` against `args`, and reads the

@@ -10,8 +10,9 @@ use std::sync::Mutex;
 use edgehose_shared::sign::Credentials;
 
 use crate::aws::{AwsClient, REGION, xml_values};
-use crate::moto::{Moto, expect_ok, read_with};
+use crate::moto::read_with;
 use crate::sandbox::{ACCOUNT, create_user};
+use edgehose_local::moto::{Moto, expect_ok};
 
 /// One message read.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -10,8 +10,9 @@ use base64::engine::general_purpose::STANDARD;
 use edgehose_shared::sign::Credentials;
 
 use crate::aws::{AwsClient, REGION};
-use crate::moto::{Moto, expect_ok, read_with};
+use crate::moto::read_with;
 use crate::sandbox::{ACCOUNT, create_user};
+use edgehose_local::moto::{Moto, expect_ok};
 
 /// One user record read back.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -9,16 +9,16 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure report
 
-use edgehose_cli::firehose::FaultPlan;
+use edgehose_local::firehose::FaultPlan;
+use edgehose_local::tools;
 use edgehose_tests::browser::{Pages, drive};
 use edgehose_tests::local::{Destination, Local};
-use edgehose_tests::tools;
 use serde_json::json;
 
 const WRITE_KEY: &str = "wk_web_0123456789";
 
 fn run_id() -> String {
-    edgehose_cli::firehose::store::uuid()[..8].to_owned()
+    edgehose_local::firehose::store::uuid()[..8].to_owned()
 }
 
 /// The pipeline, with `origin` the only one allowed to post.

@@ -8,9 +8,9 @@
 
 use std::io::Write;
 
-use edgehose_cli::firehose::FaultPlan;
+use edgehose_local::firehose::FaultPlan;
+use edgehose_local::http::{Response, send};
 use edgehose_tests::clients::Sdk;
-use edgehose_tests::http::{Response, send};
 use edgehose_tests::local::Local;
 
 const WRITE_KEYS: &str = "server:wk_server_0123456789,bikes:wk_bikes_0123456789";

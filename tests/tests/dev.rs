@@ -8,9 +8,9 @@ use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use edgehose_cli::firehose::store::{objects, uuid};
+use edgehose_local::firehose::store::{objects, uuid};
+use edgehose_local::tools::{free_port, http_get};
 use edgehose_tests::events::{post, wait_for};
-use edgehose_tests::tools::{free_port, http_get};
 use edgehose_tests::workspace_binary;
 
 /// Sends Ctrl-C the way a terminal does: SIGINT to `child`'s whole process
@@ -249,7 +249,7 @@ fn dev_with_sink_kinesis_lands_the_edges_events_through_the_stream() {
 
 #[test]
 fn dev_with_sink_sqs_puts_the_edges_events_in_the_queue() {
-    use edgehose_cli::aws_json;
+    use edgehose_local::aws_json;
     let mut d = Dev::start(&["--sink", "sqs"]);
     let run = uuid();
     let body = format!(r#"[{{"event":"click","message_id":"{run}-1"}},{{"event":"click","message_id":"{run}-2"}}]"#);

@@ -6,9 +6,9 @@
 
 use std::time::Duration;
 
-use edgehose_tests::edge::{Build, Edge, EdgeOptions};
+use edgehose_local::http::{Response, raw, send};
+use edgehose_local::miniflare::{Build, Edge, EdgeOptions};
 use edgehose_tests::events::{event, landed, post, wait_for};
-use edgehose_tests::http::{Response, raw, send};
 use edgehose_tests::sandbox::Sandbox;
 
 fn sandbox() -> Sandbox {

@@ -7,7 +7,7 @@
 
 use std::process::Command;
 
-use edgehose_tests::tools;
+use edgehose_local::tools;
 
 #[test]
 fn wrangler_deploy_dry_run_builds_and_bundles_offline() {
@@ -71,6 +71,6 @@ fn make_dev_runs_the_queue_window_that_deploys() {
     assert_eq!(setting(&toml, "FORWARD_MODE"), "queue");
     assert_eq!(
         setting(&toml, "QUEUE_WINDOW_MS"),
-        edgehose_cli::dev::DEFAULT_QUEUE_WINDOW_MS.to_string()
+        edgehose_local::miniflare::DEFAULT_QUEUE_WINDOW_MS.to_string()
     );
 }

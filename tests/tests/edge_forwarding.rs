@@ -9,8 +9,8 @@ use std::collections::BTreeSet;
 use std::io::Write;
 use std::time::Duration;
 
+use edgehose_local::miniflare::{Edge, EdgeOptions};
 use edgehose_shared::envelope::Envelope;
-use edgehose_tests::edge::{Edge, EdgeOptions};
 use edgehose_tests::events::{event, landed, post, wait_for};
 use edgehose_tests::faults::{FaultPlan, FaultProxy, assert_nothing_lost};
 use edgehose_tests::sandbox::Sandbox;
@@ -149,7 +149,7 @@ fn direct_mode_gathers_concurrent_requests_into_few_calls() {
 
 /// Messages the Worker's isolate wrote to the events queue (`/healthz`).
 fn queue_messages(edge: &Edge) -> u64 {
-    let body = edgehose_cli::tools::http_get(&format!("{}/healthz", edge.url())).unwrap();
+    let body = edgehose_local::tools::http_get(&format!("{}/healthz", edge.url())).unwrap();
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     v["isolate"]["queue_messages"]
         .as_u64()
@@ -419,7 +419,7 @@ fn a_queue_message_that_is_not_text_is_dead_lettered_as_it_came() {
     let mut opts = options(&sandbox, "queue", proxy.url());
     opts.dlq_sink = Some(proxy.dead_letter_url());
     let edge = start(&opts);
-    let sent = edgehose_tests::http::send(
+    let sent = edgehose_local::http::send(
         http::Request::post(format!("{}/queues/EVENTS_QUEUE", edge.control_url()))
             .header("content-type", "application/octet-stream")
             .body(b"not-an-envelope".to_vec())
@@ -434,7 +434,7 @@ fn a_queue_message_that_is_not_text_is_dead_lettered_as_it_came() {
     assert!(moved, "{}", edge.log());
     // Text sent the same way is an envelope line like any other and lands.
     let line = edgehose_tests::events::edge_envelopes(&event("probe", 1)).remove(0);
-    let sent = edgehose_tests::http::send(
+    let sent = edgehose_local::http::send(
         http::Request::post(format!("{}/queues/EVENTS_QUEUE", edge.control_url()))
             .body(line.into_bytes())
             .unwrap(),
@@ -489,7 +489,7 @@ fn max_in_flight_calls_caps_what_one_isolate_has_in_flight() {
 
 /// Messages the Worker's isolate wrote to each events queue shard (`/healthz`).
 fn shard_messages(edge: &Edge) -> Vec<u64> {
-    let body = edgehose_cli::tools::http_get(&format!("{}/healthz", edge.url())).unwrap();
+    let body = edgehose_local::tools::http_get(&format!("{}/healthz", edge.url())).unwrap();
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     v["isolate"]["queue_shard_messages"]
         .as_array()

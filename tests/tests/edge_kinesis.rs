@@ -11,11 +11,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use edgehose_local::miniflare::{Edge, EdgeOptions};
 use edgehose_shared::aws::CallError;
 use edgehose_shared::envelope::Envelope;
 use edgehose_shared::kinesis::put_records::{Entry, TARGET_PUT_RECORDS, parse_put_records_response, put_records_body};
 use edgehose_tests::aws::AwsClient;
-use edgehose_tests::edge::{Edge, EdgeOptions};
 use edgehose_tests::events::{post_arrays, sink_options, wait_for};
 use edgehose_tests::faults::{FaultPlan, FaultProxy, assert_nothing_lost};
 use edgehose_tests::stream::{StreamSandbox, UserRecord};

@@ -11,6 +11,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use edgehose_local::miniflare::{Edge, EdgeOptions};
 use edgehose_shared::aws::CallError;
 use edgehose_shared::envelope::Envelope;
 use edgehose_shared::sqs::QueueUrl;
@@ -18,7 +19,6 @@ use edgehose_shared::sqs::send_message_batch::{
     Entry, TARGET_SEND_MESSAGE_BATCH, parse_send_message_batch_response, send_message_batch_body,
 };
 use edgehose_tests::aws::AwsClient;
-use edgehose_tests::edge::{Edge, EdgeOptions};
 use edgehose_tests::events::{post_arrays, sink_options, wait_for};
 use edgehose_tests::faults::{FaultPlan, FaultProxy, assert_nothing_lost};
 use edgehose_tests::sqs::{Received, SqsSandbox};
@@ -206,7 +206,14 @@ fn a_fifo_queue_drops_what_is_resent_after_a_lost_answer() {
         ..FaultPlan::default()
     };
     let proxy = FaultProxy::start(&sandbox.moto.endpoint(), sandbox.edge.clone(), lost, 43).unwrap();
-    let edge = Edge::start(&options(&sandbox, "direct", &sandbox.fifo_queue, proxy.url())).unwrap();
+    let mut opts = options(&sandbox, "direct", &sandbox.fifo_queue, proxy.url());
+    // moto serves a FIFO queue's sends one at a time, each slower as the
+    // queue fills (to seconds once twenty are waiting): with calls capped at
+    // two in flight, each is answered inside the budget and the test is of
+    // what it is about, resends after lost answers.
+    opts.bindings.insert("MAX_IN_FLIGHT_CALLS".into(), "2".into());
+    opts.bindings.insert("RETRY_BUDGET_MS".into(), "20000".into());
+    let edge = Edge::start(&opts).unwrap();
     let sent = post_arrays(edge.url(), "sdedup", 10, 20, || edge.log());
     // moto forgets a deduplication id once its message is deleted (SQS
     // keeps it five minutes): read only after the resends are done.

@@ -11,11 +11,11 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use edgehose_cli::firehose::{self, Config, FirehoseLocal, store};
+use edgehose_local::firehose::{self, Config, FirehoseLocal, store};
+use edgehose_local::http::Response;
 use edgehose_shared::sign::Credentials;
 use edgehose_tests::aws::AwsClient;
 use edgehose_tests::events::wait_for;
-use edgehose_tests::http::Response;
 use edgehose_tests::workspace_binary;
 use serde_json::{Value, json};
 
@@ -130,7 +130,7 @@ fn it_answers_like_firehose_for_good_calls_bad_signatures_and_limits() {
     let stranger = AwsClient::new(local.url(), Credentials::new("AKIDSOMEONEELSE", "s"));
     let r = call(&stranger, "ListDeliveryStreams", &json!({}));
     assert_eq!(error(&r), (400, "UnrecognizedClientException".into()));
-    let unsigned = edgehose_tests::http::send(
+    let unsigned = edgehose_local::http::send(
         http::Request::post(format!("{}/", local.url()))
             .header("x-amz-target", "Firehose_20150804.ListDeliveryStreams")
             .body(b"{}".to_vec())
@@ -159,7 +159,7 @@ fn it_answers_like_firehose_for_good_calls_bad_signatures_and_limits() {
 fn boto3_works_against_it_unchanged() {
     let dir = temp_dir("boto3");
     let local = FirehoseLocal::start(Config::new("clicks", dir.clone())).unwrap();
-    let python = edgehose_tests::tools::python().unwrap();
+    let python = edgehose_local::tools::python().unwrap();
     let script = r#"
 import json, sys, boto3, botocore.exceptions
 url, secret = sys.argv[1], sys.argv[2]
@@ -205,7 +205,7 @@ print(json.dumps(out))
 #[test]
 fn a_killed_firehose_local_delivers_what_it_acknowledged_when_it_starts_again() {
     let dir = temp_dir("crash");
-    let port = edgehose_tests::tools::free_port().unwrap();
+    let port = edgehose_local::tools::free_port().unwrap();
     let start = || {
         Command::new(workspace_binary("edgehose"))
             .args([
@@ -246,7 +246,7 @@ fn a_killed_firehose_local_delivers_what_it_acknowledged_when_it_starts_again() 
 
     let mut second = start();
     assert!(ready(&good));
-    let flushed = edgehose_tests::http::send(
+    let flushed = edgehose_local::http::send(
         http::Request::post(format!("{url}/_edgehose/flush"))
             .body(Vec::new())
             .unwrap(),

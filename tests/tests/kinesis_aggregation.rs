@@ -38,7 +38,7 @@ print(json.dumps({"reference": data.hex(), "pk": pk, "back": back}))
 "#;
 
 fn reference(records: &[(String, Option<String>, Vec<u8>)], ours: &[u8], pk: &str) -> Value {
-    let python = edgehose_cli::tools::python().expect("the bootstrap's Python (make bootstrap)");
+    let python = edgehose_local::tools::python().expect("the bootstrap's Python (make bootstrap)");
     let job = json!({
         "records": records.iter().map(|(k, h, d)| json!([k, h, STANDARD.encode(d)])).collect::<Vec<_>>(),
         "ours": ours.iter().map(|b| format!("{b:02x}")).collect::<String>(),

@@ -9,8 +9,8 @@
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
-use edgehose_cli::apigw::ApiGateway;
-use edgehose_cli::firehose::store::uuid;
+use edgehose_local::apigw::ApiGateway;
+use edgehose_local::firehose::store::uuid;
 use edgehose_shared::sign::Credentials;
 use edgehose_tests::sandbox::Sandbox;
 use edgehose_tests::workspace_binary;

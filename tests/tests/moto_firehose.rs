@@ -4,6 +4,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure report
 
+use edgehose_local::clock::now;
+use edgehose_local::http::{Response, send};
 use edgehose_shared::aws::{CallError, Endpoint, PutOutcome};
 use edgehose_shared::batch::{Call, PackConfig, pack};
 use edgehose_shared::clock::SeededRandom;
@@ -13,8 +15,7 @@ use edgehose_shared::firehose::{SIGNING_SERVICE, parse_put_record_batch_response
 use edgehose_shared::limits::Limits;
 use edgehose_shared::sign::{Credentials, sign};
 use edgehose_shared::timestamp::Timestamp;
-use edgehose_tests::aws::{REGION, now};
-use edgehose_tests::http::{Response, send};
+use edgehose_tests::aws::REGION;
 use edgehose_tests::sandbox::Sandbox;
 
 fn sandbox() -> Sandbox {

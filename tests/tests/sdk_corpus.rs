@@ -15,6 +15,7 @@ use std::collections::BTreeSet;
 use std::io::Read;
 use std::path::PathBuf;
 
+use edgehose_local::tools;
 use edgehose_shared::api::{self, ApiConfig, Body, RequestHead};
 use edgehose_shared::clock::SeededRandom;
 use edgehose_shared::envelope::EdgeMeta;
@@ -22,7 +23,6 @@ use edgehose_shared::segment::validate::validate_message;
 use edgehose_shared::settings::Settings;
 use edgehose_shared::timestamp::Timestamp;
 use edgehose_tests::clients::{Capture, Captured, Sdk};
-use edgehose_tests::tools;
 
 /// The deployment the corpus is replayed against.
 const WRITE_KEYS: &str = "server:wk_corpus_0123456789";

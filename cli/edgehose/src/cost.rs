@@ -1,0 +1,97 @@
+//! `edgehose cost`: reads the traffic's shape from the command line and
+//! prints each path's whole monthly bill (or JSON, or a chart).
+
+use std::path::PathBuf;
+
+use edgehose_cost::bill::{Bill, Path, bill};
+use edgehose_cost::measured::Measured;
+use edgehose_cost::traffic::Shape;
+use edgehose_cost::{chart, chart_title, curve, json, render};
+
+/// `edgehose cost`'s options.
+#[derive(Debug, clap::Args)]
+#[command(
+    about = "The whole monthly bill per path, line by line",
+    long_about = "\
+The whole monthly bill per path, line by line.
+
+Every price comes from one dated table with its source; quantities (records,
+5 KB-rounded bytes, calls, queue messages and their 64 KB units) from the
+packing code the edge and ingest-api run; CPU and Lambda time from
+make bench-cost. Monthly minimums and included allowances are counted.
+
+  edgehose cost --events-per-month 300000000 --events-per-request 1
+  edgehose cost --events-per-request 20 --event-bytes 170 --path edge-direct"
+)]
+pub struct CostArgs {
+    /// Events a month (1 to 10^15).
+    #[arg(long, default_value_t = 100e6, value_parser = events_per_month)]
+    events_per_month: f64,
+    /// Events in each request.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    events_per_request: u64,
+    /// Bytes of each event as the client sends it.
+    #[arg(long, default_value_t = 170, value_parser = clap::value_parser!(u64).range(64..=1_000_000))]
+    event_bytes: u64,
+    /// Requests one edge isolate gathers in a window (1: each alone; see the README).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    requests_per_window: u64,
+    /// Only this path (repeatable): edge-queue, edge-queue-window,
+    /// edge-direct, api-gateway, function-url.
+    #[arg(long, value_parser = Path::parse)]
+    path: Vec<Path>,
+    /// Measured figures written by make bench-cost (default: the built-in ones).
+    #[arg(long)]
+    measured: Option<PathBuf>,
+    /// Also write an SVG of cost per million against events per request (1 … 200).
+    #[arg(long)]
+    chart: Option<PathBuf>,
+    /// Print the bills as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+fn events_per_month(v: &str) -> Result<f64, String> {
+    match v.parse::<f64>() {
+        Ok(n) if (1.0..=1e15).contains(&n) => Ok(n),
+        _ => Err(format!("{v}: a number between 1 and 10^15")),
+    }
+}
+
+/// Runs the command.
+pub fn run(args: CostArgs) -> Result<(), String> {
+    let size = |n: u64| usize::try_from(n).map_err(|e| e.to_string());
+    let shape = Shape {
+        events_per_request: size(args.events_per_request)?,
+        event_bytes: size(args.event_bytes)?,
+        requests_per_window: size(args.requests_per_window)?,
+    };
+    let events = args.events_per_month;
+    let measured = match &args.measured {
+        Some(file) => {
+            Measured::parse(&std::fs::read_to_string(file).map_err(|e| format!("--measured {}: {e}", file.display()))?)?
+        }
+        None => Measured::built_in()?,
+    };
+    let paths = if args.path.is_empty() {
+        Path::ALL.to_vec()
+    } else {
+        args.path.clone()
+    };
+    let bills: Vec<Bill> = paths
+        .iter()
+        .map(|&p| bill(p, events, shape, &measured))
+        .collect::<Result<_, _>>()?;
+    if args.json {
+        let text = serde_json::to_string_pretty(&json(&bills, shape, &measured)).map_err(|e| format!("JSON: {e}"))?;
+        println!("{text}");
+    } else {
+        print!("{}", render(&bills, shape, &measured));
+    }
+    if let Some(file) = &args.chart {
+        let lines = curve(&paths, events, shape, &measured)?;
+        chart::write(file, &chart_title(events, shape), &lines)?;
+        eprintln!("wrote {}", file.display());
+    }
+    Ok(())
+}

@@ -1,0 +1,440 @@
+//! `edgehose dev`: the whole pipeline on one machine, every piece for real —
+//! the built edge Worker in workerd, firehose-local running the real
+//! `transform` binary, and the `ingest-api` function behind a local API
+//! Gateway — with a line of progress per second and an orderly stop on
+//! Ctrl-C. `--sink kinesis` puts a Kinesis stream (moto) between the edge
+//! and firehose-local, which reads it as a delivery stream with the stream
+//! as its source does; `--sink sqs` has the edge write to a queue (moto).
+
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use edgehose_local::apigw::ApiGateway;
+use edgehose_local::firehose::{self, Config, FaultPlan, FirehoseLocal, KinesisSource, StreamConfig};
+use edgehose_local::miniflare::{Build, DEFAULT_QUEUE_WINDOW_MS, Edge, EdgeOptions};
+use edgehose_local::moto::Moto;
+use edgehose_local::redrive::DEV_ADMIN_KEY;
+use edgehose_local::{aws_json, tools};
+
+/// `edgehose dev`'s options.
+#[derive(Debug, clap::Args)]
+pub struct DevArgs {
+    /// The edge Worker's port.
+    #[arg(long, default_value_t = 8787)]
+    port: u16,
+    /// firehose-local's port.
+    #[arg(long, default_value_t = 4573)]
+    firehose_port: u16,
+    /// The API Gateway path's port.
+    #[arg(long, default_value_t = 8788)]
+    api_port: u16,
+    /// Where data lands.
+    #[arg(long, env = "EDGEHOSE_DATA_DIR", default_value = ".edgehose/data")]
+    data_dir: PathBuf,
+    /// The delivery stream's name.
+    #[arg(long, default_value = "edgehose-events")]
+    stream: String,
+    /// How the edge forwards: through its queue, or directly after answering.
+    #[arg(long, value_enum, default_value_t = Mode::Queue)]
+    mode: Mode,
+    /// Where the edge writes: firehose; kinesis (a stream in moto, read by
+    /// firehose-local); sqs (a queue in moto).
+    #[arg(long, value_enum, default_value_t = Sink::Firehose)]
+    sink: Sink,
+    /// Queue mode: answer at once and write one message per window of this
+    /// many ms (as wrangler.toml); 0 answers after the queue write.
+    #[arg(long, default_value_t = DEFAULT_QUEUE_WINDOW_MS, value_parser = clap::value_parser!(u64).range(0..=1000))]
+    queue_window_ms: u64,
+    /// firehose-local's buffering interval, seconds.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=900))]
+    buffer_secs: u64,
+    /// gzip delivered objects.
+    #[arg(long)]
+    gzip: bool,
+    /// Partition by event name and day, as the template's DynamicPartitioning.
+    #[arg(long, env = "PARTITIONING")]
+    partitioning: bool,
+    /// The edge answers 400 to payloads that do not decode.
+    #[arg(long)]
+    strict: bool,
+    /// WRITE_KEYS for both paths, `id:key,…` (none: no key needed).
+    #[arg(long, env = "WRITE_KEYS", default_value = "", hide_default_value = true)]
+    write_keys: String,
+    /// SOURCES for both paths and the transform, JSON (README: Declaring a source).
+    #[arg(long, env = "SOURCES", default_value = "", hide_default_value = true)]
+    sources: String,
+    /// The edge Worker's admin key (`edgehose redrive`'s).
+    #[arg(long, env = "ADMIN_KEY", default_value = DEV_ADMIN_KEY, hide_env_values = true)]
+    admin_key: String,
+    #[command(flatten)]
+    faults: Faults,
+    /// The edge Worker's DevTools inspector on this port, e.g. 9229 (off).
+    #[arg(long)]
+    inspector_port: Option<u16>,
+    /// No progress lines.
+    #[arg(long)]
+    quiet: bool,
+}
+
+/// Faults firehose-local puts in the Firehose calls it serves.
+#[derive(Debug, clap::Args)]
+pub struct Faults {
+    /// Share of Firehose calls throttled (0..1).
+    #[arg(long, default_value_t = 0.0, value_parser = share)]
+    throttle: f64,
+    /// Share of Firehose calls with failed records (0..1).
+    #[arg(long, default_value_t = 0.0, value_parser = share)]
+    partial: f64,
+    /// Share of Firehose calls answered 500 (0..1).
+    #[arg(long, default_value_t = 0.0, value_parser = share)]
+    errors: f64,
+    /// Added to each Firehose call, ms.
+    #[arg(long, default_value_t = 0)]
+    latency_ms: u64,
+}
+
+impl Faults {
+    /// The plan these flags describe.
+    pub fn plan(&self) -> FaultPlan {
+        FaultPlan {
+            throttle: self.throttle,
+            partial: self.partial,
+            errors: self.errors,
+            latency_ms: self.latency_ms,
+            ..FaultPlan::default()
+        }
+    }
+}
+
+/// A share between 0 and 1.
+pub fn share(v: &str) -> Result<f64, String> {
+    match v.parse::<f64>() {
+        Ok(x) if (0.0..=1.0).contains(&x) => Ok(x),
+        _ => Err(format!("{v:?} is not a share between 0 and 1")),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Mode {
+    Queue,
+    Direct,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Sink {
+    Firehose,
+    Kinesis,
+    Sqs,
+}
+
+/// Where the pieces were built (`make dev` builds them first).
+struct Binaries {
+    transform: PathBuf,
+    ingest_api: PathBuf,
+}
+
+fn binaries() -> Result<Binaries, String> {
+    Ok(Binaries {
+        transform: tools::release_binary("transform", "make dev")?,
+        ingest_api: tools::release_binary("ingest-api", "make dev")?,
+    })
+}
+
+/// Runs until Ctrl-C (SIGINT) or SIGTERM.
+pub fn run(args: DevArgs) -> Result<(), String> {
+    let stop = crate::signals::stop_flag()?;
+
+    let data_dir = args.data_dir.clone();
+    let stream = args.stream.clone();
+    let mode = match args.mode {
+        Mode::Queue => "queue",
+        Mode::Direct => "direct",
+    };
+    let queue_window_ms = args.queue_window_ms.to_string();
+    let sink = args.sink;
+    let faults = args.faults.plan();
+    let bins = binaries()?;
+
+    let mut stream_config = StreamConfig::new(&stream);
+    stream_config.buffer_interval = Duration::from_secs(args.buffer_secs);
+    stream_config.gzip = args.gzip;
+    let partitioning = args.partitioning;
+    if partitioning {
+        stream_config.partition_prefix = Some(firehose::PARTITION_PREFIX.to_owned());
+    }
+    let partitioning = if partitioning { "true" } else { "false" };
+    let mut config = Config::new(&stream, data_dir.clone());
+    config.listen = format!("127.0.0.1:{}", args.firehose_port);
+    // Kinesis and SQS live in moto; with a stream between, the delivery
+    // stream reads it, and the API Gateway path puts to one of its own.
+    let region = firehose::REGION_DEFAULT;
+    let moto = if sink == Sink::Firehose {
+        None
+    } else {
+        Some(Moto::start()?)
+    };
+    let dev_key = edgehose_shared::sign::Credentials::new(firehose::DEV_ACCESS_KEY_ID, firehose::DEV_SECRET_ACCESS_KEY);
+    let mut api_stream = stream.clone();
+    let mut sink_env: Vec<(&str, String)> = Vec::new();
+    match (sink, &moto) {
+        (Sink::Kinesis, Some(moto)) => {
+            let create = serde_json::json!({"StreamName": stream, "ShardCount": 2});
+            aws_json::call(
+                &moto.endpoint(),
+                aws_json::KINESIS,
+                "CreateStream",
+                &create,
+                region,
+                &dev_key,
+            )?;
+            stream_config.kinesis_source = Some(KinesisSource {
+                endpoint: moto.endpoint(),
+                stream: stream.clone(),
+                region: region.to_owned(),
+                access_key_id: firehose::DEV_ACCESS_KEY_ID.to_owned(),
+                secret_access_key: firehose::DEV_SECRET_ACCESS_KEY.to_owned(),
+            });
+            api_stream = format!("{stream}-apigw");
+            sink_env.extend([
+                ("SINK", "kinesis".to_owned()),
+                ("KINESIS_STREAM", stream.clone()),
+                ("KINESIS_ENDPOINT", moto.endpoint()),
+            ]);
+        }
+        (Sink::Sqs, Some(moto)) => {
+            let create = serde_json::json!({"QueueName": stream});
+            let made = aws_json::call(
+                &moto.endpoint(),
+                aws_json::SQS,
+                "CreateQueue",
+                &create,
+                region,
+                &dev_key,
+            )?;
+            let url = made["QueueUrl"]
+                .as_str()
+                .ok_or(format!("CreateQueue: no QueueUrl in {made}"))?;
+            sink_env.extend([
+                ("SINK", "sqs".to_owned()),
+                ("SQS_QUEUE_URL", url.to_owned()),
+                ("SQS_ENDPOINT", moto.endpoint()),
+            ]);
+        }
+        _ => sink_env.push(("FIREHOSE_STREAM", stream.clone())),
+    }
+    let mut api_stream_config = stream_config.clone();
+    api_stream_config.name = api_stream.clone();
+    api_stream_config.kinesis_source = None;
+    config.streams = vec![stream_config];
+    if api_stream != stream {
+        config.streams.push(api_stream_config);
+    }
+    config.faults = faults;
+    let (write_keys, sources) = (args.write_keys.clone(), args.sources.clone());
+    let mut transform_env = transform_env();
+    transform_env.push(("SOURCES".to_owned(), sources.clone()));
+    transform_env.push(("PARTITIONING".to_owned(), partitioning.to_owned()));
+    config.transform = Some((bins.transform.clone(), transform_env));
+    let firehose = FirehoseLocal::start(config)?;
+
+    // The request-facing settings both paths read alike, so they answer alike.
+    let strict = if args.strict { "true" } else { "false" };
+    let api_settings = [
+        ("STRICT", strict),
+        ("ALLOWED_ORIGINS", "*"),
+        ("WRITE_KEYS", write_keys.as_str()),
+        ("SOURCES", sources.as_str()),
+    ];
+    let mut api_env = vec![
+        ("FIREHOSE_STREAM", api_stream.as_str()),
+        ("AWS_REGION", region),
+        ("AWS_ACCESS_KEY_ID", firehose::DEV_ACCESS_KEY_ID),
+        ("AWS_SECRET_ACCESS_KEY", firehose::DEV_SECRET_ACCESS_KEY),
+        ("FIREHOSE_ENDPOINT", firehose.url()),
+    ];
+    api_env.extend(api_settings);
+    let api = ApiGateway::start(
+        &format!("127.0.0.1:{}", args.api_port),
+        &bins.ingest_api,
+        &api_env,
+        Some(&data_dir.join("ingest-api.log")),
+    )?;
+
+    let mut edge_env = vec![
+        ("AWS_REGION", region),
+        ("FIREHOSE_ENDPOINT", firehose.url()),
+        ("AWS_ACCESS_KEY_ID", firehose::DEV_ACCESS_KEY_ID),
+        ("AWS_SECRET_ACCESS_KEY", firehose::DEV_SECRET_ACCESS_KEY),
+        ("FORWARD_MODE", mode),
+        ("QUEUE_WINDOW_MS", queue_window_ms.as_str()),
+        ("PARTITIONING", partitioning),
+    ];
+    edge_env.extend(api_settings);
+    edge_env.extend(sink_env.iter().map(|(k, v)| (*k, v.as_str())));
+    edge_env.push(("ADMIN_KEY", args.admin_key.as_str()));
+    let mut options = EdgeOptions::new(&edge_env);
+    options.port = Some(args.port);
+    options.max_retries = 10;
+    // Dead letters are archived by the Worker itself, as deployed, in a
+    // bucket kept across restarts; `edgehose redrive` brings them back.
+    options.persist = Some(data_dir.join(".miniflare"));
+    options.build = Build::Release;
+    options.inspector_port = args.inspector_port;
+    let edge = Edge::start(&options)?;
+
+    banner(edge.url(), api.url(), firehose.url(), &data_dir, &stream, mode);
+    match (sink, &moto) {
+        (Sink::Kinesis, Some(moto)) => println!(
+            "  sink kinesis: the edge writes to Kinesis stream {stream} in moto ({}); firehose-local reads it, de-aggregated, into the transform\n  (the API Gateway path puts to its own delivery stream, {api_stream})\n",
+            moto.endpoint()
+        ),
+        (Sink::Sqs, Some(moto)) => println!(
+            "  sink sqs: the edge writes to SQS queue {stream} in moto ({}); read it with any SQS client, e.g.\n    aws --endpoint-url {} sqs receive-message --queue-url {}\n",
+            moto.endpoint(),
+            moto.endpoint(),
+            sink_env
+                .iter()
+                .find(|(k, _)| *k == "SQS_QUEUE_URL")
+                .map_or("", |(_, v)| v.as_str())
+        ),
+        _ => {}
+    }
+    if let Some(inspector) = edge.inspector_url() {
+        println!("  DevTools for the edge Worker (chrome://inspect, or a CDP client): {inspector}\n");
+    }
+    let quiet = args.quiet;
+    let mut last = (edge_accepted(edge.url()), api.accepted_events(), firehose.stats());
+    let mut tick = Instant::now();
+    while !stop.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(100));
+        if tick.elapsed() < Duration::from_secs(1) {
+            continue;
+        }
+        tick = Instant::now();
+        let now = (edge_accepted(edge.url()), api.accepted_events(), firehose.stats());
+        if !quiet && let Some(line) = progress(&last, &now) {
+            println!("{line}");
+        }
+        last = now;
+    }
+    let stopping = Instant::now();
+    println!("\nstopping: draining the edge's queue into firehose-local…");
+    // With sink sqs the edge's events stay in the queue, not in firehose-local.
+    let edge_url = if sink == Sink::Sqs { None } else { Some(edge.url()) };
+    let left = drain(edge_url, &api, &firehose, Duration::from_secs(30));
+    if left > 0 {
+        println!(
+            "  {left} events the edge accepted are not in firehose-local after 30 s (Firehose refusing them? see the dead letters: edgehose redrive --count)"
+        );
+    }
+    println!("  then the edge, the API Gateway path, and firehose-local (delivering what it buffered)…");
+    drop(edge);
+    drop(api);
+    // Deliver every buffer first, so the counts below are the final ones.
+    if let Err(e) = firehose.flush(Duration::from_secs(60)) {
+        println!("  firehose-local: {e}");
+    }
+    let s = firehose.stats();
+    drop(firehose);
+    println!("  stopped in {:.1} s", stopping.elapsed().as_secs_f64());
+    println!(
+        "stopped. {} records received, {} delivered, {} failed, {} dropped; data is in {}",
+        s.records_received,
+        s.records_delivered,
+        s.records_failed,
+        s.records_dropped,
+        data_dir.display()
+    );
+    Ok(())
+}
+
+/// The transform's environment: the JSON Schemas shipped in the repository.
+fn transform_env() -> Vec<(String, String)> {
+    let schemas = tools::repo_root().join("regional/schemas");
+    let mut env = Vec::new();
+    if schemas.is_dir() {
+        env.push(("SCHEMA_DIR".to_owned(), schemas.display().to_string()));
+    }
+    env
+}
+
+/// Waits until every event either path accepted is in firehose-local (the
+/// edge's queue drained: nothing new arrives for two of its batch windows),
+/// or `timeout` passes; returns how many are still missing.
+fn drain(edge: Option<&str>, api: &ApiGateway, firehose: &FirehoseLocal, timeout: Duration) -> u64 {
+    let start = Instant::now();
+    let (mut last, mut still_since) = (u64::MAX, Instant::now());
+    loop {
+        // Read the paths first: an event accepted later is counted next time.
+        let accepted = edge.map_or(0, edge_accepted) + api.accepted_events();
+        let received = firehose.stats().lines_received;
+        if received != last {
+            (last, still_since) = (received, Instant::now());
+        }
+        let quiet = still_since.elapsed() > Duration::from_secs(2);
+        if (received >= accepted && quiet) || start.elapsed() > timeout {
+            return accepted.saturating_sub(received);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Events the edge isolate accepted so far (its `/healthz` counters).
+fn edge_accepted(url: &str) -> u64 {
+    tools::http_get(&format!("{url}/healthz"))
+        .ok()
+        .and_then(|b| serde_json::from_str::<serde_json::Value>(&b).ok())
+        .and_then(|v| v["isolate"]["accepted_events"].as_u64())
+        .unwrap_or(0)
+}
+
+fn banner(edge: &str, api: &str, firehose: &str, data: &std::path::Path, stream: &str, mode: &str) {
+    let data = data.display();
+    println!(
+        "\
+edgehose dev is running. Ctrl-C stops everything.
+
+  edge Worker (workerd, {mode} mode)  {edge}/v1/events
+  API Gateway path (ingest-api)       {api}/v1/events
+  firehose-local (stream {stream})     {firehose}   stats: {firehose}/_edgehose/stats
+  Segment / RudderStack SDKs: host (dataPlaneUrl) {edge}; devices: {edge}/v1/ingest/<name>
+
+Try:
+  curl -s {edge}/v1/events -H 'content-type: application/json' \\
+       -d '{{\"event\":\"click\",\"message_id\":\"m-1\",\"url\":\"https://shop.example/\",\"properties\":{{\"price\":9.5}}}}'
+
+Data lands in {data}/ (Firehose's S3 layout, every ~5 s):
+  {data}/YYYY/MM/DD/HH/{stream}-1-…          validated events, one JSON per line
+  {data}/processing-failed/YYYY/MM/DD/HH/…  records with no valid event, in AWS's error format
+  dead letters (what the edge gave up on)   archived in the Worker's DEAD_LETTERS bucket: edgehose redrive
+  {data}/transform.log, ingest-api.log       the functions' logs
+Break something:
+  curl -s -X PUT {firehose}/_edgehose/faults -d '{{\"partial\":0.3,\"outage_secs\":5}}'
+"
+    );
+}
+
+type Snapshot = (u64, u64, firehose::Stats);
+
+fn progress(before: &Snapshot, after: &Snapshot) -> Option<String> {
+    let (e0, a0, f0) = before;
+    let (e1, a1, f1) = after;
+    if e1 == e0 && a1 == a0 && f1 == f0 {
+        return None;
+    }
+    let d = |x: u64, y: u64| y.saturating_sub(x);
+    let t = edgehose_local::clock::now().to_rfc3339();
+    Some(format!(
+        "{} edge +{} accepted | api-gw +{} | firehose +{} records in, +{} delivered ({} events), +{} failed, {} buffered, {} refused calls",
+        &t[11..19],
+        d(*e0, *e1),
+        d(*a0, *a1),
+        d(f0.records_received, f1.records_received),
+        d(f0.records_delivered, f1.records_delivered),
+        d(f0.lines_delivered, f1.lines_delivered),
+        d(f0.records_failed, f1.records_failed),
+        f1.records_buffered,
+        d(f0.refused_calls, f1.refused_calls),
+    ))
+}
