@@ -188,7 +188,7 @@ fn edge_cpu(work: &Path, rounds: usize, requests: usize) -> Result<BySize, Strin
         points: SIZES
             .iter()
             .zip(samples)
-            .map(|(&k, s)| (k, crate::load::median(&s)))
+            .map(|(&k, s)| (k, edgehose_latency::stats::median(&s)))
             .collect(),
     })
 }
@@ -255,7 +255,7 @@ fn ingest_api_billed(work: &Path, rounds: usize, requests: usize) -> Result<BySi
         points: SIZES
             .iter()
             .zip(samples)
-            .map(|(&k, s)| (k, crate::load::median(&s)))
+            .map(|(&k, s)| (k, edgehose_latency::stats::median(&s)))
             .collect(),
     })
 }

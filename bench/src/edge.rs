@@ -10,16 +10,17 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::load::{self, Summary, median};
+use crate::load::{self, Summary};
 use crate::report;
 use crate::sink::Sink;
 use crate::workerd::{Module, WorkerSpec, Workerd, first_allowed_cpu, pin_this_thread};
 use crate::{cache_dir, repo_root};
 use crate::{isolate_profile, worker_size};
+use edgehose_latency::stats::median;
 
 /// The event every request carries: 177 bytes of realistic telemetry.
 pub fn event_177() -> String {
-    edgehose_wasm_probe::EVENT.to_owned()
+    edgehose_sample::TELEMETRY_177.to_owned()
 }
 
 /// The edge Worker's targets (issue of the leaner Worker): gzipped wasm at

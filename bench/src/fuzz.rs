@@ -202,7 +202,7 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
 }
 
 fn v1_events() -> Vec<String> {
-    (0..3).map(|n| edgehose_tests::events::event("fuzz", n)).collect()
+    (0..3).map(|n| edgehose_sample::ride_sample("fuzz", n)).collect()
 }
 
 fn seeds(target: &str) -> Result<Vec<Vec<u8>>, String> {

@@ -8,6 +8,7 @@ pub mod fuzz;
 pub mod isolate_profile;
 pub mod latency;
 pub mod load;
+pub mod node;
 pub mod packing;
 pub mod pipeline;
 pub mod report;

@@ -38,45 +38,19 @@ pub struct Summary {
 }
 
 impl Run {
-    /// Sorts and summarises.
+    /// Summarises: percentiles from `edgehose_latency::stats` (HdrHistogram).
     pub fn summary(&self) -> Summary {
-        let mut us: Vec<f64> = self.latencies.iter().map(|d| d.as_secs_f64() * 1e6).collect();
-        us.sort_by(f64::total_cmp);
+        let m = edgehose_latency::stats::micros(&self.latencies);
         Summary {
-            requests: us.len(),
-            p50: percentile(&us, 50.0),
-            p90: percentile(&us, 90.0),
-            p99: percentile(&us, 99.0),
-            max: us.last().copied().unwrap_or_default(),
-            rps: us.len() as f64 / self.elapsed.as_secs_f64().max(1e-9),
+            requests: self.latencies.len(),
+            p50: m.p50 as f64,
+            p90: m.p90 as f64,
+            p99: m.p99 as f64,
+            max: m.max as f64,
+            rps: self.latencies.len() as f64 / self.elapsed.as_secs_f64().max(1e-9),
             errors: self.errors,
         }
     }
-}
-
-/// The median of some values (the mean of the middle two for an even
-/// count; NaN ignored, NaN when none is left).
-pub fn median(values: &[f64]) -> f64 {
-    let mut v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
-}
-
-/// The nearest-rank percentile of sorted values.
-pub fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
 /// `n` requests, one after another, on one keep-alive connection.
@@ -206,18 +180,6 @@ impl Conn {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn nearest_rank_percentiles() {
-        let v: Vec<f64> = (1..=100).map(f64::from).collect();
-        assert_eq!(
-            (percentile(&v, 50.0), percentile(&v, 90.0), percentile(&v, 99.0)),
-            (50.0, 90.0, 99.0)
-        );
-        assert_eq!(percentile(&v, 100.0), 100.0);
-        assert_eq!(percentile(&[7.0], 99.0), 7.0);
-        assert_eq!(percentile(&[], 50.0), 0.0);
-    }
 
     #[test]
     fn a_run_summarises_to_rate_and_percentiles() {

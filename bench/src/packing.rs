@@ -11,6 +11,7 @@
 //! (`shared::batch`, `shared::kinesis::pack`, `shared::sqs::pack`), applied
 //! to events enveloped exactly as the edge does; none is a formula.
 
+use edgehose_sample::ride_sample;
 use edgehose_shared::batch::{PackConfig, PackingStats, group_lines, pack, pack_calls, pack_records};
 use edgehose_shared::clock::SeededRandom;
 use edgehose_shared::kinesis::PUT_PAYLOAD_UNIT_BYTES;
@@ -19,7 +20,7 @@ use edgehose_shared::kinesis::partition::PartitionKeys;
 use edgehose_shared::limits::{QUEUE_MAX_BATCH_MESSAGES, QUEUE_MESSAGE_TARGET_BYTES};
 use edgehose_shared::sqs::BILLING_CHUNK_BYTES as SQS_BILLING_CHUNK_BYTES;
 use edgehose_shared::sqs::pack::{PackConfig as SqsPack, pack as sqs_pack};
-use edgehose_tests::events::{edge_envelopes, event};
+use edgehose_tests::events::edge_envelopes;
 
 use crate::report;
 
@@ -38,7 +39,7 @@ struct Row {
 
 /// The events as `per_request`-event requests, each request's envelope lines.
 fn requests(per_request: usize) -> Vec<Vec<String>> {
-    let events: Vec<String> = (0..EVENTS).map(|n| event("pack", n)).collect();
+    let events: Vec<String> = (0..EVENTS).map(|n| ride_sample("pack", n)).collect();
     events
         .chunks(per_request)
         .map(|c| edge_envelopes(&c.join("\n")))

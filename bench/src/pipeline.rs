@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use edgehose_local::firehose::{DEV_ACCESS_KEY_ID, DEV_SECRET_ACCESS_KEY, REGION_DEFAULT};
 use edgehose_local::miniflare::{Build, Edge, EdgeOptions};
 use edgehose_local::tools::{free_port, http_get, release_binary};
-use edgehose_tests::events::event;
+use edgehose_sample::ride_sample;
 
 use crate::load::Conn;
 use crate::workerd::{Proc, processes, tree};
@@ -94,7 +94,7 @@ pub fn parse_scenarios(text: &str) -> Result<Vec<Scenario>, String> {
 /// The request body of `n` events: one JSON object, or an array of them.
 pub fn body(tag: &str, first: usize, n: usize) -> String {
     if n == 1 {
-        return event(tag, first);
+        return ride_sample(tag, first);
     }
     let mut b = String::with_capacity(n * 180);
     b.push('[');
@@ -102,7 +102,7 @@ pub fn body(tag: &str, first: usize, n: usize) -> String {
         if i > 0 {
             b.push(',');
         }
-        b.push_str(&event(tag, first + i));
+        b.push_str(&ride_sample(tag, first + i));
     }
     b.push(']');
     b
@@ -208,7 +208,7 @@ pub fn main(o: Options) -> Result<(), String> {
     );
     let mut outcomes = Vec::new();
     for s in &scenarios {
-        print!("  {} mode, {} event(s) per request … ", s.mode, s.per_request);
+        print!("  {} mode, {} ride_sample(s) per request … ", s.mode, s.per_request);
         let _ = std::io::stdout().flush();
         let o = run(
             s,
@@ -262,7 +262,7 @@ pub fn main(o: Options) -> Result<(), String> {
     report::publish("pipeline", &table, Some(&json), o.write.file())?;
     let lost: u64 = outcomes.iter().map(|o| o.missing).sum();
     if lost > 0 {
-        return Err(format!("{lost} accepted event(s) were not found in the output"));
+        return Err(format!("{lost} accepted ride_sample(s) were not found in the output"));
     }
     Ok(())
 }

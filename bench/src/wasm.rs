@@ -111,7 +111,7 @@ fn native_us(work: &str, rounds: usize) -> f64 {
             t.elapsed().as_secs_f64() * 1e6 / f64::from(n)
         })
         .collect();
-    crate::load::median(&times)
+    edgehose_latency::stats::median(&times)
 }
 
 /// Builds the probe for wasm32 at `level` and finishes it as the Worker is
@@ -177,27 +177,10 @@ fn run(cmd: &mut Command) -> Result<(), String> {
 
 /// Median µs per call of `work` in Node's V8 with these flags.
 fn in_v8(node: &Path, harness: &Path, dir: &Path, work: &str, rounds: usize, flags: &[&str]) -> Result<f64, String> {
-    let out = Command::new(node)
-        .args(flags)
-        .arg(harness)
-        .arg(dir)
-        .arg(work)
-        .arg(calls(work).to_string())
-        .arg(rounds.to_string())
-        .output()
-        .map_err(|e| format!("{}: {e}", node.display()))?;
-    if !out.status.success() {
-        return Err(format!(
-            "{} {}: {}",
-            harness.display(),
-            work,
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
-    }
-    let v: Value = serde_json::from_slice(&out.stdout).map_err(|e| format!("{}: {e}", harness.display()))?;
-    v["us_per_call"]
-        .as_f64()
-        .ok_or_else(|| format!("{}: no us_per_call", harness.display()))
+    let (calls, rounds) = (calls(work).to_string(), rounds.to_string());
+    let args = [dir.as_os_str(), work.as_ref(), calls.as_ref(), rounds.as_ref()];
+    let v = crate::node::run_json(node, flags, harness, &args)?;
+    crate::node::number(&v, "us_per_call", harness)
 }
 
 fn node_version(node: &Path) -> String {

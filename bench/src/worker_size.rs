@@ -6,7 +6,6 @@
 //! none.
 
 use std::path::Path;
-use std::process::Command;
 
 use std::collections::BTreeMap;
 
@@ -231,28 +230,10 @@ pub fn compile_ms(
 ) -> Result<(f64, Vec<f64>), String> {
     let mut times = Vec::with_capacity(rounds);
     for _ in 0..rounds {
-        let out = Command::new(node)
-            .args(flags)
-            .arg(harness)
-            .arg(wasm)
-            .output()
-            .map_err(|e| format!("{}: {e}", node.display()))?;
-        if !out.status.success() {
-            return Err(format!(
-                "{}: {}",
-                harness.display(),
-                String::from_utf8_lossy(&out.stderr).trim()
-            ));
-        }
-        let v: serde_json::Value =
-            serde_json::from_slice(&out.stdout).map_err(|e| format!("{}: {e}", harness.display()))?;
-        times.push(
-            v["ms"]
-                .as_f64()
-                .ok_or_else(|| format!("{}: no ms", harness.display()))?,
-        );
+        let v = crate::node::run_json(node, flags, harness, &[wasm.as_os_str()])?;
+        times.push(crate::node::number(&v, "ms", harness)?);
     }
-    Ok((crate::load::median(&times), times))
+    Ok((edgehose_latency::stats::median(&times), times))
 }
 
 /// Everything measured of the Worker's size.

@@ -7,8 +7,8 @@ use std::cell::Cell;
 
 use edgehose_shared::aws::{CallError, Endpoint, PutOutcome};
 use edgehose_shared::retry::ClockSkew;
-use edgehose_shared::sign::{Signer, signing_headers_for_payload};
 use edgehose_shared::sigv4;
+use edgehose_shared::sigv4::sign::{Signer, signing_headers_for_payload};
 
 use crate::clock::now;
 use crate::config::EdgeConfig;

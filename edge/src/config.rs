@@ -13,7 +13,7 @@ use edgehose_shared::kinesis::put_records as kinesis;
 use edgehose_shared::limits::FIREHOSE_MAX_RECORD_BYTES;
 use edgehose_shared::retry::RetryPolicy;
 use edgehose_shared::settings::{SettingError, Settings};
-use edgehose_shared::sign::Credentials;
+use edgehose_shared::sigv4::sign::Credentials;
 use edgehose_shared::sqs::pack::PackConfig as SqsPackConfig;
 use edgehose_shared::sqs::{QueueUrl, send_message_batch as sqs};
 use worker::Env;

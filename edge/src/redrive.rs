@@ -7,7 +7,7 @@
 //! redrive` calls it until nothing is left.
 
 use edgehose_shared::api::Reply;
-use edgehose_shared::sigv4::constant_time_eq;
+use edgehose_shared::sigv4::verify::constant_time_eq;
 use serde_json::json;
 use worker::{Env, console_error, console_log};
 

@@ -1,10 +1,10 @@
 //! The edgehose regional Lambdas: the Firehose data-transformation function
 //! that validates every event the edge sent ([`transform`]), and the handler
-//! that wraps it for the Lambda runtime ([`handler`]).
+//! that wraps it for the Lambda runtime ([`transform_lambda`]).
 
 pub mod analyst;
-pub mod handler;
 pub mod ingest;
 pub mod metrics;
 pub mod schemas;
 pub mod transform;
+pub mod transform_lambda;

@@ -28,7 +28,7 @@ fn sdk(url: &str, secret: &str) -> aws_sdk_firehose::Client {
 
 #[tokio::test]
 async fn the_aws_sdk_puts_describes_and_is_refused_a_wrong_secret_like_aws() {
-    let dir = std::env::temp_dir().join(format!("edgehose-sdk-{}", firehose::store::uuid()));
+    let dir = std::env::temp_dir().join(format!("edgehose-sdk-{}", uuid::Uuid::new_v4()));
     let local = FirehoseLocal::start(Config::new("clicks", dir.clone())).unwrap();
     let client = sdk(local.url(), firehose::DEV_SECRET_ACCESS_KEY);
 

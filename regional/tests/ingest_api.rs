@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use edgehose_local::runtime_api::{Outcome, RuntimeApi};
 use edgehose_regional::ingest::IngestApi;
+use edgehose_sample::ride_sample;
 use edgehose_shared::settings::Settings;
-use edgehose_tests::events::{event, landed, wait_for};
+use edgehose_tests::events::{landed, wait_for};
 use edgehose_tests::sandbox::Sandbox;
 use lambda_http::Body;
 
@@ -63,7 +64,7 @@ async fn call(api: &IngestApi, req: lambda_http::Request) -> (u16, serde_json::V
 async fn accepted_events_are_in_firehose_before_the_200() {
     let sandbox = sandbox();
     let api = api(settings(&sandbox, sandbox.edge.secret_access_key()));
-    let events: Vec<String> = (0..20).map(|i| event("apigw", i)).collect();
+    let events: Vec<String> = (0..20).map(|i| ride_sample("apigw", i)).collect();
     let (status, body) = call(&api, post(&events.join("\n"), "application/x-ndjson")).await;
     assert_eq!((status, body), (200, serde_json::json!({"accepted": 20})));
     // Synchronous: already there, no waiting.
@@ -100,7 +101,7 @@ async fn it_answers_every_error_like_the_edge() {
 async fn a_wrong_secret_is_a_5xx_naming_the_refusal_not_a_panic() {
     let sandbox = sandbox();
     let api = api(settings(&sandbox, "not-the-secret"));
-    let (status, body) = call(&api, post(&event("wrong", 1), "application/json")).await;
+    let (status, body) = call(&api, post(&ride_sample("wrong", 1), "application/json")).await;
     assert_eq!((status, body["error"].as_str()), (500, Some("misconfigured")));
     assert!(
         body["message"].as_str().unwrap().contains("SignatureDoesNotMatch"),
@@ -137,7 +138,7 @@ fn the_binary_serves_api_gateway_events_and_logs_a_refusal_clearly() {
         .spawn(env!("CARGO_BIN_EXE_ingest-api").as_ref(), "edgehose-ingest-api", &env)
         .unwrap();
     let Outcome::Response(resp) = runtime
-        .invoke(&apigw_event(&event("bin", 1)), Duration::from_secs(30))
+        .invoke(&apigw_event(&ride_sample("bin", 1)), Duration::from_secs(30))
         .unwrap()
     else {
         panic!("{}", function.log())
@@ -153,7 +154,7 @@ fn the_binary_serves_api_gateway_events_and_logs_a_refusal_clearly() {
         .spawn(env!("CARGO_BIN_EXE_ingest-api").as_ref(), "edgehose-ingest-api", &wrong)
         .unwrap();
     let Outcome::Response(resp) = runtime
-        .invoke(&apigw_event(&event("bin", 2)), Duration::from_secs(30))
+        .invoke(&apigw_event(&ride_sample("bin", 2)), Duration::from_secs(30))
         .unwrap()
     else {
         panic!("{}", function.log())

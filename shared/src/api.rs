@@ -39,7 +39,7 @@ use crate::envelope::{self, Dialect, EdgeMeta, RequestContext};
 use crate::limits::Limits;
 use crate::segment::{self, SegmentError};
 use crate::settings::{SettingError, Settings};
-use crate::sigv4::constant_time_eq;
+use crate::sigv4::verify::constant_time_eq;
 use crate::source::{self, Sources};
 use crate::timestamp::Timestamp;
 

@@ -110,12 +110,12 @@ impl Endpoint {
     /// The `host` header requests carry and sign (the authority without the
     /// scheme's default port).
     pub fn host(&self) -> &str {
-        crate::sign::host_of(self.scheme(), self.authority())
+        crate::sigv4::sign::host_of(self.scheme(), self.authority())
     }
 
     /// What a call to this endpoint signs besides its headers and body.
-    pub fn target(&self) -> crate::sign::Target<'_> {
-        crate::sign::Target {
+    pub fn target(&self) -> crate::sigv4::sign::Target<'_> {
+        crate::sigv4::sign::Target {
             method: "POST",
             host: self.host(),
             path: self.path(),

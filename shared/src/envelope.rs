@@ -124,14 +124,13 @@ pub fn event_time(received_at: Timestamp, ts: Option<Timestamp>, sent_at: Option
 
 /// A UUIDv7 (RFC 9562 §5.7) from a millisecond time and the random source.
 pub fn uuid_v7(at: Timestamp, random: &dyn RandomSource) -> String {
-    let mut b = [0u8; 16];
-    random.fill(&mut b[6..]);
+    let mut bytes = [0u8; 10];
+    random.fill(&mut bytes);
     let ms = at.as_millis().clamp(0, (1 << 48) - 1) as u64;
-    b[..6].copy_from_slice(&ms.to_be_bytes()[2..]);
-    b[6] = 0x70 | (b[6] & 0x0F);
-    b[8] = 0x80 | (b[8] & 0x3F);
-    let h = hex::encode(b);
-    format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..])
+    uuid::Builder::from_unix_timestamp_millis(ms, &bytes)
+        .into_uuid()
+        .hyphenated()
+        .to_string()
 }
 
 /// Wraps one event (its JSON text) in an envelope line, without a newline,

@@ -97,10 +97,7 @@ pub struct Event<'a> {
 pub fn parse_client_time(v: &Value) -> Option<Timestamp> {
     match v {
         Value::String(s) => Timestamp::parse_rfc3339(s),
-        Value::Number(n) => n
-            .as_i64()
-            .filter(|ms| (-62_135_596_800_000..=253_402_300_799_999).contains(ms))
-            .map(Timestamp),
+        Value::Number(n) => n.as_i64().and_then(Timestamp::from_millis_in_range),
         _ => None,
     }
 }

@@ -110,7 +110,7 @@ pub const PUT_RECORD_BATCH_HEADERS: [(&str, &str); 2] = [
     ("x-amz-target", TARGET_PUT_RECORD_BATCH),
 ];
 
-/// The unsigned `PutRecordBatch` request: sign it with [`crate::sign::sign`].
+/// The unsigned `PutRecordBatch` request: sign it with [`crate::sigv4::sign::sign`].
 #[cfg(feature = "http")]
 pub fn put_record_batch_request<'a>(
     endpoint: &Endpoint,

@@ -14,12 +14,12 @@
 //!    quarantine record instead of being lost.
 //! 3. [`batch`] packs envelope lines into Firehose records and calls.
 //! 4. [`firehose`] frames a `PutRecordBatch` request and reads its response;
-//!    [`sign`] signs it with SigV4; [`retry`] plans resending only what
+//!    [`sigv4::sign`] signs it with SigV4; [`retry`] plans resending only what
 //!    failed, and [`deliver`] is the one loop that carries the plan out over
 //!    an injected sink, clock and sleep (the edge and `ingest-api` share it).
 //! 5. On the regional side, [`validate`] checks each event against schema v1
 //!    ([`event`]), [`segment::validate`] against Segment's spec and
-//!    [`source::validate_event`] against a source's declarations; [`sigv4`]
+//!    [`source::validate_event`] against a source's declarations; [`sigv4::verify`]
 //!    verifies signatures for local stand-ins.
 //!
 //! Time and randomness are injected through [`clock::Clock`] and
@@ -29,10 +29,10 @@
 //! its wasm small): `gzip` inflates gzip bodies here (the Worker's runtime
 //! inflates them natively and hands over [`decode::Inflated`]); `http` signs,
 //! verifies and builds `http::Request`s (the Worker signs a call's parts with
-//! [`sign::signing_headers`] and hands them to `fetch`).
+//! [`sigv4::sign::signing_headers`] and hands them to `fetch`).
 //!
 //! ```
-//! use edgehose_shared::{aws, batch, clock, decode, envelope, firehose, limits, sign, timestamp::Timestamp};
+//! use edgehose_shared::{aws, batch, clock, decode, envelope, firehose, limits, sigv4::sign, timestamp::Timestamp};
 //!
 //! // A sendBeacon body, received at a known time.
 //! let limits = limits::Limits::default();
@@ -87,7 +87,7 @@ pub mod retry;
 pub mod segment;
 pub mod settings;
 pub mod shard;
-pub mod sign;
+
 pub mod sigv4;
 pub mod source;
 pub mod sqs;

@@ -93,9 +93,7 @@ impl TimeFormat {
             Self::EpochMillis => decimal_millis(text, 0)?,
             Self::EpochSeconds => decimal_millis(text, 3)?,
         };
-        (-62_135_596_800_000..=253_402_300_799_999)
-            .contains(&ms)
-            .then_some(Timestamp(ms))
+        Timestamp::from_millis_in_range(ms)
     }
 }
 

@@ -13,14 +13,21 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 pub struct Timestamp(pub i64);
 
 /// The earliest instant any parser here accepts: 0001-01-01T00:00:00Z.
-const MIN_MS: i64 = -62_135_596_800_000;
+/// Years 1..=9999 are the one range of times edgehose reads, in any form.
+pub const MIN_MS: i64 = -62_135_596_800_000;
 /// The latest instant any parser here accepts: 9999-12-31T23:59:59.999Z.
-const MAX_MS: i64 = 253_402_300_799_999;
+pub const MAX_MS: i64 = 253_402_300_799_999;
 
 impl Timestamp {
     /// Wraps milliseconds since the epoch.
     pub const fn from_millis(ms: i64) -> Self {
         Self(ms)
+    }
+
+    /// Milliseconds since the epoch, if they fall in years 1..=9999
+    /// ([`MIN_MS`]..=[`MAX_MS`]), the range every parser here keeps to.
+    pub fn from_millis_in_range(ms: i64) -> Option<Self> {
+        (MIN_MS..=MAX_MS).contains(&ms).then_some(Self(ms))
     }
 
     /// Milliseconds since the epoch.
@@ -106,8 +113,7 @@ impl Timestamp {
             }
             _ => return None,
         };
-        let ms = date_ms + frac_ms - offset_ms;
-        (MIN_MS..=MAX_MS).contains(&ms).then_some(Self(ms))
+        Self::from_millis_in_range(date_ms + frac_ms - offset_ms)
     }
 
     /// Formats as RFC 3339 in UTC with milliseconds: `2024-05-01T12:30:00.250Z`.

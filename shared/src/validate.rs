@@ -20,9 +20,10 @@ use crate::event::{
 use crate::json;
 use crate::limits::Limits;
 
-/// Why an event failed validation, as a stable machine-readable code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
+/// Why an event failed validation, as a stable machine-readable code
+/// (written by [`Reason::as_str`], the one place the codes are spelled;
+/// JSON outputs serialize through it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Reason {
     /// The text is not JSON.
@@ -80,6 +81,12 @@ impl Reason {
             Self::SchemaViolation => "schema_violation",
             Self::UnknownType => "unknown_type",
         }
+    }
+}
+
+impl Serialize for Reason {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
     }
 }
 

@@ -12,8 +12,8 @@
 use edgehose_shared::aws::Endpoint;
 use edgehose_shared::batch::{PackConfig, pack};
 use edgehose_shared::firehose::{SIGNING_SERVICE, put_record_batch_request};
-use edgehose_shared::sign::{Credentials, sign};
 use edgehose_shared::sigv4;
+use edgehose_shared::sigv4::sign::{Credentials, sign};
 use edgehose_shared::timestamp::Timestamp;
 
 const BOTOCORE_AUTHORIZATION: &str = "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20240501/eu-west-1/firehose/aws4_request, SignedHeaders=content-type;host;x-amz-date;x-amz-target, Signature=b1ac779ad20ee48827de938ad77eaf1760acabd8704d3e8564a930f7a3b7dc82";
@@ -36,11 +36,11 @@ fn a_packed_and_signed_put_record_batch_matches_botocore() {
 
     // And the verifier agrees, until the body changes.
     let lookup = |id: &str| (id == "AKIDEXAMPLE").then(|| creds.secret_access_key().to_owned());
-    assert!(sigv4::verify(&request, lookup, time).is_ok());
+    assert!(sigv4::verify::verify(&request, lookup, time).is_ok());
     request.body_mut().push(b' ');
     assert_eq!(
-        sigv4::verify(&request, lookup, time),
-        Err(sigv4::VerifyError::SignatureDoesNotMatch)
+        sigv4::verify::verify(&request, lookup, time),
+        Err(sigv4::verify::VerifyError::SignatureDoesNotMatch)
     );
 }
 
@@ -60,5 +60,5 @@ fn temporary_credentials_sign_their_session_token() {
     assert_eq!(request.headers()["x-amz-security-token"], "session-token");
     let authz = request.headers()["authorization"].to_str().unwrap();
     assert!(authz.contains("x-amz-security-token"), "{authz}");
-    assert!(sigv4::verify(&request, |_| Some("secret".into()), Timestamp(1_714_566_600_000)).is_ok());
+    assert!(sigv4::verify::verify(&request, |_| Some("secret".into()), Timestamp(1_714_566_600_000)).is_ok());
 }

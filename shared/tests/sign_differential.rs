@@ -11,7 +11,7 @@ use aws_sigv4::http_request::{
     sign as reference_sign,
 };
 use aws_sigv4::sign::v4::SigningParams;
-use edgehose_shared::sign::{Credentials, sign};
+use edgehose_shared::sigv4::sign::{Credentials, sign};
 use edgehose_shared::timestamp::Timestamp;
 use proptest::prelude::*;
 

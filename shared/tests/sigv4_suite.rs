@@ -7,8 +7,11 @@
 
 use std::path::{Path, PathBuf};
 
-use edgehose_shared::sign::{Credentials, sign};
-use edgehose_shared::sigv4::{self, Authorization, VerifyError};
+use edgehose_shared::sigv4::sign::{Credentials, sign};
+use edgehose_shared::sigv4::{
+    self,
+    verify::{Authorization, VerifyError},
+};
 use edgehose_shared::timestamp::Timestamp;
 
 const ACCESS_KEY: &str = "AKIDEXAMPLE";
@@ -185,7 +188,7 @@ fn the_verifier_accepts_each_signed_request_and_rejects_it_once_changed() {
     for case in cases() {
         let sreq = parse_req(&case.read("sreq"));
         let Some(request) = as_http(&sreq, &[]) else { continue };
-        sigv4::verify(&request, lookup, suite_time()).unwrap_or_else(|e| panic!("{}: {e}", case.name));
+        sigv4::verify::verify(&request, lookup, suite_time()).unwrap_or_else(|e| panic!("{}: {e}", case.name));
         checked += 1;
 
         let mut changed = request.clone();
@@ -193,14 +196,14 @@ fn the_verifier_accepts_each_signed_request_and_rejects_it_once_changed() {
             .headers_mut()
             .insert("x-amz-date", "20150830T123601Z".parse().unwrap());
         assert_eq!(
-            sigv4::verify(&changed, lookup, suite_time()),
+            sigv4::verify::verify(&changed, lookup, suite_time()),
             Err(VerifyError::SignatureDoesNotMatch),
             "{}",
             case.name
         );
         let wrong_secret = |id: &str| (id == ACCESS_KEY).then(|| "not-the-secret".to_owned());
         assert_eq!(
-            sigv4::verify(&request, wrong_secret, suite_time()),
+            sigv4::verify::verify(&request, wrong_secret, suite_time()),
             Err(VerifyError::SignatureDoesNotMatch)
         );
     }
@@ -225,10 +228,10 @@ fn the_verifier_hashes_the_body_rather_than_trusting_the_header_that_claims_its_
         suite_time(),
     )
     .unwrap();
-    sigv4::verify(&request, lookup, suite_time()).unwrap();
+    sigv4::verify::verify(&request, lookup, suite_time()).unwrap();
     // The same signed head on another body: the header still names the old hash.
     let tampered = request.map(|_| br#"{"DeliveryStreamName":"other","Records":[]}"#.to_vec());
-    let err = sigv4::verify(&tampered, lookup, suite_time()).unwrap_err();
+    let err = sigv4::verify::verify(&tampered, lookup, suite_time()).unwrap_err();
     assert!(matches!(err, VerifyError::ContentSha256Mismatch { .. }), "{err:?}");
     assert_eq!(err.code(), "InvalidSignatureException");
     assert!(err.to_string().contains("x-amz-content-sha256"), "{err}");
@@ -240,7 +243,7 @@ fn the_verifier_names_unknown_keys_stale_times_and_missing_headers_like_aws() {
     let request = as_http(&parse_req(&case.read("sreq")), &[]).unwrap();
     let lookup = |id: &str| (id == ACCESS_KEY).then(|| SECRET.to_owned());
 
-    let err = sigv4::verify(&request, |_| None, suite_time()).unwrap_err();
+    let err = sigv4::verify::verify(&request, |_| None, suite_time()).unwrap_err();
     assert_eq!(
         (err.code(), err.to_string().as_str()),
         (
@@ -249,18 +252,18 @@ fn the_verifier_names_unknown_keys_stale_times_and_missing_headers_like_aws() {
         )
     );
 
-    let err = sigv4::verify(&request, lookup, suite_time().add_millis(5 * 60_000 + 1000)).unwrap_err();
+    let err = sigv4::verify::verify(&request, lookup, suite_time().add_millis(5 * 60_000 + 1000)).unwrap_err();
     assert_eq!(err.code(), "InvalidSignatureException");
     assert_eq!(
         err.to_string(),
         "Signature expired: 20150830T123600Z is now earlier than 20150830T123601Z (20150830T124101Z - 5 min.)"
     );
-    let err = sigv4::verify(&request, lookup, suite_time().add_millis(-16 * 60_000)).unwrap_err();
+    let err = sigv4::verify::verify(&request, lookup, suite_time().add_millis(-16 * 60_000)).unwrap_err();
     assert!(err.to_string().starts_with("Signature not yet current"), "{err}");
 
     let mut unsigned = request.clone();
     unsigned.headers_mut().remove("authorization");
-    let err = sigv4::verify(&unsigned, lookup, suite_time()).unwrap_err();
+    let err = sigv4::verify::verify(&unsigned, lookup, suite_time()).unwrap_err();
     assert_eq!((err,), (VerifyError::MissingAuthentication,));
 
     let mut partial = request.clone();
@@ -271,7 +274,9 @@ fn the_verifier_names_unknown_keys_stale_times_and_missing_headers_like_aws() {
             .unwrap(),
     );
     assert_eq!(
-        sigv4::verify(&partial, lookup, suite_time()).unwrap_err().code(),
+        sigv4::verify::verify(&partial, lookup, suite_time())
+            .unwrap_err()
+            .code(),
         "IncompleteSignatureException"
     );
 }

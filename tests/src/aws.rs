@@ -2,8 +2,8 @@
 //! query protocol (IAM) and S3's REST API, enough to set up and inspect an
 //! emulator.
 
-use edgehose_shared::sign::{Credentials, sign};
 use edgehose_shared::sigv4::query_string;
+use edgehose_shared::sigv4::sign::{Credentials, sign};
 
 use edgehose_local::http::{Response, send};
 
@@ -37,7 +37,7 @@ impl AwsClient {
     /// Signs `request` for `service` now and sends it.
     pub fn send_signed(&self, mut request: http::Request<Vec<u8>>, service: &str) -> Result<Response, String> {
         sign(&mut request, &self.credentials, REGION, service, now()).map_err(|e| e.to_string())?;
-        send(request)
+        Ok(send(request)?)
     }
 
     fn builder(&self, method: &str, path_and_query: &str) -> http::request::Builder {

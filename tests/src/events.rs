@@ -3,59 +3,25 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use edgehose_shared::clock::SeededRandom;
-use edgehose_shared::decode::{BodyFormat, parse_events};
-use edgehose_shared::envelope::{EdgeMeta, Envelope, RequestContext, wrap_items};
-use edgehose_shared::limits::Limits;
-use edgehose_shared::timestamp::Timestamp;
+use edgehose_shared::envelope::Envelope;
 
 use crate::sandbox::Sandbox;
 use edgehose_local::http::{Response, send};
 
-/// A 170-byte-class telemetry event with a unique `message_id`.
-pub fn event(run: &str, n: usize) -> String {
-    format!(
-        r#"{{"event":"ride_sample","message_id":"{run}-{n}","ts":{},"anonymous_id":"bike-{}","properties":{{"watts":{},"cadence":{},"hr":{}}}}}"#,
-        1_714_566_600_000u64 + n as u64 * 1000,
-        n % 17,
-        150 + n % 200,
-        80 + n % 20,
-        120 + n % 50
-    )
-}
-
-/// When [`edge_envelopes`] says its requests arrived.
-pub const RECEIVED_AT_MS: i64 = 1_714_566_600_250;
-
 /// Envelope lines exactly as the edge writes them for an NDJSON body, one
-/// request per 500 events (the per-request limit), received at
-/// [`RECEIVED_AT_MS`] through Frankfurt with write key `web`.
+/// request per 500 events (the per-request limit), as
+/// [`edgehose_sample::envelopes`] makes them.
 pub fn edge_envelopes(ndjson: &str) -> Vec<String> {
-    let edge = EdgeMeta {
-        country: Some("DE".into()),
-        colo: Some("FRA".into()),
-        asn: Some(3320),
-        client_ip: None,
-    };
-    let ctx = RequestContext {
-        received_at: Timestamp::from_millis(RECEIVED_AT_MS),
-        key_id: Some("web"),
-        edge: &edge,
-        content_type: Some("application/x-ndjson"),
-        dialect: edgehose_shared::envelope::Dialect::V1,
-    };
-    let random = SeededRandom::new(4);
-    let lines: Vec<&str> = ndjson.lines().collect();
-    lines
+    let bodies: Vec<String> = ndjson
+        .lines()
+        .collect::<Vec<_>>()
         .chunks(500)
-        .flat_map(|chunk| {
-            let body = chunk.join("\n");
-            match parse_events(body.as_bytes(), BodyFormat::Ndjson, &Limits::default()) {
-                Ok(decoded) => wrap_items(&ctx, &decoded.items, &random),
-                Err(e) => panic!("not a body the edge accepts: {e}"),
-            }
-        })
-        .collect()
+        .map(|c| c.join("\n"))
+        .collect();
+    match edgehose_sample::envelopes(&bodies) {
+        Ok(requests) => requests.into_iter().flatten().collect(),
+        Err(e) => panic!("{e}"),
+    }
 }
 
 /// Lines joined into one Firehose record's bytes (each followed by `\n`).
@@ -69,7 +35,11 @@ pub fn post(base: &str, body: &[u8], headers: &[(&str, &str)]) -> Response {
     for (k, v) in headers {
         b = b.header(*k, *v);
     }
-    match b.body(body.to_vec()).map_err(|e| e.to_string()).and_then(send) {
+    match b
+        .body(body.to_vec())
+        .map_err(|e| e.to_string())
+        .and_then(|r| send(r).map_err(String::from))
+    {
         Ok(r) => r,
         Err(e) => panic!("POST {base}/v1/events: {e}"),
     }
@@ -112,7 +82,7 @@ pub fn wait_for(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
     done()
 }
 
-/// Posts `requests` JSON arrays of `per` [`event`]s to the Worker at `base`,
+/// Posts `requests` JSON arrays of `per` [`edgehose_sample::ride_sample`]s to the Worker at `base`,
 /// each answered 200: `(id, event, request)` for every event, in the order sent.
 pub fn post_arrays(
     base: &str,
@@ -123,7 +93,9 @@ pub fn post_arrays(
 ) -> Vec<(String, String, usize)> {
     let mut sent = Vec::new();
     for r in 0..requests {
-        let events: Vec<String> = (0..per).map(|i| event(run, r * per + i)).collect();
+        let events: Vec<String> = (0..per)
+            .map(|i| edgehose_sample::ride_sample(run, r * per + i))
+            .collect();
         let body = format!("[{}]", events.join(","));
         let response = post(base, body.as_bytes(), &[("content-type", "application/json")]);
         assert_eq!(response.status, 200, "request {r}: {}\n{}", response.text(), log());
@@ -139,7 +111,7 @@ pub fn post_arrays(
 /// in direct mode, and the sink's own `settings`.
 pub fn sink_options(
     mode: &str,
-    key: &edgehose_shared::sign::Credentials,
+    key: &edgehose_shared::sigv4::sign::Credentials,
     settings: &[(&str, &str)],
 ) -> edgehose_local::miniflare::EdgeOptions {
     let mut o = edgehose_local::miniflare::EdgeOptions::new(&[

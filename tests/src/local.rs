@@ -8,7 +8,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use base64::Engine as _;
-use edgehose_local::firehose::{self, Config, FaultPlan, FirehoseLocal};
+use edgehose_local::faults::FaultPlan;
+use edgehose_local::firehose::{self, Config, FirehoseLocal};
 use edgehose_local::miniflare::{Edge, EdgeOptions};
 
 use crate::events::wait_for;
@@ -41,7 +42,7 @@ impl Local {
         bindings: &[(&str, &str)],
         edit: impl FnOnce(&mut EdgeOptions),
     ) -> Self {
-        let dir = std::env::temp_dir().join(format!("edgehose-pipeline-{name}-{}", firehose::store::uuid()));
+        let dir = std::env::temp_dir().join(format!("edgehose-pipeline-{name}-{}", uuid::Uuid::new_v4()));
         let mut config = Config::new("clicks", dir.clone());
         let transform_env: Vec<(String, String)> = bindings
             .iter()
@@ -72,6 +73,14 @@ impl Local {
         edit(&mut options);
         let edge = Edge::start(&options).unwrap_or_else(|e| panic!("could not start the edge Worker: {e}"));
         Self { firehose, edge, dir }
+    }
+
+    /// Stops the pipeline (firehose-local delivers what it still buffers),
+    /// then removes its data directory.
+    pub fn remove(self) {
+        let dir = self.dir.clone();
+        drop(self);
+        let _ = std::fs::remove_dir_all(dir);
     }
 
     /// What the destination holds now.

@@ -9,7 +9,7 @@ use edgehose_local::tools;
 /// the bootstrap's environment) as `reader` against `args`, and reads the
 /// JSON list it prints.
 pub fn read_with(
-    reader: &edgehose_shared::sign::Credentials,
+    reader: &edgehose_shared::sigv4::sign::Credentials,
     script: &str,
     args: &[&str],
 ) -> Result<Vec<serde_json::Value>, String> {

@@ -4,7 +4,7 @@
 //! sharding) it writes to. Signature and
 //! IAM checking are on once it is built.
 
-use edgehose_shared::sign::Credentials;
+use edgehose_shared::sigv4::sign::Credentials;
 
 use crate::aws::{AwsClient, REGION, xml_values};
 use edgehose_local::moto::{Moto, expect_ok};

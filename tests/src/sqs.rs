@@ -7,7 +7,7 @@
 
 use std::sync::Mutex;
 
-use edgehose_shared::sign::Credentials;
+use edgehose_shared::sigv4::sign::Credentials;
 
 use crate::aws::{AwsClient, REGION, xml_values};
 use crate::moto::read_with;

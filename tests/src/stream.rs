@@ -7,7 +7,7 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use edgehose_shared::sign::Credentials;
+use edgehose_shared::sigv4::sign::Credentials;
 
 use crate::aws::{AwsClient, REGION};
 use crate::moto::read_with;

@@ -9,7 +9,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure report
 
-use edgehose_local::firehose::FaultPlan;
+use edgehose_local::faults::FaultPlan;
 use edgehose_local::tools;
 use edgehose_tests::browser::{Pages, drive};
 use edgehose_tests::local::{Destination, Local};
@@ -18,7 +18,7 @@ use serde_json::json;
 const WRITE_KEY: &str = "wk_web_0123456789";
 
 fn run_id() -> String {
-    edgehose_local::firehose::store::uuid()[..8].to_owned()
+    uuid::Uuid::new_v4().to_string()[..8].to_owned()
 }
 
 /// The pipeline, with `origin` the only one allowed to post.

@@ -8,7 +8,7 @@
 
 use std::io::Write;
 
-use edgehose_local::firehose::FaultPlan;
+use edgehose_local::faults::FaultPlan;
 use edgehose_local::http::{Response, send};
 use edgehose_tests::clients::Sdk;
 use edgehose_tests::local::Local;

@@ -8,7 +8,7 @@ use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use edgehose_local::firehose::store::{objects, uuid};
+use edgehose_local::firehose::store::objects;
 use edgehose_local::tools::{free_port, http_get};
 use edgehose_tests::events::{post, wait_for};
 use edgehose_tests::workspace_binary;
@@ -53,7 +53,7 @@ impl Dev {
     /// Starts `edgehose dev` (with `extra` flags) as a user's shell does, in
     /// a process group of its own, and waits until both paths answer.
     fn start(extra: &[&str]) -> Self {
-        let data = std::env::temp_dir().join(format!("edgehose-dev-{}", uuid()));
+        let data = std::env::temp_dir().join(format!("edgehose-dev-{}", uuid::Uuid::new_v4()));
         let log = data.with_extension("log");
         let ports = [free_port().unwrap(), free_port().unwrap(), free_port().unwrap()];
         let bin = workspace_binary("edgehose");
@@ -118,7 +118,7 @@ fn dev_runs_both_paths_lands_their_events_and_stops_everything_on_ctrl_c() {
     let [edge_port, api_port, firehose_port] = d.ports;
     let log = d.log.clone();
     let output = move || std::fs::read_to_string(&log).unwrap_or_default();
-    let run = uuid();
+    let run = uuid::Uuid::new_v4().to_string();
     for (path, base) in [("edge", &edge), ("apigw", &api)] {
         let body = format!(r#"{{"event":"click","message_id":"{run}-{path}"}}"#);
         let r = post(
@@ -196,7 +196,7 @@ fn dev_runs_both_paths_lands_their_events_and_stops_everything_on_ctrl_c() {
 #[test]
 fn dev_partitions_by_event_name_and_day_when_asked() {
     let mut d = Dev::start(&["--partitioning"]);
-    let run = uuid();
+    let run = uuid::Uuid::new_v4().to_string();
     for name in ["signup", "checkout"] {
         let body = format!(r#"{{"event":"{name}","message_id":"{run}-{name}"}}"#);
         assert_eq!(post(&d.edge, body.as_bytes(), &[]).status, 200);
@@ -226,7 +226,7 @@ fn dev_partitions_by_event_name_and_day_when_asked() {
 #[test]
 fn dev_with_sink_kinesis_lands_the_edges_events_through_the_stream() {
     let mut d = Dev::start(&["--sink", "kinesis"]);
-    let run = uuid();
+    let run = uuid::Uuid::new_v4().to_string();
     for (path, base) in [("edge", &d.edge), ("apigw", &d.api)] {
         let body = format!(
             r#"[{{"event":"click","message_id":"{run}-{path}-1"}},{{"event":"click","message_id":"{run}-{path}-2"}}]"#
@@ -251,7 +251,7 @@ fn dev_with_sink_kinesis_lands_the_edges_events_through_the_stream() {
 fn dev_with_sink_sqs_puts_the_edges_events_in_the_queue() {
     use edgehose_local::aws_json;
     let mut d = Dev::start(&["--sink", "sqs"]);
-    let run = uuid();
+    let run = uuid::Uuid::new_v4().to_string();
     let body = format!(r#"[{{"event":"click","message_id":"{run}-1"}},{{"event":"click","message_id":"{run}-2"}}]"#);
     let r = post(&d.edge, body.as_bytes(), &[("content-type", "application/json")]);
     assert_eq!(r.status, 200, "{}", r.text());
@@ -264,7 +264,7 @@ fn dev_with_sink_sqs_puts_the_edges_events_in_the_queue() {
     let words: Vec<&str> = line.split_whitespace().collect();
     let after = |flag: &str| words[words.iter().position(|w| *w == flag).unwrap() + 1];
     let (endpoint, queue) = (after("--endpoint-url"), after("--queue-url"));
-    let key = edgehose_shared::sign::Credentials::new("AKIDEDGEHOSELOCAL", "edgehose-local-secret");
+    let key = edgehose_shared::sigv4::sign::Credentials::new("AKIDEDGEHOSELOCAL", "edgehose-local-secret");
     let mut bodies = String::new();
     let both = wait_for(Duration::from_secs(30), || {
         let got = aws_json::call(

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use edgehose_local::http::{Response, raw, send};
 use edgehose_local::miniflare::{Build, Edge, EdgeOptions};
-use edgehose_tests::events::{event, landed, post, wait_for};
+use edgehose_sample::ride_sample;
+use edgehose_tests::events::{landed, post, wait_for};
 use edgehose_tests::sandbox::Sandbox;
 
 fn sandbox() -> Sandbox {
@@ -137,7 +138,7 @@ fn write_keys_are_checked_in_headers_bearer_tokens_and_the_query_string() {
         &sandbox,
         &[("WRITE_KEYS", "web:wk_web_0123456789,bikes:wk_bikes_abcdefgh")],
     );
-    let body = event("keys", 1);
+    let body = ride_sample("keys", 1);
     let (status, code, _) = error_of(&post(e.url(), body.as_bytes(), &[]));
     assert_eq!((status, code.as_str()), (401, "missing_write_key"));
     let (status, code, _) = error_of(&post(
@@ -150,7 +151,7 @@ fn write_keys_are_checked_in_headers_bearer_tokens_and_the_query_string() {
     assert_eq!(
         post(
             e.url(),
-            event("keys", 2).as_bytes(),
+            ride_sample("keys", 2).as_bytes(),
             &[("x-edgehose-key", "wk_bikes_abcdefgh")]
         )
         .status,
@@ -159,7 +160,7 @@ fn write_keys_are_checked_in_headers_bearer_tokens_and_the_query_string() {
     assert_eq!(
         post(
             e.url(),
-            event("keys", 3).as_bytes(),
+            ride_sample("keys", 3).as_bytes(),
             &[("authorization", "Bearer wk_web_0123456789")]
         )
         .status,
@@ -170,7 +171,7 @@ fn write_keys_are_checked_in_headers_bearer_tokens_and_the_query_string() {
         "POST",
         &format!("{}/v1/events?key=wk_web_0123456789", e.url()),
         &[("content-type", "text/plain;charset=UTF-8")],
-        event("keys", 4).as_bytes(),
+        ride_sample("keys", 4).as_bytes(),
     );
     assert_eq!(r.status, 200, "{}", r.text());
 
@@ -221,19 +222,19 @@ fn cors_preflight_and_responses_follow_the_allow_list() {
 
     let ok = post(
         e.url(),
-        event("cors", 1).as_bytes(),
+        ride_sample("cors", 1).as_bytes(),
         &[("origin", "https://shop.example")],
     );
     assert_eq!(ok.status, 200);
     assert_eq!(ok.header("access-control-allow-origin"), Some("https://shop.example"));
     let (status, code, _) = error_of(&post(
         e.url(),
-        event("cors", 2).as_bytes(),
+        ride_sample("cors", 2).as_bytes(),
         &[("origin", "https://evil.example")],
     ));
     assert_eq!((status, code.as_str()), (403, "origin_not_allowed"));
     // Devices send no Origin and are unaffected.
-    assert_eq!(post(e.url(), event("cors", 3).as_bytes(), &[]).status, 200);
+    assert_eq!(post(e.url(), ride_sample("cors", 3).as_bytes(), &[]).status, 200);
 }
 
 #[test]
@@ -270,13 +271,13 @@ fn gzip_bodies_are_inflated_by_the_runtime_within_the_limits_and_broken_ones_qua
     let sandbox = sandbox();
     let lenient = edge(&sandbox, &[("MAX_BODY_BYTES", "4000")]);
     let gz = [("content-type", "application/x-ndjson"), ("content-encoding", "gzip")];
-    let body = format!("{}\n{}", event("gz", 1), event("gz", 2));
+    let body = format!("{}\n{}", ride_sample("gz", 1), ride_sample("gz", 2));
     let r = post(lenient.url(), &gzip(body.as_bytes()), &gz);
     assert_eq!((r.status, r.text().as_str()), (200, r#"{"accepted":2}"#));
     // `x-gzip`, any case, is gzip too.
     let r = post(
         lenient.url(),
-        &gzip(event("gz", 3).as_bytes()),
+        &gzip(ride_sample("gz", 3).as_bytes()),
         &[("content-encoding", " X-GZip ")],
     );
     assert_eq!((r.status, r.text().as_str()), (200, r#"{"accepted":1}"#));
@@ -293,9 +294,9 @@ fn gzip_bodies_are_inflated_by_the_runtime_within_the_limits_and_broken_ones_qua
 
     // Not gzip, a truncated stream, and bytes after the gzip member (which
     // the runtime does not inflate): acknowledged and quarantined as sent.
-    let whole = gzip(event("gz", 4).as_bytes());
+    let whole = gzip(ride_sample("gz", 4).as_bytes());
     let mut trailing = whole.clone();
-    trailing.extend_from_slice(&gzip(event("gz", 5).as_bytes()));
+    trailing.extend_from_slice(&gzip(ride_sample("gz", 5).as_bytes()));
     let broken: [&[u8]; 3] = [b"not gzip at all", &whole[..whole.len() / 2], &trailing];
     for b in broken {
         let r = post(lenient.url(), b, &gz);
@@ -323,7 +324,7 @@ fn gzip_bodies_are_inflated_by_the_runtime_within_the_limits_and_broken_ones_qua
 fn cloudflare_request_metadata_reaches_the_envelope() {
     let sandbox = sandbox();
     let e = edge(&sandbox, &[]);
-    assert_eq!(post(e.url(), event("cf", 1).as_bytes(), &[]).status, 200);
+    assert_eq!(post(e.url(), ride_sample("cf", 1).as_bytes(), &[]).status, 200);
     assert!(wait_for(Duration::from_secs(30), || landed(&sandbox).contains_key("cf-1")));
     let env = &landed(&sandbox)["cf-1"][0];
     let edge_meta = env.edge.clone().expect("request.cf is present in the local runtime");
@@ -339,7 +340,7 @@ fn cloudflare_request_metadata_reaches_the_envelope() {
 fn a_header_carrying_u0001_cannot_set_the_cloudflare_metadata() {
     let sandbox = sandbox();
     let e = edge(&sandbox, &[("STORE_CLIENT_IP", "true")]);
-    let body = event("inject", 1);
+    let body = ride_sample("inject", 1);
     // Were the head joined with U+0001, this content type would shift the
     // fields after it: content-encoding, client IP, country, colo, ASN.
     let head = format!(
@@ -374,14 +375,14 @@ fn a_body_without_content_length_is_refused_at_the_limit_while_it_is_still_arriv
     let head = b"POST /v1/events HTTP/1.1\r\nHost: edge\r\nContent-Type: application/x-ndjson\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
     // 160 KB of events and the body never ends: the answer must come while
     // it is still arriving, not after it was buffered whole.
-    let line = format!("{}\n", event("endless", 0));
+    let line = format!("{}\n", ride_sample("endless", 0));
     let piece = line.repeat(16_000 / line.len());
     let chunks: Vec<Vec<u8>> = (0..10).map(|_| chunked(piece.as_bytes())).collect();
     let answer = raw(e.url(), head.clone(), chunks, Duration::from_secs(20)).unwrap();
     assert_eq!(answer.status, 413, "{}\n{}", answer.text, e.log());
     assert!(answer.text.contains("max_body_bytes = 100000"), "{}", answer.text);
     // Under the limit, a chunked body is read whole and accepted.
-    let events: String = (0..3).map(|i| format!("{}\n", event("chunked", i))).collect();
+    let events: String = (0..3).map(|i| format!("{}\n", ride_sample("chunked", i))).collect();
     let chunks = vec![chunked(events.as_bytes()), b"0\r\n\r\n".to_vec()];
     let answer = raw(e.url(), head, chunks, Duration::from_secs(20)).unwrap();
     assert_eq!(answer.status, 200, "{}", answer.text);
@@ -401,7 +402,7 @@ fn a_misconfigured_worker_answers_500_naming_the_setting_and_never_logs_secrets(
         ("AWS_SECRET_ACCESS_KEY", "super-secret-value"),
     ]))
     .unwrap();
-    let (status, code, msg) = error_of(&post(e.url(), event("cfg", 1).as_bytes(), &[]));
+    let (status, code, msg) = error_of(&post(e.url(), ride_sample("cfg", 1).as_bytes(), &[]));
     assert_eq!((status, code.as_str()), (500, "misconfigured"));
     assert_eq!(msg, "the service is misconfigured: setting FIREHOSE_STREAM is missing");
     assert!(
@@ -416,7 +417,7 @@ fn a_misconfigured_worker_answers_500_naming_the_setting_and_never_logs_secrets(
 fn a_panic_neither_poisons_later_requests_nor_loses_accepted_events() {
     let sandbox = sandbox();
     let e = panic_probe(&sandbox, &[]);
-    assert_eq!(post(e.url(), event("panic", 0).as_bytes(), &[]).status, 200);
+    assert_eq!(post(e.url(), ride_sample("panic", 0).as_bytes(), &[]).status, 200);
     for round in 1..=3 {
         // Events accepted just before the panic are still in the isolate's
         // gathering window when the wasm instance is replaced; they must land too.
@@ -435,7 +436,7 @@ fn a_panic_neither_poisons_later_requests_nor_loses_accepted_events() {
         );
         for i in 0..10 {
             let n = round * 100 + i;
-            let r = post(e.url(), event("panic", n).as_bytes(), &[]);
+            let r = post(e.url(), ride_sample("panic", n).as_bytes(), &[]);
             assert_eq!(
                 (r.status, r.text()),
                 (200, r#"{"accepted":1}"#.to_owned()),
@@ -473,7 +474,7 @@ fn after_a_panic_the_events_an_instance_held_land_without_waiting_for_another_re
     // A long gathering window: the events are still held when the probe panics.
     let e = panic_probe(&sandbox, &[("DIRECT_FLUSH_MS", "1000")]);
     for i in 0..5 {
-        assert_eq!(post(e.url(), event("held", i).as_bytes(), &[]).status, 200);
+        assert_eq!(post(e.url(), ride_sample("held", i).as_bytes(), &[]).status, 200);
     }
     let r = request("POST", &format!("{}/__panic", e.url()), &[], b"");
     assert!(r.status >= 500, "{} {}", r.status, r.text());
@@ -504,7 +505,7 @@ fn redrive_is_off_without_an_admin_key_and_asks_for_it_when_on() {
         (200, r#"{"archived_objects":0,"more":false}"#.to_owned())
     );
     let short = edge(&sandbox, &[("ADMIN_KEY", "short")]);
-    let (status, _, msg) = error_of(&post(short.url(), event("x", 1).as_bytes(), &[]));
+    let (status, _, msg) = error_of(&post(short.url(), ride_sample("x", 1).as_bytes(), &[]));
     assert_eq!(status, 500);
     assert!(msg.contains("ADMIN_KEY is shorter than 16 characters"), "{msg}");
 }

@@ -11,13 +11,15 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use edgehose_local::fault_proxy::FaultProxy;
+use edgehose_local::faults::FaultPlan;
 use edgehose_local::miniflare::{Edge, EdgeOptions};
 use edgehose_shared::aws::CallError;
 use edgehose_shared::envelope::Envelope;
 use edgehose_shared::kinesis::put_records::{Entry, TARGET_PUT_RECORDS, parse_put_records_response, put_records_body};
 use edgehose_tests::aws::AwsClient;
 use edgehose_tests::events::{post_arrays, sink_options, wait_for};
-use edgehose_tests::faults::{FaultPlan, FaultProxy, assert_nothing_lost};
+use edgehose_tests::faults::assert_nothing_lost;
 use edgehose_tests::stream::{StreamSandbox, UserRecord};
 
 fn sandbox() -> StreamSandbox {

@@ -11,6 +11,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use edgehose_local::fault_proxy::FaultProxy;
+use edgehose_local::faults::FaultPlan;
 use edgehose_local::miniflare::{Edge, EdgeOptions};
 use edgehose_shared::aws::CallError;
 use edgehose_shared::envelope::Envelope;
@@ -20,7 +22,7 @@ use edgehose_shared::sqs::send_message_batch::{
 };
 use edgehose_tests::aws::AwsClient;
 use edgehose_tests::events::{post_arrays, sink_options, wait_for};
-use edgehose_tests::faults::{FaultPlan, FaultProxy, assert_nothing_lost};
+use edgehose_tests::faults::assert_nothing_lost;
 use edgehose_tests::sqs::{Received, SqsSandbox};
 
 fn sandbox() -> SqsSandbox {

@@ -13,14 +13,14 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use edgehose_local::firehose::{self, Config, FirehoseLocal, store};
 use edgehose_local::http::Response;
-use edgehose_shared::sign::Credentials;
+use edgehose_shared::sigv4::sign::Credentials;
 use edgehose_tests::aws::AwsClient;
 use edgehose_tests::events::wait_for;
 use edgehose_tests::workspace_binary;
 use serde_json::{Value, json};
 
 fn temp_dir(name: &str) -> PathBuf {
-    std::env::temp_dir().join(format!("edgehose-fhl-{name}-{}", store::uuid()))
+    std::env::temp_dir().join(format!("edgehose-fhl-{name}-{}", uuid::Uuid::new_v4()))
 }
 
 fn client(url: &str, secret: &str) -> AwsClient {
@@ -263,6 +263,55 @@ fn a_killed_firehose_local_delivers_what_it_acknowledged_when_it_starts_again() 
         .collect();
     got.sort();
     let mut want: Vec<String> = (0..50).map(|i| format!("kept-{i}")).collect();
+    want.sort();
+    assert!(landed, "{got:?}");
+    assert_eq!(got, want);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn stopped_while_it_cannot_write_it_keeps_the_records_spooled_for_the_next_run() {
+    let dir = temp_dir("blocked");
+    let config = || {
+        let mut c = Config::new("clicks", dir.clone());
+        c.streams[0].prefix = "data/".to_owned();
+        c.streams[0].buffer_interval = Duration::from_secs(900);
+        c
+    };
+    let local = FirehoseLocal::start(config()).unwrap();
+    let good = client(local.url(), firehose::DEV_SECRET_ACCESS_KEY);
+    let datas: Vec<Vec<u8>> = (0..20).map(|i| format!("blocked-{i}\n").into_bytes()).collect();
+    let r = call(
+        &good,
+        "PutRecordBatch",
+        &json!({"DeliveryStreamName": "clicks", "Records": records(&datas)}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    // A file where the destination's folder must go: every delivery fails.
+    std::fs::write(dir.join("data"), b"in the way").unwrap();
+    let (done, stopped) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        drop(local);
+        let _ = done.send(());
+    });
+    assert!(
+        stopped.recv_timeout(Duration::from_secs(30)).is_ok(),
+        "firehose-local did not stop while its delivery kept failing"
+    );
+    std::fs::remove_file(dir.join("data")).unwrap();
+    assert!(objects(&dir).is_empty(), "nothing could be delivered");
+
+    // The next run over the same directory delivers them first.
+    let again = FirehoseLocal::start(config()).unwrap();
+    let landed = wait_for(Duration::from_secs(10), || objects(&dir).len() == datas.concat().len());
+    drop(again);
+    let mut got: Vec<String> = String::from_utf8(objects(&dir))
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    got.sort();
+    let mut want: Vec<String> = (0..20).map(|i| format!("blocked-{i}")).collect();
     want.sort();
     assert!(landed, "{got:?}");
     assert_eq!(got, want);

@@ -10,8 +10,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 
 use edgehose_local::apigw::ApiGateway;
-use edgehose_local::firehose::store::uuid;
-use edgehose_shared::sign::Credentials;
+use edgehose_shared::sigv4::sign::Credentials;
 use edgehose_tests::sandbox::Sandbox;
 use edgehose_tests::workspace_binary;
 
@@ -48,7 +47,7 @@ fn every_event_is_found_in_the_bucket_and_a_key_that_cannot_read_it_is_refused_u
     .unwrap();
     let target = format!("apigw={}/v1/events", api.url());
     let sink = format!("s3://{}/", sandbox.bucket);
-    let out = std::env::temp_dir().join(format!("edgehose-latency-sink-{}", uuid()));
+    let out = std::env::temp_dir().join(format!("edgehose-latency-sink-{}", uuid::Uuid::new_v4()));
     let run = |key: &Credentials| {
         latency(
             &[

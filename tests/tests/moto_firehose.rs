@@ -13,7 +13,7 @@ use edgehose_shared::decode::decode;
 use edgehose_shared::envelope::{EdgeMeta, Envelope, RequestContext, wrap_items};
 use edgehose_shared::firehose::{SIGNING_SERVICE, parse_put_record_batch_response, put_record_batch_request};
 use edgehose_shared::limits::Limits;
-use edgehose_shared::sign::{Credentials, sign};
+use edgehose_shared::sigv4::sign::{Credentials, sign};
 use edgehose_shared::timestamp::Timestamp;
 use edgehose_tests::aws::REGION;
 use edgehose_tests::sandbox::Sandbox;

@@ -10,8 +10,9 @@ use std::io::Write;
 use std::time::Duration;
 
 use base64::Engine as _;
-use edgehose_local::firehose::FaultPlan;
-use edgehose_tests::events::{event, post, wait_for};
+use edgehose_local::faults::FaultPlan;
+use edgehose_sample::ride_sample;
+use edgehose_tests::events::{post, wait_for};
 use edgehose_tests::local::Local as Pipeline;
 
 fn pipeline(name: &str, faults: FaultPlan) -> Pipeline {
@@ -126,7 +127,7 @@ fn traffic(p: &Pipeline, run: &str, requests: usize) -> (Vec<String>, Vec<String
     for i in 0..requests {
         // Three valid events and one invalid one (an empty event name) per request.
         let ids: Vec<usize> = (0..3).map(|k| i * 10 + k).collect();
-        let mut body: Vec<String> = ids.iter().map(|&n| event(run, n)).collect();
+        let mut body: Vec<String> = ids.iter().map(|&n| ride_sample(run, n)).collect();
         let invalid = format!("{run}-bad-{i}");
         body.push(format!(r#"{{"event":"","message_id":"{invalid}"}}"#));
         let ndjson = body.join("\n");
@@ -240,19 +241,16 @@ fn every_event_posted_to_the_edge_lands_validated_or_with_its_reason() {
         l.error_codes
     );
     assert!(l.dead_letters.is_empty(), "{:?}", l.dead_letters);
-    let _ = std::fs::remove_dir_all(&p.dir);
+    p.remove();
 }
 
 #[test]
-fn with_partial_failures_throttling_and_an_outage_nothing_is_lost() {
-    let p = pipeline(
-        "faults",
-        FaultPlan {
-            throttle: 0.15,
-            partial: 0.3,
-            ..FaultPlan::default()
-        },
-    );
+fn with_every_kind_of_fault_and_an_outage_nothing_is_lost() {
+    // Throttling, partial failures, 500s and lost answers (kept, then
+    // answered 500: the retry makes a duplicate, never a loss).
+    // One queue message a batch, so every request makes a Firehose call of
+    // its own and the shares are drawn often.
+    let p = Pipeline::start_with("faults", FaultPlan::every_kind(), &[], |o| o.max_batch_size = 1);
     let (mut good, mut bad, mut broken) = traffic(&p, "faults-a", 10);
     assert!(
         wait_for(Duration::from_secs(30), || p.firehose.stats().records_received > 0),
@@ -261,38 +259,77 @@ fn with_partial_failures_throttling_and_an_outage_nothing_is_lost() {
     // A 5 s outage in the middle of the traffic.
     p.firehose
         .set_faults(FaultPlan {
-            throttle: 0.15,
-            partial: 0.3,
             outage_secs: 5,
-            ..FaultPlan::default()
+            ..FaultPlan::every_kind()
         })
         .unwrap();
     let (g, b, k) = traffic(&p, "faults-b", 10);
     good.extend(g);
     bad.extend(b);
     broken.extend(k);
+    // More traffic after the outage until each kind of fault has been drawn
+    // (the shares are drawn per call; a few rounds meet them all).
+    let every_kind_met = |p: &Pipeline| {
+        let f = p.firehose.stats().faults;
+        f.outage > 0 && f.throttled > 0 && f.partial > 0 && f.server_errors > 0 && f.lost_responses > 0
+    };
+    for round in 0..6 {
+        if every_kind_met(&p) {
+            break;
+        }
+        std::thread::sleep(Duration::from_secs(2));
+        let (g, b, k) = traffic(&p, &format!("faults-c{round}"), 10);
+        good.extend(g);
+        bad.extend(b);
+        broken.extend(k);
+    }
     // Settling is the assertion that nothing is lost: every valid event is in
     // the destination or dead-lettered, every invalid or malformed one is
     // findable with its reason.
     let l = settle(&p, &good, &bad, &broken);
     let s = p.firehose.stats();
-    assert!(
-        s.faults.outage > 0 && s.faults.partial > 0,
-        "the faults did not happen: {s:?}"
-    );
+    let f = s.faults;
+    assert!(every_kind_met(&p), "not every fault happened: {s:?}");
 
     let duplicates: usize = l.delivered.values().map(|n| n - 1).sum();
     println!(
-        "faults: {} calls throttled, {} partial ({} records failed), {} refused in the outage; {} duplicate copies of {} events; {} dead-lettered lines",
-        s.faults.throttled,
-        s.faults.partial,
-        s.faults.failed_records,
-        s.faults.outage,
+        "faults: {} calls throttled, {} partial ({} records failed), {} answered 500, {} answers lost, {} refused in the outage; {} duplicate copies of {} events; {} dead-lettered lines",
+        f.throttled,
+        f.partial,
+        f.failed_records,
+        f.server_errors,
+        f.lost_responses,
+        f.outage,
         duplicates,
         good.len(),
         l.dead_letters.len()
     );
-    let _ = std::fs::remove_dir_all(&p.dir);
+    p.remove();
+}
+
+#[test]
+fn a_call_firehose_local_never_answers_is_abandoned_and_its_events_dead_lettered() {
+    let hang = FaultPlan {
+        hang: 1.0,
+        ..FaultPlan::default()
+    };
+    let settings = [
+        ("FORWARD_MODE", "direct"),
+        ("CALL_TIMEOUT_MS", "1000"),
+        ("RETRY_BUDGET_MS", "3000"),
+    ];
+    let p = Pipeline::start("hang", hang, &settings);
+    let (good, _bad, _broken) = traffic(&p, "hang", 3);
+    let all_dead = wait_for(Duration::from_secs(40), || {
+        let dead = read(&p).dead_letters.join("\n");
+        good.iter().all(|id| dead.contains(&format!("\"{id}\"")))
+    });
+    let s = p.firehose.stats();
+    assert!(all_dead, "{s:?}\n{}", p.edge.log());
+    assert!(s.faults.hung >= 3, "{s:?}");
+    assert_eq!(s.records_received, 0, "a hung call keeps nothing: {s:?}");
+    assert!(p.edge.log().contains("[TimedOut]"), "{}", p.edge.log());
+    p.remove();
 }
 
 #[test]
@@ -338,7 +375,7 @@ fn with_partitioning_every_object_holds_one_event_name_and_one_day() {
         }
     }
     assert!(objects >= names.len(), "{objects} objects");
-    let _ = std::fs::remove_dir_all(&p.dir);
+    p.remove();
 }
 
 /// Dead letters the edge log says it archived so far.
@@ -435,5 +472,5 @@ fn dead_letters_are_archived_and_one_command_brings_every_one_back() {
         .unwrap();
     assert!(!wrong.status.success());
     assert!(String::from_utf8_lossy(&wrong.stderr).contains("401"));
-    let _ = std::fs::remove_dir_all(&p.dir);
+    p.remove();
 }

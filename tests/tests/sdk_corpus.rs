@@ -16,6 +16,7 @@ use std::io::Read;
 use std::path::PathBuf;
 
 use edgehose_local::tools;
+use edgehose_sample::RECEIVED_AT_MS; // when the replay says each request arrived
 use edgehose_shared::api::{self, ApiConfig, Body, RequestHead};
 use edgehose_shared::clock::SeededRandom;
 use edgehose_shared::envelope::EdgeMeta;
@@ -27,8 +28,6 @@ use edgehose_tests::clients::{Capture, Captured, Sdk};
 /// The deployment the corpus is replayed against.
 const WRITE_KEYS: &str = "server:wk_corpus_0123456789";
 const WRITE_KEY: &str = "wk_corpus_0123456789";
-/// When the replay says each request arrived.
-const RECEIVED_AT_MS: i64 = 1_714_566_600_250;
 
 fn config() -> ApiConfig {
     ApiConfig::from_settings(&Settings::new(|n: &str| {

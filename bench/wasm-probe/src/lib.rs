@@ -10,12 +10,12 @@ use edgehose_shared::aws::Endpoint;
 use edgehose_shared::clock::SeededRandom;
 use edgehose_shared::envelope::EdgeMeta;
 use edgehose_shared::firehose;
-use edgehose_shared::sign::{self, Credentials, Signer};
+use edgehose_shared::sigv4::sign::{self, Credentials, Signer};
 use edgehose_shared::timestamp::Timestamp;
 use wasm_bindgen::prelude::wasm_bindgen;
 
 /// The event of `make bench-edge`: 177 bytes of realistic telemetry.
-pub const EVENT: &str = r#"{"event":"ride_sample","ts":1714566600000,"anonymous_id":"bike-0000000000000000000000000000000000000","properties":{"watts":231,"cadence":88,"hr":141,"speed_kmh":32.4,"gear":7}}"#;
+pub const EVENT: &str = edgehose_sample::TELEMETRY_177;
 
 const NOW: Timestamp = Timestamp::from_millis(1_714_566_600_000);
 

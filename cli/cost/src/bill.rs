@@ -69,10 +69,13 @@ impl Path {
     }
 
     /// The path named `key`.
-    pub fn parse(key: &str) -> Result<Self, String> {
+    pub fn parse(key: &str) -> crate::error::Result<Self> {
         Self::ALL.into_iter().find(|p| p.key() == key).ok_or_else(|| {
             let keys: Vec<&str> = Self::ALL.iter().map(|p| p.key()).collect();
-            format!("unknown path {key:?}; one of: {}", keys.join(", "))
+            crate::error::Error::UnknownPath {
+                given: key.to_owned(),
+                known: keys.join(", "),
+            }
         })
     }
 
@@ -115,7 +118,7 @@ impl Bill {
 }
 
 /// The month's quantities for `path`.
-pub fn quantities(path: Path, shape: Shape) -> Result<Quantities, String> {
+pub fn quantities(path: Path, shape: Shape) -> crate::error::Result<Quantities> {
     match path {
         Path::EdgeQueue => traffic::edge_queue(Shape {
             requests_per_window: 1,
@@ -128,7 +131,7 @@ pub fn quantities(path: Path, shape: Shape) -> Result<Quantities, String> {
 }
 
 /// The bill for `events_per_month` events on `path`.
-pub fn bill(path: Path, events_per_month: f64, shape: Shape, measured: &Measured) -> Result<Bill, String> {
+pub fn bill(path: Path, events_per_month: f64, shape: Shape, measured: &Measured) -> crate::error::Result<Bill> {
     let q = quantities(path, shape)?;
     let scale = q.per(events_per_month);
     let k = shape.events_per_request.max(1);
@@ -353,9 +356,14 @@ mod tests {
     #[test]
     fn paths_parse_by_key() {
         for p in Path::ALL {
-            assert_eq!(Path::parse(p.key()), Ok(p));
+            assert_eq!(Path::parse(p.key()).ok(), Some(p));
         }
-        assert!(Path::parse("carrier-pigeon").unwrap_err().contains("edge-direct"));
+        assert!(
+            Path::parse("carrier-pigeon")
+                .unwrap_err()
+                .to_string()
+                .contains("edge-direct")
+        );
     }
 
     #[test]

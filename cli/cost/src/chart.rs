@@ -20,8 +20,11 @@ const COLOURS: [RGBColor; 5] = [
 pub type Line = (Path, Vec<(f64, f64)>);
 
 /// Writes the chart to `path`.
-pub fn write(path: &FilePath, title: &str, lines: &[Line]) -> Result<(), String> {
-    draw(path, title, lines).map_err(|e| format!("drawing {}: {e}", path.display()))
+pub fn write(path: &FilePath, title: &str, lines: &[Line]) -> crate::error::Result<()> {
+    draw(path, title, lines).map_err(|e| crate::error::Error::Chart {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    })
 }
 
 fn draw(path: &FilePath, title: &str, lines: &[Line]) -> Result<(), Box<dyn std::error::Error>> {

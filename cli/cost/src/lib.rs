@@ -6,6 +6,7 @@
 
 pub mod bill;
 pub mod chart;
+pub mod error;
 pub mod measured;
 pub mod prices;
 pub mod traffic;
@@ -18,7 +19,7 @@ use traffic::Shape;
 pub const CHART_SIZES: [usize; 8] = [1, 2, 5, 10, 20, 50, 100, 200];
 
 /// Each path's dollars per million at each of [`CHART_SIZES`].
-pub fn curve(paths: &[Path], events: f64, shape: Shape, measured: &Measured) -> Result<Vec<chart::Line>, String> {
+pub fn curve(paths: &[Path], events: f64, shape: Shape, measured: &Measured) -> error::Result<Vec<chart::Line>> {
     paths
         .iter()
         .map(|&p| {
@@ -31,7 +32,7 @@ pub fn curve(paths: &[Path], events: f64, shape: Shape, measured: &Measured) -> 
                     };
                     bill(p, events, s, measured).map(|b| (k as f64, b.per_million()))
                 })
-                .collect::<Result<_, String>>()?;
+                .collect::<error::Result<_>>()?;
             Ok((p, points))
         })
         .collect()

@@ -4,6 +4,7 @@
 //! bench-cost` measures them and rewrites `measured.json`, which is built
 //! into `edgehose cost`; `--measured FILE` reads another.
 
+use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 
 /// The figures of the last `make bench-cost`, built in.
@@ -69,13 +70,13 @@ pub struct Measured {
 
 impl Measured {
     /// The built-in figures.
-    pub fn built_in() -> Result<Self, String> {
+    pub fn built_in() -> Result<Self> {
         Self::parse(BUILT_IN)
     }
 
     /// Reads figures written by `make bench-cost`.
-    pub fn parse(json: &str) -> Result<Self, String> {
-        serde_json::from_str(json).map_err(|e| format!("measured figures: {e}"))
+    pub fn parse(json: &str) -> Result<Self> {
+        serde_json::from_str(json).map_err(Error::Measured)
     }
 
     /// The transform's time per event in Lambda, seconds: this machine's

@@ -4,15 +4,12 @@
 //! messages, Firehose records and `PutRecordBatch` calls by `shared::batch`,
 //! exactly as each path sends them. Nothing here is a formula for packing.
 
+use crate::error::Result;
 use edgehose_shared::batch::{PackConfig, PackingStats, group_lines, pack, pack_calls, pack_records};
-use edgehose_shared::clock::SeededRandom;
-use edgehose_shared::decode::{BodyFormat, parse_events};
-use edgehose_shared::envelope::{Dialect, EdgeMeta, RequestContext, wrap_items};
 use edgehose_shared::limits::{
-    DIRECT_FLUSH_BYTES, DIRECT_FLUSH_LINES, Limits, QUEUE_BILLING_INCREMENT_BYTES, QUEUE_MAX_BATCH_MESSAGES,
+    DIRECT_FLUSH_BYTES, DIRECT_FLUSH_LINES, QUEUE_BILLING_INCREMENT_BYTES, QUEUE_MAX_BATCH_MESSAGES,
     QUEUE_MESSAGE_TARGET_BYTES,
 };
-use edgehose_shared::timestamp::Timestamp;
 
 /// How many events are packed to count a path's quantities (then scaled).
 pub const SAMPLE_EVENTS: usize = 20_000;
@@ -56,50 +53,24 @@ impl Quantities {
     }
 }
 
-/// The `n`-th event, `bytes` long (at least as long as its fixed fields).
-pub fn event(n: usize, bytes: usize) -> String {
-    let head = format!(
-        r#"{{"event":"click","message_id":"cost-{n:08}","ts":{},"anonymous_id":"a-{:06}","properties":{{"p":""#,
-        1_714_566_600_000u64 + n as u64,
-        n % 100_000
-    );
-    let tail = r#""}}"#;
-    let pad = bytes.saturating_sub(head.len() + tail.len());
-    format!("{head}{}{tail}", "x".repeat(pad))
-}
-
-/// Each request's envelope lines, as the edge (and `ingest-api`) writes them.
+/// Each request's envelope lines, as the edge (and `ingest-api`) writes
+/// them, with its body's size.
 fn requests(shape: Shape) -> Vec<(usize, Vec<String>)> {
-    let edge = EdgeMeta {
-        country: Some("DE".into()),
-        colo: Some("FRA".into()),
-        asn: Some(3320),
-        client_ip: None,
-    };
-    let ctx = RequestContext {
-        received_at: Timestamp::from_millis(1_714_566_600_250),
-        key_id: Some("web"),
-        edge: &edge,
-        content_type: Some("application/x-ndjson"),
-        dialect: Dialect::V1,
-    };
-    let random = SeededRandom::new(7);
     let k = shape.events_per_request.max(1);
     let events = SAMPLE_EVENTS.div_ceil(k) * k;
-    (0..events)
+    let bodies: Vec<String> = (0..events)
         .collect::<Vec<_>>()
         .chunks(k)
         .map(|chunk| {
-            let body = chunk
+            chunk
                 .iter()
-                .map(|&n| event(n, shape.event_bytes))
+                .map(|&n| edgehose_sample::sized(n, shape.event_bytes))
                 .collect::<Vec<_>>()
-                .join("\n");
-            let decoded = parse_events(body.as_bytes(), BodyFormat::Ndjson, &Limits::default())
-                .unwrap_or_else(|e| panic!("a body the edge accepts: {e}"));
-            (body.len(), wrap_items(&ctx, &decoded.items, &random))
+                .join("\n")
         })
-        .collect()
+        .collect();
+    let lines = edgehose_sample::envelopes(&bodies).unwrap_or_else(|e| panic!("a body the edge accepts: {e}"));
+    bodies.iter().map(String::len).zip(lines).collect()
 }
 
 fn base(reqs: &[(usize, Vec<String>)]) -> Quantities {
@@ -111,15 +82,17 @@ fn base(reqs: &[(usize, Vec<String>)]) -> Quantities {
     }
 }
 
-fn packed(lines: &[String]) -> Result<PackingStats, String> {
-    Ok(PackingStats::of(
-        &pack(lines, "edgehose-events", PackConfig::default()).map_err(|e| e.to_string())?,
-    ))
+fn packed(lines: &[String]) -> Result<PackingStats> {
+    Ok(PackingStats::of(&pack(
+        lines,
+        "edgehose-events",
+        PackConfig::default(),
+    )?))
 }
 
 /// A function behind API Gateway or a function URL: each request's events
 /// in as few records as fit, one call per request (`ingest-api`).
-pub fn per_request(shape: Shape) -> Result<Quantities, String> {
+pub fn per_request(shape: Shape) -> Result<Quantities> {
     let reqs = requests(shape);
     let mut q = base(&reqs);
     for (_, lines) in &reqs {
@@ -138,7 +111,7 @@ fn windows(reqs: &[(usize, Vec<String>)], per_window: usize) -> Vec<Vec<String>>
 /// The edge in direct mode: each window's lines packed into one call, a
 /// window sent early once it holds `DIRECT_FLUSH_LINES` lines or
 /// `DIRECT_FLUSH_BYTES`, as `edge/src/forward.rs` does.
-pub fn edge_direct(shape: Shape) -> Result<Quantities, String> {
+pub fn edge_direct(shape: Shape) -> Result<Quantities> {
     let reqs = requests(shape);
     let mut q = base(&reqs);
     for window in windows(&reqs, shape.requests_per_window) {
@@ -162,7 +135,7 @@ pub fn edge_direct(shape: Shape) -> Result<Quantities, String> {
 /// The edge in queue mode: each window's lines (each request's, with no
 /// window) as messages of whole lines; the consumer packs batches of 100
 /// messages into records and calls.
-pub fn edge_queue(shape: Shape) -> Result<Quantities, String> {
+pub fn edge_queue(shape: Shape) -> Result<Quantities> {
     let reqs = requests(shape);
     let mut q = base(&reqs);
     let messages: Vec<String> = windows(&reqs, shape.requests_per_window)
@@ -176,7 +149,7 @@ pub fn edge_queue(shape: Shape) -> Result<Quantities, String> {
         .sum();
     for batch in messages.chunks(QUEUE_MAX_BATCH_MESSAGES) {
         q.consumer_batches += 1;
-        let records = pack_records(batch, PackConfig::default()).map_err(|e| e.to_string())?;
+        let records = pack_records(batch, PackConfig::default())?;
         q.firehose
             .add(&PackingStats::of(&pack_calls(records, "edgehose-events")));
     }
@@ -197,9 +170,9 @@ mod tests {
 
     #[test]
     fn events_have_the_size_asked_for() {
-        assert_eq!(event(3, 170).len(), 170);
-        assert_eq!(event(3, 1000).len(), 1000);
-        assert!(serde_json::from_str::<serde_json::Value>(&event(3, 170)).is_ok());
+        assert_eq!(edgehose_sample::sized(3, 170).len(), 170);
+        assert_eq!(edgehose_sample::sized(3, 1000).len(), 1000);
+        assert!(serde_json::from_str::<serde_json::Value>(&edgehose_sample::sized(3, 170)).is_ok());
     }
 
     #[test]

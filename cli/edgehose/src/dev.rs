@@ -11,7 +11,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use edgehose_local::apigw::ApiGateway;
-use edgehose_local::firehose::{self, Config, FaultPlan, FirehoseLocal, KinesisSource, StreamConfig};
+use edgehose_local::firehose::{self, Config, FirehoseLocal, KinesisSource, StreamConfig};
 use edgehose_local::miniflare::{Build, DEFAULT_QUEUE_WINDOW_MS, Edge, EdgeOptions};
 use edgehose_local::moto::Moto;
 use edgehose_local::redrive::DEV_ADMIN_KEY;
@@ -68,51 +68,13 @@ pub struct DevArgs {
     #[arg(long, env = "ADMIN_KEY", default_value = DEV_ADMIN_KEY, hide_env_values = true)]
     admin_key: String,
     #[command(flatten)]
-    faults: Faults,
+    faults: crate::fault_flags::FaultFlags,
     /// The edge Worker's DevTools inspector on this port, e.g. 9229 (off).
     #[arg(long)]
     inspector_port: Option<u16>,
     /// No progress lines.
     #[arg(long)]
     quiet: bool,
-}
-
-/// Faults firehose-local puts in the Firehose calls it serves.
-#[derive(Debug, clap::Args)]
-pub struct Faults {
-    /// Share of Firehose calls throttled (0..1).
-    #[arg(long, default_value_t = 0.0, value_parser = share)]
-    throttle: f64,
-    /// Share of Firehose calls with failed records (0..1).
-    #[arg(long, default_value_t = 0.0, value_parser = share)]
-    partial: f64,
-    /// Share of Firehose calls answered 500 (0..1).
-    #[arg(long, default_value_t = 0.0, value_parser = share)]
-    errors: f64,
-    /// Added to each Firehose call, ms.
-    #[arg(long, default_value_t = 0)]
-    latency_ms: u64,
-}
-
-impl Faults {
-    /// The plan these flags describe.
-    pub fn plan(&self) -> FaultPlan {
-        FaultPlan {
-            throttle: self.throttle,
-            partial: self.partial,
-            errors: self.errors,
-            latency_ms: self.latency_ms,
-            ..FaultPlan::default()
-        }
-    }
-}
-
-/// A share between 0 and 1.
-pub fn share(v: &str) -> Result<f64, String> {
-    match v.parse::<f64>() {
-        Ok(x) if (0.0..=1.0).contains(&x) => Ok(x),
-        _ => Err(format!("{v:?} is not a share between 0 and 1")),
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -153,7 +115,7 @@ pub fn run(args: DevArgs) -> Result<(), String> {
     };
     let queue_window_ms = args.queue_window_ms.to_string();
     let sink = args.sink;
-    let faults = args.faults.plan();
+    let faults = args.faults.plan()?;
     let bins = binaries()?;
 
     let mut stream_config = StreamConfig::new(&stream);
@@ -174,7 +136,8 @@ pub fn run(args: DevArgs) -> Result<(), String> {
     } else {
         Some(Moto::start()?)
     };
-    let dev_key = edgehose_shared::sign::Credentials::new(firehose::DEV_ACCESS_KEY_ID, firehose::DEV_SECRET_ACCESS_KEY);
+    let dev_key =
+        edgehose_shared::sigv4::sign::Credentials::new(firehose::DEV_ACCESS_KEY_ID, firehose::DEV_SECRET_ACCESS_KEY);
     let mut api_stream = stream.clone();
     let mut sink_env: Vec<(&str, String)> = Vec::new();
     match (sink, &moto) {

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use edgehose_local::firehose::{self, Config, FaultPlan, FirehoseLocal, StreamConfig};
+use edgehose_local::firehose::{self, Config, FirehoseLocal, StreamConfig};
 
 /// `edgehose firehose-local`'s options.
 #[derive(Debug, clap::Args)]
@@ -55,21 +55,8 @@ pub struct FirehoseLocalArgs {
     /// gzip delivered objects.
     #[arg(long)]
     gzip: bool,
-    /// Share of calls throttled (0..1).
-    #[arg(long, default_value_t = 0.0, value_parser = crate::dev::share)]
-    throttle: f64,
-    /// Share of calls with failed records (0..1).
-    #[arg(long, default_value_t = 0.0, value_parser = crate::dev::share)]
-    partial: f64,
-    /// Share of calls answered 500 (0..1).
-    #[arg(long, default_value_t = 0.0, value_parser = crate::dev::share)]
-    errors: f64,
-    /// Added to each Put call, ms.
-    #[arg(long, default_value_t = 0)]
-    latency_ms: u64,
-    /// Refuse every Put call for this long from the start, seconds.
-    #[arg(long, default_value_t = 0)]
-    outage_secs: u64,
+    #[command(flatten)]
+    faults: crate::fault_flags::FaultFlags,
     /// Seed of the fault draws.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -99,13 +86,7 @@ pub fn run(args: FirehoseLocalArgs) -> Result<(), String> {
         .collect();
     config.transform = args.transform.clone().map(|t| (t, Vec::new()));
     config.transform_retries = args.transform_retries;
-    config.faults = FaultPlan {
-        throttle: args.throttle,
-        partial: args.partial,
-        errors: args.errors,
-        latency_ms: args.latency_ms,
-        outage_secs: args.outage_secs,
-    };
+    config.faults = args.faults.plan()?;
     config.seed = args.seed;
     let stop = crate::signals::stop_flag()?;
     let local = FirehoseLocal::start(config)?;

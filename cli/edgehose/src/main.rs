@@ -10,6 +10,7 @@ mod cost;
 mod delay_proxy;
 mod dev;
 mod duration;
+mod fault_flags;
 mod firehose_local;
 mod latency;
 mod redrive;

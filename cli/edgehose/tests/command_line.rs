@@ -52,6 +52,24 @@ fn bad_values_are_refused_naming_the_option() {
 }
 
 #[test]
+fn fault_shares_that_add_up_to_more_than_one_are_refused_by_name() {
+    let o = edgehose(
+        &[
+            "firehose-local",
+            "--throttle",
+            "0.6",
+            "--partial",
+            "0.6",
+            "--listen",
+            "127.0.0.1:0",
+        ],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("must not exceed 1"), "{}", stderr(&o));
+}
+
+#[test]
 fn cost_prints_every_path_s_bill_as_json() {
     let o = edgehose(
         &[

@@ -37,8 +37,17 @@ fn ms(d: Duration) -> f64 {
 }
 
 /// Writes the chart of `samples` (targets in `targets` order) to `path`.
-pub fn write(path: &Path, title: &str, targets: &[String], modes: &[Mode], samples: &[Sample]) -> Result<(), String> {
-    draw(path, title, targets, modes, samples).map_err(|e| format!("drawing {}: {e}", path.display()))
+pub fn write(
+    path: &Path,
+    title: &str,
+    targets: &[String],
+    modes: &[Mode],
+    samples: &[Sample],
+) -> crate::error::Result<()> {
+    draw(path, title, targets, modes, samples).map_err(|e| crate::error::Error::Chart {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    })
 }
 
 fn draw(
@@ -110,7 +119,8 @@ fn draw(
                 .collect();
             let mut medians = [0.0; 5];
             for (k, (_, _, f)) in PHASES.iter().enumerate() {
-                medians[k] = median(phases.iter().map(|p| ms(f(p))).collect());
+                let durations: Vec<Duration> = phases.iter().map(f).collect();
+                medians[k] = crate::stats::summarize(&durations).p50;
             }
             rows.push((format!("{t}, {}", mode.name()), medians));
         }
@@ -182,14 +192,6 @@ pub fn cdf(sorted: &[f64]) -> Vec<(f64, f64)> {
         points.push((last, 1.0));
     }
     points
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    if v.is_empty() {
-        return 0.0;
-    }
-    v.sort_by(f64::total_cmp);
-    v[(v.len() - 1) / 2]
 }
 
 #[cfg(test)]

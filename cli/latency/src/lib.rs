@@ -11,6 +11,7 @@
 //! ```
 
 pub mod chart;
+pub mod error;
 pub mod probe;
 pub mod proxy;
 pub mod run;

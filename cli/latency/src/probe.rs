@@ -13,12 +13,12 @@ use std::time::{Duration, Instant};
 
 use rustls::pki_types::ServerName;
 
+use crate::error::{Error, Result};
+
 /// Largest response head read.
 const MAX_HEAD: usize = 64 * 1024;
 /// Largest response body kept by default (the rest is read and dropped).
 const MAX_BODY_KEPT: usize = 64 * 1024;
-/// What a connection the server had already closed looks like.
-const CLOSED: &str = "the connection closed before an answer";
 
 /// Where requests go.
 #[derive(Debug, Clone)]
@@ -37,14 +37,22 @@ pub struct Endpoint {
 
 impl Endpoint {
     /// Reads `http[s]://host[:port]/path`.
-    pub fn parse(url: &str) -> Result<Self, String> {
-        let uri: http::Uri = url.parse().map_err(|e| format!("{url:?} is not a URL: {e}"))?;
+    pub fn parse(url: &str) -> Result<Self> {
+        let uri: http::Uri = url
+            .parse()
+            .map_err(|e| Error::config(format!("{url:?} is not a URL: {e}")))?;
         let tls = match uri.scheme_str() {
             Some("https") => true,
             Some("http") => false,
-            _ => return Err(format!("{url:?}: the URL must start with https:// or http://")),
+            _ => {
+                return Err(Error::config(format!(
+                    "{url:?}: the URL must start with https:// or http://"
+                )));
+            }
         };
-        let host = uri.host().ok_or_else(|| format!("{url:?} has no host"))?;
+        let host = uri
+            .host()
+            .ok_or_else(|| Error::config(format!("{url:?} has no host")))?;
         let host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
         Ok(Self {
             tls,
@@ -183,7 +191,7 @@ impl Client {
     /// Sends `POST` to the endpoint's path with a JSON `body` and `headers`;
     /// `fresh` opens a new connection for it (and closes it after), otherwise
     /// an open one is reused when there is one.
-    pub fn post(&mut self, body: &[u8], headers: &[(String, String)], fresh: bool) -> Result<Answer, String> {
+    pub fn post(&mut self, body: &[u8], headers: &[(String, String)], fresh: bool) -> Result<Answer> {
         let mut all = vec![("Content-Type".to_owned(), "application/json".to_owned())];
         all.extend_from_slice(headers);
         let path = self.endpoint.path.clone();
@@ -200,7 +208,7 @@ impl Client {
         headers: &[(String, String)],
         body: &[u8],
         fresh: bool,
-    ) -> Result<Answer, String> {
+    ) -> Result<Answer> {
         let outgoing = Outgoing {
             method,
             path_and_query,
@@ -212,12 +220,12 @@ impl Client {
             // A kept-alive connection the server has since closed (nothing
             // came back at all): a browser sends the request again on a new
             // one, and so does this. Anything else is the answer.
-            Err(e) if reusing && e.starts_with(CLOSED) => self.exchange(&outgoing, fresh),
+            Err(Error::Closed(_)) if reusing => self.exchange(&outgoing, fresh),
             other => other,
         }
     }
 
-    fn exchange(&mut self, outgoing: &Outgoing, fresh: bool) -> Result<Answer, String> {
+    fn exchange(&mut self, outgoing: &Outgoing, fresh: bool) -> Result<Answer> {
         let Outgoing {
             method,
             path_and_query,
@@ -253,7 +261,7 @@ impl Client {
         stream
             .write_all(&bytes)
             .and_then(|()| stream.flush())
-            .map_err(|e| format!("{CLOSED}: sending the request: {e}"))?;
+            .map_err(|e| Error::Closed(format!(": sending the request: {e}")))?;
         let head_only = method == "HEAD";
         let (status, headers, body, keep, first) = read_response(&mut stream, self.body_limit, head_only)?;
         phases.wait = first.duration_since(sent);
@@ -270,24 +278,25 @@ impl Client {
         })
     }
 
-    fn open(&self, phases: &mut Phases) -> Result<Stream, String> {
+    fn open(&self, phases: &mut Phases) -> Result<Stream> {
         let ep = &self.endpoint;
         let start = Instant::now();
         let addr = match ep.tunnel {
             Some(proxy) => proxy,
             None => (ep.host.as_str(), ep.port)
                 .to_socket_addrs()
-                .map_err(|e| format!("resolving {}: {e}", ep.host))?
+                .map_err(|e| Error::network(format!("resolving {}", ep.host), e))?
                 .next()
-                .ok_or_else(|| format!("{} has no address", ep.host))?,
+                .ok_or_else(|| Error::config(format!("{} has no address", ep.host)))?,
         };
         let resolved = Instant::now();
         phases.dns = resolved - start;
-        let mut tcp =
-            TcpStream::connect_timeout(&addr, self.timeout).map_err(|e| format!("connecting to {addr}: {e}"))?;
-        tcp.set_nodelay(true).map_err(|e| e.to_string())?;
-        tcp.set_read_timeout(Some(self.timeout)).map_err(|e| e.to_string())?;
-        tcp.set_write_timeout(Some(self.timeout)).map_err(|e| e.to_string())?;
+        let mut tcp = TcpStream::connect_timeout(&addr, self.timeout)
+            .map_err(|e| Error::network(format!("connecting to {addr}"), e))?;
+        let set = |e| Error::network(format!("setting up the connection to {addr}"), e);
+        tcp.set_nodelay(true).map_err(set)?;
+        tcp.set_read_timeout(Some(self.timeout)).map_err(set)?;
+        tcp.set_write_timeout(Some(self.timeout)).map_err(set)?;
         if ep.tunnel.is_some() {
             tunnel(&mut tcp, ep)?;
         }
@@ -296,11 +305,11 @@ impl Client {
         if !ep.tls {
             return Ok(Stream::Plain(tcp));
         }
-        let name = ServerName::try_from(ep.host.clone()).map_err(|e| format!("{}: {e}", ep.host))?;
-        let mut conn = rustls::ClientConnection::new(self.tls.clone(), name).map_err(|e| e.to_string())?;
+        let name = ServerName::try_from(ep.host.clone()).map_err(|e| Error::tls(&ep.host, e))?;
+        let mut conn = rustls::ClientConnection::new(self.tls.clone(), name).map_err(|e| Error::tls(&ep.host, e))?;
         while conn.is_handshaking() {
             conn.complete_io(&mut tcp)
-                .map_err(|e| format!("TLS handshake with {}: {e}", ep.host))?;
+                .map_err(|e| Error::tls(&ep.host, format!("the handshake: {e}")))?;
         }
         phases.tls = connected.elapsed();
         Ok(Stream::Tls(Box::new(rustls::StreamOwned::new(conn, tcp))))
@@ -309,39 +318,35 @@ impl Client {
 
 /// The `Host` header for `ep`: the port only when it is not the scheme's own.
 pub fn host_header(ep: &Endpoint) -> String {
-    let default = if ep.tls { 443 } else { 80 };
-    let host = host_header_name(ep);
-    if ep.port == default {
-        host
-    } else {
-        format!("{host}:{}", ep.port)
-    }
+    let authority = format!("{}:{}", host_header_name(ep), ep.port);
+    edgehose_shared::sigv4::sign::host_of(if ep.tls { "https" } else { "http" }, &authority).to_owned()
 }
 
 /// Opens a `CONNECT` tunnel on `tcp` to the endpoint.
-fn tunnel(tcp: &mut TcpStream, ep: &Endpoint) -> Result<(), String> {
+fn tunnel(tcp: &mut TcpStream, ep: &Endpoint) -> Result<()> {
     let authority = format!("{}:{}", host_header_name(ep), ep.port);
-    write!(tcp, "CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n\r\n").map_err(|e| format!("CONNECT: {e}"))?;
+    write!(tcp, "CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n\r\n")
+        .map_err(|e| Error::network(format!("CONNECT {authority}"), e))?;
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {
         if head.len() > MAX_HEAD {
-            return Err("the proxy's answer to CONNECT has no end".into());
+            return Err(Error::protocol("the proxy's answer to CONNECT has no end"));
         }
         match tcp.read(&mut byte) {
-            Ok(0) => return Err("the proxy closed the connection during CONNECT".into()),
+            Ok(0) => return Err(Error::protocol("the proxy closed the connection during CONNECT")),
             Ok(_) => head.push(byte[0]),
-            Err(e) => return Err(format!("CONNECT: {e}")),
+            Err(e) => return Err(Error::network(format!("CONNECT {authority}"), e)),
         }
     }
     let mut headers = [httparse::EMPTY_HEADER; 32];
     let mut response = httparse::Response::new(&mut headers);
     match response.parse(&head) {
         Ok(httparse::Status::Complete(_)) if response.code == Some(200) => Ok(()),
-        _ => Err(format!(
+        _ => Err(Error::protocol(format!(
             "the proxy refused CONNECT {authority}: {}",
             String::from_utf8_lossy(&head).lines().next().unwrap_or_default()
-        )),
+        ))),
     }
 }
 
@@ -367,7 +372,7 @@ type Response = (u16, Vec<(String, String)>, Vec<u8>, bool, Instant);
 
 /// Reads one response, keeping up to `limit` bytes of its body; an answer to
 /// `HEAD` (`head_only`) has none.
-fn read_response<S: Read>(s: &mut S, limit: usize, head_only: bool) -> Result<Response, String> {
+fn read_response<S: Read>(s: &mut S, limit: usize, head_only: bool) -> Result<Response> {
     let mut buf = Vec::with_capacity(4096);
     let mut chunk = [0u8; 16 * 1024];
     let mut first = None;
@@ -378,14 +383,14 @@ fn read_response<S: Read>(s: &mut S, limit: usize, head_only: bool) -> Result<Re
         if !std::mem::take(&mut parse_first) {
             let n = match s.read(&mut chunk) {
                 Ok(n) => n,
-                Err(e) if first.is_none() && stale(&e) => return Err(format!("{CLOSED}: {e}")),
-                Err(e) => return Err(format!("reading the answer: {e}")),
+                Err(e) if first.is_none() && stale(&e) => return Err(Error::Closed(format!(": {e}"))),
+                Err(e) => return Err(Error::network("reading the answer", e)),
             };
             if n == 0 {
                 return Err(if first.is_none() {
-                    CLOSED.into()
+                    Error::Closed(String::new())
                 } else {
-                    "the connection closed inside the answer's head".into()
+                    Error::answer("the connection closed inside the answer's head")
                 });
             }
             first.get_or_insert_with(Instant::now);
@@ -418,7 +423,10 @@ fn read_response<S: Read>(s: &mut S, limit: usize, head_only: bool) -> Result<Re
                 } else if header("transfer-encoding").is_some_and(|v| v.ends_with("chunked")) {
                     Framing::Chunked
                 } else if let Some(n) = header("content-length") {
-                    Framing::Length(n.parse().map_err(|_| format!("bad content-length {n:?}"))?)
+                    Framing::Length(
+                        n.parse()
+                            .map_err(|_| Error::answer(format!("bad content-length {n:?}")))?,
+                    )
                 } else {
                     Framing::UntilClose
                 };
@@ -438,8 +446,8 @@ fn read_response<S: Read>(s: &mut S, limit: usize, head_only: bool) -> Result<Re
                 break (status, headers, len, framing, keep);
             }
             Ok(httparse::Status::Partial) if buf.len() < MAX_HEAD => continue,
-            Ok(httparse::Status::Partial) => return Err("the answer's head is over 64 KiB".into()),
-            Err(e) => return Err(format!("not an HTTP answer: {e}")),
+            Ok(httparse::Status::Partial) => return Err(Error::answer("the answer's head is over 64 KiB")),
+            Err(e) => return Err(Error::answer(format!("not an HTTP answer: {e}"))),
         }
     };
     let first = first.unwrap_or_else(Instant::now);
@@ -482,12 +490,12 @@ struct Body<'a, S> {
 }
 
 impl<S: Read> Body<'_, S> {
-    fn fill(&mut self) -> Result<bool, String> {
+    fn fill(&mut self) -> Result<bool> {
         let mut chunk = [0u8; 16 * 1024];
         let n = self
             .stream
             .read(&mut chunk)
-            .map_err(|e| format!("reading the answer: {e}"))?;
+            .map_err(|e| Error::network("reading the answer", e))?;
         self.pending.extend_from_slice(&chunk[..n]);
         Ok(n > 0)
     }
@@ -497,10 +505,10 @@ impl<S: Read> Body<'_, S> {
         self.kept.extend_from_slice(&bytes[..bytes.len().min(room)]);
     }
 
-    fn exactly(&mut self, mut n: usize) -> Result<(), String> {
+    fn exactly(&mut self, mut n: usize) -> Result<()> {
         while n > 0 {
             if self.pending.is_empty() && !self.fill()? {
-                return Err(format!("the answer ended {n} bytes short"));
+                return Err(Error::answer(format!("the answer ended {n} bytes short")));
             }
             let take = n.min(self.pending.len());
             let taken: Vec<u8> = self.pending.drain(..take).collect();
@@ -510,23 +518,24 @@ impl<S: Read> Body<'_, S> {
         Ok(())
     }
 
-    fn line(&mut self) -> Result<String, String> {
+    fn line(&mut self) -> Result<String> {
         loop {
             if let Some(i) = self.pending.windows(2).position(|w| w == b"\r\n") {
                 let line: Vec<u8> = self.pending.drain(..i + 2).collect();
                 return Ok(String::from_utf8_lossy(&line[..i]).into_owned());
             }
             if self.pending.len() > MAX_HEAD || !self.fill()? {
-                return Err("a chunked answer ended inside a chunk header".into());
+                return Err(Error::answer("a chunked answer ended inside a chunk header"));
             }
         }
     }
 
-    fn chunked(&mut self) -> Result<(), String> {
+    fn chunked(&mut self) -> Result<()> {
         loop {
             let line = self.line()?;
             let size = line.split(';').next().unwrap_or_default().trim();
-            let size = usize::from_str_radix(size, 16).map_err(|_| format!("bad chunk size {size:?}"))?;
+            let size =
+                usize::from_str_radix(size, 16).map_err(|_| Error::answer(format!("bad chunk size {size:?}")))?;
             if size == 0 {
                 // Trailers, up to the empty line.
                 while !self.line()?.is_empty() {}
@@ -534,12 +543,12 @@ impl<S: Read> Body<'_, S> {
             }
             self.exactly(size)?;
             if !self.line()?.is_empty() {
-                return Err("a chunk did not end with CRLF".into());
+                return Err(Error::answer("a chunk did not end with CRLF"));
             }
         }
     }
 
-    fn until_close(&mut self) -> Result<(), String> {
+    fn until_close(&mut self) -> Result<()> {
         loop {
             let pending = std::mem::take(&mut self.pending);
             self.keep(&pending);
@@ -552,20 +561,23 @@ impl<S: Read> Body<'_, S> {
 
 /// TLS settings trusting the system's roots plus `extra_pem` (the delay
 /// proxy's self-signed certificate, in local runs).
-pub fn tls_config(extra_pem: Option<&str>) -> Result<Arc<rustls::ClientConfig>, String> {
+pub fn tls_config(extra_pem: Option<&str>) -> Result<Arc<rustls::ClientConfig>> {
     let mut roots = rustls::RootCertStore::empty();
     for cert in rustls_native_certs::load_native_certs().certs {
         let _ = roots.add(cert);
     }
     if let Some(pem) = extra_pem {
         for cert in rustls::pki_types::pem::PemObject::pem_slice_iter(pem.as_bytes()) {
-            let cert: rustls::pki_types::CertificateDer<'static> = cert.map_err(|e| format!("certificate: {e:?}"))?;
-            roots.add(cert).map_err(|e| format!("certificate: {e}"))?;
+            let cert: rustls::pki_types::CertificateDer<'static> =
+                cert.map_err(|e| Error::config(format!("certificate: {e:?}")))?;
+            roots
+                .add(cert)
+                .map_err(|e| Error::config(format!("certificate: {e}")))?;
         }
     }
     let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
         .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
+        .map_err(|e| Error::tls("any server", e))?
         .with_root_certificates(roots)
         .with_no_client_auth();
     Ok(Arc::new(config))

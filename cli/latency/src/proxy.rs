@@ -25,6 +25,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
+use crate::error::{Error, Result};
+
 /// The answer to a `CONNECT`.
 const TUNNEL_OPEN: &[u8] = b"HTTP/1.1 200 Connection established\r\n\r\n";
 /// Largest `CONNECT` request head read.
@@ -80,20 +82,22 @@ pub struct Proxy {
 
 impl Proxy {
     /// Starts serving `route` on a thread of its own.
-    pub fn start(route: Route) -> Result<Self, String> {
+    pub fn start(route: Route) -> Result<Self> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .map_err(|e| format!("delay proxy runtime: {e}"))?;
+            .map_err(|e| Error::network("the delay proxy's runtime", e))?;
         let listener = runtime
             .block_on(TcpListener::bind(&route.listen))
-            .map_err(|e| format!("delay proxy listening on {}: {e}", route.listen))?;
-        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+            .map_err(|e| Error::network(format!("the delay proxy listening on {}", route.listen), e))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| Error::network(format!("the delay proxy on {}", route.listen), e))?;
         let (stop, stopped) = oneshot::channel();
         let thread = std::thread::Builder::new()
             .name(format!("delay-proxy-{addr}"))
             .spawn(move || runtime.block_on(serve(listener, Arc::new(route), stopped)))
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| Error::network(format!("the delay proxy's thread for {addr}"), e))?;
         Ok(Self {
             addr,
             stop: Some(stop),
@@ -148,7 +152,7 @@ fn tracing_line(line: &str) {
     }
 }
 
-async fn connection(client: TcpStream, route: &Route, seed: u64) -> Result<(), String> {
+async fn connection(client: TcpStream, route: &Route, seed: u64) -> Result<()> {
     let _ = client.set_nodelay(true);
     // `near` carries the client's bytes once they have crossed the delays;
     // the proxy works on `far` as if it were the client's socket.
@@ -163,18 +167,20 @@ async fn connection(client: TcpStream, route: &Route, seed: u64) -> Result<(), S
 
     if route.tunnel {
         read_connect(&mut far).await?;
-        far.write_all(TUNNEL_OPEN).await.map_err(|e| e.to_string())?;
+        far.write_all(TUNNEL_OPEN)
+            .await
+            .map_err(|e| Error::network("answering CONNECT", e))?;
     }
     let upstream = TcpStream::connect(route.upstream)
         .await
-        .map_err(|e| format!("connecting to {}: {e}", route.upstream))?;
+        .map_err(|e| Error::network(format!("connecting to {}", route.upstream), e))?;
     let _ = upstream.set_nodelay(true);
     match &route.tls {
         Some(config) => {
             let tls = tokio_rustls::TlsAcceptor::from(config.clone())
                 .accept(far)
                 .await
-                .map_err(|e| format!("TLS handshake: {e}"))?;
+                .map_err(|e| Error::tls("the delay proxy", format!("the handshake: {e}")))?;
             pipe(tls, upstream).await;
         }
         None => pipe(far, upstream).await,
@@ -202,22 +208,22 @@ async fn pipe<S: AsyncRead + AsyncWrite + Unpin>(client: S, upstream: TcpStream)
 
 /// Reads a `CONNECT host:port HTTP/1.1` head, byte by byte so nothing after
 /// it (the TLS handshake) is taken.
-async fn read_connect<S: AsyncRead + Unpin>(s: &mut S) -> Result<(), String> {
+async fn read_connect<S: AsyncRead + Unpin>(s: &mut S) -> Result<()> {
     let mut head = Vec::with_capacity(256);
     while !head.ends_with(b"\r\n\r\n") {
         if head.len() >= MAX_CONNECT_HEAD {
-            return Err(format!("CONNECT head over {MAX_CONNECT_HEAD} bytes"));
+            return Err(Error::protocol(format!("CONNECT head over {MAX_CONNECT_HEAD} bytes")));
         }
-        let b = s.read_u8().await.map_err(|e| format!("reading CONNECT: {e}"))?;
+        let b = s.read_u8().await.map_err(|e| Error::network("reading CONNECT", e))?;
         head.push(b);
     }
     if head.starts_with(b"CONNECT ") {
         Ok(())
     } else {
-        Err(format!(
+        Err(Error::protocol(format!(
             "expected CONNECT, got {:?}",
             String::from_utf8_lossy(&head[..head.len().min(40)])
-        ))
+        )))
     }
 }
 
@@ -306,17 +312,17 @@ async fn wait_until(at: Instant) {
 
 /// A self-signed certificate for `names`, as a TLS server configuration for
 /// the proxy and the PEM clients need to trust it.
-pub fn self_signed(names: &[&str]) -> Result<(Arc<rustls::ServerConfig>, String), String> {
+pub fn self_signed(names: &[&str]) -> Result<(Arc<rustls::ServerConfig>, String)> {
     let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
-    let cert = rcgen::generate_simple_self_signed(names).map_err(|e| format!("certificate: {e}"))?;
+    let cert = rcgen::generate_simple_self_signed(names).map_err(|e| Error::config(format!("certificate: {e}")))?;
     let pem = cert.cert.pem();
     let key = rustls::pki_types::PrivateKeyDer::Pkcs8(cert.signing_key.serialize_der().into());
     let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
         .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
+        .map_err(|e| Error::tls("the delay proxy", e))?
         .with_no_client_auth()
         .with_single_cert(vec![cert.cert.der().clone()], key)
-        .map_err(|e| format!("certificate: {e}"))?;
+        .map_err(|e| Error::config(format!("certificate: {e}")))?;
     Ok((Arc::new(config), pem))
 }
 

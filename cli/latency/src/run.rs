@@ -79,12 +79,7 @@ pub struct Plan {
 /// `message_id` it sends, so its events are told apart from any other
 /// traffic in the sink.
 pub fn run_id() -> String {
-    format!(
-        "lat-{:x}",
-        SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis())
-    )
+    format!("lat-{:x}", edgehose_local::clock::now().as_millis())
 }
 
 /// One measured request.
@@ -118,14 +113,10 @@ impl Sample {
     }
 }
 
-/// The realistic event: a click as a shop page sends it, ~190 bytes.
+/// The realistic event: a click as a shop page sends it now, ~190 bytes
+/// ([`edgehose_sample::click`]).
 pub fn event(message_id: &str) -> String {
-    let ts = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis());
-    format!(
-        r##"{{"event":"click","message_id":"{message_id}","ts":{ts},"anonymous_id":"a-7f3c","url":"https://shop.example/p/42","target":"#buy","properties":{{"price":9.5}}}}"##
-    )
+    edgehose_sample::click(message_id, edgehose_local::clock::now().as_millis())
 }
 
 /// Runs `plan`, calling `tick` after every measured request.
@@ -173,7 +164,7 @@ pub fn measure(plan: &Plan, mut tick: impl FnMut(&Sample)) -> Vec<Sample> {
                         status: 0,
                         phases: None,
                         reused: false,
-                        error: Some(e),
+                        error: Some(e.to_string()),
                         sink: None,
                         sent_at: None,
                     },

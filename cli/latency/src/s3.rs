@@ -7,11 +7,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use edgehose_shared::sign::{Credentials, sign};
+use edgehose_shared::sigv4::sign::{Credentials, sign};
 use edgehose_shared::sigv4::{query_string, uri_encode};
 
 use super::probe::{Answer, Client, Endpoint, host_header};
 use edgehose_local::clock::now;
+
+use crate::error::{Error, Result};
 
 /// Largest answer kept: an object (Firehose writes at most its 128 MB
 /// buffer per object), a page of a listing or an error.
@@ -28,19 +30,19 @@ pub struct Location {
 
 impl Location {
     /// Reads `s3://bucket[/prefix]`.
-    pub fn parse(url: &str) -> Result<Self, String> {
+    pub fn parse(url: &str) -> Result<Self> {
         let rest = url
             .strip_prefix("s3://")
-            .ok_or_else(|| format!("{url:?}: an S3 location starts with s3://"))?;
+            .ok_or_else(|| Error::config(format!("{url:?}: an S3 location starts with s3://")))?;
         let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
         let valid = (3..=63).contains(&bucket.len())
             && bucket
                 .bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-');
         if !valid {
-            return Err(format!(
+            return Err(Error::config(format!(
                 "{url:?}: {bucket:?} is not a bucket name (3 to 63 characters: a-z, 0-9, '.', '-')"
-            ));
+            )));
         }
         Ok(Self {
             bucket: bucket.to_owned(),
@@ -51,12 +53,12 @@ impl Location {
 
 /// The access key in `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and,
 /// for temporary credentials, `AWS_SESSION_TOKEN`.
-pub fn credentials_from_env() -> Result<Credentials, String> {
+pub fn credentials_from_env() -> Result<Credentials> {
     credentials_from(|name| std::env::var(name).ok())
 }
 
 /// The access key in the variables `var` reads (empty ones are unset).
-fn credentials_from(var: impl Fn(&str) -> Option<String>) -> Result<Credentials, String> {
+fn credentials_from(var: impl Fn(&str) -> Option<String>) -> Result<Credentials> {
     let var = |name: &str| var(name).filter(|v| !v.is_empty());
     match (var("AWS_ACCESS_KEY_ID"), var("AWS_SECRET_ACCESS_KEY")) {
         (Some(id), Some(secret)) => {
@@ -66,12 +68,11 @@ fn credentials_from(var: impl Fn(&str) -> Option<String>) -> Result<Credentials,
                 None => credentials,
             })
         }
-        _ => Err(
+        _ => Err(Error::config(
             "reading an S3 sink needs AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN \
                   for temporary credentials) in the environment: \
-                  eval \"$(aws configure export-credentials --format env)\""
-                .into(),
-        ),
+                  eval \"$(aws configure export-credentials --format env)\"",
+        )),
     }
 }
 
@@ -111,7 +112,7 @@ impl Bucket {
         credentials: Credentials,
         tls: Arc<rustls::ClientConfig>,
         timeout: Duration,
-    ) -> Result<Self, String> {
+    ) -> Result<Self> {
         let (client, base) = connect(bucket, region, endpoint, &tls, timeout)?;
         Ok(Self {
             bucket: bucket.to_owned(),
@@ -132,7 +133,7 @@ impl Bucket {
     }
 
     /// Every object whose key starts with `prefix`, in key order (all pages).
-    pub fn list(&mut self, prefix: &str) -> Result<Vec<Object>, String> {
+    pub fn list(&mut self, prefix: &str) -> Result<Vec<Object>> {
         let mut objects = Vec::new();
         let mut token: Option<String> = None;
         loop {
@@ -152,7 +153,7 @@ impl Bucket {
     }
 
     /// The object's bytes.
-    pub fn get(&mut self, key: &str) -> Result<Vec<u8>, String> {
+    pub fn get(&mut self, key: &str) -> Result<Vec<u8>> {
         let path = format!("{}/{}", self.base, uri_encode(key.as_bytes(), true));
         Ok(self.call(&path, &[])?.body)
     }
@@ -160,7 +161,7 @@ impl Bucket {
     /// A signed `GET`; a bucket in another region than the one signed for
     /// is followed there once (signed for it, and at AWS sent to its
     /// endpoint), as AWS's SDKs do.
-    fn call(&mut self, path: &str, query: &[(&str, String)]) -> Result<Answer, String> {
+    fn call(&mut self, path: &str, query: &[(&str, String)]) -> Result<Answer> {
         let answer = self.send(path, query)?;
         if answer.status / 100 == 2 {
             return Ok(answer);
@@ -179,12 +180,12 @@ impl Bucket {
             if again.status / 100 == 2 {
                 return Ok(again);
             }
-            return Err(self.refusal(&again, &read_error(&again)));
+            return Err(Error::Protocol(self.refusal(&again, &read_error(&again))));
         }
-        Err(self.refusal(&answer, &error))
+        Err(Error::Protocol(self.refusal(&answer, &error)))
     }
 
-    fn send(&mut self, path: &str, query: &[(&str, String)]) -> Result<Answer, String> {
+    fn send(&mut self, path: &str, query: &[(&str, String)]) -> Result<Answer> {
         let pairs: Vec<(&str, &str)> = query.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let path = if path.is_empty() { "/" } else { path };
         let path_and_query = match pairs.is_empty() {
@@ -196,8 +197,8 @@ impl Bucket {
         let mut request = http::Request::get(format!("{scheme}://{host}{path_and_query}"))
             .header("host", &host)
             .body(Vec::new())
-            .map_err(|e| format!("S3 request for {path_and_query:?}: {e}"))?;
-        sign(&mut request, &self.credentials, &self.region, "s3", now()).map_err(|e| e.to_string())?;
+            .map_err(|e| Error::config(format!("S3 request for {path_and_query:?}: {e}")))?;
+        sign(&mut request, &self.credentials, &self.region, "s3", now()).map_err(|e| Error::config(e.to_string()))?;
         let headers: Vec<(String, String)> = request
             .headers()
             .iter()
@@ -206,7 +207,10 @@ impl Bucket {
             .collect();
         self.client
             .request("GET", &path_and_query, &headers, &[], false)
-            .map_err(|e| format!("S3 ({host}): {e}"))
+            .map_err(|e| match e {
+                Error::Network { what, source } => Error::network(format!("S3 ({host}): {what}"), source),
+                other => other,
+            })
     }
 
     /// What to tell the user when S3 says no.
@@ -239,7 +243,7 @@ fn connect(
     endpoint: Option<&str>,
     tls: &Arc<rustls::ClientConfig>,
     timeout: Duration,
-) -> Result<(Client, String), String> {
+) -> Result<(Client, String)> {
     let (url, base) = match endpoint {
         Some(e) => (e.trim_end_matches('/').to_owned(), format!("/{bucket}")),
         None if bucket.contains('.') => (format!("https://s3.{region}.amazonaws.com"), format!("/{bucket}")),
@@ -251,14 +255,14 @@ fn connect(
 }
 
 /// A page of ListObjectsV2: its objects and the token of the next page.
-fn read_listing(xml: &str) -> Result<(Vec<Object>, Option<String>), String> {
-    let doc = roxmltree::Document::parse(xml).map_err(|e| format!("S3's listing is not XML: {e}"))?;
+fn read_listing(xml: &str) -> Result<(Vec<Object>, Option<String>)> {
+    let doc = roxmltree::Document::parse(xml).map_err(|e| Error::protocol(format!("S3's listing is not XML: {e}")))?;
     let root = doc.root_element();
     if root.tag_name().name() != "ListBucketResult" {
-        return Err(format!(
+        return Err(Error::protocol(format!(
             "S3 answered {} where a listing was expected",
             root.tag_name().name()
-        ));
+        )));
     }
     let child = |node: roxmltree::Node, name: &str| {
         node.children()
@@ -268,13 +272,14 @@ fn read_listing(xml: &str) -> Result<(Vec<Object>, Option<String>), String> {
     };
     let mut objects = Vec::new();
     for contents in root.children().filter(|c| c.tag_name().name() == "Contents") {
-        let key = child(contents, "Key").ok_or("S3's listing has an object without a Key")?;
+        let key = child(contents, "Key").ok_or_else(|| Error::protocol("S3's listing has an object without a Key"))?;
         let size = child(contents, "Size").and_then(|s| s.parse().ok()).unwrap_or(0);
         objects.push(Object { key, size });
     }
     let next = match child(root, "IsTruncated").as_deref() {
         Some("true") => Some(
-            child(root, "NextContinuationToken").ok_or("S3's listing is truncated but has no NextContinuationToken")?,
+            child(root, "NextContinuationToken")
+                .ok_or_else(|| Error::protocol("S3's listing is truncated but has no NextContinuationToken"))?,
         ),
         _ => None,
     };
@@ -347,7 +352,7 @@ mod tests {
             &[("AWS_ACCESS_KEY_ID", "AKID")][..],
             &[("AWS_ACCESS_KEY_ID", "AKID"), ("AWS_SECRET_ACCESS_KEY", "")],
         ] {
-            let err = credentials_from(env(vars)).unwrap_err();
+            let err = credentials_from(env(vars)).unwrap_err().to_string();
             assert!(
                 err.contains("AWS_SECRET_ACCESS_KEY") && err.contains("export-credentials"),
                 "{err}"
@@ -408,7 +413,7 @@ mod tests {
         assert_eq!(objects[0].key, "events/k%3D1");
         // The key goes on the wire encoded once more.
         assert_eq!(bucket.get("events/k%3D1").unwrap(), b"ok");
-        let err = bucket.get("events/other").unwrap_err();
+        let err = bucket.get("events/other").unwrap_err().to_string();
         assert!(
             err.contains("403 AccessDenied (Access Denied)")
                 && err.contains("s3:GetObject")

@@ -28,9 +28,12 @@ use super::probe::Endpoint;
 use super::proxy::{Delay, Proxy, Route, self_signed};
 use super::run::Target;
 use edgehose_local::apigw::ApiGateway;
-use edgehose_local::firehose::{self, Config, FaultPlan, FirehoseLocal, StreamConfig};
+use edgehose_local::faults::FaultPlan;
+use edgehose_local::firehose::{self, Config, FirehoseLocal, StreamConfig};
 use edgehose_local::miniflare::{Build, Edge, EdgeOptions};
 use edgehose_local::tools;
+
+use crate::error::{Error, Result};
 
 /// A client city: its nearest AWS region and the backbone round trips from
 /// there to the regions a deployment can pick (CloudPing p50, ms).
@@ -129,17 +132,19 @@ fn millis(ms: f64) -> Duration {
 
 impl Scenario {
     /// `city` (a key of [`CITIES`]) with the regional half in `region`.
-    pub fn new(city: &str, region: &str, last_mile_ms: f64) -> Result<Self, String> {
+    pub fn new(city: &str, region: &str, last_mile_ms: f64) -> Result<Self> {
         let found = CITIES
             .iter()
             .find(|c| c.key == city)
-            .ok_or_else(|| format!("unknown city {city:?}; one of: {}", keys().join(", ")))?;
+            .ok_or_else(|| Error::config(format!("unknown city {city:?}; one of: {}", keys().join(", "))))?;
         let region = REGIONS
             .iter()
             .find(|r| **r == region)
-            .ok_or_else(|| format!("unknown region {region:?}; one of: {}", REGIONS.join(", ")))?;
+            .ok_or_else(|| Error::config(format!("unknown region {region:?}; one of: {}", REGIONS.join(", "))))?;
         if !(0.0..=1000.0).contains(&last_mile_ms) {
-            return Err(format!("--last-mile-ms {last_mile_ms}: between 0 and 1000"));
+            return Err(Error::config(format!(
+                "--last-mile-ms {last_mile_ms}: between 0 and 1000"
+            )));
         }
         Ok(Self {
             city: *found,
@@ -278,7 +283,7 @@ impl EdgeMode {
     }
 
     /// A comma-separated list of modes (`all`: every one).
-    pub fn parse_list(v: &str) -> Result<Vec<EdgeMode>, String> {
+    pub fn parse_list(v: &str) -> Result<Vec<EdgeMode>> {
         if v == "all" {
             return Ok(Self::ALL.to_vec());
         }
@@ -287,7 +292,7 @@ impl EdgeMode {
             let mode = Self::ALL
                 .into_iter()
                 .find(|m| m.key() == key)
-                .ok_or_else(|| format!("--edge-mode {key:?}: window, queue, direct or all"))?;
+                .ok_or_else(|| Error::config(format!("--edge-mode {key:?}: window, queue, direct or all")))?;
             if !out.contains(&mode) {
                 out.push(mode);
             }
@@ -327,14 +332,14 @@ pub struct Stack {
     _firehose: FirehoseLocal,
 }
 
-fn addr_of(url: &str) -> Result<SocketAddr, String> {
+fn addr_of(url: &str) -> Result<SocketAddr> {
     url.trim_start_matches("http://")
         .trim_end_matches('/')
         .parse()
-        .map_err(|e| format!("{url}: {e}"))
+        .map_err(|e| Error::config(format!("{url}: {e}")))
 }
 
-fn back(upstream: SocketAddr, rtt: Duration, jitter: Duration) -> Result<Proxy, String> {
+fn back(upstream: SocketAddr, rtt: Duration, jitter: Duration) -> Result<Proxy> {
     Proxy::start(Route {
         listen: "127.0.0.1:0".into(),
         upstream,
@@ -347,7 +352,7 @@ fn back(upstream: SocketAddr, rtt: Duration, jitter: Duration) -> Result<Proxy, 
 /// Starts firehose-local (running the release `transform`), the API Gateway
 /// path (release `ingest-api`), the edge Worker (release build) and the delay
 /// proxies between them and in front of them.
-pub fn start(s: &Scenario, o: &StackOptions) -> Result<Stack, String> {
+pub fn start(s: &Scenario, o: &StackOptions) -> Result<Stack> {
     let transform = tools::release_binary("transform", "make bench-latency")?;
     let ingest_api = tools::release_binary("ingest-api", "make bench-latency")?;
     fresh_data_dir(&o.data_dir)?;
@@ -424,7 +429,7 @@ pub fn start(s: &Scenario, o: &StackOptions) -> Result<Stack, String> {
         fronts.push((mode.target(), front(addr_of(edge.url())?, s.client_to_pop())?));
     }
     fronts.push(("apigw".to_owned(), front(addr_of(api.url())?, s.client_to_region())?));
-    let target = |name: &str, host: &str, proxy: &Proxy| -> Result<Target, String> {
+    let target = |name: &str, host: &str, proxy: &Proxy| -> Result<Target> {
         let url = format!("https://{host}/v1/events");
         let mut endpoint = Endpoint::parse(&url)?;
         endpoint.tunnel = Some(proxy.addr());
@@ -459,17 +464,17 @@ pub fn data_dir(out: &Path) -> PathBuf {
 const MARKER: &str = ".edgehose-latency";
 
 /// Empties `dir` for a new run, but only if an earlier run made it.
-fn fresh_data_dir(dir: &Path) -> Result<(), String> {
+fn fresh_data_dir(dir: &Path) -> Result<()> {
     let in_use = std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_some());
     if in_use && !dir.join(MARKER).exists() {
-        return Err(format!(
+        return Err(Error::config(format!(
             "{} exists and was not made by edgehose latency; choose another --out",
             dir.display()
-        ));
+        )));
     }
     let _ = std::fs::remove_dir_all(dir);
-    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    std::fs::write(dir.join(MARKER), "").map_err(|e| format!("{}: {e}", dir.display()))
+    std::fs::create_dir_all(dir).map_err(|e| Error::file(dir, e))?;
+    std::fs::write(dir.join(MARKER), "").map_err(|e| Error::file(dir, e))
 }
 
 #[cfg(test)]
@@ -512,6 +517,7 @@ mod tests {
         assert!(
             fresh_data_dir(&dir)
                 .unwrap_err()
+                .to_string()
                 .contains("not made by edgehose latency")
         );
         assert!(dir.join("precious").exists());
@@ -531,7 +537,12 @@ mod tests {
             EdgeMode::parse_list("direct,queue,direct").unwrap(),
             [EdgeMode::Direct, EdgeMode::Queue]
         );
-        assert!(EdgeMode::parse_list("queue,fast").unwrap_err().contains("\"fast\""));
+        assert!(
+            EdgeMode::parse_list("queue,fast")
+                .unwrap_err()
+                .to_string()
+                .contains("\"fast\"")
+        );
         assert_eq!(EdgeMode::Queue.target(), "edge-queue");
         // Only the window-less queue mode waits for its write.
         assert_eq!(EdgeMode::Queue.bindings()[1], ("QUEUE_WINDOW_MS", "0".to_owned()));
@@ -552,11 +563,13 @@ mod tests {
         assert!(
             Scenario::new("atlantis", "us-east-1", 20.0)
                 .unwrap_err()
+                .to_string()
                 .contains("tokyo")
         );
         assert!(
             Scenario::new("tokyo", "mars-1", 20.0)
                 .unwrap_err()
+                .to_string()
                 .contains("eu-central-1")
         );
         assert!(Scenario::new("tokyo", "us-east-1", -1.0).is_err());

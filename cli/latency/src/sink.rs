@@ -22,6 +22,8 @@ use std::time::{Duration, SystemTime};
 use super::s3::{Bucket, Location, credentials_from_env};
 use edgehose_local::firehose::store::objects;
 
+use crate::error::{Error, Result};
+
 /// How often a directory is looked at.
 pub const DIR_EVERY: Duration = Duration::from_millis(50);
 /// How often a bucket is listed (about $0.0006 of LIST requests a minute).
@@ -46,7 +48,7 @@ pub enum Place {
 impl Place {
     /// `s3://bucket/prefix` (signed for `region`, sent to `endpoint` when
     /// given) or a directory.
-    pub fn parse(value: &str, region: &str, endpoint: Option<&str>) -> Result<Self, String> {
+    pub fn parse(value: &str, region: &str, endpoint: Option<&str>) -> Result<Self> {
         if value.starts_with("s3://") {
             Ok(Place::S3 {
                 location: Location::parse(value)?,
@@ -54,9 +56,9 @@ impl Place {
                 endpoint: endpoint.map(str::to_owned),
             })
         } else if endpoint.is_some() {
-            Err(format!(
+            Err(Error::config(format!(
                 "--sink-endpoint is for an s3:// sink, and --sink {value:?} is a directory"
-            ))
+            )))
         } else {
             Ok(Place::Dir(PathBuf::from(value)))
         }
@@ -85,15 +87,15 @@ impl Place {
 trait Source: Send {
     /// The keys there now, with the time each became visible when the
     /// source knows it.
-    fn list(&mut self) -> Result<Vec<(String, Option<SystemTime>)>, String>;
+    fn list(&mut self) -> Result<Vec<(String, Option<SystemTime>)>>;
     /// An object's bytes.
-    fn read(&mut self, key: &str) -> Result<Vec<u8>, String>;
+    fn read(&mut self, key: &str) -> Result<Vec<u8>>;
 }
 
 struct DirSource(PathBuf);
 
 impl Source for DirSource {
-    fn list(&mut self) -> Result<Vec<(String, Option<SystemTime>)>, String> {
+    fn list(&mut self) -> Result<Vec<(String, Option<SystemTime>)>> {
         Ok(objects(&self.0)
             .into_iter()
             // The functions' logs share the directory in local runs.
@@ -105,8 +107,8 @@ impl Source for DirSource {
             .collect())
     }
 
-    fn read(&mut self, key: &str) -> Result<Vec<u8>, String> {
-        std::fs::read(key).map_err(|e| format!("{key}: {e}"))
+    fn read(&mut self, key: &str) -> Result<Vec<u8>> {
+        std::fs::read(key).map_err(|e| Error::file(key, e))
     }
 }
 
@@ -116,7 +118,7 @@ struct S3Source {
 }
 
 impl Source for S3Source {
-    fn list(&mut self) -> Result<Vec<(String, Option<SystemTime>)>, String> {
+    fn list(&mut self) -> Result<Vec<(String, Option<SystemTime>)>> {
         Ok(self
             .bucket
             .list(&self.prefix)?
@@ -125,7 +127,7 @@ impl Source for S3Source {
             .collect())
     }
 
-    fn read(&mut self, key: &str) -> Result<Vec<u8>, String> {
+    fn read(&mut self, key: &str) -> Result<Vec<u8>> {
         self.bucket.get(key)
     }
 }
@@ -151,7 +153,7 @@ impl Sink {
     /// with `run` (a bucket also holds everyone else's events). A place that
     /// cannot be read at all (no credentials, access denied, no such bucket)
     /// is an error now, before anything is measured.
-    pub fn watch(place: &Place, run: &str, tls: Arc<rustls::ClientConfig>, timeout: Duration) -> Result<Self, String> {
+    pub fn watch(place: &Place, run: &str, tls: Arc<rustls::ClientConfig>, timeout: Duration) -> Result<Self> {
         let (mut source, every): (Box<dyn Source>, Duration) = match place {
             Place::Dir(dir) => (Box::new(DirSource(dir.clone())), DIR_EVERY),
             Place::S3 {
@@ -176,7 +178,7 @@ impl Sink {
         };
         let mut read: BTreeSet<String> = source
             .list()
-            .map_err(|e| format!("the sink {}: {e}", place.describe()))?
+            .map_err(|e| Error::protocol(format!("the sink {}: {e}", place.describe())))?
             .into_iter()
             .map(|(key, _)| key)
             .collect();
@@ -188,7 +190,9 @@ impl Sink {
                 .name("latency-sink".into())
                 .spawn(move || {
                     while !stop.load(Ordering::Relaxed) {
-                        let problem = look(source.as_mut(), &run, &mut read, &found).err();
+                        let problem = look(source.as_mut(), &run, &mut read, &found)
+                            .err()
+                            .map(|e| e.to_string());
                         lock(&found).problem = problem;
                         let mut slept = Duration::ZERO;
                         while slept < every && !stop.load(Ordering::Relaxed) {
@@ -197,7 +201,7 @@ impl Sink {
                         }
                     }
                 })
-                .map_err(|e| format!("starting the sink's watch: {e}"))?
+                .map_err(|e| Error::Local(edgehose_local::error::Error::process("starting the sink's watch", e)))?
         };
         Ok(Self {
             found,
@@ -239,7 +243,7 @@ fn lock(found: &Mutex<Found>) -> std::sync::MutexGuard<'_, Found> {
 /// ids that start with `run`. An object that cannot be read is tried again
 /// next time, and does not hold up the others; the last such failure is the
 /// answer.
-fn look(source: &mut dyn Source, run: &str, read: &mut BTreeSet<String>, found: &Mutex<Found>) -> Result<(), String> {
+fn look(source: &mut dyn Source, run: &str, read: &mut BTreeSet<String>, found: &Mutex<Found>) -> Result<()> {
     let listing = source.list()?;
     let listed_at = SystemTime::now();
     let mut problem = None;
@@ -254,8 +258,15 @@ fn look(source: &mut dyn Source, run: &str, read: &mut BTreeSet<String>, found: 
                 continue;
             }
         };
+        let text = match text(&key, &bytes) {
+            Ok(t) => t,
+            Err(e) => {
+                problem = Some(e);
+                continue;
+            }
+        };
         let at = at.unwrap_or(listed_at);
-        let ids = message_ids(&text(&bytes), run);
+        let ids = message_ids(&text, run);
         let mut found = lock(found);
         for id in ids {
             found.seen.entry(id).or_insert(at);
@@ -266,14 +277,17 @@ fn look(source: &mut dyn Source, run: &str, read: &mut BTreeSet<String>, found: 
     problem.map_or(Ok(()), Err)
 }
 
-/// An object's text, gunzipped when it is gzip.
-fn text(bytes: &[u8]) -> String {
+/// An object's text, gunzipped when it is gzip. A gzip object that does not
+/// inflate whole is an error naming `key` (not the part before the damage).
+fn text(key: &str, bytes: &[u8]) -> Result<String> {
     if bytes.starts_with(&[0x1f, 0x8b]) {
         let mut text = String::new();
-        let _ = flate2::read::MultiGzDecoder::new(bytes).read_to_string(&mut text);
-        text
+        flate2::read::MultiGzDecoder::new(bytes)
+            .read_to_string(&mut text)
+            .map_err(|e| Error::protocol(format!("{key}: a gzip object that does not inflate: {e}")))?;
+        Ok(text)
     } else {
-        String::from_utf8_lossy(bytes).into_owned()
+        Ok(String::from_utf8_lossy(bytes).into_owned())
     }
 }
 
@@ -340,17 +354,36 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
+    #[test]
+    fn a_damaged_gzip_object_is_an_error_naming_it() {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, "{\"message_id\":\"r1-a\"}\n".repeat(50).as_bytes()).unwrap();
+        let whole = gz.finish().unwrap();
+        assert_eq!(text("k", &whole).unwrap().lines().count(), 50);
+        let err = text("2024/05/01/12/s-3.gz", &whole[..whole.len() / 2])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("2024/05/01/12/s-3.gz: a gzip object that does not inflate"),
+            "{err}"
+        );
+    }
+
     /// A source whose objects reading "AccessDenied" cannot be read.
     struct Flaky(Vec<(&'static str, &'static str)>);
 
     impl Source for Flaky {
-        fn list(&mut self) -> Result<Vec<(String, Option<SystemTime>)>, String> {
+        fn list(&mut self) -> Result<Vec<(String, Option<SystemTime>)>> {
             Ok(self.0.iter().map(|(k, _)| (k.to_string(), None)).collect())
         }
-        fn read(&mut self, key: &str) -> Result<Vec<u8>, String> {
-            let (_, text) = self.0.iter().find(|(k, _)| *k == key).ok_or("gone")?;
+        fn read(&mut self, key: &str) -> Result<Vec<u8>> {
+            let (_, text) = self
+                .0
+                .iter()
+                .find(|(k, _)| *k == key)
+                .ok_or_else(|| Error::protocol("gone"))?;
             match *text {
-                "AccessDenied" => Err(format!("{key}: {text}")),
+                "AccessDenied" => Err(Error::protocol(format!("{key}: {text}"))),
                 _ => Ok(text.as_bytes().to_vec()),
             }
         }
@@ -364,7 +397,7 @@ mod tests {
             ("c", "{\"message_id\":\"r-2\"}"),
         ]);
         let (mut read, found) = (BTreeSet::new(), Mutex::new(Found::default()));
-        let err = look(&mut source, "r-", &mut read, &found).unwrap_err();
+        let err = look(&mut source, "r-", &mut read, &found).unwrap_err().to_string();
         assert_eq!(err, "bad: AccessDenied");
         assert!(lock(&found).seen.contains_key("r-1") && lock(&found).seen.contains_key("r-2"));
         assert_eq!(read.len(), 2, "the unreadable object stays unread, to be tried again");

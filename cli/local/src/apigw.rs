@@ -4,6 +4,7 @@
 //! function returned — the classic API Gateway → Lambda → Firehose path the
 //! edge is compared against.
 
+use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -11,11 +12,16 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use aws_lambda_events::apigw::{
+    ApiGatewayV2httpRequest, ApiGatewayV2httpRequestContext, ApiGatewayV2httpRequestContextHttpDescription,
+};
+use aws_lambda_events::query_map::QueryMap;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
+use edgehose_shared::sigv4::percent_decode;
 use serde_json::{Value, json};
 
-use crate::firehose::store;
+use crate::error::{Error, Result};
 use crate::runtime_api::{Function, RawOutcome, RuntimeApi};
 
 /// API Gateway's payload limit (10 MB); larger bodies get its 413.
@@ -42,11 +48,14 @@ struct Shared {
 
 impl ApiGateway {
     /// Starts `binary` (the `ingest-api` function) with `env`, and serves on `listen`.
-    pub fn start(listen: &str, binary: &Path, env: &[(&str, &str)], log_file: Option<&Path>) -> Result<Self, String> {
+    pub fn start(listen: &str, binary: &Path, env: &[(&str, &str)], log_file: Option<&Path>) -> Result<Self> {
         let api = RuntimeApi::start()?;
         let function = api.spawn_logged(binary, "edgehose-ingest-api", env, log_file)?;
-        let server = tiny_http::Server::http(listen).map_err(|e| format!("listening on {listen}: {e}"))?;
-        let addr = server.server_addr().to_ip().ok_or("not an IP address")?;
+        let server = tiny_http::Server::http(listen).map_err(|e| Error::listen(listen, e))?;
+        let addr = server
+            .server_addr()
+            .to_ip()
+            .ok_or_else(|| Error::config(format!("{listen} is not an IP address and port")))?;
         let shared = Arc::new(Shared {
             function: Mutex::new(function),
             api,
@@ -93,7 +102,11 @@ impl ApiGateway {
 
     /// What the function printed recently.
     pub fn log(&self) -> String {
-        self.shared.function.lock().map(|f| f.log()).unwrap_or_default()
+        self.shared
+            .function
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .log()
     }
 }
 
@@ -148,60 +161,116 @@ fn handle(shared: &Shared, mut request: tiny_http::Request, port: u16) {
     let _ = request.respond(response);
 }
 
-/// The HTTP API payload format 2.0 event for a request
-/// (<https://docs.aws.amazon.com/apigateway/latest/developerguide/http-api-develop-integrations-lambda.html>).
+/// The HTTP API payload format 2.0 event for a request, built as
+/// `aws_lambda_events`' typed request
+/// (<https://docs.aws.amazon.com/apigateway/latest/developerguide/http-api-develop-integrations-lambda.html>):
+/// repeated headers joined with commas, the `cookie` header moved to
+/// `cookies`, `queryStringParameters` decoded (a repeated name's values
+/// joined with commas), the body base64 when it is not text or is encoded.
 fn event_for(request: &tiny_http::Request, body: &[u8], port: u16) -> Value {
-    let url = request.url();
-    let (path, query) = url.split_once('?').unwrap_or((url, ""));
-    let mut headers = serde_json::Map::new();
-    for h in request.headers() {
-        let name = h.field.as_str().as_str().to_ascii_lowercase();
-        let value = h.value.as_str();
-        // Repeated headers are joined with commas, as API Gateway does.
-        let joined = match headers.get(&name).and_then(Value::as_str) {
-            Some(prev) => format!("{prev},{value}"),
-            None => value.to_owned(),
-        };
-        headers.insert(name, Value::String(joined));
-    }
-    let text = std::str::from_utf8(body).ok();
-    let binary = headers
-        .get("content-encoding")
-        .and_then(Value::as_str)
-        .is_some_and(|e| !e.eq_ignore_ascii_case("identity"));
-    let (body_field, encoded) = match text {
-        Some(t) if !binary => (Value::String(t.to_owned()), false),
-        _ => (Value::String(B64.encode(body)), true),
+    let headers: Vec<(String, String)> = request
+        .headers()
+        .iter()
+        .map(|h| (h.field.as_str().as_str().to_owned(), h.value.as_str().to_owned()))
+        .collect();
+    let arrived = Arrived {
+        method: request.method().as_str(),
+        url: request.url(),
+        http_version: request.http_version().to_string(),
+        source_ip: request.remote_addr().map(|a| a.ip().to_string()),
+        headers: &headers,
+        body,
     };
-    let now = crate::clock::now();
-    let source_ip = request.remote_addr().map(|a| a.ip().to_string()).unwrap_or_default();
-    json!({
-        "version": "2.0",
-        "routeKey": "$default",
-        "rawPath": path,
-        "rawQueryString": query,
-        "headers": headers,
-        "requestContext": {
-            "accountId": crate::firehose::ACCOUNT,
-            "apiId": "local",
-            "domainName": format!("127.0.0.1:{port}"),
-            "domainPrefix": "local",
-            "http": {
-                "method": request.method().as_str(),
-                "path": path,
-                "protocol": format!("HTTP/{}", request.http_version()),
-                "sourceIp": source_ip,
-                "userAgent": headers.get("user-agent").and_then(Value::as_str).unwrap_or_default(),
-            },
-            "requestId": store::uuid(),
-            "routeKey": "$default",
-            "stage": "$default",
-            "time": now.to_rfc3339(),
-            "timeEpoch": now.as_millis(),
-        },
-        "body": body_field,
-        "isBase64Encoded": encoded,
-    })
+    event_of(&arrived, port, crate::clock::now())
+}
+
+/// A request as it arrived, taken apart.
+struct Arrived<'a> {
+    method: &'a str,
+    url: &'a str,
+    http_version: String,
+    source_ip: Option<String>,
+    headers: &'a [(String, String)],
+    body: &'a [u8],
+}
+
+fn event_of(arrived: &Arrived<'_>, port: u16, now: edgehose_shared::timestamp::Timestamp) -> Value {
+    let body = arrived.body;
+    let (path, query) = arrived.url.split_once('?').unwrap_or((arrived.url, ""));
+    let mut joined: BTreeMap<String, String> = BTreeMap::new();
+    for (name, value) in arrived.headers {
+        let name = name.to_ascii_lowercase();
+        let value = value.as_str();
+        joined
+            .entry(name)
+            .and_modify(|prev| {
+                prev.push(',');
+                prev.push_str(value);
+            })
+            .or_insert_with(|| value.to_owned());
+    }
+    let cookies: Option<Vec<String>> = joined.remove("cookie").map(|c| {
+        c.split(';')
+            .map(|p| p.trim().to_owned())
+            .filter(|p| !p.is_empty())
+            .collect()
+    });
+    let mut headers = http::HeaderMap::new();
+    for (name, value) in &joined {
+        if let (Ok(n), Ok(v)) = (
+            http::header::HeaderName::from_bytes(name.as_bytes()),
+            http::HeaderValue::from_str(value),
+        ) {
+            headers.insert(n, v);
+        }
+    }
+    let mut params: HashMap<String, Vec<String>> = HashMap::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let decode = |s: &str| String::from_utf8_lossy(&percent_decode(s)).into_owned();
+        params.entry(decode(k)).or_default().push(decode(v));
+    }
+    let binary = joined
+        .get("content-encoding")
+        .is_some_and(|e| !e.eq_ignore_ascii_case("identity"));
+    let (body_text, encoded) = match std::str::from_utf8(body) {
+        Ok(t) if !binary => (t.to_owned(), false),
+        _ => (B64.encode(body), true),
+    };
+    let mut http_description = ApiGatewayV2httpRequestContextHttpDescription::default();
+    // tiny_http only hands on requests with a valid method.
+    http_description.method = http::Method::from_bytes(arrived.method.as_bytes()).unwrap_or(http::Method::GET);
+    http_description.path = Some(path.to_owned());
+    http_description.protocol = Some(format!("HTTP/{}", arrived.http_version));
+    http_description.source_ip = arrived.source_ip.clone();
+    http_description.user_agent = joined.get("user-agent").cloned();
+    let mut context = ApiGatewayV2httpRequestContext::default();
+    context.route_key = Some("$default".into());
+    context.account_id = Some(crate::firehose::ACCOUNT.into());
+    context.stage = Some("$default".into());
+    context.request_id = Some(uuid::Uuid::new_v4().to_string());
+    context.apiid = Some("local".into());
+    context.domain_name = Some(format!("127.0.0.1:{port}"));
+    context.domain_prefix = Some("local".into());
+    context.time = Some(now.to_rfc3339());
+    context.time_epoch = now.as_millis();
+    context.http = http_description;
+    let mut event = ApiGatewayV2httpRequest::default();
+    event.version = Some("2.0".into());
+    event.route_key = Some("$default".into());
+    event.raw_path = Some(path.to_owned());
+    event.raw_query_string = Some(query.to_owned());
+    event.cookies = cookies;
+    event.headers = headers;
+    event.query_string_parameters = QueryMap::from(params);
+    event.request_context = context;
+    event.body = (!body.is_empty()).then_some(body_text);
+    event.is_base64_encoded = encoded;
+    match serde_json::to_value(&event) {
+        Ok(v) => v,
+        // Strings, numbers and maps of them always serialize.
+        Err(e) => json!({"error": format!("the local API Gateway could not write the event: {e}")}),
+    }
 }
 
 /// Status, headers and body of a function's response (format 2.0: an object
@@ -212,9 +281,15 @@ fn response_of(raw: &str) -> (u16, Vec<(String, String)>, Vec<u8>) {
         return (200, Vec::new(), raw.as_bytes().to_vec());
     };
     let headers = crate::tools::string_members(&v["headers"]);
+    // No body is an empty one, as on AWS.
     let body = v["body"].as_str().unwrap_or_default();
     let body = if v["isBase64Encoded"].as_bool() == Some(true) {
-        B64.decode(body).unwrap_or_default()
+        match B64.decode(body) {
+            Ok(bytes) => bytes,
+            // API Gateway answers a malformed integration response this way,
+            // never with an empty 200.
+            Err(_) => return (500, Vec::new(), br#"{"message":"Internal Server Error"}"#.to_vec()),
+        }
     } else {
         body.as_bytes().to_vec()
     };
@@ -224,6 +299,45 @@ fn response_of(raw: &str) -> (u16, Vec<(String, String)>, Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cookies_and_query_parameters_arrive_as_on_aws() {
+        let headers = [
+            ("Cookie".to_owned(), "a=1; b=2".to_owned()),
+            ("X-Thing".to_owned(), "one".to_owned()),
+            ("x-thing".to_owned(), "two".to_owned()),
+            ("Content-Type".to_owned(), "application/json".to_owned()),
+        ];
+        let arrived = Arrived {
+            method: "POST",
+            url: "/v1/events?k=v%20w&k=x&empty",
+            http_version: "1.1".into(),
+            source_ip: Some("127.0.0.1".into()),
+            headers: &headers,
+            body: br#"{"event":"click"}"#,
+        };
+        let v = event_of(
+            &arrived,
+            8788,
+            edgehose_shared::timestamp::Timestamp::from_millis(1_714_566_600_000),
+        );
+        assert_eq!(v["version"], "2.0");
+        assert_eq!(v["cookies"], json!(["a=1", "b=2"]));
+        assert!(v["headers"].get("cookie").is_none(), "{v:#}");
+        assert_eq!(v["headers"]["x-thing"], "one,two");
+        assert_eq!(v["queryStringParameters"], json!({"k": "v w,x", "empty": ""}));
+        assert_eq!(v["rawQueryString"], "k=v%20w&k=x&empty");
+        assert_eq!(v["requestContext"]["http"]["method"], "POST");
+        assert_eq!(v["requestContext"]["timeEpoch"], 1_714_566_600_000i64);
+        assert_eq!(
+            (v["body"].as_str(), v["isBase64Encoded"].as_bool()),
+            (Some(r#"{"event":"click"}"#), Some(false))
+        );
+        // lambda_http reads it back as the same typed request.
+        let back: ApiGatewayV2httpRequest = serde_json::from_value(v).unwrap();
+        assert_eq!(back.query_string_parameters.all("k"), Some(vec!["v w", "x"]));
+        assert_eq!(back.cookies.unwrap_or_default(), ["a=1", "b=2"]);
+    }
 
     #[test]
     fn a_format_2_response_gives_status_headers_and_body() {

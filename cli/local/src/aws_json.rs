@@ -2,9 +2,10 @@
 //! a stand-in as an AWS client would (firehose-local reading a Kinesis
 //! stream, `edgehose dev` creating its stream or queue in moto).
 
-use edgehose_shared::sign::{Credentials, sign};
+use edgehose_shared::sigv4::sign::{Credentials, sign};
 use serde_json::Value;
 
+use crate::error::{Error, Result};
 use crate::http::send;
 
 /// A service's JSON protocol: its target prefix, media type and signing name.
@@ -41,19 +42,22 @@ pub fn call(
     body: &Value,
     region: &str,
     credentials: &Credentials,
-) -> Result<Value, String> {
+) -> Result<Value> {
     let base = endpoint.trim_end_matches('/');
     let host = base.trim_start_matches("http://").trim_start_matches("https://");
     let mut request = http::Request::post(format!("{base}/"))
         .header("host", host)
         .header("content-type", protocol.content_type)
         .header("x-amz-target", format!("{}.{operation}", protocol.target_prefix))
-        .body(body.to_string().into_bytes())
-        .map_err(|e| e.to_string())?;
-    sign(&mut request, credentials, region, protocol.service, crate::clock::now()).map_err(|e| e.to_string())?;
+        .body(body.to_string().into_bytes())?;
+    sign(&mut request, credentials, region, protocol.service, crate::clock::now())?;
     let response = send(request)?;
     if response.status != 200 {
-        return Err(format!("{operation}: HTTP {} {}", response.status, response.text()));
+        return Err(Error::protocol(format!(
+            "{operation}: HTTP {} {}",
+            response.status,
+            response.text()
+        )));
     }
-    serde_json::from_slice(&response.body).map_err(|e| format!("{operation}: {e}"))
+    serde_json::from_slice(&response.body).map_err(|e| Error::json(operation, e))
 }

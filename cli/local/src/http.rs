@@ -1,7 +1,11 @@
-//! A small blocking HTTP/1.1 client for loopback services.
+//! The one HTTP client of the stand-ins, the tests and the tools: blocking,
+//! for loopback services and AWS emulators ([`send`], [`send_within`]), and
+//! [`raw`] for the requests no client library will send.
 
 use std::sync::OnceLock;
 use std::time::Duration;
+
+use crate::error::{Error, Result};
 
 /// A response with its body read.
 #[derive(Debug, Clone)]
@@ -38,10 +42,26 @@ fn agent() -> &'static ureq::Agent {
     })
 }
 
-/// Sends `request` exactly as built (headers and body untouched) and reads the response.
-pub fn send(request: http::Request<Vec<u8>>) -> Result<Response, String> {
+/// Sends `request` exactly as built (headers and body untouched) and reads
+/// the response, within a minute.
+pub fn send(request: http::Request<Vec<u8>>) -> Result<Response> {
+    read(request, agent())
+}
+
+/// [`send`], allowing `timeout` for the whole exchange.
+pub fn send_within(request: http::Request<Vec<u8>>, timeout: Duration) -> Result<Response> {
+    let agent = ureq::Agent::new_with_config(
+        ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(timeout))
+            .build(),
+    );
+    read(request, &agent)
+}
+
+fn read(request: http::Request<Vec<u8>>, agent: &ureq::Agent) -> Result<Response> {
     let uri = request.uri().to_string();
-    let response = agent().run(request).map_err(|e| format!("{uri}: {e}"))?;
+    let response = agent.run(request).map_err(|e| Error::http(&uri, e))?;
     let status = response.status().as_u16();
     let headers = response.headers().clone();
     let body = response
@@ -49,7 +69,7 @@ pub fn send(request: http::Request<Vec<u8>>) -> Result<Response, String> {
         .with_config()
         .limit(64 * 1024 * 1024)
         .read_to_vec()
-        .map_err(|e| format!("{uri}: reading the body: {e}"))?;
+        .map_err(|e| Error::http(format!("{uri} (reading the body)"), e))?;
     Ok(Response { status, headers, body })
 }
 
@@ -68,11 +88,12 @@ pub struct RawAnswer {
 /// port over plain TCP, and returns whatever answer arrives within `wait`.
 /// For requests no HTTP client library will send: control bytes in header
 /// values, bodies that never end.
-pub fn raw(base: &str, head: Vec<u8>, chunks: Vec<Vec<u8>>, wait: Duration) -> Result<RawAnswer, String> {
+pub fn raw(base: &str, head: Vec<u8>, chunks: Vec<Vec<u8>>, wait: Duration) -> Result<RawAnswer> {
     use std::io::{Read, Write};
     let authority = base.trim_start_matches("http://").trim_end_matches('/');
-    let mut stream = std::net::TcpStream::connect(authority).map_err(|e| format!("{authority}: {e}"))?;
-    let mut writer = stream.try_clone().map_err(|e| e.to_string())?;
+    let mut stream =
+        std::net::TcpStream::connect(authority).map_err(|e| Error::network(format!("connecting to {authority}"), e))?;
+    let mut writer = stream.try_clone().map_err(|e| Error::network(authority, e))?;
     std::thread::spawn(move || {
         if writer.write_all(&head).is_err() {
             return;
@@ -91,7 +112,7 @@ pub fn raw(base: &str, head: Vec<u8>, chunks: Vec<Vec<u8>>, wait: Duration) -> R
     while std::time::Instant::now() < deadline {
         stream
             .set_read_timeout(Some(Duration::from_millis(200)))
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| Error::network(authority, e))?;
         match stream.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => {

@@ -10,20 +10,27 @@
 //! - [`miniflare`]: the built edge Worker in workerd, through Miniflare (for
 //!   Queues and R2);
 //! - [`moto`]: moto's server, for Kinesis, SQS, IAM and S3;
+//! - [`faults`]: the one fault engine (throttling, partial failures, 500s,
+//!   lost answers, hangs, outages) firehose-local draws from, and
+//!   [`fault_proxy`], which puts it in front of another emulator;
 //! - [`redrive`]: the edge Worker's redrive API from outside;
 //! - [`aws_json`], [`clock`], [`http`], [`tools`]: an AWS JSON-protocol call,
-//!   the wall clock, one HTTP client, and where the bootstrap's tools are.
+//!   the wall clock, one HTTP client, and where the bootstrap's tools are;
+//! - [`error`]: what can go wrong, by kind.
 //!
 //! ```no_run
 //! use edgehose_local::firehose::{Config, FirehoseLocal};
 //! let local = FirehoseLocal::start(Config::new("clicks", ".edgehose/data".into()))?;
 //! println!("Firehose endpoint: {}", local.url());
-//! # Ok::<(), String>(())
+//! # Ok::<(), edgehose_local::error::Error>(())
 //! ```
 
 pub mod apigw;
 pub mod aws_json;
 pub mod clock;
+pub mod error;
+pub mod fault_proxy;
+pub mod faults;
 pub mod firehose;
 pub mod http;
 pub mod miniflare;

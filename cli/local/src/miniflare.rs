@@ -8,6 +8,7 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
+use crate::error::{Error, Result};
 use crate::tools;
 
 /// Queue mode's window, as wrangler.toml deploys it.
@@ -25,7 +26,7 @@ pub enum Build {
 impl Build {
     /// Where `make test` put this build (`EDGEHOSE_EDGE_BUILD` /
     /// `EDGEHOSE_EDGE_PROBE_BUILD` override).
-    pub fn dir(self) -> Result<PathBuf, String> {
+    pub fn dir(self) -> Result<PathBuf> {
         let (var, default) = match self {
             Build::Release => ("EDGEHOSE_EDGE_BUILD", "edge/build"),
             Build::PanicProbe => ("EDGEHOSE_EDGE_PROBE_BUILD", "edge/build-probe"),
@@ -37,10 +38,10 @@ impl Build {
         if dir.join("worker/shim.mjs").exists() {
             Ok(dir)
         } else {
-            Err(format!(
+            Err(Error::missing(format!(
                 "{} has no built Worker: run `make test` (it builds the edge first)",
                 dir.display()
-            ))
+            )))
         }
     }
 }
@@ -113,7 +114,7 @@ pub struct Edge {
 
 impl Edge {
     /// Starts Miniflare with the built Worker and waits until it serves.
-    pub fn start(options: &EdgeOptions) -> Result<Self, String> {
+    pub fn start(options: &EdgeOptions) -> Result<Self> {
         let build = options.build.dir()?;
         let node = tools::npm_bin("node")?;
         let script = tools::repo_root().join("cli/local/js/miniflare.mjs");
@@ -156,11 +157,12 @@ impl Edge {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .map_err(|e| format!("starting Miniflare: {e}"))?;
+            .map_err(|e| Error::process("starting Miniflare", e))?;
         let log = Arc::new(Mutex::new(String::new()));
         let (tx, rx) = mpsc::channel();
-        let stdout = child.stdout.take().ok_or("no stdout")?;
-        let stderr = child.stderr.take().ok_or("no stderr")?;
+        let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
+            return Err(Error::protocol("Miniflare started without the output pipes asked for"));
+        };
         let out_log = log.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
@@ -203,7 +205,12 @@ impl Edge {
                 edge.control = control;
                 edge.inspector = inspector;
             }
-            Err(_) => return Err(format!("Miniflare did not start within 60 s:\n{}", edge.log())),
+            Err(_) => {
+                return Err(Error::timeout(format!(
+                    "Miniflare did not start within 60 s:\n{}",
+                    edge.log()
+                )));
+            }
         }
         Ok(edge)
     }
@@ -233,7 +240,10 @@ impl Edge {
 
     /// Everything the Worker and Miniflare logged so far.
     pub fn log(&self) -> String {
-        self.log.lock().map(|l| l.clone()).unwrap_or_default()
+        self.log
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 }
 

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::error::{Error, Result};
 use crate::http::{Response, send};
 use crate::tools::{self, free_port};
 
@@ -21,12 +22,12 @@ impl Moto {
     /// Starts moto through `cli/local/py/moto_serve.py` (moto with the resource
     /// checks AWS makes, see that file) from the bootstrap's Python, and
     /// waits until it answers.
-    pub fn start() -> Result<Self, String> {
+    pub fn start() -> Result<Self> {
         let python = tools::python()?;
         let port = free_port()?;
         let log = std::env::temp_dir().join(format!("edgehose-moto-{port}.log"));
-        let log_file = std::fs::File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
-        let err_file = log_file.try_clone().map_err(|e| e.to_string())?;
+        let log_file = std::fs::File::create(&log).map_err(|e| Error::file(&log, e))?;
+        let err_file = log_file.try_clone().map_err(|e| Error::file(&log, e))?;
         let script = tools::repo_root().join("cli/local/py/moto_serve.py");
         let child = Command::new(&python)
             .arg(&script)
@@ -39,7 +40,7 @@ impl Moto {
             .stdout(log_file)
             .stderr(err_file)
             .spawn()
-            .map_err(|e| format!("starting {} {}: {e}", python.display(), script.display()))?;
+            .map_err(|e| Error::process(format!("starting {} {}", python.display(), script.display()), e))?;
         let mut moto = Self { child, port, log };
         moto.wait_ready(Duration::from_secs(30))?;
         Ok(moto)
@@ -52,11 +53,10 @@ impl Moto {
 
     /// Turns IAM and signature checking on from now on: the calls before
     /// this one were free, for setting up.
-    pub fn enable_auth(&self) -> Result<(), String> {
+    pub fn enable_auth(&self) -> Result<()> {
         let request = http::Request::post(format!("{}/moto-api/reset-auth", self.endpoint()))
             .header("content-type", "text/plain")
-            .body(b"0".to_vec())
-            .map_err(|e| e.to_string())?;
+            .body(b"0".to_vec())?;
         let response = send(request)?;
         expect_ok(&response, "reset-auth")
     }
@@ -66,23 +66,27 @@ impl Moto {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    fn wait_ready(&mut self, timeout: Duration) -> Result<(), String> {
+    fn wait_ready(&mut self, timeout: Duration) -> Result<()> {
         let start = Instant::now();
         while start.elapsed() < timeout {
             if let Ok(Some(status)) = self.child.try_wait() {
-                return Err(format!("moto exited with {status} before answering:\n{}", self.log()));
+                return Err(Error::protocol(format!(
+                    "moto exited with {status} before answering:\n{}",
+                    self.log()
+                )));
             }
             if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                let ping = http::Request::get(format!("{}/moto-api/", self.endpoint()))
-                    .body(Vec::new())
-                    .map_err(|e| e.to_string())?;
+                let ping = http::Request::get(format!("{}/moto-api/", self.endpoint())).body(Vec::new())?;
                 if send(ping).is_ok() {
                     return Ok(());
                 }
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        Err(format!("moto did not answer within {timeout:?}:\n{}", self.log()))
+        Err(Error::timeout(format!(
+            "moto did not answer within {timeout:?}:\n{}",
+            self.log()
+        )))
     }
 }
 
@@ -98,10 +102,14 @@ impl Drop for Moto {
 }
 
 /// Fails with the response's status and body unless it is a 2xx.
-pub fn expect_ok(response: &Response, what: &str) -> Result<(), String> {
+pub fn expect_ok(response: &Response, what: &str) -> Result<()> {
     if (200..300).contains(&response.status) {
         Ok(())
     } else {
-        Err(format!("{what}: HTTP {} {}", response.status, response.text()))
+        Err(Error::protocol(format!(
+            "{what}: HTTP {} {}",
+            response.status,
+            response.text()
+        )))
     }
 }

@@ -14,6 +14,8 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use crate::error::{Error, Result};
+
 const PREFIX: &str = "/2018-06-01/runtime";
 
 /// How much of a function's output [`Function::log`] keeps in memory.
@@ -69,10 +71,11 @@ pub struct RuntimeApi {
 
 impl RuntimeApi {
     /// Starts the host on a free loopback port.
-    pub fn start() -> Result<Self, String> {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
-        listener.set_nonblocking(true).map_err(|e| e.to_string())?;
-        let addr = listener.local_addr().map_err(|e| e.to_string())?.to_string();
+    pub fn start() -> Result<Self> {
+        let net = |e| Error::network("the Runtime API's listener on 127.0.0.1", e);
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(net)?;
+        listener.set_nonblocking(true).map_err(net)?;
+        let addr = listener.local_addr().map_err(net)?.to_string();
         let state = Arc::new((Mutex::new(Shared::default()), Condvar::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let (st, stp) = (state.clone(), stop.clone());
@@ -102,7 +105,7 @@ impl RuntimeApi {
     }
 
     /// Starts a function binary against this host with the environment Lambda sets.
-    pub fn spawn(&self, binary: &Path, name: &str, env: &[(&str, &str)]) -> Result<Function, String> {
+    pub fn spawn(&self, binary: &Path, name: &str, env: &[(&str, &str)]) -> Result<Function> {
         self.spawn_logged(binary, name, env, None)
     }
 
@@ -114,7 +117,7 @@ impl RuntimeApi {
         name: &str,
         env: &[(&str, &str)],
         log_file: Option<&Path>,
-    ) -> Result<Function, String> {
+    ) -> Result<Function> {
         let mut cmd = Command::new(binary);
         // A process group of its own: a terminal's Ctrl-C reaches only the
         // command that started it, which stops it in order.
@@ -138,16 +141,18 @@ impl RuntimeApi {
                     .create(true)
                     .append(true)
                     .open(path)
-                    .map_err(|e| format!("{}: {e}", path.display()))?,
+                    .map_err(|e| Error::file(path, e))?,
             ),
             None => None,
         };
-        let child = cmd.spawn().map_err(|e| format!("starting {}: {e}", binary.display()))?;
+        let child = cmd
+            .spawn()
+            .map_err(|e| Error::process(format!("starting {}", binary.display()), e))?;
         Ok(Function::new(child, file))
     }
 
     /// Queues an event and waits for the function's answer.
-    pub fn invoke(&self, event: &serde_json::Value, timeout: Duration) -> Result<Outcome, String> {
+    pub fn invoke(&self, event: &serde_json::Value, timeout: Duration) -> Result<Outcome> {
         let parse = |body: String| serde_json::from_str(&body).unwrap_or(serde_json::Value::String(body));
         Ok(match self.invoke_raw(event.to_string(), timeout)? {
             RawOutcome::Response(b) => Outcome::Response(parse(b)),
@@ -156,10 +161,10 @@ impl RuntimeApi {
     }
 
     /// The same with the event already serialised (multi-MB Firehose batches).
-    pub fn invoke_raw(&self, event: String, timeout: Duration) -> Result<RawOutcome, String> {
+    pub fn invoke_raw(&self, event: String, timeout: Duration) -> Result<RawOutcome> {
         let id = format!("req-{}", self.next_id.fetch_add(1, Ordering::Relaxed));
         let (lock, cvar) = &*self.state;
-        let mut s = lock.lock().map_err(|_| "poisoned")?;
+        let mut s = lock.lock().map_err(|_| Error::Poisoned("the Runtime API's queue"))?;
         s.queue.push((id.clone(), event));
         cvar.notify_all();
         let start = Instant::now();
@@ -168,23 +173,27 @@ impl RuntimeApi {
                 return Ok(o);
             }
             if let Some(e) = &s.init_error {
-                return Err(format!("the function failed to initialise: {e}"));
+                return Err(Error::protocol(format!("the function failed to initialise: {e}")));
             }
             let Some(left) = timeout.checked_sub(start.elapsed()) else {
                 // Never hand a timed-out event to a later /next.
                 s.queue.retain(|(queued, _)| queued != &id);
-                return Err(format!("no answer to {id} within {timeout:?}"));
+                return Err(Error::timeout(format!("no answer to {id} within {timeout:?}")));
             };
             s = cvar
                 .wait_timeout(s, left.min(Duration::from_millis(100)))
-                .map_err(|_| "poisoned")?
+                .map_err(|_| Error::Poisoned("the Runtime API's queue"))?
                 .0;
         }
     }
 
     /// Billed durations so far (see [`Billing`]).
     pub fn billing(&self) -> Billing {
-        self.state.0.lock().map(|s| s.billing).unwrap_or_default()
+        self.state
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .billing
     }
 
     /// Forgets an earlier initialisation error (before starting a new process).
@@ -269,10 +278,7 @@ fn route(
             if !s.queue.is_empty() {
                 let (id, event) = s.queue.remove(0);
                 s.started.insert(id.clone(), Instant::now());
-                let deadline = (std::time::SystemTime::now() + Duration::from_secs(60))
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_millis())
-                    .unwrap_or_default();
+                let deadline = crate::clock::now().add_millis(60_000).as_millis();
                 let headers = vec![
                     ("lambda-runtime-aws-request-id".to_owned(), id),
                     ("lambda-runtime-deadline-ms".to_owned(), deadline.to_string()),
@@ -376,7 +382,10 @@ impl Function {
     /// What the function printed (structured logs, EMF lines): everything,
     /// or the last few MB of a long run.
     pub fn log(&self) -> String {
-        self.log.lock().map(|l| l.clone()).unwrap_or_default()
+        self.log
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// Whether the process is still running.

@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+use crate::error::{Error, Result};
+
 /// The edgehose cache directory: `EDGEHOSE_CACHE`, else
 /// `$XDG_CACHE_HOME/edgehose`, else `~/.cache/edgehose` (the bootstrap's rule).
 pub fn cache_dir() -> PathBuf {
@@ -16,7 +18,7 @@ pub fn cache_dir() -> PathBuf {
 }
 
 /// The Python interpreter of the bootstrap's virtual environment.
-pub fn python() -> Result<PathBuf, String> {
+pub fn python() -> Result<PathBuf> {
     installed(
         env("EDGEHOSE_PYTHON")
             .map(PathBuf::from)
@@ -25,14 +27,14 @@ pub fn python() -> Result<PathBuf, String> {
 }
 
 /// A program from the bootstrap's npm tools (`node`, `wrangler`, `workerd`, …).
-pub fn npm_bin(name: &str) -> Result<PathBuf, String> {
+pub fn npm_bin(name: &str) -> Result<PathBuf> {
     installed(cache_dir().join("npm/node_modules/.bin").join(name))
 }
 
 /// A release binary of this workspace (`$EDGEHOSE_BIN_DIR`, else
 /// `target/release`); if it is not built, an error naming the `make` target
 /// that builds it.
-pub fn release_binary(name: &str, built_by: &str) -> Result<PathBuf, String> {
+pub fn release_binary(name: &str, built_by: &str) -> Result<PathBuf> {
     let dir = std::env::var_os("EDGEHOSE_BIN_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| repo_root().join("target/release"));
@@ -40,22 +42,22 @@ pub fn release_binary(name: &str, built_by: &str) -> Result<PathBuf, String> {
     if path.exists() {
         Ok(path)
     } else {
-        Err(format!(
+        Err(Error::missing(format!(
             "{} is not built: run `{built_by}` (it builds everything first)",
             path.display()
-        ))
+        )))
     }
 }
 
 /// `path`, if the bootstrap installed it; else how to get it.
-fn installed(path: PathBuf) -> Result<PathBuf, String> {
+fn installed(path: PathBuf) -> Result<PathBuf> {
     if path.exists() {
         Ok(path)
     } else {
-        Err(format!(
+        Err(Error::missing(format!(
             "{} does not exist: run `make dev` or `make test` (or `make bootstrap`) once to install the tools",
             path.display()
-        ))
+        )))
     }
 }
 
@@ -70,25 +72,18 @@ fn env(name: &str) -> Option<String> {
 }
 
 /// A free TCP port on loopback (bound, then released for the caller).
-pub fn free_port() -> Result<u16, String> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
-    listener.local_addr().map(|a| a.port()).map_err(|e| e.to_string())
+pub fn free_port() -> Result<u16> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| Error::network("binding 127.0.0.1:0", e))?;
+    listener
+        .local_addr()
+        .map(|a| a.port())
+        .map_err(|e| Error::network("127.0.0.1:0", e))
 }
 
 /// The body of a `GET`, for the local services' status endpoints.
-pub fn http_get(url: &str) -> Result<String, String> {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_global(Some(std::time::Duration::from_secs(2)))
-        .http_status_as_error(false)
-        .build()
-        .into();
-    agent
-        .get(url)
-        .call()
-        .map_err(|e| e.to_string())?
-        .body_mut()
-        .read_to_string()
-        .map_err(|e| e.to_string())
+pub fn http_get(url: &str) -> Result<String> {
+    let request = http::Request::get(url).body(Vec::new())?;
+    Ok(crate::http::send_within(request, std::time::Duration::from_secs(2))?.text())
 }
 
 /// The string members of a JSON object, in any collection of pairs (no

@@ -430,7 +430,7 @@ fn door_lines(path: &str, body: &str, settings: &[(&str, &str)]) -> Vec<String> 
         country: Some("DE".into()),
         ..Default::default()
     };
-    let at = Timestamp::from_millis(edgehose_tests::events::RECEIVED_AT_MS);
+    let at = Timestamp::from_millis(edgehose_sample::RECEIVED_AT_MS);
     let random = edgehose_shared::clock::SeededRandom::new(9);
     api::accept(&ingest, body, &edge, &cfg, at, &random).unwrap().lines
 }

@@ -247,7 +247,7 @@ fn a_transform_event_reads_and_writes_the_field_names_firehose_uses() {
 /// it; `tests/firehose_golden.rs` says how the expected value was made.
 #[test]
 fn the_call_signed_from_its_parts_matches_botocore() {
-    use crate::sign::{Credentials, Signer, signing_headers};
+    use crate::sigv4::sign::{Credentials, Signer, signing_headers};
     let endpoint = Endpoint::for_region(SIGNING_SERVICE, "eu-west-1").unwrap();
     check_stream_name("clicks").unwrap();
     let body = put_record_batch_body("clicks", [&b"{\"event\":\"click\"}\n"[..]]);

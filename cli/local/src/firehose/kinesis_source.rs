@@ -11,10 +11,11 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use edgehose_shared::kinesis::aggregate::{MAGIC, deaggregate};
-use edgehose_shared::sign::Credentials;
+use edgehose_shared::sigv4::sign::Credentials;
 use serde_json::{Value, json};
 
 use crate::aws_json;
+use crate::error::{Error, Result};
 
 /// Where the records come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,11 +77,11 @@ impl KinesisSource {
     }
 
     /// An iterator at the start of every shard.
-    fn shard_iterators(&self) -> Result<Vec<String>, String> {
+    fn shard_iterators(&self) -> Result<Vec<String>> {
         let shards = self.call("ListShards", &json!({"StreamName": self.stream}))?;
         shards["Shards"]
             .as_array()
-            .ok_or("ListShards: no Shards")?
+            .ok_or_else(|| Error::protocol(format!("ListShards: no Shards in {shards}")))?
             .iter()
             .map(|shard| {
                 let body = json!({"StreamName": self.stream, "ShardId": shard["ShardId"], "ShardIteratorType": "TRIM_HORIZON"});
@@ -88,13 +89,13 @@ impl KinesisSource {
                 it["ShardIterator"]
                     .as_str()
                     .map(str::to_owned)
-                    .ok_or_else(|| format!("GetShardIterator: no iterator in {it}"))
+                    .ok_or_else(|| Error::protocol(format!("GetShardIterator: no iterator in {it}")))
             })
             .collect()
     }
 
     /// One signed Kinesis call.
-    fn call(&self, operation: &str, body: &Value) -> Result<Value, String> {
+    fn call(&self, operation: &str, body: &Value) -> Result<Value> {
         let credentials = Credentials::new(self.access_key_id.clone(), self.secret_access_key.clone());
         aws_json::call(
             &self.endpoint,

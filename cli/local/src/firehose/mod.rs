@@ -13,11 +13,15 @@
 //! | `POST /_edgehose/flush` | delivers every buffer now |
 //! | `POST /_edgehose/dead-letter` | keeps a dead-lettered message under `dead-letter/` |
 
+mod counters;
 mod delivery;
-pub mod faults;
 mod kinesis_source;
 mod protocol;
+mod spool;
 pub mod store;
+mod stream;
+mod transform;
+mod transform_answer;
 
 pub use kinesis_source::KinesisSource;
 
@@ -30,9 +34,12 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-pub use delivery::{Counters, Record, Transform};
-pub use faults::{FaultPlan, FaultStats};
+use crate::error::{Error, Result};
+use crate::faults::{self, FaultPlan, FaultStats};
+pub use counters::Counters;
 use store::Store;
+pub use stream::Record;
+pub use transform::Transform;
 
 /// The account id in ARNs and error messages.
 pub const ACCOUNT: &str = "000000000000";
@@ -140,7 +147,7 @@ impl Config {
 /// Everything the HTTP threads share.
 pub(crate) struct Inner {
     config: Config,
-    streams: BTreeMap<String, Arc<delivery::Stream>>,
+    streams: BTreeMap<String, Arc<stream::Stream>>,
     store: Store,
     transform: Option<Transform>,
     faults: Mutex<faults::Faults>,
@@ -194,10 +201,10 @@ pub struct FirehoseLocal {
 
 impl FirehoseLocal {
     /// Starts the server, the delivery threads and the transform.
-    pub fn start(config: Config) -> Result<Self, String> {
+    pub fn start(config: Config) -> Result<Self> {
         config.faults.check()?;
         for s in &config.streams {
-            edgehose_shared::firehose::check_stream_name(&s.name).map_err(|e| e.to_string())?;
+            edgehose_shared::firehose::check_stream_name(&s.name).map_err(|e| Error::config(e.to_string()))?;
         }
         let store = Store::open(&config.data_dir)?;
         let transform = match &config.transform {
@@ -210,22 +217,21 @@ impl FirehoseLocal {
             )?),
             None => None,
         };
-        let server =
-            tiny_http::Server::http(&config.listen).map_err(|e| format!("listening on {}: {e}", config.listen))?;
+        let server = tiny_http::Server::http(&config.listen).map_err(|e| Error::listen(&config.listen, e))?;
         let addr = server
             .server_addr()
             .to_ip()
-            .ok_or("firehose-local listens on a non-IP address")?;
+            .ok_or_else(|| Error::config("firehose-local listens on a non-IP address"))?;
         let streams = config
             .streams
             .iter()
             .map(|s| {
                 let arn = format!("arn:aws:firehose:{}:{ACCOUNT}:deliverystream/{}", config.region, s.name);
-                (s.name.clone(), Arc::new(delivery::Stream::new(s.clone(), arn)))
+                (s.name.clone(), Arc::new(stream::Stream::new(s.clone(), arn)))
             })
             .collect();
         let inner = Arc::new(Inner {
-            faults: Mutex::new(faults::Faults::new(config.faults, config.seed)),
+            faults: Mutex::new(faults::Faults::new(config.faults.clone(), config.seed)),
             config,
             streams,
             store,
@@ -289,14 +295,18 @@ impl FirehoseLocal {
     }
 
     /// Replaces the fault plan (an outage starts now).
-    pub fn set_faults(&self, plan: FaultPlan) -> Result<(), String> {
+    pub fn set_faults(&self, plan: FaultPlan) -> Result<()> {
         plan.check()?;
-        self.inner.faults.lock().map_err(|_| "poisoned")?.set(plan);
+        self.inner
+            .faults
+            .lock()
+            .map_err(|_| Error::Poisoned("the fault plan"))?
+            .set(plan);
         Ok(())
     }
 
     /// Delivers every buffer now and waits until nothing is buffered.
-    pub fn flush(&self, timeout: Duration) -> Result<(), String> {
+    pub fn flush(&self, timeout: Duration) -> Result<()> {
         self.inner.flush(timeout)
     }
 
@@ -308,7 +318,7 @@ impl FirehoseLocal {
 
 impl Inner {
     /// Takes records read from a source stream as a put would, counted alike.
-    fn accept_read(&self, stream: &delivery::Stream, datas: Vec<Vec<u8>>) {
+    fn accept_read(&self, stream: &stream::Stream, datas: Vec<Vec<u8>>) {
         let arrival_ms = crate::clock::now().as_millis();
         let lines = datas
             .iter()
@@ -318,7 +328,7 @@ impl Inner {
         let n = datas.len() as u64;
         let records = datas
             .into_iter()
-            .map(|data| delivery::Record {
+            .map(|data| stream::Record {
                 id: protocol::record_id(),
                 arrival_ms,
                 data,
@@ -351,11 +361,15 @@ impl Inner {
             records_buffered: self.streams.values().map(|s| s.buffered() as u64).sum(),
             invocations: get(&c.invocations),
             invocation_errors: get(&c.invocation_errors),
-            faults: self.faults.lock().map(|f| f.stats).unwrap_or_default(),
+            faults: self
+                .faults
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .stats,
         }
     }
 
-    fn flush(&self, timeout: Duration) -> Result<(), String> {
+    fn flush(&self, timeout: Duration) -> Result<()> {
         let start = std::time::Instant::now();
         for s in self.streams.values() {
             s.request_flush();
@@ -367,7 +381,9 @@ impl Inner {
                 return Ok(());
             }
             if start.elapsed() > timeout {
-                return Err(format!("records still undelivered after {timeout:?}: {s:?}"));
+                return Err(Error::timeout(format!(
+                    "records still undelivered after {timeout:?}: {s:?}"
+                )));
             }
             std::thread::sleep(Duration::from_millis(20));
         }

@@ -11,10 +11,10 @@ use edgehose_shared::limits::{FIREHOSE_MAX_CALL_BYTES, FIREHOSE_MAX_RECORD_BYTES
 use edgehose_shared::sigv4;
 use serde_json::{Value, json};
 
-use super::faults::{Fault, FaultPlan};
 use super::store::{self, hour_path};
 use super::{ACCOUNT, Inner, Record};
 use crate::clock::now;
+use crate::faults::{Fault, FaultPlan, Service};
 
 /// The JSON 1.1 target prefix of every Firehose operation.
 const TARGET_PREFIX: &str = "Firehose_20150804.";
@@ -28,6 +28,8 @@ struct Reply {
     status: u16,
     content_type: &'static str,
     body: Vec<u8>,
+    /// An injected hang: no answer at all until firehose-local stops.
+    hang: bool,
 }
 
 impl Reply {
@@ -36,7 +38,21 @@ impl Reply {
             status,
             content_type: "application/x-amz-json-1.1",
             body: v.to_string().into_bytes(),
+            hang: false,
         }
+    }
+
+    /// Never answered (the connection held open until firehose-local stops).
+    fn hang() -> Self {
+        Self {
+            hang: true,
+            ..Self::error(500, "InternalFailure", "never sent")
+        }
+    }
+
+    fn throttled(message: &str) -> Self {
+        let (status, code) = Service::Firehose.throttled();
+        Self::error(status, code, message)
     }
 
     /// An AWS JSON-protocol error: `{"__type": code, "message": …}`.
@@ -50,7 +66,7 @@ impl Reply {
 }
 
 /// Reads one request and answers it.
-pub(crate) fn serve(inner: &Inner, mut request: tiny_http::Request) {
+pub(crate) fn serve(inner: &std::sync::Arc<Inner>, mut request: tiny_http::Request) {
     let mut body = Vec::new();
     let read = request
         .as_reader()
@@ -70,10 +86,21 @@ pub(crate) fn serve(inner: &Inner, mut request: tiny_http::Request) {
     if reply.status >= 300 && !request.url().starts_with(CONTROL_PREFIX) {
         inner.counters.refused_calls.fetch_add(1, Ordering::Relaxed);
     }
+    if reply.hang {
+        // Held on a thread of its own, so the server's threads keep serving.
+        let inner = inner.clone();
+        std::thread::spawn(move || {
+            let _held = request;
+            while !inner.stop.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        });
+        return;
+    }
     let mut response = tiny_http::Response::from_data(reply.body).with_status_code(reply.status);
     for (k, v) in [
         ("content-type", reply.content_type.to_owned()),
-        ("x-amzn-requestid", store::uuid()),
+        ("x-amzn-requestid", uuid::Uuid::new_v4().to_string()),
     ] {
         if let Ok(h) = tiny_http::Header::from_bytes(k.as_bytes(), v.as_bytes()) {
             response.add_header(h);
@@ -143,7 +170,7 @@ fn authenticate(inner: &Inner, request: &tiny_http::Request, url: &str, body: &[
     let req = b
         .body(body)
         .map_err(|e| Reply::error(400, "IncompleteSignatureException", format!("unreadable request: {e}")))?;
-    let verified = sigv4::verify(&req, |key| inner.config.credentials.get(key).cloned(), now())
+    let verified = sigv4::verify::verify(&req, |key| inner.config.credentials.get(key).cloned(), now())
         .map_err(|e| Reply::error(e.status(), e.code(), e.to_string()))?;
     if verified.service != "firehose" {
         return Err(Reply::error(
@@ -168,7 +195,7 @@ fn authenticate(inner: &Inner, request: &tiny_http::Request, url: &str, body: &[
     Ok(())
 }
 
-fn stream<'a>(inner: &'a Inner, call: &Value) -> Result<&'a std::sync::Arc<super::delivery::Stream>, Reply> {
+fn stream<'a>(inner: &'a Inner, call: &Value) -> Result<&'a std::sync::Arc<super::stream::Stream>, Reply> {
     let name = call["DeliveryStreamName"].as_str().ok_or_else(|| {
         Reply::validation(
             "1 validation error detected: Value null at 'deliveryStreamName' failed to satisfy constraint: Member must not be null",
@@ -255,29 +282,45 @@ fn put(inner: &Inner, call: &Value, batch: bool) -> Reply {
         let Ok(mut f) = inner.faults.lock() else {
             return Reply::error(500, "InternalFailure", "firehose-local's fault state is poisoned");
         };
-        let fault = f.draw();
+        let fault = f.draw(Some(&stream.config.name));
         let failed = match fault {
             Fault::Partial if batch => f.failed_records(datas.len()),
             _ => vec![false; datas.len()],
         };
+        f.enter();
         (fault, f.plan().latency_ms, failed)
     };
+    let reply = answer(inner, stream, batch, fault, latency, datas, &failed);
+    if !reply.hang
+        && let Ok(mut f) = inner.faults.lock()
+    {
+        f.leave();
+    }
+    reply
+}
+
+/// The answer to a put whose fate is drawn: refused, or its records kept.
+fn answer(
+    inner: &Inner,
+    stream: &super::stream::Stream,
+    batch: bool,
+    fault: Fault,
+    latency: u64,
+    datas: Vec<Vec<u8>>,
+    failed: &[bool],
+) -> Reply {
     if latency > 0 {
         std::thread::sleep(Duration::from_millis(latency));
     }
     match fault {
         Fault::Outage => {
-            return Reply::error(
-                503,
-                "ServiceUnavailableException",
+            return Reply::throttled(
                 "Firehose is unavailable (an outage injected by firehose-local). Back off and retry.",
             );
         }
         // A single PutRecord cannot fail partly: it is throttled instead.
-        Fault::Throttle | Fault::Partial if !batch => {
-            return Reply::error(503, "ServiceUnavailableException", "Slow down.");
-        }
-        Fault::Throttle => return Reply::error(503, "ServiceUnavailableException", "Slow down."),
+        Fault::Throttle | Fault::Partial if !batch => return Reply::throttled("Slow down."),
+        Fault::Throttle => return Reply::throttled("Slow down."),
         Fault::ServerError => {
             return Reply::error(
                 500,
@@ -285,15 +328,17 @@ fn put(inner: &Inner, call: &Value, batch: bool) -> Reply {
                 "An internal error (injected by firehose-local).",
             );
         }
-        Fault::Partial | Fault::None => {}
+        Fault::Hang => return Reply::hang(),
+        Fault::LostResponse | Fault::Partial | Fault::None => {}
     }
 
     let arrival = now().as_millis();
     let mut records = Vec::new();
     let mut answers = Vec::with_capacity(datas.len());
-    for (data, failed) in datas.into_iter().zip(&failed) {
+    let throttled = Service::Firehose.throttled().1;
+    for (data, failed) in datas.into_iter().zip(failed) {
         if *failed {
-            answers.push(json!({"ErrorCode": "ServiceUnavailableException", "ErrorMessage": "Slow down."}));
+            answers.push(json!({"ErrorCode": throttled, "ErrorMessage": "Slow down."}));
             continue;
         }
         let id = record_id();
@@ -325,6 +370,13 @@ fn put(inner: &Inner, call: &Value, batch: bool) -> Reply {
     c.records_received.fetch_add(n, Ordering::Relaxed);
     c.bytes_received.fetch_add(bytes, Ordering::Relaxed);
     c.lines_received.fetch_add(lines, Ordering::Relaxed);
+    if fault == Fault::LostResponse {
+        return Reply::error(
+            500,
+            "InternalFailure",
+            "An internal error after the records were kept (a lost answer, injected by firehose-local).",
+        );
+    }
     if batch {
         let failed_count = failed.iter().filter(|&&f| f).count();
         Reply::json(
@@ -336,11 +388,9 @@ fn put(inner: &Inner, call: &Value, batch: bool) -> Reply {
     }
 }
 
-/// A Firehose-style record id (opaque, unique).
+/// A Firehose-style record id (opaque, unique): two random UUIDs' hex.
 pub(super) fn record_id() -> String {
-    let mut b = [0u8; 28];
-    store::fill_random(&mut b);
-    store::hex(&b)
+    format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple())
 }
 
 fn describe(inner: &Inner, call: &Value) -> Reply {
@@ -391,11 +441,13 @@ fn control(inner: &Inner, method: &str, path: &str, body: &[u8]) -> Reply {
         status: 200,
         content_type: "application/json",
         body: v.to_string().into_bytes(),
+        hang: false,
     };
     let bad = |status: u16, message: String| Reply {
         status,
         content_type: "application/json",
         body: json!({"error": message}).to_string().into_bytes(),
+        hang: false,
     };
     match (method, path) {
         ("GET", "stats") => ok(json!(inner.stats())),
@@ -403,7 +455,7 @@ fn control(inner: &Inner, method: &str, path: &str, body: &[u8]) -> Reply {
             let (plan, left) = inner
                 .faults
                 .lock()
-                .map(|f| (f.plan(), f.outage_left()))
+                .map(|f| (f.plan().clone(), f.outage_left()))
                 .unwrap_or_default();
             ok(json!({"plan": plan, "outage_left_secs": left}))
         }
@@ -414,32 +466,33 @@ fn control(inner: &Inner, method: &str, path: &str, body: &[u8]) -> Reply {
                     return bad(
                         400,
                         format!(
-                            "a fault plan is JSON with throttle, partial, errors (shares 0..1), latency_ms, outage_secs: {e}"
+                            "a fault plan is JSON with throttle, partial, errors, lost_response, hang (shares 0..1), latency_ms, outage_secs, throttle_stream: {e}"
                         ),
                     );
                 }
             };
             if let Err(e) = plan.check() {
-                return bad(400, e);
+                return bad(400, e.to_string());
             }
             match inner.faults.lock() {
                 Ok(mut f) => {
+                    let answer = ok(json!({"plan": plan}));
                     f.set(plan);
-                    ok(json!({"plan": plan}))
+                    answer
                 }
                 Err(_) => bad(500, "poisoned".into()),
             }
         }
         ("POST", "flush") => match inner.flush(Duration::from_secs(120)) {
             Ok(()) => ok(json!(inner.stats())),
-            Err(e) => bad(503, e),
+            Err(e) => bad(503, e.to_string()),
         },
         ("POST", "dead-letter") => {
             let t = now();
             let key = format!("dead-letter/{}{}", hour_path(t), store::object_name("dead-letter", t));
             match inner.store.put(&key, body) {
                 Ok(_) => ok(json!({"kept": key})),
-                Err(e) => bad(500, e),
+                Err(e) => bad(500, e.to_string()),
             }
         }
         _ => bad(

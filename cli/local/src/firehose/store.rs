@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 
 use edgehose_shared::timestamp::Timestamp;
 
+use crate::error::{Error, Result};
+
 /// The data directory.
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -15,9 +17,9 @@ pub struct Store {
 
 impl Store {
     /// A store under `root` (created when missing).
-    pub fn open(root: &Path) -> Result<Self, String> {
+    pub fn open(root: &Path) -> Result<Self> {
         for dir in [root.to_path_buf(), root.join(TMP_DIR), root.join(SPOOL_DIR)] {
-            std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+            std::fs::create_dir_all(&dir).map_err(|e| Error::file(&dir, e))?;
         }
         Ok(Self {
             root: root.to_path_buf(),
@@ -32,12 +34,15 @@ impl Store {
     /// Writes one object at `key` (a path relative to the root): first to a
     /// temporary file, then renamed into place, so a reader never sees half
     /// an object and a crash leaves no partial one.
-    pub fn put(&self, key: &str, bytes: &[u8]) -> Result<PathBuf, String> {
+    pub fn put(&self, key: &str, bytes: &[u8]) -> Result<PathBuf> {
         let target = self.root.join(key);
         if let Some(parent) = target.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| format!("creating {}: {e}", parent.display()))?;
+            std::fs::create_dir_all(parent).map_err(|e| Error::file(parent, e))?;
         }
-        let tmp = self.root.join(TMP_DIR).join(random_suffix());
+        // Made again if it went (a data directory emptied while running).
+        let tmp_dir = self.root.join(TMP_DIR);
+        std::fs::create_dir_all(&tmp_dir).map_err(|e| Error::file(&tmp_dir, e))?;
+        let tmp = tmp_dir.join(uuid::Uuid::new_v4().simple().to_string());
         let write = || -> std::io::Result<()> {
             let mut f = std::fs::File::create(&tmp)?;
             f.write_all(bytes)?;
@@ -46,7 +51,7 @@ impl Store {
         };
         write().map_err(|e| {
             let _ = std::fs::remove_file(&tmp);
-            format!("writing {}: {e}", target.display())
+            Error::file(&target, e)
         })?;
         Ok(target)
     }
@@ -108,42 +113,8 @@ pub fn object_name(stream: &str, t: Timestamp) -> String {
         &s[11..13],
         &s[14..16],
         &s[17..19],
-        uuid()
+        uuid::Uuid::new_v4()
     )
-}
-
-/// A random UUID (version 4) in its usual text form.
-pub fn uuid() -> String {
-    let mut b = [0u8; 16];
-    fill_random(&mut b);
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let h = hex(&b);
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
-}
-
-/// Random bytes from the operating system (zeros only if it has none to give,
-/// which would make names collide, never lose data: renames fail loudly).
-pub fn fill_random(buf: &mut [u8]) {
-    let _ = getrandom::fill(buf);
-}
-
-fn random_suffix() -> String {
-    let mut b = [0u8; 12];
-    fill_random(&mut b);
-    hex(&b)
-}
-
-/// Lower-case hex.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]
@@ -161,7 +132,7 @@ mod tests {
 
     #[test]
     fn an_object_appears_whole_or_not_at_all() {
-        let dir = std::env::temp_dir().join(format!("edgehose-store-{}", uuid()));
+        let dir = std::env::temp_dir().join(format!("edgehose-store-{}", uuid::Uuid::new_v4()));
         let store = Store::open(&dir).unwrap();
         let path = store.put("a/b/c", b"hello").unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), b"hello");
