@@ -53,6 +53,21 @@ fn objects(dir: &std::path::Path) -> Vec<u8> {
         .collect()
 }
 
+/// Asserts `dir`'s objects hold the lines `{prefix}-0` to `{prefix}-{n-1}`,
+/// each once, and that they had `landed` in time.
+fn assert_holds_exactly(dir: &std::path::Path, landed: bool, prefix: &str, n: usize) {
+    let mut got: Vec<String> = String::from_utf8(objects(dir))
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    got.sort();
+    let mut want: Vec<String> = (0..n).map(|i| format!("{prefix}-{i}")).collect();
+    want.sort();
+    assert!(landed, "{got:?}");
+    assert_eq!(got, want);
+}
+
 #[test]
 fn it_answers_like_firehose_for_good_calls_bad_signatures_and_limits() {
     let dir = temp_dir("api");
@@ -256,16 +271,7 @@ fn a_killed_firehose_local_delivers_what_it_acknowledged_when_it_starts_again() 
     let landed = wait_for(Duration::from_secs(10), || objects(&dir).len() == datas.concat().len());
     let _ = second.kill();
     let _ = second.wait();
-    let mut got: Vec<String> = String::from_utf8(objects(&dir))
-        .unwrap()
-        .lines()
-        .map(str::to_owned)
-        .collect();
-    got.sort();
-    let mut want: Vec<String> = (0..50).map(|i| format!("kept-{i}")).collect();
-    want.sort();
-    assert!(landed, "{got:?}");
-    assert_eq!(got, want);
+    assert_holds_exactly(&dir, landed, "kept", 50);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -305,15 +311,6 @@ fn stopped_while_it_cannot_write_it_keeps_the_records_spooled_for_the_next_run()
     let again = FirehoseLocal::start(config()).unwrap();
     let landed = wait_for(Duration::from_secs(10), || objects(&dir).len() == datas.concat().len());
     drop(again);
-    let mut got: Vec<String> = String::from_utf8(objects(&dir))
-        .unwrap()
-        .lines()
-        .map(str::to_owned)
-        .collect();
-    got.sort();
-    let mut want: Vec<String> = (0..20).map(|i| format!("blocked-{i}")).collect();
-    want.sort();
-    assert!(landed, "{got:?}");
-    assert_eq!(got, want);
+    assert_holds_exactly(&dir, landed, "blocked", 20);
     let _ = std::fs::remove_dir_all(&dir);
 }

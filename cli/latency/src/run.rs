@@ -187,6 +187,8 @@ pub fn await_sink(sink: &Sink, samples: &mut [Sample], timeout: Duration, mut pr
         let mut missing = 0;
         for s in samples.iter_mut().filter(|s| s.ok() && s.sink.is_none()) {
             match (sink.visible_at(&s.message_id), s.sent_at) {
+                // S3's LastModified has whole seconds: an event that landed
+                // in the second it was sent can read as earlier, and counts 0.
                 (Some(at), Some(sent)) => s.sink = Some(at.duration_since(sent).unwrap_or_default()),
                 _ => missing += 1,
             }

@@ -76,8 +76,9 @@ impl Transform {
     pub fn log(&self) -> String {
         self.function
             .lock()
-            .ok()
-            .and_then(|f| f.as_ref().map(Function::log))
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .as_ref()
+            .map(Function::log)
             .unwrap_or_default()
     }
 
