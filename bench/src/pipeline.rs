@@ -208,7 +208,7 @@ pub fn main(o: Options) -> Result<(), String> {
     );
     let mut outcomes = Vec::new();
     for s in &scenarios {
-        print!("  {} mode, {} ride_sample(s) per request … ", s.mode, s.per_request);
+        print!("  {} mode, {} event(s) per request … ", s.mode, s.per_request);
         let _ = std::io::stdout().flush();
         let o = run(
             s,
@@ -262,7 +262,7 @@ pub fn main(o: Options) -> Result<(), String> {
     report::publish("pipeline", &table, Some(&json), o.write.file())?;
     let lost: u64 = outcomes.iter().map(|o| o.missing).sum();
     if lost > 0 {
-        return Err(format!("{lost} accepted ride_sample(s) were not found in the output"));
+        return Err(format!("{lost} accepted event(s) were not found in the output"));
     }
     Ok(())
 }

@@ -191,14 +191,8 @@ fn healthz(edge: &str) -> Option<serde_json::Value> {
 /// The Worker's live V8 heap, read by `bench/js/heap.mjs` through its inspector.
 fn js_heap(inspector: &str) -> Option<u64> {
     let node = edgehose_local::tools::npm_bin("node").ok()?;
-    let out = Command::new(node)
-        .arg(repo_root().join("bench/js/heap.mjs"))
-        .arg(inspector)
-        .stdin(Stdio::null())
-        .stderr(Stdio::inherit())
-        .output()
-        .ok()?;
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+    let harness = repo_root().join("bench/js/heap.mjs");
+    let v = crate::node::run_json(&node, &[], &harness, &[std::ffi::OsStr::new(inspector)]).ok()?;
     v["usedSize"].as_u64()
 }
 

@@ -2,10 +2,10 @@
 //! one generator, so a figure in BENCHMARKS.md, a cost in `edgehose cost`
 //! and an end-to-end test speak of the same traffic:
 //!
-//! - [`ride_sample`]: an exercise bike's once-a-second sample, ~135 bytes
+//! - [`ride_sample`]: an exercise bike's once-a-second sample, ~140 bytes
 //!   of device telemetry (tests, pipeline and packing benches);
 //! - [`TELEMETRY_177`]: one such sample of 177 bytes, the edge benchmark's body;
-//! - [`click`]: a click as a shop page sends it, ~150 bytes and its id
+//! - [`click`]: a click as a shop page sends it, ~190 bytes and its id
 //!   (the latency tool);
 //! - [`sized`]: an event of exactly the size asked for (the cost model);
 //! - [`envelopes`]: their envelope lines exactly as the edge writes them.
@@ -40,7 +40,7 @@ pub fn ride_sample(run: &str, n: usize) -> String {
 /// A 177-byte ride sample without a `message_id` (the edge gives it one).
 pub const TELEMETRY_177: &str = r#"{"event":"ride_sample","ts":1714566600000,"anonymous_id":"bike-0000000000000000000000000000000000000","properties":{"watts":231,"cadence":88,"hr":141,"speed_kmh":32.4,"gear":7}}"#;
 
-/// A click on a shop page at `ts_ms`: ~150 bytes and the id.
+/// A click on a shop page at `ts_ms`: ~190 bytes with a UUID id.
 pub fn click(message_id: &str, ts_ms: i64) -> String {
     format!(
         r##"{{"event":"click","message_id":"{message_id}","ts":{ts_ms},"anonymous_id":"a-7f3c","url":"https://shop.example/p/42","target":"#buy","properties":{{"price":9.5}}}}"##

@@ -6,6 +6,7 @@
 
 use edgehose_local::clock::now;
 use edgehose_local::http::{Response, send};
+use edgehose_sample::ride_sample;
 use edgehose_shared::aws::{CallError, Endpoint, PutOutcome};
 use edgehose_shared::batch::{Call, PackConfig, pack};
 use edgehose_shared::clock::SeededRandom;
@@ -27,11 +28,7 @@ fn sandbox() -> Sandbox {
 fn lines() -> Vec<String> {
     let mut body = String::new();
     for i in 0..40 {
-        body.push_str(&format!(
-            r#"{{"event":"ride_sample","message_id":"bike-7-{i}","ts":{},"properties":{{"watts":{},"cadence":88,"hr":141}}}}"#,
-            1_714_566_600_000i64 + i * 1000,
-            200 + i
-        ));
+        body.push_str(&ride_sample("bike-7", i));
         body.push('\n');
     }
     body.push_str("{\"event\": \"page_view\", \"url\": \"https://example.com/\"}\n");

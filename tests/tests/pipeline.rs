@@ -176,7 +176,7 @@ fn settle(p: &Pipeline, good: &[String], bad: &[String], broken: &[String]) -> L
             .filter(|id| !l.delivered.contains_key(*id) && !dead.contains(&format!("\"{id}\"")))
             .chain(
                 bad.iter()
-                    .filter(|id| !l.rejected.contains_key(*id) && !dead.contains(id.as_str())),
+                    .filter(|id| !l.rejected.contains_key(*id) && !dead.contains(&format!("\"{id}\""))),
             )
             .chain(
                 broken
@@ -319,10 +319,12 @@ fn a_call_firehose_local_never_answers_is_abandoned_and_its_events_dead_lettered
         ("RETRY_BUDGET_MS", "3000"),
     ];
     let p = Pipeline::start("hang", hang, &settings);
-    let (good, _bad, _broken) = traffic(&p, "hang", 3);
+    let (good, bad, broken) = traffic(&p, "hang", 3);
+    // Valid, invalid and malformed alike ride the hung calls: all dead-lettered.
     let all_dead = wait_for(Duration::from_secs(40), || {
         let dead = read(&p).dead_letters.join("\n");
-        good.iter().all(|id| dead.contains(&format!("\"{id}\"")))
+        good.iter().chain(&bad).all(|id| dead.contains(&format!("\"{id}\"")))
+            && broken.iter().all(|marker| dead.contains(marker.as_str()))
     });
     let s = p.firehose.stats();
     assert!(all_dead, "{s:?}\n{}", p.edge.log());

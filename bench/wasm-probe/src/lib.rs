@@ -17,7 +17,7 @@ use wasm_bindgen::prelude::wasm_bindgen;
 /// The event of `make bench-edge`: 177 bytes of realistic telemetry.
 pub const EVENT: &str = edgehose_sample::TELEMETRY_177;
 
-const NOW: Timestamp = Timestamp::from_millis(1_714_566_600_000);
+const NOW: Timestamp = Timestamp::from_millis(edgehose_sample::SAMPLE_EPOCH_MS);
 
 /// `api::handle` on one `POST /v1/events` of [`EVENT`], `n` times, with the
 /// Worker's default settings; returns the events accepted.

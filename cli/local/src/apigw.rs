@@ -19,7 +19,7 @@ use aws_lambda_events::query_map::QueryMap;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use edgehose_shared::sigv4::percent_decode;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::error::{Error, Result};
 use crate::runtime_api::{Function, RawOutcome, RuntimeApi};
@@ -130,8 +130,9 @@ fn handle(shared: &Shared, mut request: tiny_http::Request, port: u16) {
     } else if body.len() > MAX_PAYLOAD_BYTES {
         (413, Vec::new(), br#"{"message":"Request Entity Too Large"}"#.to_vec())
     } else {
-        let event = event_for(&request, &body, port);
-        match shared.api.invoke_raw(event.to_string(), INTEGRATION_TIMEOUT) {
+        let invoked = event_for(&request, &body, port)
+            .and_then(|event| shared.api.invoke_raw(event.to_string(), INTEGRATION_TIMEOUT));
+        match invoked {
             Ok(RawOutcome::Response(r)) => {
                 let (status, headers, body) = response_of(&r);
                 if status == 200
@@ -167,7 +168,7 @@ fn handle(shared: &Shared, mut request: tiny_http::Request, port: u16) {
 /// repeated headers joined with commas, the `cookie` header moved to
 /// `cookies`, `queryStringParameters` decoded (a repeated name's values
 /// joined with commas), the body base64 when it is not text or is encoded.
-fn event_for(request: &tiny_http::Request, body: &[u8], port: u16) -> Value {
+fn event_for(request: &tiny_http::Request, body: &[u8], port: u16) -> Result<Value> {
     let headers: Vec<(String, String)> = request
         .headers()
         .iter()
@@ -194,7 +195,7 @@ struct Arrived<'a> {
     body: &'a [u8],
 }
 
-fn event_of(arrived: &Arrived<'_>, port: u16, now: edgehose_shared::timestamp::Timestamp) -> Value {
+fn event_of(arrived: &Arrived<'_>, port: u16, now: edgehose_shared::timestamp::Timestamp) -> Result<Value> {
     let body = arrived.body;
     let (path, query) = arrived.url.split_once('?').unwrap_or((arrived.url, ""));
     let mut joined: BTreeMap<String, String> = BTreeMap::new();
@@ -266,11 +267,7 @@ fn event_of(arrived: &Arrived<'_>, port: u16, now: edgehose_shared::timestamp::T
     event.request_context = context;
     event.body = (!body.is_empty()).then_some(body_text);
     event.is_base64_encoded = encoded;
-    match serde_json::to_value(&event) {
-        Ok(v) => v,
-        // Strings, numbers and maps of them always serialize.
-        Err(e) => json!({"error": format!("the local API Gateway could not write the event: {e}")}),
-    }
+    serde_json::to_value(&event).map_err(|e| Error::json("the API Gateway event", e))
 }
 
 /// Status, headers and body of a function's response (format 2.0: an object
@@ -299,6 +296,7 @@ fn response_of(raw: &str) -> (u16, Vec<(String, String)>, Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn cookies_and_query_parameters_arrive_as_on_aws() {
@@ -320,7 +318,8 @@ mod tests {
             &arrived,
             8788,
             edgehose_shared::timestamp::Timestamp::from_millis(1_714_566_600_000),
-        );
+        )
+        .unwrap();
         assert_eq!(v["version"], "2.0");
         assert_eq!(v["cookies"], json!(["a=1", "b=2"]));
         assert!(v["headers"].get("cookie").is_none(), "{v:#}");

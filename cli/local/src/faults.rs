@@ -105,7 +105,7 @@ pub enum Fault {
     LostResponse,
     /// Never answered.
     Hang,
-    /// Inside an outage window (or its stream singled out): throttled.
+    /// Inside an outage window: throttled.
     Outage,
 }
 
