@@ -138,7 +138,7 @@ pub struct Outcome {
     pub duplicates: u64,
     /// Accepted events found nowhere.
     pub missing: u64,
-    /// Lines under the error prefix and in dead-letter/.
+    /// Lines under the error prefix and in the edge's dead-letter archive.
     pub failed: u64,
     /// firehose-local's counters at the end.
     pub firehose: serde_json::Value,
@@ -349,7 +349,6 @@ fn run(
         .bindings
         .insert("QUEUE_WINDOW_MS".to_owned(), window.to_string());
     options.max_retries = 10;
-    options.dlq_sink = Some(format!("{firehose_url}/_edgehose/dead-letter"));
     let edge = Edge::start(&options)?;
     let addr: SocketAddr = edge
         .url()
@@ -415,10 +414,15 @@ fn run(
     let cpu1 = processes();
     let firehose_stats = stats(&firehose_url).unwrap_or_default();
     let cpu = cpu_by_component(&cpu0, &cpu1, edge.pid(), firehose.0.id());
+    let dead_letters = edge
+        .dead_letters()
+        .map_err(|e| format!("the edge's dead letters: {e}"))?
+        .len() as u64;
     drop(edge);
     drop(firehose);
 
-    let landed = scan(&data)?;
+    let mut landed = scan(&data)?;
+    landed.failed += dead_letters;
     let mut o = Outcome {
         name: s.name(),
         per_request: s.per_request,
@@ -657,7 +661,7 @@ pub(crate) fn scan(data: &Path) -> Result<Landed, String> {
             continue;
         }
         let text = std::fs::read_to_string(&path).map_err(|e| format!("{rel}: {e}"))?;
-        if rel.starts_with("processing-failed/") || rel.starts_with("dead-letter/") {
+        if rel.starts_with("processing-failed/") {
             landed.failed += text.lines().count() as u64;
             continue;
         }

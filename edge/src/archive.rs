@@ -1,93 +1,73 @@
-//! The dead letters' durable home. A queue keeps messages for days, then
-//! they are gone; so this Worker also consumes its dead-letter queue and
-//! writes each batch as one NDJSON object to the `DEAD_LETTERS` R2 bucket,
-//! under `dead-letters/YYYY/MM/DD/HH/`, acking the batch only once the
-//! object is stored. The lines are kept as they came (ids and all), so
-//! `redrive.rs` can send them through the normal path again. A message that
-//! is not text is kept as a `rejected` line holding its body as text.
+//! The dead-letter queue's consumer. Dead letters are written straight to
+//! the `DEAD_LETTERS` R2 archive (`dead_letter.rs`); the dead-letter queue
+//! only receives what Cloudflare itself moves there after a message's
+//! `max_retries`. This Worker consumes it and writes each batch as one
+//! NDJSON object (under its content key, `shared::dead_letter`), acking the
+//! batch only once it is stored. It needs nothing but its R2 binding: a
+//! Worker whose other settings are broken still archives. When R2 fails,
+//! the queue redelivers the batch later and later (a minute, doubling, up to
+//! 12 hours), so an R2 outage cannot burn its retries in minutes. A message
+//! that is not text is kept as a `rejected` line holding its body as text.
 
+use edgehose_shared::deadline::Deadline;
+use edgehose_shared::limits::QUEUE_CONSUMER_WALL_LIMIT_MS;
 use edgehose_shared::rejected::Rejected;
-use edgehose_shared::timestamp::Timestamp;
+use edgehose_shared::requeue::{QueueBody, redelivery_delay_seconds};
 use edgehose_shared::validate::{Reason, Violation};
-use wasm_bindgen::JsValue;
 use worker::{Env, console_error, console_log};
 
 use crate::clock::now;
-use crate::js::{Bucket, QueueBatch};
-
-/// The bucket binding.
-pub const DEAD_LETTERS: &str = "DEAD_LETTERS";
-/// Where archived dead letters are kept in it.
-pub const PREFIX: &str = "dead-letters/";
-
-/// The `DEAD_LETTERS` binding, when there is one.
-pub fn bucket(env: &Env) -> Option<JsValue> {
-    js_sys::Reflect::get(env, &JsValue::from_str(DEAD_LETTERS))
-        .ok()
-        .filter(|b| !b.is_undefined() && !b.is_null())
-}
+use crate::dead_letter::archive as write_archive;
+use crate::js::{QueueBatch, QueueMessage, Settle};
 
 /// Archives a batch from the dead-letter queue.
 pub async fn archive(env: &Env, batch: &QueueBatch) {
+    let deadline = Deadline::after(now(), QUEUE_CONSUMER_WALL_LIMIT_MS);
     let messages = batch.messages();
-    let keep_all = vec![true; messages.len()];
-    let Some(binding) = bucket(env) else {
-        console_error!(
-            "edgehose: {} dead letters stay in the dead-letter queue: there is no {DEAD_LETTERS} bucket binding to archive them in",
-            messages.len()
-        );
-        batch.settle(&keep_all);
-        return;
-    };
-    let mut text = String::new();
+    let mut lines: Vec<String> = Vec::new();
     for (i, m) in messages.iter().enumerate() {
         match &m.body {
-            Some(body) => {
-                for line in body.lines().filter(|l| !l.is_empty()) {
-                    text.push_str(line);
-                    text.push('\n');
-                }
-            }
-            None => {
-                let (kind, content) = batch.body_as_text(i);
-                let why = [Violation::new(
-                    Reason::NotAnEnvelope,
-                    "",
-                    format!(
-                        "queue message {} was not text; its body, as {kind}, is the envelope",
-                        m.id
-                    ),
-                )];
-                text.push_str(&Rejected::new("", None, &why, &content).to_line());
-                text.push('\n');
-            }
+            Some(body) => lines.extend(QueueBody::parse(body).lines.into_iter().map(str::to_owned)),
+            None => lines.push(unreadable_line(batch, i, m)),
         }
     }
-    let at = now();
-    let first = messages.first().map_or("", |m| m.id.as_str());
-    let key = format!("{PREFIX}{}{:013}-{first}.ndjson", hour_path(at), at.as_millis());
-    match Bucket(&binding).put(&key, text.as_bytes()).await {
-        Ok(()) => {
+    match write_archive(env, &lines, deadline).await {
+        Ok(key) => {
             console_log!(
                 "edgehose: archived {} dead letters ({} lines) as {key}",
                 messages.len(),
-                text.lines().count()
+                lines.len()
             );
-            batch.settle(&vec![false; messages.len()]);
+            batch.settle(&vec![Settle::Ack; messages.len()]);
         }
         Err(e) => {
+            let settle: Vec<Settle> = messages
+                .iter()
+                .map(|m| Settle::Retry {
+                    delay_seconds: redelivery_delay_seconds(m.attempts),
+                })
+                .collect();
             console_error!(
-                "edgehose: could not archive {} dead letters ({e}); the queue redelivers them",
-                messages.len()
+                "edgehose: could not archive {} dead letters ({e}); the queue redelivers them later (delivery {})",
+                messages.len(),
+                messages.iter().map(|m| m.attempts).max().unwrap_or(1)
             );
-            batch.settle(&keep_all);
+            batch.settle(&settle);
         }
     }
 }
 
-/// `YYYY/MM/DD/HH/` of `t`, UTC.
-fn hour_path(t: Timestamp) -> String {
-    let b = t.rfc3339_bytes();
-    let s = String::from_utf8_lossy(&b);
-    format!("{}/{}/{}/{}/", &s[0..4], &s[5..7], &s[8..10], &s[11..13])
+/// A `rejected` line keeping a message whose body is not text, the body as
+/// text (`base64` for bytes, JSON for anything else).
+pub fn unreadable_line(batch: &QueueBatch, i: usize, m: &QueueMessage) -> String {
+    let (kind, content) = batch.body_as_text(i);
+    let why = [Violation::new(
+        Reason::NotAnEnvelope,
+        "",
+        format!(
+            "queue message {} was not text; its body, as {kind}, is the envelope",
+            m.id
+        ),
+    )];
+    Rejected::new("", None, &why, &content).to_line()
 }

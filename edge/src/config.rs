@@ -10,7 +10,8 @@ use edgehose_shared::judge::Rules;
 use edgehose_shared::kinesis::pack::PackConfig as KinesisPackConfig;
 use edgehose_shared::kinesis::partition::{self, PartitionKeys};
 use edgehose_shared::kinesis::put_records as kinesis;
-use edgehose_shared::limits::FIREHOSE_MAX_RECORD_BYTES;
+use edgehose_shared::limits::{FIREHOSE_MAX_RECORD_BYTES, MAX_BODY_BYTES, MAX_HELD_BYTES};
+use edgehose_shared::requeue::RequeuePolicy;
 use edgehose_shared::retry::RetryPolicy;
 use edgehose_shared::settings::{SettingError, Settings};
 use edgehose_shared::sigv4::sign::Credentials;
@@ -33,8 +34,22 @@ pub fn events_queue_binding(k: usize) -> String {
         format!("{EVENTS_QUEUE}_{k}")
     }
 }
-/// The optional dead-letter queue binding.
-pub const DEAD_LETTER_QUEUE: &str = "DEAD_LETTER_QUEUE";
+/// The least `MAX_HELD_BYTES` may be: one request's largest body, so any
+/// request an empty isolate accepts can be held.
+pub const MIN_HELD_BYTES: usize = 2 * MAX_BODY_BYTES;
+
+/// The dead-letter queue's name when `DEAD_LETTER_QUEUE_NAME` is unset.
+pub const DEFAULT_DEAD_LETTER_QUEUE_NAME: &str = "edgehose-events-dlq";
+
+/// The dead-letter queue's name, read alone (`DEAD_LETTER_QUEUE_NAME`): its
+/// batches are archived even when the rest of the configuration is broken.
+pub fn dead_letter_queue_name(env: &Env) -> String {
+    env.var("DEAD_LETTER_QUEUE_NAME")
+        .map(|v| v.to_string())
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| DEFAULT_DEAD_LETTER_QUEUE_NAME.to_owned())
+}
 
 /// How accepted events travel to Firehose.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -166,6 +181,23 @@ impl SinkConfig {
     }
 }
 
+/// `ADMIN_KEY`, a secret: its `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AdminKey(String);
+
+impl AdminKey {
+    /// The key itself, to compare a presented one with.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for AdminKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AdminKey(** redacted **)")
+    }
+}
+
 /// Everything the Worker needs, checked.
 #[derive(Debug, Clone)]
 pub struct EdgeConfig {
@@ -197,20 +229,21 @@ pub struct EdgeConfig {
     /// (`MAX_IN_FLIGHT_CALLS`; 0, the default: no cap). More wait their turn,
     /// the wait counted against the call's time.
     pub max_in_flight_calls: usize,
-    /// The dead-letter queue's name (`DEAD_LETTER_QUEUE_NAME`): its batches
-    /// are archived, not delivered.
-    pub dead_letter_queue_name: String,
     /// `ADMIN_KEY` (a secret): the bearer token `/v1/redrive` takes; unset,
     /// redrive is off.
-    pub admin_key: Option<String>,
+    pub admin_key: Option<AdminKey>,
     /// Events queues written to (`QUEUE_SHARDS`, 1 to 256; each a binding of
     /// [`events_queue_binding`] with its consumer): each takes about 5,000
     /// messages a second, so N of them take N times that.
     pub queue_shards: usize,
-    /// The queue consumer's `max_retries` (wrangler.toml): on a message's
-    /// last delivery the consumer dead-letters what it cannot deliver
-    /// itself, naming every id, rather than leaving it to the queue.
-    pub queue_max_retries: u32,
+    /// How often and how long the queue consumer tries lines before it
+    /// dead-letters them (`QUEUE_DELIVERY_ATTEMPTS`,
+    /// `QUEUE_RETRY_BASE_SECONDS`, `QUEUE_RETRY_MAX_SECONDS`).
+    pub requeue: RequeuePolicy,
+    /// The most bytes of accepted envelopes one isolate holds before it
+    /// hands a request to the queue or answers 503 (`MAX_HELD_BYTES`, at
+    /// most [`edgehose_shared::limits::MAX_HELD_BYTES`]).
+    pub max_held_bytes: usize,
 }
 
 impl EdgeConfig {
@@ -285,7 +318,16 @@ impl EdgeConfig {
         };
         let call_timeout_ms = s.usize_or(timeout_name, 10_000)?.clamp(100, 25_000) as u64;
         let max_in_flight_calls = s.usize_or("MAX_IN_FLIGHT_CALLS", 0)?;
-        let queue_max_retries = s.usize_or("QUEUE_MAX_RETRIES", 10)?.min(100) as u32;
+        let requeue = RequeuePolicy::from_settings(s)?;
+        let max_held_bytes = s.usize_or("MAX_HELD_BYTES", MAX_HELD_BYTES)?;
+        if !(MIN_HELD_BYTES..=MAX_HELD_BYTES).contains(&max_held_bytes) {
+            return Err(SettingError::new(
+                "MAX_HELD_BYTES",
+                format!(
+                    "= {max_held_bytes} is invalid: expected {MIN_HELD_BYTES} to {MAX_HELD_BYTES} bytes (a quarter of an isolate's 128 MB, as each held line is copied while it is sent)"
+                ),
+            ));
+        }
         let queue_shards = s.usize_or("QUEUE_SHARDS", 1)?;
         if !(1..=MAX_QUEUE_SHARDS).contains(&queue_shards) {
             return Err(SettingError::new(
@@ -293,15 +335,13 @@ impl EdgeConfig {
                 format!("= {queue_shards} is invalid: expected 1 to {MAX_QUEUE_SHARDS} events queues"),
             ));
         }
-        let dead_letter_queue_name = s
-            .get("DEAD_LETTER_QUEUE_NAME")
-            .unwrap_or_else(|| "edgehose-events-dlq".to_owned());
         let admin_key = s.get("ADMIN_KEY").filter(|k| !k.is_empty());
         if let Some(k) = &admin_key
             && k.len() < 16
         {
             return Err(SettingError::new("ADMIN_KEY", "is shorter than 16 characters"));
         }
+        let admin_key = admin_key.map(AdminKey);
         Ok(Self {
             api,
             mode,
@@ -314,10 +354,10 @@ impl EdgeConfig {
             queue_window_ms,
             call_timeout_ms,
             max_in_flight_calls,
-            dead_letter_queue_name,
             admin_key,
             queue_shards,
-            queue_max_retries,
+            requeue,
+            max_held_bytes,
         })
     }
 }

@@ -1,116 +1,162 @@
 //! Queue mode, consumer side: one batch of messages is sent to the sink in
-//! as few calls as its packing allows (`send.rs`; the calls share the
-//! consumer's retry budget). Messages whose lines all
-//! landed are acked; the others are redelivered by the queue, each run saying
-//! why; on a message's last delivery (`QUEUE_MAX_RETRIES`) the consumer
-//! dead-letters what it still cannot deliver itself, naming every id. A
-//! message that is not text goes to the dead-letter queue as it came.
+//! as few calls as its packing allows (`send.rs`), under one deadline (the
+//! consumer's retry budget, inside the 15 minutes a consumer run may take).
+//! A message is always acked once its fate is settled: what landed is never
+//! sent again, and what did not goes back to an events queue as a new
+//! message, later (`delaySeconds` doubling, `shared::requeue`), carrying the
+//! consumer's own count of tries; after `QUEUE_DELIVERY_ATTEMPTS` tries the
+//! lines are dead-lettered to the R2 archive, named by id. Only when neither
+//! the queue nor the archive takes them is the message left to Cloudflare's
+//! redelivery, with a growing delay. A message that is not text (not this
+//! Worker's) is archived as a `rejected` line holding its body.
 
+use edgehose_shared::deadline::Deadline;
+use edgehose_shared::limits::{DEAD_LETTER_RESERVE_MS, QUEUE_CONSUMER_WALL_LIMIT_MS};
+use edgehose_shared::requeue::{Next, QueueBody, redelivery_delay_seconds};
 use worker::{Env, console_error, console_log};
 
-use crate::config::{DEAD_LETTER_QUEUE, EdgeConfig};
-use crate::forward::dead_letter;
-use crate::js::{QueueBatch, QueueMessage};
+use crate::archive::unreadable_line;
+use crate::clock::{CryptoRandom, now};
+use crate::config::EdgeConfig;
+use crate::dead_letter::{archive, ids};
+use crate::js::{QueueBatch, QueueMessage, Settle};
+use crate::queue::{self, Write};
 use crate::send::send;
 
 /// Delivers a queue batch and settles every message in it.
 pub async fn consume(config: &EdgeConfig, env: &Env, batch: &QueueBatch) {
+    let started = now();
+    let whole = Deadline::after(started, QUEUE_CONSUMER_WALL_LIMIT_MS);
+    let work = Deadline::after(started, config.consumer_retry.budget_ms).min(whole.less(DEAD_LETTER_RESERVE_MS));
     let messages = batch.messages();
-    let mut retry = vec![false; messages.len()];
-    // Readable messages by their index in the batch.
-    let mut readable: Vec<usize> = Vec::new();
-    for (i, m) in messages.iter().enumerate() {
-        if m.body.is_some() {
-            readable.push(i);
-        } else {
-            retry[i] = !forward_unreadable(env, batch, i, m, config.queue_max_retries).await;
-        }
-    }
-    // Every line with the message it came in.
+    let mut settle = vec![Settle::Ack; messages.len()];
+    let bodies: Vec<Option<QueueBody<'_>>> = messages
+        .iter()
+        .map(|m| m.body.as_deref().map(QueueBody::parse))
+        .collect();
+    // Every line with the message it came in and its place there.
     let mut lines: Vec<&str> = Vec::new();
-    let mut owner: Vec<usize> = Vec::new();
-    for (k, &i) in readable.iter().enumerate() {
-        for line in messages[i].body.as_deref().unwrap_or_default().lines() {
-            if !line.is_empty() {
-                lines.push(line);
-                owner.push(k);
+    let mut owner: Vec<(usize, usize)> = Vec::new();
+    for (i, body) in bodies.iter().enumerate() {
+        match body {
+            Some(body) => {
+                for (j, line) in body.lines.iter().enumerate() {
+                    lines.push(line);
+                    owner.push((i, j));
+                }
             }
+            None => settle[i] = keep_unreadable(env, batch, i, &messages[i], whole).await,
         }
     }
-    // Why each readable message was not delivered, and its lines that did
-    // not land (a rejected line as its `rejected` line).
-    let mut failures: Vec<Option<String>> = vec![None; readable.len()];
-    let mut undelivered_lines: Vec<Vec<String>> = vec![Vec::new(); readable.len()];
-    if let Err(lost) = send(config, &lines, config.consumer_retry).await {
+    // Per message: the places of its lines that did not land, and what to
+    // archive in their place (a line judged invalid as its `rejected` line).
+    let mut failed: Vec<Vec<(usize, String)>> = vec![Vec::new(); messages.len()];
+    let mut reason = String::new();
+    if let Err(lost) = send(config, &lines, config.consumer_retry, work).await {
+        reason = lost.reason;
         for (line, text) in lost.lines {
-            failures[owner[line]] = Some(lost.reason.clone());
-            undelivered_lines[owner[line]].push(text);
+            let (i, j) = owner[line];
+            failed[i].push((j, text));
         }
     }
-    let last_delivery = config.queue_max_retries.saturating_add(1);
-    let mut redelivered: Vec<(&QueueMessage, &str)> = Vec::new();
-    for (k, failure) in failures.iter().enumerate() {
-        let Some(reason) = failure else { continue };
-        let i = readable[k];
+    let random = CryptoRandom::default();
+    let mut retried: Vec<String> = Vec::new();
+    for (i, failures) in failed.iter().enumerate() {
+        let (Some(body), false) = (&bodies[i], failures.is_empty()) else {
+            continue;
+        };
         let m = &messages[i];
-        if m.attempts >= last_delivery {
-            // Only what did not land: the rest of the message is in the sink.
-            let why = format!("{reason}; delivery {} of {last_delivery}", m.attempts);
-            // Refused by a bound dead-letter queue: the queue's own
-            // dead-letter step is the one left.
-            retry[i] = !dead_letter(env, &undelivered_lines[k], &why).await;
-        } else {
-            retry[i] = true;
-            redelivered.push((m, reason));
-        }
+        // This run was a try, and so was each earlier delivery of this copy.
+        let tried = body.tries.saturating_add(m.attempts.max(1));
+        let originals: Vec<&str> = failures.iter().map(|(j, _)| body.lines[*j]).collect();
+        let texts: Vec<&str> = failures.iter().map(|(_, t)| t.as_str()).collect();
+        settle[i] = match config.requeue.after(tried, &random) {
+            Next::Retry { delay_seconds } => {
+                let write = Write {
+                    tries: tried,
+                    delay_seconds,
+                    deadline: whole.less(DEAD_LETTER_RESERVE_MS),
+                };
+                match queue::enqueue(config, env, &originals, write).await {
+                    Ok(()) => {
+                        retried.push(format!(
+                            "{} ({} of {} lines, try {tried}, in {delay_seconds} s)",
+                            m.id,
+                            originals.len(),
+                            body.lines.len()
+                        ));
+                        Settle::Ack
+                    }
+                    // The queue will not take them back: keep them in the archive.
+                    Err((_, e)) => {
+                        let why = format!("{reason}; not put back on the queue: {e}");
+                        keep_in_archive(env, m, &texts, &why, whole).await
+                    }
+                }
+            }
+            Next::GiveUp => {
+                let why = format!("{reason}; tried {tried} times");
+                keep_in_archive(env, m, &texts, &why, whole).await
+            }
+        };
     }
-    if let Some((first, reason)) = redelivered.first() {
+    if !retried.is_empty() {
         console_log!(
-            "edgehose: {} of {} queue messages not delivered ({reason}); the queue redelivers them (delivery {} of {last_delivery}), messages {}",
-            redelivered.len(),
+            "edgehose: {} of {} queue messages not delivered whole ({reason}); what did not land goes back to the queue: {}",
+            retried.len(),
             messages.len(),
-            first.attempts,
-            redelivered
-                .iter()
-                .map(|(m, _)| m.id.as_str())
-                .collect::<Vec<_>>()
-                .join(",")
+            retried.join(", ")
         );
     }
-    batch.settle(&retry);
+    batch.settle(&settle);
 }
 
-/// Sends a message whose body is not text to the dead-letter queue as it
-/// came. `false` when it could not, so the queue keeps it.
-async fn forward_unreadable(env: &Env, batch: &QueueBatch, i: usize, m: &QueueMessage, max_retries: u32) -> bool {
-    let Ok(queue) = env.queue(DEAD_LETTER_QUEUE) else {
-        if m.attempts > max_retries {
+/// Archives what a message could not deliver; if the archive fails, the
+/// queue redelivers the message later (its landed lines with it).
+async fn keep_in_archive(env: &Env, m: &QueueMessage, texts: &[&str], why: &str, whole: Deadline) -> Settle {
+    match archive(env, texts, whole).await {
+        Ok(key) => {
             console_error!(
-                "edgehose: LOST queue message {}: it is not text and there is no dead-letter queue",
-                m.id
+                "edgehose: {} events of queue message {} dead-lettered to {key} ({why}); ids: {}",
+                texts.len(),
+                m.id,
+                ids(texts).join(",")
             );
-            return true;
-        }
-        console_error!(
-            "edgehose: queue message {} is not text and there is no dead-letter queue; the queue keeps it",
-            m.id
-        );
-        return false;
-    };
-    match batch.forward(i, queue.as_ref()).await {
-        Ok(()) => {
-            console_error!(
-                "edgehose: queue message {} is not text (not sent by this Worker); moved to the dead-letter queue as it came",
-                m.id
-            );
-            true
+            Settle::Ack
         }
         Err(e) => {
+            let delay_seconds = redelivery_delay_seconds(m.attempts);
             console_error!(
-                "edgehose: queue message {} is not text and the dead-letter queue refused it ({e}); the queue keeps it",
+                "edgehose: {} events of queue message {} could not be dead-lettered ({why}; {e}); the queue redelivers the message in {delay_seconds} s (delivery {}); ids: {}",
+                texts.len(),
+                m.id,
+                m.attempts,
+                ids(texts).join(",")
+            );
+            Settle::Retry { delay_seconds }
+        }
+    }
+}
+
+/// Archives a message whose body is not text, as it came; the queue keeps
+/// it (redelivered later) when the archive cannot.
+async fn keep_unreadable(env: &Env, batch: &QueueBatch, i: usize, m: &QueueMessage, whole: Deadline) -> Settle {
+    let line = unreadable_line(batch, i, m);
+    match archive(env, &[line], whole).await {
+        Ok(key) => {
+            console_error!(
+                "edgehose: queue message {} is not text (not sent by this Worker); archived as it came in {key}",
                 m.id
             );
-            false
+            Settle::Ack
+        }
+        Err(e) => {
+            let delay_seconds = redelivery_delay_seconds(m.attempts);
+            console_error!(
+                "edgehose: queue message {} is not text and could not be archived ({e}); the queue redelivers it in {delay_seconds} s",
+                m.id
+            );
+            Settle::Retry { delay_seconds }
         }
     }
 }

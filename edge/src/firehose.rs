@@ -12,54 +12,71 @@ use edgehose_shared::batch::{PackConfig, pack_calls, pack_grouped};
 use edgehose_shared::deliver::Sink;
 use edgehose_shared::firehose::{self, PUT_RECORD_BATCH_HEADERS, SIGNING_SERVICE};
 use edgehose_shared::judge::triage;
-use edgehose_shared::retry::RetryPolicy;
 use edgehose_shared::shard::shard_of;
 
 use crate::aws::{PutProtocol, put};
-use crate::clock::now;
 use crate::config::EdgeConfig;
-use crate::send::{Lost, deliver_call};
+use crate::sink::{Budget, LineSink, Lost, deliver_call, pack_each_or_alone};
 
-/// Judges, packs and sends lines; the calls share `policy`'s budget.
-pub async fn send<S: AsRef<str>>(
-    config: &EdgeConfig,
-    streams: &[String],
-    endpoint: &Endpoint,
-    pack: PackConfig,
-    partitioning: bool,
-    lines: &[S],
-    policy: RetryPolicy,
-) -> Result<(), Lost> {
-    let (texts, groups) = triage(lines, config.rules(), partitioning);
-    let bytes: Vec<&[u8]> = texts.iter().map(|t| t.as_bytes()).collect();
-    let grouped = match pack_grouped(&bytes, &groups, pack) {
-        Ok(g) => g,
-        // Envelopes are bounded far below a record: a defect, so say so loudly.
-        Err(e) => return Err(Lost::all(&texts, format!("could not pack: {e}"))),
-    };
-    let mut lost = Lost::default();
-    let started = now();
-    // Calls are sized for the longest name: any stream may carry any call.
-    let longest = streams.iter().max_by_key(|s| s.len()).map_or("", String::as_str);
-    for c in pack_calls(grouped.records, longest) {
-        let records: Vec<&[u8]> = c.records.iter().map(|r| r.data.as_slice()).collect();
-        let first = records.first().map_or(0, |r| shard_of(r, streams.len()));
-        let sink = FirehoseSink {
+/// The Firehose sink as the edge sends to it: delivery streams, where
+/// `PutRecordBatch` goes, how records are filled, whether the stream partitions.
+pub struct Firehose<'a> {
+    /// The Worker's configuration.
+    pub config: &'a EdgeConfig,
+    /// The delivery streams.
+    pub streams: &'a [String],
+    /// Where `PutRecordBatch` goes.
+    pub endpoint: &'a Endpoint,
+    /// How records are filled.
+    pub pack: PackConfig,
+    /// Each record holds one partition.
+    pub partitioning: bool,
+}
+
+impl LineSink for Firehose<'_> {
+    /// Judges, packs and sends lines; the calls share `policy`'s budget.
+    async fn send<S: AsRef<str>>(&self, lines: &[S], budget: Budget) -> Result<(), Lost> {
+        let Self {
             config,
             streams,
-            next: Cell::new(first),
             endpoint,
+            pack,
+            partitioning,
+        } = self;
+        let (pack, partitioning) = (*pack, *partitioning);
+        let (texts, groups) = triage(lines, config.rules(), partitioning);
+        let mut lost = Lost::default();
+        let all: Vec<usize> = (0..texts.len()).collect();
+        let packed = pack_each_or_alone(&all, &texts, &mut lost, |part| {
+            let bytes: Vec<&[u8]> = part.iter().map(|&i| texts[i].as_bytes()).collect();
+            let part_groups: Vec<_> = part.iter().map(|&i| &groups[i]).collect();
+            pack_grouped(&bytes, &part_groups, pack)
+        });
+        let Some((grouped, members)) = packed else {
+            return lost.into_result();
         };
-        let undelivered = deliver_call(config, &records, &sink, policy, started).await;
-        if let Some((records, reason)) = undelivered {
-            let indices = records
-                .iter()
-                .flat_map(|&r| c.records[r].lines.clone())
-                .map(|k| grouped.order[k]);
-            lost.add(indices, &texts, reason);
+        // Calls are sized for the longest name: any stream may carry any call.
+        let longest = streams.iter().max_by_key(|s| s.len()).map_or("", String::as_str);
+        for c in pack_calls(grouped.records, longest) {
+            let records: Vec<&[u8]> = c.records.iter().map(|r| r.data.as_slice()).collect();
+            let first = records.first().map_or(0, |r| shard_of(r, streams.len()));
+            let sink = FirehoseSink {
+                config,
+                streams,
+                next: Cell::new(first),
+                endpoint,
+            };
+            let undelivered = deliver_call(config, &records, &sink, budget).await;
+            if let Some((records, reason)) = undelivered {
+                let indices = records
+                    .iter()
+                    .flat_map(|&r| c.records[r].lines.clone())
+                    .map(|k| members[grouped.order[k]]);
+                lost.add(indices, &texts, reason);
+            }
         }
+        lost.into_result()
     }
-    lost.into_result()
 }
 
 const PUT_RECORD_BATCH: PutProtocol = PutProtocol {

@@ -84,7 +84,8 @@ export function orphans_put(bytes, ends) {
   hand_on();
 }
 export function orphans_take() {
-  return (globalThis.__edgehose_orphans ?? []).splice(0);
+  const held = globalThis.__edgehose_orphans;
+  return held && held.length > 0 ? held.splice(0) : [];
 }
 // Sends what a panicked instance held to the events queue (its consumer
 // delivers it) without waiting for another request; a batch the queue
@@ -151,6 +152,65 @@ async function read_stream_capped(stream, cap) {
     }
     chunks.push(value);
   }
+  return joined(chunks, total);
+}
+// Inflates a gzip body with the runtime's native DecompressionStream, never
+// holding much more than `cap` inflated bytes. Resolves to the bytes, null
+// past the cap, or the reason as a string when it is not gzip the runtime can
+// inflate (the runtime takes one gzip member: bytes after it are refused).
+// The runtime inflates whatever is written to the stream at once, queueing
+// all of it for the reader, and deflate turns one byte into at most 1032
+// (RFC 1951: a 258-byte match in two bits). So the compressed bytes go in
+// slices whose inflation is at most four caps, and each slice's output is
+// read (and the cap checked) before the next is written: a 1 MiB bomb of
+// zeros stops a slice past the cap instead of inflating to a gigabyte.
+const DEFLATE_MOST_PER_BYTE = 1032;
+const NOTHING_YET = Symbol("nothing yet");
+const turn = () => new Promise((ok) => setTimeout(() => ok(NOTHING_YET), 0));
+async function inflate_capped(bytes, cap) {
+  const slice = Math.max(1024, Math.floor((4 * cap) / DEFLATE_MOST_PER_BYTE));
+  const stream = new DecompressionStream("gzip");
+  const writer = stream.writable.getWriter(), reader = stream.readable.getReader();
+  const chunks = [];
+  let total = 0, pending = null;
+  // Reads what is ready (all of it when `to_end`): false past the cap.
+  const drain = async (to_end) => {
+    for (;;) {
+      pending ??= reader.read();
+      const r = to_end ? await pending : await Promise.race([pending, turn()]);
+      if (r === NOTHING_YET) return true;
+      pending = null;
+      if (r.done) return true;
+      total += r.value.byteLength;
+      if (total > cap) return false;
+      chunks.push(r.value);
+    }
+  };
+  try {
+    for (let at = 0; at < bytes.length; at += slice) {
+      await writer.write(bytes.subarray(at, at + slice));
+      if (!(await drain(false))) return over(reader, writer, pending);
+    }
+    const closing = writer.close();
+    if (!(await drain(true))) return over(reader, writer, pending);
+    await closing;
+    return joined(chunks, total);
+  } catch (e) {
+    over(reader, writer, pending);
+    const why = String(e?.message ?? e);
+    return /trailing bytes/i.test(why)
+      ? `bytes follow the end of its first gzip member (${why}); the edge takes one member`
+      : why;
+  }
+}
+// Stops an inflation: null, as past the cap.
+function over(reader, writer, pending) {
+  pending?.catch(() => {});
+  reader.cancel().catch(() => {});
+  writer.abort().catch(() => {});
+  return null;
+}
+function joined(chunks, total) {
   const bytes = new Uint8Array(total);
   let at = 0;
   for (const c of chunks) {
@@ -158,20 +218,6 @@ async function read_stream_capped(stream, cap) {
     at += c.byteLength;
   }
   return bytes;
-}
-// Inflates a gzip body with the runtime's native DecompressionStream, never
-// holding more than `cap` + 1 inflated bytes. Resolves to the bytes, null
-// past the cap, or the reason as a string when it is not gzip the runtime can
-// inflate (the runtime takes one gzip member: bytes after it are refused).
-async function inflate_capped(bytes, cap) {
-  try {
-    return await read_stream_capped(new Blob([bytes]).stream().pipeThrough(new DecompressionStream("gzip")), cap);
-  } catch (e) {
-    const why = String(e?.message ?? e);
-    return /trailing bytes/i.test(why)
-      ? `bytes follow the end of its first gzip member (${why}); the edge takes one member`
-      : why;
-  }
 }
 export function with_body(req, cap, inflate_cap, then) {
   // `then` is called once, with the body (null: over the cap) or with the
@@ -200,12 +246,9 @@ export function with_body(req, cap, inflate_cap, then) {
 export function queue_messages(batch) {
   return batch.messages.map((m) => [m.id, m.attempts, typeof m.body === "string" ? m.body : null]);
 }
-export function queue_settle(batch, retry) {
-  batch.messages.forEach((m, i) => (retry[i] ? m.retry() : m.ack()));
-}
-export async function queue_forward(queue, batch, i) {
-  // "v8" keeps a body of any type as it came.
-  await queue.send(batch.messages[i].body, { contentType: "v8" });
+// 0: ack; n > 0: redeliver n - 1 seconds from now.
+export function queue_settle(batch, actions) {
+  batch.messages.forEach((m, i) => (actions[i] === 0 ? m.ack() : m.retry({ delaySeconds: actions[i] - 1 })));
 }
 export function queue_name(batch) {
   return batch.queue;
@@ -225,23 +268,36 @@ export function queue_body_text(batch, i) {
     return ["text", String(b)];
   }
 }
-export async function r2_put(bucket, key, bytes) {
-  await bucket.put(key, bytes.slice(), { httpMetadata: { contentType: "application/x-ndjson" } });
+// Settles like `promise`, or rejects once `ms` pass without an answer (the
+// work itself may still finish: a write that lands late is harmless twice).
+function within(promise, ms, what) {
+  if (!(ms > 0)) return promise;
+  let timer;
+  const late = new Promise((_, fail) => {
+    timer = setTimeout(() => fail(new Error(`${what}: no answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
+}
+export async function r2_put(bucket, key, bytes, tries, timeout_ms) {
+  const options = { httpMetadata: { contentType: "application/x-ndjson" }, customMetadata: { redrive_failures: String(tries) } };
+  await within(bucket.put(key, bytes.slice(), options), timeout_ms, "R2 put");
 }
 export async function r2_list(bucket, prefix, limit) {
   const listed = await bucket.list({ prefix, limit });
   return [listed.objects.map((o) => o.key), listed.truncated];
 }
+// An object's text and how many redrive rounds it failed, or null.
 export async function r2_get(bucket, key) {
   const o = await bucket.get(key);
-  return o === null ? null : await o.text();
+  return o === null ? null : [await o.text(), Number(o.customMetadata?.redrive_failures ?? 0) || 0];
 }
 export async function r2_delete(bucket, key) {
   await bucket.delete(key);
 }
-export async function queue_send(queue, bytes, ends) {
+export async function queue_send(queue, bytes, ends, delay_seconds, timeout_ms) {
   const messages = strings(bytes, ends).map((body) => ({ body, contentType: "text" }));
-  await queue.sendBatch(messages);
+  const options = delay_seconds > 0 ? { delaySeconds: delay_seconds } : undefined;
+  await within(queue.sendBatch(messages, options), timeout_ms, "sendBatch");
 }
 "#)]
 extern "C" {
@@ -256,7 +312,13 @@ extern "C" {
         timeout_ms: f64,
     ) -> Result<js_sys::Promise, JsValue>;
     #[wasm_bindgen(catch)]
-    fn queue_send(queue: &JsValue, bytes: &[u8], ends: &[u32]) -> Result<js_sys::Promise, JsValue>;
+    fn queue_send(
+        queue: &JsValue,
+        bytes: &[u8],
+        ends: &[u32],
+        delay_seconds: u32,
+        timeout_ms: f64,
+    ) -> Result<js_sys::Promise, JsValue>;
     #[wasm_bindgen(catch)]
     fn sha256_hex(bytes: &[u8]) -> Result<js_sys::Promise, JsValue>;
     fn with_body(req: &web_sys::Request, cap: f64, inflate_cap: f64, then: &JsValue) -> js_sys::Promise;
@@ -266,16 +328,20 @@ extern "C" {
     fn queue_name(batch: &JsValue) -> String;
     fn queue_body_text(batch: &JsValue, i: u32) -> js_sys::Array;
     #[wasm_bindgen(catch)]
-    fn r2_put(bucket: &JsValue, key: &str, bytes: &[u8]) -> Result<js_sys::Promise, JsValue>;
+    fn r2_put(
+        bucket: &JsValue,
+        key: &str,
+        bytes: &[u8],
+        tries: u32,
+        timeout_ms: f64,
+    ) -> Result<js_sys::Promise, JsValue>;
     #[wasm_bindgen(catch)]
     fn r2_list(bucket: &JsValue, prefix: &str, limit: u32) -> Result<js_sys::Promise, JsValue>;
     #[wasm_bindgen(catch)]
     fn r2_get(bucket: &JsValue, key: &str) -> Result<js_sys::Promise, JsValue>;
     #[wasm_bindgen(catch)]
     fn r2_delete(bucket: &JsValue, key: &str) -> Result<js_sys::Promise, JsValue>;
-    fn queue_settle(batch: &JsValue, retry: &[u8]);
-    #[wasm_bindgen(catch)]
-    fn queue_forward(queue: &JsValue, batch: &JsValue, i: u32) -> Result<js_sys::Promise, JsValue>;
+    fn queue_settle(batch: &JsValue, actions: &[u32]);
     fn orphans_take() -> js_sys::Array;
 }
 
@@ -415,10 +481,16 @@ pub async fn post(url: &str, headers: &[(&str, &str)], body: &[u8], timeout_ms: 
     }))
 }
 
-/// Sends text messages to a queue binding in one `sendBatch`.
-pub async fn send_batch(queue: &JsValue, messages: &[String]) -> Result<(), String> {
+/// Sends text messages to a queue binding in one `sendBatch`, delivered
+/// `delay_seconds` from now, giving up on the answer after `timeout_ms`.
+pub async fn send_batch(
+    queue: &JsValue,
+    messages: &[String],
+    delay_seconds: u32,
+    timeout_ms: u64,
+) -> Result<(), String> {
     let f = Framed::of(messages.iter().map(String::as_str));
-    let promise = queue_send(queue, &f.bytes, &f.ends).map_err(describe)?;
+    let promise = queue_send(queue, &f.bytes, &f.ends, delay_seconds, timeout_ms as f64).map_err(describe)?;
     js_sys::futures::JsFuture::from(promise)
         .await
         .map(|_| ())
@@ -433,6 +505,18 @@ pub struct QueueMessage {
     pub attempts: u32,
     /// Its body, when it is text.
     pub body: Option<String>,
+}
+
+/// What becomes of one message of a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settle {
+    /// Done with: the queue deletes it.
+    Ack,
+    /// The queue delivers it again, this many seconds from now.
+    Retry {
+        /// `delaySeconds`.
+        delay_seconds: u32,
+    },
 }
 
 /// A queue batch as the runtime handed it to the consumer.
@@ -469,19 +553,16 @@ impl QueueBatch {
         )
     }
 
-    /// Acks every message but those `retry` marks, which the queue redelivers.
-    pub fn settle(&self, retry: &[bool]) {
-        let flags: Vec<u8> = retry.iter().map(|&r| u8::from(r)).collect();
-        queue_settle(&self.0, &flags);
-    }
-
-    /// Sends message `i`, body as it came, to `queue`.
-    pub async fn forward(&self, i: usize, queue: &JsValue) -> Result<(), String> {
-        let promise = queue_forward(queue, &self.0, i as u32).map_err(describe)?;
-        js_sys::futures::JsFuture::from(promise)
-            .await
-            .map(|_| ())
-            .map_err(describe)
+    /// Acks or retries each message as `settle` says.
+    pub fn settle(&self, settle: &[Settle]) {
+        let actions: Vec<u32> = settle
+            .iter()
+            .map(|s| match s {
+                Settle::Ack => 0,
+                Settle::Retry { delay_seconds } => delay_seconds.saturating_add(1),
+            })
+            .collect();
+        queue_settle(&self.0, &actions);
     }
 }
 
@@ -489,9 +570,10 @@ impl QueueBatch {
 pub struct Bucket<'a>(pub &'a JsValue);
 
 impl Bucket<'_> {
-    /// Writes an object.
-    pub async fn put(&self, key: &str, bytes: &[u8]) -> Result<(), String> {
-        await_unit(r2_put(self.0, key, bytes)).await
+    /// Writes an object, noting how many redrive rounds it failed; gives
+    /// up on the answer after `timeout_ms`.
+    pub async fn put(&self, key: &str, bytes: &[u8], redrive_failures: u32, timeout_ms: u64) -> Result<(), String> {
+        await_unit(r2_put(self.0, key, bytes, redrive_failures, timeout_ms as f64)).await
     }
 
     /// Up to `limit` keys under `prefix`, in key order, and whether more follow.
@@ -507,12 +589,17 @@ impl Bucket<'_> {
         Ok((keys, parts.get(1).is_truthy()))
     }
 
-    /// An object's text, `None` when it is not there.
-    pub async fn get(&self, key: &str) -> Result<Option<String>, String> {
+    /// An object's text and the redrive rounds it failed, `None` when it is not there.
+    pub async fn get(&self, key: &str) -> Result<Option<(String, u32)>, String> {
         let value = js_sys::futures::JsFuture::from(r2_get(self.0, key).map_err(describe)?)
             .await
             .map_err(describe)?;
-        Ok(value.as_string())
+        if value.is_null() {
+            return Ok(None);
+        }
+        let parts = js_sys::Array::from(&value);
+        let text = parts.get(0).as_string().ok_or("R2 get: the object's text is missing")?;
+        Ok(Some((text, parts.get(1).as_f64().unwrap_or(0.0) as u32)))
     }
 
     /// Removes an object.

@@ -12,68 +12,78 @@ use edgehose_shared::judge::triage;
 use edgehose_shared::kinesis::pack::{PackConfig, pack};
 use edgehose_shared::kinesis::partition::PartitionKeys;
 use edgehose_shared::kinesis::put_records::{self, Entry, PUT_RECORDS_HEADERS, SIGNING_SERVICE};
-use edgehose_shared::retry::RetryPolicy;
 use edgehose_shared::shard::split;
 
 use crate::aws::{PutProtocol, put};
-use crate::clock::{CryptoRandom, now};
+use crate::clock::CryptoRandom;
 use crate::config::EdgeConfig;
-use crate::send::{Lost, deliver_call};
+use crate::sink::{Budget, LineSink, Lost, deliver_call, pack_each_or_alone};
 
-/// Judges, keys, packs and sends lines; the calls share `policy`'s budget.
-/// With several streams each key's events go to the stream its hash picks
-/// (so a key stays in order on one shard of one stream), a line without a
-/// key to the one its own hash picks.
-pub async fn send<S: AsRef<str>>(
-    config: &EdgeConfig,
-    streams: &[String],
-    endpoint: &Endpoint,
-    pack_config: &PackConfig,
-    keys: &PartitionKeys,
-    lines: &[S],
-    policy: RetryPolicy,
-) -> Result<(), Lost> {
-    let (texts, _) = triage(lines, config.rules(), false);
-    let line_keys: Vec<Option<String>> = texts.iter().map(|t| keys.key_of(t)).collect();
-    let picks: Vec<&[u8]> = texts
-        .iter()
-        .zip(&line_keys)
-        .map(|(t, k)| k.as_deref().map_or(t.as_bytes(), str::as_bytes))
-        .collect();
-    let random = CryptoRandom::default();
-    let mut lost = Lost::default();
-    let started = now();
-    for (members, stream) in split(&picks, streams.len()).iter().zip(streams) {
-        if members.is_empty() {
-            continue;
-        }
-        let bytes: Vec<&[u8]> = members.iter().map(|&i| texts[i].as_bytes()).collect();
-        let member_keys: Vec<Option<String>> = members.iter().map(|&i| line_keys[i].clone()).collect();
-        let calls = match pack(&bytes, &member_keys, stream, pack_config, &random) {
-            Ok(c) => c,
-            // Envelopes are bounded far below a record: a defect, so say so loudly.
-            Err(e) => {
-                lost.add(members.iter().copied(), &texts, format!("could not pack: {e}"));
+/// The Kinesis sink as the edge sends to it: streams, where `PutRecords`
+/// goes, how records are aggregated, how partition keys are chosen.
+pub struct Kinesis<'a> {
+    /// The Worker's configuration.
+    pub config: &'a EdgeConfig,
+    /// The data streams.
+    pub streams: &'a [String],
+    /// Where `PutRecords` goes.
+    pub endpoint: &'a Endpoint,
+    /// Aggregation, record size, explicit hash key.
+    pub pack: &'a PackConfig,
+    /// How each event's partition key is chosen.
+    pub keys: &'a PartitionKeys,
+}
+
+impl LineSink for Kinesis<'_> {
+    /// Judges, keys, packs and sends lines; the calls share `policy`'s budget.
+    /// With several streams each key's events go to the stream its hash picks
+    /// (so a key stays in order on one shard of one stream), a line without a
+    /// key to the one its own hash picks.
+    async fn send<S: AsRef<str>>(&self, lines: &[S], budget: Budget) -> Result<(), Lost> {
+        let Self {
+            config,
+            streams,
+            endpoint,
+            pack: pack_config,
+            keys,
+        } = self;
+        let (texts, _) = triage(lines, config.rules(), false);
+        let line_keys: Vec<Option<String>> = texts.iter().map(|t| keys.key_of(t)).collect();
+        let picks: Vec<&[u8]> = texts
+            .iter()
+            .zip(&line_keys)
+            .map(|(t, k)| k.as_deref().map_or(t.as_bytes(), str::as_bytes))
+            .collect();
+        let random = CryptoRandom::default();
+        let mut lost = Lost::default();
+        for (members, stream) in split(&picks, streams.len()).iter().zip(streams.iter()) {
+            if members.is_empty() {
                 continue;
             }
-        };
-        for c in calls {
-            let entries = c.entries();
-            let records: Vec<&Entry<'_>> = entries.iter().collect();
-            let sink = KinesisSink {
-                config,
-                stream,
-                endpoint,
-            };
-            if let Some((failed, reason)) = deliver_call(config, &records, &sink, policy, started).await {
-                let indices = failed
-                    .iter()
-                    .flat_map(|&r| c.records[r].lines.iter().map(|&l| members[l]));
-                lost.add(indices, &texts, reason);
+            let packed = pack_each_or_alone(members, &texts, &mut lost, |part| {
+                let bytes: Vec<&[u8]> = part.iter().map(|&i| texts[i].as_bytes()).collect();
+                let part_keys: Vec<Option<String>> = part.iter().map(|&i| line_keys[i].clone()).collect();
+                pack(&bytes, &part_keys, stream, pack_config, &random)
+            });
+            let Some((calls, members)) = packed else { continue };
+            for c in calls {
+                let entries = c.entries();
+                let records: Vec<&Entry<'_>> = entries.iter().collect();
+                let sink = KinesisSink {
+                    config,
+                    stream,
+                    endpoint,
+                };
+                if let Some((failed, reason)) = deliver_call(config, &records, &sink, budget).await {
+                    let indices = failed
+                        .iter()
+                        .flat_map(|&r| c.records[r].lines.iter().map(|&l| members[l]));
+                    lost.add(indices, &texts, reason);
+                }
             }
         }
+        lost.into_result()
     }
-    lost.into_result()
 }
 
 const PUT_RECORDS: PutProtocol = PutProtocol {

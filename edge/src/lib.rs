@@ -14,13 +14,16 @@ mod aws;
 mod clock;
 pub mod config;
 mod consume;
+mod dead_letter;
 mod firehose;
 mod forward;
 mod in_flight;
 mod js;
 mod kinesis;
+mod queue;
 mod redrive;
 mod send;
+mod sink;
 mod sqs;
 
 use std::cell::RefCell;
@@ -111,12 +114,14 @@ pub fn fetch(req: web_sys::Request, env: Env, ctx: worker::worker_sys::Context) 
             if reply.status == 200 && path.trim_end_matches('/') == api::HEALTH_PATH {
                 let accepted = ACCEPTED_EVENTS.with(std::cell::Cell::get);
                 let memory = wasm_memory_bytes();
-                let shards = forward::queue_messages_written();
+                let shards = queue::messages_written();
                 let messages: u64 = shards.iter().sum();
                 let shards = shards.iter().map(u64::to_string).collect::<Vec<_>>().join(",");
                 let calls = in_flight::in_flight();
+                let held = forward::held_bytes();
+                let lost = dead_letter::lost_events();
                 reply.body = format!(
-                    r#"{{"status":"ok","isolate":{{"accepted_events":{accepted},"queue_messages":{messages},"queue_shard_messages":[{shards}],"calls_in_flight":{calls},"wasm_memory_bytes":{memory}}}}}"#
+                    r#"{{"status":"ok","isolate":{{"accepted_events":{accepted},"queue_messages":{messages},"queue_shard_messages":[{shards}],"calls_in_flight":{calls},"held_bytes":{held},"lost_events":{lost},"wasm_memory_bytes":{memory}}}}}"#
                 );
             }
             return respond(reply);
@@ -180,17 +185,35 @@ fn ingest_body(
         Ok(a) => a,
         Err(reply) => return respond(reply),
     };
-    if config.answers_at_once() {
-        forward::submit(config.clone(), env, &ctx, accepted.lines);
+    let bytes = forward::size_of(&accepted.lines);
+    if config.answers_at_once() && forward::has_room(&config, bytes) {
+        forward::submit(config.clone(), env, &ctx, accepted.lines, now());
         count_accepted(accepted.count);
         return respond(accepted.reply);
     }
-    // Queue mode without a window: answer once a queue shard holds the
-    // events (or, when every shard refuses, once they are on their way directly).
+    // Queue mode without a window, or an isolate holding all it may: answer
+    // once a queue shard holds the events, and 503 (`Retry-After`) when none
+    // takes them — never held where nothing keeps them.
+    let held = config.answers_at_once().then(forward::held_bytes);
+    let cors = ingest.cors;
     js_sys::futures::future_to_promise(async move {
-        forward::enqueue_or_deliver(config.clone(), env, &ctx, &accepted.lines).await;
-        count_accepted(accepted.count);
-        Ok(respond(accepted.reply))
+        match forward::enqueue_first(&config, &env, &accepted.lines, received_at).await {
+            Ok(()) => {
+                count_accepted(accepted.count);
+                Ok(respond(accepted.reply))
+            }
+            Err(e) => {
+                let why = match held {
+                    Some(held) => format!(
+                        "this isolate holds {held} bytes of accepted events, at its MAX_HELD_BYTES of {}, and {e}",
+                        config.max_held_bytes
+                    ),
+                    None => e,
+                };
+                console_error!("edgehose: answered 503 to {} events: {why}", accepted.count);
+                Ok(respond(ApiError::Unavailable(why).reply(cors)))
+            }
+        }
     })
     .into()
 }
@@ -219,11 +242,39 @@ fn count_accepted(n: usize) {
 pub fn queue(batch: JsValue, env: Env, _ctx: worker::worker_sys::Context) -> js_sys::Promise {
     let batch = js::QueueBatch(batch);
     js_sys::futures::future_to_promise(async move {
+        // Archiving dead letters needs only the R2 binding, never the rest
+        // of the configuration: a bad deploy still keeps them.
+        if batch.queue() == config::dead_letter_queue_name(&env) {
+            archive::archive(&env, &batch).await;
+            return Ok(JsValue::UNDEFINED);
+        }
         match config(&env) {
-            Ok(config) if batch.queue() == config.dead_letter_queue_name => archive::archive(&env, &batch).await,
             Ok(config) => consume::consume(&config, &env, &batch).await,
-            // Misconfigured: let the queue redeliver later rather than lose anything.
-            Err(_) => batch.settle(&vec![true; batch.messages().len()]),
+            // Misconfigured: the queue redelivers later and later (a minute,
+            // doubling to 12 hours), so a bad deploy has hours to be mended
+            // before `max_retries` run out, not minutes.
+            Err(_) => {
+                let settle: Vec<js::Settle> = batch
+                    .messages()
+                    .iter()
+                    .map(|m| js::Settle::Retry {
+                        delay_seconds: edgehose_shared::requeue::redelivery_delay_seconds(m.attempts),
+                    })
+                    .collect();
+                console_error!(
+                    "edgehose: {} queue messages wait for a configuration that can be read; redelivered in {} s",
+                    settle.len(),
+                    settle
+                        .iter()
+                        .map(|s| match s {
+                            js::Settle::Retry { delay_seconds } => *delay_seconds,
+                            js::Settle::Ack => 0,
+                        })
+                        .min()
+                        .unwrap_or(0)
+                );
+                batch.settle(&settle);
+            }
         }
         Ok(JsValue::UNDEFINED)
     })

@@ -1,18 +1,24 @@
 //! The way back for dead letters: `POST /v1/redrive` (bearer `ADMIN_KEY`)
-//! takes the oldest archived objects (`archive.rs`), sends their lines
-//! through the normal path again — judged, packed, signed, retried — and
-//! deletes each object only once every line in it has landed. Ids are kept,
-//! so running it again after a failure can at worst land a line twice under
-//! the same id. `GET /v1/redrive` says how much is archived. `edgehose
-//! redrive` calls it until nothing is left.
+//! takes the oldest archived objects (`dead_letter.rs` writes them), sends
+//! their lines through the normal path again — judged, packed, signed,
+//! retried — and deletes each object once every line in it has landed,
+//! keeping only what did not land of the others. Ids are kept, so running
+//! it again after a failure can at worst land a line twice under the same
+//! id. `GET /v1/redrive` says how much is archived and set aside.
+//! `edgehose redrive` calls it until nothing is left.
 
 use edgehose_shared::api::Reply;
+use edgehose_shared::dead_letter::{PREFIX, REDRIVE_MAX_ATTEMPTS, SET_ASIDE_PREFIX, archive_body};
+use edgehose_shared::deadline::Deadline;
+use edgehose_shared::limits::DEAD_LETTER_WRITE_TIMEOUT_MS as WRITE_TIMEOUT_MS;
+use edgehose_shared::requeue::QueueBody;
 use edgehose_shared::sigv4::verify::constant_time_eq;
 use serde_json::json;
 use worker::{Env, console_error, console_log};
 
-use crate::archive::{self, PREFIX};
-use crate::config::EdgeConfig;
+use crate::clock::now;
+use crate::config::{AdminKey, EdgeConfig};
+use crate::dead_letter;
 use crate::js::Bucket;
 use crate::send::send;
 
@@ -22,10 +28,12 @@ pub const PATH: &str = "/v1/redrive";
 const OBJECTS_PER_CALL: u32 = 10;
 /// How far `GET` counts.
 const COUNT_LIMIT: u32 = 1000;
+/// How long one round may take: `edgehose redrive` calls again for more.
+const ROUND_MS: u64 = 60_000;
 
 /// Whether a request may redrive: `Authorization: Bearer <ADMIN_KEY>`.
 pub fn check(config: &EdgeConfig, authorization: Option<&str>) -> Result<(), Reply> {
-    let Some(admin) = config.admin_key.as_deref() else {
+    let Some(admin) = config.admin_key.as_ref().map(AdminKey::expose) else {
         return Err(reply(
             404,
             json!({"error": "not_found", "code": "not_found", "message": "redrive is off: set the ADMIN_KEY secret to turn it on"}),
@@ -44,7 +52,7 @@ pub fn check(config: &EdgeConfig, authorization: Option<&str>) -> Result<(), Rep
 
 /// Answers `GET` (counts) or `POST` (redrives a round).
 pub async fn handle(config: &EdgeConfig, env: &Env, method: &str) -> Reply {
-    let Some(binding) = archive::bucket(env) else {
+    let Some(binding) = dead_letter::bucket(env) else {
         return reply(
             500,
             json!({"error": "misconfigured", "code": "misconfigured", "message": "there is no DEAD_LETTERS bucket binding"}),
@@ -52,9 +60,12 @@ pub async fn handle(config: &EdgeConfig, env: &Env, method: &str) -> Reply {
     };
     let bucket = Bucket(&binding);
     let result = match method {
-        "GET" => count(&bucket)
-            .await
-            .map(|(objects, more)| json!({"archived_objects": objects, "more": more})),
+        "GET" => match (count(&bucket, PREFIX).await, count(&bucket, SET_ASIDE_PREFIX).await) {
+            (Ok((objects, more)), Ok((aside, _))) => {
+                Ok(json!({"archived_objects": objects, "more": more, "set_aside_objects": aside}))
+            }
+            (Err(e), _) | (_, Err(e)) => Err(e),
+        },
         "POST" => round(config, &bucket).await,
         m => {
             return reply(
@@ -75,45 +86,101 @@ pub async fn handle(config: &EdgeConfig, env: &Env, method: &str) -> Reply {
     }
 }
 
-/// Redrives up to [`OBJECTS_PER_CALL`] objects, oldest first; stops at the
-/// first that does not land whole (it stays archived).
+/// Redrives up to [`OBJECTS_PER_CALL`] objects, oldest first, within
+/// [`ROUND_MS`]; an object that does not land is skipped, not a stop. An
+/// object whose lines all land is removed; one that lands in part keeps
+/// only the lines that did not. A failure counts against an object when the
+/// sink took something else in the same round, or refused it for good (a
+/// sink that is down takes nothing, and blames no object); after
+/// [`REDRIVE_MAX_ATTEMPTS`] counted failures it is set aside under
+/// [`SET_ASIDE_PREFIX`], so one poison object cannot block the archive.
 async fn round(config: &EdgeConfig, bucket: &Bucket<'_>) -> Result<serde_json::Value, String> {
+    struct Failed {
+        key: String,
+        left: String,
+        failed_before: u32,
+        partial: bool,
+        fatal: bool,
+        why: String,
+    }
+    let deadline = Deadline::after(now(), ROUND_MS);
     let (keys, _) = bucket.list(PREFIX, OBJECTS_PER_CALL).await?;
-    let (mut objects, mut events) = (0usize, 0usize);
-    let mut failure = None;
+    let (mut objects, mut events, mut set_aside) = (0usize, 0usize, 0usize);
+    let mut failed: Vec<Failed> = Vec::new();
     for key in keys {
-        let Some(text) = bucket.get(&key).await? else { continue };
-        let lines: Vec<&str> = text.lines().filter(|l| !l.is_empty()).collect();
-        match send(config, &lines, config.consumer_retry).await {
+        if deadline.passed(now()) {
+            break;
+        }
+        let Some((text, failed_before)) = bucket.get(&key).await? else {
+            continue;
+        };
+        let lines = QueueBody::parse(&text).lines;
+        match send(config, &lines, config.consumer_retry, deadline).await {
             Ok(()) => {
                 bucket.delete(&key).await?;
                 objects += 1;
                 events += lines.len();
             }
             Err(lost) => {
-                failure = Some(format!(
-                    "{key}: {} of its {} lines did not land ({}); it stays archived",
-                    lost.lines.len(),
-                    lines.len(),
-                    lost.reason
-                ));
-                break;
+                events += lines.len() - lost.lines.len();
+                let left: Vec<&str> = lost.lines.iter().map(|(i, _)| lines[*i]).collect();
+                failed.push(Failed {
+                    why: format!(
+                        "{key}: {} of its {} lines did not land ({})",
+                        lost.lines.len(),
+                        lines.len(),
+                        lost.reason
+                    ),
+                    left: archive_body(&left),
+                    partial: left.len() < lines.len(),
+                    fatal: lost.fatal,
+                    key,
+                    failed_before,
+                });
             }
         }
     }
-    let (left, more) = count(bucket).await?;
-    console_log!("edgehose: redrove {events} events from {objects} archived objects; {left} objects left");
+    let mut failures = Vec::new();
+    for f in failed {
+        let counts = objects > 0 || f.fatal;
+        let failed_now = f.failed_before + u32::from(counts);
+        let timeout_ms = WRITE_TIMEOUT_MS;
+        if failed_now >= REDRIVE_MAX_ATTEMPTS {
+            let aside = format!("{SET_ASIDE_PREFIX}{}", f.key.strip_prefix(PREFIX).unwrap_or(&f.key));
+            bucket.put(&aside, f.left.as_bytes(), failed_now, timeout_ms).await?;
+            bucket.delete(&f.key).await?;
+            set_aside += 1;
+            console_error!(
+                "edgehose: redrive set aside {aside} after {failed_now} failed rounds: {}",
+                f.why
+            );
+        } else if counts || f.partial {
+            // Only what did not land stays archived, with its count.
+            bucket.put(&f.key, f.left.as_bytes(), failed_now, timeout_ms).await?;
+        }
+        failures.push(format!(
+            "{}; failed rounds {failed_now} of {REDRIVE_MAX_ATTEMPTS}",
+            f.why
+        ));
+    }
+    let (left, more) = count(bucket, PREFIX).await?;
+    let (aside, _) = count(bucket, SET_ASIDE_PREFIX).await?;
+    console_log!(
+        "edgehose: redrove {events} events from {objects} archived objects; {left} objects left, {aside} set aside"
+    );
     Ok(json!({
         "redriven_objects": objects,
         "redriven_events": events,
         "archived_objects": left,
+        "set_aside_objects": aside,
+        "set_aside_now": set_aside,
         "more": more,
-        "error": failure,
+        "error": (!failures.is_empty()).then(|| failures.join("; ")),
     }))
 }
 
-async fn count(bucket: &Bucket<'_>) -> Result<(usize, bool), String> {
-    let (keys, more) = bucket.list(PREFIX, COUNT_LIMIT).await?;
+async fn count(bucket: &Bucket<'_>, prefix: &str) -> Result<(usize, bool), String> {
+    let (keys, more) = bucket.list(prefix, COUNT_LIMIT).await?;
     Ok((keys.len(), more))
 }
 

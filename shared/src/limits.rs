@@ -77,6 +77,57 @@ pub const QUEUE_MAX_BATCH_BYTES: usize = 256_000;
 /// as one operation (<https://developers.cloudflare.com/queues/platform/pricing/>).
 pub const QUEUE_BILLING_INCREMENT_BYTES: usize = 64 * 1024;
 
+/// How long a Worker's `ctx.waitUntil` work may run after its response:
+/// 30 s, then the runtime cancels it ("waitUntil has a 30 second time limit
+/// after the response is sent",
+/// <https://developers.cloudflare.com/workers/runtime-apis/context/#waituntil>).
+/// Everything the edge does after answering (the window, the queue write, the
+/// sink's calls and retries, the dead-letter write) ends inside it.
+pub const WAIT_UNTIL_LIMIT_MS: u64 = 30_000;
+
+/// What the edge keeps of each deadline for its last step, saving what did
+/// not land in the dead-letter archive: one R2 write of up to a window's
+/// lines, and a second try ([`DEAD_LETTER_WRITE_TIMEOUT_MS`] each).
+pub const DEAD_LETTER_RESERVE_MS: u64 = 2 * DEAD_LETTER_WRITE_TIMEOUT_MS + 1_000;
+
+/// The longest one dead-letter write to R2 may take before it is abandoned
+/// (and tried once more, or handed on).
+pub const DEAD_LETTER_WRITE_TIMEOUT_MS: u64 = 2_000;
+
+/// The longest one write to an events queue may take before the edge stops
+/// waiting and hands the lines on (to the next shard, then the sink):
+/// Cloudflare's writes confirm in ~60 ms at the median, so one that takes
+/// seconds is a brownout, and waiting longer would spend the deadline the
+/// sink's calls need.
+pub const QUEUE_WRITE_TIMEOUT_MS: u64 = 3_000;
+
+/// How long one queue consumer invocation may run: 15 minutes of wall time
+/// ("Per consumer invocation duration (wall clock) 15 minutes",
+/// <https://developers.cloudflare.com/queues/platform/limits/>).
+pub const QUEUE_CONSUMER_WALL_LIMIT_MS: u64 = 15 * 60 * 1000;
+
+/// The longest delay Cloudflare Queues take on a send or a retry
+/// (`delaySeconds`): 12 hours
+/// (<https://developers.cloudflare.com/queues/configuration/batching-retries/#delay-messages>).
+pub const QUEUE_MAX_DELAY_SECONDS: u32 = 12 * 60 * 60;
+
+/// Messages one Cloudflare queue takes per second: 5,000; past it `send` and
+/// `sendBatch` throw (<https://developers.cloudflare.com/queues/platform/limits/>).
+pub const QUEUE_MESSAGES_PER_SECOND: usize = 5_000;
+
+/// An isolate's memory: 128 MB, JavaScript heap and wasm memory together;
+/// an isolate past it is ended, and with it everything it holds
+/// (<https://developers.cloudflare.com/workers/platform/limits/#memory>).
+pub const ISOLATE_MEMORY_BYTES: usize = 128 * 1024 * 1024;
+
+/// The most accepted-but-not-yet-handed-on bytes one isolate holds by
+/// default (`MAX_HELD_BYTES`; settable lower, never higher): a quarter of
+/// [`ISOLATE_MEMORY_BYTES`], because a held line is copied up to three more
+/// times while it is sent (packed records, the call's body, the copy handed
+/// to `fetch`). Past it a new request is handed to the queue at once or
+/// answered 503 with `Retry-After`, never held.
+pub const MAX_HELD_BYTES: usize = ISOLATE_MEMORY_BYTES / 4;
+
 /// Direct mode: a gathering window that holds this many lines is sent at
 /// once rather than at the window's end (one `PutRecordBatch`'s worth of
 /// records, were each line its own).

@@ -68,6 +68,19 @@ impl RetryPolicy {
     }
 }
 
+impl RetryPolicy {
+    /// This policy for a call made at `now` inside work that must end by
+    /// `deadline`: the budget is what is left of the deadline (never more
+    /// than the policy's own), or `None` when nothing is left.
+    pub fn until(self, deadline: crate::deadline::Deadline, now: Timestamp) -> Option<Self> {
+        let left = deadline.left_ms(now).min(self.budget_ms);
+        (left > 0).then_some(Self {
+            budget_ms: left,
+            ..self
+        })
+    }
+}
+
 /// What to do after a call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {

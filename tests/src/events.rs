@@ -121,6 +121,9 @@ pub fn sink_options(
         ("AWS_SECRET_ACCESS_KEY", key.secret_access_key()),
         ("RETRY_BASE_DELAY_MS", "20"),
         ("RETRY_MAX_DELAY_MS", "300"),
+        // The consumer puts what did not land back on the queue for a second or two, not minutes.
+        ("QUEUE_RETRY_BASE_SECONDS", "1"),
+        ("QUEUE_RETRY_MAX_SECONDS", "2"),
         ("RETRY_BUDGET_MS", "6000"),
         ("DIRECT_FLUSH_MS", "0"),
     ]);

@@ -6,10 +6,21 @@
 use std::time::Duration;
 
 use edgehose_local::fault_proxy::FaultProxy;
+use edgehose_local::miniflare::Edge;
+
+/// The ids of every envelope the edge archived as a dead letter.
+pub fn dead_letter_ids(edge: &Edge) -> std::collections::BTreeSet<String> {
+    edge.dead_letters()
+        .unwrap_or_else(|e| panic!("could not read the edge's dead letters: {e}"))
+        .iter()
+        .filter_map(|l| edgehose_shared::envelope::Envelope::parse(l).ok())
+        .map(|e| e.id.into_owned())
+        .collect()
+}
 
 /// Waits (up to two minutes) until every sent event (`(id, event text)`) is
 /// in the destination (`landed`: each id's copies, as event texts) or among
-/// the proxy's dead letters; then fails the test naming what was lost, an
+/// the edge's dead letters (its R2 archive); then fails the test naming what was lost, an
 /// event that landed other than as sent, or a fault the run never met
 /// (throttling, a 500, a partial call, a lost response). Prints and returns
 /// the tally.
@@ -17,19 +28,13 @@ pub fn assert_nothing_lost(
     what: &str,
     sent: &[(String, String)],
     proxy: &FaultProxy,
+    edge: &Edge,
     landed: impl Fn() -> std::collections::BTreeMap<String, Vec<String>>,
-    log: impl Fn() -> String,
 ) -> Tally {
     use std::collections::BTreeSet;
     let ids: BTreeSet<&str> = sent.iter().map(|(id, _)| id.as_str()).collect();
-    let dead = || -> BTreeSet<String> {
-        proxy
-            .dead_letters()
-            .iter()
-            .filter_map(|l| edgehose_shared::envelope::Envelope::parse(l).ok())
-            .map(|e| e.id.into_owned())
-            .collect()
-    };
+    let log = || edge.log();
+    let dead = || -> BTreeSet<String> { dead_letter_ids(edge) };
     let complete = crate::events::wait_for(Duration::from_secs(120), || {
         let (got, dl) = (landed(), dead());
         ids.iter().all(|id| got.contains_key(*id) || dl.contains(*id))

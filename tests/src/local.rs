@@ -64,12 +64,14 @@ impl Local {
             ("AWS_ACCESS_KEY_ID", firehose::DEV_ACCESS_KEY_ID),
             ("AWS_SECRET_ACCESS_KEY", firehose::DEV_SECRET_ACCESS_KEY),
             ("FIREHOSE_ENDPOINT", firehose.url()),
+            // What did not land goes back on the queue for a second or two, not minutes.
+            ("QUEUE_RETRY_BASE_SECONDS", "1"),
+            ("QUEUE_RETRY_MAX_SECONDS", "2"),
         ];
         pairs.extend_from_slice(bindings);
         let mut options = EdgeOptions::new(&pairs);
         options.max_retries = 20;
         options.max_batch_size = 20;
-        options.dlq_sink = Some(format!("{}/_edgehose/dead-letter", firehose.url()));
         edit(&mut options);
         let edge = Edge::start(&options).unwrap_or_else(|e| panic!("could not start the edge Worker: {e}"));
         Self { firehose, edge, dir }
@@ -83,9 +85,14 @@ impl Local {
         let _ = std::fs::remove_dir_all(dir);
     }
 
-    /// What the destination holds now.
+    /// What the destination holds now, and the edge's dead letters.
     pub fn destination(&self) -> Destination {
-        Destination::read(&self.dir, &self.firehose.transform_log())
+        let mut d = Destination::read(&self.dir, &self.firehose.transform_log());
+        d.dead_letters = self
+            .edge
+            .dead_letters()
+            .unwrap_or_else(|e| panic!("could not read the edge's dead letters: {e}"));
+        d
     }
 
     /// Waits (delivering buffers as it goes) until `done` holds of the
@@ -112,7 +119,7 @@ pub struct Destination {
     pub rejected: BTreeMap<String, Vec<serde_json::Value>>,
     /// Envelope lines kept under the error prefix.
     pub failed: Vec<serde_json::Value>,
-    /// Lines under `dead-letter/`.
+    /// Lines the edge archived as dead letters (its `DEAD_LETTERS` bucket).
     pub dead_letters: Vec<String>,
 }
 
@@ -142,8 +149,6 @@ impl Destination {
                             .filter_map(|l| serde_json::from_str(l).ok()),
                     );
                 }
-            } else if rel.starts_with("dead-letter/") {
-                d.dead_letters.extend(text.lines().map(str::to_owned));
             } else {
                 for line in text.lines() {
                     let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {

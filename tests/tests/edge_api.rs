@@ -266,6 +266,83 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
     enc.finish().unwrap()
 }
 
+/// A gzip body of `mib` MiB that would inflate to about a thousand times
+/// that in zeros: one deflate block of a MiB of zeros, which refers only to
+/// the zeros before it, laid end to end (its trailer's checksum is not the
+/// zeros': the cap must stop it long before the end).
+fn gzip_bomb(mib: usize) -> Vec<u8> {
+    use flate2::{Compress, Compression, FlushCompress};
+    let zeros = vec![0u8; 1 << 20];
+    let mut z = Compress::new(Compression::best(), false);
+    let mut deflate = |input: &[u8], flush| {
+        let mut out = Vec::with_capacity(64 << 10);
+        z.compress_vec(input, &mut out, flush).unwrap();
+        out
+    };
+    let first = deflate(&zeros[..1 << 16], FlushCompress::Sync);
+    let block = deflate(&zeros, FlushCompress::Sync);
+    let last = deflate(&[], FlushCompress::Finish);
+    let mut body = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255];
+    body.extend_from_slice(&first);
+    while body.len() + block.len() < mib << 20 {
+        body.extend_from_slice(&block);
+    }
+    body.extend_from_slice(&last);
+    body.extend_from_slice(&[0; 8]);
+    body
+}
+
+/// The resident memory of the `workerd` serving `edge`, in bytes.
+fn workerd_rss(edge: &Edge) -> u64 {
+    let mut pids = vec![edge.pid()];
+    while let Some(pid) = pids.pop() {
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        if comm.trim() == "workerd" {
+            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+            let kb: u64 = status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+                .unwrap();
+            return kb * 1024;
+        }
+        for task in std::fs::read_dir(format!("/proc/{pid}/task"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let children = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+            pids.extend(children.split_whitespace().filter_map(|c| c.parse::<u32>().ok()));
+        }
+    }
+    panic!("no workerd under process {}", edge.pid());
+}
+
+#[test]
+fn a_gzip_bomb_is_refused_a_slice_past_the_cap_and_leaves_the_isolates_memory_flat() {
+    let sandbox = sandbox();
+    let edge = edge(&sandbox, &[]);
+    let gz = [("content-type", "application/x-ndjson"), ("content-encoding", "gzip")];
+    let r = post(edge.url(), &gzip(ride_sample("warm", 1).as_bytes()), &gz);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let before = workerd_rss(&edge);
+    // A body just under the 1 MiB limit that inflates to about a gigabyte.
+    let bomb = gzip_bomb(1);
+    assert!(bomb.len() <= 1 << 20);
+    for _ in 0..3 {
+        let (status, code, msg) = error_of(&post(edge.url(), &bomb, &gz));
+        assert_eq!((status, code.as_str()), (413, "body_too_large"), "{msg}");
+    }
+    let grew = workerd_rss(&edge).saturating_sub(before);
+    println!(
+        "three gzip bombs of {} bytes: workerd's resident memory grew {} KB",
+        bomb.len(),
+        grew / 1024
+    );
+    // An isolate has 128 MB in all: inflating a chunk whole would pass it.
+    assert!(grew < 32 << 20, "workerd grew {} MB inflating gzip bombs", grew >> 20);
+}
+
 #[test]
 fn gzip_bodies_are_inflated_by_the_runtime_within_the_limits_and_broken_ones_quarantined() {
     let sandbox = sandbox();
@@ -502,7 +579,10 @@ fn redrive_is_off_without_an_admin_key_and_asks_for_it_when_on() {
     let r = request("GET", &url, &[("authorization", "Bearer sixteen-chars-or-more")], b"");
     assert_eq!(
         (r.status, r.text()),
-        (200, r#"{"archived_objects":0,"more":false}"#.to_owned())
+        (
+            200,
+            r#"{"archived_objects":0,"more":false,"set_aside_objects":0}"#.to_owned()
+        )
     );
     let short = edge(&sandbox, &[("ADMIN_KEY", "short")]);
     let (status, _, msg) = error_of(&post(short.url(), ride_sample("x", 1).as_bytes(), &[]));

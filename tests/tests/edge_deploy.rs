@@ -59,10 +59,49 @@ fn setting(toml: &str, name: &str) -> String {
         .unwrap_or_else(|| panic!("{name} is not set in wrangler.toml"))
 }
 
+/// Each `[[queues.consumers]]` table of wrangler.toml as its `key = value` pairs.
+fn consumers(toml: &str) -> Vec<std::collections::BTreeMap<String, String>> {
+    let mut out = Vec::new();
+    let mut current: Option<std::collections::BTreeMap<String, String>> = None;
+    for line in toml.lines().map(str::trim) {
+        if line.starts_with('[') {
+            out.extend(current.take());
+            if line == "[[queues.consumers]]" {
+                current = Some(Default::default());
+            }
+        } else if let (Some(c), Some((k, v))) = (current.as_mut(), line.split_once('='))
+            && !line.starts_with('#')
+        {
+            c.insert(k.trim().to_owned(), v.trim().trim_matches('"').to_owned());
+        }
+    }
+    out.extend(current);
+    out
+}
+
 #[test]
-fn the_consumer_knows_which_delivery_is_its_last() {
+fn what_the_events_queues_give_up_is_archived_and_the_archive_outlasts_an_r2_outage() {
     let toml = std::fs::read_to_string(tools::repo_root().join("wrangler.toml")).unwrap();
-    assert_eq!(setting(&toml, "QUEUE_MAX_RETRIES"), setting(&toml, "max_retries"));
+    let dlq = setting(&toml, "DEAD_LETTER_QUEUE_NAME");
+    let all = consumers(&toml);
+    let (archive, events): (Vec<_>, Vec<_>) = all.iter().partition(|c| c["queue"] == dlq);
+    assert_eq!(archive.len(), 1, "one consumer archives the dead-letter queue: {all:?}");
+    assert!(!events.is_empty());
+    for c in &events {
+        assert_eq!(
+            c.get("dead_letter_queue"),
+            Some(&dlq),
+            "{c:?}: Cloudflare deletes what it gives up on without one"
+        );
+    }
+    // The archive's consumer retries with growing delays (a minute, doubling
+    // to 12 hours): its max_retries span longer than a queue keeps messages
+    // by default (4 days), so an R2 outage cannot burn them.
+    let retries: u32 = archive[0]["max_retries"].parse().unwrap();
+    let span: u64 = (1..=retries)
+        .map(|n| u64::from(edgehose_shared::requeue::redelivery_delay_seconds(n)))
+        .sum();
+    assert!(span > 4 * 24 * 3600, "{retries} retries span only {span} s");
 }
 
 #[test]

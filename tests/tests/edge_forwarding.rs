@@ -13,9 +13,8 @@ use edgehose_local::fault_proxy::FaultProxy;
 use edgehose_local::faults::FaultPlan;
 use edgehose_local::miniflare::{Edge, EdgeOptions};
 use edgehose_sample::ride_sample;
-use edgehose_shared::envelope::Envelope;
 use edgehose_tests::events::{landed, post, wait_for};
-use edgehose_tests::faults::assert_nothing_lost;
+use edgehose_tests::faults::{assert_nothing_lost, dead_letter_ids};
 use edgehose_tests::sandbox::Sandbox;
 
 fn sandbox() -> Sandbox {
@@ -33,6 +32,9 @@ fn options(sandbox: &Sandbox, mode: &str, endpoint: &str) -> EdgeOptions {
         // Quick retries, so fault tests finish in seconds.
         ("RETRY_BASE_DELAY_MS", "20"),
         ("RETRY_MAX_DELAY_MS", "300"),
+        // The consumer puts what did not land back on the queue for a second or two, not minutes.
+        ("QUEUE_RETRY_BASE_SECONDS", "1"),
+        ("QUEUE_RETRY_MAX_SECONDS", "2"),
         // A budget moto can meet while it serves every test of this file at
         // once (one of its calls has been seen to take over 6 s then); still
         // inside the 30 s waitUntil allows.
@@ -43,6 +45,12 @@ fn options(sandbox: &Sandbox, mode: &str, endpoint: &str) -> EdgeOptions {
     ]);
     o.max_retries = 4;
     o
+}
+
+/// A fault proxy with `plan` in front of the sandbox's moto.
+fn behind(sandbox: &Sandbox, plan: FaultPlan, seed: u64) -> FaultProxy {
+    FaultProxy::start(&sandbox.moto.endpoint(), sandbox.edge.clone(), plan, seed)
+        .unwrap_or_else(|e| panic!("could not start the fault proxy: {e}"))
 }
 
 fn start(options: &EdgeOptions) -> Edge {
@@ -217,10 +225,10 @@ fn a_slow_queue_write_holds_the_answer_only_in_queue_mode_without_a_window() {
     assert_eq!(queue_messages(&waiting), 2);
     assert_exactly_once(&sandbox, &waiting, &sent);
 
-    // With a window the answers go first; its write (slower still here, so
-    // the answers cannot miss it on a busy machine) follows in `waitUntil`.
+    // With a window the answers go first; its write (as slow, inside the
+    // 3 s a queue write may take before the window is sent on directly)
+    // follows in `waitUntil`.
     opts.bindings.insert("QUEUE_WINDOW_MS".into(), "200".into());
-    opts.queue_write_ms = 4 * WRITE_MS;
     let windowed = start(&opts);
     let first = post_events(&windowed, "slow-write-window", 3, 5);
     assert_eq!(queue_messages(&windowed), 0, "the answers waited for the queue");
@@ -254,7 +262,6 @@ fn survive_faults(mode: &str, seed: u64) {
     let plan = FaultPlan::every_kind();
     let proxy = FaultProxy::start(&sandbox.moto.endpoint(), sandbox.edge.clone(), plan, seed).unwrap();
     let mut opts = options(&sandbox, mode, proxy.url());
-    opts.dlq_sink = Some(proxy.dead_letter_url());
     // One message per consumer run, so the queue path makes enough calls to meet every fault.
     opts.max_batch_size = 1;
     let edge = start(&opts);
@@ -273,7 +280,7 @@ fn survive_faults(mode: &str, seed: u64) {
             })
             .collect()
     };
-    assert_nothing_lost(&format!("{mode} mode"), &sent, &proxy, texts, || edge.log());
+    assert_nothing_lost(&format!("{mode} mode"), &sent, &proxy, &edge, texts);
 }
 
 #[test]
@@ -287,43 +294,40 @@ fn queue_mode_loses_nothing_under_throttling_partial_failures_and_500s() {
 }
 
 #[test]
-fn when_firehose_stays_down_every_event_is_dead_lettered() {
+fn when_firehose_stays_down_every_event_is_dead_lettered_past_a_refusing_dead_letter_queue() {
     let sandbox = sandbox();
     let down = FaultPlan {
         throttle: 1.0,
         ..FaultPlan::default()
     };
-    let proxy = FaultProxy::start(&sandbox.moto.endpoint(), sandbox.edge.clone(), down, 3).unwrap();
+    let proxy = behind(&sandbox, down, 3);
     let mut opts = options(&sandbox, "direct", proxy.url());
-    opts.dlq_sink = Some(proxy.dead_letter_url());
+    // The dead-letter queue refuses everything: dead letters never pass through it.
+    opts.refuse_queues = vec!["DEAD_LETTER_QUEUE".into()];
     let edge = start(&opts);
     let sent = post_events(&edge, "down", 4, 5);
     let ids: BTreeSet<String> = sent.iter().map(|(id, _)| id.clone()).collect();
-    let all_dead = wait_for(Duration::from_secs(60), || {
-        let dl: BTreeSet<String> = proxy
-            .dead_letters()
-            .iter()
-            .map(|l| Envelope::parse(l).unwrap().id.into_owned())
-            .collect();
-        ids.is_subset(&dl)
-    });
-    assert!(all_dead, "dead letters: {}\n{}", proxy.dead_letters().len(), edge.log());
+    let all_dead = wait_for(Duration::from_secs(60), || ids.is_subset(&dead_letter_ids(&edge)));
+    assert!(all_dead, "dead letters: {:?}\n{}", dead_letter_ids(&edge), edge.log());
     assert!(landed(&sandbox).is_empty());
-    let told = wait_for(Duration::from_secs(10), || {
-        edge.log().contains("sent to the dead-letter queue")
-    });
-    assert!(told, "{}", edge.log());
+    assert!(edge.log().contains("dead-lettered to dead-letters/"), "{}", edge.log());
+    // Written under keys made from their lines: one object per window.
+    let objects = edge.archived("dead-letters/").unwrap();
+    assert_eq!(objects.len(), 4, "{objects:?}");
+    assert_eq!(edge.cloudflare_stats().unwrap().wait_until_cut, 0);
 }
 
 #[test]
-fn without_a_dead_letter_queue_a_loss_is_logged_with_every_id() {
+fn without_an_archive_or_a_queue_a_loss_is_logged_with_every_id_and_counted() {
     let sandbox = sandbox();
     let down = FaultPlan {
         errors: 1.0,
         ..FaultPlan::default()
     };
-    let proxy = FaultProxy::start(&sandbox.moto.endpoint(), sandbox.edge.clone(), down, 5).unwrap();
+    let proxy = behind(&sandbox, down, 5);
     let mut opts = options(&sandbox, "direct", proxy.url());
+    opts.dead_letters_bucket = false;
+    opts.events_queue = false;
     opts.dead_letter_queue = false;
     let edge = start(&opts);
     let sent = post_events(&edge, "lost", 1, 3);
@@ -333,18 +337,112 @@ fn without_a_dead_letter_queue_a_loss_is_logged_with_every_id() {
     for (id, _) in &sent {
         assert!(log.contains(id.as_str()), "{id} is named in the log:\n{log}");
     }
+    assert!(log.contains("no DEAD_LETTERS bucket binding"), "{log}");
     assert!(
         !log.contains(sandbox.edge.secret_access_key()),
         "the secret is never logged"
     );
+    assert_eq!(
+        health(&edge)["isolate"]["lost_events"],
+        3,
+        "counted where an operator looks"
+    );
 }
 
-fn dead_ids(proxy: &FaultProxy) -> BTreeSet<String> {
-    proxy
-        .dead_letters()
-        .iter()
-        .map(|l| Envelope::parse(l).unwrap().id.into_owned())
-        .collect()
+/// The Worker isolate's `/healthz`.
+fn health(edge: &Edge) -> serde_json::Value {
+    let body = edgehose_local::tools::http_get(&format!("{}/healthz", edge.url())).unwrap();
+    serde_json::from_str(&body).unwrap()
+}
+
+#[test]
+fn when_r2_fails_direct_modes_dead_letters_go_back_to_the_queue_and_land_once_firehose_is_back() {
+    let sandbox = sandbox();
+    let down = FaultPlan {
+        throttle: 1.0,
+        ..FaultPlan::default()
+    };
+    let proxy = behind(&sandbox, down, 53);
+    let mut opts = options(&sandbox, "direct", proxy.url());
+    opts.bindings.insert("RETRY_BUDGET_MS".into(), "1000".into());
+    opts.cloudflare_faults.r2_fail = 1.0;
+    let edge = start(&opts);
+    let sent = post_events(&edge, "r2down", 4, 3);
+    let handed = wait_for(Duration::from_secs(60), || {
+        edge.log().matches("handed to the events queue instead").count() >= 4
+    });
+    assert!(handed, "{}", edge.log());
+    proxy.set_plan(FaultPlan::default()).unwrap();
+    assert_landed_as_sent(&sandbox, &edge, &sent);
+    let stats = edge.cloudflare_stats().unwrap();
+    assert!(stats.r2_failed >= 8, "{stats:?}");
+    assert_eq!(stats.wait_until_cut, 0, "{stats:?}");
+}
+
+/// Asserts every sent event landed, as sent (copies beyond the first are
+/// allowed: a resend after a lost or late answer).
+fn assert_landed_as_sent(sandbox: &Sandbox, edge: &Edge, sent: &[(String, String)]) {
+    let ids: BTreeSet<&str> = sent.iter().map(|(id, _)| id.as_str()).collect();
+    let complete = wait_for(Duration::from_secs(90), || {
+        let got = landed(sandbox);
+        ids.iter().all(|id| got.contains_key(*id))
+    });
+    let got = landed(sandbox);
+    assert!(
+        complete,
+        "missing: {:?}\n{}",
+        ids.iter().filter(|id| !got.contains_key(**id)).collect::<Vec<_>>(),
+        edge.log()
+    );
+    for (id, text) in sent {
+        assert!(
+            got[id].iter().all(|c| c.event.as_ref().unwrap().get() == text),
+            "{id} landed other than as sent"
+        );
+    }
+}
+
+#[test]
+fn a_firehose_outage_longer_than_the_queues_retries_ends_with_every_event_delivered() {
+    let sandbox = sandbox();
+    let down = FaultPlan {
+        throttle: 1.0,
+        ..FaultPlan::default()
+    };
+    let proxy = behind(&sandbox, down, 59);
+    let mut opts = options(&sandbox, "queue", proxy.url());
+    opts.bindings.insert("RETRY_BUDGET_MS".into(), "500".into());
+    // Cloudflare's own retries would be spent in the first seconds; the
+    // consumer's tries (a second, then two, …) outlast the outage.
+    opts.max_retries = 1;
+    let edge = start(&opts);
+    let sent = post_events(&edge, "outage", 8, 3);
+    std::thread::sleep(Duration::from_secs(12));
+    let calls_in_outage = proxy.stats().throttled;
+    proxy.set_plan(FaultPlan::default()).unwrap();
+    assert_exactly_once(&sandbox, &edge, &sent);
+    assert!(calls_in_outage >= 8, "{:?}", proxy.stats());
+    assert!(dead_letter_ids(&edge).is_empty(), "nothing was dead-lettered");
+    assert!(edge.log().contains("goes back to the queue"), "{}", edge.log());
+}
+
+#[test]
+fn a_consumer_run_with_a_partial_failure_sends_again_only_what_did_not_land() {
+    let sandbox = sandbox();
+    let partial = FaultPlan {
+        partial: 0.5,
+        ..FaultPlan::default()
+    };
+    let proxy = behind(&sandbox, partial, 61);
+    let mut opts = options(&sandbox, "queue", proxy.url());
+    // One try per run, so a partial call is settled by the queue, not the run's own retries.
+    opts.bindings.insert("RETRY_MAX_ATTEMPTS".into(), "1".into());
+    opts.max_batch_size = 1;
+    let edge = start(&opts);
+    let sent = post_events(&edge, "partial", 12, 6);
+    // Exactly once: what landed in a partial call was never sent again.
+    assert_exactly_once(&sandbox, &edge, &sent);
+    assert!(proxy.stats().partial > 0, "{:?}", proxy.stats());
 }
 
 /// A sandbox, a proxy in front of it that never answers, and options for an
@@ -355,11 +453,10 @@ fn behind_a_firehose_that_never_answers(mode: &str, budget_ms: u32) -> (Sandbox,
         hang: 1.0,
         ..FaultPlan::default()
     };
-    let proxy = FaultProxy::start(&sandbox.moto.endpoint(), sandbox.edge.clone(), hang, 13).unwrap();
+    let proxy = behind(&sandbox, hang, 13);
     let mut opts = options(&sandbox, mode, proxy.url());
     opts.bindings.insert("RETRY_BUDGET_MS".into(), budget_ms.to_string());
     opts.bindings.insert("CALL_TIMEOUT_MS".into(), "1000".into());
-    opts.dlq_sink = Some(proxy.dead_letter_url());
     (sandbox, proxy, opts)
 }
 
@@ -370,7 +467,7 @@ fn a_firehose_call_that_never_answers_is_abandoned_and_its_events_dead_lettered_
     let sent = post_events(&edge, "hung", 3, 2);
     let ids: BTreeSet<String> = sent.iter().map(|(id, _)| id.clone()).collect();
     // waitUntil would cut the calls off at 30 s; the budget ends them at 3.
-    let all_dead = wait_for(Duration::from_secs(25), || ids.is_subset(&dead_ids(&proxy)));
+    let all_dead = wait_for(Duration::from_secs(25), || ids.is_subset(&dead_letter_ids(&edge)));
     assert!(all_dead, "{:?}\n{}", proxy.stats(), edge.log());
     assert!(proxy.stats().hung >= 3, "{:?}", proxy.stats());
     let log = edge.log();
@@ -379,76 +476,130 @@ fn a_firehose_call_that_never_answers_is_abandoned_and_its_events_dead_lettered_
 }
 
 #[test]
-fn in_queue_mode_a_call_that_never_answers_is_redelivered_then_dead_lettered_by_id() {
+fn in_queue_mode_a_call_that_never_answers_is_tried_again_later_then_dead_lettered_by_id() {
     let (_sandbox, proxy, mut opts) = behind_a_firehose_that_never_answers("queue", 1500);
-    opts.max_retries = 2;
+    opts.bindings.insert("QUEUE_DELIVERY_ATTEMPTS".into(), "3".into());
     let edge = start(&opts);
     let sent = post_events(&edge, "qhung", 2, 3);
     let ids: BTreeSet<String> = sent.iter().map(|(id, _)| id.clone()).collect();
-    let all_dead = wait_for(Duration::from_secs(60), || ids.is_subset(&dead_ids(&proxy)));
+    let all_dead = wait_for(Duration::from_secs(60), || ids.is_subset(&dead_letter_ids(&edge)));
     assert!(all_dead, "{:?}\n{}", proxy.stats(), edge.log());
     let log = edge.log();
-    assert!(log.contains("the queue redelivers them (delivery 1 of 3)"), "{log}");
-    assert!(log.contains("delivery 3 of 3"), "{log}");
+    assert!(log.contains("what did not land goes back to the queue"), "{log}");
+    assert!(log.contains("try 2, in "), "{log}");
+    assert!(log.contains("tried 3 times"), "{log}");
     for id in &ids {
         assert!(log.contains(id.as_str()), "{id} is named in the log:\n{log}");
     }
 }
 
 #[test]
-fn in_queue_mode_without_a_dead_letter_queue_the_last_delivery_names_every_id_and_why() {
+fn in_queue_mode_when_nothing_can_keep_them_the_message_is_left_to_the_queue_named_by_id() {
     let sandbox = sandbox();
     let down = FaultPlan {
         errors: 1.0,
         ..FaultPlan::default()
     };
-    let proxy = FaultProxy::start(&sandbox.moto.endpoint(), sandbox.edge.clone(), down, 19).unwrap();
+    let proxy = behind(&sandbox, down, 19);
     let mut opts = options(&sandbox, "queue", proxy.url());
     opts.bindings.insert("RETRY_BUDGET_MS".into(), "500".into());
-    opts.dead_letter_queue = false;
-    opts.max_retries = 1;
+    opts.bindings.insert("QUEUE_DELIVERY_ATTEMPTS".into(), "1".into());
+    opts.dead_letters_bucket = false;
     let edge = start(&opts);
-    let sent = post_events(&edge, "qlost", 1, 4);
-    let logged = wait_for(Duration::from_secs(60), || edge.log().contains("LOST 4 events"));
+    let sent = post_events(&edge, "qkept", 1, 4);
+    let logged = wait_for(Duration::from_secs(60), || {
+        edge.log().contains("could not be dead-lettered")
+    });
     let log = edge.log();
     assert!(logged, "{log}");
     assert!(log.contains("[InternalFailure]"), "the typed reason is logged:\n{log}");
+    // Redelivered a minute later (then doubling), not at once: the queue's
+    // retries are not burnt while nothing can keep the events.
+    assert!(log.contains("the queue redelivers the message in 60 s"), "{log}");
     for (id, _) in &sent {
         assert!(log.contains(id.as_str()), "{id} is named in the log:\n{log}");
     }
+    assert!(!log.contains("LOST"), "{log}");
 }
 
-#[test]
-fn a_queue_message_that_is_not_text_is_dead_lettered_as_it_came() {
-    let sandbox = sandbox();
-    let proxy = FaultProxy::start(&sandbox.moto.endpoint(), sandbox.edge.clone(), FaultPlan::default(), 23).unwrap();
-    let mut opts = options(&sandbox, "queue", proxy.url());
-    opts.dlq_sink = Some(proxy.dead_letter_url());
-    let edge = start(&opts);
+/// Sends `body` to a queue binding as another producer would, through the
+/// runner's control URL (bytes with `application/octet-stream`).
+fn produce(edge: &Edge, binding: &str, body: &[u8], content_type: &str) {
     let sent = edgehose_local::http::send(
-        http::Request::post(format!("{}/queues/EVENTS_QUEUE", edge.control_url()))
-            .header("content-type", "application/octet-stream")
-            .body(b"not-an-envelope".to_vec())
+        http::Request::post(format!("{}/queues/{binding}", edge.control_url()))
+            .header("content-type", content_type)
+            .body(body.to_vec())
             .unwrap(),
     )
     .unwrap();
     assert_eq!(sent.status, 200, "{}", sent.text());
-    let moved = wait_for(Duration::from_secs(30), || {
+}
+
+#[test]
+fn a_queue_message_that_is_not_text_is_archived_as_it_came() {
+    let sandbox = sandbox();
+    let proxy = behind(&sandbox, FaultPlan::default(), 23);
+    let edge = start(&options(&sandbox, "queue", proxy.url()));
+    produce(&edge, "EVENTS_QUEUE", b"not-an-envelope", "application/octet-stream");
+    let kept = wait_for(Duration::from_secs(30), || {
         edge.log()
-            .contains("is not text (not sent by this Worker); moved to the dead-letter queue")
+            .contains("is not text (not sent by this Worker); archived as it came")
     });
-    assert!(moved, "{}", edge.log());
+    assert!(kept, "{}", edge.log());
+    // Its bytes, as base64, in a rejected line of the archive.
+    let archived = edge.dead_letters().unwrap().join("\n");
+    assert!(archived.contains("bm90LWFuLWVudmVsb3Bl"), "{archived}");
     // Text sent the same way is an envelope line like any other and lands.
     let line = edgehose_tests::events::edge_envelopes(&ride_sample("probe", 1)).remove(0);
-    let sent = edgehose_local::http::send(
-        http::Request::post(format!("{}/queues/EVENTS_QUEUE", edge.control_url()))
-            .body(line.into_bytes())
-            .unwrap(),
-    )
-    .unwrap();
-    assert_eq!(sent.status, 200);
+    produce(&edge, "EVENTS_QUEUE", line.as_bytes(), "text/plain");
     assert!(wait_for(Duration::from_secs(30), || landed(&sandbox).contains_key("probe-1")));
     assert_eq!(proxy.stats().calls, 1, "{:?}", proxy.stats());
+}
+
+#[test]
+fn a_bad_deploy_keeps_queued_events_for_hours_and_still_archives_dead_letters() {
+    let sandbox = sandbox();
+    let mut opts = options(&sandbox, "queue", &sandbox.moto.endpoint());
+    opts.bindings.insert("SINK".into(), "fire-hose".into());
+    let edge = start(&opts);
+    let r = post(edge.url(), b"{}", &[("content-type", "application/json")]);
+    assert_eq!(r.status, 500, "{}", r.text());
+    let line = edgehose_tests::events::edge_envelopes(&ride_sample("deploy", 1)).remove(0);
+    produce(&edge, "EVENTS_QUEUE", line.as_bytes(), "text/plain");
+    produce(&edge, "DEAD_LETTER_QUEUE", line.as_bytes(), "text/plain");
+    // The events queue's message waits a minute (then longer each time) for
+    // a configuration that can be read; the dead-letter queue's is archived
+    // with nothing but the R2 binding.
+    let waited = wait_for(Duration::from_secs(30), || {
+        edge.log()
+            .contains("wait for a configuration that can be read; redelivered in 60 s")
+    });
+    assert!(waited, "{}", edge.log());
+    assert!(
+        wait_for(Duration::from_secs(30), || dead_letter_ids(&edge).contains("deploy-1")),
+        "{}",
+        edge.log()
+    );
+}
+
+#[test]
+fn an_archive_that_fails_leaves_the_dead_letter_queues_batch_for_later() {
+    let sandbox = sandbox();
+    let mut opts = options(&sandbox, "queue", &sandbox.moto.endpoint());
+    opts.cloudflare_faults.r2_fail = 1.0;
+    let edge = start(&opts);
+    let line = edgehose_tests::events::edge_envelopes(&ride_sample("r2fail", 1)).remove(0);
+    produce(&edge, "DEAD_LETTER_QUEUE", line.as_bytes(), "text/plain");
+    let later = wait_for(Duration::from_secs(30), || {
+        edge.log().contains("could not archive 1 dead letters")
+    });
+    assert!(later, "{}", edge.log());
+    assert!(
+        edge.log().contains("the queue redelivers them later (delivery 1)"),
+        "{}",
+        edge.log()
+    );
+    assert!(edge.cloudflare_stats().unwrap().r2_failed >= 2);
 }
 
 /// The most calls the proxy saw in flight at once while 16 requests were
@@ -460,7 +611,7 @@ fn most_in_flight(cap: Option<&str>) -> u64 {
         latency_ms: 300,
         ..FaultPlan::default()
     };
-    let proxy = FaultProxy::start(&sandbox.moto.endpoint(), sandbox.edge.clone(), slow, 1).unwrap();
+    let proxy = behind(&sandbox, slow, 1);
     let mut opts = options(&sandbox, "direct", proxy.url());
     if let Some(cap) = cap {
         opts.bindings.insert("MAX_IN_FLIGHT_CALLS".into(), cap.into());
@@ -541,10 +692,86 @@ fn a_shard_that_refuses_hands_its_messages_to_the_next() {
 }
 
 #[test]
-fn when_every_shard_refuses_the_events_are_delivered_directly_not_refused() {
-    let (messages, log) = sharded(2, &["EVENTS_QUEUE", "EVENTS_QUEUE_1"], "all-refused");
-    assert_eq!(messages.iter().sum::<u64>(), 0);
-    assert!(log.contains("every events queue refused"), "{log}");
+fn when_every_shard_refuses_a_request_that_waits_for_the_queue_is_answered_503_with_retry_after() {
+    let sandbox = sandbox();
+    let mut opts = options(&sandbox, "queue", &sandbox.moto.endpoint());
+    opts.bindings.insert("QUEUE_WINDOW_MS".into(), "0".into());
+    opts.queue_shards = 2;
+    let edge = start(&opts);
+    edge.set_faults(&serde_json::json!({"queue_refuse": 1.0})).unwrap();
+    let event = ride_sample("refused", 1);
+    let r = post(edge.url(), event.as_bytes(), &[("content-type", "application/json")]);
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert!(r.header("retry-after").is_some(), "{r:?}");
+    assert!(r.text().contains("no events queue took"), "{}", r.text());
+    // The queues are back: the client's retry is taken, and lands once.
+    edge.set_faults(&serde_json::json!({"queue_refuse": 0.0})).unwrap();
+    let r = post(edge.url(), event.as_bytes(), &[("content-type", "application/json")]);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_exactly_once(&sandbox, &edge, &[("refused-1".to_owned(), event)]);
+}
+
+#[test]
+fn a_queue_write_that_stalls_is_abandoned_in_time_and_its_window_delivered_directly() {
+    let sandbox = sandbox();
+    let mut opts = options(&sandbox, "queue", &sandbox.moto.endpoint());
+    opts.bindings.insert("QUEUE_WINDOW_MS".into(), "200".into());
+    // A write that would answer only after waitUntil's 30 s.
+    opts.cloudflare_faults.queue_stall_ms = 35_000;
+    let edge = start(&opts);
+    let started = std::time::Instant::now();
+    let sent = post_events(&edge, "stalled", 4, 3);
+    // Delivered directly once the write's 3 s were up, long before the cut.
+    assert_landed_as_sent(&sandbox, &edge, &sent);
+    assert!(started.elapsed() < Duration::from_secs(25), "{:?}", started.elapsed());
+    assert!(edge.log().contains("no answer within"), "{}", edge.log());
+    let stats = edge.cloudflare_stats().unwrap();
+    assert_eq!(stats.wait_until_cut, 0, "{stats:?}");
+}
+
+#[test]
+fn an_isolate_at_its_ceiling_holds_no_more_it_hands_requests_to_the_queue_or_answers_503() {
+    let sandbox = sandbox();
+    let hang = FaultPlan {
+        hang: 1.0,
+        ..FaultPlan::default()
+    };
+    let proxy = behind(&sandbox, hang, 67);
+    let mut opts = options(&sandbox, "direct", proxy.url());
+    let ceiling: u64 = 2 * 1024 * 1024;
+    opts.bindings.insert("MAX_HELD_BYTES".into(), ceiling.to_string());
+    opts.bindings.insert("CALL_TIMEOUT_MS".into(), "20000".into());
+    // No queue to hand on to at first.
+    opts.cloudflare_faults.queue_refuse = 1.0;
+    let edge = start(&opts);
+    // ~100 KB a request: the isolate holds twenty or so while the sink hangs.
+    let body: Vec<String> = (0..30)
+        .map(|i| {
+            format!(
+                r#"{{"event":"big","message_id":"big-{i}","properties":{{"pad":"{}"}}}}"#,
+                "x".repeat(3000)
+            )
+        })
+        .collect();
+    let body = body.join("\n");
+    let mut statuses = Vec::new();
+    for _ in 0..40 {
+        let r = post(edge.url(), body.as_bytes(), &[("content-type", "application/x-ndjson")]);
+        if r.status == 503 {
+            assert!(r.header("retry-after").is_some(), "{r:?}");
+            assert!(r.text().contains("MAX_HELD_BYTES"), "{}", r.text());
+        }
+        statuses.push(r.status);
+    }
+    let held = health(&edge)["isolate"]["held_bytes"].as_u64().unwrap();
+    assert!(held <= ceiling, "{held} bytes held");
+    let refused = statuses.iter().filter(|&&s| s == 503).count();
+    assert!(refused > 0 && statuses[0] == 200, "{statuses:?}");
+    // With the queue back, a request past the ceiling is written to it first, and answered 200.
+    edge.set_faults(&serde_json::json!({"queue_refuse": 0.0})).unwrap();
+    let r = post(edge.url(), body.as_bytes(), &[("content-type", "application/x-ndjson")]);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(queue_messages(&edge) >= 1);
 }
 
 #[test]
@@ -577,7 +804,7 @@ fn a_throttled_delivery_streams_calls_move_to_the_other() {
         throttle_stream: Some("clicks-2".into()),
         ..FaultPlan::default()
     };
-    let proxy = FaultProxy::start(&sandbox.moto.endpoint(), sandbox.edge.clone(), over_quota, 47).unwrap();
+    let proxy = behind(&sandbox, over_quota, 47);
     let mut opts = options(&sandbox, "direct", proxy.url());
     opts.bindings.insert(
         "FIREHOSE_STREAM".into(),

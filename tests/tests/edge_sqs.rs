@@ -172,7 +172,6 @@ fn survive_faults(mode: &str, seed: u64) {
     )
     .unwrap();
     let mut opts = options(&sandbox, mode, &sandbox.queue, proxy.url());
-    opts.dlq_sink = Some(proxy.dead_letter_url());
     opts.max_batch_size = 1;
     // Small messages, so a call carries several and partial failures split them.
     opts.bindings.insert("SQS_MESSAGE_TARGET_BYTES".into(), "1024".into());
@@ -187,7 +186,7 @@ fn survive_faults(mode: &str, seed: u64) {
             .map(|(id, copies)| (id, copies.into_iter().map(|(t, _)| t).collect()))
             .collect()
     };
-    assert_nothing_lost(&format!("sqs, {mode} mode"), &sent, &proxy, texts, || edge.log());
+    assert_nothing_lost(&format!("sqs, {mode} mode"), &sent, &proxy, &edge, texts);
 }
 
 #[test]

@@ -1,16 +1,18 @@
-// Runs the built edge Worker in Miniflare (workerd from npm) for the tests:
-// the Worker with its queue producers and consumer, plus a small drain that
-// posts every dead-letter message to a collector URL so tests can count them.
+// Runs the built edge Worker in Miniflare (workerd from npm) for the tests
+// and `edgehose dev`: the Worker with its queue producers and consumers and
+// its DEAD_LETTERS bucket, behind an entry module that makes Cloudflare's
+// side fail as it does in production (below).
 //
 //   node miniflare.mjs <build-dir> '<json options>'
-// options: { port, bindings: {NAME: "value"}, maxRetries, maxBatchSize, dlqSink, deadLetterQueue (default true), persist (a directory: R2 kept across restarts),
+// options: { port, bindings: {NAME: "value"}, maxRetries, maxBatchSize, deadLetterQueue (default true),
+//            deadLettersBucket (default true), persist (a directory: R2 kept across restarts),
 //            inspectorPort (the Worker's DevTools inspector on that port, 0: any free one; off when absent),
 //            queueWriteMs (each write to a queue takes this long, as a write to Cloudflare's
 //            Queues storage does; 0 or absent: at once),
 //            queueShards (events queues EVENTS_QUEUE, EVENTS_QUEUE_1, …, each with its consumer; default 1),
-//            refuseQueues (bindings whose every send and sendBatch throws, as a queue over its limits does) }
-// With a dlqSink, a small drain posts every dead-letter message there (tests count them); without
-// one, the Worker consumes its dead-letter queue itself and archives it in its DEAD_LETTERS bucket.
+//            refuseQueues (bindings whose every send and sendBatch throws, as a queue over its limits does),
+//            cloudflareFaults (the fault plan to start with: see the wrapper below) }
+// The Worker consumes its dead-letter queue itself and archives it in its DEAD_LETTERS bucket.
 // Prints {"url": "...", "control": "...", "inspector": "ws://…/edgehose" (when on)} on one line once ready; stops when stdin closes.
 // The control URL takes `POST /queues/<BINDING>`: the body is sent to that
 // queue as one message, as bytes when its content type is
@@ -26,51 +28,192 @@ const { Miniflare, convertV4MiniflareOptions } = await import(
 const [buildDir, json] = process.argv.slice(2);
 const opts = JSON.parse(json);
 
-const dlqDrain = `
-export default {
-  async queue(batch, env) {
-    for (const m of batch.messages) {
-      const r = await fetch(env.SINK, { method: "POST", body: String(m.body) });
-      if (r.ok) m.ack(); else m.retry();
-    }
-  },
-};`;
 
-// A queue write's round trip: Cloudflare's Queues resolve `send` and
-// `sendBatch` once the messages are written to the queue's storage, ~60 ms at
-// the median (Cloudflare's blog, 2024-10-24, "Durable Objects aren't just
-// durable, they're fast"), where Miniflare's resolve at once. This entry
-// module runs the built Worker with its queue producers wrapped so that each
-// write takes queueWriteMs: half on the way to the storage, half for the
-// confirmation back; and so that the bindings refuseQueues names throw, as a
-// queue over its limits does. The class keeps the binding's constructor name,
-// which the worker crate checks.
+// Cloudflare's side, failing as it does in production, around the built
+// Worker, which runs unchanged: this entry module hands it wrapped bindings
+// and a wrapped context instead of changing what `wrangler deploy` uploads.
+//  - Queues: each write takes queueWriteMs (Cloudflare resolves `send` and
+//    `sendBatch` once the messages are written to the queue's storage, ~60 ms
+//    at the median: Cloudflare's blog, 2024-10-24, "Durable Objects aren't
+//    just durable, they're fast"; Miniflare's resolve at once), plus any
+//    stall; a share of writes, or every write during an outage, throws
+//    "Too Many Requests", as a queue past its 5,000 messages a second does.
+//  - R2: a share of puts, or every put during an outage, throws as an R2
+//    incident does (10043 ServiceUnavailable); puts can stall.
+//  - waitUntil: every promise handed to it is watched; one still pending 30 s
+//    after its response would be cancelled in production, and is reported as
+//    cut (`GET /_edgehose/faults` counts them; tests and the soak fail on any).
+//  - Memory: the Worker's wasm memory is read after requests (at most every
+//    200 ms) and held against a ceiling (128 MB, an isolate's limit).
+// `PUT /_edgehose/faults` (JSON, snake_case, any subset) changes the plan at
+// run time; `GET` shows it with what it did. `GET /_edgehose/r2?prefix=`
+// lists the DEAD_LETTERS bucket's objects with their text. The class keeps
+// each queue binding's constructor name, which the worker crate checks.
 const shards = Math.max(1, Number(opts.queueShards ?? 1));
 const eventsQueues = Array.from({ length: shards }, (_, k) =>
   k === 0 ? ["EVENTS_QUEUE", "edgehose-events"] : [`EVENTS_QUEUE_${k}`, `edgehose-events-${k}`]);
-const refuse = opts.refuseQueues ?? [];
-const queueWrapper = (ms) => `
+const initialFaults = {
+  queue_write_ms: Number(opts.queueWriteMs ?? 0),
+  refuse_queues: opts.refuseQueues ?? [],
+  ...(opts.cloudflareFaults ?? {}),
+};
+const wrapper = `
 import Worker from "./index.js";
-const HALF = ${Number(ms) / 2};
-const REFUSE = ${JSON.stringify(refuse)};
-const half = () => (HALF > 0 ? new Promise((ok) => setTimeout(ok, HALF)) : Promise.resolve());
+const WAIT_UNTIL_LIMIT_MS = 30000;
+const QUEUES = ${JSON.stringify([...eventsQueues.map(([b]) => b), "DEAD_LETTER_QUEUE"])};
+const plan = {
+  queue_write_ms: 0, queue_refuse: 0, queue_stall_ms: 0, queue_outage_secs: 0, refuse_queues: [], queues: null,
+  r2_fail: 0, r2_stall_ms: 0, r2_outage_secs: 0, memory_ceiling_mb: 128,
+};
+const stats = {
+  queue_writes: 0, queue_refused: 0, queue_stalled: 0, r2_puts: 0, r2_failed: 0, r2_stalled: 0,
+  wait_until: 0, wait_until_pending: 0, wait_until_cut: 0, wait_until_longest_ms: 0,
+  wasm_memory_bytes: 0, wasm_memory_most_bytes: 0, over_memory_ceiling: 0,
+};
+let queueOutageUntil = 0, r2OutageUntil = 0, lastMemoryRead = 0;
+function setPlan(p) {
+  for (const [k, v] of Object.entries(p)) {
+    if (!(k in plan)) throw new Error("unknown fault " + k + "; known: " + Object.keys(plan).join(", "));
+    plan[k] = v;
+  }
+  for (const k of ["queue_refuse", "r2_fail"])
+    if (!(plan[k] >= 0 && plan[k] <= 1)) throw new Error(k + " is a share from 0 to 1, not " + plan[k]);
+  if (p.queue_outage_secs) queueOutageUntil = Date.now() + 1000 * p.queue_outage_secs;
+  if (p.r2_outage_secs) r2OutageUntil = Date.now() + 1000 * p.r2_outage_secs;
+}
+// The first plan is set by the first event: the global scope may not read the clock.
+let planned = false;
+const planOnce = () => {
+  if (!planned) {
+    planned = true;
+    setPlan(${JSON.stringify(initialFaults)});
+  }
+};
+const sleep = (ms) => (ms > 0 ? new Promise((ok) => setTimeout(ok, ms)) : Promise.resolve());
+function queueFaults(name) {
+  const scoped = plan.queues === null || plan.queues.includes(name);
+  if (plan.refuse_queues.includes(name) || (scoped && (Date.now() < queueOutageUntil || Math.random() < plan.queue_refuse))) {
+    stats.queue_refused++;
+    throw new Error("Queue sendBatch failed: Too Many Requests (injected)");
+  }
+}
 class WorkerQueue {
-  constructor(inner, refuses) { this.inner = inner; this.refuses = refuses; }
-  check() { if (this.refuses) throw new Error("Queue sendBatch failed: Too Many Requests (injected)"); }
-  async send(body, options) { await half(); this.check(); const r = await this.inner.send(body, options); await half(); return r; }
-  async sendBatch(messages, options) { await half(); this.check(); const r = await this.inner.sendBatch(messages, options); await half(); return r; }
+  constructor(inner, name) { this.inner = inner; this.name = name; }
+  async write(call) {
+    stats.queue_writes++;
+    const half = plan.queue_write_ms / 2;
+    const stall = (plan.queues === null || plan.queues.includes(this.name)) ? plan.queue_stall_ms : 0;
+    if (stall > 0) stats.queue_stalled++;
+    await sleep(half + stall);
+    queueFaults(this.name);
+    const r = await call();
+    await sleep(half);
+    return r;
+  }
+  send(body, options) { return this.write(() => this.inner.send(body, options)); }
+  sendBatch(messages, options) { return this.write(() => this.inner.sendBatch(messages, options)); }
+}
+class Bucket {
+  constructor(inner) { this.inner = inner; }
+  async put(key, value, options) {
+    stats.r2_puts++;
+    if (plan.r2_stall_ms > 0) { stats.r2_stalled++; await sleep(plan.r2_stall_ms); }
+    if (Date.now() < r2OutageUntil || Math.random() < plan.r2_fail) {
+      stats.r2_failed++;
+      throw new Error("put: We encountered an internal error. Please try again. (10043) (injected)");
+    }
+    return this.inner.put(key, value, options);
+  }
+  get(key, options) { return this.inner.get(key, options); }
+  head(key) { return this.inner.head(key); }
+  list(options) { return this.inner.list(options); }
+  delete(keys) { return this.inner.delete(keys); }
 }
 const wrap = (env) => {
   const out = { ...env };
-  for (const name of [${eventsQueues.map(([b]) => JSON.stringify(b)).join(", ")}, "DEAD_LETTER_QUEUE"])
-    if (env[name]) out[name] = new WorkerQueue(env[name], REFUSE.includes(name));
+  for (const name of QUEUES) if (env[name]) out[name] = new WorkerQueue(env[name], name);
+  if (env.DEAD_LETTERS) out.DEAD_LETTERS = new Bucket(env.DEAD_LETTERS);
   return out;
 };
-// worker-build's entry is a WorkerEntrypoint class: the subclass hands it the wrapped bindings.
+let pending = 0;
+const watch = (ctx) => ({
+  waitUntil(promise) {
+    const at = Date.now();
+    let settled = false;
+    stats.wait_until++;
+    stats.wait_until_pending = ++pending;
+    // Still pending 30 s after its response: production would have cut it off.
+    const cut = setTimeout(() => {
+      if (settled) return;
+      stats.wait_until_cut++;
+      console.error("edgehose-local: a waitUntil promise was still pending " + (Date.now() - at) + " ms after its response: production would have cancelled it (CUT)");
+    }, WAIT_UNTIL_LIMIT_MS);
+    const done = () => {
+      settled = true;
+      clearTimeout(cut);
+      stats.wait_until_pending = --pending;
+      stats.wait_until_longest_ms = Math.max(stats.wait_until_longest_ms, Date.now() - at);
+    };
+    Promise.resolve(promise).then(done, done);
+    return ctx.waitUntil(promise);
+  },
+  passThroughOnException() { return ctx.passThroughOnException(); },
+  get props() { return ctx.props; },
+});
+async function readMemory(worker, url) {
+  const now = Date.now();
+  if (now - lastMemoryRead < 200) return;
+  lastMemoryRead = now;
+  const r = await Worker.prototype.fetch.call(worker, new Request(new URL("/healthz", url)));
+  const bytes = (await r.json().catch(() => ({})))?.isolate?.wasm_memory_bytes;
+  if (typeof bytes !== "number") return;
+  stats.wasm_memory_bytes = bytes;
+  stats.wasm_memory_most_bytes = Math.max(stats.wasm_memory_most_bytes, bytes);
+  if (bytes > plan.memory_ceiling_mb * 1024 * 1024) {
+    stats.over_memory_ceiling++;
+    console.error("edgehose-local: the Worker's wasm memory is " + bytes + " bytes, past the " + plan.memory_ceiling_mb + " MB ceiling: production would end this isolate and everything it holds");
+  }
+}
+const json = (v, status = 200) => new Response(JSON.stringify(v), { status, headers: { "content-type": "application/json" } });
+async function control(url, request, env) {
+  if (url.pathname === "/_edgehose/faults") {
+    if (request.method === "PUT") {
+      try { setPlan(await request.json()); } catch (e) { return json({ error: String(e?.message ?? e) }, 400); }
+    }
+    return json({ plan, stats });
+  }
+  if (url.pathname === "/_edgehose/r2" && env.DEAD_LETTERS) {
+    const out = [];
+    let cursor;
+    do {
+      const page = await env.DEAD_LETTERS.list({ prefix: url.searchParams.get("prefix") ?? "", cursor, include: ["customMetadata"] });
+      for (const o of page.objects) {
+        const body = await env.DEAD_LETTERS.get(o.key);
+        out.push({ key: o.key, text: body === null ? "" : await body.text(), metadata: o.customMetadata ?? {} });
+      }
+      cursor = page.truncated ? page.cursor : undefined;
+    } while (cursor);
+    return json(out);
+  }
+  return json({ error: "unknown local route " + url.pathname }, 404);
+}
+// worker-build's entry is a WorkerEntrypoint class: the subclass hands it the wrapped bindings and context.
 if (typeof Worker !== "function") throw new Error("the built Worker's default export is not an entrypoint class");
-export default class extends Worker { constructor(ctx, env) { super(ctx, wrap(env)); } }
+export default class extends Worker {
+  constructor(ctx, env) {
+    planOnce();
+    super(watch(ctx), wrap(env));
+    this.rawEnv = env;
+  }
+  async fetch(request) {
+    const url = new URL(request.url);
+    if (url.pathname.startsWith("/_edgehose/")) return control(url, request, this.rawEnv);
+    const response = await super.fetch(request);
+    await readMemory(this, request.url).catch(() => {});
+    return response;
+  }
+}
 `;
-const delayed = Number(opts.queueWriteMs ?? 0) > 0 || refuse.length > 0;
 
 // Written in Miniflare 4's option shape, which Miniflare 5 converts.
 const mf = new Miniflare(convertV4MiniflareOptions({
@@ -81,7 +224,7 @@ const mf = new Miniflare(convertV4MiniflareOptions({
       name: "edgehose",
       modulesRoot: buildDir,
       modules: [
-        ...(delayed ? [{ type: "ESModule", path: `${buildDir}/queue-wrapper.mjs`, contents: queueWrapper(opts.queueWriteMs ?? 0) }] : []),
+        { type: "ESModule", path: `${buildDir}/cloudflare-faults.mjs`, contents: wrapper },
         { type: "ESModule", path: `${buildDir}/index.js` },
         { type: "CompiledWasm", path: `${buildDir}/index_bg.wasm` },
       ],
@@ -92,7 +235,7 @@ const mf = new Miniflare(convertV4MiniflareOptions({
         ...(opts.eventsQueue === false ? {} : Object.fromEntries(eventsQueues)),
         ...(opts.deadLetterQueue === false ? {} : { DEAD_LETTER_QUEUE: "edgehose-events-dlq" }),
       },
-      r2Buckets: ["DEAD_LETTERS"],
+      r2Buckets: opts.deadLettersBucket === false ? [] : ["DEAD_LETTERS"],
       queueConsumers: {
         ...Object.fromEntries(eventsQueues.map(([, queue]) => [queue, {
           maxBatchSize: opts.maxBatchSize ?? 100,
@@ -100,21 +243,9 @@ const mf = new Miniflare(convertV4MiniflareOptions({
           maxRetries: opts.maxRetries ?? 3,
           ...(opts.deadLetterQueue === false ? {} : { deadLetterQueue: "edgehose-events-dlq" }),
         }])),
-        ...(opts.dlqSink ? {} : { "edgehose-events-dlq": { maxBatchSize: 100, maxBatchTimeout: 1, maxRetries: 10 } }),
+        "edgehose-events-dlq": { maxBatchSize: 100, maxBatchTimeout: 1, maxRetries: 10 },
       },
     },
-    ...(opts.dlqSink
-      ? [
-          {
-            name: "dlq-drain",
-            modules: true,
-            script: dlqDrain,
-            compatibilityDate: "2026-11-01",
-            bindings: { SINK: opts.dlqSink },
-            queueConsumers: { "edgehose-events-dlq": { maxBatchSize: 100, maxBatchTimeout: 1, maxRetries: 10 } },
-          },
-        ]
-      : []),
   ],
   ...(opts.persist ? { resourcePersistencePath: opts.persist } : {}),
   ...(opts.inspectorPort != null ? { inspectorPort: opts.inspectorPort } : {}),

@@ -2,8 +2,7 @@
 //! none: an HTTP proxy between a client under test and, say, moto, that
 //! fails the calls which put many records (Firehose's `PutRecordBatch`,
 //! Kinesis's `PutRecords`, SQS's `SendMessageBatch`, told apart by
-//! `X-Amz-Target`) as the plan draws, each in its service's own words, and
-//! collects dead-lettered messages posted to `/dead-letters`. A partial call
+//! `X-Amz-Target`) as the plan draws, each in its service's own words. A partial call
 //! forwards only the records that did not fail, re-signed since the body
 //! changes.
 
@@ -25,7 +24,6 @@ const REGION: &str = "us-east-1";
 
 struct State {
     faults: Faults,
-    dead_letters: Vec<String>,
 }
 
 /// The running proxy.
@@ -49,7 +47,6 @@ impl FaultProxy {
         plan.check()?;
         let state = Arc::new(Mutex::new(State {
             faults: Faults::new(plan, seed),
-            dead_letters: Vec::new(),
         }));
         let stop = Arc::new(AtomicBool::new(false));
         let (st, stp, up, host) = (
@@ -81,11 +78,6 @@ impl FaultProxy {
         &self.url
     }
 
-    /// Where dead-lettered messages should be posted.
-    pub fn dead_letter_url(&self) -> String {
-        format!("{}/dead-letters", self.url)
-    }
-
     /// Changes the plan from now on (an outage in it starts now).
     pub fn set_plan(&self, plan: FaultPlan) -> Result<()> {
         plan.check()?;
@@ -104,15 +96,6 @@ impl FaultProxy {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .faults
             .stats
-    }
-
-    /// Every line of every dead-lettered message so far.
-    pub fn dead_letters(&self) -> Vec<String> {
-        self.state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .dead_letters
-            .clone()
     }
 }
 
@@ -135,14 +118,6 @@ fn handle(
 ) {
     let mut body = Vec::new();
     let _ = request.as_reader().read_to_end(&mut body);
-    if request.url() == "/dead-letters" {
-        if let Ok(mut s) = state.lock() {
-            s.dead_letters
-                .extend(String::from_utf8_lossy(&body).lines().map(str::to_owned));
-        }
-        let _ = request.respond(tiny_http::Response::from_string("ok"));
-        return;
-    }
     let headers: Vec<(String, String)> = request
         .headers()
         .iter()

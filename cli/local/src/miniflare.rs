@@ -57,9 +57,12 @@ pub struct EdgeOptions {
     pub max_retries: u32,
     /// The queue consumer's `max_batch_size`.
     pub max_batch_size: u32,
-    /// Where dead-lettered messages are posted; `None`: the Worker archives
-    /// them in its `DEAD_LETTERS` bucket (Miniflare's R2), as deployed.
-    pub dlq_sink: Option<String>,
+    /// Whether the `DEAD_LETTERS` R2 bucket binding exists (where the Worker
+    /// archives dead letters, as deployed).
+    pub dead_letters_bucket: bool,
+    /// Cloudflare's faults to start with (`PUT /_edgehose/faults` on the
+    /// Worker's URL changes them at run time): see [`CloudflareFaults`].
+    pub cloudflare_faults: CloudflareFaults,
     /// Where Miniflare keeps that bucket across restarts (in memory when `None`).
     pub persist: Option<PathBuf>,
     /// Whether the `DEAD_LETTER_QUEUE` binding exists.
@@ -89,7 +92,8 @@ impl EdgeOptions {
             bindings: bindings.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             max_retries: 3,
             max_batch_size: 100,
-            dlq_sink: None,
+            dead_letters_bucket: true,
+            cloudflare_faults: CloudflareFaults::default(),
             persist: None,
             dead_letter_queue: true,
             events_queue: true,
@@ -118,12 +122,7 @@ impl Edge {
         let build = options.build.dir()?;
         let node = tools::npm_bin("node")?;
         let script = tools::repo_root().join("cli/local/js/miniflare.mjs");
-        // The Worker dead-letters a message's last delivery itself: it must
-        // know which delivery is the last, as wrangler.toml tells it.
         let mut bindings = options.bindings.clone();
-        bindings
-            .entry("QUEUE_MAX_RETRIES".to_owned())
-            .or_insert_with(|| options.max_retries.to_string());
         bindings
             .entry("QUEUE_SHARDS".to_owned())
             .or_insert_with(|| options.queue_shards.to_string());
@@ -134,7 +133,8 @@ impl Edge {
             "bindings": bindings,
             "maxRetries": options.max_retries,
             "maxBatchSize": options.max_batch_size,
-            "dlqSink": options.dlq_sink,
+            "deadLettersBucket": options.dead_letters_bucket,
+            "cloudflareFaults": options.cloudflare_faults,
             "persist": options.persist,
             "deadLetterQueue": options.dead_letter_queue,
             "eventsQueue": options.events_queue,
@@ -244,6 +244,126 @@ impl Edge {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
+    }
+}
+
+/// Cloudflare's side failing, as the runner's entry module makes it fail
+/// around the unchanged Worker (`cli/local/js/miniflare.mjs`). Every field is
+/// optional in `PUT /_edgehose/faults`; a share is from 0 to 1.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct CloudflareFaults {
+    /// The share of queue writes (`send`, `sendBatch`) that throw "Too Many
+    /// Requests", as a queue past its 5,000 messages a second does.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub queue_refuse: f64,
+    /// Every queue write throws for this many seconds from when it is set.
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub queue_outage_secs: u64,
+    /// Each queue write takes this much longer (a brownout).
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub queue_stall_ms: u64,
+    /// Only these queue bindings fail (all of them when `None`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queues: Option<Vec<String>>,
+    /// The share of R2 puts that throw, as in an R2 incident.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub r2_fail: f64,
+    /// Every R2 put throws for this many seconds from when it is set.
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub r2_outage_secs: u64,
+    /// Each R2 put takes this much longer.
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub r2_stall_ms: u64,
+    /// The ceiling the Worker's wasm memory is held against, in MB (128 unset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_ceiling_mb: Option<u64>,
+}
+
+fn is_zero(v: &f64) -> bool {
+    *v == 0.0
+}
+
+fn is_zero_u64(v: &u64) -> bool {
+    *v == 0
+}
+
+/// What Cloudflare's faults did so far (`GET /_edgehose/faults`).
+#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize)]
+pub struct CloudflareStats {
+    /// Queue writes tried.
+    pub queue_writes: u64,
+    /// Queue writes refused.
+    pub queue_refused: u64,
+    /// R2 puts tried.
+    pub r2_puts: u64,
+    /// R2 puts failed.
+    pub r2_failed: u64,
+    /// Promises handed to `waitUntil`.
+    pub wait_until: u64,
+    /// Of those, still pending now.
+    pub wait_until_pending: u64,
+    /// Of those, pending past 30 s after their response: production would have cut them.
+    pub wait_until_cut: u64,
+    /// The longest any took to settle, in ms.
+    pub wait_until_longest_ms: u64,
+    /// The Worker's wasm memory when last read.
+    pub wasm_memory_bytes: u64,
+    /// The most it was when read.
+    pub wasm_memory_most_bytes: u64,
+    /// Readings past the memory ceiling.
+    pub over_memory_ceiling: u64,
+}
+
+/// One object of the Worker's `DEAD_LETTERS` bucket.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+pub struct Archived {
+    /// Its key.
+    pub key: String,
+    /// Its text.
+    pub text: String,
+    /// Its custom metadata (`redrive_failures`).
+    #[serde(default)]
+    pub metadata: BTreeMap<String, String>,
+}
+
+impl Edge {
+    /// Changes Cloudflare's faults now (`PUT /_edgehose/faults`); fields left
+    /// out keep their values.
+    pub fn set_faults(&self, faults: &serde_json::Value) -> Result<()> {
+        let request = http::Request::put(format!("{}/_edgehose/faults", self.url))
+            .header("content-type", "application/json")
+            .body(faults.to_string().into_bytes())?;
+        let response = crate::http::send(request)?;
+        if response.status != 200 {
+            return Err(Error::protocol(format!("PUT /_edgehose/faults: {}", response.text())));
+        }
+        Ok(())
+    }
+
+    /// What Cloudflare's faults did so far.
+    pub fn cloudflare_stats(&self) -> Result<CloudflareStats> {
+        let body = crate::tools::http_get(&format!("{}/_edgehose/faults", self.url))?;
+        let v: serde_json::Value = serde_json::from_str(&body).map_err(|e| Error::json("GET /_edgehose/faults", e))?;
+        serde_json::from_value(v["stats"].clone()).map_err(|e| Error::json("GET /_edgehose/faults", e))
+    }
+
+    /// The `DEAD_LETTERS` bucket's objects under `prefix`, with their text.
+    pub fn archived(&self, prefix: &str) -> Result<Vec<Archived>> {
+        // Reading a whole bucket can take longer than a probe's two seconds.
+        let request = http::Request::get(format!("{}/_edgehose/r2?prefix={prefix}", self.url)).body(Vec::new())?;
+        let body = crate::http::send_within(request, Duration::from_secs(30))?.text();
+        serde_json::from_str(&body).map_err(|e| Error::json(format!("GET /_edgehose/r2: {body}"), e))
+    }
+
+    /// Every line archived as a dead letter (set aside by redrive or not).
+    pub fn dead_letters(&self) -> Result<Vec<String>> {
+        let mut lines = Vec::new();
+        for prefix in ["dead-letters/", "dead-letters-set-aside/"] {
+            for o in self.archived(prefix)? {
+                lines.extend(o.text.lines().filter(|l| !l.is_empty()).map(str::to_owned));
+            }
+        }
+        Ok(lines)
     }
 }
 

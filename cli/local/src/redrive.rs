@@ -1,7 +1,8 @@
 //! The edge Worker's redrive API from outside: archived dead letters back
 //! through the normal path. [`redrive`] calls `POST /v1/redrive` until the
-//! archive is empty; an object that still cannot land stays archived and
-//! ends it with the reason. `edgehose redrive` and the soak bench use it.
+//! archive is empty or a round makes no progress; what still cannot land
+//! stays archived, and the reason ends it. `edgehose redrive` and the soak
+//! bench use it.
 
 use std::time::Duration;
 
@@ -17,6 +18,8 @@ pub struct Redriven {
     pub objects: u64,
     /// Lines (events, and rejected lines) in them.
     pub events: u64,
+    /// Objects the Worker set aside after they failed too many rounds.
+    pub set_aside: u64,
 }
 
 /// How many objects are archived, and whether there are more than one
@@ -30,27 +33,27 @@ pub fn count(url: &str, key: &str) -> Result<(u64, bool)> {
 }
 
 /// Calls `POST /v1/redrive` until nothing is archived; `each` sees every
-/// round's answer. An object that does not land ends it with its reason.
+/// round's answer. Objects that do not land are skipped (the Worker sets
+/// one aside after failing it in several rounds); once a round brings no
+/// progress, it ends with the reasons of what is still archived.
 pub fn redrive(url: &str, key: &str, mut each: impl FnMut(&serde_json::Value)) -> Result<Redriven> {
     let mut total = Redriven::default();
     loop {
         let v = call(url, key, "POST")?;
         each(&v);
-        total.objects += v["redriven_objects"].as_u64().unwrap_or(0);
+        let moved = v["redriven_objects"].as_u64().unwrap_or(0);
+        total.objects += moved;
         total.events += v["redriven_events"].as_u64().unwrap_or(0);
-        if let Some(e) = v["error"].as_str() {
-            return Err(Error::protocol(format!(
-                "{e} ({} objects redriven before it)",
-                total.objects
-            )));
-        }
+        total.set_aside += v["set_aside_now"].as_u64().unwrap_or(0);
         let left = v["archived_objects"].as_u64().unwrap_or(0);
         if left == 0 && v["more"].as_bool() != Some(true) {
             return Ok(total);
         }
-        if v["redriven_objects"].as_u64() == Some(0) {
+        if moved == 0 && v["set_aside_now"].as_u64().unwrap_or(0) == 0 {
+            let why = v["error"].as_str().unwrap_or("none was redriven");
             return Err(Error::protocol(format!(
-                "{left} objects are archived but none was redriven"
+                "{left} objects are still archived: {why} ({} objects redriven before)",
+                total.objects
             )));
         }
     }

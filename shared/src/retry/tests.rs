@@ -283,6 +283,23 @@ fn calls_sharing_a_budget_get_what_is_left_of_it() {
 }
 
 #[test]
+fn a_policy_under_a_deadline_gets_what_is_left_of_it_never_more_than_its_own() {
+    use crate::deadline::Deadline;
+    let policy = RetryPolicy {
+        budget_ms: 1_000,
+        ..RetryPolicy::default()
+    };
+    let t0 = Timestamp::from_millis(1_714_566_600_000);
+    let deadline = Deadline::after(t0, 30_000);
+    assert_eq!(policy.until(deadline, t0).map(|p| p.budget_ms), Some(1_000));
+    assert_eq!(
+        policy.until(deadline, t0.add_millis(29_700)).map(|p| p.budget_ms),
+        Some(300)
+    );
+    assert_eq!(policy.until(deadline, t0.add_millis(30_000)), None);
+}
+
+#[test]
 fn a_record_resending_cannot_mend_is_given_up_once_the_rest_are_settled() {
     let rng = SeededRandom::new(3);
     let mut plan = RetryPlan::new(RetryPolicy::default(), 4, T0);

@@ -11,7 +11,6 @@
 //! | `GET /_edgehose/stats` | counters (records received, delivered, failed…) |
 //! | `GET`/`PUT /_edgehose/faults` | the fault plan ([`FaultPlan`] as JSON) |
 //! | `POST /_edgehose/flush` | delivers every buffer now |
-//! | `POST /_edgehose/dead-letter` | keeps a dead-lettered message under `dead-letter/` |
 
 mod counters;
 mod delivery;

@@ -11,7 +11,6 @@ use edgehose_shared::limits::{FIREHOSE_MAX_CALL_BYTES, FIREHOSE_MAX_RECORD_BYTES
 use edgehose_shared::sigv4;
 use serde_json::{Value, json};
 
-use super::store::{self, hour_path};
 use super::{ACCOUNT, Inner, Record};
 use crate::clock::now;
 use crate::faults::{Fault, FaultPlan, Service};
@@ -487,19 +486,9 @@ fn control(inner: &Inner, method: &str, path: &str, body: &[u8]) -> Reply {
             Ok(()) => ok(json!(inner.stats())),
             Err(e) => bad(503, e.to_string()),
         },
-        ("POST", "dead-letter") => {
-            let t = now();
-            let key = format!("dead-letter/{}{}", hour_path(t), store::object_name("dead-letter", t));
-            match inner.store.put(&key, body) {
-                Ok(_) => ok(json!({"kept": key})),
-                Err(e) => bad(500, e.to_string()),
-            }
-        }
         _ => bad(
             404,
-            format!(
-                "{method} {CONTROL_PREFIX}{path}: the control API has GET stats, GET/PUT faults, POST flush, POST dead-letter"
-            ),
+            format!("{method} {CONTROL_PREFIX}{path}: the control API has GET stats, GET/PUT faults, POST flush"),
         ),
     }
 }

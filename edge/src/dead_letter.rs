@@ -1,0 +1,122 @@
+//! The last step for lines that could not be delivered: written straight
+//! to the `DEAD_LETTERS` R2 archive, under a key made from the lines (a
+//! second write of the same lines stores nothing new), where `edgehose
+//! redrive` brings them back. No queue stands between: a queue that refuses
+//! (over its rate, in an incident) cannot drop them. Where R2 fails too, the
+//! lines go back to an events queue, whose consumer tries them again later;
+//! only where that fails as well are they lost, and then the log says LOST
+//! with every id and the isolate counts them (`GET /healthz`).
+
+use std::cell::Cell;
+
+use edgehose_shared::dead_letter::{archive_body, archive_key};
+use edgehose_shared::deadline::Deadline;
+use edgehose_shared::limits::DEAD_LETTER_WRITE_TIMEOUT_MS;
+use wasm_bindgen::JsValue;
+use worker::{Env, console_error};
+
+use crate::clock::now;
+use crate::config::EdgeConfig;
+use crate::js::Bucket;
+use crate::queue::{self, Write};
+
+/// The bucket binding.
+pub const DEAD_LETTERS: &str = "DEAD_LETTERS";
+
+thread_local! {
+    /// Events this isolate could keep nowhere (`GET /healthz`).
+    static LOST: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Events this isolate has logged as LOST.
+pub fn lost_events() -> u64 {
+    LOST.with(Cell::get)
+}
+
+/// The `DEAD_LETTERS` binding, when there is one.
+pub fn bucket(env: &JsValue) -> Option<JsValue> {
+    js_sys::Reflect::get(env, &JsValue::from_str(DEAD_LETTERS))
+        .ok()
+        .filter(|b| !b.is_undefined() && !b.is_null())
+}
+
+/// Writes `lines` to the archive as one object under their content key,
+/// tried twice, each write inside what is left of `deadline`. The key, or
+/// why they could not be stored.
+pub async fn archive<S: AsRef<str>>(env: &JsValue, lines: &[S], deadline: Deadline) -> Result<String, String> {
+    let Some(binding) = bucket(env) else {
+        return Err(format!("there is no {DEAD_LETTERS} bucket binding"));
+    };
+    let key = archive_key(lines, now());
+    let body = archive_body(lines);
+    let mut why = String::from("no time was left to write it");
+    for _ in 0..2 {
+        let timeout_ms = deadline.step_ms(now(), DEAD_LETTER_WRITE_TIMEOUT_MS);
+        if timeout_ms == 0 {
+            break;
+        }
+        match Bucket(&binding).put(&key, body.as_bytes(), 0, timeout_ms).await {
+            Ok(()) => return Ok(key),
+            Err(e) => why = e,
+        }
+    }
+    Err(format!("the archive refused {key}: {why}"))
+}
+
+/// Dead-letters lines from the request path (direct mode, a window):
+/// the archive, else back to an events queue, else LOST, logged by id.
+pub async fn dead_letter(config: &EdgeConfig, env: &Env, lines: &[String], reason: &str, deadline: Deadline) {
+    if lines.is_empty() {
+        return;
+    }
+    let ids = ids(lines).join(",");
+    let archived = match archive(env, lines, deadline).await {
+        Ok(key) => {
+            console_error!(
+                "edgehose: {} events dead-lettered to {key} ({reason}); ids: {ids}",
+                lines.len()
+            );
+            return;
+        }
+        Err(e) => e,
+    };
+    // The queue's consumer delivers them when the sink is back, later.
+    let later = Write {
+        tries: 1,
+        delay_seconds: 0,
+        deadline,
+    };
+    match queue::enqueue(config, env, lines, later).await {
+        Ok(()) => console_error!(
+            "edgehose: {} undelivered events ({reason}) could not be archived ({archived}); handed to the events queue instead; ids: {ids}",
+            lines.len()
+        ),
+        Err((unsent, refused)) => lost(&unsent, &format!("{reason}; {archived}; {refused}")),
+    }
+}
+
+/// Logs lines kept nowhere, with every id, and counts them.
+pub fn lost(lines: &[String], why: &str) {
+    LOST.with(|n| n.set(n.get() + lines.len() as u64));
+    console_error!(
+        "edgehose: LOST {} events ({why}); ids: {}",
+        lines.len(),
+        ids(lines).join(",")
+    );
+}
+
+/// The envelope ids of some lines, for the log.
+pub fn ids<S: AsRef<str>>(lines: &[S]) -> Vec<String> {
+    #[derive(serde::Deserialize)]
+    struct IdOnly {
+        id: String,
+    }
+    lines
+        .iter()
+        .map(|l| {
+            serde_json::from_str::<IdOnly>(l.as_ref())
+                .map(|e| e.id)
+                .unwrap_or_else(|_| "?".to_owned())
+        })
+        .collect()
+}
