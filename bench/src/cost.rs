@@ -150,6 +150,7 @@ fn edge_cpu(work: &Path, rounds: usize, requests: usize) -> Result<BySize, Strin
             ("DIRECT_FLUSH_MS", "0"),
             ("AWS_ACCESS_KEY_ID", "AKIDBENCHMARK"),
             ("AWS_SECRET_ACCESS_KEY", "bench-secret-not-a-real-key"),
+            ("ALLOW_ANONYMOUS", "true"),
         ]
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -224,6 +225,7 @@ fn ingest_api_billed(work: &Path, rounds: usize, requests: usize) -> Result<BySi
         ("AWS_ACCESS_KEY_ID", firehose::DEV_ACCESS_KEY_ID),
         ("AWS_SECRET_ACCESS_KEY", firehose::DEV_SECRET_ACCESS_KEY),
         ("FIREHOSE_ENDPOINT", endpoint.as_str()),
+        ("ALLOW_ANONYMOUS", "true"),
     ];
     let api = ApiGateway::start("127.0.0.1:0", &binary, &env, Some(&work.join("ingest-api.log")))?;
     let addr: SocketAddr = api

@@ -176,6 +176,7 @@ pub fn main(o: Options) -> std::result::Result<(), String> {
         ("FORWARD_MODE", "direct"),
         ("AWS_ACCESS_KEY_ID", "AKIDBENCHMARK"),
         ("AWS_SECRET_ACCESS_KEY", "bench-secret-not-a-real-key"),
+        ("ALLOW_ANONYMOUS", "true"),
     ]
     .iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))

@@ -182,10 +182,9 @@ fn memory(root: u32, page: u64) -> BTreeMap<String, u64> {
     out
 }
 
+/// The edge isolate's figures (`/healthz` as `edgehose dev`'s admin key sees it).
 fn healthz(edge: &str) -> Option<serde_json::Value> {
-    http_get(&format!("{edge}/healthz"))
-        .ok()
-        .and_then(|b| serde_json::from_str(&b).ok())
+    edgehose_local::tools::healthz(edge, DEV_ADMIN_KEY).ok()
 }
 
 /// The Worker's live V8 heap, read by `bench/js/heap.mjs` through its inspector.

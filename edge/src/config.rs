@@ -361,3 +361,61 @@ impl EdgeConfig {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use edgehose_shared::settings::Settings;
+
+    use super::EdgeConfig;
+
+    fn read(pairs: &[(&str, &str)]) -> Result<EdgeConfig, edgehose_shared::settings::SettingError> {
+        let owned: Vec<(String, String)> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        EdgeConfig::from_settings(&Settings::new(move |n: &str| {
+            owned.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone())
+        }))
+    }
+
+    const BASE: [(&str, &str); 5] = [
+        ("FIREHOSE_STREAM", "clicks"),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"),
+        ("AWS_SECRET_ACCESS_KEY", "a-secret-never-shown"),
+        ("WRITE_KEYS", "web:wk_a-write-key-never-shown"),
+    ];
+
+    #[test]
+    fn debug_shows_no_secret() {
+        let mut pairs = BASE.to_vec();
+        pairs.push(("ADMIN_KEY", "an-admin-key-never-shown"));
+        let shown = format!("{:?}", read(&pairs).unwrap());
+        for secret in [
+            "a-secret-never-shown",
+            "wk_a-write-key-never-shown",
+            "an-admin-key-never-shown",
+        ] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        assert!(shown.contains("AdminKey(** redacted **)"), "{shown}");
+    }
+
+    #[test]
+    fn without_write_keys_the_worker_is_refused_unless_anonymous_is_written_down() {
+        let without: Vec<_> = BASE.iter().copied().filter(|(k, _)| *k != "WRITE_KEYS").collect();
+        assert_eq!(read(&without).unwrap_err().name, "WRITE_KEYS");
+        let mut anonymous = without.clone();
+        anonymous.push(("ALLOW_ANONYMOUS", "true"));
+        assert!(read(&anonymous).is_ok());
+    }
+
+    #[test]
+    fn the_held_bytes_ceiling_is_checked_against_an_isolates_memory() {
+        let mut pairs = BASE.to_vec();
+        pairs.push(("MAX_HELD_BYTES", "999999999"));
+        let e = read(&pairs).unwrap_err();
+        assert!(e.name == "MAX_HELD_BYTES" && e.problem.contains("128 MB"), "{e}");
+        assert_eq!(
+            read(&BASE).unwrap().max_held_bytes,
+            edgehose_shared::limits::MAX_HELD_BYTES
+        );
+    }
+}

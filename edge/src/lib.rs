@@ -32,6 +32,7 @@ use std::rc::Rc;
 use edgehose_shared::api::{self, ApiError, Body, Ingest, Prepared, Reply, RequestHead};
 use edgehose_shared::decode::{self, Inflated};
 use edgehose_shared::envelope::EdgeMeta;
+use edgehose_shared::settings::SettingError;
 use edgehose_shared::timestamp::Timestamp;
 use wasm_bindgen::JsValue;
 use wasm_bindgen::prelude::wasm_bindgen;
@@ -43,8 +44,9 @@ use crate::config::EdgeConfig;
 use crate::js::Head;
 
 thread_local! {
-    /// The configuration, read once per isolate (a bad one is read again next time).
-    static CONFIG: RefCell<Option<Rc<EdgeConfig>>> = const { RefCell::new(None) };
+    /// The configuration, read once per isolate; a bad one is logged once and
+    /// answered 500 from then on (a fixed deploy starts new isolates).
+    static CONFIG: RefCell<Option<Result<Rc<EdgeConfig>, SettingError>>> = const { RefCell::new(None) };
     /// Events this isolate accepted, shown by `GET /healthz` (`edgehose dev`
     /// prints it; in production each isolate counts its own).
     static ACCEPTED_EVENTS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
@@ -52,19 +54,15 @@ thread_local! {
 
 fn config(env: &Env) -> Result<Rc<EdgeConfig>, ApiError> {
     if let Some(c) = CONFIG.with(|c| c.borrow().clone()) {
-        return Ok(c);
+        return c.map_err(ApiError::Misconfigured);
     }
-    match EdgeConfig::from_env(env) {
-        Ok(c) => {
-            let c = Rc::new(c);
-            CONFIG.with(|slot| *slot.borrow_mut() = Some(c.clone()));
-            Ok(c)
-        }
-        Err(e) => {
-            console_error!("edgehose: misconfigured: {e}");
-            Err(ApiError::Misconfigured(e))
-        }
+    let read = EdgeConfig::from_env(env).map(Rc::new);
+    if let Err(e) = &read {
+        // Once per isolate: the same error on every request says nothing new.
+        console_error!("edgehose: misconfigured, answering 500 to every request: {e}");
     }
+    CONFIG.with(|slot| *slot.borrow_mut() = Some(read.clone()));
+    read.map_err(ApiError::Misconfigured)
 }
 
 /// The Worker's `fetch` handler, exported as worker-build expects one.
@@ -77,14 +75,14 @@ fn config(env: &Env) -> Result<Rc<EdgeConfig>, ApiError> {
 #[wasm_bindgen(js_name = fetch)]
 pub fn fetch(req: web_sys::Request, env: Env, ctx: worker::worker_sys::Context) -> JsValue {
     let received_at = now();
+    let head = Head::read(&req);
     let config = match config(&env) {
         Ok(c) => c,
-        Err(e) => return respond(e.reply(Vec::new())),
+        Err(e) => return respond(e.reply(api::cors_headers_without_config(head.origin()))),
     };
     if config.answers_at_once() {
         js::remember_request(&env, &ctx);
     }
-    let head = Head::read(&req);
     let (path, query) = split_url(head.url());
     #[cfg(feature = "panic-probe")]
     if path == "/__panic" {
@@ -111,7 +109,12 @@ pub fn fetch(req: web_sys::Request, env: Env, ctx: worker::worker_sys::Context) 
     };
     let ingest = match api::prepare(&request_head, &config.api) {
         Prepared::Reply(mut reply) => {
-            if reply.status == 200 && path.trim_end_matches('/') == api::HEALTH_PATH {
+            // The isolate's figures are the operator's: behind the admin key.
+            // Anyone else gets the bare `ok`.
+            if reply.status == 200
+                && path.trim_end_matches('/') == api::HEALTH_PATH
+                && redrive::check(&config, head.authorization()).is_ok()
+            {
                 let accepted = ACCEPTED_EVENTS.with(std::cell::Cell::get);
                 let memory = wasm_memory_bytes();
                 let shards = queue::messages_written();

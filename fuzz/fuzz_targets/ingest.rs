@@ -40,6 +40,8 @@ fuzz_target!(|data: &[u8]| {
             r#"{"bike": {"id_field": "uuid", "time_field": "ts", "time_format": "epoch_ms"}}"#,
         ),
         ("MAX_BODY_BYTES", "200000"),
+        // No write keys: a deployment must say it takes anonymous events.
+        ("ALLOW_ANONYMOUS", "true"),
     ];
     let s = Settings::new(|name: &str| settings.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string()));
     let Ok(config) = ApiConfig::from_settings(&s) else {

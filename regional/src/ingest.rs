@@ -118,9 +118,11 @@ impl IngestApi {
             tracing::error!(events = accepted.lines.len(), error = %e, "events not delivered to Firehose");
             let error = match e {
                 // A refusal that retrying cannot fix is ours to fix, not the client's.
-                Failure::Fatal(e) => {
-                    ApiError::Misconfigured(SettingError::new("Firehose", format!("refused the batch: {e}")))
-                }
+                // The client is told which settings; the log above says what Firehose said.
+                Failure::Fatal(e) => ApiError::Misconfigured(SettingError::new(
+                    "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY or FIREHOSE_STREAM",
+                    format!("Firehose refused the batch: {e}"),
+                )),
                 Failure::Exhausted(why) => ApiError::Unavailable(why),
             };
             return Ok(respond(error.reply(ingest.cors)));
@@ -158,10 +160,14 @@ impl IngestApi {
     }
 
     async fn put_batch(&self, batch: &[&[u8]]) -> Result<PutOutcome, CallError> {
-        let records: Vec<Record> = batch
+        // A record the SDK will not build is an error of the whole call,
+        // never a record silently left out (the answer's indices would then
+        // name the wrong records).
+        let records = batch
             .iter()
-            .filter_map(|d| Record::builder().data(Blob::new(d.to_vec())).build().ok())
-            .collect();
+            .map(|d| Record::builder().data(Blob::new(d.to_vec())).build())
+            .collect::<Result<Vec<Record>, _>>()
+            .map_err(|e| CallError::Request(format!("a Firehose record could not be built: {e}")))?;
         let sent = records.len();
         match self
             .client
@@ -238,6 +244,15 @@ impl std::fmt::Display for Failure {
             Self::Fatal(e) | Self::Exhausted(e) => f.write_str(e),
         }
     }
+}
+
+/// The answer of a function whose settings could not be read: 500 naming
+/// the setting (never its value), with the request's origin echoed so a
+/// browser can show it, as the edge answers. The function keeps running and
+/// says so once, in its log, rather than failing every cold start.
+pub fn misconfigured(e: &SettingError, req: &Request) -> Response<Body> {
+    let origin = req.headers().get("origin").and_then(|v| v.to_str().ok());
+    respond(ApiError::Misconfigured(e.clone()).reply(api::cors_headers_without_config(origin)))
 }
 
 fn respond(reply: Reply) -> Response<Body> {

@@ -5,6 +5,7 @@
 pub mod analyst;
 pub mod ingest;
 pub mod metrics;
+pub mod rejection_log;
 pub mod schemas;
 pub mod transform;
 pub mod transform_lambda;

@@ -517,11 +517,14 @@ fn outcome(line: &str, config: &TransformConfig, out: &mut Output) -> Line {
     };
     let done = match envelope.format.as_deref() {
         None => validate_event(raw.get(), &config.limits)
+            .and_then(|event| source::check_not_a_source(&event.event, &config.sources).map(|()| event))
             .and_then(|event| with_schema(config, &event.event, raw.get()).map(|()| event))
             .map(|event| out.push_valid(&V1Line::new(&at, &event), &event.event)),
-        Some("segment") => validate_message(raw.get(), envelope.call.as_deref(), &config.limits).map(|message| {
+        Some("segment") => validate_message(raw.get(), envelope.call.as_deref(), &config.limits).and_then(|message| {
             let line = SegmentLine::new(&at, &message, envelope.batch_sent_at);
-            out.push_valid(&line, line.partition_name())
+            source::check_not_a_source(line.partition_name(), &config.sources)?;
+            out.push_valid(&line, line.partition_name());
+            Ok(())
         }),
         _ => {
             let name = envelope.source.as_deref().unwrap_or_default();

@@ -6,8 +6,8 @@ use edgehose_shared::settings::{SettingError, Settings};
 use edgehose_shared::source::Sources;
 use lambda_runtime::{Error, LambdaEvent};
 
-use crate::metrics;
 use crate::schemas::{SchemaError, Schemas};
+use crate::{metrics, rejection_log};
 
 /// Why the function could not start.
 #[derive(Debug, thiserror::Error)]
@@ -74,10 +74,17 @@ impl Transformer {
             records_failed = counts.records_failed,
             "transformed"
         );
-        for line in &response.failed_rejections {
-            // One line per invalid piece of a record Firehose keeps under the
-            // error prefix: its id and reasons are findable in the logs.
-            tracing::warn!(request_id = %event.context.request_id, rejected = %line, "rejected");
+        // One bounded line per invalid piece of a record Firehose keeps under
+        // the error prefix (its id, reasons and an excerpt: the event itself
+        // is in the error prefix), up to a ceiling an invocation.
+        for line in response.failed_rejections.iter().take(rejection_log::MOST_LINES) {
+            let rejected = rejection_log::summary(line);
+            tracing::warn!(request_id = %event.context.request_id, rejected = %rejected, "rejected");
+        }
+        if let Some(more) = response.failed_rejections.len().checked_sub(rejection_log::MOST_LINES)
+            && more > 0
+        {
+            tracing::warn!(request_id = %event.context.request_id, more, "rejected (more not logged one by one; see the error prefix)");
         }
         metrics::emit(&counts);
         Ok(response)

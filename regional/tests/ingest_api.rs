@@ -28,6 +28,7 @@ fn settings(sandbox: &Sandbox, secret: &str) -> Vec<(String, String)> {
         ("RETRY_BASE_DELAY_MS", "10"),
         ("RETRY_BUDGET_MS", "3000"),
         ("MAX_EVENTS", "50"),
+        ("ALLOW_ANONYMOUS", "true"),
     ]
     .iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -103,10 +104,10 @@ async fn a_wrong_secret_is_a_5xx_naming_the_refusal_not_a_panic() {
     let api = api(settings(&sandbox, "not-the-secret"));
     let (status, body) = call(&api, post(&ride_sample("wrong", 1), "application/json")).await;
     assert_eq!((status, body["error"].as_str()), (500, Some("misconfigured")));
-    assert!(
-        body["message"].as_str().unwrap().contains("SignatureDoesNotMatch"),
-        "{body}"
-    );
+    // The settings are named; what Firehose said is for the log, not the client.
+    let message = body["message"].as_str().unwrap();
+    assert!(message.contains("AWS_SECRET_ACCESS_KEY"), "{body}");
+    assert!(!message.contains("SignatureDoesNotMatch"), "{body}");
     assert!(landed(&sandbox).is_empty());
 }
 
@@ -126,6 +127,39 @@ fn apigw_event(body: &str) -> serde_json::Value {
     v["body"] = body.into();
     v["isBase64Encoded"] = false.into();
     v
+}
+
+#[test]
+fn without_write_keys_the_binary_answers_500_naming_the_setting_with_cors_and_says_why_once() {
+    let sandbox = sandbox();
+    let runtime = RuntimeApi::start().unwrap();
+    let mut env = settings(&sandbox, sandbox.edge.secret_access_key());
+    env.retain(|(k, _)| k != "ALLOW_ANONYMOUS");
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let function = runtime
+        .spawn(env!("CARGO_BIN_EXE_ingest-api").as_ref(), "edgehose-ingest-api", &env)
+        .unwrap();
+    for _ in 0..2 {
+        let mut event = apigw_event(&ride_sample("closed", 1));
+        event["headers"]["origin"] = "https://shop.example".into();
+        let Outcome::Response(resp) = runtime.invoke(&event, Duration::from_secs(30)).unwrap() else {
+            panic!("{}", function.log())
+        };
+        assert_eq!(resp["statusCode"], 500, "{resp}\n{}", function.log());
+        assert!(resp["body"].as_str().unwrap().contains("setting WRITE_KEYS"), "{resp}");
+        assert_eq!(
+            resp["headers"]["access-control-allow-origin"], "https://shop.example",
+            "{resp}"
+        );
+    }
+    assert_eq!(
+        function.log().matches("misconfigured, answering 500").count(),
+        1,
+        "{}",
+        function.log()
+    );
+    assert!(function.log().contains("ALLOW_ANONYMOUS"), "{}", function.log());
+    assert!(landed(&sandbox).is_empty());
 }
 
 #[test]
@@ -172,6 +206,7 @@ fn the_binary_serves_api_gateway_events_and_logs_a_refusal_clearly() {
 fn a_real_segment_sdk_delivers_through_api_gateway_and_ingest_api() {
     let sandbox = sandbox();
     let mut env = settings(&sandbox, sandbox.edge.secret_access_key());
+    env.retain(|(k, _)| k != "ALLOW_ANONYMOUS");
     env.push(("WRITE_KEYS".into(), "server:wk_server_0123456789".into()));
     let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let port = edgehose_local::tools::free_port().unwrap();

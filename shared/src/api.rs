@@ -69,7 +69,8 @@ pub struct ApiConfig {
     pub store_client_ip: bool,
     /// Which origins browsers may post from.
     pub origins: Origins,
-    /// Accepted write keys; empty means no key is required.
+    /// Accepted write keys; empty means no key is required, which
+    /// [`ApiConfig::from_settings`] allows only with `ALLOW_ANONYMOUS`.
     pub write_keys: WriteKeys,
     /// What is declared for any-JSON sources (`SOURCES`).
     pub sources: Sources,
@@ -77,8 +78,10 @@ pub struct ApiConfig {
 
 impl ApiConfig {
     /// Reads `MAX_BODY_BYTES`, `MAX_EVENT_BYTES`, `MAX_EVENTS`, `MAX_DEPTH`,
-    /// `STRICT`, `STORE_CLIENT_IP`, `ALLOWED_ORIGINS`, `WRITE_KEYS` and
-    /// `SOURCES` (a source may only name keys that `WRITE_KEYS` defines).
+    /// `STRICT`, `STORE_CLIENT_IP`, `ALLOWED_ORIGINS`, `WRITE_KEYS`,
+    /// `ALLOW_ANONYMOUS` and `SOURCES` (a source may only name keys that
+    /// `WRITE_KEYS` defines). Fails closed: no `WRITE_KEYS` is an error
+    /// unless `ALLOW_ANONYMOUS = "true"` says anyone may post.
     pub fn from_settings<F: Fn(&str) -> Option<String>>(s: &Settings<F>) -> Result<Self, SettingError> {
         let limits = Limits::from_settings(s)?;
         let write_keys = WriteKeys::parse(&s.list("WRITE_KEYS")).map_err(|e| SettingError::new("WRITE_KEYS", e))?;
@@ -93,14 +96,31 @@ impl ApiConfig {
                 }
             }
         }
-        Ok(Self {
+        let config = Self {
             limits,
             strict: s.bool_or("STRICT", false)?,
             store_client_ip: s.bool_or("STORE_CLIENT_IP", false)?,
             origins: Origins::parse(&s.list("ALLOWED_ORIGINS")).map_err(|e| SettingError::new("ALLOWED_ORIGINS", e))?,
             write_keys,
             sources,
-        })
+        };
+        let write_keys = &config.write_keys;
+        match (write_keys.is_enabled(), s.bool_or("ALLOW_ANONYMOUS", false)?) {
+            (false, false) => {
+                return Err(SettingError::new(
+                    "WRITE_KEYS",
+                    "is not set: without write keys anyone may post. Set WRITE_KEYS (\"id:key,id:key\"), or ALLOW_ANONYMOUS = \"true\" to accept events without a key",
+                ));
+            }
+            (true, true) => {
+                return Err(SettingError::new(
+                    "ALLOW_ANONYMOUS",
+                    "= \"true\" with WRITE_KEYS set: keys are then required; remove one of the two",
+                ));
+            }
+            _ => {}
+        }
+        Ok(config)
     }
 }
 
@@ -283,8 +303,9 @@ pub enum ApiError {
         /// The methods the path takes.
         allow: &'static str,
     },
-    /// The deployment is misconfigured.
-    #[error("the service is misconfigured: {0}")]
+    /// The deployment is misconfigured. Clients are told which setting, never
+    /// its value or the problem (the operator's log says that).
+    #[error("the service is misconfigured (setting {}); its operator finds why in the service's log", .0.name)]
     Misconfigured(#[from] SettingError),
     /// Accepting now would risk losing events (the queue or the sink is down).
     #[error("events cannot be accepted right now ({0}); retry later")]
@@ -594,6 +615,19 @@ fn preflight(head: &RequestHead<'_>, config: &ApiConfig) -> Result<Prepared, Api
         headers,
         body: String::new(),
     }))
+}
+
+/// The CORS headers of an answer given before the configuration could be
+/// read (a misconfigured deployment): the request's origin echoed, so a
+/// browser can show the 500 rather than an opaque network error. The answer
+/// carries no data.
+pub fn cors_headers_without_config(origin: Option<&str>) -> Vec<(&'static str, String)> {
+    origin.map_or_else(Vec::new, |o| {
+        vec![
+            ("access-control-allow-origin", o.to_owned()),
+            ("vary", "Origin".to_owned()),
+        ]
+    })
 }
 
 /// The CORS headers for a response to `origin`, if it is allowed.

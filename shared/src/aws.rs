@@ -197,7 +197,7 @@ pub fn read_put_answer<T: serde::de::DeserializeOwned>(
     date: Option<&str>,
     body: &[u8],
     sent: usize,
-    parts: impl FnOnce(T) -> (Vec<Answered>, usize, &'static str),
+    parts: impl FnOnce(T) -> (Vec<Answered>, Option<usize>, &'static str),
 ) -> Result<PutOutcome, CallError> {
     if status != 200 {
         return Err(error_from_response(status, error_type, date, body));
@@ -211,14 +211,16 @@ pub fn read_put_answer<T: serde::de::DeserializeOwned>(
 }
 
 /// The outcome of a 200 answer for `sent` records: its `entries` in request
-/// order and the count of failures it states (`count_name`, for the error).
-/// An entry with an error code, or without an id, failed (`InternalFailure`
-/// when no code says otherwise); an answer that disagrees with itself or
-/// with the request is [`CallError::Unexpected`].
+/// order and the count of failures it states (`count_name`, for the error;
+/// `None` where the service's model makes the count optional and the answer
+/// left it out: the entries then say it alone). An entry with an error
+/// code, or without an id, failed (`InternalFailure` when no code says
+/// otherwise); an answer that disagrees with itself or with the request is
+/// [`CallError::Unexpected`].
 pub fn put_outcome(
     sent: usize,
     entries: Vec<Answered>,
-    failed_count: usize,
+    failed_count: Option<usize>,
     count_name: &str,
 ) -> Result<PutOutcome, CallError> {
     let unexpected = |detail: String| CallError::Unexpected { status: 200, detail };
@@ -235,9 +237,11 @@ pub fn put_outcome(
             message: e.error_message.unwrap_or_default(),
         })
         .collect();
-    if failed.len() != failed_count {
+    if let Some(count) = failed_count
+        && failed.len() != count
+    {
         return Err(unexpected(format!(
-            "{count_name} {failed_count} but {} failed entries",
+            "{count_name} {count} but {} failed entries",
             failed.len()
         )));
     }

@@ -147,7 +147,7 @@ pub fn parse_put_record_batch_response(
     sent: usize,
 ) -> Result<PutOutcome, CallError> {
     aws::read_put_answer(status, error_type, date, body, sent, |r: PutResponse| {
-        (r.request_responses, r.failed_put_count, "FailedPutCount")
+        (r.request_responses, Some(r.failed_put_count), "FailedPutCount")
     })
 }
 

@@ -87,11 +87,15 @@ pub fn judge<'l>(line: &'l str, rules: Rules<'_>) -> Verdict<'l> {
         return reject(&envelope.id, at, &[reason]);
     };
     let name = match envelope.format.as_deref() {
-        None => validate_event(raw.get(), rules.limits).map(|e| e.event.into_owned()),
-        Some("segment") => validate_message(raw.get(), envelope.call.as_deref(), rules.limits).map(|m| match m.event {
-            Some(event) if m.call == Call::Track => event.into_owned(),
-            _ => m.call.as_str().to_owned(),
-        }),
+        None => validate_event(raw.get(), rules.limits)
+            .map(|e| e.event.into_owned())
+            .and_then(|name| source::check_not_a_source(&name, rules.sources).map(|()| name)),
+        Some("segment") => validate_message(raw.get(), envelope.call.as_deref(), rules.limits)
+            .map(|m| match m.event {
+                Some(event) if m.call == Call::Track => event.into_owned(),
+                _ => m.call.as_str().to_owned(),
+            })
+            .and_then(|name| source::check_not_a_source(&name, rules.sources).map(|()| name)),
         _ => {
             let name = envelope.source.as_deref().unwrap_or_default();
             source::validate_event(raw.get(), rules.sources.get(name), rules.limits).map(|_| name.to_owned())

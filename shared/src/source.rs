@@ -193,6 +193,23 @@ pub struct Sources {
     by_name: BTreeMap<String, Source>,
 }
 
+/// Whether an event of another door (schema v1, Segment) may be named
+/// `name`: not when a declared source is, since a declared source owns its
+/// name — the partition and the JSON Schema its events are filed under — and
+/// its `keys` guard more than its route.
+pub fn check_not_a_source(name: &str, sources: &Sources) -> Result<(), Vec<crate::validate::Violation>> {
+    match sources.get(name) {
+        None => Ok(()),
+        Some(_) => Err(vec![crate::validate::Violation::new(
+            crate::validate::Reason::SourceName,
+            "event",
+            format!(
+                "{name:?} is the name of a declared source (SOURCES): its events come only through POST {INGEST_PATH_PREFIX}{name}"
+            ),
+        )]),
+    }
+}
+
 impl Sources {
     /// Parses the `SOURCES` setting (see the module docs); every error names
     /// the source and the member at fault.

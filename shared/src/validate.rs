@@ -56,6 +56,9 @@ pub enum Reason {
     NotAnEnvelope,
     /// The event breaks the JSON Schema its deployment registered for its name.
     SchemaViolation,
+    /// A schema v1 or Segment event named like a declared any-JSON source,
+    /// whose name (its partition and schema) the source owns.
+    SourceName,
     /// A Segment message whose `type` is not one of the spec's calls.
     UnknownType,
 }
@@ -79,6 +82,7 @@ impl Reason {
             Self::Quarantined => "quarantined",
             Self::NotAnEnvelope => "not_an_envelope",
             Self::SchemaViolation => "schema_violation",
+            Self::SourceName => "source_name",
             Self::UnknownType => "unknown_type",
         }
     }

@@ -68,12 +68,28 @@ fn every_error_status_names_the_problem() {
             ("MAX_EVENTS", "3"),
             ("MAX_EVENT_BYTES", "300"),
             ("MAX_BODY_BYTES", "4000"),
+            ("ADMIN_KEY", "an-admin-key-for-health"),
         ],
     );
     let url = format!("{}/v1/events", e.url());
 
+    // Anyone gets a bare `ok`; the isolate's figures are the operator's.
+    let r = request("GET", &format!("{}/healthz", e.url()), &[], b"");
+    assert_eq!((r.status, r.text()), (200, r#"{"status":"ok"}"#.to_owned()));
+    let r = request(
+        "GET",
+        &format!("{}/healthz", e.url()),
+        &[("authorization", "Bearer not-the-admin-key")],
+        b"",
+    );
+    assert_eq!(r.text(), r#"{"status":"ok"}"#);
     let health = || {
-        let r = request("GET", &format!("{}/healthz", e.url()), &[], b"");
+        let r = request(
+            "GET",
+            &format!("{}/healthz", e.url()),
+            &[("authorization", "Bearer an-admin-key-for-health")],
+            b"",
+        );
         assert_eq!(r.status, 200);
         serde_json::from_slice::<serde_json::Value>(&r.body).unwrap()
     };
@@ -472,22 +488,61 @@ fn a_body_without_content_length_is_refused_at_the_limit_while_it_is_still_arriv
 }
 
 #[test]
-fn a_misconfigured_worker_answers_500_naming_the_setting_and_never_logs_secrets() {
+fn a_misconfigured_worker_answers_500_naming_the_setting_but_not_its_value_and_logs_once() {
     let e = Edge::start(&EdgeOptions::new(&[
         ("AWS_REGION", "us-east-1"),
         ("AWS_ACCESS_KEY_ID", "AKIAEXAMPLE"),
         ("AWS_SECRET_ACCESS_KEY", "super-secret-value"),
+        ("FIREHOSE_STREAM", "clicks"),
+        ("SINK", "a-sink-named-oddly"),
     ]))
     .unwrap();
-    let (status, code, msg) = error_of(&post(e.url(), ride_sample("cfg", 1).as_bytes(), &[]));
-    assert_eq!((status, code.as_str()), (500, "misconfigured"));
-    assert_eq!(msg, "the service is misconfigured: setting FIREHOSE_STREAM is missing");
+    let origin = [("origin", "https://shop.example")];
+    for _ in 0..3 {
+        let r = post(e.url(), ride_sample("cfg", 1).as_bytes(), &origin);
+        // The browser may read the 500: its origin is echoed.
+        assert_eq!(r.header("access-control-allow-origin"), Some("https://shop.example"));
+        let (status, code, msg) = error_of(&r);
+        assert_eq!((status, code.as_str()), (500, "misconfigured"));
+        assert_eq!(
+            msg,
+            "the service is misconfigured (setting SINK); its operator finds why in the service's log"
+        );
+    }
     assert!(
-        wait_for(Duration::from_secs(5), || e.log().contains("FIREHOSE_STREAM")),
+        wait_for(Duration::from_secs(5), || e.log().contains("a-sink-named-oddly")),
         "{}",
         e.log()
     );
+    assert_eq!(
+        e.log().matches("edgehose: misconfigured").count(),
+        1,
+        "logged once:\n{}",
+        e.log()
+    );
     assert!(!e.log().contains("super-secret-value"));
+}
+
+#[test]
+fn without_write_keys_the_worker_refuses_every_request_unless_anonymous_is_written_down() {
+    let mut options = EdgeOptions::new(&[
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ACCESS_KEY_ID", "AKIAEXAMPLE"),
+        ("AWS_SECRET_ACCESS_KEY", "super-secret-value"),
+        ("FIREHOSE_STREAM", "clicks"),
+    ]);
+    options.bindings.remove("ALLOW_ANONYMOUS");
+    let e = Edge::start(&options).unwrap();
+    let (status, code, msg) = error_of(&post(e.url(), ride_sample("closed", 1).as_bytes(), &[]));
+    assert_eq!(
+        (status, code.as_str(), msg.contains("WRITE_KEYS")),
+        (500, "misconfigured", true)
+    );
+    assert!(
+        wait_for(Duration::from_secs(5), || e.log().contains("ALLOW_ANONYMOUS")),
+        "{}",
+        e.log()
+    );
 }
 
 #[test]
@@ -587,5 +642,13 @@ fn redrive_is_off_without_an_admin_key_and_asks_for_it_when_on() {
     let short = edge(&sandbox, &[("ADMIN_KEY", "short")]);
     let (status, _, msg) = error_of(&post(short.url(), ride_sample("x", 1).as_bytes(), &[]));
     assert_eq!(status, 500);
-    assert!(msg.contains("ADMIN_KEY is shorter than 16 characters"), "{msg}");
+    // The client learns which setting; the log, what is wrong with it.
+    assert!(msg.contains("setting ADMIN_KEY") && !msg.contains("shorter"), "{msg}");
+    assert!(
+        wait_for(Duration::from_secs(5), || short
+            .log()
+            .contains("ADMIN_KEY is shorter than 16 characters")),
+        "{}",
+        short.log()
+    );
 }

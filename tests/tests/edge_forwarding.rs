@@ -12,6 +12,7 @@ use std::time::Duration;
 use edgehose_local::fault_proxy::FaultProxy;
 use edgehose_local::faults::FaultPlan;
 use edgehose_local::miniflare::{Edge, EdgeOptions};
+use edgehose_local::redrive::DEV_ADMIN_KEY;
 use edgehose_sample::ride_sample;
 use edgehose_tests::events::{landed, post, wait_for};
 use edgehose_tests::faults::{assert_nothing_lost, dead_letter_ids};
@@ -42,6 +43,8 @@ fn options(sandbox: &Sandbox, mode: &str, endpoint: &str) -> EdgeOptions {
         ("RETRY_MAX_ATTEMPTS", "6"),
         // One PutRecordBatch per request, so counts are exact and faults meet many calls.
         ("DIRECT_FLUSH_MS", "0"),
+        // The isolate's figures in /healthz are shown for this key.
+        ("ADMIN_KEY", DEV_ADMIN_KEY),
     ]);
     o.max_retries = 4;
     o
@@ -163,11 +166,10 @@ fn direct_mode_gathers_concurrent_requests_into_few_calls() {
 
 /// Messages the Worker's isolate wrote to the events queue (`/healthz`).
 fn queue_messages(edge: &Edge) -> u64 {
-    let body = edgehose_local::tools::http_get(&format!("{}/healthz", edge.url())).unwrap();
-    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let v = health(edge);
     v["isolate"]["queue_messages"]
         .as_u64()
-        .unwrap_or_else(|| panic!("no queue_messages in {body}"))
+        .unwrap_or_else(|| panic!("no queue_messages in {v}"))
 }
 
 #[test]
@@ -349,10 +351,9 @@ fn without_an_archive_or_a_queue_a_loss_is_logged_with_every_id_and_counted() {
     );
 }
 
-/// The Worker isolate's `/healthz`.
+/// The Worker isolate's `/healthz`, as the operator (the admin key) sees it.
 fn health(edge: &Edge) -> serde_json::Value {
-    let body = edgehose_local::tools::http_get(&format!("{}/healthz", edge.url())).unwrap();
-    serde_json::from_str(&body).unwrap()
+    edgehose_local::tools::healthz(edge.url(), DEV_ADMIN_KEY).unwrap()
 }
 
 #[test]
@@ -646,11 +647,10 @@ fn max_in_flight_calls_caps_what_one_isolate_has_in_flight() {
 
 /// Messages the Worker's isolate wrote to each events queue shard (`/healthz`).
 fn shard_messages(edge: &Edge) -> Vec<u64> {
-    let body = edgehose_local::tools::http_get(&format!("{}/healthz", edge.url())).unwrap();
-    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let v = health(edge);
     v["isolate"]["queue_shard_messages"]
         .as_array()
-        .unwrap_or_else(|| panic!("no queue_shard_messages in {body}"))
+        .unwrap_or_else(|| panic!("no queue_shard_messages in {v}"))
         .iter()
         .map(|n| n.as_u64().unwrap())
         .collect()

@@ -41,6 +41,7 @@ fn every_event_is_found_in_the_bucket_and_a_key_that_cannot_read_it_is_refused_u
             ("FIREHOSE_ENDPOINT", moto.as_str()),
             ("AWS_ACCESS_KEY_ID", sandbox.edge.access_key_id()),
             ("AWS_SECRET_ACCESS_KEY", edge_secret.as_str()),
+            ("ALLOW_ANONYMOUS", "true"),
         ],
         None,
     )

@@ -101,7 +101,8 @@ fn read(p: &Pipeline) -> Landed {
         else {
             continue;
         };
-        if let Some(id) = rejected["envelope"]["event"]["message_id"].as_str() {
+        // The log names the envelope's id (a v1 event's message_id) and its reasons.
+        if let Some(id) = rejected["id"].as_str() {
             landed
                 .rejected
                 .entry(id.to_owned())

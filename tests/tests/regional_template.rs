@@ -81,6 +81,9 @@ fn deployed_with(sink: &str, fifo: bool) -> serde_json::Value {
         if let Some(all) = cond.get("Fn::And").and_then(Value::as_array) {
             return all.iter().all(|c| truth(t, c, params));
         }
+        if let Some([one]) = cond.get("Fn::Not").and_then(Value::as_array).map(Vec::as_slice) {
+            return !truth(t, one, params);
+        }
         if let Some(Value::String(name)) = cond.get("Condition") {
             return truth(t, &t["Conditions"][name], params);
         }
@@ -194,6 +197,28 @@ fn with_sink_kinesis_the_delivery_stream_reads_the_data_stream_the_edge_writes()
         );
         let role = t["Resources"]["FirehoseRole"].to_string();
         assert!(!role.contains("kinesis:"), "{sink}: {role}");
+    }
+}
+
+#[test]
+fn ingest_api_is_deployed_only_where_the_delivery_stream_takes_direct_puts() {
+    // A delivery stream reading a Kinesis stream refuses PutRecordBatch: with
+    // Sink kinesis every API Gateway request would be a 500.
+    let t = deployed_with("kinesis", false);
+    for absent in ["IngestFunction", "HttpApi"] {
+        assert!(t["Resources"].get(absent).is_none(), "{absent} with Sink kinesis");
+    }
+    for sink in ["firehose", "sqs"] {
+        let t = deployed_with(sink, false);
+        let r = &t["Resources"];
+        assert_eq!(
+            r["IngestFunction"]["Properties"]["Environment"]["Variables"]["FIREHOSE_STREAM"],
+            serde_json::json!({"Ref": "DeliveryStream"})
+        );
+        assert_eq!(
+            r["DeliveryStream"]["Properties"]["DeliveryStreamType"], "DirectPut",
+            "{sink}"
+        );
     }
 }
 

@@ -203,10 +203,14 @@ pub fn run(args: DevArgs) -> Result<(), String> {
 
     // The request-facing settings both paths read alike, so they answer alike.
     let strict = if args.strict { "true" } else { "false" };
+    // No keys given: a local run is anonymous, and says so (a deployment
+    // without WRITE_KEYS refuses to start unless ALLOW_ANONYMOUS says it too).
+    let anonymous = if write_keys.trim().is_empty() { "true" } else { "false" };
     let api_settings = [
         ("STRICT", strict),
         ("ALLOWED_ORIGINS", "*"),
         ("WRITE_KEYS", write_keys.as_str()),
+        ("ALLOW_ANONYMOUS", anonymous),
         ("SOURCES", sources.as_str()),
     ];
     let mut api_env = vec![
@@ -263,11 +267,22 @@ pub fn run(args: DevArgs) -> Result<(), String> {
         ),
         _ => {}
     }
+    if anonymous == "true" {
+        println!(
+            "  anonymous: no WRITE_KEYS, so any client may post (ALLOW_ANONYMOUS); WRITE_KEYS=id:key,… make dev requires keys\n"
+        );
+    } else {
+        println!("  write keys required on both paths (WRITE_KEYS); a request without one is answered 401\n");
+    }
     if let Some(inspector) = edge.inspector_url() {
         println!("  DevTools for the edge Worker (chrome://inspect, or a CDP client): {inspector}\n");
     }
     let quiet = args.quiet;
-    let mut last = (edge_accepted(edge.url()), api.accepted_events(), firehose.stats());
+    let mut last = (
+        edge_accepted(edge.url(), &args.admin_key),
+        api.accepted_events(),
+        firehose.stats(),
+    );
     let mut tick = Instant::now();
     while !stop.load(Ordering::SeqCst) {
         std::thread::sleep(Duration::from_millis(100));
@@ -275,7 +290,11 @@ pub fn run(args: DevArgs) -> Result<(), String> {
             continue;
         }
         tick = Instant::now();
-        let now = (edge_accepted(edge.url()), api.accepted_events(), firehose.stats());
+        let now = (
+            edge_accepted(edge.url(), &args.admin_key),
+            api.accepted_events(),
+            firehose.stats(),
+        );
         if !quiet && let Some(line) = progress(&last, &now) {
             println!("{line}");
         }
@@ -285,7 +304,7 @@ pub fn run(args: DevArgs) -> Result<(), String> {
     println!("\nstopping: draining the edge's queue into firehose-local…");
     // With sink sqs the edge's events stay in the queue, not in firehose-local.
     let edge_url = if sink == Sink::Sqs { None } else { Some(edge.url()) };
-    let left = drain(edge_url, &api, &firehose, Duration::from_secs(30));
+    let left = drain(edge_url, &args.admin_key, &api, &firehose, Duration::from_secs(30));
     if left > 0 {
         println!(
             "  {left} events the edge accepted are not in firehose-local after 30 s (Firehose refusing them? see the dead letters: edgehose redrive --count)"
@@ -325,12 +344,12 @@ fn transform_env() -> Vec<(String, String)> {
 /// Waits until every event either path accepted is in firehose-local (the
 /// edge's queue drained: nothing new arrives for two of its batch windows),
 /// or `timeout` passes; returns how many are still missing.
-fn drain(edge: Option<&str>, api: &ApiGateway, firehose: &FirehoseLocal, timeout: Duration) -> u64 {
+fn drain(edge: Option<&str>, admin_key: &str, api: &ApiGateway, firehose: &FirehoseLocal, timeout: Duration) -> u64 {
     let start = Instant::now();
     let (mut last, mut still_since) = (u64::MAX, Instant::now());
     loop {
         // Read the paths first: an event accepted later is counted next time.
-        let accepted = edge.map_or(0, edge_accepted) + api.accepted_events();
+        let accepted = edge.map_or(0, |url| edge_accepted(url, admin_key)) + api.accepted_events();
         let received = firehose.stats().lines_received;
         if received != last {
             (last, still_since) = (received, Instant::now());
@@ -343,11 +362,11 @@ fn drain(edge: Option<&str>, api: &ApiGateway, firehose: &FirehoseLocal, timeout
     }
 }
 
-/// Events the edge isolate accepted so far (its `/healthz` counters).
-fn edge_accepted(url: &str) -> u64 {
-    tools::http_get(&format!("{url}/healthz"))
+/// Events the edge isolate accepted so far (its `/healthz` counters, shown
+/// for the admin key).
+fn edge_accepted(url: &str, admin_key: &str) -> u64 {
+    tools::healthz(url, admin_key)
         .ok()
-        .and_then(|b| serde_json::from_str::<serde_json::Value>(&b).ok())
         .and_then(|v| v["isolate"]["accepted_events"].as_u64())
         .unwrap_or(0)
 }

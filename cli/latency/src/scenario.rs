@@ -381,6 +381,7 @@ pub fn start(s: &Scenario, o: &StackOptions) -> Result<Stack> {
         ("AWS_ACCESS_KEY_ID", firehose::DEV_ACCESS_KEY_ID),
         ("AWS_SECRET_ACCESS_KEY", firehose::DEV_SECRET_ACCESS_KEY),
         ("FIREHOSE_ENDPOINT", endpoint_in_region.as_str()),
+        ("ALLOW_ANONYMOUS", "true"),
     ];
     let api = ApiGateway::start(
         "127.0.0.1:0",

@@ -44,7 +44,8 @@ const opts = JSON.parse(json);
 //    after its response would be cancelled in production, and is reported as
 //    cut (`GET /_edgehose/faults` counts them; tests and the soak fail on any).
 //  - Memory: the Worker's wasm memory is read after requests (at most every
-//    200 ms) and held against a ceiling (128 MB, an isolate's limit).
+//    200 ms, through /healthz with its ADMIN_KEY) and held against a ceiling
+//    (128 MB, an isolate's limit).
 // `PUT /_edgehose/faults` (JSON, snake_case, any subset) changes the plan at
 // run time; `GET` shows it with what it did. `GET /_edgehose/r2?prefix=`
 // lists the DEAD_LETTERS bucket's objects with their text. The class keeps
@@ -160,11 +161,13 @@ const watch = (ctx) => ({
   passThroughOnException() { return ctx.passThroughOnException(); },
   get props() { return ctx.props; },
 });
-async function readMemory(worker, url) {
+async function readMemory(worker, url, adminKey) {
   const now = Date.now();
-  if (now - lastMemoryRead < 200) return;
+  if (!adminKey || now - lastMemoryRead < 200) return;
   lastMemoryRead = now;
-  const r = await Worker.prototype.fetch.call(worker, new Request(new URL("/healthz", url)));
+  // The isolate's figures are shown for the admin key only.
+  const headers = { authorization: "Bearer " + adminKey };
+  const r = await Worker.prototype.fetch.call(worker, new Request(new URL("/healthz", url), { headers }));
   const bytes = (await r.json().catch(() => ({})))?.isolate?.wasm_memory_bytes;
   if (typeof bytes !== "number") return;
   stats.wasm_memory_bytes = bytes;
@@ -209,7 +212,7 @@ export default class extends Worker {
     const url = new URL(request.url);
     if (url.pathname.startsWith("/_edgehose/")) return control(url, request, this.rawEnv);
     const response = await super.fetch(request);
-    await readMemory(this, request.url).catch(() => {});
+    await readMemory(this, request.url, this.rawEnv.ADMIN_KEY).catch(() => {});
     return response;
   }
 }

@@ -86,6 +86,16 @@ pub fn http_get(url: &str) -> Result<String> {
     Ok(crate::http::send_within(request, std::time::Duration::from_secs(2))?.text())
 }
 
+/// The edge Worker's `GET /healthz` as the operator sees it (the isolate's
+/// figures are shown only for `Authorization: Bearer <ADMIN_KEY>`).
+pub fn healthz(url: &str, admin_key: &str) -> Result<serde_json::Value> {
+    let request = http::Request::get(format!("{url}/healthz"))
+        .header("authorization", format!("Bearer {admin_key}"))
+        .body(Vec::new())?;
+    let body = crate::http::send_within(request, std::time::Duration::from_secs(2))?.text();
+    serde_json::from_str(&body).map_err(|e| crate::error::Error::json(format!("{url}/healthz: {body}"), e))
+}
+
 /// The string members of a JSON object, in any collection of pairs (no
 /// members when it is not an object; members that are not strings are left
 /// out): Lambda response headers, Firehose partition keys.

@@ -407,7 +407,10 @@ fn base64_records_are_decoded_and_bad_base64_fails_only_its_record() {
 fn door_lines(path: &str, body: &str, settings: &[(&str, &str)]) -> Vec<String> {
     use edgehose_shared::api::{self, ApiConfig, Body, Prepared, RequestHead};
     use edgehose_shared::settings::Settings;
-    let owned: Vec<(String, String)> = settings.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let mut owned: Vec<(String, String)> = settings.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    if !owned.iter().any(|(k, _)| k == "WRITE_KEYS") {
+        owned.push(("ALLOW_ANONYMOUS".into(), "true".into()));
+    }
     let cfg = ApiConfig::from_settings(&Settings::new(move |n: &str| {
         owned.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone())
     }))
@@ -562,6 +565,24 @@ fn source_events_land_as_sent_with_their_declared_id_and_time() {
     );
     assert_eq!(counts.events_ok, 2);
     assert_eq!(decoded(&resp.records[0])[1]["event"], "gps");
+}
+
+#[test]
+fn an_event_of_another_door_named_like_a_declared_source_is_rejected_with_why() {
+    let sources = r#"{"bike":{"id_field":"uuid","keys":["bikes"]}}"#;
+    let config = TransformConfig {
+        sources: edgehose_shared::source::Sources::parse(sources).unwrap(),
+        ..TransformConfig::default()
+    };
+    let forged = r#"{"event":"bike","message_id":"6f1c"}"#;
+    let (resp, counts) = run(&[record(&door_lines("/v1/events", forged, &[]))], &config);
+    assert_eq!((counts.events_ok, counts.events_invalid), (0, 1));
+    assert_eq!(resp.records[0].result, RecordResult::ProcessingFailed);
+    assert!(
+        resp.failed_rejections[0].contains("source_name"),
+        "{:?}",
+        resp.failed_rejections
+    );
 }
 
 #[test]

@@ -2,8 +2,13 @@ use super::*;
 use crate::clock::SeededRandom;
 use crate::envelope::Envelope;
 
+/// A configuration from these settings; without `WRITE_KEYS`, anonymous
+/// (`ALLOW_ANONYMOUS`), as a deployment must say to run without keys.
 fn config(pairs: &[(&str, &str)]) -> ApiConfig {
-    let owned: Vec<(String, String)> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let mut owned: Vec<(String, String)> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    if !owned.iter().any(|(k, _)| k == "WRITE_KEYS") {
+        owned.push(("ALLOW_ANONYMOUS".into(), "true".into()));
+    }
     ApiConfig::from_settings(&Settings::new(move |n: &str| {
         owned.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone())
     }))
@@ -394,10 +399,42 @@ fn unavailable_and_misconfigured_errors_say_so() {
     assert_eq!((r.status, header(&r, "retry-after")), (503, Some("5")));
     let r = ApiError::Misconfigured(SettingError::new("FIREHOSE_STREAM", "is missing")).reply(Vec::new());
     assert_eq!(r.status, 500);
+    // The setting is named to the client; what is wrong with it is the log's.
     assert_eq!(
         json(&r)["message"],
-        "the service is misconfigured: setting FIREHOSE_STREAM is missing"
+        "the service is misconfigured (setting FIREHOSE_STREAM); its operator finds why in the service's log"
     );
+}
+
+#[test]
+fn without_write_keys_the_api_fails_closed_unless_anonymous_is_written_down() {
+    let read = |pairs: &'static [(&'static str, &'static str)]| {
+        ApiConfig::from_settings(&Settings::new(move |n: &str| {
+            pairs.iter().find(|(k, _)| *k == n).map(|(_, v)| (*v).to_owned())
+        }))
+    };
+    let e = read(&[]).unwrap_err();
+    assert_eq!(e.name, "WRITE_KEYS");
+    assert!(e.problem.contains("ALLOW_ANONYMOUS"), "{e}");
+    assert!(read(&[("ALLOW_ANONYMOUS", "false")]).is_err());
+    let open = read(&[("ALLOW_ANONYMOUS", "true")]).unwrap();
+    assert!(!open.write_keys.is_enabled());
+    assert!(
+        read(&[("WRITE_KEYS", "web:wk_0123456789")])
+            .unwrap()
+            .write_keys
+            .is_enabled()
+    );
+    // Both at once is a contradiction, named.
+    let both = read(&[("WRITE_KEYS", "web:wk_0123456789"), ("ALLOW_ANONYMOUS", "true")]).unwrap_err();
+    assert_eq!(both.name, "ALLOW_ANONYMOUS");
+    // A misconfigured answer still lets the browser read it.
+    let cors = cors_headers_without_config(Some("https://shop.example"));
+    assert_eq!(
+        cors[0],
+        ("access-control-allow-origin", "https://shop.example".to_owned())
+    );
+    assert!(cors_headers_without_config(None).is_empty());
 }
 
 fn head<'a>(method: &'a str, path: &'a str) -> RequestHead<'a> {

@@ -83,6 +83,30 @@ fn segment_messages_partition_by_track_name_or_call_and_sources_by_name() {
 }
 
 #[test]
+fn a_declared_source_owns_its_name_against_the_other_doors() {
+    let limits = Limits::default();
+    let sources = Sources::parse(r#"{"bike":{"keys":["bikes"]}}"#).unwrap();
+    let rules = Rules {
+        limits: &limits,
+        sources: &sources,
+    };
+    // A schema v1 event and a Segment track named like the source: rejected,
+    // so no key can file events in the source's partition and schema.
+    let v1_bike = v1(r#"{"event":"bike","message_id":"copied"}"#);
+    assert_eq!(rejected_reasons(&judge(&v1_bike, rules)), ["source_name"]);
+    let track = format!(
+        r#"{{"v":1,"id":"s1","received_at":{AT},"event_time":{AT},"format":"segment","type":"track","event":{{"event":"bike","userId":"u"}}}}"#
+    );
+    assert_eq!(rejected_reasons(&judge(&track, rules)), ["source_name"]);
+    // Other names, and the source's own events, are untouched.
+    assert!(matches!(judge(&v1(r#"{"event":"bikes"}"#), rules), Verdict::Event(_)));
+    let own = format!(
+        r#"{{"v":1,"id":"b1","received_at":{AT},"event_time":{AT},"format":"source","source":"bike","event":{{"w":1}}}}"#
+    );
+    assert!(matches!(judge(&own, rules), Verdict::Event(_)));
+}
+
+#[test]
 fn quarantined_payloads_and_lines_that_are_no_envelope_are_rejected_with_why() {
     let q = format!(
         r#"{{"v":1,"id":"q1","received_at":{AT},"event_time":{AT},"quarantine":{{"reason":"invalid JSON","encoding":"base64","data":"eyJ","part":1,"parts":1,"bytes":2}}}}"#

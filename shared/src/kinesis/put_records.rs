@@ -168,7 +168,10 @@ fn json_string_len(s: &str) -> usize {
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 struct Response {
-    failed_record_count: usize,
+    /// Optional in the service's model (PutRecordsOutput): an answer
+    /// without it is read from its records alone.
+    #[serde(default)]
+    failed_record_count: Option<usize>,
     records: Vec<Answered>,
 }
 

@@ -136,7 +136,7 @@ pub fn parse_send_message_batch_response(
             .iter()
             .filter(|e| e.id.is_none() && e.error_code.is_none())
             .count();
-        (entries, failed, "Failed")
+        (entries, Some(failed), "Failed")
     })
 }
 

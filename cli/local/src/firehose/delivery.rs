@@ -144,9 +144,9 @@ fn deliver(
                                 delivered += 1;
                                 continue;
                             }
-                            Err(missing) => Answer::Failed {
+                            Err(message) => Answer::Failed {
                                 code: "DynamicPartitioning.MetadataExtractionFailed",
-                                message: format!("the record's metadata has no partition key {missing:?}"),
+                                message,
                                 attempts: 1,
                             },
                         },
@@ -211,7 +211,9 @@ fn deliver(
 }
 
 /// `template` with each `!{partitionKeyFromLambda:NAME}` replaced by the
-/// record's key NAME; the first key it lacks is the error.
+/// record's key NAME; the error names the first key it lacks, or one whose
+/// value would climb out of the data directory (`..`, `.`, a leading `/`:
+/// harmless in an S3 key, a path traversal on a disk).
 fn partition_key(template: &str, keys: &BTreeMap<String, String>) -> Result<String, String> {
     const OPEN: &str = "!{partitionKeyFromLambda:";
     let mut out = String::new();
@@ -224,7 +226,15 @@ fn partition_key(template: &str, keys: &BTreeMap<String, String>) -> Result<Stri
             return Ok(out);
         };
         let name = &after[..end];
-        out.push_str(keys.get(name).ok_or_else(|| name.to_owned())?);
+        let value = keys
+            .get(name)
+            .ok_or_else(|| format!("the record's metadata has no partition key {name:?}"))?;
+        if value.starts_with('/') || value.split('/').any(|part| part == ".." || part == ".") {
+            return Err(format!(
+                "partition key {name:?} = {value:?} would leave the destination's prefix"
+            ));
+        }
+        out.push_str(value);
         rest = &after[end + 1..];
     }
     out.push_str(rest);
@@ -254,9 +264,21 @@ mod tests {
             partition_key(template, &keys).unwrap(),
             "events/event_name=checkout/date=2026-12-01/"
         );
-        assert_eq!(
-            partition_key("x/!{partitionKeyFromLambda:region}/", &keys).unwrap_err(),
-            "region"
+        assert!(
+            partition_key("x/!{partitionKeyFromLambda:region}/", &keys)
+                .unwrap_err()
+                .contains("no partition key \"region\"")
         );
+    }
+
+    #[test]
+    fn a_partition_key_cannot_climb_out_of_the_data_directory() {
+        for bad in ["..", "../../etc", "a/../../b", "/etc", "."] {
+            let keys = BTreeMap::from([("event_name".to_owned(), bad.to_owned())]);
+            let e = partition_key("events/event_name=!{partitionKeyFromLambda:event_name}/", &keys).unwrap_err();
+            assert!(e.contains("would leave"), "{bad}: {e}");
+        }
+        let fine = BTreeMap::from([("event_name".to_owned(), "a..b".to_owned())]);
+        assert!(partition_key("e/!{partitionKeyFromLambda:event_name}/", &fine).is_ok());
     }
 }

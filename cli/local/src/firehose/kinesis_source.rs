@@ -37,14 +37,17 @@ const IDLE: Duration = Duration::from_millis(200);
 
 impl KinesisSource {
     /// Reads every shard until `stop`, handing each batch of user records'
-    /// data to `accept` in shard order; a failed call is logged and made
-    /// again a second later.
+    /// data to `accept` in shard order. A failed call is logged and made
+    /// again a second later; a `GetRecords` that fails (an iterator expires
+    /// five minutes after it was issued, or the stream was busy) gets a
+    /// fresh iterator just after the last record read, so nothing is read
+    /// twice or skipped.
     pub fn run(&self, stop: &AtomicBool, mut accept: impl FnMut(Vec<Vec<u8>>)) {
-        let mut iterators: Vec<Option<String>> = Vec::new();
+        let mut shards: Vec<Shard> = Vec::new();
         while !stop.load(Ordering::SeqCst) {
-            if iterators.is_empty() {
-                match self.shard_iterators() {
-                    Ok(found) => iterators = found.into_iter().map(Some).collect(),
+            if shards.is_empty() {
+                match self.shards() {
+                    Ok(found) => shards = found,
                     Err(e) => {
                         eprintln!("firehose-local: reading Kinesis stream {}: {e}", self.stream);
                         std::thread::sleep(Duration::from_secs(1));
@@ -53,8 +56,20 @@ impl KinesisSource {
                 }
             }
             let mut read_any = false;
-            for slot in &mut iterators {
-                let Some(iterator) = slot.clone() else { continue };
+            for shard in &mut shards {
+                if shard.iterator.is_none() && !shard.closed {
+                    match self.call("GetShardIterator", &shard.iterator_request(&self.stream)) {
+                        Ok(it) => shard.iterator = it["ShardIterator"].as_str().map(str::to_owned),
+                        Err(e) => {
+                            eprintln!("firehose-local: GetShardIterator on {}: {e}", self.stream);
+                            std::thread::sleep(Duration::from_secs(1));
+                            continue;
+                        }
+                    }
+                }
+                let Some(iterator) = shard.iterator.clone() else {
+                    continue;
+                };
                 match self.call("GetRecords", &json!({"ShardIterator": iterator, "Limit": 1000})) {
                     Ok(page) => {
                         let datas = user_records(&page);
@@ -62,10 +77,14 @@ impl KinesisSource {
                         if !datas.is_empty() {
                             accept(datas);
                         }
-                        *slot = page["NextShardIterator"].as_str().map(str::to_owned);
+                        shard.read(&page);
                     }
                     Err(e) => {
-                        eprintln!("firehose-local: GetRecords on {}: {e}", self.stream);
+                        eprintln!(
+                            "firehose-local: GetRecords on {}: {e}; asking for a fresh iterator",
+                            self.stream
+                        );
+                        shard.iterator = None;
                         std::thread::sleep(Duration::from_secs(1));
                     }
                 }
@@ -76,22 +95,21 @@ impl KinesisSource {
         }
     }
 
-    /// An iterator at the start of every shard.
-    fn shard_iterators(&self) -> Result<Vec<String>> {
+    /// Every shard of the stream, to be read from its start.
+    fn shards(&self) -> Result<Vec<Shard>> {
         let shards = self.call("ListShards", &json!({"StreamName": self.stream}))?;
-        shards["Shards"]
+        Ok(shards["Shards"]
             .as_array()
             .ok_or_else(|| Error::protocol(format!("ListShards: no Shards in {shards}")))?
             .iter()
-            .map(|shard| {
-                let body = json!({"StreamName": self.stream, "ShardId": shard["ShardId"], "ShardIteratorType": "TRIM_HORIZON"});
-                let it = self.call("GetShardIterator", &body)?;
-                it["ShardIterator"]
-                    .as_str()
-                    .map(str::to_owned)
-                    .ok_or_else(|| Error::protocol(format!("GetShardIterator: no iterator in {it}")))
+            .filter_map(|shard| shard["ShardId"].as_str())
+            .map(|id| Shard {
+                id: id.to_owned(),
+                iterator: None,
+                after: None,
+                closed: false,
             })
-            .collect()
+            .collect())
     }
 
     /// One signed Kinesis call.
@@ -105,6 +123,44 @@ impl KinesisSource {
             &self.region,
             &credentials,
         )
+    }
+}
+
+/// Where reading one shard stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Shard {
+    id: String,
+    /// The iterator for the next `GetRecords`; `None`: ask for one.
+    iterator: Option<String>,
+    /// The sequence number of the last record read.
+    after: Option<String>,
+    /// The shard was closed (split or merged) and read to its end.
+    closed: bool,
+}
+
+impl Shard {
+    /// The `GetShardIterator` body: just after the last record read, or
+    /// the shard's start when nothing was read yet.
+    fn iterator_request(&self, stream: &str) -> Value {
+        match &self.after {
+            Some(seq) => {
+                json!({"StreamName": stream, "ShardId": self.id, "ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "StartingSequenceNumber": seq})
+            }
+            None => json!({"StreamName": stream, "ShardId": self.id, "ShardIteratorType": "TRIM_HORIZON"}),
+        }
+    }
+
+    /// Notes a `GetRecords` page: its last record and the next iterator.
+    fn read(&mut self, page: &Value) {
+        if let Some(seq) = page["Records"]
+            .as_array()
+            .and_then(|r| r.last())
+            .and_then(|r| r["SequenceNumber"].as_str())
+        {
+            self.after = Some(seq.to_owned());
+        }
+        self.iterator = page["NextShardIterator"].as_str().map(str::to_owned);
+        self.closed = self.iterator.is_none();
     }
 }
 
@@ -131,6 +187,37 @@ fn user_records(page: &Value) -> Vec<Vec<u8>> {
 mod tests {
     use super::*;
     use edgehose_shared::kinesis::aggregate::{Aggregate, UserRecord};
+
+    #[test]
+    fn a_fresh_iterator_starts_just_after_the_last_record_read() {
+        let mut shard = Shard {
+            id: "shardId-000000000000".into(),
+            iterator: Some("it-1".into()),
+            after: None,
+            closed: false,
+        };
+        assert_eq!(shard.iterator_request("s")["ShardIteratorType"], "TRIM_HORIZON");
+        shard
+            .read(&json!({"Records": [{"SequenceNumber": "7"}, {"SequenceNumber": "9"}], "NextShardIterator": "it-2"}));
+        assert_eq!(
+            (shard.iterator.as_deref(), shard.after.as_deref()),
+            (Some("it-2"), Some("9"))
+        );
+        // An empty page keeps the place; a failed call drops the iterator.
+        shard.read(&json!({"Records": [], "NextShardIterator": "it-3"}));
+        shard.iterator = None;
+        let again = shard.iterator_request("s");
+        assert_eq!(
+            (
+                again["ShardIteratorType"].as_str(),
+                again["StartingSequenceNumber"].as_str()
+            ),
+            (Some("AFTER_SEQUENCE_NUMBER"), Some("9"))
+        );
+        // A closed shard, read to its end, is not asked for again.
+        shard.read(&json!({"Records": []}));
+        assert!(shard.closed && shard.iterator.is_none());
+    }
 
     #[test]
     fn aggregated_records_are_split_and_the_rest_kept_whole() {

@@ -35,6 +35,12 @@ impl Store {
     /// temporary file, then renamed into place, so a reader never sees half
     /// an object and a crash leaves no partial one.
     pub fn put(&self, key: &str, bytes: &[u8]) -> Result<PathBuf> {
+        // An object key is a name under the root, never a way out of it.
+        if key.starts_with('/') || key.split('/').any(|part| part == ".." || part == ".") {
+            return Err(Error::config(format!(
+                "object key {key:?} would leave the data directory"
+            )));
+        }
         let target = self.root.join(key);
         if let Some(parent) = target.parent() {
             std::fs::create_dir_all(parent).map_err(|e| Error::file(parent, e))?;

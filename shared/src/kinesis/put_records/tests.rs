@@ -80,6 +80,17 @@ fn failed_records_are_read_by_position_with_their_codes() {
 }
 
 #[test]
+fn an_answer_without_the_optional_failed_record_count_is_read_from_its_records() {
+    // FailedRecordCount is optional in PutRecordsOutput: its absence is no failure.
+    let all_in = br#"{"Records":[{"SequenceNumber":"1","ShardId":"shardId-000000000000"}]}"#;
+    let outcome = parse_put_records_response(200, None, None, all_in, 1).unwrap();
+    assert!(outcome.failed.is_empty(), "{outcome:?}");
+    let one_out = br#"{"Records":[{"SequenceNumber":"1"},{"ErrorCode":"InternalFailure"}]}"#;
+    let outcome = parse_put_records_response(200, None, None, one_out, 2).unwrap();
+    assert_eq!(outcome.failed.iter().map(|f| f.index).collect::<Vec<_>>(), [1]);
+}
+
+#[test]
 fn inconsistent_answers_are_unexpected_and_errors_are_classified() {
     let short = br#"{"FailedRecordCount":0,"Records":[]}"#;
     assert!(matches!(
