@@ -138,8 +138,9 @@ fuzz: bootstrap
 	$(RUN) target/release/edgehose-bench fuzz --secs $(FUZZ_SECS) --write BENCHMARKS.md $(ARGS)
 
 ## soak: `edgehose dev` for SOAK_SECS seconds (600) at 64 connections with
-## Firehose's faults and outages on; prints events accepted, landed, lost,
-## duplicated and every process's memory, and rewrites BENCHMARKS.md's soak section
+## Firehose's faults and outages and Cloudflare's (queues refusing and out,
+## R2 failing) on; prints events accepted, landed, lost, duplicated, waitUntil
+## work cut, every process's memory, and rewrites BENCHMARKS.md's soak section
 SOAK_SECS ?= 600
 soak: bootstrap edge
 	$(RUN) $(CARGO) build -q --release --locked -p edgehose-regional -p edgehose -p edgehose-bench

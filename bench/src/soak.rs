@@ -1,9 +1,13 @@
 //! `edgehose-bench soak` (`make soak`): `edgehose dev` — the whole local
-//! pipeline a user runs — under sustained load with Firehose misbehaving,
-//! for ten minutes by default. Clients post one event per request on 64
-//! keep-alive connections (one of them hostile: broken JSON, oversized and
-//! mistyped bodies), firehose-local throttles, fails records and answers 500
-//! on a share of calls and goes down entirely at intervals. Every ten seconds
+//! pipeline a user runs — under sustained load with Firehose and Cloudflare
+//! misbehaving, for ten minutes by default. Clients post one event per
+//! request on 64 keep-alive connections (one of them hostile: broken JSON,
+//! oversized and mistyped bodies), firehose-local throttles, fails records,
+//! answers 500 and loses answers on a share of calls and goes down entirely
+//! at intervals (once for a minute), while the Worker's queues refuse a
+//! share of writes (and all of them for a while) and its R2 archive fails a
+//! share of writes; any `waitUntil` work still pending 30 s after its answer
+//! fails the run, as does the Worker's memory past its ceiling. Every ten seconds
 //! it samples the resident memory of every process `edgehose dev` started,
 //! the Worker's own linear memory (`/healthz`) and its live JavaScript heap
 //! (V8's after a full collection, read through the DevTools inspector
@@ -55,12 +59,29 @@ pub struct Settings {
     /// Share of Firehose calls answered 500.
     #[arg(long, default_value_t = 0.02)]
     pub errors: f64,
+    /// Share of Firehose calls whose answer is lost after the records were
+    /// kept (each resend makes a duplicate: the soak's one cause of them).
+    #[arg(long, default_value_t = 0.01)]
+    pub lost_response: f64,
     /// A Firehose outage starts every this many seconds (0: none) …
     #[arg(long, default_value_t = 120)]
     pub outage_every: u64,
     /// … and lasts this long.
     #[arg(long, default_value_t = 15)]
     pub outage_secs: u64,
+    /// One Firehose outage this long at half-way (0: none): longer than
+    /// Cloudflare's own retries of a queue message last without a delay.
+    #[arg(long, default_value_t = 60)]
+    pub long_outage_secs: u64,
+    /// Share of queue writes refused ("Too Many Requests", as past 5,000 messages a second).
+    #[arg(long, default_value_t = 0.02)]
+    pub queue_refuse: f64,
+    /// One Queues outage (every write refused) this long at a third of the way (0: none).
+    #[arg(long, default_value_t = 10)]
+    pub queue_outage_secs: u64,
+    /// Share of R2 writes (the dead-letter archive) that fail.
+    #[arg(long, default_value_t = 0.2)]
+    pub r2_fail: f64,
     /// Whether one connection sends hostile requests.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub hostile: bool,
@@ -93,10 +114,24 @@ impl Settings {
         Ok(s)
     }
 
-    /// The outage must end before the next begins.
+    /// Whether the long outage is on and fits in the second half of the load.
+    fn long_outage(&self) -> bool {
+        self.long_outage_secs > 0 && self.long_outage_secs * 2 <= self.secs
+    }
+
+    /// The outage must end before the next begins; shares are shares.
     pub fn check(&self) -> Result<(), String> {
         if self.outage_every > 0 && self.outage_secs >= self.outage_every {
             return Err("--outage-secs must be shorter than --outage-every".into());
+        }
+        for (name, share) in [
+            ("--queue-refuse", self.queue_refuse),
+            ("--r2-fail", self.r2_fail),
+            ("--lost-response", self.lost_response),
+        ] {
+            if !(0.0..=1.0).contains(&share) {
+                return Err(format!("{name} is a share from 0 to 1"));
+            }
         }
         Ok(())
     }
@@ -104,23 +139,39 @@ impl Settings {
     /// The fault plan as firehose-local's `PUT /_edgehose/faults` takes it.
     fn faults(&self, outage_secs: u64) -> String {
         serde_json::json!({
-            "throttle": self.throttle, "partial": self.partial, "errors": self.errors, "outage_secs": outage_secs,
+            "throttle": self.throttle, "partial": self.partial, "errors": self.errors,
+            "lost_response": self.lost_response, "outage_secs": outage_secs,
         })
         .to_string()
     }
 
-    /// `5 % throttled, 5 % with failed records, 2 % answered 500, 15 s outage every 120 s`.
+    /// `5 % throttled, 5 % with failed records, 2 % answered 500, 15 s outage every 120 s`, and Cloudflare's.
     fn describe_faults(&self) -> String {
         let mut t = format!(
-            "{} % of Firehose calls throttled, {} % with failed records, {} % answered 500",
+            "AWS: {} % of Firehose calls throttled, {} % with failed records, {} % answered 500, {} % with the answer lost",
             self.throttle * 100.0,
             self.partial * 100.0,
-            self.errors * 100.0
+            self.errors * 100.0,
+            self.lost_response * 100.0
         );
         if self.outage_every > 0 {
             t.push_str(&format!(
                 ", a {} s outage (every call refused) every {} s",
                 self.outage_secs, self.outage_every
+            ));
+        }
+        if self.long_outage() {
+            t.push_str(&format!(", one {} s outage half-way", self.long_outage_secs));
+        }
+        t.push_str(&format!(
+            "; Cloudflare: {} % of queue writes refused, {} % of R2 writes failed",
+            self.queue_refuse * 100.0,
+            self.r2_fail * 100.0
+        ));
+        if self.queue_outage_secs > 0 {
+            t.push_str(&format!(
+                ", one {} s Queues outage a third of the way",
+                self.queue_outage_secs
             ));
         }
         t
@@ -330,6 +381,8 @@ struct Outcome {
     hostile: Hostile,
     samples: Vec<Sample>,
     firehose: serde_json::Value,
+    /// What Cloudflare's faults did (`GET /_edgehose/faults` on the Worker).
+    cloudflare: serde_json::Value,
 }
 
 /// Runs the soak; see the module docs.
@@ -361,13 +414,22 @@ pub fn main(s: Settings) -> Result<(), String> {
         "drain_secs": o.drain_secs, "stop_secs": o.stop_secs, "stopped": o.stopped_line,
         "error_prefix_events": o.failed_events,
         "hostile": {"sent": o.hostile.sent, "quarantined": o.hostile.quarantined, "wrongly_accepted": o.hostile.wrongly_accepted, "by_status": o.hostile.by_status.iter().map(|(k, v)| (k.to_string(), *v)).collect::<BTreeMap<_, _>>()},
-        "firehose": o.firehose,
+        "firehose": o.firehose, "cloudflare": o.cloudflare,
         "samples": o.samples.iter().map(|x| serde_json::json!({"t": x.t, "accepted": x.accepted, "delivered": x.delivered, "wasm_bytes": x.wasm, "js_heap_bytes": x.js_heap, "rss_bytes": x.rss})).collect::<Vec<_>>(),
     });
     // One section per mode, so both stay in BENCHMARKS.md.
     report::publish(&format!("soak-{}", s.mode), &table, Some(&json), s.write.file())?;
     if o.missing > 0 {
         return Err(format!("{} accepted event(s) were not found in the output", o.missing));
+    }
+    let cut = o.cloudflare["wait_until_cut"].as_u64();
+    if cut != Some(0) {
+        return Err(format!(
+            "waitUntil promises pending 30 s after their response (production cuts them): {cut:?}"
+        ));
+    }
+    if o.cloudflare["over_memory_ceiling"].as_u64() != Some(0) {
+        return Err(format!("the Worker's memory passed its ceiling: {}", o.cloudflare));
     }
     if o.hostile.wrongly_accepted > 0 {
         return Err(format!(
@@ -406,6 +468,9 @@ fn run(s: &Settings, edgehose: &Path, work: &Path) -> Result<Outcome, String> {
             .args(["--throttle", &s.throttle.to_string()])
             .args(["--partial", &s.partial.to_string()])
             .args(["--errors", &s.errors.to_string()])
+            .args(["--lost-response", &s.lost_response.to_string()])
+            .args(["--queue-refuse", &s.queue_refuse.to_string()])
+            .args(["--r2-fail", &s.r2_fail.to_string()])
             .arg("--data-dir")
             .arg(&data)
             .env_remove("ADMIN_KEY")
@@ -465,14 +530,29 @@ fn run(s: &Settings, edgehose: &Path, work: &Path) -> Result<Outcome, String> {
     });
     let load = Duration::from_secs(s.secs);
     let mut next_outage = s.outage_every;
+    let (mut queue_outage, mut long_outage) = (s.queue_outage_secs > 0, s.long_outage());
     let mut k = 1u64;
     while t0.elapsed() < load {
         std::thread::sleep((Duration::from_secs(10 * k)).min(load).saturating_sub(t0.elapsed()));
         let t = t0.elapsed().as_secs_f64();
-        if s.outage_every > 0 && t >= next_outage as f64 && t + (s.outage_secs as f64) < load.as_secs_f64() {
+        let half = load.as_secs_f64() / 2.0;
+        if long_outage && t >= half {
+            put_faults(&firehose, &s.faults(s.long_outage_secs))?;
+            println!("  {t:>5.0} s  Firehose outage for {} s", s.long_outage_secs);
+            long_outage = false;
+            next_outage = next_outage.max((t as u64) + s.long_outage_secs + s.outage_every / 2);
+        } else if s.outage_every > 0 && t >= next_outage as f64 && t + (s.outage_secs as f64) < load.as_secs_f64() {
             put_faults(&firehose, &s.faults(s.outage_secs))?;
             println!("  {t:>5.0} s  Firehose outage for {} s", s.outage_secs);
             next_outage += s.outage_every;
+        }
+        if queue_outage && t >= load.as_secs_f64() / 3.0 {
+            put_faults(
+                &edge,
+                &serde_json::json!({"queue_outage_secs": s.queue_outage_secs}).to_string(),
+            )?;
+            println!("  {t:>5.0} s  Queues outage for {} s", s.queue_outage_secs);
+            queue_outage = false;
         }
         let x = sample(t);
         print_sample(&x, "");
@@ -529,6 +609,11 @@ fn run(s: &Settings, edgehose: &Path, work: &Path) -> Result<Outcome, String> {
     print_sample(&after, "drained");
     o.samples.push(after);
     o.firehose = firehose_stats(&firehose).unwrap_or_default();
+    o.cloudflare = http_get(&format!("{edge}/_edgehose/faults"))
+        .ok()
+        .and_then(|b| serde_json::from_str::<serde_json::Value>(&b).ok())
+        .map(|v| v["stats"].clone())
+        .unwrap_or_default();
 
     let stopping = Instant::now();
     if !dev.stop(Duration::from_secs(120)) {
@@ -679,8 +764,11 @@ fn render(s: &Settings, o: &Outcome) -> String {
             format!("{} — {}", o.missing, met(o.missing == 0)),
         ),
         (
-            "duplicated (extra copies, at-least-once retries)",
-            o.duplicates.to_string(),
+            "duplicated (extra copies) and their cause",
+            format!(
+                "{} — the faults that make one: {} Firehose answers lost after the records were kept (each resend is a copy); none else is expected (a partial failure resends only its failed records, the consumer puts back only what did not land)",
+                o.duplicates, f["faults"]["lost_responses"]
+            ),
         ),
         (
             "under the error prefix: records / events in them",
@@ -712,6 +800,35 @@ fn render(s: &Settings, o: &Outcome) -> String {
                 f["faults"]["failed_records"],
                 f["faults"]["server_errors"],
                 f["faults"]["outage"]
+            ),
+        ),
+        (
+            "Cloudflare's faults: queue writes / refused; R2 writes / failed",
+            format!(
+                "{} / {}; {} / {}",
+                o.cloudflare["queue_writes"],
+                o.cloudflare["queue_refused"],
+                o.cloudflare["r2_puts"],
+                o.cloudflare["r2_failed"]
+            ),
+        ),
+        (
+            "`waitUntil` work still pending 30 s after its answer (cut in production; target 0)",
+            format!(
+                "{} of {}, the longest {} ms — {}",
+                o.cloudflare["wait_until_cut"],
+                o.cloudflare["wait_until"],
+                o.cloudflare["wait_until_longest_ms"],
+                met(o.cloudflare["wait_until_cut"].as_u64() == Some(0))
+            ),
+        ),
+        (
+            "the Worker's wasm memory at most (read after requests) against an isolate's 128 MB",
+            format!(
+                "{} — {}",
+                mb(o.cloudflare["wasm_memory_most_bytes"].as_u64().unwrap_or(0)),
+                met(o.cloudflare["over_memory_ceiling"].as_u64() == Some(0)
+                    && o.cloudflare["wasm_memory_most_bytes"].as_u64().is_some_and(|b| b > 0))
             ),
         ),
         (
@@ -868,6 +985,8 @@ mod tests {
             &["--hostile", "yes"],
             &["--outage-every", "10", "--outage-secs", "10"],
             &["--throttle", "lots"],
+            &["--queue-refuse", "1.5"],
+            &["--r2-fail", "2"],
         ] {
             assert!(Settings::from_args(bad).is_err(), "{bad:?}");
         }

@@ -101,6 +101,15 @@ impl Dev {
     fn output(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
+
+    /// Ctrl-C, a wait for everything to stop, then its files removed.
+    fn stop_and_remove(mut self) {
+        ctrl_c(&self.process.0);
+        let stopped = wait_for(Duration::from_secs(60), || self.process.0.try_wait().unwrap().is_some());
+        assert!(stopped, "dev did not stop:\n{}", self.output());
+        let _ = std::fs::remove_dir_all(&self.data);
+        let _ = std::fs::remove_file(&self.log);
+    }
 }
 
 /// Whether some object in the data directory `data` holds `id`.
@@ -194,8 +203,52 @@ fn dev_runs_both_paths_lands_their_events_and_stops_everything_on_ctrl_c() {
 }
 
 #[test]
+fn dev_breaks_cloudflares_side_by_flags_and_at_run_time_and_nothing_is_lost() {
+    // Every queue write refused from the start: each window goes straight
+    // to firehose-local instead.
+    let d = Dev::start(&["--queue-refuse", "1", "--memory-ceiling-mb", "100"]);
+    let run = uuid::Uuid::new_v4().to_string();
+    let faults = |d: &Dev| -> serde_json::Value {
+        serde_json::from_str(&http_get(&format!("{}/_edgehose/faults", d.edge)).unwrap()).unwrap()
+    };
+    let body = format!(r#"{{"event":"refused","message_id":"{run}-1"}}"#);
+    assert_eq!(post(&d.edge, body.as_bytes(), &[]).status, 200);
+    assert!(
+        wait_for(Duration::from_secs(60), || landed_in(&d.data, &format!("{run}-1"))),
+        "{}",
+        d.output()
+    );
+    let f = faults(&d);
+    assert!(f["stats"]["queue_refused"].as_u64().unwrap() >= 1, "{f}");
+    assert_eq!(f["plan"]["memory_ceiling_mb"], 100, "{f}");
+    // Changed while running: the queues are back, R2 fails; a wrong field is named.
+    let put = |body: &str| {
+        edgehose_local::http::send(
+            http::Request::put(format!("{}/_edgehose/faults", d.edge))
+                .body(body.as_bytes().to_vec())
+                .unwrap(),
+        )
+        .unwrap()
+    };
+    assert_eq!(put(r#"{"queue_refuse":0,"r2_fail":1}"#).status, 200);
+    let wrong = put(r#"{"queue_refuse":2}"#);
+    assert_eq!(wrong.status, 400, "{}", wrong.text());
+    assert!(wrong.text().contains("queue_refuse"), "{}", wrong.text());
+    let body = format!(r#"{{"event":"queued","message_id":"{run}-2"}}"#);
+    assert_eq!(post(&d.edge, body.as_bytes(), &[]).status, 200);
+    assert!(
+        wait_for(Duration::from_secs(60), || landed_in(&d.data, &format!("{run}-2"))),
+        "{}",
+        d.output()
+    );
+    assert!(faults(&d)["stats"]["queue_writes"].as_u64().unwrap() >= 2);
+    assert_eq!(faults(&d)["stats"]["wait_until_cut"], 0);
+    d.stop_and_remove();
+}
+
+#[test]
 fn dev_partitions_by_event_name_and_day_when_asked() {
-    let mut d = Dev::start(&["--partitioning"]);
+    let d = Dev::start(&["--partitioning"]);
     let run = uuid::Uuid::new_v4().to_string();
     for name in ["signup", "checkout"] {
         let body = format!(r#"{{"event":"{name}","message_id":"{run}-{name}"}}"#);
@@ -212,15 +265,7 @@ fn dev_partitions_by_event_name_and_day_when_asked() {
     };
     let both = wait_for(Duration::from_secs(60), || under("signup") && under("checkout"));
     assert!(both, "{:?}\n{}", objects(&d.data), d.output());
-    ctrl_c(&d.process.0);
-    assert!(wait_for(Duration::from_secs(60), || d
-        .process
-        .0
-        .try_wait()
-        .unwrap()
-        .is_some()));
-    let _ = std::fs::remove_dir_all(&d.data);
-    let _ = std::fs::remove_file(&d.log);
+    d.stop_and_remove();
 }
 
 #[test]

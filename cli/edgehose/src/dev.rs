@@ -69,6 +69,8 @@ pub struct DevArgs {
     admin_key: String,
     #[command(flatten)]
     faults: crate::fault_flags::FaultFlags,
+    #[command(flatten)]
+    cloudflare: crate::cloudflare_flags::CloudflareFlags,
     /// The edge Worker's DevTools inspector on this port, e.g. 9229 (off).
     #[arg(long)]
     inspector_port: Option<u16>,
@@ -248,6 +250,7 @@ pub fn run(args: DevArgs) -> Result<(), String> {
     options.persist = Some(data_dir.join(".miniflare"));
     options.build = Build::Release;
     options.inspector_port = args.inspector_port;
+    options.cloudflare_faults = args.cloudflare.faults();
     let edge = Edge::start(&options)?;
 
     banner(edge.url(), api.url(), firehose.url(), &data_dir, &stream, mode);
@@ -392,7 +395,8 @@ Data lands in {data}/ (Firehose's S3 layout, every ~5 s):
   dead letters (what the edge gave up on)   archived in the Worker's DEAD_LETTERS bucket: edgehose redrive
   {data}/transform.log, ingest-api.log       the functions' logs
 Break something:
-  curl -s -X PUT {firehose}/_edgehose/faults -d '{{\"partial\":0.3,\"outage_secs\":5}}'
+  curl -s -X PUT {firehose}/_edgehose/faults -d '{{\"partial\":0.3,\"outage_secs\":5}}'      Firehose's side
+  curl -s -X PUT {edge}/_edgehose/faults -d '{{\"queue_outage_secs\":20,\"r2_fail\":0.5}}'   Cloudflare's side
 "
     );
 }

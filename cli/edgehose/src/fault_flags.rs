@@ -53,7 +53,7 @@ impl FaultFlags {
 }
 
 /// A share between 0 and 1.
-fn share(v: &str) -> Result<f64, String> {
+pub fn share(v: &str) -> Result<f64, String> {
     match v.parse::<f64>() {
         Ok(x) if (0.0..=1.0).contains(&x) => Ok(x),
         _ => Err(format!("{v:?} is not a share between 0 and 1")),

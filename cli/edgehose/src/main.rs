@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod cloudflare_flags;
 mod cost;
 mod delay_proxy;
 mod dev;
