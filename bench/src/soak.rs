@@ -383,6 +383,8 @@ struct Outcome {
     firehose: serde_json::Value,
     /// What Cloudflare's faults did (`GET /_edgehose/faults` on the Worker).
     cloudflare: serde_json::Value,
+    /// Events the Worker logged LOST (`edge.log`): nowhere left to keep them.
+    logged_lost: u64,
 }
 
 /// Runs the soak; see the module docs.
@@ -410,7 +412,7 @@ pub fn main(s: Settings) -> Result<(), String> {
     let json = serde_json::json!({
         "date": report::today(), "machine": report::machine(), "settings": format!("{s:?}"),
         "requests": o.requests, "refused": o.refused, "accepted": o.accepted, "landed": o.landed,
-        "duplicates": o.duplicates, "lost": o.missing, "error_prefix": o.failed, "redriven": o.redriven,
+        "duplicates": o.duplicates, "lost": o.missing, "logged_lost": o.logged_lost, "error_prefix": o.failed, "redriven": o.redriven,
         "drain_secs": o.drain_secs, "stop_secs": o.stop_secs, "stopped": o.stopped_line,
         "error_prefix_events": o.failed_events,
         "hostile": {"sent": o.hostile.sent, "quarantined": o.hostile.quarantined, "wrongly_accepted": o.hostile.wrongly_accepted, "by_status": o.hostile.by_status.iter().map(|(k, v)| (k.to_string(), *v)).collect::<BTreeMap<_, _>>()},
@@ -465,6 +467,10 @@ fn run(s: &Settings, edgehose: &Path, work: &Path) -> Result<Outcome, String> {
             .args(["--firehose-port", &ports[2].to_string()])
             .args(["--inspector-port", &ports[3].to_string()])
             .args(["--mode", &s.mode, "--buffer-secs", "1", "--quiet"])
+            // Minutes of soak stand for hours: the consumer's retries wait at
+            // most 20 s (not 300), so what waits for its next try comes back
+            // while the drain still looks.
+            .args(["--queue-retry-max-secs", "20"])
             .args(["--throttle", &s.throttle.to_string()])
             .args(["--partial", &s.partial.to_string()])
             .args(["--errors", &s.errors.to_string()])
@@ -629,11 +635,20 @@ fn run(s: &Settings, edgehose: &Path, work: &Path) -> Result<Outcome, String> {
         .unwrap_or("")
         .to_owned();
 
+    o.logged_lost = logged_lost(&std::fs::read_to_string(data.join("edge.log")).unwrap_or_default());
     let landed = scan(&data)?;
     o.failed = landed.failed;
     o.failed_events = error_prefix_events(&data)?;
     (o.landed, o.duplicates, o.missing) = landed.tally(&posted, |c| format!("soak-c{c}"));
     Ok(o)
+}
+
+/// Events a Worker log says were LOST (`edgehose: LOST <n> events (…)`).
+fn logged_lost(log: &str) -> u64 {
+    log.lines()
+        .filter_map(|l| l.split("edgehose: LOST ").nth(1))
+        .filter_map(|rest| rest.split(' ').next()?.parse::<u64>().ok())
+        .sum()
 }
 
 /// Waits until firehose-local has delivered at least `expected` lines and
@@ -761,13 +776,21 @@ fn render(s: &Settings, o: &Outcome) -> String {
         ("landed in the destination (distinct ids)", o.landed.to_string()),
         (
             "**lost** (target 0)",
-            format!("{} — {}", o.missing, met(o.missing == 0)),
+            format!(
+                "{} — {} (of them logged LOST by the Worker, with their ids: {})",
+                o.missing,
+                met(o.missing == 0),
+                o.logged_lost
+            ),
         ),
         (
             "duplicated (extra copies) and their cause",
             format!(
-                "{} — the faults that make one: {} Firehose answers lost after the records were kept (each resend is a copy); none else is expected (a partial failure resends only its failed records, the consumer puts back only what did not land)",
-                o.duplicates, f["faults"]["lost_responses"]
+                "{} — what makes one: {} Firehose answers lost after the records were kept (each resend is a copy of a call's records); {} queue writes that landed after the edge stopped waiting (the longest took {} ms; each sent its lines on another way too). A partial failure resends only its failed records, and the consumer puts back only what did not land",
+                o.duplicates,
+                f["faults"]["lost_responses"],
+                o.cloudflare["queue_writes_landed_late"],
+                o.cloudflare["queue_write_longest_ms"]
             ),
         ),
         (
@@ -967,6 +990,13 @@ mod tests {
         bad[3] = sample(30.0, 3000, false);
         let t = memory_table(&s, &bad);
         assert!(t.contains("**not measured**") && !t.contains("**met**"), "{t}");
+    }
+
+    #[test]
+    fn lost_lines_are_summed_from_the_workers_log() {
+        let log =
+            "x\nedgehose: LOST 3 events (down); ids: a,b,c\nedgehose: LOST 2 events (x); ids: d,e\nedgehose: LOSTx";
+        assert_eq!(logged_lost(log), 5);
     }
 
     #[test]

@@ -38,6 +38,13 @@ pub fn events_queue_binding(k: usize) -> String {
 /// request an empty isolate accepts can be held.
 pub const MIN_HELD_BYTES: usize = 2 * MAX_BODY_BYTES;
 
+/// The largest envelope line an accepted event of `max_event_bytes` makes:
+/// the event as sent, an id taken from it (at most as long), and 1 KiB for
+/// the envelope's own fields (times, key id, edge metadata, door).
+pub fn largest_line_bytes(max_event_bytes: usize) -> usize {
+    2 * max_event_bytes + 1024
+}
+
 /// The dead-letter queue's name when `DEAD_LETTER_QUEUE_NAME` is unset.
 pub const DEFAULT_DEAD_LETTER_QUEUE_NAME: &str = "edgehose-events-dlq";
 
@@ -116,6 +123,32 @@ impl SinkConfig {
             Self::Kinesis { .. } => "kinesis",
             Self::Sqs { .. } => "sqs",
         }
+    }
+
+    /// Refuses a record or message size that an accepted event's line could
+    /// outgrow: such a line could never be packed, and would go to the dead
+    /// letters however often it is sent. A line is the event as sent, an id
+    /// taken from it and the envelope's own fields: at most
+    /// [`largest_line_bytes`] of `max_event_bytes`. (A quarantined malformed
+    /// body can be larger; the one line that cannot be packed is then
+    /// dead-lettered alone.)
+    fn check_fits(&self, max_event_bytes: usize) -> Result<(), SettingError> {
+        let largest = largest_line_bytes(max_event_bytes);
+        // Firehose and Kinesis send a line larger than their target alone
+        // (up to the service's 1,000 KiB / 1 MiB); an SQS message cannot pass its target.
+        let (name, size) = match self {
+            Self::Firehose { .. } | Self::Kinesis { .. } => return Ok(()),
+            Self::Sqs { pack, .. } => ("SQS_MESSAGE_TARGET_BYTES", pack.message_target_bytes),
+        };
+        if size < largest {
+            return Err(SettingError::new(
+                name,
+                format!(
+                    "= {size} is smaller than the largest line an accepted event can make ({largest} bytes for MAX_EVENT_BYTES = {max_event_bytes}): raise it, or lower MAX_EVENT_BYTES"
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// Reads `SINK` and the chosen sink's settings.
@@ -296,6 +329,7 @@ impl EdgeConfig {
         };
         let region = s.required("AWS_REGION")?;
         let sink = SinkConfig::from_settings(s, &region)?;
+        sink.check_fits(api.limits.max_event_bytes)?;
         let mut credentials = Credentials::new(s.required("AWS_ACCESS_KEY_ID")?, s.required("AWS_SECRET_ACCESS_KEY")?);
         if let Some(token) = s.get("AWS_SESSION_TOKEN") {
             credentials = credentials.with_session_token(token);
@@ -405,6 +439,34 @@ mod tests {
         let mut anonymous = without.clone();
         anonymous.push(("ALLOW_ANONYMOUS", "true"));
         assert!(read(&anonymous).is_ok());
+    }
+
+    #[test]
+    fn a_record_or_message_smaller_than_an_events_line_is_refused_at_start() {
+        let sqs = |target: &str, max_event: &str| {
+            let mut pairs: Vec<(&str, &str)> = BASE.iter().copied().filter(|(k, _)| *k != "FIREHOSE_STREAM").collect();
+            pairs.extend([
+                ("SINK", "sqs"),
+                ("SQS_QUEUE_URL", "https://sqs.us-east-1.amazonaws.com/123456789012/q"),
+                ("SQS_MESSAGE_TARGET_BYTES", target),
+                ("MAX_EVENT_BYTES", max_event),
+            ]);
+            read(&pairs)
+        };
+        let e = sqs("1024", "32768").unwrap_err();
+        assert!(
+            e.name == "SQS_MESSAGE_TARGET_BYTES" && e.problem.contains("MAX_EVENT_BYTES"),
+            "{e}"
+        );
+        assert!(sqs("3072", "1024").is_ok());
+        // Kinesis sends a line past its target alone: any target fits.
+        let mut kinesis: Vec<(&str, &str)> = BASE.iter().copied().filter(|(k, _)| *k != "FIREHOSE_STREAM").collect();
+        kinesis.extend([
+            ("SINK", "kinesis"),
+            ("KINESIS_STREAM", "s"),
+            ("KINESIS_RECORD_TARGET_BYTES", "5000"),
+        ]);
+        assert!(read(&kinesis).is_ok());
     }
 
     #[test]

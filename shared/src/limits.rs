@@ -95,11 +95,15 @@ pub const DEAD_LETTER_RESERVE_MS: u64 = 2 * DEAD_LETTER_WRITE_TIMEOUT_MS + 1_000
 pub const DEAD_LETTER_WRITE_TIMEOUT_MS: u64 = 2_000;
 
 /// The longest one write to an events queue may take before the edge stops
-/// waiting and hands the lines on (to the next shard, then the sink):
+/// waiting and hands the lines on (to the next shard, then the sink).
 /// Cloudflare's writes confirm in ~60 ms at the median, so one that takes
-/// seconds is a brownout, and waiting longer would spend the deadline the
-/// sink's calls need.
-pub const QUEUE_WRITE_TIMEOUT_MS: u64 = 3_000;
+/// seconds is a brownout; but a write the edge stops waiting for may still
+/// land, and then the lines arrive twice. Ten seconds leaves a window's
+/// direct delivery 15 s of `waitUntil`'s 30 (with the dead-letter reserve),
+/// and rarely gives up on a write that lands: under `make soak`'s load on two
+/// cores Miniflare's queue answered in up to ~10 s, and a 3 s wait turned a
+/// twentieth of the events into duplicates.
+pub const QUEUE_WRITE_TIMEOUT_MS: u64 = 10_000;
 
 /// How long one queue consumer invocation may run: 15 minutes of wall time
 /// ("Per consumer invocation duration (wall clock) 15 minutes",

@@ -54,6 +54,16 @@ pub fn assert_nothing_lost(
         stats.throttled > 0 && stats.server_errors > 0 && stats.partial > 0 && stats.lost_responses > 0,
         "{what}: not every fault was met: {stats:?}"
     );
+    // Production would have cut off work still pending 30 s after its answer.
+    let cloudflare = edge
+        .cloudflare_stats()
+        .unwrap_or_else(|e| panic!("{what}: could not read the local runner's fault stats: {e}"));
+    assert_eq!(
+        cloudflare.wait_until_cut,
+        0,
+        "{what}: waitUntil work was cut: {cloudflare:?}\n{}",
+        log()
+    );
     assert!(
         got.len() * 2 >= ids.len(),
         "{what}: only {} of {} events landed; the rest were dead-lettered: retries should carry most through\n{}",

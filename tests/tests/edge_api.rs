@@ -621,6 +621,41 @@ fn after_a_panic_the_events_an_instance_held_land_without_waiting_for_another_re
 }
 
 #[test]
+fn what_a_panicked_instance_held_and_the_queue_refused_rides_with_the_next_requests() {
+    let sandbox = sandbox();
+    let mut options = options(&sandbox, &[("DIRECT_FLUSH_MS", "1000")]);
+    options.build = Build::PanicProbe;
+    // The queue refuses the hand-off, two seconds late: the events go back
+    // to the isolate's global after the new instance's first request.
+    options.refuse_queues = vec!["EVENTS_QUEUE".into(), "DEAD_LETTER_QUEUE".into()];
+    options.cloudflare_faults.queue_stall_ms = 2000;
+    let e = Edge::start(&options).unwrap();
+    for i in 0..4 {
+        assert_eq!(post(e.url(), ride_sample("orphan", i).as_bytes(), &[]).status, 200);
+    }
+    let r = request("POST", &format!("{}/__panic", e.url()), &[], b"");
+    assert!(r.status >= 500, "{} {}", r.status, r.text());
+    assert_eq!(post(e.url(), ride_sample("orphan", 9).as_bytes(), &[]).status, 200);
+    let refused = wait_for(Duration::from_secs(10), || {
+        e.log().contains("the queue refused 4 events a panicked instance held")
+    });
+    assert!(refused, "{}", e.log());
+    // Whichever request comes next (not only a new instance's first) sends them on.
+    for i in 10..13 {
+        assert_eq!(post(e.url(), ride_sample("orphan", i).as_bytes(), &[]).status, 200);
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let all = wait_for(Duration::from_secs(30), || landed(&sandbox).len() == 8);
+    assert!(all, "{:?}\n{}", landed(&sandbox).keys().collect::<Vec<_>>(), e.log());
+    assert!(
+        e.log()
+            .contains("sending on 4 events a panicked instance left undelivered"),
+        "{}",
+        e.log()
+    );
+}
+
+#[test]
 fn redrive_is_off_without_an_admin_key_and_asks_for_it_when_on() {
     let sandbox = sandbox();
     let off = edge(&sandbox, &[]);

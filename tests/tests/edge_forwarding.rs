@@ -721,7 +721,7 @@ fn a_queue_write_that_stalls_is_abandoned_in_time_and_its_window_delivered_direc
     let edge = start(&opts);
     let started = std::time::Instant::now();
     let sent = post_events(&edge, "stalled", 4, 3);
-    // Delivered directly once the write's 3 s were up, long before the cut.
+    // Delivered directly once the write's 10 s were up, long before the cut.
     assert_landed_as_sent(&sandbox, &edge, &sent);
     assert!(started.elapsed() < Duration::from_secs(25), "{:?}", started.elapsed());
     assert!(edge.log().contains("no answer within"), "{}", edge.log());
@@ -822,4 +822,69 @@ fn a_throttled_delivery_streams_calls_move_to_the_other() {
     );
     assert!(stats.throttled > 0, "{stats:?}");
     assert!(keys.iter().all(|k| !k.contains("/clicks-2-")), "{keys:?}");
+}
+
+/// `POST` or `GET` `/v1/redrive` with the admin key: its JSON answer.
+fn redrive_call(edge: &Edge, method: &str) -> serde_json::Value {
+    let r = edgehose_local::http::send(
+        http::Request::builder()
+            .method(method)
+            .uri(format!("{}/v1/redrive", edge.url()))
+            .header("authorization", format!("Bearer {DEV_ADMIN_KEY}"))
+            .body(Vec::new())
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    serde_json::from_slice(&r.body).unwrap()
+}
+
+#[test]
+fn redrive_skips_what_does_not_land_and_sets_a_poison_object_aside() {
+    let sandbox = sandbox();
+    let down = FaultPlan {
+        throttle: 1.0,
+        ..FaultPlan::default()
+    };
+    let proxy = behind(&sandbox, down, 71);
+    let mut opts = options(&sandbox, "direct", proxy.url());
+    opts.bindings.insert("RETRY_BUDGET_MS".into(), "1000".into());
+    let edge = start(&opts);
+    // While Firehose is down: two requests dead-lettered, an object each.
+    let sent = post_events(&edge, "redrive-good", 2, 3);
+    let archived = wait_for(Duration::from_secs(60), || {
+        edge.archived("dead-letters/").unwrap().len() == 2
+    });
+    assert!(archived, "{}", edge.log());
+    // An object no record can ever carry (one line past Firehose's 1,000
+    // KiB), archived before the others, so it is the first redrive meets.
+    let poison = format!(
+        r#"{{"v":1,"id":"poison","received_at":1,"event_time":1,"event":{{"event":"big","pad":"{}"}}}}"#,
+        "x".repeat(1_100_000)
+    );
+    edge.put_archived("dead-letters/2026/01/01/00/poison.ndjson", &poison)
+        .unwrap();
+    proxy.set_plan(FaultPlan::default()).unwrap();
+    // The first round lands the good objects past the poison one; each
+    // round counts a failure against it (refused for good), and the fifth
+    // sets it aside, so it blocks nothing.
+    let first = redrive_call(&edge, "POST");
+    assert_eq!(first["redriven_objects"], 2, "{first}");
+    assert!(first["error"].as_str().unwrap().contains("could not pack"), "{first}");
+    for _ in 2..=5 {
+        redrive_call(&edge, "POST");
+    }
+    let left = redrive_call(&edge, "GET");
+    assert_eq!(
+        (left["archived_objects"].as_u64(), left["set_aside_objects"].as_u64()),
+        (Some(0), Some(1)),
+        "{left}"
+    );
+    let aside = edge.archived("dead-letters-set-aside/").unwrap();
+    assert_eq!(
+        aside[0].metadata.get("redrive_failures").map(String::as_str),
+        Some("5"),
+        "{aside:?}"
+    );
+    assert_exactly_once(&sandbox, &edge, &sent);
 }

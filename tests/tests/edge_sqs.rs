@@ -174,7 +174,9 @@ fn survive_faults(mode: &str, seed: u64) {
     let mut opts = options(&sandbox, mode, &sandbox.queue, proxy.url());
     opts.max_batch_size = 1;
     // Small messages, so a call carries several and partial failures split them.
-    opts.bindings.insert("SQS_MESSAGE_TARGET_BYTES".into(), "1024".into());
+    // (A message holds any accepted event's line: 2 × MAX_EVENT_BYTES + 1 KiB.)
+    opts.bindings.insert("SQS_MESSAGE_TARGET_BYTES".into(), "3072".into());
+    opts.bindings.insert("MAX_EVENT_BYTES".into(), "1024".into());
     let edge = Edge::start(&opts).unwrap();
     let sent: Vec<(String, String)> = post_arrays(edge.url(), &format!("sfault-{mode}"), 30, 8, || edge.log())
         .into_iter()
@@ -239,7 +241,9 @@ fn two_queues_share_the_messages() {
     let both = format!("{},{}", sandbox.queue, sandbox.second_queue);
     let mut opts = options(&sandbox, "direct", &both, &sandbox.moto.endpoint());
     // Small messages, so each request makes several to spread.
-    opts.bindings.insert("SQS_MESSAGE_TARGET_BYTES".into(), "1024".into());
+    // (A message holds any accepted event's line: 2 × MAX_EVENT_BYTES + 1 KiB.)
+    opts.bindings.insert("SQS_MESSAGE_TARGET_BYTES".into(), "3072".into());
+    opts.bindings.insert("MAX_EVENT_BYTES".into(), "1024".into());
     let edge = Edge::start(&opts).unwrap();
     let sent = post_arrays(edge.url(), "sshards", 6, 20, || edge.log());
     let mut got = (Vec::new(), Vec::new());

@@ -46,6 +46,10 @@ pub struct DevArgs {
     /// many ms (as wrangler.toml); 0 answers after the queue write.
     #[arg(long, default_value_t = DEFAULT_QUEUE_WINDOW_MS, value_parser = clap::value_parser!(u64).range(0..=1000))]
     queue_window_ms: u64,
+    /// Queue mode: the longest the consumer waits before trying undelivered
+    /// events again, seconds (QUEUE_RETRY_MAX_SECONDS; wrangler.toml's 300 by default).
+    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=43_200))]
+    queue_retry_max_secs: u64,
     /// firehose-local's buffering interval, seconds.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=900))]
     buffer_secs: u64,
@@ -116,6 +120,9 @@ pub fn run(args: DevArgs) -> Result<(), String> {
         Mode::Direct => "direct",
     };
     let queue_window_ms = args.queue_window_ms.to_string();
+    let queue_retry_max = args.queue_retry_max_secs.to_string();
+    // The first delay doubles from 5 s, or from the longest when that is shorter.
+    let queue_retry_base = args.queue_retry_max_secs.min(5).to_string();
     let sink = args.sink;
     let faults = args.faults.plan()?;
     let bins = binaries()?;
@@ -237,6 +244,8 @@ pub fn run(args: DevArgs) -> Result<(), String> {
         ("AWS_SECRET_ACCESS_KEY", firehose::DEV_SECRET_ACCESS_KEY),
         ("FORWARD_MODE", mode),
         ("QUEUE_WINDOW_MS", queue_window_ms.as_str()),
+        ("QUEUE_RETRY_BASE_SECONDS", queue_retry_base.as_str()),
+        ("QUEUE_RETRY_MAX_SECONDS", queue_retry_max.as_str()),
         ("PARTITIONING", partitioning),
     ];
     edge_env.extend(api_settings);
@@ -251,6 +260,8 @@ pub fn run(args: DevArgs) -> Result<(), String> {
     options.build = Build::Release;
     options.inspector_port = args.inspector_port;
     options.cloudflare_faults = args.cloudflare.faults();
+    // The Worker's console (dead letters, LOST lines, refusals) beside the functions' logs.
+    options.log_file = Some(data_dir.join("edge.log"));
     let edge = Edge::start(&options)?;
 
     banner(edge.url(), api.url(), firehose.url(), &data_dir, &stream, mode);
@@ -393,6 +404,7 @@ Data lands in {data}/ (Firehose's S3 layout, every ~5 s):
   {data}/YYYY/MM/DD/HH/{stream}-1-…          validated events, one JSON per line
   {data}/processing-failed/YYYY/MM/DD/HH/…  records with no valid event, in AWS's error format
   dead letters (what the edge gave up on)   archived in the Worker's DEAD_LETTERS bucket: edgehose redrive
+  {data}/edge.log                            the edge Worker's log (dead letters, LOST lines, faults)
   {data}/transform.log, ingest-api.log       the functions' logs
 Break something:
   curl -s -X PUT {firehose}/_edgehose/faults -d '{{\"partial\":0.3,\"outage_secs\":5}}'      Firehose's side

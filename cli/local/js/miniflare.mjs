@@ -48,7 +48,8 @@ const opts = JSON.parse(json);
 //    (128 MB, an isolate's limit).
 // `PUT /_edgehose/faults` (JSON, snake_case, any subset) changes the plan at
 // run time; `GET` shows it with what it did. `GET /_edgehose/r2?prefix=`
-// lists the DEAD_LETTERS bucket's objects with their text. The class keeps
+// lists the DEAD_LETTERS bucket's objects with their text; `PUT
+// /_edgehose/r2?key=` stores one. The class keeps
 // each queue binding's constructor name, which the worker crate checks.
 const shards = Math.max(1, Number(opts.queueShards ?? 1));
 const eventsQueues = Array.from({ length: shards }, (_, k) =>
@@ -66,8 +67,13 @@ const plan = {
   queue_write_ms: 0, queue_refuse: 0, queue_stall_ms: 0, queue_outage_secs: 0, refuse_queues: [], queues: null,
   r2_fail: 0, r2_stall_ms: 0, r2_outage_secs: 0, memory_ceiling_mb: 128,
 };
+// The edge stops waiting for a queue write after this long (QUEUE_WRITE_TIMEOUT_MS in
+// shared/src/limits.rs) and sends the lines on another way: a write that still lands
+// after it makes a second copy. Counted, so a run's duplicates have their cause.
+const EDGE_QUEUE_WRITE_TIMEOUT_MS = ${Number(opts.queueWriteTimeoutMs ?? 10000)};
 const stats = {
-  queue_writes: 0, queue_refused: 0, queue_stalled: 0, r2_puts: 0, r2_failed: 0, r2_stalled: 0,
+  queue_writes: 0, queue_refused: 0, queue_stalled: 0, queue_write_longest_ms: 0, queue_writes_landed_late: 0,
+  r2_puts: 0, r2_failed: 0, r2_stalled: 0,
   wait_until: 0, wait_until_pending: 0, wait_until_cut: 0, wait_until_longest_ms: 0,
   wasm_memory_bytes: 0, wasm_memory_most_bytes: 0, over_memory_ceiling: 0,
 };
@@ -102,12 +108,16 @@ class WorkerQueue {
   constructor(inner, name) { this.inner = inner; this.name = name; }
   async write(call) {
     stats.queue_writes++;
+    const at = Date.now();
     const half = plan.queue_write_ms / 2;
     const stall = (plan.queues === null || plan.queues.includes(this.name)) ? plan.queue_stall_ms : 0;
     if (stall > 0) stats.queue_stalled++;
     await sleep(half + stall);
     queueFaults(this.name);
     const r = await call();
+    const took = Date.now() - at;
+    stats.queue_write_longest_ms = Math.max(stats.queue_write_longest_ms, took);
+    if (took > EDGE_QUEUE_WRITE_TIMEOUT_MS) stats.queue_writes_landed_late++;
     await sleep(half);
     return r;
   }
@@ -184,6 +194,13 @@ async function control(url, request, env) {
       try { setPlan(await request.json()); } catch (e) { return json({ error: String(e?.message ?? e) }, 400); }
     }
     return json({ plan, stats });
+  }
+  if (url.pathname === "/_edgehose/r2" && env.DEAD_LETTERS && request.method === "PUT") {
+    // An object put as an operator (or an older version) might have: tests' poison objects.
+    const key = url.searchParams.get("key");
+    if (!key) return json({ error: "PUT /_edgehose/r2 needs ?key=" }, 400);
+    await env.DEAD_LETTERS.put(key, await request.arrayBuffer());
+    return json({ key });
   }
   if (url.pathname === "/_edgehose/r2" && env.DEAD_LETTERS) {
     const out = [];

@@ -82,7 +82,14 @@ pub struct EdgeOptions {
     pub port: Option<u16>,
     /// The Worker's DevTools inspector on this port (0: any free one); off when `None`.
     pub inspector_port: Option<u16>,
+    /// Where the Worker's log (its `console` lines, Miniflare's) is appended
+    /// as it comes; [`Edge::log`] then keeps only its last [`LOG_TAIL_BYTES`].
+    /// `None`: all of it is kept in memory (tests read it whole).
+    pub log_file: Option<PathBuf>,
 }
+
+/// What [`Edge::log`] keeps of a log that also goes to a file.
+pub const LOG_TAIL_BYTES: usize = 1 << 20;
 
 impl EdgeOptions {
     /// The release build with these settings; without `WRITE_KEYS` among
@@ -108,6 +115,7 @@ impl EdgeOptions {
             queue_write_ms: 0,
             port: None,
             inspector_port: None,
+            log_file: None,
         }
     }
 }
@@ -119,7 +127,32 @@ pub struct Edge {
     url: String,
     control: String,
     inspector: Option<String>,
-    log: Arc<Mutex<String>>,
+    log: Arc<Mutex<Log>>,
+}
+
+/// The Worker's log: appended to a file as it comes when there is one (then
+/// only its tail is kept here), else kept whole.
+struct Log {
+    text: String,
+    file: Option<std::fs::File>,
+}
+
+impl Log {
+    fn push(&mut self, line: &str) {
+        if let Some(f) = &mut self.file {
+            // A log that cannot be written is not worth stopping the Worker for.
+            let _ = writeln!(f, "{line}");
+            if self.text.len() > LOG_TAIL_BYTES {
+                let mut cut = self.text.len() - LOG_TAIL_BYTES / 2;
+                while !self.text.is_char_boundary(cut) {
+                    cut += 1;
+                }
+                self.text.drain(..cut);
+            }
+        }
+        self.text.push_str(line);
+        self.text.push('\n');
+    }
 }
 
 impl Edge {
@@ -141,6 +174,7 @@ impl Edge {
             "maxBatchSize": options.max_batch_size,
             "deadLettersBucket": options.dead_letters_bucket,
             "cloudflareFaults": options.cloudflare_faults,
+            "queueWriteTimeoutMs": edgehose_shared::limits::QUEUE_WRITE_TIMEOUT_MS,
             "persist": options.persist,
             "deadLetterQueue": options.dead_letter_queue,
             "eventsQueue": options.events_queue,
@@ -164,7 +198,20 @@ impl Edge {
             .stderr(Stdio::piped())
             .spawn()
             .map_err(|e| Error::process("starting Miniflare", e))?;
-        let log = Arc::new(Mutex::new(String::new()));
+        let file = match &options.log_file {
+            Some(path) => Some(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .map_err(|e| Error::file(path, e))?,
+            ),
+            None => None,
+        };
+        let log = Arc::new(Mutex::new(Log {
+            text: String::new(),
+            file,
+        }));
         let (tx, rx) = mpsc::channel();
         let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
             return Err(Error::protocol("Miniflare started without the output pipes asked for"));
@@ -182,8 +229,7 @@ impl Edge {
                 }) {
                     let _ = tx.send(urls);
                 } else if let Ok(mut l) = out_log.lock() {
-                    l.push_str(&line);
-                    l.push('\n');
+                    l.push(&line);
                 }
             }
         });
@@ -191,8 +237,7 @@ impl Edge {
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if let Ok(mut l) = err_log.lock() {
-                    l.push_str(&line);
-                    l.push('\n');
+                    l.push(&line);
                 }
             }
         });
@@ -249,6 +294,7 @@ impl Edge {
         self.log
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .text
             .clone()
     }
 }
@@ -318,6 +364,11 @@ pub struct CloudflareStats {
     pub wasm_memory_most_bytes: u64,
     /// Readings past the memory ceiling.
     pub over_memory_ceiling: u64,
+    /// The longest a queue write took to answer, in ms.
+    pub queue_write_longest_ms: u64,
+    /// Queue writes that landed after the edge had stopped waiting for them
+    /// (`QUEUE_WRITE_TIMEOUT_MS`): each may have sent its lines twice.
+    pub queue_writes_landed_late: u64,
 }
 
 /// One object of the Worker's `DEAD_LETTERS` bucket.
@@ -359,6 +410,18 @@ impl Edge {
         let request = http::Request::get(format!("{}/_edgehose/r2?prefix={prefix}", self.url)).body(Vec::new())?;
         let body = crate::http::send_within(request, Duration::from_secs(30))?.text();
         serde_json::from_str(&body).map_err(|e| Error::json(format!("GET /_edgehose/r2: {body}"), e))
+    }
+
+    /// Stores an object in the `DEAD_LETTERS` bucket, as an operator (or an
+    /// older version) might have left it.
+    pub fn put_archived(&self, key: &str, text: &str) -> Result<()> {
+        let request =
+            http::Request::put(format!("{}/_edgehose/r2?key={key}", self.url)).body(text.as_bytes().to_vec())?;
+        let response = crate::http::send_within(request, Duration::from_secs(30))?;
+        if response.status != 200 {
+            return Err(Error::protocol(format!("PUT /_edgehose/r2: {}", response.text())));
+        }
+        Ok(())
     }
 
     /// Every line archived as a dead letter (set aside by redrive or not).
