@@ -786,9 +786,11 @@ fn render(s: &Settings, o: &Outcome) -> String {
         (
             "duplicated (extra copies) and their cause",
             format!(
-                "{} — what makes one: {} Firehose answers lost after the records were kept (each resend is a copy of a call's records); {} queue writes that landed after the edge stopped waiting (the longest took {} ms; each sent its lines on another way too). A partial failure resends only its failed records, and the consumer puts back only what did not land",
+                "{} — what makes one: {} Firehose answers lost after the records were kept (each resend is a copy of a call's records); {} of the edge's {} calls abandoned unanswered when their time ran out, which firehose-local may still have kept (it answers slowly when the machine is saturated); {} queue writes that landed after the edge stopped waiting (the longest took {} ms; each sent its lines on another way too). A partial failure resends only its failed records, and the consumer puts back only what did not land",
                 o.duplicates,
                 f["faults"]["lost_responses"],
+                o.cloudflare["sink_calls_abandoned"],
+                o.cloudflare["sink_calls"],
                 o.cloudflare["queue_writes_landed_late"],
                 o.cloudflare["queue_write_longest_ms"]
             ),

@@ -98,11 +98,10 @@ pub const DEAD_LETTER_WRITE_TIMEOUT_MS: u64 = 2_000;
 /// waiting and hands the lines on (to the next shard, then the sink).
 /// Cloudflare's writes confirm in ~60 ms at the median, so one that takes
 /// seconds is a brownout; but a write the edge stops waiting for may still
-/// land, and then the lines arrive twice. Ten seconds leaves a window's
-/// direct delivery 15 s of `waitUntil`'s 30 (with the dead-letter reserve),
-/// and rarely gives up on a write that lands: under `make soak`'s load on two
-/// cores Miniflare's queue answered in up to ~10 s, and a 3 s wait turned a
-/// twentieth of the events into duplicates.
+/// land, and then its lines arrive twice. Ten seconds gives a slow write
+/// room and still leaves a window's direct delivery 15 s of `waitUntil`'s 30
+/// (with the dead-letter reserve). `make soak` counts the writes that land
+/// after it (`queue_writes_landed_late`).
 pub const QUEUE_WRITE_TIMEOUT_MS: u64 = 10_000;
 
 /// How long one queue consumer invocation may run: 15 minutes of wall time

@@ -471,6 +471,9 @@ fn a_firehose_call_that_never_answers_is_abandoned_and_its_events_dead_lettered_
     let all_dead = wait_for(Duration::from_secs(25), || ids.is_subset(&dead_letter_ids(&edge)));
     assert!(all_dead, "{:?}\n{}", proxy.stats(), edge.log());
     assert!(proxy.stats().hung >= 3, "{:?}", proxy.stats());
+    // The local runner saw the edge give up on those calls.
+    let cloudflare = edge.cloudflare_stats().unwrap();
+    assert!(cloudflare.sink_calls_abandoned >= 3, "{cloudflare:?}");
     let log = edge.log();
     assert!(log.contains("no answer within"), "{log}");
     assert!(log.contains("[TimedOut]"), "{log}");

@@ -72,12 +72,25 @@ const plan = {
 // after it makes a second copy. Counted, so a run's duplicates have their cause.
 const EDGE_QUEUE_WRITE_TIMEOUT_MS = ${Number(opts.queueWriteTimeoutMs ?? 10000)};
 const stats = {
+  sink_calls: 0, sink_calls_abandoned: 0,
   queue_writes: 0, queue_refused: 0, queue_stalled: 0, queue_write_longest_ms: 0, queue_writes_landed_late: 0,
   r2_puts: 0, r2_failed: 0, r2_stalled: 0,
   wait_until: 0, wait_until_pending: 0, wait_until_cut: 0, wait_until_longest_ms: 0,
   wasm_memory_bytes: 0, wasm_memory_most_bytes: 0, over_memory_ceiling: 0,
 };
 let queueOutageUntil = 0, r2OutageUntil = 0, lastMemoryRead = 0;
+// Calls to the sink, counted: one the edge abandons (its time ran out) may
+// still be kept by the sink, and its records then land twice.
+const sinkFetch = globalThis.fetch;
+globalThis.fetch = async (input, init) => {
+  stats.sink_calls++;
+  try {
+    return await sinkFetch(input, init);
+  } catch (e) {
+    if (init?.signal?.aborted) stats.sink_calls_abandoned++;
+    throw e;
+  }
+};
 function setPlan(p) {
   for (const [k, v] of Object.entries(p)) {
     if (!(k in plan)) throw new Error("unknown fault " + k + "; known: " + Object.keys(plan).join(", "));

@@ -198,16 +198,7 @@ impl Edge {
             .stderr(Stdio::piped())
             .spawn()
             .map_err(|e| Error::process("starting Miniflare", e))?;
-        let file = match &options.log_file {
-            Some(path) => Some(
-                std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(path)
-                    .map_err(|e| Error::file(path, e))?,
-            ),
-            None => None,
-        };
+        let file = tools::append_to(options.log_file.as_deref())?;
         let log = Arc::new(Mutex::new(Log {
             text: String::new(),
             file,
@@ -366,6 +357,11 @@ pub struct CloudflareStats {
     pub over_memory_ceiling: u64,
     /// The longest a queue write took to answer, in ms.
     pub queue_write_longest_ms: u64,
+    /// Calls to the sink (`fetch`) the Worker made.
+    pub sink_calls: u64,
+    /// Of those, abandoned when their time ran out: the sink may still
+    /// have kept their records, which then land twice.
+    pub sink_calls_abandoned: u64,
     /// Queue writes that landed after the edge had stopped waiting for them
     /// (`QUEUE_WRITE_TIMEOUT_MS`): each may have sent its lines twice.
     pub queue_writes_landed_late: u64,

@@ -135,16 +135,7 @@ impl RuntimeApi {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let file = match log_file {
-            Some(path) => Some(
-                std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(path)
-                    .map_err(|e| Error::file(path, e))?,
-            ),
-            None => None,
-        };
+        let file = crate::tools::append_to(log_file)?;
         let child = cmd
             .spawn()
             .map_err(|e| Error::process(format!("starting {}", binary.display()), e))?;

@@ -80,6 +80,18 @@ pub fn free_port() -> Result<u16> {
         .map_err(|e| Error::network("127.0.0.1:0", e))
 }
 
+/// A log file opened for appending (made if absent), when there is one.
+pub fn append_to(path: Option<&std::path::Path>) -> Result<Option<std::fs::File>> {
+    path.map(|p| {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(p)
+            .map_err(|e| Error::file(p, e))
+    })
+    .transpose()
+}
+
 /// The body of a `GET`, for the local services' status endpoints.
 pub fn http_get(url: &str) -> Result<String> {
     let request = http::Request::get(url).body(Vec::new())?;
