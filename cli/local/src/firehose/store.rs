@@ -101,11 +101,9 @@ const TMP_DIR: &str = ".tmp";
 /// Acknowledged records not yet delivered.
 const SPOOL_DIR: &str = ".spool";
 
-/// `YYYY/MM/DD/HH/`, the UTC time prefix Firehose adds to every key.
-pub fn hour_path(t: Timestamp) -> String {
-    let s = t.to_rfc3339();
-    format!("{}/{}/{}/{}/", &s[0..4], &s[5..7], &s[8..10], &s[11..13])
-}
+/// `YYYY/MM/DD/HH/`, the UTC time prefix Firehose adds to every key (the
+/// edge's dead-letter archive files by the same hours).
+pub use edgehose_shared::dead_letter::hour_path;
 
 /// `<stream>-1-YYYY-MM-DD-HH-MM-SS-<random>`, Firehose's object name
 /// (stream, stream version, time, a unique suffix).
