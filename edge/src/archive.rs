@@ -11,6 +11,7 @@
 
 use edgehose_shared::deadline::Deadline;
 use edgehose_shared::limits::QUEUE_CONSUMER_WALL_LIMIT_MS;
+use edgehose_shared::outcome::{Outcome, why};
 use edgehose_shared::rejected::Rejected;
 use edgehose_shared::requeue::{QueueBody, redelivery_delay_seconds};
 use edgehose_shared::validate::{Reason, Violation};
@@ -19,6 +20,7 @@ use worker::{Env, console_error, console_log};
 use crate::clock::now;
 use crate::dead_letter::archive as write_archive;
 use crate::js::{QueueBatch, QueueMessage, Settle};
+use crate::outcomes;
 
 /// Archives a batch from the dead-letter queue.
 pub async fn archive(env: &Env, batch: &QueueBatch) {
@@ -33,6 +35,7 @@ pub async fn archive(env: &Env, batch: &QueueBatch) {
     }
     match write_archive(env, &lines, deadline).await {
         Ok(key) => {
+            outcomes::count_lines(&lines, Outcome::Archived, why::MAX_RETRIES);
             console_log!(
                 "edgehose: archived {} dead letters ({} lines) as {key}",
                 messages.len(),
@@ -55,6 +58,7 @@ pub async fn archive(env: &Env, batch: &QueueBatch) {
             batch.settle(&settle);
         }
     }
+    outcomes::flush(env);
 }
 
 /// A `rejected` line keeping a message whose body is not text, the body as

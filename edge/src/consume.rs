@@ -12,6 +12,7 @@
 
 use edgehose_shared::deadline::Deadline;
 use edgehose_shared::limits::{DEAD_LETTER_RESERVE_MS, QUEUE_CONSUMER_WALL_LIMIT_MS};
+use edgehose_shared::outcome::{Outcome, why};
 use edgehose_shared::requeue::{Next, QueueBody, redelivery_delay_seconds};
 use worker::{Env, console_error, console_log};
 
@@ -20,6 +21,7 @@ use crate::clock::{CryptoRandom, now};
 use crate::config::EdgeConfig;
 use crate::dead_letter::{archive, ids};
 use crate::js::{QueueBatch, QueueMessage, Settle};
+use crate::outcomes;
 use crate::queue::{self, Write};
 use crate::send::send;
 
@@ -52,7 +54,9 @@ pub async fn consume(config: &EdgeConfig, env: &Env, batch: &QueueBatch) {
     // archive in their place (a line judged invalid as its `rejected` line).
     let mut failed: Vec<Vec<(usize, String)>> = vec![Vec::new(); messages.len()];
     let mut reason = String::new();
+    let mut fatal = false;
     if let Err(lost) = send(config, &lines, config.consumer_retry, work).await {
+        fatal = lost.fatal;
         reason = lost.reason;
         for (line, text) in lost.lines {
             let (i, j) = owner[line];
@@ -89,14 +93,19 @@ pub async fn consume(config: &EdgeConfig, env: &Env, batch: &QueueBatch) {
                     }
                     // The queue will not take them back: keep them in the archive.
                     Err((_, e)) => {
-                        let why = format!("{reason}; not put back on the queue: {e}");
-                        keep_in_archive(env, m, &texts, &why, whole).await
+                        let because = format!("{reason}; not put back on the queue: {e}");
+                        keep_in_archive(env, m, &texts, (&because, why::NOT_REQUEUED), whole).await
                     }
                 }
             }
             Next::GiveUp => {
-                let why = format!("{reason}; tried {tried} times");
-                keep_in_archive(env, m, &texts, &why, whole).await
+                let because = format!("{reason}; tried {tried} times");
+                let code = if fatal {
+                    why::REFUSED_BY_SINK
+                } else {
+                    why::TRIES_EXHAUSTED
+                };
+                keep_in_archive(env, m, &texts, (&because, code), whole).await
             }
         };
     }
@@ -109,13 +118,21 @@ pub async fn consume(config: &EdgeConfig, env: &Env, batch: &QueueBatch) {
         );
     }
     batch.settle(&settle);
+    outcomes::flush(env);
 }
 
 /// Archives what a message could not deliver; if the archive fails, the
 /// queue redelivers the message later (its landed lines with it).
-async fn keep_in_archive(env: &Env, m: &QueueMessage, texts: &[&str], why: &str, whole: Deadline) -> Settle {
+async fn keep_in_archive(
+    env: &Env,
+    m: &QueueMessage,
+    texts: &[&str],
+    (why, code): (&str, &str),
+    whole: Deadline,
+) -> Settle {
     match archive(env, texts, whole).await {
         Ok(key) => {
+            outcomes::count_dead_letters(texts, code);
             console_error!(
                 "edgehose: {} events of queue message {} dead-lettered to {key} ({why}); ids: {}",
                 texts.len(),
@@ -141,9 +158,10 @@ async fn keep_in_archive(env: &Env, m: &QueueMessage, texts: &[&str], why: &str,
 /// Archives a message whose body is not text, as it came; the queue keeps
 /// it (redelivered later) when the archive cannot.
 async fn keep_unreadable(env: &Env, batch: &QueueBatch, i: usize, m: &QueueMessage, whole: Deadline) -> Settle {
-    let line = unreadable_line(batch, i, m);
-    match archive(env, &[line], whole).await {
+    let line = [unreadable_line(batch, i, m)];
+    match archive(env, &line, whole).await {
         Ok(key) => {
+            outcomes::count_lines(&line, Outcome::DeadLettered, why::NOT_TEXT);
             console_error!(
                 "edgehose: queue message {} is not text (not sent by this Worker); archived as it came in {key}",
                 m.id

@@ -7,31 +7,21 @@
 //! only where that fails as well are they lost, and then the log says LOST
 //! with every id and the isolate counts them (`GET /healthz`).
 
-use std::cell::Cell;
-
 use edgehose_shared::dead_letter::{archive_body, archive_key};
 use edgehose_shared::deadline::Deadline;
 use edgehose_shared::limits::DEAD_LETTER_WRITE_TIMEOUT_MS;
+use edgehose_shared::outcome::{Outcome, why};
 use wasm_bindgen::JsValue;
 use worker::{Env, console_error};
 
 use crate::clock::now;
 use crate::config::EdgeConfig;
 use crate::js::Bucket;
+use crate::outcomes;
 use crate::queue::{self, Write};
 
 /// The bucket binding.
 pub const DEAD_LETTERS: &str = "DEAD_LETTERS";
-
-thread_local! {
-    /// Events this isolate could keep nowhere (`GET /healthz`).
-    static LOST: Cell<u64> = const { Cell::new(0) };
-}
-
-/// Events this isolate has logged as LOST.
-pub fn lost_events() -> u64 {
-    LOST.with(Cell::get)
-}
 
 /// The `DEAD_LETTERS` binding, when there is one.
 pub fn bucket(env: &JsValue) -> Option<JsValue> {
@@ -65,13 +55,21 @@ pub async fn archive<S: AsRef<str>>(env: &JsValue, lines: &[S], deadline: Deadli
 
 /// Dead-letters lines from the request path (direct mode, a window):
 /// the archive, else back to an events queue, else LOST, logged by id.
-pub async fn dead_letter(config: &EdgeConfig, env: &Env, lines: &[String], reason: &str, deadline: Deadline) {
+/// `reason` is in words and as an outcome reason (`shared::outcome::why`).
+pub async fn dead_letter(
+    config: &EdgeConfig,
+    env: &Env,
+    lines: &[String],
+    (reason, code): (&str, &str),
+    deadline: Deadline,
+) {
     if lines.is_empty() {
         return;
     }
     let ids = ids(lines).join(",");
     let archived = match archive(env, lines, deadline).await {
         Ok(key) => {
+            outcomes::count_dead_letters(lines, code);
             console_error!(
                 "edgehose: {} events dead-lettered to {key} ({reason}); ids: {ids}",
                 lines.len()
@@ -97,7 +95,7 @@ pub async fn dead_letter(config: &EdgeConfig, env: &Env, lines: &[String], reaso
 
 /// Logs lines kept nowhere, with every id, and counts them.
 pub fn lost(lines: &[String], why: &str) {
-    LOST.with(|n| n.set(n.get() + lines.len() as u64));
+    outcomes::count_lines(lines, Outcome::Lost, why::NOWHERE);
     console_error!(
         "edgehose: LOST {} events ({why}); ids: {}",
         lines.len(),

@@ -19,6 +19,7 @@ use worker::{Context, Delay, Env, console_error};
 use crate::config::{EdgeConfig, Mode};
 use crate::dead_letter::dead_letter;
 use crate::js;
+use crate::outcomes;
 use crate::queue::{self, Write};
 use crate::send::send;
 
@@ -180,6 +181,7 @@ async fn flush(config: &EdgeConfig, env: &Env, batch: (u64, Rc<[String]>), answe
         deliver(config, env, &unsent, whole, work).await;
     }
     release(batch.0);
+    outcomes::flush(env);
 }
 
 /// Keeps lines in `IN_FLIGHT` (which a panic saves) while they are sent.
@@ -211,8 +213,8 @@ fn take(p: &mut Pending) -> Vec<String> {
 /// by `whole`.
 async fn deliver(config: &EdgeConfig, env: &Env, lines: &[String], whole: Deadline, work: Deadline) {
     if let Err(lost) = send(config, lines, config.retry, work).await {
-        let reason = lost.reason.clone();
-        dead_letter(config, env, &lost.texts(), &reason, whole).await;
+        let (reason, code) = (lost.reason.clone(), lost.why());
+        dead_letter(config, env, &lost.texts(), (&reason, code), whole).await;
     }
 }
 

@@ -75,6 +75,25 @@ export async function sha256_hex(bytes) {
   for (const b of digest) hex += (b < 16 ? "0" : "") + b.toString(16);
   return hex;
 }
+// Outcome counts to a Workers Analytics Engine dataset: one data point per
+// cell, its four blobs (minute, key, door, reason) framed as strings, its
+// counts `width` doubles each; the key is the index (what Analytics Engine
+// samples by). writeDataPoint does not wait for anything: the runtime sends
+// the points after the invocation. Stops at the first point refused (past an
+// invocation's limit); how many were written.
+export function outcomes_write(dataset, bytes, ends, doubles, width) {
+  const s = strings(bytes, ends);
+  for (let i = 0; 4 * i < s.length; i++) {
+    const blobs = s.slice(4 * i, 4 * i + 4);
+    try {
+      dataset.writeDataPoint({ indexes: [blobs[1]], blobs, doubles: Array.from(doubles.subarray(width * i, width * (i + 1))) });
+    } catch (e) {
+      console.error(`edgehose: the outcomes dataset refused a data point; ${s.length / 4 - i} wait for the next flush (${e})`);
+      return i;
+    }
+  }
+  return s.length / 4;
+}
 // Direct mode's latest request: where a panic hands what it held.
 export function remember(env, ctx) {
   globalThis.__edgehose_handoff = { env, ctx };
@@ -343,6 +362,7 @@ extern "C" {
     fn r2_delete(bucket: &JsValue, key: &str) -> Result<js_sys::Promise, JsValue>;
     fn queue_settle(batch: &JsValue, actions: &[u32]);
     fn orphans_take() -> js_sys::Array;
+    fn outcomes_write(dataset: &JsValue, bytes: &[u8], ends: &[u32], doubles: &[f64], width: u32) -> u32;
 }
 
 /// Strings laid end to end as UTF-8, with where each ends counted in UTF-16
@@ -392,6 +412,13 @@ pub fn save_orphans(lines: &[String]) {
 /// Takes every line saved by [`save_orphans`].
 pub fn take_orphans() -> Vec<String> {
     orphans_take().iter().filter_map(|v| v.as_string()).collect()
+}
+
+/// Writes one Analytics Engine data point per cell (four blobs and `width`
+/// counts each) to `dataset`, in order; how many it took before refusing one.
+pub fn write_data_points(dataset: &JsValue, blobs: &[&str], doubles: &[f64], width: usize) -> u32 {
+    let f = Framed::of(blobs.iter().copied());
+    outcomes_write(dataset, &f.bytes, &f.ends, doubles, width as u32)
 }
 
 /// A request body, read.

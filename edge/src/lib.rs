@@ -20,6 +20,7 @@ mod forward;
 mod in_flight;
 mod js;
 mod kinesis;
+mod outcomes;
 mod queue;
 mod redrive;
 mod send;
@@ -32,6 +33,7 @@ use std::rc::Rc;
 use edgehose_shared::api::{self, ApiError, Body, Ingest, Prepared, Reply, RequestHead};
 use edgehose_shared::decode::{self, Inflated};
 use edgehose_shared::envelope::EdgeMeta;
+use edgehose_shared::outcome::{self, Cell, Outcome};
 use edgehose_shared::settings::SettingError;
 use edgehose_shared::timestamp::Timestamp;
 use wasm_bindgen::JsValue;
@@ -47,9 +49,6 @@ thread_local! {
     /// The configuration, read once per isolate; a bad one is logged once and
     /// answered 500 from then on (a fixed deploy starts new isolates).
     static CONFIG: RefCell<Option<Result<Rc<EdgeConfig>, SettingError>>> = const { RefCell::new(None) };
-    /// Events this isolate accepted, shown by `GET /healthz` (`edgehose dev`
-    /// prints it; in production each isolate counts its own).
-    static ACCEPTED_EVENTS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
 
 fn config(env: &Env) -> Result<Rc<EdgeConfig>, ApiError> {
@@ -76,14 +75,18 @@ fn config(env: &Env) -> Result<Rc<EdgeConfig>, ApiError> {
 pub fn fetch(req: web_sys::Request, env: Env, ctx: worker::worker_sys::Context) -> JsValue {
     let received_at = now();
     let head = Head::read(&req);
+    let (path, query) = split_url(head.url());
     let config = match config(&env) {
         Ok(c) => c,
-        Err(e) => return respond(e.reply(api::cors_headers_without_config(head.origin()))),
+        Err(e) => {
+            let reply = e.reply(api::cors_headers_without_config(head.origin()));
+            refused(&reply, refused_cell(path, received_at), &env, &Context::new(ctx));
+            return respond(reply);
+        }
     };
     if config.answers_at_once() {
         js::remember_request(&env, &ctx);
     }
-    let (path, query) = split_url(head.url());
     #[cfg(feature = "panic-probe")]
     if path == "/__panic" {
         panic!("panic probe: deliberate panic for the isolation test");
@@ -115,17 +118,26 @@ pub fn fetch(req: web_sys::Request, env: Env, ctx: worker::worker_sys::Context) 
                 && path.trim_end_matches('/') == api::HEALTH_PATH
                 && redrive::check(&config, head.authorization()).is_ok()
             {
-                let accepted = ACCEPTED_EVENTS.with(std::cell::Cell::get);
+                let totals = outcomes::totals();
+                let accepted = totals[Outcome::Accepted.index()];
+                let lost = totals[Outcome::Lost.index()];
+                let outcomes = Outcome::ALL
+                    .iter()
+                    .map(|o| format!(r#""{}":{}"#, o.as_str(), totals[o.index()]))
+                    .collect::<Vec<_>>()
+                    .join(",");
                 let memory = wasm_memory_bytes();
                 let shards = queue::messages_written();
                 let messages: u64 = shards.iter().sum();
                 let shards = shards.iter().map(u64::to_string).collect::<Vec<_>>().join(",");
                 let calls = in_flight::in_flight();
                 let held = forward::held_bytes();
-                let lost = dead_letter::lost_events();
                 reply.body = format!(
-                    r#"{{"status":"ok","isolate":{{"accepted_events":{accepted},"queue_messages":{messages},"queue_shard_messages":[{shards}],"calls_in_flight":{calls},"held_bytes":{held},"lost_events":{lost},"wasm_memory_bytes":{memory}}}}}"#
+                    r#"{{"status":"ok","isolate":{{"accepted_events":{accepted},"queue_messages":{messages},"queue_shard_messages":[{shards}],"calls_in_flight":{calls},"held_bytes":{held},"lost_events":{lost},"wasm_memory_bytes":{memory},"outcomes":{{{outcomes}}}}}}}"#
                 );
+            }
+            if reply.status >= 400 {
+                refused(&reply, refused_cell(path, received_at), &env, &Context::new(ctx));
             }
             return respond(reply);
         }
@@ -146,9 +158,16 @@ pub fn fetch(req: web_sys::Request, env: Env, ctx: worker::worker_sys::Context) 
             env,
             ctx,
         ),
-        js::Read::TooLarge => respond(ingest.too_large()),
+        js::Read::TooLarge => {
+            let reply = ingest.too_large();
+            refused(&reply, ingest.cell(ingest.key_id.as_deref(), received_at), &env, &ctx);
+            respond(reply)
+        }
         js::Read::Failed(e) => {
-            respond(ApiError::Unavailable(format!("the body could not be read: {e}")).reply(ingest.cors))
+            let cell = ingest.cell(ingest.key_id.as_deref(), received_at);
+            let reply = ApiError::Unavailable(format!("the body could not be read: {e}")).reply(ingest.cors);
+            refused(&reply, cell, &env, &ctx);
+            respond(reply)
         }
     })
     .into()
@@ -186,12 +205,16 @@ fn ingest_body(
     };
     let accepted = match api::accept(&ingest, body, &edge, &config.api, received_at, &CryptoRandom::default()) {
         Ok(a) => a,
-        Err(reply) => return respond(reply),
+        Err(reply) => {
+            refused(&reply, ingest.cell(ingest.key_id.as_deref(), received_at), &env, &ctx);
+            return respond(reply);
+        }
     };
     let bytes = forward::size_of(&accepted.lines);
     if config.answers_at_once() && forward::has_room(&config, bytes) {
+        // The window's flush writes these counts with its own.
+        count_accepted(&accepted);
         forward::submit(config.clone(), env, &ctx, accepted.lines, now());
-        count_accepted(accepted.count);
         return respond(accepted.reply);
     }
     // Queue mode without a window, or an isolate holding all it may: answer
@@ -202,7 +225,8 @@ fn ingest_body(
     js_sys::futures::future_to_promise(async move {
         match forward::enqueue_first(&config, &env, &accepted.lines, received_at).await {
             Ok(()) => {
-                count_accepted(accepted.count);
+                count_accepted(&accepted);
+                outcomes::flush_later(&env, &ctx);
                 Ok(respond(accepted.reply))
             }
             Err(e) => {
@@ -214,7 +238,9 @@ fn ingest_body(
                     None => e,
                 };
                 console_error!("edgehose: answered 503 to {} events: {why}", accepted.count);
-                Ok(respond(ApiError::Unavailable(why).reply(cors)))
+                let reply = ApiError::Unavailable(why).reply(cors);
+                refused(&reply, accepted.cell, &env, &ctx);
+                Ok(respond(reply))
             }
         }
     })
@@ -234,8 +260,30 @@ fn wasm_memory_bytes() -> usize {
     }
 }
 
-fn count_accepted(n: usize) {
-    ACCEPTED_EVENTS.with(|c| c.set(c.get() + n as u64));
+/// Counts a request's accepted lines (and of them the quarantined).
+fn count_accepted(accepted: &api::Accepted) {
+    outcomes::count(accepted.cell.clone(), Outcome::Accepted, accepted.lines.len() as u64);
+    outcomes::count(accepted.cell.clone(), Outcome::Quarantined, accepted.quarantined as u64);
+}
+
+/// Counts a request answered with an error, under its status; the count
+/// leaves the isolate with the next flush, at the latest by its timer.
+fn refused(reply: &Reply, mut cell: Cell, env: &Env, ctx: &Context) {
+    cell.reason = reply.status.to_string();
+    outcomes::count(cell, Outcome::Refused, 1);
+    outcomes::flush_later(env, ctx);
+}
+
+/// Where a request refused before its door was read is counted: its minute,
+/// no key, and its door when its path names one (else `http`).
+fn refused_cell(path: &str, received_at: Timestamp) -> Cell {
+    let door = api::Door::of_path(path.trim_end_matches('/')).ok().flatten();
+    Cell {
+        minute: outcome::minute_of(received_at),
+        key: String::new(),
+        door: door.as_ref().map_or_else(|| "http".to_owned(), api::Door::name),
+        reason: String::new(),
+    }
 }
 
 /// The Worker's `queue` handler, exported as worker-build expects one. It

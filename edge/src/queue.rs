@@ -10,6 +10,7 @@ use std::cell::RefCell;
 use edgehose_shared::batch::{group_lines, queue_batches};
 use edgehose_shared::deadline::Deadline;
 use edgehose_shared::limits::{QUEUE_MESSAGE_TARGET_BYTES, QUEUE_WRITE_TIMEOUT_MS};
+use edgehose_shared::outcome::Outcome;
 use edgehose_shared::requeue::QueueBody;
 use edgehose_shared::shard::shard_of;
 use worker::{Env, console_error};
@@ -17,6 +18,7 @@ use worker::{Env, console_error};
 use crate::clock::now;
 use crate::config::{EdgeConfig, events_queue_binding};
 use crate::js;
+use crate::outcomes;
 
 thread_local! {
     /// Messages this isolate wrote to each events queue shard (`GET /healthz`).
@@ -85,6 +87,7 @@ pub async fn enqueue<S: AsRef<str>>(
         match result {
             Ok(messages) => {
                 count_messages(shard, shards, messages);
+                count_enqueued(lines, 0, write);
                 if !refusals.is_empty() {
                     console_error!(
                         "edgehose: {}; {} events went to {binding} instead",
@@ -101,7 +104,18 @@ pub async fn enqueue<S: AsRef<str>>(
             }
         }
     }
+    count_enqueued(lines, unsent.len(), write);
     Err((unsent, refusals.join("; ")))
+}
+
+/// Counts a first write's lines as enqueued (a consumer's or the
+/// dead-letter step's write puts back what was counted already), all but
+/// the `unsent` at the end: each shard's refusal leaves the lines from its
+/// first refused message on.
+fn count_enqueued<S: AsRef<str>>(lines: &[S], unsent: usize, write: Write) {
+    if write.tries == 0 {
+        outcomes::count_lines(&lines[..lines.len().saturating_sub(unsent)], Outcome::Enqueued, "");
+    }
 }
 
 /// Sends lines to a queue as text messages of whole lines, in as few

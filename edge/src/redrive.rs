@@ -11,6 +11,7 @@ use edgehose_shared::api::Reply;
 use edgehose_shared::dead_letter::{PREFIX, REDRIVE_MAX_ATTEMPTS, SET_ASIDE_PREFIX, archive_body};
 use edgehose_shared::deadline::Deadline;
 use edgehose_shared::limits::DEAD_LETTER_WRITE_TIMEOUT_MS as WRITE_TIMEOUT_MS;
+use edgehose_shared::outcome::Outcome;
 use edgehose_shared::requeue::QueueBody;
 use edgehose_shared::sigv4::verify::constant_time_eq;
 use serde_json::json;
@@ -20,6 +21,7 @@ use crate::clock::now;
 use crate::config::{AdminKey, EdgeConfig};
 use crate::dead_letter;
 use crate::js::Bucket;
+use crate::outcomes;
 use crate::send::send;
 
 /// The route.
@@ -66,7 +68,11 @@ pub async fn handle(config: &EdgeConfig, env: &Env, method: &str) -> Reply {
             }
             (Err(e), _) | (_, Err(e)) => Err(e),
         },
-        "POST" => round(config, &bucket).await,
+        "POST" => {
+            let round = round(config, &bucket).await;
+            outcomes::flush(env);
+            round
+        }
         m => {
             return reply(
                 405,
@@ -102,6 +108,8 @@ async fn round(config: &EdgeConfig, bucket: &Bucket<'_>) -> Result<serde_json::V
         partial: bool,
         fatal: bool,
         why: String,
+        /// The lines that landed, counted redriven once the object keeps only the rest.
+        landed: Vec<String>,
     }
     let deadline = Deadline::after(now(), ROUND_MS);
     let (keys, _) = bucket.list(PREFIX, OBJECTS_PER_CALL).await?;
@@ -118,12 +126,19 @@ async fn round(config: &EdgeConfig, bucket: &Bucket<'_>) -> Result<serde_json::V
         match send(config, &lines, config.consumer_retry, deadline).await {
             Ok(()) => {
                 bucket.delete(&key).await?;
+                outcomes::count_lines(&lines, Outcome::Redriven, "");
                 objects += 1;
                 events += lines.len();
             }
             Err(lost) => {
                 events += lines.len() - lost.lines.len();
                 let left: Vec<&str> = lost.lines.iter().map(|(i, _)| lines[*i]).collect();
+                let landed = lines
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| !lost.lines.iter().any(|(j, _)| j == i))
+                    .map(|(_, l)| (*l).to_owned())
+                    .collect();
                 failed.push(Failed {
                     why: format!(
                         "{key}: {} of its {} lines did not land ({})",
@@ -136,6 +151,7 @@ async fn round(config: &EdgeConfig, bucket: &Bucket<'_>) -> Result<serde_json::V
                     fatal: lost.fatal,
                     key,
                     failed_before,
+                    landed,
                 });
             }
         }
@@ -149,6 +165,7 @@ async fn round(config: &EdgeConfig, bucket: &Bucket<'_>) -> Result<serde_json::V
             let aside = format!("{SET_ASIDE_PREFIX}{}", f.key.strip_prefix(PREFIX).unwrap_or(&f.key));
             bucket.put(&aside, f.left.as_bytes(), failed_now, timeout_ms).await?;
             bucket.delete(&f.key).await?;
+            outcomes::count_lines(&f.landed, Outcome::Redriven, "");
             set_aside += 1;
             console_error!(
                 "edgehose: redrive set aside {aside} after {failed_now} failed rounds: {}",
@@ -157,6 +174,7 @@ async fn round(config: &EdgeConfig, bucket: &Bucket<'_>) -> Result<serde_json::V
         } else if counts || f.partial {
             // Only what did not land stays archived, with its count.
             bucket.put(&f.key, f.left.as_bytes(), failed_now, timeout_ms).await?;
+            outcomes::count_lines(&f.landed, Outcome::Redriven, "");
         }
         failures.push(format!(
             "{}; failed rounds {failed_now} of {REDRIVE_MAX_ATTEMPTS}",

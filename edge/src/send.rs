@@ -6,11 +6,13 @@
 //! input, for the caller to dead-letter or leave to the queue.
 
 use edgehose_shared::deadline::Deadline;
+use edgehose_shared::outcome::Outcome;
 use edgehose_shared::retry::RetryPolicy;
 
 use crate::config::{EdgeConfig, SinkConfig};
 use crate::firehose::Firehose;
 use crate::kinesis::Kinesis;
+use crate::outcomes;
 use crate::sink::{Budget, LineSink, Lost};
 use crate::sqs::Sqs;
 
@@ -70,6 +72,19 @@ pub async fn send<S: AsRef<str>>(
             sink.send(lines, budget).await
         }
     };
+    // What the sink acknowledged is counted delivered; the rest is the caller's.
+    match &result {
+        Ok(()) => outcomes::count_lines(lines, Outcome::Delivered, ""),
+        Err(lost) => {
+            let mut failed: Vec<usize> = lost.lines.iter().map(|(i, _)| *i).collect();
+            failed.sort_unstable();
+            let landed: Vec<&str> = (0..lines.len())
+                .filter(|i| failed.binary_search(i).is_err())
+                .map(|i| lines[i].as_ref())
+                .collect();
+            outcomes::count_lines(&landed, Outcome::Delivered, "");
+        }
+    }
     result.map_err(|mut lost| {
         lost.reason = format!("{}: {}", config.sink.name(), lost.reason);
         lost

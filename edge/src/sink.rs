@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use edgehose_shared::deadline::Deadline;
 use edgehose_shared::deliver::{Pause, Sink, deliver};
+use edgehose_shared::outcome::why;
 use edgehose_shared::retry::{GiveUpReason, RetryPolicy};
 use edgehose_shared::timestamp::Timestamp;
 use worker::Delay;
@@ -74,6 +75,15 @@ impl Lost {
         }
         self.lines.sort_unstable_by_key(|(i, _)| *i);
         Err(self)
+    }
+
+    /// Why, as an outcome reason: refused for good, or out of time.
+    pub fn why(&self) -> &'static str {
+        if self.fatal {
+            why::REFUSED_BY_SINK
+        } else {
+            why::OUT_OF_TIME
+        }
     }
 
     /// The lines alone.

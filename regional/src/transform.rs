@@ -19,12 +19,13 @@
 //! are answered `ProcessingFailed` with no data, so Firehose keeps their
 //! original bytes under the error prefix.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use base64::Engine as _;
 use edgehose_shared::envelope::Envelope;
 pub use edgehose_shared::firehose::{TransformEvent, TransformRecord};
 use edgehose_shared::limits::Limits;
+use edgehose_shared::outcome::{Cell, LineAccount, Outcome, Tally, door_of, minute_of};
 use edgehose_shared::rejected::{Rejected, is_rejected_line};
 use edgehose_shared::segment::validate::validate_message;
 use edgehose_shared::source::{self, Sources};
@@ -64,6 +65,12 @@ pub struct TransformResponse {
     /// so the handler logs these to keep each reason findable.
     #[serde(skip)]
     pub failed_rejections: Vec<String>,
+    /// What became of every line, by the minute the edge received it, its
+    /// key and door (`shared::outcome`): `landed`, `rejected` by reason, and
+    /// `duplicate` for an id this invocation saw landing before. The handler
+    /// prints it as the invocation's receipt line.
+    #[serde(skip)]
+    pub receipt: Tally,
 }
 
 /// One record's answer.
@@ -216,6 +223,7 @@ pub fn inputs(event: &TransformEvent) -> Vec<InputRecord<'_>> {
         .map(|r| InputRecord {
             id: &r.record_id,
             data: RecordData::Base64(&r.data),
+            arrived_ms: r.approximate_arrival_timestamp,
         })
         .collect()
 }
@@ -227,6 +235,9 @@ pub struct InputRecord<'a> {
     pub id: &'a str,
     /// The data.
     pub data: RecordData<'a>,
+    /// When Firehose received it (ms since the epoch): where a line that
+    /// holds no envelope is counted.
+    pub arrived_ms: i64,
 }
 
 /// A record's data, decoded or as Firehose sends it.
@@ -257,6 +268,7 @@ pub fn transform(records: &[InputRecord<'_>], config: &TransformConfig) -> (Tran
     let done = on_threads(records, config.threads, |record| {
         let mut counts = Counts::default();
         let mut rejections = Vec::new();
+        let mut fates = Fates::default();
         let decoded;
         let bytes = match record.data {
             RecordData::Bytes(b) => b,
@@ -277,20 +289,26 @@ pub fn transform(records: &[InputRecord<'_>], config: &TransformConfig) -> (Tran
                         )
                         .as_bytes(),
                     );
-                    return (failed_without_data(record.id), counts, rejections);
+                    let unknown = LineAccount::of("", Timestamp::from_millis(record.arrived_ms)).cell;
+                    fates.0.push((Fate::Rejected("not_base64".to_owned()), unknown));
+                    return (failed_without_data(record.id), counts, rejections, fates);
                 }
             },
         };
-        let (result, data, metadata) = transform_record(bytes, config, &mut counts, &mut rejections);
+        let arrived = Timestamp::from_millis(record.arrived_ms);
+        let (result, data, metadata) =
+            transform_record(bytes, config, &mut counts, &mut rejections, (&mut fates, arrived));
         let answer = TransformedRecord {
             record_id: record.id.to_owned(),
             result,
             data: Base64Data::encode(&data),
             metadata,
         };
-        (answer, counts, rejections)
+        (answer, counts, rejections, fates)
     });
-    for (i, (mut answer, mut local, rejections)) in done.into_iter().enumerate() {
+    let mut receipt = Tally::new();
+    let mut landed_ids: HashSet<String> = HashSet::new();
+    for (i, (mut answer, mut local, rejections, fates)) in done.into_iter().enumerate() {
         let record = &records[i];
         reserved -= minimal[i];
         failed_rejections.extend_from_slice(&rejections);
@@ -305,6 +323,23 @@ pub fn transform(records: &[InputRecord<'_>], config: &TransformConfig) -> (Tran
             };
             answer = failed_without_data(record.id);
             size = minimal[i];
+            // Firehose keeps the whole record under the error prefix.
+            for (_, cell) in fates.0 {
+                receipt.add(with_reason(cell, OVER_RESPONSE_LIMIT), Outcome::Rejected, 1);
+            }
+        } else {
+            for (fate, cell) in fates.0 {
+                match fate {
+                    Fate::Landed(id) => {
+                        // Counted landed either way; a second copy is also a duplicate.
+                        if !id.is_empty() && !landed_ids.insert(id) {
+                            receipt.add(cell.clone(), Outcome::Duplicate, 1);
+                        }
+                        receipt.add(cell, Outcome::Landed, 1);
+                    }
+                    Fate::Rejected(reason) => receipt.add(with_reason(cell, &reason), Outcome::Rejected, 1),
+                }
+            }
         }
         counts.add(&local);
         used += size;
@@ -318,6 +353,7 @@ pub fn transform(records: &[InputRecord<'_>], config: &TransformConfig) -> (Tran
         TransformResponse {
             records: out,
             failed_rejections,
+            receipt,
         },
         counts,
     )
@@ -380,11 +416,33 @@ fn answer_size(a: &TransformedRecord) -> usize {
     serde_json::to_vec(&without_data).map_or(usize::MAX / 4, |v| v.len() + 1 + a.data.as_str().len())
 }
 
+/// The reason a record's events are counted under when the response had
+/// no room for it (Firehose keeps it under the error prefix).
+pub const OVER_RESPONSE_LIMIT: &str = "over_response_limit";
+
+/// What became of one line.
+enum Fate {
+    /// Valid, in the destination; its id.
+    Landed(String),
+    /// Kept as a `rejected` line; the first reason's code.
+    Rejected(String),
+}
+
+/// The fates of a record's lines, each with where it is counted.
+#[derive(Default)]
+struct Fates(Vec<(Fate, Cell)>);
+
+fn with_reason(mut cell: Cell, reason: &str) -> Cell {
+    cell.reason = reason.to_owned();
+    cell
+}
+
 fn transform_record(
     data: &[u8],
     config: &TransformConfig,
     counts: &mut Counts,
     failed_rejections: &mut Vec<u8>,
+    (fates, arrived): (&mut Fates, Timestamp),
 ) -> (RecordResult, Vec<u8>, Option<Metadata>) {
     // Valid UTF-8 (always, from the edge) is checked by the fast path;
     // anything else is read lossily and will fail as not-an-envelope.
@@ -403,7 +461,9 @@ fn transform_record(
     let mut first_time: Option<i64> = None;
     for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
         lines += 1;
-        match outcome(line, config, &mut out) {
+        let (line_outcome, fate) = outcome(line, config, &mut out, arrived);
+        fates.0.push(fate);
+        match line_outcome {
             Line::Valid { received_at } => {
                 counts.events_ok += 1;
                 first_time.get_or_insert(received_at);
@@ -482,31 +542,40 @@ enum Line {
     Quarantined,
 }
 
-fn outcome(line: &str, config: &TransformConfig, out: &mut Output) -> Line {
+fn outcome(line: &str, config: &TransformConfig, out: &mut Output, arrived: Timestamp) -> (Line, (Fate, Cell)) {
+    let rejected = |reason: &str| Fate::Rejected(reason.to_owned());
     let envelope = match Envelope::parse(line) {
         Ok(e) => e,
         // Judged at the edge already, reasons and envelope inside: kept as it is.
         Err(_) if is_rejected_line(line) => {
             out.rejected.extend_from_slice(line.as_bytes());
             out.rejected.push(b'\n');
-            return Line::Invalid;
+            let reason = first_reason_of_rejected_line(line);
+            return (Line::Invalid, (rejected(&reason), LineAccount::of(line, arrived).cell));
         }
         Err(e) => {
             let reason = [Violation::new(Reason::NotAnEnvelope, "", e.to_string())];
             out.push_rejected("", None, &reason, line);
-            return Line::Quarantined;
+            let cell = LineAccount::of(line, arrived).cell;
+            return (Line::Quarantined, (rejected(Reason::NotAnEnvelope.as_str()), cell));
         }
+    };
+    let cell = Cell {
+        minute: minute_of(Timestamp::from_millis(envelope.received_at)),
+        key: envelope.key_id.as_deref().unwrap_or_default().to_owned(),
+        door: door_of(envelope.format.as_deref(), envelope.source.as_deref()),
+        reason: String::new(),
     };
     let received = Some(envelope.received_at);
     if let Some(q) = &envelope.quarantine {
         let reason = [Violation::new(Reason::Quarantined, "", q.reason.clone())];
         out.push_rejected(&envelope.id, received, &reason, line);
-        return Line::Quarantined;
+        return (Line::Quarantined, (rejected(Reason::Quarantined.as_str()), cell));
     }
     let Some(raw) = envelope.event.as_ref() else {
         let reason = [Violation::new(Reason::NotAnEnvelope, "", "the envelope holds no event")];
         out.push_rejected(&envelope.id, received, &reason, line);
-        return Line::Quarantined;
+        return (Line::Quarantined, (rejected(Reason::NotAnEnvelope.as_str()), cell));
     };
     let at = Where {
         id: &envelope.id,
@@ -536,12 +605,32 @@ fn outcome(line: &str, config: &TransformConfig, out: &mut Output) -> Line {
     match done {
         Err(violations) => {
             out.push_rejected(&envelope.id, received, &violations, line);
-            Line::Invalid
+            let reason = violations.first().map_or("invalid", |v| v.reason.as_str());
+            (Line::Invalid, (rejected(reason), cell))
         }
-        Ok(()) => Line::Valid {
-            received_at: envelope.received_at,
-        },
+        Ok(()) => (
+            Line::Valid {
+                received_at: envelope.received_at,
+            },
+            (Fate::Landed(envelope.id.clone().into_owned()), cell),
+        ),
     }
+}
+
+/// The first reason code of a `rejected` line the edge wrote.
+fn first_reason_of_rejected_line(line: &str) -> String {
+    #[derive(serde::Deserialize)]
+    struct Reasons {
+        rejected: Vec<ReasonOnly>,
+    }
+    #[derive(serde::Deserialize)]
+    struct ReasonOnly {
+        reason: String,
+    }
+    serde_json::from_str::<Reasons>(line)
+        .ok()
+        .and_then(|r| r.rejected.into_iter().next())
+        .map_or_else(|| "invalid".to_owned(), |r| r.reason)
 }
 
 /// Checks an event against the JSON Schema registered for `name`, if any.

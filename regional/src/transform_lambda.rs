@@ -2,12 +2,16 @@
 //! environment, the Firehose event in, the response and metrics out.
 
 use edgehose_shared::limits::Limits;
+use edgehose_shared::outcome::receipt_line;
 use edgehose_shared::settings::{SettingError, Settings};
 use edgehose_shared::source::Sources;
 use lambda_runtime::{Error, LambdaEvent};
 
 use crate::schemas::{SchemaError, Schemas};
 use crate::{metrics, rejection_log};
+
+/// The stage the transform's receipt lines name.
+pub const RECEIPT_STAGE: &str = "transform";
 
 /// Why the function could not start.
 #[derive(Debug, thiserror::Error)]
@@ -87,6 +91,11 @@ impl Transformer {
             tracing::warn!(request_id = %event.context.request_id, more, "rejected (more not logged one by one; see the error prefix)");
         }
         metrics::emit(&counts);
+        // The invocation's receipt: what became of each line, by the minute
+        // the edge received it, key and door, where `edgehose receipts`
+        // reads it (CloudWatch Logs; firehose-local's stand-in locally).
+        let stream = event.payload.delivery_stream_arn.rsplit('/').next().unwrap_or_default();
+        println!("{}", receipt_line(RECEIPT_STAGE, stream, &response.receipt));
         Ok(response)
     }
 }

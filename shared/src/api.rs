@@ -37,6 +37,7 @@ use crate::clock::RandomSource;
 use crate::decode::{self, DecodeError, Item};
 use crate::envelope::{self, Dialect, EdgeMeta, RequestContext};
 use crate::limits::Limits;
+use crate::outcome::{self, Cell};
 use crate::segment::{self, SegmentError};
 use crate::settings::{SettingError, Settings};
 use crate::sigv4::verify::constant_time_eq;
@@ -385,6 +386,16 @@ pub enum Door {
 }
 
 impl Door {
+    /// Its name where events are counted: `v1`, `segment`, `source:<name>`
+    /// (as [`outcome::door_of`] names an envelope's).
+    pub fn name(&self) -> String {
+        match self {
+            Door::Events => outcome::door_of(None, None),
+            Door::Segment(_) => outcome::door_of(Some("segment"), None),
+            Door::Source(name) => outcome::door_of(Some("source"), Some(name)),
+        }
+    }
+
     /// The door of a path (a trailing slash already removed): `Ok(None)`
     /// when no route has this path.
     pub fn of_path(path: &str) -> Result<Option<Self>, ApiError> {
@@ -421,6 +432,18 @@ pub struct Ingest {
 }
 
 impl Ingest {
+    /// Where this request's events are counted (`shared::outcome`): its
+    /// minute, the key that wrote them (`key_id`, which a Segment body's
+    /// `writeKey` may name) and its door.
+    pub fn cell(&self, key_id: Option<&str>, received_at: Timestamp) -> Cell {
+        Cell {
+            minute: outcome::minute_of(received_at),
+            key: key_id.unwrap_or_default().to_owned(),
+            door: self.door.name(),
+            reason: String::new(),
+        }
+    }
+
     /// The answer to a body longer than [`Ingest::body_limit`]: the same 413
     /// a `Content-Length` over the limit gets.
     pub fn too_large(&self) -> Reply {
@@ -653,6 +676,11 @@ pub struct Accepted {
     pub count: usize,
     /// One NDJSON envelope line per event or quarantine part.
     pub lines: Vec<String>,
+    /// Of the lines, how many are quarantine envelopes.
+    pub quarantined: usize,
+    /// Where the lines are counted: the request's minute, the key that
+    /// wrote them (a Segment body's `writeKey` included) and the door.
+    pub cell: Cell,
 }
 
 /// What the shell knows about the body.
@@ -728,6 +756,8 @@ pub fn accept(
                 body: reply_body,
             },
             count: lines.len(),
+            cell: ingest.cell(ctx.key_id, received_at),
+            quarantined: 0,
             lines,
         });
     }
@@ -738,7 +768,7 @@ pub fn accept(
         };
     }
     let mut inflated = None;
-    let (count, lines) = match decode::decode_with(
+    let (count, quarantined, lines) = match decode::decode_with(
         &mut inflated,
         body.bytes,
         body.content_type,
@@ -758,12 +788,14 @@ pub fn accept(
                     .into(),
                 ));
             }
-            (decoded.len(), envelope::wrap_items(&ctx, &decoded.items, random))
+            let lines = envelope::wrap_items(&ctx, &decoded.items, random);
+            let events = decoded.items.iter().filter(|i| matches!(i, Item::Event(_))).count();
+            (decoded.len(), lines.len() - events, lines)
         }
-        Err(e) if e.is_quarantinable() && !config.strict => (
-            1,
-            envelope::wrap_quarantine(&ctx, body.bytes, None, &e.to_string(), random),
-        ),
+        Err(e) if e.is_quarantinable() && !config.strict => {
+            let lines = envelope::wrap_quarantine(&ctx, body.bytes, None, &e.to_string(), random);
+            (1, lines.len(), lines)
+        }
         Err(e) => return Err(refuse(e.into())),
     };
     let reply = Reply {
@@ -771,7 +803,13 @@ pub fn accept(
         headers: ingest.cors.clone(),
         body: format!(r#"{{"accepted":{count}}}"#),
     };
-    Ok(Accepted { reply, count, lines })
+    Ok(Accepted {
+        reply,
+        count,
+        quarantined,
+        cell: ingest.cell(ctx.key_id, received_at),
+        lines,
+    })
 }
 
 /// [`prepare`] then [`accept`] in one call, for callers that hold the whole

@@ -84,6 +84,7 @@ pub mod json;
 pub mod judge;
 pub mod kinesis;
 pub mod limits;
+pub mod outcome;
 pub mod rejected;
 pub mod requeue;
 pub mod retry;

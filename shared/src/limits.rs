@@ -123,6 +123,25 @@ pub const QUEUE_MESSAGES_PER_SECOND: usize = 5_000;
 /// (<https://developers.cloudflare.com/workers/platform/limits/#memory>).
 pub const ISOLATE_MEMORY_BYTES: usize = 128 * 1024 * 1024;
 
+/// Data points one Worker invocation may write to Workers Analytics Engine;
+/// past it `writeDataPoint` refuses them
+/// (<https://developers.cloudflare.com/analytics/analytics-engine/limits/>).
+/// The edge writes one per outcome cell and keeps the rest for its next flush.
+pub const ANALYTICS_POINTS_PER_INVOCATION: usize = 250;
+
+/// Bytes an Analytics Engine data point's index may hold (same page): the
+/// write key's id is the index, and a longer one is cut to this.
+pub const ANALYTICS_INDEX_BYTES: usize = 96;
+
+/// Doubles one Analytics Engine data point holds (same page): the edge's
+/// outcome counts take [`crate::outcome::OUTCOMES`] of them.
+pub const ANALYTICS_DOUBLES: usize = 20;
+
+/// How long outcome counts taken on the request path (answers, refusals)
+/// wait in an isolate before they are written, when no window's flush writes
+/// them sooner: the isolate keeps a timer of this length in `waitUntil`.
+pub const OUTCOMES_FLUSH_MS: u64 = 10_000;
+
 /// The most accepted-but-not-yet-handed-on bytes one isolate holds by
 /// default (`MAX_HELD_BYTES`; settable lower, never higher): a quarter of
 /// [`ISOLATE_MEMORY_BYTES`], because a held line is copied up to three more

@@ -332,3 +332,168 @@ fn dev_with_sink_sqs_puts_the_edges_events_in_the_queue() {
     assert!(stopped && d.process.0.wait().unwrap().success(), "{}", d.output());
     let _ = std::fs::remove_dir_all(&d.data);
 }
+
+/// `edgehose receipts` against a running `dev`: its report as JSON, and
+/// whether `--check` passed (with what it said when it did not).
+fn receipts(d: &Dev, extra: &[&str]) -> (serde_json::Value, Result<(), String>) {
+    let out = Command::new(workspace_binary("edgehose"))
+        .arg("receipts")
+        .args(["--url", &d.edge])
+        .args(["--logs-endpoint", &format!("http://127.0.0.1:{}", d.ports[2])])
+        .args(["--since", "20m", "--settle", "0s", "--json", "--check", "--verify"])
+        .arg(&d.data)
+        .args(extra)
+        .output()
+        .unwrap();
+    let report = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "receipts printed no JSON ({e}): {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    let checked = if out.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    (report, checked)
+}
+
+/// A report's column summed over every key and minute.
+fn total(report: &serde_json::Value, column: &str) -> u64 {
+    report["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l[column].as_u64().unwrap_or(0))
+        .sum()
+}
+
+#[test]
+fn receipts_balance_every_key_and_minute_through_faults_and_fail_when_landed_objects_vanish() {
+    // Direct mode: a call to firehose-local per window, so its faults are met.
+    let d = Dev::start(&[
+        "--mode",
+        "direct",
+        "--write-keys",
+        "web:wk_web_0123456789,bikes:wk_bikes_0123456789",
+        "--sources",
+        r#"{"bike":{"id_field":"uuid","keys":["bikes"]}}"#,
+    ]);
+    let put = |url: String, body: &str| {
+        let r = edgehose_local::http::send(http::Request::put(url).body(body.as_bytes().to_vec()).unwrap()).unwrap();
+        assert_eq!(r.status, 200, "{}", r.text());
+    };
+    let firehose_faults = format!("http://127.0.0.1:{}/_edgehose/faults", d.ports[2]);
+    put(
+        firehose_faults.clone(),
+        r#"{"partial":0.2,"throttle":0.1,"lost_response":0.1,"errors":0.05}"#,
+    );
+    put(format!("{}/_edgehose/faults", d.edge), r#"{"r2_fail":0.3}"#);
+    let run = uuid::Uuid::new_v4().to_string();
+    let json = [("content-type", "application/json")];
+    let web = [
+        ("content-type", "application/json"),
+        ("x-edgehose-key", "wk_web_0123456789"),
+    ];
+    let bikes = [
+        ("content-type", "application/json"),
+        ("x-edgehose-key", "wk_bikes_0123456789"),
+    ];
+    let post_at = |path: &str, body: &[u8], headers: &[(&str, &str)]| {
+        let mut b = http::Request::post(format!("{}{path}", d.edge));
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        edgehose_local::http::send(b.body(body.to_vec()).unwrap())
+            .unwrap()
+            .status
+    };
+    let send = |i: usize| {
+        // Schema v1: two valid, one invalid; a device source; Segment with its key in the body.
+        let v1 = format!(r#"[{{"event":"click","message_id":"{run}-w{i}"}},{{"event":"view"}},{{"nope":1}}]"#);
+        assert_eq!(post(&d.edge, v1.as_bytes(), &web).status, 200);
+        let bike = format!(r#"{{"uuid":"{run}-b{i}","speed":3}}"#);
+        assert_eq!(post_at("/v1/ingest/bike", bike.as_bytes(), &bikes), 200);
+        let segment = format!(
+            r#"{{"writeKey":"wk_web_0123456789","batch":[{{"type":"track","event":"x","messageId":"{run}-s{i}","anonymousId":"a"}}]}}"#
+        );
+        assert_eq!(post_at("/v1/batch", segment.as_bytes(), &json), 200);
+    };
+    for i in 0..30 {
+        send(i);
+    }
+    // A refusal is counted, never accepted.
+    assert_eq!(post(&d.edge, b"{}", &json).status, 401);
+    // Firehose down past what a window may wait: those events are dead-lettered.
+    put(firehose_faults.clone(), r#"{"outage_secs":40}"#);
+    for i in 30..33 {
+        send(i);
+    }
+    std::thread::sleep(Duration::from_secs(42));
+    put(
+        firehose_faults,
+        r#"{"partial":0,"throttle":0,"lost_response":0,"errors":0}"#,
+    );
+    put(format!("{}/_edgehose/faults", d.edge), r#"{"r2_fail":0}"#);
+    let redrive = Command::new(workspace_binary("edgehose"))
+        .args(["redrive", "--url", &d.edge])
+        .output()
+        .unwrap();
+    assert!(redrive.status.success(), "{}", String::from_utf8_lossy(&redrive.stderr));
+    let mut last = (serde_json::Value::Null, Err(String::new()));
+    let settled = wait_for(Duration::from_secs(120), || {
+        last = receipts(&d, &[]);
+        last.1.is_ok() && total(&last.0, "open") == 0
+    });
+    assert!(
+        settled,
+        "receipts never balanced: {:#}\n{:?}\n{}",
+        last.0,
+        last.1,
+        d.output()
+    );
+    let report = &last.0;
+    // 33 rounds: web 3 + 1 a round, bikes 1; the 401 names no key.
+    assert_eq!(total(report, "accepted"), 33 * 5, "{report:#}");
+    assert_eq!(total(report, "rejected"), 33, "{report:#}");
+    assert_eq!(total(report, "landed"), 33 * 4, "{report:#}");
+    assert!(
+        total(report, "dead_lettered") > 0,
+        "the outage dead-lettered some: {report:#}"
+    );
+    assert_eq!(total(report, "redriven"), total(report, "dead_lettered"), "{report:#}");
+    assert_eq!(total(report, "refused"), 1, "{report:#}");
+    let keys: std::collections::BTreeSet<&str> = report["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["accepted"].as_u64() > Some(0))
+        .map(|l| l["key"].as_str().unwrap())
+        .collect();
+    assert_eq!(keys.into_iter().collect::<Vec<_>>(), ["bikes", "web"]);
+    // One key alone balances too.
+    let (bikes_only, checked) = receipts(&d, &["--key", "bikes"]);
+    assert!(checked.is_ok(), "{checked:?}");
+    assert_eq!(total(&bikes_only, "accepted"), 33);
+    // Landed objects deleted behind its back: the check fails and says which key.
+    let landed: Vec<_> = objects(&d.data)
+        .into_iter()
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("edgehose-events-1-")
+                && !p.to_string_lossy().contains("processing-failed")
+        })
+        .collect();
+    assert!(!landed.is_empty());
+    for p in &landed {
+        std::fs::remove_file(p).unwrap();
+    }
+    let (_, checked) = receipts(&d, &[]);
+    let why = checked.expect_err("the check passed with the landed objects gone");
+    assert!(why.contains("not accounted for") && why.contains("key web"), "{why}");
+    d.stop_and_remove();
+}

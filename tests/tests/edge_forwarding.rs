@@ -13,7 +13,9 @@ use edgehose_local::fault_proxy::FaultProxy;
 use edgehose_local::faults::FaultPlan;
 use edgehose_local::miniflare::{Edge, EdgeOptions};
 use edgehose_local::redrive::DEV_ADMIN_KEY;
+use edgehose_receipts::analytics::Analytics;
 use edgehose_sample::ride_sample;
+use edgehose_shared::outcome::Outcome;
 use edgehose_tests::events::{landed, post, wait_for};
 use edgehose_tests::faults::{assert_nothing_lost, dead_letter_ids};
 use edgehose_tests::sandbox::Sandbox;
@@ -349,6 +351,59 @@ fn without_an_archive_or_a_queue_a_loss_is_logged_with_every_id_and_counted() {
         3,
         "counted where an operator looks"
     );
+    // And in the outcome counts, where `edgehose receipts` reads them.
+    let counts = wait_for(Duration::from_secs(20), || outcomes(&edge).total(Outcome::Lost) == 3);
+    assert!(counts, "{:?}", outcomes(&edge));
+    assert_eq!(outcomes(&edge).total(Outcome::Accepted), 3);
+}
+
+/// The edge's outcome counts in the runner's Analytics Engine stand-in.
+fn outcomes(edge: &Edge) -> edgehose_shared::outcome::Tally {
+    Analytics::local(edge.url()).read(0).unwrap().tally
+}
+
+#[test]
+fn outcome_counts_leave_an_isolate_at_most_250_data_points_an_invocation_and_the_rest_follow() {
+    let sandbox = sandbox();
+    let edge = start(&options(&sandbox, "queue", &sandbox.moto.endpoint()));
+    // 300 events received in 300 different minutes: 300 cells delivered by one consumer run.
+    let now = edgehose_local::clock::now().as_millis();
+    let line = |i: i64| {
+        let at = now - i * 60_000;
+        format!(
+            r#"{{"v":1,"id":"cells-{i}","received_at":{at},"event_time":{at},"key_id":"k","event":{{"event":"e"}}}}"#
+        )
+    };
+    let body: Vec<String> = (0..300).map(line).collect();
+    produce(&edge, "EVENTS_QUEUE", body.join("\n").as_bytes(), "text/plain");
+    let delivered = |edge: &Edge| outcomes(edge).total(Outcome::Delivered);
+    assert!(
+        wait_for(Duration::from_secs(60), || delivered(&edge) >= 250),
+        "{}",
+        edge.log()
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        delivered(&edge),
+        250,
+        "one invocation wrote its 250 points, the rest wait"
+    );
+    // The next invocation (another batch) writes what waited with its own.
+    produce(&edge, "EVENTS_QUEUE", line(300).as_bytes(), "text/plain");
+    assert!(
+        wait_for(Duration::from_secs(60), || delivered(&edge) == 301),
+        "{}",
+        edge.log()
+    );
+    let tally = outcomes(&edge);
+    assert_eq!(tally.cells().count(), 301, "one cell a minute");
+    assert!(tally.cells().all(|(c, _)| c.key == "k" && c.door == "v1"));
+    let stats = edge.cloudflare_stats().unwrap();
+    assert_eq!(
+        stats.analytics_refused, 0,
+        "the Worker never asked for more than it may: {stats:?}"
+    );
+    assert!(stats.analytics_points >= 301, "{stats:?}");
 }
 
 /// The Worker isolate's `/healthz`, as the operator (the admin key) sees it.

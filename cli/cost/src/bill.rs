@@ -18,6 +18,9 @@ pub const S3_BUFFER_BYTES: f64 = 64.0 * 1024.0 * 1024.0;
 pub const BUFFER_INTERVAL_S: f64 = 60.0;
 /// A month of 30 days, seconds.
 pub const MONTH_S: f64 = 30.0 * 86_400.0;
+/// Bytes of the transform's receipt line for one invocation of one key,
+/// door and minute (`shared::outcome::receipt_line`, measured: 120 to 170).
+pub const RECEIPT_LINE_BYTES: f64 = 170.0;
 
 /// One way events reach the bucket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -174,6 +177,27 @@ pub fn bill(path: Path, events_per_month: f64, shape: Shape, measured: &Measured
             ),
         );
     }
+    if path.is_edge() {
+        // One data point per flush and cell (here one key and door): each
+        // window's flush, each consumer batch's. Write-first answers are
+        // counted by an isolate's 10 s timer, taken here to gather as many
+        // requests as a window would.
+        let windows = requests / shape.requests_per_window.max(1) as f64;
+        let batches = q.consumer_batches as f64 * scale;
+        let points = windows + batches;
+        line(
+            prices::ANALYTICS_ENGINE_POINTS,
+            points,
+            points - prices::ANALYTICS_ENGINE_INCLUDED_POINTS,
+            format!(
+                "{} window flushes ({} requests a window) + {} consumer batches, beyond the {:.0} M included",
+                count(windows),
+                shape.requests_per_window.max(1),
+                count(batches),
+                prices::ANALYTICS_ENGINE_INCLUDED_POINTS / 1e6
+            ),
+        );
+    }
     if matches!(path, Path::EdgeQueue | Path::EdgeQueueWindow) {
         let ops = 3.0 * q.queue_units as f64 * scale;
         line(
@@ -256,6 +280,15 @@ pub fn bill(path: Path, events_per_month: f64, shape: Shape, measured: &Measured
             measured.transform_memory_mb
         ),
     );
+    if path.is_edge() {
+        let gb = invocations * RECEIPT_LINE_BYTES / prices::GB;
+        line(
+            prices::CLOUDWATCH_LOGS_INGESTION,
+            gb,
+            gb,
+            format!("the transform's receipt, {RECEIPT_LINE_BYTES:.0} bytes an invocation"),
+        );
+    }
     let objects = flushes(S3_BUFFER_BYTES);
     line(
         prices::S3_PUTS,
@@ -330,6 +363,24 @@ mod tests {
         assert!((usd(&w1, prices::QUEUES_OPERATIONS.item) - queues).abs() < 0.01);
         let w10 = bill(Path::EdgeQueueWindow, 100e6, shape(1, 10), &measured()).unwrap();
         assert!((usd(&w10, prices::QUEUES_OPERATIONS.item) - 29.0 * 0.40).abs() < 0.01);
+    }
+
+    #[test]
+    fn outcome_counts_are_a_data_point_per_window_and_consumer_batch_and_only_at_the_edge() {
+        let b = bill(Path::EdgeQueueWindow, 1e9, shape(1, 20), &measured()).unwrap();
+        let item = b
+            .items
+            .iter()
+            .find(|i| i.price.item == prices::ANALYTICS_ENGINE_POINTS.item)
+            .unwrap();
+        // 1 G requests in windows of 20, and one batch per 100 messages.
+        assert!((item.quantity - (50e6 + 0.5e6)).abs() < 1e3, "{}", item.quantity);
+        assert!((item.usd - (50.5e6 - 10e6) / 1e6 * 0.25).abs() < 0.01, "{}", item.usd);
+        let apigw = bill(Path::ApiGateway, 1e9, shape(1, 20), &measured()).unwrap();
+        assert_eq!(usd(&apigw, prices::ANALYTICS_ENGINE_POINTS.item), 0.0);
+        assert!(crate::accounting_per_million(&apigw).is_none());
+        let per_million = crate::accounting_per_million(&b).unwrap();
+        assert!((per_million - 50.5 * 0.25 / 1000.0).abs() < 1e-3, "{per_million}");
     }
 
     #[test]

@@ -77,8 +77,43 @@ pub fn render(bills: &[Bill], shape: Shape, measured: &Measured) -> String {
                 i.from
             ));
         }
+        if let Some(usd) = accounting_per_million(b) {
+            let share = 100.0 * usd / b.per_million();
+            let target = if b.path == Path::EdgeQueueWindow {
+                format!(
+                    "; target under 5% in this mode at 20 requests a window: {}",
+                    if share < 5.0 { "met" } else { "missed" }
+                )
+            } else {
+                String::new()
+            };
+            t.push_str(&format!(
+                "\nEvery event accounted for (outcome counts and receipts): ${usd:.4} per million events at list price (before included allowances), {share:.1}% of this path's ${:.3}{target}\n",
+                b.per_million()
+            ));
+        }
     }
     t
+}
+
+/// What keeping every event's account costs (the edge's outcome counts,
+/// the transform's receipts) per million events at list price, before the
+/// plan's included allowances; `None` on paths without it.
+pub fn accounting_per_million(b: &Bill) -> Option<f64> {
+    let items = [
+        prices::ANALYTICS_ENGINE_POINTS.item,
+        prices::CLOUDWATCH_LOGS_INGESTION.item,
+    ];
+    let usd: f64 = b
+        .items
+        .iter()
+        .filter(|i| items.contains(&i.price.item))
+        .map(|i| i.price.of(i.quantity))
+        .sum();
+    b.items
+        .iter()
+        .any(|i| i.price.item == items[0])
+        .then(|| usd / (b.events / 1e6))
 }
 
 /// One row per path: the month and the figure per million, against the API Gateway path.

@@ -34,6 +34,8 @@ const FIREHOSE: &str = "https://aws.amazon.com/firehose/pricing/";
 const API_GATEWAY: &str = "https://aws.amazon.com/api-gateway/pricing/";
 const LAMBDA: &str = "https://aws.amazon.com/lambda/pricing/";
 const S3: &str = "https://aws.amazon.com/s3/pricing/";
+const ANALYTICS_ENGINE: &str = "https://developers.cloudflare.com/analytics/analytics-engine/pricing/";
+const CLOUDWATCH: &str = "https://aws.amazon.com/cloudwatch/pricing/";
 
 /// The Workers Paid plan's monthly minimum.
 pub const WORKERS_MONTHLY: Price = Price {
@@ -116,11 +118,30 @@ pub const S3_PUTS: Price = Price {
     source: S3,
 };
 
+/// Workers Analytics Engine data points written (the edge's outcome counts).
+pub const ANALYTICS_ENGINE_POINTS: Price = Price {
+    item: "Analytics Engine data points (outcome counts)",
+    usd: 0.25,
+    per: 1e6,
+    unit: "data points",
+    source: ANALYTICS_ENGINE,
+};
+/// Data points the Workers Paid plan includes each month.
+pub const ANALYTICS_ENGINE_INCLUDED_POINTS: f64 = 10e6;
+/// CloudWatch Logs ingestion (the transform's receipt lines).
+pub const CLOUDWATCH_LOGS_INGESTION: Price = Price {
+    item: "CloudWatch Logs ingestion (receipts)",
+    usd: 0.50,
+    per: 1.0,
+    unit: "GB",
+    source: CLOUDWATCH,
+};
+
 /// A gigabyte as AWS bills data: 2³⁰ bytes.
 pub const GB: f64 = 1_073_741_824.0;
 
 /// Every price, for the sources table.
-pub const ALL: [Price; 9] = [
+pub const ALL: [Price; 11] = [
     WORKERS_MONTHLY,
     WORKERS_REQUESTS,
     WORKERS_CPU,
@@ -130,4 +151,6 @@ pub const ALL: [Price; 9] = [
     LAMBDA_REQUESTS,
     LAMBDA_ARM_DURATION,
     S3_PUTS,
+    ANALYTICS_ENGINE_POINTS,
+    CLOUDWATCH_LOGS_INGESTION,
 ];

@@ -138,7 +138,8 @@ pub fn run(args: DevArgs) -> Result<(), String> {
     let mut config = Config::new(&stream, data_dir.clone());
     config.listen = format!("127.0.0.1:{}", args.firehose_port);
     // Kinesis and SQS live in moto; with a stream between, the delivery
-    // stream reads it, and the API Gateway path puts to one of its own.
+    // stream reads it. The API Gateway path always puts to a delivery stream
+    // of its own, so `edgehose receipts` accounts for the edge's events alone.
     let region = firehose::REGION_DEFAULT;
     let moto = if sink == Sink::Firehose {
         None
@@ -147,7 +148,7 @@ pub fn run(args: DevArgs) -> Result<(), String> {
     };
     let dev_key =
         edgehose_shared::sigv4::sign::Credentials::new(firehose::DEV_ACCESS_KEY_ID, firehose::DEV_SECRET_ACCESS_KEY);
-    let mut api_stream = stream.clone();
+    let api_stream = format!("{stream}-apigw");
     let mut sink_env: Vec<(&str, String)> = Vec::new();
     match (sink, &moto) {
         (Sink::Kinesis, Some(moto)) => {
@@ -167,7 +168,6 @@ pub fn run(args: DevArgs) -> Result<(), String> {
                 access_key_id: firehose::DEV_ACCESS_KEY_ID.to_owned(),
                 secret_access_key: firehose::DEV_SECRET_ACCESS_KEY.to_owned(),
             });
-            api_stream = format!("{stream}-apigw");
             sink_env.extend([
                 ("SINK", "kinesis".to_owned()),
                 ("KINESIS_STREAM", stream.clone()),
@@ -198,10 +198,7 @@ pub fn run(args: DevArgs) -> Result<(), String> {
     let mut api_stream_config = stream_config.clone();
     api_stream_config.name = api_stream.clone();
     api_stream_config.kinesis_source = None;
-    config.streams = vec![stream_config];
-    if api_stream != stream {
-        config.streams.push(api_stream_config);
-    }
+    config.streams = vec![stream_config, api_stream_config];
     config.faults = faults;
     let (write_keys, sources) = (args.write_keys.clone(), args.sources.clone());
     let mut transform_env = transform_env();
@@ -394,6 +391,7 @@ edgehose dev is running. Ctrl-C stops everything.
   edge Worker (workerd, {mode} mode)  {edge}/v1/events
   API Gateway path (ingest-api)       {api}/v1/events
   firehose-local (stream {stream})     {firehose}   stats: {firehose}/_edgehose/stats
+  every event accounted for           edgehose receipts --since 10m (per key and minute)
   Segment / RudderStack SDKs: host (dataPlaneUrl) {edge}; devices: {edge}/v1/ingest/<name>
 
 Try:

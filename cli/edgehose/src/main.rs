@@ -1,6 +1,7 @@
 //! `edgehose`: the command line. Each command is a file here that reads its
 //! options (clap) and calls the libraries: `edgehose-local` (the local AWS
-//! and Cloudflare stand-ins), `edgehose-latency`, `edgehose-cost`.
+//! and Cloudflare stand-ins), `edgehose-latency`, `edgehose-cost`,
+//! `edgehose-receipts`.
 
 use std::process::ExitCode;
 
@@ -14,6 +15,7 @@ mod duration;
 mod fault_flags;
 mod firehose_local;
 mod latency;
+mod receipts;
 mod redrive;
 mod signals;
 
@@ -33,6 +35,8 @@ enum Command {
     FirehoseLocal(firehose_local::FirehoseLocalArgs),
     /// Archived dead letters back through the normal path.
     Redrive(redrive::RedriveArgs),
+    /// Every accepted event accounted for, per key and minute.
+    Receipts(receipts::ReceiptsArgs),
     /// The whole monthly bill per path, line by line.
     Cost(cost::CostArgs),
     /// Time to acknowledge a click: edge against API Gateway.
@@ -46,6 +50,7 @@ fn main() -> ExitCode {
         Command::Dev(a) => dev::run(a),
         Command::FirehoseLocal(a) => firehose_local::run(a),
         Command::Redrive(a) => redrive::run(a),
+        Command::Receipts(a) => receipts::run(a),
         Command::Cost(a) => cost::run(a),
         Command::Latency(a) => latency::run(a),
         Command::DelayProxy(a) => delay_proxy::run(a),

@@ -51,29 +51,9 @@ impl Location {
     }
 }
 
-/// The access key in `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and,
-/// for temporary credentials, `AWS_SESSION_TOKEN`.
+/// The access key in the AWS variables (`edgehose_local::aws_json::credentials_from_env`).
 pub fn credentials_from_env() -> Result<Credentials> {
-    credentials_from(|name| std::env::var(name).ok())
-}
-
-/// The access key in the variables `var` reads (empty ones are unset).
-fn credentials_from(var: impl Fn(&str) -> Option<String>) -> Result<Credentials> {
-    let var = |name: &str| var(name).filter(|v| !v.is_empty());
-    match (var("AWS_ACCESS_KEY_ID"), var("AWS_SECRET_ACCESS_KEY")) {
-        (Some(id), Some(secret)) => {
-            let credentials = Credentials::new(id, secret);
-            Ok(match var("AWS_SESSION_TOKEN") {
-                Some(token) => credentials.with_session_token(token),
-                None => credentials,
-            })
-        }
-        _ => Err(Error::config(
-            "reading an S3 sink needs AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN \
-                  for temporary credentials) in the environment: \
-                  eval \"$(aws configure export-credentials --format env)\"",
-        )),
-    }
+    edgehose_local::aws_json::credentials_from_env().map_err(|e| Error::config(e.to_string()))
 }
 
 /// An object in a listing.
@@ -331,32 +311,6 @@ mod tests {
         assert_eq!(Location::parse("s3://b.c.d").unwrap().prefix, "");
         for bad in ["edgehose-events", "s3://", "s3://Upper/x", "s3://ab", "s3://a_b/x"] {
             assert!(Location::parse(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn credentials_come_from_the_aws_variables_and_their_absence_says_how() {
-        let env = |vars: &'static [(&'static str, &'static str)]| {
-            move |name: &str| vars.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string())
-        };
-        let c = credentials_from(env(&[("AWS_ACCESS_KEY_ID", "AKID"), ("AWS_SECRET_ACCESS_KEY", "s")])).unwrap();
-        assert_eq!((c.access_key_id(), c.session_token()), ("AKID", None));
-        let c = credentials_from(env(&[
-            ("AWS_ACCESS_KEY_ID", "ASIA"),
-            ("AWS_SECRET_ACCESS_KEY", "s"),
-            ("AWS_SESSION_TOKEN", "t"),
-        ]))
-        .unwrap();
-        assert_eq!(c.session_token(), Some("t"));
-        for vars in [
-            &[("AWS_ACCESS_KEY_ID", "AKID")][..],
-            &[("AWS_ACCESS_KEY_ID", "AKID"), ("AWS_SECRET_ACCESS_KEY", "")],
-        ] {
-            let err = credentials_from(env(vars)).unwrap_err().to_string();
-            assert!(
-                err.contains("AWS_SECRET_ACCESS_KEY") && err.contains("export-credentials"),
-                "{err}"
-            );
         }
     }
 

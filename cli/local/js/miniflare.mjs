@@ -47,7 +47,8 @@ const opts = JSON.parse(json);
 //    200 ms, through /healthz with its ADMIN_KEY) and held against a ceiling
 //    (128 MB, an isolate's limit).
 // `PUT /_edgehose/faults` (JSON, snake_case, any subset) changes the plan at
-// run time; `GET` shows it with what it did. `GET /_edgehose/r2?prefix=`
+// run time; `GET` shows it with what it did. `POST /_edgehose/analytics/sql`
+// queries the OUTCOMES dataset. `GET /_edgehose/r2?prefix=`
 // lists the DEAD_LETTERS bucket's objects with their text; `PUT
 // /_edgehose/r2?key=` stores one. The class keeps
 // each queue binding's constructor name, which the worker crate checks.
@@ -74,7 +75,7 @@ const EDGE_QUEUE_WRITE_TIMEOUT_MS = ${Number(opts.queueWriteTimeoutMs ?? 10000)}
 const stats = {
   sink_calls: 0, sink_calls_abandoned: 0,
   queue_writes: 0, queue_refused: 0, queue_stalled: 0, queue_write_longest_ms: 0, queue_writes_landed_late: 0,
-  r2_puts: 0, r2_failed: 0, r2_stalled: 0,
+  r2_puts: 0, r2_failed: 0, r2_stalled: 0, analytics_points: 0, analytics_refused: 0,
   wait_until: 0, wait_until_pending: 0, wait_until_cut: 0, wait_until_longest_ms: 0,
   wasm_memory_bytes: 0, wasm_memory_most_bytes: 0, over_memory_ceiling: 0,
 };
@@ -153,10 +154,87 @@ class Bucket {
   list(options) { return this.inner.list(options); }
   delete(keys) { return this.inner.delete(keys); }
 }
+// Workers Analytics Engine's OUTCOMES dataset, which Miniflare does not
+// have: every data point written is kept (no sampling: _sample_interval is
+// 1), a Worker invocation may write 250 (past that writeDataPoint throws, as
+// the limits page says), and POST /_edgehose/analytics/sql answers the SQL
+// API's JSON for the queries edgehose receipts makes (below).
+const ANALYTICS_POINTS_PER_INVOCATION = 250;
+const points = [];
+class Dataset {
+  constructor() { this.written = 0; }
+  writeDataPoint(p) {
+    if (++this.written > ANALYTICS_POINTS_PER_INVOCATION) {
+      stats.analytics_refused++;
+      throw new Error("writeDataPoint: this invocation already wrote " + ANALYTICS_POINTS_PER_INVOCATION + " data points (injected, as Analytics Engine's limit)");
+    }
+    const blobs = (p.blobs ?? []).map((b) => (b === null || b === undefined ? "" : String(b)));
+    const doubles = (p.doubles ?? []).map(Number);
+    points.push({ timestamp: Date.now(), index1: String(p.indexes?.[0] ?? ""), blobs, doubles });
+    stats.analytics_points++;
+  }
+}
+// The SQL the stand-in reads: SELECT items FROM dataset WHERE timestamp >=
+// toDateTime(n) [AND timestamp < toDateTime(m)] GROUP BY … FORMAT JSON,
+// items being blobN / index1 [AS a], SUM(_sample_interval * doubleN) AS a,
+// SUM(_sample_interval * (_sample_interval - 1) * doubleN * doubleN) AS a,
+// count() AS a, MAX(_sample_interval) AS a. Anything else is refused with
+// 422, so a reader never gets an answer to a query it did not ask.
+function sql(text) {
+  const q = text.replace(/\\s+/g, " ").trim();
+  const m = /^SELECT (.+) FROM (\\w+) WHERE (.+?) GROUP BY (.+?)(?: ORDER BY .+?)? FORMAT JSON$/i.exec(q);
+  if (!m) throw new Error("the local Analytics Engine reads SELECT … FROM … WHERE … GROUP BY … FORMAT JSON only");
+  const [, items, , where, groupBy] = m;
+  let from = -Infinity, to = Infinity;
+  for (const cond of where.split(/ AND /i)) {
+    const c = /^timestamp (>=|<) toDateTime\\((\\d+)\\)$/i.exec(cond.trim());
+    if (!c) throw new Error("unknown condition: " + cond);
+    if (c[1] === ">=") from = 1000 * Number(c[2]); else to = 1000 * Number(c[2]);
+  }
+  const cols = items.split(",").map((item) => {
+    const i = item.trim();
+    let r;
+    if ((r = /^(blob(\\d+)|index1)(?: AS (\\w+))?$/i.exec(i))) {
+      const n = r[2] ? Number(r[2]) - 1 : null;
+      return { name: r[3] ?? r[1], type: "String", key: true, of: (p) => (n === null ? p.index1 : p.blobs[n] ?? "") };
+    }
+    if ((r = /^SUM\\(_sample_interval \\* double(\\d+)\\) AS (\\w+)$/i.exec(i))) {
+      const n = Number(r[1]) - 1;
+      return { name: r[2], type: "Float64", sum: (p) => p.doubles[n] ?? 0 };
+    }
+    if ((r = /^SUM\\(_sample_interval \\* \\(_sample_interval - 1\\) \\* double(\\d+) \\* double\\1\\) AS (\\w+)$/i.exec(i))) {
+      return { name: r[2], type: "Float64", sum: () => 0 };
+    }
+    if ((r = /^count\\(\\) AS (\\w+)$/i.exec(i))) return { name: r[1], type: "UInt64", sum: () => 1 };
+    if ((r = /^MAX\\(_sample_interval\\) AS (\\w+)$/i.exec(i))) return { name: r[1], type: "UInt32", max: () => 1 };
+    throw new Error("the local Analytics Engine does not read " + JSON.stringify(i));
+  });
+  const keys = groupBy.split(",").map((g) => g.trim());
+  for (const k of keys) if (!cols.some((c) => c.key && c.name === k)) throw new Error("GROUP BY " + k + " names no selected blob");
+  const groups = new Map();
+  for (const p of points) {
+    if (p.timestamp < from || p.timestamp >= to) continue;
+    const id = JSON.stringify(cols.filter((c) => c.key).map((c) => c.of(p)));
+    let row = groups.get(id);
+    if (!row) {
+      row = {};
+      for (const c of cols) row[c.name] = c.key ? c.of(p) : 0;
+      groups.set(id, row);
+    }
+    for (const c of cols) {
+      if (c.sum) row[c.name] += c.sum(p);
+      if (c.max) row[c.name] = Math.max(row[c.name], c.max(p));
+    }
+  }
+  const data = [...groups.values()];
+  return { meta: cols.map((c) => ({ name: c.name, type: c.type })), data, rows: data.length };
+}
 const wrap = (env) => {
   const out = { ...env };
   for (const name of QUEUES) if (env[name]) out[name] = new WorkerQueue(env[name], name);
   if (env.DEAD_LETTERS) out.DEAD_LETTERS = new Bucket(env.DEAD_LETTERS);
+  // One per invocation: each counts its own writes against the limit.
+  out.OUTCOMES = new Dataset();
   return out;
 };
 let pending = 0;
@@ -207,6 +285,9 @@ async function control(url, request, env) {
       try { setPlan(await request.json()); } catch (e) { return json({ error: String(e?.message ?? e) }, 400); }
     }
     return json({ plan, stats });
+  }
+  if (url.pathname === "/_edgehose/analytics/sql" && request.method === "POST") {
+    try { return json(sql(await request.text())); } catch (e) { return json({ errors: [{ message: String(e?.message ?? e) }] }, 422); }
   }
   if (url.pathname === "/_edgehose/r2" && env.DEAD_LETTERS && request.method === "PUT") {
     // An object put as an operator (or an older version) might have: tests' poison objects.

@@ -50,7 +50,7 @@ impl ApiGateway {
     /// Starts `binary` (the `ingest-api` function) with `env`, and serves on `listen`.
     pub fn start(listen: &str, binary: &Path, env: &[(&str, &str)], log_file: Option<&Path>) -> Result<Self> {
         let api = RuntimeApi::start()?;
-        let function = api.spawn_logged(binary, "edgehose-ingest-api", env, log_file)?;
+        let function = api.spawn_logged(binary, "edgehose-ingest-api", env, log_file, None)?;
         let server = tiny_http::Server::http(listen).map_err(|e| Error::listen(listen, e))?;
         let addr = server
             .server_addr()

@@ -33,6 +33,7 @@ pub mod fault_proxy;
 pub mod faults;
 pub mod firehose;
 pub mod http;
+pub mod log_group;
 pub mod miniflare;
 pub mod moto;
 pub mod redrive;

@@ -365,6 +365,10 @@ pub struct CloudflareStats {
     /// Queue writes that landed after the edge had stopped waiting for them
     /// (`QUEUE_WRITE_TIMEOUT_MS`): each may have sent its lines twice.
     pub queue_writes_landed_late: u64,
+    /// Analytics Engine data points the Worker wrote (its outcome counts).
+    pub analytics_points: u64,
+    /// Data points refused: past an invocation's 250.
+    pub analytics_refused: u64,
 }
 
 /// One object of the Worker's `DEAD_LETTERS` bucket.

@@ -15,6 +15,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
+use crate::log_group::LogGroup;
 
 const PREFIX: &str = "/2018-06-01/runtime";
 
@@ -106,17 +107,19 @@ impl RuntimeApi {
 
     /// Starts a function binary against this host with the environment Lambda sets.
     pub fn spawn(&self, binary: &Path, name: &str, env: &[(&str, &str)]) -> Result<Function> {
-        self.spawn_logged(binary, name, env, None)
+        self.spawn_logged(binary, name, env, None, None)
     }
 
     /// The same, also appending everything the function prints to `log_file`
-    /// (what CloudWatch Logs would hold).
+    /// (what CloudWatch Logs would hold) and, with a `group`, keeping every
+    /// line there for `FilterLogEvents`.
     pub fn spawn_logged(
         &self,
         binary: &Path,
         name: &str,
         env: &[(&str, &str)],
         log_file: Option<&Path>,
+        group: Option<&Arc<LogGroup>>,
     ) -> Result<Function> {
         let mut cmd = Command::new(binary);
         // A process group of its own: a terminal's Ctrl-C reaches only the
@@ -139,7 +142,7 @@ impl RuntimeApi {
         let child = cmd
             .spawn()
             .map_err(|e| Error::process(format!("starting {}", binary.display()), e))?;
-        Ok(Function::new(child, file))
+        Ok(Function::new(child, file, group.cloned()))
     }
 
     /// Queues an event and waits for the function's answer.
@@ -333,7 +336,7 @@ pub struct Function {
 }
 
 impl Function {
-    fn new(mut child: Child, file: Option<std::fs::File>) -> Self {
+    fn new(mut child: Child, file: Option<std::fs::File>, group: Option<Arc<LogGroup>>) -> Self {
         let log = Arc::new(Mutex::new(String::new()));
         let file = file.map(|f| Arc::new(Mutex::new(f)));
         let mut readers = Vec::new();
@@ -344,10 +347,13 @@ impl Function {
         .into_iter()
         .flatten()
         {
-            let (log, file) = (log.clone(), file.clone());
+            let (log, file, group) = (log.clone(), file.clone(), group.clone());
             readers.push(std::thread::spawn(move || {
                 use std::io::{BufRead, Write};
                 for line in std::io::BufReader::new(stream).lines().map_while(Result::ok) {
+                    if let Some(g) = &group {
+                        g.push(&line);
+                    }
                     if let Some(f) = &file
                         && let Ok(mut f) = f.lock()
                     {

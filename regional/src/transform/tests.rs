@@ -18,6 +18,7 @@ fn run(datas: &[Vec<u8>], config: &TransformConfig) -> (TransformResponse, Count
         .map(|(d, id)| InputRecord {
             id,
             data: RecordData::Bytes(d),
+            arrived_ms: 0,
         })
         .collect();
     transform(&inputs, config)
@@ -374,14 +375,17 @@ fn base64_records_are_decoded_and_bad_base64_fails_only_its_record() {
             InputRecord {
                 id: "a",
                 data: RecordData::Base64(&b64),
+                arrived_ms: 0,
             },
             InputRecord {
                 id: "b",
                 data: RecordData::Base64("not base64!"),
+                arrived_ms: 0,
             },
             InputRecord {
                 id: "c",
                 data: RecordData::Bytes(&good),
+                arrived_ms: 0,
             },
         ];
         let (resp, counts) = transform(&inputs, &config);

@@ -17,6 +17,8 @@ use crate::faults::{Fault, FaultPlan, Service};
 
 /// The JSON 1.1 target prefix of every Firehose operation.
 const TARGET_PREFIX: &str = "Firehose_20150804.";
+/// CloudWatch Logs' operations, served for the transform's log group.
+const LOGS_TARGET_PREFIX: &str = "Logs_20140328.";
 /// The largest request body read (4 MiB of records grow by a third in base64).
 const MAX_REQUEST_BYTES: usize = 8 * 1024 * 1024;
 /// What a client may send in the first byte of a control call.
@@ -128,6 +130,12 @@ fn route(inner: &Inner, request: &tiny_http::Request, body: Vec<u8>) -> Reply {
             .find(|h| h.field.as_str().as_str().eq_ignore_ascii_case(name))
             .map(|h| h.value.as_str().to_owned())
     };
+    if let Some(op) = header("x-amz-target").and_then(|t| t.strip_prefix(LOGS_TARGET_PREFIX).map(str::to_owned)) {
+        if let Err(reply) = authenticate(inner, request, &url, &body, "logs") {
+            return reply;
+        }
+        return logs(inner, &op, &body);
+    }
     let Some(op) = header("x-amz-target").and_then(|t| t.strip_prefix(TARGET_PREFIX).map(str::to_owned)) else {
         return Reply::error(
             400,
@@ -135,7 +143,7 @@ fn route(inner: &Inner, request: &tiny_http::Request, body: Vec<u8>) -> Reply {
             format!("the X-Amz-Target header must name a Firehose operation ({TARGET_PREFIX}…)"),
         );
     };
-    if let Err(reply) = authenticate(inner, request, &url, &body) {
+    if let Err(reply) = authenticate(inner, request, &url, &body, "firehose") {
         return reply;
     }
     let call: Value = match serde_json::from_slice(&body) {
@@ -160,8 +168,70 @@ fn route(inner: &Inner, request: &tiny_http::Request, body: Vec<u8>) -> Reply {
     }
 }
 
+/// CloudWatch Logs for the transform's log group: `FilterLogEvents` over
+/// what the function printed (`log_group.rs`), as `edgehose receipts`
+/// reads it from AWS. Pages carry the last event's place as `nextToken`.
+fn logs(inner: &Inner, op: &str, body: &[u8]) -> Reply {
+    let not_found = |name: &str| {
+        Reply::error(
+            400,
+            "ResourceNotFoundException",
+            format!("The specified log group does not exist: {name}"),
+        )
+    };
+    if op != "FilterLogEvents" {
+        return Reply::error(
+            400,
+            "UnknownOperationException",
+            format!("firehose-local serves CloudWatch Logs' FilterLogEvents only (for its transform), not {op}"),
+        );
+    }
+    let Ok(call) = serde_json::from_slice::<Value>(body) else {
+        return Reply::error(400, "SerializationException", "the request body is not JSON");
+    };
+    let name = call["logGroupName"].as_str().unwrap_or_default();
+    let Some(group) = inner.transform.as_ref().map(|t| &t.logs).filter(|g| g.name == name) else {
+        return not_found(name);
+    };
+    let start = call["startTime"].as_i64().unwrap_or(0);
+    let end = call["endTime"].as_i64().unwrap_or(i64::MAX);
+    let after = match call["nextToken"].as_str() {
+        None => 0,
+        Some(t) => match t.parse() {
+            Ok(n) => n,
+            Err(_) => {
+                return Reply::error(
+                    400,
+                    "InvalidParameterException",
+                    format!("nextToken {t:?} is not one this endpoint gave"),
+                );
+            }
+        },
+    };
+    match group.filter((start, end), call["filterPattern"].as_str().unwrap_or_default(), after) {
+        Ok((events, more)) => {
+            let events: Vec<Value> = events
+                .into_iter()
+                .map(|e| json!({"logStreamName": "local", "timestamp": e.timestamp, "ingestionTime": e.timestamp, "message": e.message, "eventId": e.seq.to_string()}))
+                .collect();
+            let mut answer = json!({"events": events, "searchedLogStreams": [{"logStreamName": "local", "searchedCompletely": more.is_none()}]});
+            if let Some(seq) = more {
+                answer["nextToken"] = json!(seq.to_string());
+            }
+            Reply::json(200, &answer)
+        }
+        Err(e) => Reply::error(400, "InvalidParameterException", e.to_string()),
+    }
+}
+
 /// Checks SigV4 against the configured credentials, as AWS would.
-fn authenticate(inner: &Inner, request: &tiny_http::Request, url: &str, body: &[u8]) -> Result<(), Reply> {
+fn authenticate(
+    inner: &Inner,
+    request: &tiny_http::Request,
+    url: &str,
+    body: &[u8],
+    service: &str,
+) -> Result<(), Reply> {
     let mut b = http::Request::builder().method("POST").uri(url);
     for h in request.headers() {
         b = b.header(h.field.as_str().as_str(), h.value.as_str());
@@ -171,12 +241,12 @@ fn authenticate(inner: &Inner, request: &tiny_http::Request, url: &str, body: &[
         .map_err(|e| Reply::error(400, "IncompleteSignatureException", format!("unreadable request: {e}")))?;
     let verified = sigv4::verify::verify(&req, |key| inner.config.credentials.get(key).cloned(), now())
         .map_err(|e| Reply::error(e.status(), e.code(), e.to_string()))?;
-    if verified.service != "firehose" {
+    if verified.service != service {
         return Err(Reply::error(
             400,
             "InvalidSignatureException",
             format!(
-                "Credential should be scoped to correct service: 'firehose', not '{}'.",
+                "Credential should be scoped to correct service: '{service}', not '{}'.",
                 verified.service
             ),
         ));

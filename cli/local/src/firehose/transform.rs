@@ -3,8 +3,8 @@
 //! buffer split at the processor's size and retried as `NumberOfRetries` says.
 
 use std::path::PathBuf;
-use std::sync::Mutex;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -15,7 +15,11 @@ use super::counters::Counters;
 use super::stream::{Record, Stream};
 use super::transform_answer::{Answer, apply};
 use crate::error::{Error, Result};
+use crate::log_group::LogGroup;
 use crate::runtime_api::{Function, RawOutcome, RuntimeApi};
+
+/// The function's name, and so its log group's: `/aws/lambda/edgehose-transform`.
+pub const FUNCTION_NAME: &str = "edgehose-transform";
 
 /// The transformation function, run for real behind a Runtime API.
 pub struct Transform {
@@ -27,6 +31,9 @@ pub struct Transform {
     binary: PathBuf,
     env: Vec<(String, String)>,
     log_file: Option<PathBuf>,
+    /// Every line the function printed, as its CloudWatch Logs group holds
+    /// them: `FilterLogEvents` reads the receipts there.
+    pub logs: Arc<LogGroup>,
     /// Retries after a failed invocation (Firehose's `NumberOfRetries`, default 3).
     pub retries: u32,
     /// How long one invocation may take.
@@ -55,6 +62,7 @@ impl Transform {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "transform".into());
         let t = Self {
+            logs: Arc::new(LogGroup::new(format!("/aws/lambda/{FUNCTION_NAME}"))),
             api,
             arn: format!(
                 "arn:aws:lambda:{}:{}:function:{name}",
@@ -94,10 +102,13 @@ impl Transform {
         }
         self.api.clear_init_error();
         let env: Vec<(&str, &str)> = self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        *f = Some(
-            self.api
-                .spawn_logged(&self.binary, "edgehose-transform", &env, self.log_file.as_deref())?,
-        );
+        *f = Some(self.api.spawn_logged(
+            &self.binary,
+            FUNCTION_NAME,
+            &env,
+            self.log_file.as_deref(),
+            Some(&self.logs),
+        )?);
         Ok(())
     }
 
