@@ -376,6 +376,8 @@ impl EdgeConfig {
             return Err(SettingError::new("ADMIN_KEY", "is shorter than 16 characters"));
         }
         let admin_key = admin_key.map(AdminKey);
+        let mut api = api;
+        api.ok_means = ok_means(mode, direct_flush_ms, queue_window_ms);
         Ok(Self {
             api,
             mode,
@@ -394,6 +396,21 @@ impl EdgeConfig {
             max_held_bytes,
         })
     }
+}
+
+/// What an `ok` verdict means in `mode` (`shared::verdicts`): the event
+/// passed the edge's rules, and where it is when the answer leaves.
+fn ok_means(mode: Mode, direct_flush_ms: u64, queue_window_ms: u64) -> String {
+    let now = match mode {
+        Mode::Direct => format!(
+            "this isolate holds it and sends it to the sink within {direct_flush_ms} ms (DIRECT_FLUSH_MS); what the sink does not take by its deadline goes to the dead-letter archive"
+        ),
+        Mode::Queue if queue_window_ms > 0 => format!(
+            "this isolate holds it for up to {queue_window_ms} ms (QUEUE_WINDOW_MS) until the events queue stores it (what the queue refuses goes straight to the sink)"
+        ),
+        Mode::Queue => "the events queue stores it".to_owned(),
+    };
+    format!("{}; {now}", edgehose_shared::verdicts::OK_MEANS_CHECKED)
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ mod clock;
 pub mod config;
 mod consume;
 mod dead_letter;
+mod find;
 mod firehose;
 mod forward;
 mod in_flight;
@@ -90,6 +91,16 @@ pub fn fetch(req: web_sys::Request, env: Env, ctx: worker::worker_sys::Context) 
     #[cfg(feature = "panic-probe")]
     if path == "/__panic" {
         panic!("panic probe: deliberate panic for the isolation test");
+    }
+    if path == find::PATH {
+        if let Err(reply) = redrive::check(&config, head.authorization()) {
+            return respond(reply);
+        }
+        let query = query.map(str::to_owned);
+        return js_sys::futures::future_to_promise(
+            async move { Ok(respond(find::handle(&env, query.as_deref()).await)) },
+        )
+        .into();
     }
     if path == redrive::PATH {
         if let Err(reply) = redrive::check(&config, head.authorization()) {

@@ -8,7 +8,9 @@
 //! `edgehose redrive` calls it until nothing is left.
 
 use edgehose_shared::api::Reply;
-use edgehose_shared::dead_letter::{PREFIX, REDRIVE_MAX_ATTEMPTS, SET_ASIDE_PREFIX, archive_body};
+use edgehose_shared::dead_letter::{
+    PREFIX, REDRIVE_MAX_ATTEMPTS, SET_ASIDE_PREFIX, archive_body, redriven_body, redriven_key,
+};
 use edgehose_shared::deadline::Deadline;
 use edgehose_shared::limits::DEAD_LETTER_WRITE_TIMEOUT_MS as WRITE_TIMEOUT_MS;
 use edgehose_shared::outcome::Outcome;
@@ -125,6 +127,7 @@ async fn round(config: &EdgeConfig, bucket: &Bucket<'_>) -> Result<serde_json::V
         let lines = QueueBody::parse(&text).lines;
         match send(config, &lines, config.consumer_retry, deadline).await {
             Ok(()) => {
+                note_redriven(bucket, &key, &lines).await;
                 bucket.delete(&key).await?;
                 outcomes::count_lines(&lines, Outcome::Redriven, "");
                 objects += 1;
@@ -163,6 +166,7 @@ async fn round(config: &EdgeConfig, bucket: &Bucket<'_>) -> Result<serde_json::V
         let timeout_ms = WRITE_TIMEOUT_MS;
         if failed_now >= REDRIVE_MAX_ATTEMPTS {
             let aside = format!("{SET_ASIDE_PREFIX}{}", f.key.strip_prefix(PREFIX).unwrap_or(&f.key));
+            note_redriven(bucket, &f.key, &f.landed).await;
             bucket.put(&aside, f.left.as_bytes(), failed_now, timeout_ms).await?;
             bucket.delete(&f.key).await?;
             outcomes::count_lines(&f.landed, Outcome::Redriven, "");
@@ -173,6 +177,7 @@ async fn round(config: &EdgeConfig, bucket: &Bucket<'_>) -> Result<serde_json::V
             );
         } else if counts || f.partial {
             // Only what did not land stays archived, with its count.
+            note_redriven(bucket, &f.key, &f.landed).await;
             bucket.put(&f.key, f.left.as_bytes(), failed_now, timeout_ms).await?;
             outcomes::count_lines(&f.landed, Outcome::Redriven, "");
         }
@@ -195,6 +200,27 @@ async fn round(config: &EdgeConfig, bucket: &Bucket<'_>) -> Result<serde_json::V
         "more": more,
         "error": (!failures.is_empty()).then(|| failures.join("; ")),
     }))
+}
+
+/// Notes which events of the archived object `key` were redriven (for
+/// `edgehose trace`), before the object changes. A note that cannot be
+/// written costs only that trail, never the events: it is logged.
+async fn note_redriven<S: AsRef<str>>(bucket: &Bucket<'_>, key: &str, lines: &[S]) {
+    if lines.is_empty() {
+        return;
+    }
+    let at = now();
+    let ids = dead_letter::ids(lines);
+    let body = redriven_body(&ids, key, at);
+    if let Err(e) = bucket
+        .put(&redriven_key(key, at), body.as_bytes(), 0, WRITE_TIMEOUT_MS)
+        .await
+    {
+        console_error!(
+            "edgehose: redrive could not note that {} events of {key} were redriven ({e})",
+            ids.len()
+        );
+    }
 }
 
 async fn count(bucket: &Bucket<'_>, prefix: &str) -> Result<(usize, bool), String> {

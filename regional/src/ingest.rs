@@ -46,7 +46,12 @@ impl IngestApi {
 
     /// The same, from any settings lookup.
     pub fn from_settings<F: Fn(&str) -> Option<String>>(s: &Settings<F>) -> Result<Self, SettingError> {
-        let api = ApiConfig::from_settings(s)?;
+        let mut api = ApiConfig::from_settings(s)?;
+        // The answer waits for Firehose, so `ok` says more here than at the edge.
+        api.ok_means = format!(
+            "{}; Firehose acknowledged it before this answer",
+            edgehose_shared::verdicts::OK_MEANS_CHECKED
+        );
         let stream = s.required("FIREHOSE_STREAM")?;
         firehose::check_stream_name(&stream).map_err(|e| SettingError::new("FIREHOSE_STREAM", e))?;
         let region = s.required("AWS_REGION")?;

@@ -43,6 +43,7 @@ use crate::settings::{SettingError, Settings};
 use crate::sigv4::verify::constant_time_eq;
 use crate::source::{self, Sources};
 use crate::timestamp::Timestamp;
+use crate::verdicts;
 
 /// The events endpoint.
 pub const EVENTS_PATH: &str = "/v1/events";
@@ -75,6 +76,9 @@ pub struct ApiConfig {
     pub write_keys: WriteKeys,
     /// What is declared for any-JSON sources (`SOURCES`).
     pub sources: Sources,
+    /// What an `ok` verdict means where this runs (`verdicts.rs`): each
+    /// shell says, by its mode.
+    pub ok_means: String,
 }
 
 impl ApiConfig {
@@ -104,6 +108,7 @@ impl ApiConfig {
             origins: Origins::parse(&s.list("ALLOWED_ORIGINS")).map_err(|e| SettingError::new("ALLOWED_ORIGINS", e))?,
             write_keys,
             sources,
+            ok_means: verdicts::OK_MEANS_CHECKED.to_owned(),
         };
         let write_keys = &config.write_keys;
         match (write_keys.is_enabled(), s.bool_or("ALLOW_ANONYMOUS", false)?) {
@@ -283,6 +288,9 @@ pub enum ApiError {
     /// A source name that breaks the naming rule.
     #[error("{0}")]
     BadSourceName(String),
+    /// A query parameter with a value it does not take.
+    #[error("{0}")]
+    BadParameter(String),
     /// A key the source's `keys` setting does not list.
     #[error("write key {key:?} may not post to source {name:?} (SOURCES)")]
     KeyNotAllowed {
@@ -320,7 +328,7 @@ impl ApiError {
             Self::Decode(e) => e.status(),
             Self::Segment(e) => e.status(),
             Self::MissingKey | Self::UnknownKey => 401,
-            Self::BadSourceName(_) => 400,
+            Self::BadSourceName(_) | Self::BadParameter(_) => 400,
             Self::OriginNotAllowed(_) | Self::KeyNotAllowed { .. } => 403,
             Self::NotFound(_) => 404,
             Self::MethodNotAllowed { .. } => 405,
@@ -335,6 +343,7 @@ impl ApiError {
             Self::Decode(e) => e.code(),
             Self::Segment(e) => e.code(),
             Self::BadSourceName(_) => "invalid_source_name",
+            Self::BadParameter(_) => "invalid_parameter",
             Self::KeyNotAllowed { .. } => "key_not_allowed",
             Self::MissingKey => "missing_write_key",
             Self::UnknownKey => "invalid_write_key",
@@ -429,6 +438,8 @@ pub struct Ingest {
     /// `Content-Length` before the body is read, and by the shell while it
     /// reads a body that came without one.
     pub body_limit: usize,
+    /// The client asked for a verdict per event (`?verdicts=1`).
+    pub verdicts: bool,
 }
 
 impl Ingest {
@@ -561,12 +572,14 @@ fn prepare_inner(head: &RequestHead<'_>, config: &ApiConfig) -> Result<Prepared,
     {
         return Err(body_too_large(&door, body_limit));
     }
+    let verdicts = verdicts::asked(head.query).map_err(ApiError::BadParameter)?;
     Ok(Prepared::Ingest(Ingest {
         key_id,
         cors: cors_headers(head.origin, config),
         door,
         key_in_body,
         body_limit,
+        verdicts,
     }))
 }
 
@@ -617,7 +630,7 @@ fn basic_user(credentials: &str) -> Option<String> {
 }
 
 /// The percent-decoded value of `name` in a query string (`+` is a space).
-fn query_param(query: &str, name: &str) -> Option<String> {
+pub fn query_param(query: &str, name: &str) -> Option<String> {
     query.split('&').find_map(|pair| {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
         (k == name).then(|| String::from_utf8_lossy(&crate::sigv4::percent_decode(&v.replace('+', " "))).into_owned())
@@ -749,6 +762,7 @@ pub fn accept(
                 .collect();
             (lines, r#"{"success":true}"#.to_owned())
         };
+        let reply_body = with_verdicts(ingest, config, &lines, reply_body);
         return Ok(Accepted {
             reply: Reply {
                 status: 200,
@@ -801,7 +815,7 @@ pub fn accept(
     let reply = Reply {
         status: 200,
         headers: ingest.cors.clone(),
-        body: format!(r#"{{"accepted":{count}}}"#),
+        body: with_verdicts(ingest, config, &lines, format!(r#"{{"accepted":{count}}}"#)),
     };
     Ok(Accepted {
         reply,
@@ -810,6 +824,18 @@ pub fn accept(
         cell: ingest.cell(ctx.key_id, received_at),
         lines,
     })
+}
+
+/// The answer's body with a verdict per event when the client asked.
+fn with_verdicts(ingest: &Ingest, config: &ApiConfig, lines: &[String], body: String) -> String {
+    if !ingest.verdicts {
+        return body;
+    }
+    let rules = crate::judge::Rules {
+        limits: &config.limits,
+        sources: &config.sources,
+    };
+    verdicts::add_to_answer(&body, verdicts::results(lines, rules), &config.ok_means)
 }
 
 /// [`prepare`] then [`accept`] in one call, for callers that hold the whole

@@ -97,3 +97,4 @@ pub mod source;
 pub mod sqs;
 pub mod timestamp;
 pub mod validate;
+pub mod verdicts;

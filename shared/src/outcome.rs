@@ -203,7 +203,8 @@ struct Head<'a> {
 impl LineAccount {
     /// Reads `line`'s id, receive minute, key and door; a `rejected` line is
     /// read through to the envelope it holds. A line that holds no
-    /// envelope is counted under `fallback`'s minute, with no key, door `?`.
+    /// envelope (or no receive time) is counted under `fallback`'s minute,
+    /// with no key, door `?` (its `id` kept when it has one).
     pub fn of(line: &str, fallback: Timestamp) -> Self {
         let unknown = || LineAccount {
             id: String::new(),
@@ -230,7 +231,10 @@ impl LineAccount {
             _ => None,
         };
         let Some(received) = received else {
-            return unknown();
+            return LineAccount {
+                id: head.id.map(Cow::into_owned).unwrap_or_default(),
+                ..unknown()
+            };
         };
         LineAccount {
             id: head.id.map(Cow::into_owned).unwrap_or_default(),

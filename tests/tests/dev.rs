@@ -371,7 +371,7 @@ fn total(report: &serde_json::Value, column: &str) -> u64 {
 }
 
 #[test]
-fn receipts_balance_every_key_and_minute_through_faults_and_fail_when_landed_objects_vanish() {
+fn receipts_balance_through_faults_trace_finds_each_fate_and_the_check_fails_when_landed_objects_vanish() {
     // Direct mode: a call to firehose-local per window, so its faults are met.
     let d = Dev::start(&[
         "--mode",
@@ -412,7 +412,9 @@ fn receipts_balance_every_key_and_minute_through_faults_and_fail_when_landed_obj
     };
     let send = |i: usize| {
         // Schema v1: two valid, one invalid; a device source; Segment with its key in the body.
-        let v1 = format!(r#"[{{"event":"click","message_id":"{run}-w{i}"}},{{"event":"view"}},{{"nope":1}}]"#);
+        let v1 = format!(
+            r#"[{{"event":"click","message_id":"{run}-w{i}"}},{{"event":"view"}},{{"message_id":"{run}-x{i}","nope":1}}]"#
+        );
         assert_eq!(post(&d.edge, v1.as_bytes(), &web).status, 200);
         let bike = format!(r#"{{"uuid":"{run}-b{i}","speed":3}}"#);
         assert_eq!(post_at("/v1/ingest/bike", bike.as_bytes(), &bikes), 200);
@@ -433,10 +435,23 @@ fn receipts_balance_every_key_and_minute_through_faults_and_fail_when_landed_obj
     }
     std::thread::sleep(Duration::from_secs(42));
     put(
-        firehose_faults,
+        firehose_faults.clone(),
         r#"{"partial":0,"throttle":0,"lost_response":0,"errors":0}"#,
     );
     put(format!("{}/_edgehose/faults", d.edge), r#"{"r2_fail":0}"#);
+    // An event the outage dead-lettered, found in the archive by its id.
+    let fates = |id: &str| -> Vec<String> {
+        trace(&d, id)["found"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["fate"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let dead = (30..33)
+        .flat_map(|i| [format!("{run}-w{i}"), format!("{run}-b{i}"), format!("{run}-s{i}")])
+        .find(|id| fates(id) == ["dead_lettered"])
+        .expect("an event of the outage is in the archive");
     let redrive = Command::new(workspace_binary("edgehose"))
         .args(["redrive", "--url", &d.edge])
         .output()
@@ -477,6 +492,18 @@ fn receipts_balance_every_key_and_minute_through_faults_and_fail_when_landed_obj
     let (bikes_only, checked) = receipts(&d, &["--key", "bikes"]);
     assert!(checked.is_ok(), "{checked:?}");
     assert_eq!(total(&bikes_only, "accepted"), 33);
+    // Each fate by its id: landed, rejected, dead-lettered and redriven, never sent.
+    assert_eq!(fates(&format!("{run}-w0")), ["landed"]);
+    assert_eq!(fates(&format!("{run}-x0")), ["rejected"]);
+    let mut redriven = fates(&dead);
+    redriven.sort();
+    assert_eq!(redriven, ["landed", "redriven"], "{dead}");
+    let never = trace(&d, &format!("{run}-never"));
+    assert!(never["found"].as_array().unwrap().is_empty(), "{never:#}");
+    let looked = never["looked"].to_string();
+    for place in ["objects of stream edgehose-events", "buffer", "queues", "R2"] {
+        assert!(looked.contains(place), "{place} is among the places looked: {never:#}");
+    }
     // Landed objects deleted behind its back: the check fails and says which key.
     let landed: Vec<_> = objects(&d.data)
         .into_iter()
@@ -495,5 +522,26 @@ fn receipts_balance_every_key_and_minute_through_faults_and_fail_when_landed_obj
     let (_, checked) = receipts(&d, &[]);
     let why = checked.expect_err("the check passed with the landed objects gone");
     assert!(why.contains("not accounted for") && why.contains("key web"), "{why}");
+    // Firehose down and R2 failing: a window's dead letters go to the
+    // events queue, where its consumer keeps trying: still queued.
+    put(firehose_faults, r#"{"outage_secs":300}"#);
+    put(format!("{}/_edgehose/faults", d.edge), r#"{"r2_fail":1}"#);
+    let queued = format!(r#"{{"event":"later","message_id":"{run}-q"}}"#);
+    assert_eq!(post(&d.edge, queued.as_bytes(), &web).status, 200);
+    let in_queue = wait_for(Duration::from_secs(90), || {
+        fates(&format!("{run}-q")).contains(&"queued".to_owned())
+    });
+    assert!(in_queue, "{:#}\n{}", trace(&d, &format!("{run}-q")), d.output());
     d.stop_and_remove();
+}
+
+/// `edgehose trace <id> --json` against a running `dev`.
+fn trace(d: &Dev, id: &str) -> serde_json::Value {
+    let out = Command::new(workspace_binary("edgehose"))
+        .args(["trace", id, "--url", &d.edge, "--since", "30m", "--json", "--data-dir"])
+        .arg(&d.data)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
 }

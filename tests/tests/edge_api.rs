@@ -687,3 +687,64 @@ fn redrive_is_off_without_an_admin_key_and_asks_for_it_when_on() {
         short.log()
     );
 }
+
+#[test]
+fn verdicts_on_request_judge_each_event_through_both_doors_and_change_nothing_unasked() {
+    let sandbox = sandbox();
+    let edge = edge(&sandbox, &[("FORWARD_MODE", "queue"), ("QUEUE_WINDOW_MS", "200")]);
+    let json = [("content-type", "application/json")];
+    let v1 =
+        br#"[{"event":"click","message_id":"v-1"},{"message_id":"v-2"},"broken",{"event":"ok","message_id":"v-3"}]"#;
+    let asked = request("POST", &format!("{}/v1/events?verdicts=1", edge.url()), &json, v1);
+    assert_eq!(asked.status, 200, "{}", asked.text());
+    let v: serde_json::Value = serde_json::from_slice(&asked.body).unwrap();
+    assert_eq!(v["accepted"], 4, "{v}");
+    assert_eq!(v["results"]["v-1"]["result"], "ok", "{v}");
+    assert_eq!(v["results"]["v-2"]["result"], "rejected", "{v}");
+    assert_eq!(v["results"]["v-3"]["result"], "ok", "{v}");
+    let quarantined = v["results"]
+        .as_object()
+        .unwrap()
+        .values()
+        .filter(|r| r["result"] == "quarantined")
+        .count();
+    assert_eq!(quarantined, 1, "{v}");
+    // What `ok` means in this mode: held for the window, then the queue.
+    let ok_means = v["ok_means"].as_str().unwrap();
+    assert!(
+        ok_means.contains("QUEUE_WINDOW_MS") && ok_means.contains("200 ms"),
+        "{ok_means}"
+    );
+    // Segment's door, asked: its own answer with the verdicts beside it.
+    let segment = br#"{"batch":[{"type":"track","event":"Bought","messageId":"v-4","anonymousId":"a"},{"type":"track","messageId":"v-5","anonymousId":"a"}]}"#;
+    let asked = request(
+        "POST",
+        &format!("{}/v1/batch?verdicts=true", edge.url()),
+        &json,
+        segment,
+    );
+    let v: serde_json::Value = serde_json::from_slice(&asked.body).unwrap();
+    assert_eq!(
+        (v["success"].clone(), v["results"]["v-4"]["result"].clone()),
+        (true.into(), "ok".into()),
+        "{v}"
+    );
+    assert_eq!(v["results"]["v-5"]["result"], "rejected", "{v}");
+    // Unasked, as Segment's SDKs post: the answers they have always had.
+    let plain = request("POST", &format!("{}/v1/batch", edge.url()), &json, segment);
+    assert_eq!(plain.text(), r#"{"success":true}"#);
+    let plain = post(edge.url(), v1, &json);
+    assert_eq!(plain.text(), r#"{"accepted":4}"#);
+    // A value it does not take is named.
+    let wrong = request("POST", &format!("{}/v1/events?verdicts=yes", edge.url()), &json, v1);
+    let (status, code, message) = error_of(&wrong);
+    assert_eq!((status, code.as_str()), (400, "invalid_parameter"));
+    assert!(message.contains("verdicts"), "{message}");
+    // The verdicts say what the edge does with each: every event landed or
+    // was rejected as judged (the valid ones among the landed).
+    let all_in = wait_for(Duration::from_secs(60), || {
+        let got = landed(&sandbox);
+        ["v-1", "v-3", "v-4"].iter().all(|id| got.contains_key(*id))
+    });
+    assert!(all_in, "{}", edge.log());
+}

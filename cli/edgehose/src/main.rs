@@ -18,6 +18,7 @@ mod latency;
 mod receipts;
 mod redrive;
 mod signals;
+mod trace;
 
 /// edgehose: global, low-latency event ingestion into AWS.
 #[derive(Debug, Parser)]
@@ -37,6 +38,8 @@ enum Command {
     Redrive(redrive::RedriveArgs),
     /// Every accepted event accounted for, per key and minute.
     Receipts(receipts::ReceiptsArgs),
+    /// Every place one event id is.
+    Trace(trace::TraceArgs),
     /// The whole monthly bill per path, line by line.
     Cost(cost::CostArgs),
     /// Time to acknowledge a click: edge against API Gateway.
@@ -51,6 +54,7 @@ fn main() -> ExitCode {
         Command::FirehoseLocal(a) => firehose_local::run(a),
         Command::Redrive(a) => redrive::run(a),
         Command::Receipts(a) => receipts::run(a),
+        Command::Trace(a) => trace::run(a),
         Command::Cost(a) => cost::run(a),
         Command::Latency(a) => latency::run(a),
         Command::DelayProxy(a) => delay_proxy::run(a),

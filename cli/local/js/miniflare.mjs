@@ -48,7 +48,8 @@ const opts = JSON.parse(json);
 //    (128 MB, an isolate's limit).
 // `PUT /_edgehose/faults` (JSON, snake_case, any subset) changes the plan at
 // run time; `GET` shows it with what it did. `POST /_edgehose/analytics/sql`
-// queries the OUTCOMES dataset. `GET /_edgehose/r2?prefix=`
+// queries the OUTCOMES dataset; `GET /_edgehose/queued?id=` finds an event
+// still in a queue. `GET /_edgehose/r2?prefix=`
 // lists the DEAD_LETTERS bucket's objects with their text; `PUT
 // /_edgehose/r2?key=` stores one. The class keeps
 // each queue binding's constructor name, which the worker crate checks.
@@ -135,8 +136,54 @@ class WorkerQueue {
     await sleep(half);
     return r;
   }
-  send(body, options) { return this.write(() => this.inner.send(body, options)); }
-  sendBatch(messages, options) { return this.write(() => this.inner.sendBatch(messages, options)); }
+  send(body, options) { return this.write(() => this.inner.send(body, options)).then(() => enqueued([body])); }
+  sendBatch(messages, options) {
+    return this.write(() => this.inner.sendBatch(messages, options)).then(() => enqueued(messages.map((m) => m.body)));
+  }
+}
+// What the Worker's queues hold now, by body: a body written counts until a
+// consumer acks a message carrying it (the events queue's consumer, or the
+// dead-letter queue's after Cloudflare moved it there). GET
+// /_edgehose/queued?id= finds an event in it, as edgehose trace asks.
+const queued = new Map();
+function enqueued(bodies) {
+  for (const b of bodies) if (typeof b === "string") queued.set(b, (queued.get(b) ?? 0) + 1);
+}
+function acked(body) {
+  const n = queued.get(body);
+  if (n === undefined) return;
+  if (n <= 1) queued.delete(body); else queued.set(body, n - 1);
+}
+function queuedWith(id) {
+  const found = [];
+  for (const [body, copies] of queued) {
+    const lines = body.split("\\n");
+    const tries = /^#edgehose tries=(\\d+)$/.exec(lines[0] ?? "");
+    for (const line of lines) {
+      let v;
+      try { v = JSON.parse(line); } catch { continue; }
+      const inner = v?.envelope && typeof v.envelope === "object" ? v.envelope : v;
+      if (v?.id === id || inner?.id === id) found.push({ line, copies, tries: tries ? Number(tries[1]) : 0 });
+    }
+  }
+  return found;
+}
+// A queue batch whose acks are seen by the ledger above.
+function watchedBatch(batch) {
+  const messages = batch.messages.map((m) => ({
+    get id() { return m.id; },
+    get timestamp() { return m.timestamp; },
+    get body() { return m.body; },
+    get attempts() { return m.attempts; },
+    ack() { acked(m.body); return m.ack(); },
+    retry(options) { return m.retry(options); },
+  }));
+  return {
+    get queue() { return batch.queue; },
+    messages,
+    ackAll() { for (const m of messages) m.ack(); },
+    retryAll(options) { for (const m of messages) m.retry(options); },
+  };
 }
 class Bucket {
   constructor(inner) { this.inner = inner; }
@@ -286,6 +333,7 @@ async function control(url, request, env) {
     }
     return json({ plan, stats });
   }
+  if (url.pathname === "/_edgehose/queued") return json({ found: queuedWith(url.searchParams.get("id") ?? "") });
   if (url.pathname === "/_edgehose/analytics/sql" && request.method === "POST") {
     try { return json(sql(await request.text())); } catch (e) { return json({ errors: [{ message: String(e?.message ?? e) }] }, 422); }
   }
@@ -318,6 +366,9 @@ export default class extends Worker {
     planOnce();
     super(watch(ctx), wrap(env));
     this.rawEnv = env;
+  }
+  queue(batch) {
+    return super.queue(watchedBatch(batch));
   }
   async fetch(request) {
     const url = new URL(request.url);

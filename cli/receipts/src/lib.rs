@@ -2,7 +2,8 @@
 //! and minute, from the edge's outcome counts (Workers Analytics Engine, or
 //! the stand-in under `make dev`), the transform's receipts (CloudWatch
 //! Logs, or firehose-local's) and, verified, what the destination holds
-//! (`ledger.rs` says how they add up).
+//! (`ledger.rs` says how they add up); and `edgehose trace`, where one id is
+//! (`trace.rs`).
 
 pub mod analytics;
 pub mod destination;
@@ -10,6 +11,7 @@ pub mod error;
 pub mod ledger;
 pub mod logs;
 pub mod report;
+pub mod trace;
 
 use std::path::PathBuf;
 

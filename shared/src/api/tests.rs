@@ -778,3 +778,67 @@ fn analytics_next_s_usage_metrics_are_answered_and_not_stored() {
     ));
     assert_eq!(get.status, 405);
 }
+
+/// Prepares and accepts `body` at `path?query`.
+fn run_at(path: &str, query: Option<&str>, body: &[u8], cfg: &ApiConfig) -> Result<Accepted, Reply> {
+    let head = RequestHead {
+        method: "POST",
+        path,
+        query,
+        ..RequestHead::default()
+    };
+    let ingest = match prepare(&head, cfg) {
+        Prepared::Ingest(i) => i,
+        Prepared::Reply(r) => return Err(r),
+    };
+    let body = Body {
+        bytes: body,
+        content_type: Some("application/json"),
+        content_encoding: None,
+        inflated: None,
+    };
+    accept(&ingest, body, &EdgeMeta::default(), cfg, T, &SeededRandom::new(1))
+}
+
+#[test]
+fn asked_for_verdicts_the_answer_judges_every_event_by_the_edges_rules() {
+    let cfg = config(&[]);
+    let body = br#"[{"event":"click","message_id":"m-1"},{"message_id":"m-2","properties":{}},"not an object",{"event":"x","message_id":"m-3"}]"#;
+    let a = run_at("/v1/events", Some("verdicts=1"), body, &cfg).unwrap();
+    let v = json(&a.reply);
+    assert_eq!(v["accepted"], 4, "{v}");
+    let results = v["results"].as_object().unwrap();
+    assert_eq!(results.len(), 4, "{v}");
+    assert_eq!(results["m-1"]["result"], "ok");
+    assert_eq!(results["m-1"]["index"], 0);
+    assert_eq!(results["m-2"]["result"], "rejected");
+    assert_eq!(results["m-2"]["details"][0]["field"], "event", "{v}");
+    let quarantined: Vec<_> = results.values().filter(|r| r["result"] == "quarantined").collect();
+    assert_eq!(quarantined.len(), 1, "{v}");
+    assert_eq!(quarantined[0]["index"], 2);
+    assert!(quarantined[0]["details"]["reason"].is_string());
+    assert_eq!(results["m-3"]["index"], 3);
+    assert!(v["ok_means"].as_str().unwrap().contains("JSON Schema"), "{v}");
+    // Not asked (or asked not to): the answer is what it always was.
+    for query in [None, Some("verdicts=0"), Some("key=x")] {
+        let plain = run_at("/v1/events", query, body, &cfg).unwrap();
+        assert_eq!(plain.reply.body, r#"{"accepted":4}"#);
+    }
+    let wrong = run_at("/v1/events", Some("verdicts=yes please"), body, &cfg).unwrap_err();
+    assert_eq!(wrong.status, 400);
+    assert_eq!(json(&wrong)["code"], "invalid_parameter");
+    assert!(json(&wrong)["message"].as_str().unwrap().contains("verdicts"));
+}
+
+#[test]
+fn segments_door_gives_verdicts_beside_its_own_answer_and_only_when_asked() {
+    let cfg = config(&[]);
+    let body = br#"{"batch":[{"type":"track","event":"Bought","messageId":"s-1","anonymousId":"a"},{"type":"track","messageId":"s-2","anonymousId":"a"}]}"#;
+    let a = run_at("/v1/batch", Some("verdicts=true"), body, &cfg).unwrap();
+    let v = json(&a.reply);
+    assert_eq!(v["success"], true, "{v}");
+    assert_eq!(v["results"]["s-1"]["result"], "ok", "{v}");
+    assert_eq!(v["results"]["s-2"]["result"], "rejected", "{v}");
+    let plain = run_at("/v1/batch", None, body, &cfg).unwrap();
+    assert_eq!(plain.reply.body, r#"{"success":true}"#);
+}

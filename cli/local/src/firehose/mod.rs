@@ -16,7 +16,7 @@ mod counters;
 mod delivery;
 mod kinesis_source;
 mod protocol;
-mod spool;
+pub mod spool;
 pub mod store;
 mod stream;
 mod transform;

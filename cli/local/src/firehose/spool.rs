@@ -38,7 +38,7 @@ pub fn spool_line(r: &Record) -> String {
     )
 }
 
-/// Reads a spool file written by [`Stream::accept`]; a torn last line (the
+/// Reads a spool file written by the stream's `accept`; a torn last line (the
 /// process died mid-write, before the call was answered) is skipped.
 pub fn read_spool(path: &std::path::Path) -> Vec<Record> {
     let Ok(f) = std::fs::File::open(path) else {
