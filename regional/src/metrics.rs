@@ -78,4 +78,24 @@ mod tests {
         );
         assert_eq!(v["Function"], "transform");
     }
+
+    #[test]
+    fn the_templates_rejected_share_alarm_reads_metrics_this_line_declares() {
+        let v: serde_json::Value = serde_json::from_str(&line(&Counts::default(), 0)).unwrap();
+        let declared: Vec<&str> = v["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["Name"].as_str().unwrap())
+            .collect();
+        let template = include_str!("../template.yaml");
+        for name in ["EventsOk", "EventsInvalid", "EventsQuarantined"] {
+            assert!(declared.contains(&name), "{name} is not in the EMF line");
+            assert!(
+                template.contains(&format!("MetricName: {name},")),
+                "the alarm reads {name}"
+            );
+        }
+        assert!(template.contains(&format!("Namespace: {NAMESPACE}, MetricName: EventsOk")));
+    }
 }

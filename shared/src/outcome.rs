@@ -435,7 +435,17 @@ pub fn parse_receipt_line(line: &str) -> Option<Receipt> {
     if !line.contains(RECEIPT_FIELD) {
         return None;
     }
-    let r: Line = serde_json::from_str(line).ok()?;
+    let r: Line = match serde_json::from_str(line) {
+        Ok(r) => r,
+        // A log pipeline that wraps each printed line as a JSON `message`.
+        Err(_) => {
+            #[derive(Deserialize)]
+            struct Wrapped {
+                message: String,
+            }
+            return parse_receipt_line(&serde_json::from_str::<Wrapped>(line).ok()?.message);
+        }
+    };
     Some(Receipt {
         stage: r.edgehose_receipt,
         stream: r.stream,

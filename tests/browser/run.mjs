@@ -21,6 +21,10 @@
 //   tracker-events   {page, endpoint, run, count, flush, wait_ms}: `count`
 //                    events (and a flush, if asked), then `wait_ms` of
 //                    watching what the tracker sends.
+//   report           {page}: open `edgehose receipts --html`'s page and read
+//                    back what it shows: each key's total row as rendered,
+//                    and each minute's bar segments as drawn (their rendered
+//                    heights over the chart's scale, in events).
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -135,6 +139,25 @@ try {
       { run: args.run, count: args.count, flush: !!args.flush },
     );
     await sleep(args.wait_ms ?? 5000);
+  } else if (args.scenario === "report") {
+    const page = await open(args.page);
+    result.report = await page.evaluate(() => {
+      const keys = [...document.querySelectorAll("section.key")].map((s) => {
+        const svg = s.querySelector("svg.chart");
+        const scale = Number(svg.dataset.scale);
+        const box = svg.getBoundingClientRect();
+        const minutes = [...s.querySelectorAll("g.minute")].map((g) => {
+          const drawn = {};
+          for (const r of g.querySelectorAll("rect")) {
+            drawn[r.getAttribute("class")] = Math.round(r.getBoundingClientRect().height / scale);
+          }
+          return { minute: Number(g.dataset.minute), accepted: Number(g.dataset.accepted), drawn };
+        });
+        const total = [...s.querySelectorAll("tr.total td")].map((td) => td.innerText.trim());
+        return { key: s.dataset.key, title: s.querySelector("h2").innerText, total, width: box.width, height: box.height, minutes };
+      });
+      return { title: document.title, passes: document.querySelector(".verdict")?.dataset.passes, keys };
+    });
   } else {
     throw new Error(`unknown scenario ${args.scenario}`);
   }

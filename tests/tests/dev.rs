@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use edgehose_local::firehose::store::objects;
 use edgehose_local::tools::{free_port, http_get};
+use edgehose_tests::browser::drive;
 use edgehose_tests::events::{post, wait_for};
 use edgehose_tests::workspace_binary;
 
@@ -452,6 +453,13 @@ fn receipts_balance_through_faults_trace_finds_each_fate_and_the_check_fails_whe
         .flat_map(|i| [format!("{run}-w{i}"), format!("{run}-b{i}"), format!("{run}-s{i}")])
         .find(|id| fates(id) == ["dead_lettered"])
         .expect("an event of the outage is in the archive");
+    // Published where the template's alarms watch (moto's CloudWatch here).
+    let moto = edgehose_local::moto::Moto::start().unwrap();
+    let (before, _) = receipts(&d, &["--put-metrics", "--metrics-endpoint", &moto.endpoint()]);
+    let archived = total(&before, "dead_lettered") - total(&before, "redriven");
+    assert!(archived > 0, "{before:#}");
+    assert_eq!(cloudwatch_maximum(&moto.endpoint(), "DeadLettered"), Some(archived));
+    assert_eq!(cloudwatch_maximum(&moto.endpoint(), "Lost"), Some(0));
     let redrive = Command::new(workspace_binary("edgehose"))
         .args(["redrive", "--url", &d.edge])
         .output()
@@ -488,6 +496,44 @@ fn receipts_balance_through_faults_trace_finds_each_fate_and_the_check_fails_whe
         .map(|l| l["key"].as_str().unwrap())
         .collect();
     assert_eq!(keys.into_iter().collect::<Vec<_>>(), ["bikes", "web"]);
+    // The page a person looks at shows the same, as Chromium draws it.
+    let page = d.data.with_extension("receipts.html");
+    let (_, checked) = receipts(&d, &["--html", page.to_str().unwrap()]);
+    assert!(checked.is_ok(), "{checked:?}");
+    let shown = drive(
+        &serde_json::json!({"scenario": "report", "endpoint": "file://", "page": format!("file://{}", page.display())}),
+    )
+    .unwrap()["report"]
+        .clone();
+    assert_eq!(shown["passes"], "true", "{shown:#}");
+    for key in ["bikes", "web"] {
+        let lines: Vec<&serde_json::Value> = report["lines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|l| l["key"] == key)
+            .collect();
+        let section = shown["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["key"] == key)
+            .unwrap();
+        assert!(section["width"].as_f64().unwrap() > 0.0 && section["height"].as_f64().unwrap() > 0.0);
+        let sum = |c: &str| lines.iter().map(|l| l[c].as_u64().unwrap()).sum::<u64>().to_string();
+        assert_eq!(section["total"][1], sum("accepted"), "{key}: {section:#}");
+        assert_eq!(section["total"][2], sum("landed"), "{key}: {section:#}");
+        assert_eq!(section["total"][3], sum("rejected"), "{key}: {section:#}");
+        for (bar, line) in section["minutes"].as_array().unwrap().iter().zip(&lines) {
+            assert_eq!(bar["minute"], line["minute"]);
+            assert_eq!(bar["accepted"], line["accepted"]);
+            let drawn = |class: &str| bar["drawn"][class].as_u64().unwrap_or(0);
+            assert_eq!(drawn("landed"), line["landed"].as_u64().unwrap(), "{key}: {bar}");
+            assert_eq!(drawn("rejected"), line["rejected"].as_u64().unwrap(), "{key}: {bar}");
+            assert_eq!(drawn("open"), 0, "balanced: nothing open is drawn, {bar}");
+        }
+    }
+    let _ = std::fs::remove_file(&page);
     // One key alone balances too.
     let (bikes_only, checked) = receipts(&d, &["--key", "bikes"]);
     assert!(checked.is_ok(), "{checked:?}");
@@ -533,6 +579,31 @@ fn receipts_balance_through_faults_trace_finds_each_fate_and_the_check_fails_whe
     });
     assert!(in_queue, "{:#}\n{}", trace(&d, &format!("{run}-q")), d.output());
     d.stop_and_remove();
+}
+
+/// The largest value of the last hour of `metric` (namespace edgehose,
+/// Source=edge) that CloudWatch at `endpoint` holds.
+fn cloudwatch_maximum(endpoint: &str, metric: &str) -> Option<u64> {
+    let now = edgehose_local::clock::now();
+    let body = format!(
+        "Action=GetMetricStatistics&Version=2010-08-01&Namespace=edgehose&MetricName={metric}&Dimensions.member.1.Name=Source&Dimensions.member.1.Value=edge&StartTime={}&EndTime={}&Period=3600&Statistics.member.1=Maximum",
+        now.add_millis(-3_600_000).to_rfc3339().replace(':', "%3A"),
+        now.add_millis(60_000).to_rfc3339().replace(':', "%3A"),
+    );
+    let host = endpoint.trim_start_matches("http://");
+    let mut request = http::Request::post(format!("{endpoint}/"))
+        .header("host", host)
+        .header("content-type", "application/x-www-form-urlencoded; charset=utf-8")
+        .body(body.into_bytes())
+        .unwrap();
+    let key = edgehose_shared::sigv4::sign::Credentials::new("AKIDTEST", "secret");
+    edgehose_shared::sigv4::sign::sign(&mut request, &key, "us-east-1", "monitoring", now).unwrap();
+    let answer = edgehose_local::http::send(request).unwrap();
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    let text = answer.text();
+    let at = text.find("<Maximum>")? + "<Maximum>".len();
+    let end = text[at..].find('<')? + at;
+    text[at..end].parse::<f64>().ok().map(|v| v as u64)
 }
 
 /// `edgehose trace <id> --json` against a running `dev`.

@@ -946,3 +946,40 @@ fn redrive_skips_what_does_not_land_and_sets_a_poison_object_aside() {
     );
     assert_exactly_once(&sandbox, &edge, &sent);
 }
+
+#[test]
+fn receipts_count_an_s3_destination_line_by_line_and_it_balances_the_edges_counts() {
+    let sandbox = sandbox();
+    let edge = start(&options(&sandbox, "direct", &sandbox.moto.endpoint()));
+    let sent = post_events(&edge, "s3count", 6, 5);
+    assert_exactly_once(&sandbox, &edge, &sent);
+    let accepted = wait_for(Duration::from_secs(20), || {
+        outcomes(&edge).total(Outcome::Accepted) == 30
+    });
+    assert!(accepted, "{:?}", outcomes(&edge));
+    // The bucket's objects as Firehose wrote them, counted line by line as
+    // `edgehose receipts --verify s3://…` counts them.
+    let mut counter = edgehose_receipts::destination::Counter::default();
+    let objects = sandbox.objects().unwrap();
+    for (_, bytes) in &objects {
+        counter.object(bytes);
+    }
+    let held = counter.held();
+    assert_eq!(held.objects, objects.len());
+    assert_eq!(held.tally.total(Outcome::Landed), 30);
+    // Per key and minute, what the edge accepted is what the bucket holds.
+    let edge_counts = Analytics::local(edge.url()).read(0).unwrap();
+    let sources = edgehose_receipts::ledger::Sources {
+        edge: Some(&edge_counts),
+        receipts: None,
+        destination: Some(&held.tally),
+    };
+    let window = edgehose_receipts::ledger::Window {
+        from_minute: 0,
+        settled_before: i64::MAX,
+        key: None,
+    };
+    let lines = edgehose_receipts::ledger::balance(&sources, &window);
+    assert!(!lines.is_empty());
+    assert!(lines.iter().all(|l| l.open == 0 && l.lost == 0), "{lines:#?}");
+}

@@ -315,3 +315,52 @@ fn firehose_local_partitions_a_stream_as_the_template_does() {
         "the template's partitioned prefix is not firehose-local's"
     );
 }
+
+#[test]
+fn the_alarms_watch_the_metrics_edgehose_receipts_publishes_and_notify_one_topic() {
+    let t = deployed_with("firehose", false);
+    let resources = t["Resources"].as_object().unwrap();
+    let alarms: Vec<(&String, &serde_json::Value)> = resources
+        .iter()
+        .filter(|(_, r)| r["Type"] == "AWS::CloudWatch::Alarm")
+        .collect();
+    let empty = edgehose_receipts::Report {
+        lines: Vec::new(),
+        read_from: Vec::new(),
+        failures: Vec::new(),
+    };
+    for (name, _) in edgehose_receipts::metrics::values(&empty) {
+        let watching = alarms.iter().find(|(_, a)| {
+            a["Properties"]["MetricName"] == name
+                && a["Properties"]["Namespace"] == edgehose_receipts::metrics::NAMESPACE
+                && a["Properties"]["Dimensions"][0]["Value"] == "edge"
+        });
+        assert!(watching.is_some(), "no alarm watches {name}");
+    }
+    for (name, a) in &alarms {
+        assert_eq!(
+            a["Properties"]["AlarmActions"][0],
+            serde_json::json!({"Ref": "AlarmTopic"}),
+            "{name}"
+        );
+        assert_eq!(a["Properties"]["TreatMissingData"], "notBreaching", "{name}");
+    }
+    // The rejected share reads the transform's own EMF counts.
+    let share = &resources["RejectedShareAlarm"]["Properties"]["Metrics"];
+    let names: Vec<&str> = share
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["MetricStat"]["Metric"]["MetricName"].as_str())
+        .collect();
+    assert_eq!(names, ["EventsOk", "EventsInvalid", "EventsQuarantined"]);
+    // Without SQS there is no queue to watch; with it, its dead-letter queue is.
+    assert!(!resources.contains_key("SqsDeadLettersAlarm"));
+    assert!(
+        deployed_with("sqs", false)["Resources"]
+            .get("SqsDeadLettersAlarm")
+            .is_some()
+    );
+    // No address: the topic has no subscription; one: an email subscription.
+    assert!(resources["AlarmTopic"]["Properties"].get("Subscription").is_none());
+}

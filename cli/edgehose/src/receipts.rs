@@ -11,8 +11,9 @@ use edgehose_local::aws_json::credentials_from_env;
 use edgehose_local::clock::now;
 use edgehose_local::firehose::{DEV_ACCESS_KEY_ID, DEV_SECRET_ACCESS_KEY, REGION_DEFAULT};
 use edgehose_receipts::analytics::Analytics;
+use edgehose_receipts::destination::open_s3;
 use edgehose_receipts::logs::{Logs, TRANSFORM_LOG_GROUP};
-use edgehose_receipts::{Options, read, report};
+use edgehose_receipts::{Destination, Options, html, metrics, read, report};
 use edgehose_shared::sigv4::sign::Credentials;
 
 use crate::duration::span;
@@ -59,9 +60,23 @@ pub struct ReceiptsArgs {
     /// The delivery stream the edge writes to.
     #[arg(long, default_value = "edgehose-events")]
     stream: String,
-    /// Count what the destination holds too: make dev's data directory.
+    /// Count what the destination holds too: make dev's data directory, or
+    /// the stream's S3 prefix (s3://bucket/events/, read with AWS's variables).
     #[arg(long)]
-    verify: Option<PathBuf>,
+    verify: Option<String>,
+    /// With --verify s3://…: the stream's ErrorOutputPrefix up to the output type.
+    #[arg(long, default_value = "errors/")]
+    error_prefix: String,
+    /// Also write the report as a page with a per-minute chart of each key.
+    #[arg(long)]
+    html: Option<PathBuf>,
+    /// Publish the window's dead letters, LOST and missing events to
+    /// CloudWatch (namespace edgehose), where the template's alarms watch them.
+    #[arg(long)]
+    put_metrics: bool,
+    /// CloudWatch's endpoint for --put-metrics (AWS's in --region by default).
+    #[arg(long)]
+    metrics_endpoint: Option<String>,
 }
 
 /// Runs the command.
@@ -86,7 +101,15 @@ pub fn run(args: ReceiptsArgs) -> Result<(), String> {
         ),
     };
     let now_ms = now().as_millis();
-    let options = Options {
+    let destination = match &args.verify {
+        Some(url) if url.starts_with("s3://") => {
+            let (bucket, prefix) = open_s3(url, &args.region).map_err(|e| e.to_string())?;
+            Some(Destination::S3(Box::new(bucket), prefix, args.error_prefix.clone()))
+        }
+        Some(dir) => Some(Destination::Dir(PathBuf::from(dir), args.stream.clone())),
+        None => None,
+    };
+    let mut options = Options {
         since_ms: now_ms - args.since.as_millis() as i64,
         now_ms,
         settle_ms: args.settle.as_millis() as i64,
@@ -99,9 +122,26 @@ pub fn run(args: ReceiptsArgs) -> Result<(), String> {
             group: args.log_group.clone(),
             stream: args.stream.clone(),
         },
-        destination: args.verify.clone().map(|dir| (dir, args.stream.clone())),
+        destination,
     };
-    let report = read(&options).map_err(|e| e.to_string())?;
+    let report = read(&mut options).map_err(|e| e.to_string())?;
+    if let Some(path) = &args.html {
+        let title = format!("edgehose receipts, the last {}", describe(args.since));
+        std::fs::write(path, html::page(&report, &title)).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    if args.put_metrics {
+        let endpoint = args
+            .metrics_endpoint
+            .clone()
+            .unwrap_or_else(|| format!("https://monitoring.{}.amazonaws.com", args.region));
+        // AWS's variables; under make dev (a local stand-in) the dev key when they are unset.
+        let credentials = match (credentials_from_env(), &args.account_id) {
+            (Ok(c), _) => c,
+            (Err(_), None) => Credentials::new(DEV_ACCESS_KEY_ID, DEV_SECRET_ACCESS_KEY),
+            (Err(e), Some(_)) => return Err(e.to_string()),
+        };
+        metrics::put(&report, &endpoint, &args.region, &credentials).map_err(|e| e.to_string())?;
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?);
     } else {
@@ -111,4 +151,16 @@ pub fn run(args: ReceiptsArgs) -> Result<(), String> {
         return Err(format!("receipts do not balance: {}", report.failures.join("; ")));
     }
     Ok(())
+}
+
+/// `90 s`, `15 min`, `2 h`.
+fn describe(d: Duration) -> String {
+    let s = d.as_secs();
+    if s.is_multiple_of(3600) && s > 0 {
+        format!("{} h", s / 3600)
+    } else if s.is_multiple_of(60) && s > 0 {
+        format!("{} min", s / 60)
+    } else {
+        format!("{s} s")
+    }
 }

@@ -7,11 +7,10 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use edgehose_latency::probe::tls_config;
-use edgehose_latency::s3::{Bucket, Location, credentials_from_env};
 use edgehose_local::clock::now;
 use edgehose_local::firehose::REGION_DEFAULT;
 use edgehose_local::redrive::DEV_ADMIN_KEY;
+use edgehose_receipts::destination::open_s3;
 use edgehose_receipts::trace::{Options, S3Destination, Worker, text, trace, uuid_v7_time};
 
 use crate::duration::span;
@@ -69,21 +68,10 @@ pub fn run(args: TraceArgs) -> Result<(), String> {
     };
     let s3 = match &args.bucket {
         Some(url) => {
-            let location = Location::parse(url).map_err(|e| e.to_string())?;
-            let tls = tls_config(None).map_err(|e| e.to_string())?;
-            let credentials = credentials_from_env().map_err(|e| e.to_string())?;
-            let bucket = Bucket::new(
-                &location.bucket,
-                &args.region,
-                None,
-                credentials,
-                tls,
-                Duration::from_secs(30),
-            )
-            .map_err(|e| e.to_string())?;
+            let (bucket, prefix) = open_s3(url, &args.region).map_err(|e| e.to_string())?;
             Some(S3Destination {
                 bucket,
-                prefix: location.prefix,
+                prefix,
                 error_prefix: args.error_prefix.clone(),
             })
         }

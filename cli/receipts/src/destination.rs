@@ -45,6 +45,56 @@ pub fn read_dir(root: &Path, stream: &str) -> Result<Held> {
     Ok(counter.held)
 }
 
+/// The bucket of an `s3://bucket/prefix/` URL in `region`, read with AWS's
+/// variables, and the prefix.
+pub fn open_s3(url: &str, region: &str) -> Result<(edgehose_latency::s3::Bucket, String)> {
+    use edgehose_latency::s3::{Bucket, Location, credentials_from_env};
+    let answer = |e: edgehose_latency::error::Error| Error::Config(e.to_string());
+    let location = Location::parse(url).map_err(answer)?;
+    let tls = edgehose_latency::probe::tls_config(None).map_err(answer)?;
+    let bucket = Bucket::new(
+        &location.bucket,
+        region,
+        None,
+        credentials_from_env().map_err(answer)?,
+        tls,
+        std::time::Duration::from_secs(30),
+    )
+    .map_err(answer)?;
+    Ok((bucket, location.prefix))
+}
+
+/// Counts the objects of a destination on S3 delivered from `from` to
+/// `to`: the stream's `prefix` hour by hour (`YYYY/MM/DD/HH/`, Firehose's
+/// delivery time) and `error_prefix`'s `processing-failed/` day by day.
+pub fn read_s3(
+    bucket: &mut edgehose_latency::s3::Bucket,
+    (prefix, error_prefix): (&str, &str),
+    from: Timestamp,
+    to: Timestamp,
+) -> Result<Held> {
+    let hours = edgehose_shared::dead_letter::hours_between(from, to);
+    let mut days: Vec<String> = hours.iter().map(|h| h[..11].to_owned()).collect();
+    days.dedup();
+    let prefixes = hours
+        .iter()
+        .map(|h| format!("{prefix}{h}"))
+        .chain(days.iter().map(|d| format!("{error_prefix}processing-failed/{d}")));
+    let mut counter = Counter::default();
+    for p in prefixes {
+        let objects = bucket
+            .list(&p)
+            .map_err(|e| Error::Answer(format!("listing s3 {p}: {e}")))?;
+        for o in objects {
+            let bytes = bucket
+                .get(&o.key)
+                .map_err(|e| Error::Answer(format!("reading s3 {}: {e}", o.key)))?;
+            counter.object(&bytes);
+        }
+    }
+    Ok(counter.held)
+}
+
 /// Counts objects as they are read.
 #[derive(Default)]
 pub struct Counter {

@@ -8,13 +8,16 @@
 pub mod analytics;
 pub mod destination;
 pub mod error;
+pub mod html;
 pub mod ledger;
 pub mod logs;
+pub mod metrics;
 pub mod report;
 pub mod trace;
 
 use std::path::PathBuf;
 
+use edgehose_shared::timestamp::Timestamp;
 use serde::Serialize;
 
 use crate::analytics::Analytics;
@@ -23,7 +26,6 @@ use crate::ledger::{Line, Sources, Window};
 use crate::logs::Logs;
 
 /// What to read, and which minutes.
-#[derive(Debug, Clone)]
 pub struct Options {
     /// The first moment (ms since the epoch) whose events are accounted.
     pub since_ms: i64,
@@ -37,8 +39,16 @@ pub struct Options {
     pub analytics: Analytics,
     /// The transform's receipts.
     pub logs: Logs,
-    /// A data directory to count what landed in (firehose-local's), by stream name.
-    pub destination: Option<(PathBuf, String)>,
+    /// Where to count what landed, read line by line.
+    pub destination: Option<Destination>,
+}
+
+/// A destination to count.
+pub enum Destination {
+    /// A data directory (firehose-local's) and the stream's name.
+    Dir(PathBuf, String),
+    /// A bucket on S3, the stream's prefix and its error prefix.
+    S3(Box<edgehose_latency::s3::Bucket>, String, String),
 }
 
 /// The ledger and where it was read from.
@@ -53,7 +63,7 @@ pub struct Report {
 }
 
 /// Reads every source and balances them.
-pub fn read(o: &Options) -> Result<Report> {
+pub fn read(o: &mut Options) -> Result<Report> {
     let edge = o.analytics.read(o.since_ms.div_euclid(1000))?;
     let receipts = o.logs.read(o.since_ms, o.now_ms + 60_000)?;
     let mut read_from = vec![
@@ -75,13 +85,22 @@ pub fn read(o: &Options) -> Result<Report> {
             receipts.lines, o.logs.group, o.logs.endpoint, o.logs.stream
         ),
     ];
-    let destination = match &o.destination {
-        Some((dir, stream)) => {
+    let destination = match &mut o.destination {
+        Some(Destination::Dir(dir, stream)) => {
             let held = destination::read_dir(dir, stream)?;
             read_from.push(format!(
                 "{} objects of stream {stream} in {}, line by line",
                 held.objects,
                 dir.display()
+            ));
+            Some(held.tally)
+        }
+        Some(Destination::S3(bucket, prefix, error_prefix)) => {
+            let (from, to) = (Timestamp::from_millis(o.since_ms), Timestamp::from_millis(o.now_ms));
+            let held = destination::read_s3(bucket, (prefix, error_prefix), from, to)?;
+            read_from.push(format!(
+                "{} objects under s3 {prefix} and {error_prefix}processing-failed/, line by line",
+                held.objects
             ));
             Some(held.tally)
         }

@@ -74,9 +74,11 @@ fn a_tally_adds_by_cell_and_round_trips_through_rows_and_receipt_lines() {
     let back = parse_receipt_line(&line).unwrap();
     assert_eq!(
         (back.stage.as_str(), back.stream.as_str(), back.tally),
-        ("transform", "edgehose-events", t)
+        ("transform", "edgehose-events", t.clone())
     );
     assert!(parse_receipt_line(r#"{"level":"INFO","message":"transformed"}"#).is_none());
+    let wrapped = serde_json::json!({"timestamp": "…", "level": "INFO", "message": line}).to_string();
+    assert_eq!(parse_receipt_line(&wrapped).unwrap().tally, t);
 }
 
 #[test]
