@@ -208,18 +208,40 @@ fn ingest_api_is_deployed_only_where_the_delivery_stream_takes_direct_puts() {
     for absent in ["IngestFunction", "HttpApi"] {
         assert!(t["Resources"].get(absent).is_none(), "{absent} with Sink kinesis");
     }
-    for sink in ["firehose", "sqs"] {
+    // With Sink firehose it has a delivery stream of its own, so the edge's
+    // stream (and its receipts) holds the edge's events alone; with Sink sqs
+    // the delivery stream is the API path's anyway.
+    for (sink, stream) in [("firehose", "ApiDeliveryStream"), ("sqs", "DeliveryStream")] {
         let t = deployed_with(sink, false);
         let r = &t["Resources"];
+        let ingest = &r["IngestFunction"]["Properties"];
         assert_eq!(
-            r["IngestFunction"]["Properties"]["Environment"]["Variables"]["FIREHOSE_STREAM"],
-            serde_json::json!({"Ref": "DeliveryStream"})
-        );
-        assert_eq!(
-            r["DeliveryStream"]["Properties"]["DeliveryStreamType"], "DirectPut",
+            ingest["Environment"]["Variables"]["FIREHOSE_STREAM"],
+            serde_json::json!({"Ref": stream}),
             "{sink}"
         );
+        assert_eq!(
+            ingest["Policies"][0]["Statement"][0]["Resource"],
+            serde_json::json!({"Fn::GetAtt": [stream, "Arn"]}),
+            "{sink}"
+        );
+        assert_eq!(r[stream]["Properties"]["DeliveryStreamType"], "DirectPut", "{sink}");
     }
+    let firehose = deployed_with("firehose", false);
+    let (edge, api) = (
+        &firehose["Resources"]["DeliveryStream"]["Properties"],
+        &firehose["Resources"]["ApiDeliveryStream"]["Properties"],
+    );
+    assert_eq!(api["DeliveryStreamName"]["Fn::Sub"], "${StreamName}-apigw");
+    assert_eq!(
+        edge["ExtendedS3DestinationConfiguration"], api["ExtendedS3DestinationConfiguration"],
+        "the same bucket, prefixes, buffers and transform"
+    );
+    assert!(
+        deployed_with("sqs", false)["Resources"]
+            .get("ApiDeliveryStream")
+            .is_none()
+    );
 }
 
 #[test]
