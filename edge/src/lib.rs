@@ -120,6 +120,7 @@ pub fn fetch(req: web_sys::Request, env: Env, ctx: worker::worker_sys::Context) 
         key_header: head.key(),
         authorization: head.authorization(),
         content_length: head.content_length(),
+        received_at,
     };
     let ingest = match api::prepare(&request_head, &config.api) {
         Prepared::Reply(mut reply) => {

@@ -94,6 +94,7 @@ impl IngestApi {
             key_header: header(api::KEY_HEADER),
             authorization: header("authorization"),
             content_length: header("content-length").and_then(|v| v.parse().ok()),
+            received_at,
         };
         let ingest = match api::prepare(&head, &self.api) {
             Prepared::Reply(reply) => return Ok(respond(reply)),

@@ -43,7 +43,7 @@ use crate::settings::{SettingError, Settings};
 use crate::sigv4::verify::constant_time_eq;
 use crate::source::{self, Sources};
 use crate::timestamp::Timestamp;
-use crate::verdicts;
+use crate::{token, verdicts};
 
 /// The events endpoint.
 pub const EVENTS_PATH: &str = "/v1/events";
@@ -79,6 +79,22 @@ pub struct ApiConfig {
     /// What an `ok` verdict means where this runs (`verdicts.rs`): each
     /// shell says, by its mode.
     pub ok_means: String,
+    /// Secrets signed ingest tokens are checked with (`TOKEN_SECRETS`;
+    /// `token.rs`): the first mints, the rest are kept while they rotate out.
+    pub token_secrets: TokenSecrets,
+    /// Keys that browsers may only use through a token
+    /// (`TOKEN_REQUIRED_KEYS`): their bare key is refused with an `Origin`.
+    pub token_required: Vec<String>,
+}
+
+/// The secrets of signed ingest tokens; never shown by `Debug`.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct TokenSecrets(pub Vec<Vec<u8>>);
+
+impl std::fmt::Debug for TokenSecrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "TokenSecrets({} secrets, not shown)", self.0.len())
+    }
 }
 
 impl ApiConfig {
@@ -109,7 +125,23 @@ impl ApiConfig {
             write_keys,
             sources,
             ok_means: verdicts::OK_MEANS_CHECKED.to_owned(),
+            token_secrets: token_secrets(s)?,
+            token_required: s.list("TOKEN_REQUIRED_KEYS"),
         };
+        for id in &config.token_required {
+            if !config.write_keys.has_id(id) {
+                return Err(SettingError::new(
+                    "TOKEN_REQUIRED_KEYS",
+                    format!("names key {id:?}, which WRITE_KEYS does not define"),
+                ));
+            }
+        }
+        if !config.token_required.is_empty() && config.token_secrets.0.is_empty() {
+            return Err(SettingError::new(
+                "TOKEN_REQUIRED_KEYS",
+                "requires tokens, and TOKEN_SECRETS (the secrets they are signed with) is not set",
+            ));
+        }
         let write_keys = &config.write_keys;
         match (write_keys.is_enabled(), s.bool_or("ALLOW_ANONYMOUS", false)?) {
             (false, false) => {
@@ -128,6 +160,18 @@ impl ApiConfig {
         }
         Ok(config)
     }
+}
+
+/// `TOKEN_SECRETS`: comma-separated, each at least [`token::MIN_SECRET_BYTES`].
+fn token_secrets<F: Fn(&str) -> Option<String>>(s: &Settings<F>) -> Result<TokenSecrets, SettingError> {
+    let secrets = s.list("TOKEN_SECRETS");
+    if let Some(i) = secrets.iter().position(|x| x.len() < token::MIN_SECRET_BYTES) {
+        return Err(SettingError::new(
+            "TOKEN_SECRETS",
+            format!("secret {} is shorter than {} bytes", i + 1, token::MIN_SECRET_BYTES),
+        ));
+    }
+    Ok(TokenSecrets(secrets.into_iter().map(String::into_bytes).collect()))
 }
 
 /// The origins allowed to post from browsers.
@@ -251,6 +295,8 @@ pub struct RequestHead<'a> {
     pub authorization: Option<&'a str>,
     /// `Content-Length`, when sent.
     pub content_length: Option<u64>,
+    /// When the request arrived: a signed token's expiry is checked against it.
+    pub received_at: Timestamp,
 }
 
 /// A finished answer: status, headers and a JSON body.
@@ -291,6 +337,14 @@ pub enum ApiError {
     /// A query parameter with a value it does not take.
     #[error("{0}")]
     BadParameter(String),
+    /// A signed ingest token that does not hold.
+    #[error(transparent)]
+    Token(#[from] token::TokenError),
+    /// A bare key a browser may not use: the key requires tokens.
+    #[error(
+        "key {0:?} requires a signed ingest token from browsers (TOKEN_REQUIRED_KEYS); mint one on your server: README, \"Signed ingest tokens\""
+    )]
+    TokenRequired(String),
     /// A key the source's `keys` setting does not list.
     #[error("write key {key:?} may not post to source {name:?} (SOURCES)")]
     KeyNotAllowed {
@@ -327,7 +381,7 @@ impl ApiError {
         match self {
             Self::Decode(e) => e.status(),
             Self::Segment(e) => e.status(),
-            Self::MissingKey | Self::UnknownKey => 401,
+            Self::MissingKey | Self::UnknownKey | Self::Token(_) | Self::TokenRequired(_) => 401,
             Self::BadSourceName(_) | Self::BadParameter(_) => 400,
             Self::OriginNotAllowed(_) | Self::KeyNotAllowed { .. } => 403,
             Self::NotFound(_) => 404,
@@ -344,6 +398,8 @@ impl ApiError {
             Self::Segment(e) => e.code(),
             Self::BadSourceName(_) => "invalid_source_name",
             Self::BadParameter(_) => "invalid_parameter",
+            Self::Token(e) => e.code(),
+            Self::TokenRequired(_) => "token_required",
             Self::KeyNotAllowed { .. } => "key_not_allowed",
             Self::MissingKey => "missing_write_key",
             Self::UnknownKey => "invalid_write_key",
@@ -440,6 +496,8 @@ pub struct Ingest {
     pub body_limit: usize,
     /// The client asked for a verdict per event (`?verdicts=1`).
     pub verdicts: bool,
+    /// The request's `Origin`, against which a token in a Segment body is checked.
+    pub origin: Option<String>,
 }
 
 impl Ingest {
@@ -545,7 +603,7 @@ fn prepare_inner(head: &RequestHead<'_>, config: &ApiConfig) -> Result<Prepared,
     {
         return Err(ApiError::OriginNotAllowed(origin.to_owned()));
     }
-    let (key_id, key_in_body) = match authenticate(head, &config.write_keys) {
+    let (key_id, key_in_body) = match authenticate(head, config) {
         // Segment's browser SDK sends the key in the body (a text/plain
         // body needs no preflight, and sendBeacon sets no headers).
         Err(ApiError::MissingKey) if matches!(door, Door::Segment(_)) => (None, true),
@@ -580,11 +638,12 @@ fn prepare_inner(head: &RequestHead<'_>, config: &ApiConfig) -> Result<Prepared,
         key_in_body,
         body_limit,
         verdicts,
+        origin: head.origin.map(str::to_owned),
     }))
 }
 
-fn authenticate(head: &RequestHead<'_>, keys: &WriteKeys) -> Result<Option<String>, ApiError> {
-    if !keys.is_enabled() {
+fn authenticate(head: &RequestHead<'_>, config: &ApiConfig) -> Result<Option<String>, ApiError> {
+    if !config.write_keys.is_enabled() {
         return Ok(None);
     }
     let from_authorization = head.authorization.and_then(|a| {
@@ -603,13 +662,31 @@ fn authenticate(head: &RequestHead<'_>, keys: &WriteKeys) -> Result<Option<Strin
         .map(|k| k.trim().to_owned())
         .filter(|k| !k.is_empty())
         .ok_or(ApiError::MissingKey)?;
-    identify(keys, &presented)
+    identify(config, &presented, head.origin, head.received_at)
 }
 
-fn identify(keys: &WriteKeys, presented: &str) -> Result<Option<String>, ApiError> {
-    keys.identify(presented.trim())
-        .map(|id| Some(id.to_owned()))
-        .ok_or(ApiError::UnknownKey)
+/// The key id a presented key or signed token stands for. A token is
+/// checked against the request's origin and time; a bare key that requires
+/// tokens is refused from a browser (a request with an `Origin`).
+fn identify(
+    config: &ApiConfig,
+    presented: &str,
+    origin: Option<&str>,
+    now: Timestamp,
+) -> Result<Option<String>, ApiError> {
+    let presented = presented.trim();
+    if token::is_token(presented) {
+        let id = token::verify(&config.token_secrets.0, presented, origin, now)?;
+        if !config.write_keys.has_id(&id) {
+            return Err(token::TokenError::UnknownKey(id).into());
+        }
+        return Ok(Some(id));
+    }
+    let id = config.write_keys.identify(presented).ok_or(ApiError::UnknownKey)?;
+    if origin.is_some() && config.token_required.iter().any(|k| k == id) {
+        return Err(ApiError::TokenRequired(id.to_owned()));
+    }
+    Ok(Some(id.to_owned()))
 }
 
 /// The user of HTTP Basic credentials (`base64(user:password)`): Segment's
@@ -745,7 +822,7 @@ pub fn accept(
                     .as_deref()
                     .ok_or(ApiError::MissingKey)
                     .map_err(refuse)?;
-                key_id = identify(&config.write_keys, presented).map_err(refuse)?;
+                key_id = identify(config, presented, ingest.origin.as_deref(), received_at).map_err(refuse)?;
                 ctx.key_id = key_id.as_deref();
             }
             ctx.dialect = Dialect::Segment {

@@ -96,5 +96,6 @@ pub mod sigv4;
 pub mod source;
 pub mod sqs;
 pub mod timestamp;
+pub mod token;
 pub mod validate;
 pub mod verdicts;

@@ -69,6 +69,7 @@ fn every_captured_request_is_answered_and_enveloped_as_recorded() {
                 key_header: header("x-edgehose-key"),
                 authorization: header("authorization"),
                 content_length: Some(body.len() as u64),
+                ..RequestHead::default()
             };
             let body = Body {
                 bytes: &body,

@@ -748,3 +748,111 @@ fn verdicts_on_request_judge_each_event_through_both_doors_and_change_nothing_un
     });
     assert!(all_in, "{}", edge.log());
 }
+
+/// A README code block: the fenced block whose first line is `first`.
+fn readme_block(first: &str) -> String {
+    let readme = std::fs::read_to_string(edgehose_local::tools::repo_root().join("README.md")).unwrap();
+    let at = readme
+        .find(first)
+        .unwrap_or_else(|| panic!("README has no block starting {first:?}"));
+    let rest = &readme[at..];
+    rest[..rest.find("```").unwrap()].to_owned()
+}
+
+#[test]
+fn signed_tokens_from_the_cli_and_the_readmes_node_and_python_are_taken_and_bad_ones_named() {
+    const SECRET: &str = "0123456789abcdef0123456789abcdef";
+    const ORIGIN: &str = "https://shop.example";
+    let sandbox = sandbox();
+    let edge = edge(
+        &sandbox,
+        &[
+            ("WRITE_KEYS", "web:wk_web_0123456789,srv:wk_srv_0123456789"),
+            ("TOKEN_SECRETS", SECRET),
+            ("TOKEN_REQUIRED_KEYS", "web"),
+            ("ALLOWED_ORIGINS", ORIGIN),
+        ],
+    );
+    let events = format!("{}/v1/events", edge.url());
+    let send = |key: &str, origin: Option<&str>| {
+        let mut headers = vec![("content-type", "application/json"), ("x-edgehose-key", key)];
+        if let Some(o) = origin {
+            headers.push(("origin", o));
+        }
+        request("POST", &events, &headers, br#"{"event":"t"}"#)
+    };
+    let code = |r: &Response| error_of(r).1;
+    // Minted by the CLI, by the README's Node function, by its Python one.
+    let cli = std::process::Command::new(edgehose_tests::workspace_binary("edgehose"))
+        .args(["token", "--key", "web", "--origin", ORIGIN, "--ttl", "10m"])
+        .env("TOKEN_SECRETS", SECRET)
+        .output()
+        .unwrap();
+    assert!(cli.status.success(), "{}", String::from_utf8_lossy(&cli.stderr));
+    let dir = std::env::temp_dir().join(format!("edgehose-tokens-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let node_file = dir.join("mint.mjs");
+    let node = readme_block("// mint-token (Node)")
+        + "console.log(ingestToken(process.env.SECRET, process.env.KEY, process.env.ORIGIN, 600));\n";
+    std::fs::write(&node_file, node).unwrap();
+    let python_file = dir.join("mint.py");
+    let python = readme_block("# mint-token (Python)")
+        + "import os\nprint(ingest_token(os.environ['SECRET'], os.environ['KEY'], os.environ['ORIGIN'], 600))\n";
+    std::fs::write(&python_file, python).unwrap();
+    let run = |program: std::path::PathBuf, file: &std::path::Path| {
+        let out = std::process::Command::new(program)
+            .arg(file)
+            .envs([("SECRET", SECRET), ("KEY", "web"), ("ORIGIN", ORIGIN)])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    };
+    let minted = [
+        ("cli", String::from_utf8(cli.stdout).unwrap().trim().to_owned()),
+        ("node", run(edgehose_local::tools::npm_bin("node").unwrap(), &node_file)),
+        ("python", run(edgehose_local::tools::python().unwrap(), &python_file)),
+    ];
+    let _ = std::fs::remove_dir_all(&dir);
+    for (by, token) in &minted {
+        let r = send(token, Some(ORIGIN));
+        assert_eq!(r.status, 200, "{by}: {}", r.text());
+    }
+    let token = &minted[0].1;
+    // The bare key of a key that requires tokens, from a browser; from a server it is fine.
+    assert_eq!(code(&send("wk_web_0123456789", Some(ORIGIN))), "token_required");
+    assert_eq!(send("wk_web_0123456789", None).status, 200);
+    // Another origin, a forged or tampered token, an expired one, a key that is not ours.
+    assert_eq!(code(&send(token, Some("https://evil.example"))), "origin_not_allowed");
+    assert_eq!(code(&send(token, None)), "token_wrong_origin");
+    let forged = edgehose_shared::token::mint(
+        b"not the secret, but 32 bytes lon",
+        "web",
+        ORIGIN,
+        edgehose_local::clock::now().add_millis(600_000),
+    );
+    assert_eq!(code(&send(&forged, Some(ORIGIN))), "token_forged");
+    let tampered = token.replacen("et1.web.", "et1.srv.", 1);
+    assert_eq!(code(&send(&tampered, Some(ORIGIN))), "token_forged");
+    let now = edgehose_local::clock::now();
+    let expired = edgehose_shared::token::mint(SECRET.as_bytes(), "web", ORIGIN, now.add_millis(-61_000));
+    let (status, code_, message) = error_of(&send(&expired, Some(ORIGIN)));
+    assert_eq!((status, code_.as_str()), (401, "token_expired"), "{message}");
+    let skewed = edgehose_shared::token::mint(SECRET.as_bytes(), "web", ORIGIN, now.add_millis(-30_000));
+    assert_eq!(
+        send(&skewed, Some(ORIGIN)).status,
+        200,
+        "inside the 60 s of skew allowed"
+    );
+    let ghost = edgehose_shared::token::mint(SECRET.as_bytes(), "ghost", ORIGIN, now.add_millis(600_000));
+    assert_eq!(code(&send(&ghost, Some(ORIGIN))), "token_unknown_key");
+    // Segment's browser SDK sends the key in the body: a token works there too.
+    let segment = format!(r#"{{"writeKey":"{token}","batch":[{{"type":"track","event":"x","anonymousId":"a"}}]}}"#);
+    let r = request(
+        "POST",
+        &format!("{}/v1/batch", edge.url()),
+        &[("content-type", "text/plain"), ("origin", ORIGIN)],
+        segment.as_bytes(),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+}

@@ -54,6 +54,7 @@ fn replay(r: &Captured, index: usize, config: &ApiConfig) -> (u16, String, Vec<S
         key_header: r.header("x-edgehose-key"),
         authorization: r.header("authorization"),
         content_length: Some(r.body.len() as u64),
+        ..RequestHead::default()
     };
     let body = Body {
         bytes: &r.body,

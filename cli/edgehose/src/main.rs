@@ -18,6 +18,7 @@ mod latency;
 mod receipts;
 mod redrive;
 mod signals;
+mod token;
 mod trace;
 
 /// edgehose: global, low-latency event ingestion into AWS.
@@ -40,6 +41,8 @@ enum Command {
     Receipts(receipts::ReceiptsArgs),
     /// Every place one event id is.
     Trace(trace::TraceArgs),
+    /// Mint a signed ingest token for a write key.
+    Token(token::TokenArgs),
     /// The whole monthly bill per path, line by line.
     Cost(cost::CostArgs),
     /// Time to acknowledge a click: edge against API Gateway.
@@ -55,6 +58,7 @@ fn main() -> ExitCode {
         Command::Redrive(a) => redrive::run(a),
         Command::Receipts(a) => receipts::run(a),
         Command::Trace(a) => trace::run(a),
+        Command::Token(a) => token::run(a),
         Command::Cost(a) => cost::run(a),
         Command::Latency(a) => latency::run(a),
         Command::DelayProxy(a) => delay_proxy::run(a),

@@ -842,3 +842,65 @@ fn segments_door_gives_verdicts_beside_its_own_answer_and_only_when_asked() {
     let plain = run_at("/v1/batch", None, body, &cfg).unwrap();
     assert_eq!(plain.reply.body, r#"{"success":true}"#);
 }
+
+#[test]
+fn a_signed_token_stands_for_its_key_and_a_key_that_requires_tokens_is_refused_from_browsers() {
+    use crate::token::mint;
+    const SECRET: &str = "0123456789abcdef0123456789abcdef";
+    let cfg = config(&[
+        ("WRITE_KEYS", "web:wk_web_0123456789,srv:wk_srv_0123456789"),
+        ("TOKEN_SECRETS", SECRET),
+        ("TOKEN_REQUIRED_KEYS", "web"),
+        ("ALLOWED_ORIGINS", "https://shop.example"),
+    ]);
+    let now = T;
+    let head = |origin: Option<&'static str>, key: &'static str| RequestHead {
+        method: "POST",
+        path: "/v1/events",
+        origin,
+        key_header: Some(key),
+        received_at: now,
+        ..RequestHead::default()
+    };
+    let token = mint(
+        SECRET.as_bytes(),
+        "web",
+        "https://shop.example",
+        now.add_millis(600_000),
+    );
+    let token: &'static str = Box::leak(token.into_boxed_str());
+    let ingest = ingest_of(prepare(&head(Some("https://shop.example"), token), &cfg));
+    assert_eq!(ingest.key_id.as_deref(), Some("web"));
+    // The bare key: refused from a browser, taken from a server.
+    let refused = reply_of(prepare(&head(Some("https://shop.example"), "wk_web_0123456789"), &cfg));
+    assert_eq!(
+        (refused.status, json(&refused)["code"].clone()),
+        (401, "token_required".into())
+    );
+    assert_eq!(
+        ingest_of(prepare(&head(None, "wk_web_0123456789"), &cfg))
+            .key_id
+            .as_deref(),
+        Some("web")
+    );
+    // A key that does not require tokens still works bare from a browser.
+    let srv = ingest_of(prepare(&head(Some("https://shop.example"), "wk_srv_0123456789"), &cfg));
+    assert_eq!(srv.key_id.as_deref(), Some("srv"));
+    let ghost = mint(SECRET.as_bytes(), "ghost", "*", now.add_millis(600_000));
+    let ghost: &'static str = Box::leak(ghost.into_boxed_str());
+    let r = reply_of(prepare(&head(None, ghost), &cfg));
+    assert_eq!((r.status, json(&r)["code"].clone()), (401, "token_unknown_key".into()));
+    // Settings are checked: a required key must exist, and needs secrets.
+    let bad = ApiConfig::from_settings(&Settings::new(|n: &str| match n {
+        "WRITE_KEYS" => Some("web:wk_web_0123456789".to_owned()),
+        "TOKEN_REQUIRED_KEYS" => Some("web".to_owned()),
+        _ => None,
+    }));
+    assert_eq!(bad.unwrap_err().name, "TOKEN_REQUIRED_KEYS");
+    let short = ApiConfig::from_settings(&Settings::new(|n: &str| match n {
+        "WRITE_KEYS" => Some("web:wk_web_0123456789".to_owned()),
+        "TOKEN_SECRETS" => Some("too short".to_owned()),
+        _ => None,
+    }));
+    assert_eq!(short.unwrap_err().name, "TOKEN_SECRETS");
+}
