@@ -10,7 +10,8 @@
 use edgehose_shared::dead_letter::{archive_body, archive_key};
 use edgehose_shared::deadline::Deadline;
 use edgehose_shared::limits::DEAD_LETTER_WRITE_TIMEOUT_MS;
-use edgehose_shared::outcome::{Outcome, why};
+use edgehose_shared::outcome::{LineAccount, Outcome, why};
+use edgehose_shared::timestamp::Timestamp;
 use wasm_bindgen::JsValue;
 use worker::{Env, console_error};
 
@@ -103,18 +104,13 @@ pub fn lost(lines: &[String], why: &str) {
     );
 }
 
-/// The envelope ids of some lines, for the log.
+/// The envelope ids of some lines, for the log (`?` for a line without one).
 pub fn ids<S: AsRef<str>>(lines: &[S]) -> Vec<String> {
-    #[derive(serde::Deserialize)]
-    struct IdOnly {
-        id: String,
-    }
     lines
         .iter()
         .map(|l| {
-            serde_json::from_str::<IdOnly>(l.as_ref())
-                .map(|e| e.id)
-                .unwrap_or_else(|_| "?".to_owned())
+            let id = LineAccount::of(l.as_ref(), Timestamp::from_millis(0)).id;
+            if id.is_empty() { "?".to_owned() } else { id }
         })
         .collect()
 }

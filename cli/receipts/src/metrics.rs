@@ -7,6 +7,7 @@
 //! that overlap say the same thing twice rather than add up.
 
 use edgehose_local::http::send;
+use edgehose_shared::sigv4::query_string;
 use edgehose_shared::sigv4::sign::{Credentials, sign};
 
 use crate::Report;
@@ -35,15 +36,24 @@ pub fn values(report: &Report) -> [(&'static str, u64); 3] {
 
 /// The `PutMetricData` body (Query protocol) for `values`, stamped `at` (RFC 3339).
 pub fn body(values: &[(&str, u64)], at: &str) -> String {
-    let mut out = format!("Action=PutMetricData&Version=2010-08-01&Namespace={NAMESPACE}");
+    let mut pairs: Vec<(String, String)> = vec![
+        ("Action".into(), "PutMetricData".into()),
+        ("Version".into(), "2010-08-01".into()),
+        ("Namespace".into(), NAMESPACE.into()),
+    ];
     for (i, (name, value)) in values.iter().enumerate() {
         let m = format!("MetricData.member.{}", i + 1);
-        out.push_str(&format!(
-            "&{m}.MetricName={name}&{m}.Value={value}&{m}.Unit=Count&{m}.Timestamp={}&{m}.Dimensions.member.1.Name=Source&{m}.Dimensions.member.1.Value=edge",
-            at.replace(':', "%3A")
-        ));
+        pairs.extend([
+            (format!("{m}.MetricName"), (*name).to_owned()),
+            (format!("{m}.Value"), value.to_string()),
+            (format!("{m}.Unit"), "Count".to_owned()),
+            (format!("{m}.Timestamp"), at.to_owned()),
+            (format!("{m}.Dimensions.member.1.Name"), "Source".to_owned()),
+            (format!("{m}.Dimensions.member.1.Value"), "edge".to_owned()),
+        ]);
     }
-    out
+    let pairs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    query_string(&pairs)
 }
 
 /// Publishes the report's metrics at `endpoint` (`https://monitoring.<region>.amazonaws.com`).

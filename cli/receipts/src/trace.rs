@@ -16,6 +16,7 @@ use edgehose_latency::s3::Bucket;
 use edgehose_local::http::send;
 use edgehose_shared::dead_letter::{hours_between, lines_with_id};
 use edgehose_shared::rejected::is_rejected_line;
+use edgehose_shared::sigv4::uri_encode;
 use edgehose_shared::timestamp::Timestamp;
 use serde::Serialize;
 use serde_json::Value;
@@ -223,7 +224,11 @@ fn local_buffer(t: &mut Trace, dir: &std::path::Path, stream: &str) {
 }
 
 fn local_queues(t: &mut Trace, worker: &str) -> Result<()> {
-    let url = format!("{}/_edgehose/queued?id={}", worker.trim_end_matches('/'), encode(&t.id));
+    let url = format!(
+        "{}/_edgehose/queued?id={}",
+        worker.trim_end_matches('/'),
+        uri_encode(t.id.as_bytes(), false)
+    );
     let answer = get_json(http::Request::get(&url).body(Vec::new())?)?;
     for f in answer["found"].as_array().into_iter().flatten() {
         t.found.push(Place {
@@ -284,7 +289,7 @@ fn archive(t: &mut Trace, worker: &Worker, from_ms: i64, to_ms: i64) -> Result<(
     let url = format!(
         "{}/v1/dead-letters?id={}&from={from_ms}&to={to_ms}",
         worker.url.trim_end_matches('/'),
-        encode(&t.id)
+        uri_encode(t.id.as_bytes(), false)
     );
     let request = http::Request::get(&url)
         .header("authorization", format!("Bearer {}", worker.admin_key))
@@ -337,16 +342,6 @@ fn get_json(request: http::Request<Vec<u8>>) -> Result<Value> {
         )));
     }
     serde_json::from_slice(&response.body).map_err(|e| Error::Answer(format!("{uri}: {e}")))
-}
-
-/// Percent-encodes an id for a query string.
-fn encode(id: &str) -> String {
-    id.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// The answer for people.
