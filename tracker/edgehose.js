@@ -17,7 +17,13 @@
 // batch waits with exponential backoff and full jitter, one batch at a time
 // however many events are waiting (so an outage never turns into a storm of
 // retries); a 4xx answer is never retried (401, 403 and 404 stop the
-// tracker: its settings are wrong and every later request would fail too).
+// tracker: its settings are wrong and every later request would fail too),
+// but 429 and 503: past a rate limit, or while the edge cannot take events,
+// the batch waits as long as `Retry-After` says (and up to a second more, so
+// a page's many trackers do not all return at once) and is sent again,
+// without counting against `maxRetries` (for at most `maxRateLimitMs` in
+// all): a limit delays events, it does not drop them. `writeKey` may be a
+// signed ingest token (README, "Signed ingest tokens").
 // Built by tools/build-tracker into edgehose.min.js, which is committed.
 
 const ID_KEY = "edgehose.anonymous_id";
@@ -27,6 +33,10 @@ let settings;
 let queue = [];
 let timer = 0;
 let failures = 0;
+let limitedMs = 0;
+// While a batch waits out a backoff or a Retry-After, no flush sends before
+// its time: not the calls' own, not the page's.
+let resumeAt = 0;
 let stopped = false;
 let chain = Promise.resolve(true);
 let anonymousId;
@@ -72,6 +82,7 @@ export function init(options) {
     flushInterval: 2000,
     maxBytes: 60000,
     maxRetries: 10,
+    maxRateLimitMs: 3600000,
     ...options,
   };
   settings.endpoint = String(settings.endpoint || "").replace(/\/+$/, "");
@@ -150,20 +161,23 @@ function take() {
 
 const body = (parts) => `[${parts.join(",")}]`;
 
-// Sends one batch: "ok" when it was delivered, "drop" when it must not
-// be retried (a 4xx but 408 and 429), else "retry".
+// Sends one batch: ["ok"] when it was delivered, ["drop"] when it must not
+// be retried (a 4xx but 408 and 429), else ["retry", ms]: with the wait a
+// 429 or 503 asked for in `Retry-After` (whole seconds), or none.
 async function post(parts) {
   let status = 0;
+  let wait;
   try {
-    status = (
-      await fetch(url(), {
-        method: "POST",
-        body: body(parts),
-        headers: { "content-type": "text/plain" },
-        credentials: "omit",
-        keepalive: true,
-      })
-    ).status;
+    const res = await fetch(url(), {
+      method: "POST",
+      body: body(parts),
+      headers: { "content-type": "text/plain" },
+      credentials: "omit",
+      keepalive: true,
+    });
+    status = res.status;
+    const after = Number.parseInt(res.headers.get("retry-after") || "", 10);
+    if ((status === 429 || status === 503) && after >= 0) wait = Math.min(after, 3600) * 1000;
   } catch {
     // Offline, or the request never reached the edge: retried.
   }
@@ -172,8 +186,8 @@ async function post(parts) {
     queue = [];
     console.warn(`edgehose: ${url()} answered ${status}; not sending any more`);
   }
-  if (status > 199 && status < 300) return "ok";
-  return status > 399 && status < 500 && status !== 408 && status !== 429 ? "drop" : "retry";
+  if (status > 199 && status < 300) return ["ok"];
+  return status > 399 && status < 500 && status !== 408 && status !== 429 ? ["drop"] : ["retry", wait];
 }
 
 // Sends what is queued, one batch at a time; resolves to whether all of it
@@ -181,22 +195,37 @@ async function post(parts) {
 // and one later flush tries again.
 async function drain() {
   let all = true;
+  if (Date.now() < resumeAt) {
+    // Too early (a flush cleared the timer that waits for it): wait again.
+    if (!timer) timer = setTimeout(flush, resumeAt - Date.now());
+    return false;
+  }
   while (queue.length && !stopped) {
     const parts = take();
-    const outcome = await post(parts);
+    const [outcome, wait] = await post(parts);
     if (outcome !== "retry") {
       failures = 0;
+      limitedMs = 0;
       all = all && outcome === "ok";
       continue;
     }
-    if (++failures > settings.maxRetries) {
+    let delay;
+    if (wait !== undefined && limitedMs + wait <= settings.maxRateLimitMs) {
+      // Told how long: wait that (and a jittered second), counting no attempt.
+      delay = wait + 1000 * Math.random();
+      limitedMs += delay;
+      failures = Math.max(failures, 1);
+    } else if (++failures > settings.maxRetries) {
       console.warn(`edgehose: dropped ${parts.length} events after ${failures} attempts`);
       failures = 0;
+      limitedMs = 0;
       all = false;
       continue;
+    } else {
+      delay = Math.min(30000, 500 * 2 ** failures) * Math.random();
     }
     queue.unshift(...parts.map((s) => JSON.parse(s)));
-    const delay = Math.min(30000, 500 * 2 ** failures) * Math.random();
+    resumeAt = Date.now() + delay;
     timer = setTimeout(flush, delay);
     return false;
   }

@@ -9,7 +9,7 @@ use wasm_bindgen::prelude::wasm_bindgen;
 use worker::worker_sys::web_sys;
 
 #[wasm_bindgen(inline_js = r#"
-const HEAD = ["origin", "x-edgehose-key", "authorization", "content-length", "content-type", "content-encoding", "cf-connecting-ip"];
+const HEAD = ["origin", "x-edgehose-key", "authorization", "content-length", "content-type", "content-encoding", "cf-connecting-ip", "user-agent"];
 // The head as lines, "=" before each value present and nothing for one absent:
 // header values, the method and the serialised URL never hold a line break
 // (Fetch refuses them), so one string crosses without JSON. Should one ever
@@ -18,8 +18,10 @@ export function request_head(req) {
   const h = req.headers, cf = req.cf;
   const out = [req.method, req.url];
   for (const name of HEAD) out.push(h.get(name));
-  if (cf) out.push(cf.country, cf.colo, cf.asn);
-  else out.push(null, null, null);
+  if (cf) {
+    const bm = cf.botManagement;
+    out.push(cf.country, cf.colo, cf.asn, bm?.score, bm?.verifiedBot ? "1" : null, cf.verifiedBotCategory, cf.clientTrustScore);
+  } else out.push(null, null, null, null, null, null, null);
   let lines = "";
   for (let i = 0; i < out.length; i++) {
     const v = out[i];
@@ -313,6 +315,12 @@ export async function r2_get(bucket, key) {
 export async function r2_delete(bucket, key) {
   await bucket.delete(key);
 }
+// Every call of one request to the Rate Limiting binding at once; the index
+// of the first refused, -1 when all passed.
+export async function rate_limit(binding, bytes, ends) {
+  const results = await Promise.all(strings(bytes, ends).map((key) => binding.limit({ key })));
+  return results.findIndex((r) => !r.success);
+}
 export async function queue_send(queue, bytes, ends, delay_seconds, timeout_ms) {
   const messages = strings(bytes, ends).map((body) => ({ body, contentType: "text" }));
   const options = delay_seconds > 0 ? { delaySeconds: delay_seconds } : undefined;
@@ -340,6 +348,8 @@ extern "C" {
     ) -> Result<js_sys::Promise, JsValue>;
     #[wasm_bindgen(catch)]
     fn sha256_hex(bytes: &[u8]) -> Result<js_sys::Promise, JsValue>;
+    #[wasm_bindgen(catch)]
+    fn rate_limit(binding: &JsValue, bytes: &[u8], ends: &[u32]) -> Result<js_sys::Promise, JsValue>;
     fn with_body(req: &web_sys::Request, cap: f64, inflate_cap: f64, then: &JsValue) -> js_sys::Promise;
     fn orphans_put(bytes: &[u8], ends: &[u32]);
     fn remember(env: &JsValue, ctx: &JsValue);
@@ -391,6 +401,20 @@ impl Framed {
         }
         framed
     }
+}
+
+/// Makes every call to the Rate Limiting binding `binding` at once, one per
+/// counter name in `counters`: the index of the first refused, `None` when
+/// all passed, `Err` when the binding failed.
+pub async fn limit_calls(binding: &JsValue, counters: &[&str]) -> Result<Option<usize>, String> {
+    let f = Framed::of(counters.iter().copied());
+    let promise = rate_limit(binding, &f.bytes, &f.ends).map_err(|e| format!("{e:?}"))?;
+    let index = js_sys::futures::JsFuture::from(promise)
+        .await
+        .map_err(|e| format!("{e:?}"))?
+        .as_f64()
+        .unwrap_or(-1.0);
+    Ok((index >= 0.0).then_some(index as usize))
 }
 
 /// Tells JavaScript where the current request's events could be handed if
@@ -660,7 +684,7 @@ pub struct Head {
 
 impl Head {
     /// The fields [`request_head`] sends, in order.
-    const FIELDS: usize = 12;
+    const FIELDS: usize = 17;
 
     /// Reads the head in one call.
     pub fn read(req: &web_sys::Request) -> Self {
@@ -728,17 +752,32 @@ impl Head {
     pub fn client_ip(&self) -> Option<&str> {
         self.get(8)
     }
+    /// `User-Agent`.
+    pub fn user_agent(&self) -> Option<&str> {
+        self.get(9)
+    }
     /// `request.cf.country`.
     pub fn country(&self) -> Option<&str> {
-        self.get(9)
+        self.get(10)
     }
     /// `request.cf.colo`.
     pub fn colo(&self) -> Option<&str> {
-        self.get(10)
+        self.get(11)
     }
     /// `request.cf.asn`.
     pub fn asn(&self) -> Option<u32> {
-        self.get(11).and_then(|v| v.parse().ok())
+        self.get(12).and_then(|v| v.parse().ok())
+    }
+    /// What Cloudflare and the user agent say of the client
+    /// (`cf.botManagement`, `cf.verifiedBotCategory`, `cf.clientTrustScore`).
+    pub fn bot_signals(&self) -> edgehose_shared::bot::Signals<'_> {
+        edgehose_shared::bot::Signals {
+            score: self.get(13).and_then(|v| v.parse().ok()),
+            verified_bot: self.get(14).is_some(),
+            verified_category: self.get(15),
+            trust_score: self.get(16).and_then(|v| v.parse().ok()),
+            user_agent: self.user_agent(),
+        }
     }
 }
 
@@ -764,9 +803,14 @@ mod tests {
             "application/json\u{1}\u{1}203.0.113.9\u{1}ZZ\u{1}EVIL\u{1}64500",
             null,
             null,
+            "curl/8",
             "DE",
             "FRA",
-            "3320"
+            "3320",
+            "12",
+            "1",
+            null,
+            null
         ])
         .to_string();
         let head = Head::parse(&json);
@@ -776,12 +820,16 @@ mod tests {
             (Some("DE"), Some("FRA"), Some(3320))
         );
         assert_eq!((head.content_encoding(), head.client_ip()), (None, None));
+        let bot = head.bot_signals();
+        assert_eq!(
+            (bot.score, bot.verified_bot, bot.user_agent),
+            (Some(12), true, Some("curl/8"))
+        );
     }
 
     #[test]
     fn a_head_as_lines_keeps_empty_and_absent_apart() {
-        let lines =
-            "=POST\n=https://e.example/v1/events\n=\n\n\n=12\n=text/plain\u{1}=x\n\n=203.0.113.9\n=DE\n=FRA\n=3320";
+        let lines = "=POST\n=https://e.example/v1/events\n=\n\n\n=12\n=text/plain\u{1}=x\n\n=203.0.113.9\n\n=DE\n=FRA\n=3320\n\n\n\n";
         let head = Head::parse(lines);
         assert_eq!((head.method(), head.url()), ("POST", "https://e.example/v1/events"));
         assert_eq!((head.origin(), head.key()), (Some(""), None));
@@ -798,9 +846,12 @@ mod tests {
     fn a_head_of_the_wrong_shape_is_no_head() {
         assert_eq!(Head::parse(r#"["POST","u","DE"]"#).country(), None);
         assert_eq!(Head::parse("POST\u{1}u").method(), "GET");
-        // Eleven fields, or a line that is neither empty nor "=value".
-        assert_eq!(Head::parse("=POST\n=u\n\n\n\n\n\n\n\n=DE\n=FRA").country(), None);
-        assert_eq!(Head::parse("=POST\n=u\n\n\n\n\n\n\n\nDE\n=FRA\n=1").method(), "GET");
+        // Too few fields, or a line that is neither empty nor "=value".
+        assert_eq!(Head::parse("=POST\n=u\n\n\n\n\n\n\n\n\n=DE\n=FRA").country(), None);
+        assert_eq!(
+            Head::parse("=POST\n=u\n\n\n\n\n\n\n\n\nDE\n=FRA\n=1\n\n\n\n").method(),
+            "GET"
+        );
     }
 
     #[test]

@@ -34,7 +34,9 @@ use std::rc::Rc;
 use edgehose_shared::api::{self, ApiError, Body, Ingest, Prepared, Reply, RequestHead};
 use edgehose_shared::decode::{self, Inflated};
 use edgehose_shared::envelope::EdgeMeta;
+use edgehose_shared::guard::{self, Limit};
 use edgehose_shared::outcome::{self, Cell, Outcome};
+use edgehose_shared::rate_limit;
 use edgehose_shared::settings::SettingError;
 use edgehose_shared::timestamp::Timestamp;
 use wasm_bindgen::JsValue;
@@ -50,13 +52,30 @@ thread_local! {
     /// The configuration, read once per isolate; a bad one is logged once and
     /// answered 500 from then on (a fixed deploy starts new isolates).
     static CONFIG: RefCell<Option<Result<Rc<EdgeConfig>, SettingError>>> = const { RefCell::new(None) };
+    /// What the isolate knows of its rate-limit counters (spent ones, fractions owed).
+    static LIMITS: RefCell<rate_limit::Memory> = RefCell::new(rate_limit::Memory::default());
 }
+
+/// The Rate Limiting binding `RATE_LIMITS` is counted on (`[[ratelimits]]`
+/// in wrangler.toml, its `simple.limit` and `period` those of
+/// `edgehose_shared::rate_limit`).
+pub const RATE_LIMITER_BINDING: &str = "RATE_LIMITER";
 
 fn config(env: &Env) -> Result<Rc<EdgeConfig>, ApiError> {
     if let Some(c) = CONFIG.with(|c| c.borrow().clone()) {
         return c.map_err(ApiError::Misconfigured);
     }
-    let read = EdgeConfig::from_env(env).map(Rc::new);
+    let read = EdgeConfig::from_env(env).and_then(|c| {
+        if c.api.rate_limits.is_enabled() && limiter(env).is_none() {
+            return Err(SettingError::new(
+                "RATE_LIMITS",
+                format!(
+                    "is set and the Worker has no {RATE_LIMITER_BINDING} binding ([[ratelimits]] in wrangler.toml)"
+                ),
+            ));
+        }
+        Ok(Rc::new(c))
+    });
     if let Err(e) = &read {
         // Once per isolate: the same error on every request says nothing new.
         console_error!("edgehose: misconfigured, answering 500 to every request: {e}");
@@ -156,6 +175,21 @@ pub fn fetch(req: web_sys::Request, env: Env, ctx: worker::worker_sys::Context) 
         Prepared::Ingest(ingest) => ingest,
     };
     let ctx = Context::new(ctx);
+    if !ingest.key_in_body
+        && let Some(reply) = LIMITS.with(|m| {
+            guard::refuse_early(
+                &config.api,
+                ingest.key_id.as_deref(),
+                head.client_ip(),
+                &ingest.cors,
+                &m.borrow(),
+                received_at.as_millis() as u64,
+            )
+        })
+    {
+        refused(&reply, ingest.cell(ingest.key_id.as_deref(), received_at), &env, &ctx);
+        return respond(reply);
+    }
     // A gzip body is inflated by the runtime (no inflater in the wasm), never
     // past the largest body any route takes; each route's own limit is then
     // checked as if it had been inflated here.
@@ -222,6 +256,102 @@ fn ingest_body(
             return respond(reply);
         }
     };
+    let finding = edgehose_shared::bot::judge(&head.bot_signals());
+    let now_ms = received_at.as_millis() as u64;
+    let limit = LIMITS.with(|m| {
+        guard::limit(
+            &accepted,
+            &config.api,
+            head.client_ip(),
+            &mut m.borrow_mut(),
+            now_ms,
+            &CryptoRandom::default(),
+        )
+    });
+    let calls = match limit {
+        Limit::Within => {
+            return answer(
+                config,
+                accepted,
+                finding.as_ref(),
+                None,
+                (ingest.cors, received_at),
+                env,
+                ctx,
+            );
+        }
+        Limit::Over(scope) => {
+            return answer(
+                config,
+                accepted,
+                finding.as_ref(),
+                Some(scope),
+                (ingest.cors, received_at),
+                env,
+                ctx,
+            );
+        }
+        Limit::Ask(calls) => calls,
+    };
+    js_sys::futures::future_to_promise(async move {
+        let over = match limiter(&env) {
+            Some(binding) => {
+                let counters: Vec<&str> = calls.iter().map(|(c, _)| c.as_str()).collect();
+                match js::limit_calls(&binding, &counters).await {
+                    Ok(refused) => refused.map(|i| {
+                        LIMITS.with(|m| m.borrow_mut().spend(&calls[i].0, now_ms));
+                        calls[i].1
+                    }),
+                    // A limiter that fails lets the request through: losing
+                    // events to a guard's outage is worse than a flood's bill.
+                    Err(e) => {
+                        console_error!("edgehose: the rate limiter failed, request let through: {e}");
+                        None
+                    }
+                }
+            }
+            None => None,
+        };
+        Ok(answer(
+            config,
+            accepted,
+            finding.as_ref(),
+            over,
+            (ingest.cors, received_at),
+            env,
+            ctx,
+        ))
+    })
+    .into()
+}
+
+/// The Rate Limiting binding, when the Worker has one.
+fn limiter(env: &Env) -> Option<JsValue> {
+    js_sys::Reflect::get(env, &JsValue::from_str(RATE_LIMITER_BINDING))
+        .ok()
+        .filter(|b| !b.is_undefined())
+}
+
+/// Answers an accepted request once its limits are known: 429, or its
+/// events (labelled, if they are) handed on and the answer given.
+fn answer(
+    config: Rc<EdgeConfig>,
+    accepted: api::Accepted,
+    finding: Option<&edgehose_shared::bot::Finding>,
+    over: Option<rate_limit::Scope>,
+    (cors, received_at): (Vec<(&'static str, String)>, Timestamp),
+    env: Env,
+    ctx: Context,
+) -> JsValue {
+    let now_ms = now().as_millis() as u64;
+    let cell = accepted.cell.clone();
+    let accepted = match guard::settle(accepted, &config.api, finding, over, now_ms) {
+        Ok(a) => a,
+        Err(reply) => {
+            refused(&reply, cell, &env, &ctx);
+            return respond(reply);
+        }
+    };
     let bytes = forward::size_of(&accepted.lines);
     if config.answers_at_once() && forward::has_room(&config, bytes) {
         // The window's flush writes these counts with its own.
@@ -233,7 +363,6 @@ fn ingest_body(
     // once a queue shard holds the events, and 503 (`Retry-After`) when none
     // takes them — never held where nothing keeps them.
     let held = config.answers_at_once().then(forward::held_bytes);
-    let cors = ingest.cors;
     js_sys::futures::future_to_promise(async move {
         match forward::enqueue_first(&config, &env, &accepted.lines, received_at).await {
             Ok(()) => {
@@ -272,10 +401,24 @@ fn wasm_memory_bytes() -> usize {
     }
 }
 
-/// Counts a request's accepted lines (and of them the quarantined).
+/// Counts a request's accepted lines (and of them the quarantined, the
+/// limited by scope, the bot-labelled by verdict).
 fn count_accepted(accepted: &api::Accepted) {
-    outcomes::count(accepted.cell.clone(), Outcome::Accepted, accepted.lines.len() as u64);
+    let n = accepted.lines.len() as u64;
+    outcomes::count(accepted.cell.clone(), Outcome::Accepted, n);
     outcomes::count(accepted.cell.clone(), Outcome::Quarantined, accepted.quarantined as u64);
+    for (outcome, reason) in [
+        (Outcome::Limited, &accepted.label.limited),
+        (Outcome::Labelled, &accepted.label.bot),
+    ] {
+        if let Some(reason) = reason {
+            let cell = Cell {
+                reason: reason.clone(),
+                ..accepted.cell.clone()
+            };
+            outcomes::count(cell, outcome, n);
+        }
+    }
 }
 
 /// Counts a request answered with an error, under its status; the count

@@ -1,7 +1,8 @@
 //! The analyst line: the one flat JSON line per valid event the destination
 //! holds, in the shape analysts query. Each dialect writes its own fields
 //! and every line shares the envelope's: `id`, `event_time`, `received_at`,
-//! `key_id`, `country`, `colo`, `asn`.
+//! `key_id`, `country`, `colo`, `asn`, and `label` when the edge wrote one
+//! (a rate limit passed, a bot verdict: `edgehose_shared::label`).
 //!
 //! ```text
 //! {"id":"m-1","event":"click","event_time":"2024-05-01T12:30:00.000Z",…,"properties":{…}}                 schema v1
@@ -14,6 +15,7 @@
 
 use edgehose_shared::envelope::EdgeMeta;
 use edgehose_shared::event::Event;
+use edgehose_shared::label::Label;
 use edgehose_shared::segment::Call;
 use edgehose_shared::segment::validate::Message;
 use edgehose_shared::source::SourceEvent;
@@ -33,6 +35,8 @@ pub struct Where<'a> {
     pub key_id: Option<&'a str>,
     /// Edge metadata.
     pub edge: Option<&'a EdgeMeta<'a>>,
+    /// What the edge said of the event's request: a limit, a bot verdict.
+    pub label: Option<&'a Label>,
 }
 
 impl<'a> Where<'a> {
@@ -75,6 +79,8 @@ pub struct V1Line<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     asn: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    label: Option<&'a Label>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     properties: Option<&'a RawValue>,
 }
 
@@ -97,6 +103,7 @@ impl<'a> V1Line<'a> {
             country: at.country(),
             colo: at.colo(),
             asn: at.edge.and_then(|e| e.asn),
+            label: at.label,
             properties: event.properties,
         }
     }
@@ -139,6 +146,8 @@ pub struct SegmentLine<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     asn: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    label: Option<&'a Label>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     properties: Option<&'a RawValue>,
     #[serde(skip_serializing_if = "Option::is_none")]
     traits: Option<&'a RawValue>,
@@ -169,6 +178,7 @@ impl<'a> SegmentLine<'a> {
             country: at.country(),
             colo: at.colo(),
             asn: at.edge.and_then(|e| e.asn),
+            label: at.label,
             properties: m.properties,
             traits: m.traits,
             context: m.context,
@@ -201,6 +211,8 @@ pub struct SourceLine<'a> {
     colo: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     asn: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    label: Option<&'a Label>,
     properties: &'a RawValue,
 }
 
@@ -217,6 +229,7 @@ impl<'a> SourceLine<'a> {
             country: at.country(),
             colo: at.colo(),
             asn: at.edge.and_then(|e| e.asn),
+            label: at.label,
             // Validated as an object already; a RawValue of it cannot fail.
             properties: serde_json::from_str(event.text).unwrap_or(RawValue::NULL),
         }

@@ -5,6 +5,7 @@
 //! `aws-sdk-firehose`, resends only the records that failed, and answers 200
 //! only once Firehose has acknowledged every record.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_sdk_firehose::config::{BehaviorVersion, Region};
@@ -14,11 +15,14 @@ use aws_sdk_firehose::types::Record;
 use edgehose_shared::api::{self, ApiConfig, ApiError, Body as ApiBody, Prepared, Reply, RequestHead};
 use edgehose_shared::aws::{CallError, FailedRecord, PutOutcome};
 use edgehose_shared::batch::{PackConfig, pack_calls, pack_records};
+use edgehose_shared::bot;
 use edgehose_shared::clock::{RandomSource, SeededRandom};
 use edgehose_shared::deliver::{Pause, Sink, deliver};
 use edgehose_shared::envelope::EdgeMeta;
 use edgehose_shared::firehose;
+use edgehose_shared::guard::{self, Limit};
 use edgehose_shared::limits::FIREHOSE_MAX_RECORD_BYTES;
+use edgehose_shared::rate_limit::{Memory, Windows};
 use edgehose_shared::retry::{GiveUpReason, RetryPolicy};
 use edgehose_shared::settings::{SettingError, Settings};
 use edgehose_shared::timestamp::Timestamp;
@@ -33,6 +37,10 @@ pub struct IngestApi {
     client: aws_sdk_firehose::Client,
     pack: PackConfig,
     retry: RetryPolicy,
+    /// This instance's rate-limit counters (`RATE_LIMITS`): exact for the
+    /// instance, behind the API stage's own throttle (the template's
+    /// `ApiThrottleRate` / `ApiThrottleBurst`).
+    limits: Arc<Mutex<(Memory, Windows)>>,
 }
 
 impl IngestApi {
@@ -79,6 +87,7 @@ impl IngestApi {
             pack: PackConfig::with_target_record_bytes(s.usize_or("RECORD_TARGET_BYTES", FIREHOSE_MAX_RECORD_BYTES)?),
             // API Gateway gives up on an integration after 30 s.
             retry: RetryPolicy::from_settings(s, 20_000)?,
+            limits: Arc::default(),
         })
     }
 
@@ -100,14 +109,12 @@ impl IngestApi {
             Prepared::Reply(reply) => return Ok(respond(reply)),
             Prepared::Ingest(i) => i,
         };
-        let client_ip = match req.request_context_ref() {
-            Some(RequestContext::ApiGatewayV2(ctx)) if self.api.store_client_ip => {
-                ctx.http.source_ip.as_deref().map(Into::into)
-            }
+        let address = match req.request_context_ref() {
+            Some(RequestContext::ApiGatewayV2(ctx)) => ctx.http.source_ip.clone(),
             _ => None,
         };
         let edge = EdgeMeta {
-            client_ip,
+            client_ip: address.clone().filter(|_| self.api.store_client_ip).map(Into::into),
             ..EdgeMeta::default()
         };
         let body = ApiBody {
@@ -117,6 +124,29 @@ impl IngestApi {
             inflated: None,
         };
         let accepted = match api::accept(&ingest, body, &edge, &self.api, received_at, &OsRandom) {
+            Ok(a) => a,
+            Err(reply) => return Ok(respond(reply)),
+        };
+        let finding = bot::judge(&bot::Signals {
+            user_agent: header("user-agent"),
+            ..bot::Signals::default()
+        });
+        let now_ms = received_at.as_millis() as u64;
+        let over = {
+            let mut guarded = self.limits.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let (memory, windows) = &mut *guarded;
+            match guard::limit(&accepted, &self.api, address.as_deref(), memory, now_ms, &OsRandom) {
+                Limit::Within => None,
+                Limit::Over(scope) => Some(scope),
+                Limit::Ask(calls) => calls.iter().find_map(|(counter, scope)| {
+                    (!windows.limit(counter, now_ms)).then(|| {
+                        memory.spend(counter, now_ms);
+                        *scope
+                    })
+                }),
+            }
+        };
+        let accepted = match guard::settle(accepted, &self.api, finding.as_ref(), over, now_ms) {
             Ok(a) => a,
             Err(reply) => return Ok(respond(reply)),
         };

@@ -24,6 +24,8 @@ use std::collections::{BTreeMap, HashSet};
 use base64::Engine as _;
 use edgehose_shared::envelope::Envelope;
 pub use edgehose_shared::firehose::{TransformEvent, TransformRecord};
+use edgehose_shared::judge::quarantined_bot;
+use edgehose_shared::label::{Lane, MAIN_TABLE};
 use edgehose_shared::limits::Limits;
 use edgehose_shared::outcome::{Cell, LineAccount, Outcome, Tally, door_of, minute_of};
 use edgehose_shared::rejected::{Rejected, is_rejected_line};
@@ -456,6 +458,7 @@ fn transform_record(
         valid: Vec::with_capacity(data.len() + data.len() / 2),
         rejected: Vec::new(),
         names: Vec::new(),
+        tables: Vec::new(),
     };
     let mut lines = 0usize;
     let mut first_time: Option<i64> = None;
@@ -491,8 +494,19 @@ fn transform_record(
             _ => "_mixed".to_owned(),
         };
         let date = Timestamp::from_millis(first_time.unwrap_or_default()).to_rfc3339()[..10].to_owned();
+        // The edge packs each lane in records of its own; a record that
+        // mixes them anyway (written by something else) stays in the main
+        // table, each event's label kept on its line.
+        let table = match out.tables.as_slice() {
+            [one] => *one,
+            _ => MAIN_TABLE,
+        };
         Metadata {
-            partition_keys: BTreeMap::from([("event_name".to_owned(), name), ("event_date".to_owned(), date)]),
+            partition_keys: BTreeMap::from([
+                ("table".to_owned(), table.to_owned()),
+                ("event_name".to_owned(), name),
+                ("event_date".to_owned(), date),
+            ]),
         }
     });
     let mut bytes = out.valid;
@@ -508,6 +522,8 @@ struct Output {
     rejected: Vec<u8>,
     /// The distinct event names of the valid events.
     names: Vec<String>,
+    /// The distinct tables (lanes) of the valid events.
+    tables: Vec<&'static str>,
 }
 
 impl Output {
@@ -572,6 +588,11 @@ fn outcome(line: &str, config: &TransformConfig, out: &mut Output, arrived: Time
         out.push_rejected(&envelope.id, received, &reason, line);
         return (Line::Quarantined, (rejected(Reason::Quarantined.as_str()), cell));
     }
+    if let Some(why) = quarantined_bot(envelope.label.as_ref()) {
+        out.push_rejected(&envelope.id, received, std::slice::from_ref(&why), line);
+        return (Line::Invalid, (rejected(Reason::Bot.as_str()), cell));
+    }
+    let table = Lane::table(envelope.label.as_ref().and_then(|l| l.lane));
     let Some(raw) = envelope.event.as_ref() else {
         let reason = [Violation::new(Reason::NotAnEnvelope, "", "the envelope holds no event")];
         out.push_rejected(&envelope.id, received, &reason, line);
@@ -583,6 +604,7 @@ fn outcome(line: &str, config: &TransformConfig, out: &mut Output, arrived: Time
         received_at: Rfc3339::of_millis(envelope.received_at),
         key_id: envelope.key_id.as_deref(),
         edge: envelope.edge.as_ref(),
+        label: envelope.label.as_ref(),
     };
     let done = match envelope.format.as_deref() {
         None => validate_event(raw.get(), &config.limits)
@@ -608,12 +630,17 @@ fn outcome(line: &str, config: &TransformConfig, out: &mut Output, arrived: Time
             let reason = violations.first().map_or("invalid", |v| v.reason.as_str());
             (Line::Invalid, (rejected(reason), cell))
         }
-        Ok(()) => (
-            Line::Valid {
-                received_at: envelope.received_at,
-            },
-            (Fate::Landed(envelope.id.clone().into_owned()), cell),
-        ),
+        Ok(()) => {
+            if !out.tables.contains(&table) {
+                out.tables.push(table);
+            }
+            (
+                Line::Valid {
+                    received_at: envelope.received_at,
+                },
+                (Fate::Landed(envelope.id.clone().into_owned()), cell),
+            )
+        }
     }
 }
 

@@ -8,6 +8,7 @@
 //! | `POST /v1/track`, `/v1/batch`, … ([Segment's Tracking API](crate::segment)) | `200 {"success":true}`; 413 over Segment's limits; 400 not JSON; 401, 403, 415 as above |
 //! | `POST /v1/ingest/<name>` ([any-JSON sources](crate::source)) | `200 {"accepted":N}`; 400 for a bad name; 403 for a key the source does not allow; the rest as `/v1/events` |
 //! | `OPTIONS` on any of them | 204 CORS preflight for allowed origins, 403 otherwise |
+//! | past a rate limit whose owner says refuse ([`crate::rate_limit`]) | `429` with `Retry-After`, naming the limit |
 //! | `POST /v1/m` (analytics-next's own usage metrics) | 204, nothing stored: they count the SDK's calls, not events |
 //! | `GET /healthz` | `200 {"status":"ok"}` |
 //! | another method | 405 with `Allow` |
@@ -85,6 +86,10 @@ pub struct ApiConfig {
     /// Keys that browsers may only use through a token
     /// (`TOKEN_REQUIRED_KEYS`): their bare key is refused with an `Origin`.
     pub token_required: Vec<String>,
+    /// Rate limits per key (`RATE_LIMITS`).
+    pub rate_limits: crate::rate_limit::RateLimits,
+    /// Where each key's bot-labelled events go (`BOT_ROUTES`).
+    pub bot_routes: crate::bot::BotRoutes,
 }
 
 /// The secrets of signed ingest tokens; never shown by `Debug`.
@@ -127,7 +132,22 @@ impl ApiConfig {
             ok_means: verdicts::OK_MEANS_CHECKED.to_owned(),
             token_secrets: token_secrets(s)?,
             token_required: s.list("TOKEN_REQUIRED_KEYS"),
+            rate_limits: crate::rate_limit::RateLimits::from_settings(s)?,
+            bot_routes: crate::bot::BotRoutes::from_settings(s)?,
         };
+        for (setting, id) in config
+            .rate_limits
+            .keys()
+            .map(|k| ("RATE_LIMITS", k))
+            .chain(config.bot_routes.keys().map(|k| ("BOT_ROUTES", k)))
+        {
+            if !config.write_keys.has_id(id) {
+                return Err(SettingError::new(
+                    setting,
+                    format!("names key {id:?}, which WRITE_KEYS does not define (\"*\" is every other key)"),
+                ));
+            }
+        }
         for id in &config.token_required {
             if !config.write_keys.has_id(id) {
                 return Err(SettingError::new(
@@ -373,6 +393,14 @@ pub enum ApiError {
     /// Accepting now would risk losing events (the queue or the sink is down).
     #[error("events cannot be accepted right now ({0}); retry later")]
     Unavailable(String),
+    /// Past a rate limit whose key's owner says refuse.
+    #[error("{message}; retry after {retry_after_s} s")]
+    RateLimited {
+        /// Which limit, with its figures and setting.
+        message: String,
+        /// Seconds until the limit's window ends.
+        retry_after_s: u64,
+    },
 }
 
 impl ApiError {
@@ -388,6 +416,7 @@ impl ApiError {
             Self::MethodNotAllowed { .. } => 405,
             Self::Misconfigured(_) => 500,
             Self::Unavailable(_) => 503,
+            Self::RateLimited { .. } => 429,
         }
     }
 
@@ -408,6 +437,7 @@ impl ApiError {
             Self::MethodNotAllowed { .. } => "method_not_allowed",
             Self::Misconfigured(_) => "misconfigured",
             Self::Unavailable(_) => "unavailable",
+            Self::RateLimited { .. } => "rate_limited",
         }
     }
 
@@ -419,6 +449,16 @@ impl ApiError {
         }
         if matches!(self, Self::Unavailable(_)) {
             headers.push(("retry-after", "5".to_owned()));
+        }
+        if let Self::RateLimited { retry_after_s, .. } = self {
+            headers.push(("retry-after", retry_after_s.to_string()));
+        }
+        // A page's script reads `Retry-After` only when CORS exposes it
+        // (analytics-next and edgehose.js wait as long as it says).
+        if matches!(self, Self::Unavailable(_) | Self::RateLimited { .. })
+            && headers.iter().any(|(k, _)| *k == "access-control-allow-origin")
+        {
+            headers.push(("access-control-expose-headers", "retry-after".to_owned()));
         }
         let body =
             serde_json::json!({"error": self.code(), "code": self.code(), "message": self.to_string()}).to_string();
@@ -771,6 +811,9 @@ pub struct Accepted {
     /// Where the lines are counted: the request's minute, the key that
     /// wrote them (a Segment body's `writeKey` included) and the door.
     pub cell: Cell,
+    /// What [`crate::guard::settle`] wrote into every line: a limit passed,
+    /// a bot verdict (empty until then, and for most requests).
+    pub label: crate::label::Label,
 }
 
 /// What the shell knows about the body.
@@ -850,6 +893,7 @@ pub fn accept(
             cell: ingest.cell(ctx.key_id, received_at),
             quarantined: 0,
             lines,
+            label: Default::default(),
         });
     }
     if let Door::Source(name) = &ingest.door {
@@ -900,6 +944,7 @@ pub fn accept(
         quarantined,
         cell: ingest.cell(ctx.key_id, received_at),
         lines,
+        label: Default::default(),
     })
 }
 

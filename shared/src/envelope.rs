@@ -354,6 +354,10 @@ pub struct Envelope<'a> {
     /// The payload, for a quarantine envelope.
     #[serde(default)]
     pub quarantine: Option<Quarantine>,
+    /// What the edge said of the event's request: a rate limit it came
+    /// past, a bot signal, its lane ([`crate::label`]).
+    #[serde(default)]
+    pub label: Option<crate::label::Label>,
 }
 
 /// The quarantine part of an envelope, read back.
@@ -454,6 +458,7 @@ impl<'a> Envelope<'a> {
             batch_sent_at: self.batch_sent_at,
             event: self.event.map(|e| Cow::Owned(e.into_owned())),
             quarantine: self.quarantine,
+            label: self.label,
         }
     }
 }

@@ -7,13 +7,16 @@
 //! or direct mode's flush) so that rejected events travel in records of
 //! their own: the transform fails those whole, Firehose writes them under
 //! the error prefix, and the destination holds events and nothing else.
-//! With partitioning on, valid lines are grouped by partition too, so each
-//! record belongs to one. Per-name JSON Schemas are the regional side's
+//! With partitioning on, valid lines are grouped by partition too (their
+//! table — a labelled lane's own, [`crate::label`] — name and day), so each
+//! record belongs to one. An event its label quarantines is rejected here
+//! (reason `bot`). Per-name JSON Schemas are the regional side's
 //! alone: what they reject still rides in a mixed record, marked.
 
 use std::borrow::Cow;
 
 use crate::envelope::Envelope;
+use crate::label::{Label, Lane};
 use crate::limits::Limits;
 use crate::rejected::{Rejected, is_rejected_line};
 use crate::segment::Call;
@@ -34,6 +37,8 @@ pub struct Rules<'a> {
 /// The partition a valid event belongs to.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Partition {
+    /// Its table: [`crate::label::MAIN_TABLE`], or a labelled lane's.
+    pub table: &'static str,
     /// Its name: a v1 event's `event`, a Segment track's event name or the
     /// call for the other types, a source's name.
     pub name: String,
@@ -46,6 +51,7 @@ impl Partition {
     pub fn new(name: &str, received_at_ms: i64) -> Self {
         let day = Timestamp::from_millis(received_at_ms).rfc3339_bytes();
         Self {
+            table: crate::label::MAIN_TABLE,
             name: name.to_owned(),
             date: String::from_utf8_lossy(&day[..10]).into_owned(),
         }
@@ -82,6 +88,10 @@ pub fn judge<'l>(line: &'l str, rules: Rules<'_>) -> Verdict<'l> {
             &[Violation::new(Reason::Quarantined, "", q.reason.clone())],
         );
     }
+    let lane = envelope.label.as_ref().and_then(|l| l.lane);
+    if let Some(why) = quarantined_bot(envelope.label.as_ref()) {
+        return reject(&envelope.id, at, &[why]);
+    }
     let Some(raw) = envelope.event.as_ref() else {
         let reason = Violation::new(Reason::NotAnEnvelope, "", "the envelope holds no event");
         return reject(&envelope.id, at, &[reason]);
@@ -102,9 +112,23 @@ pub fn judge<'l>(line: &'l str, rules: Rules<'_>) -> Verdict<'l> {
         }
     };
     match name {
-        Ok(name) => Verdict::Event(Partition::new(&name, envelope.received_at)),
+        Ok(name) => Verdict::Event(Partition {
+            table: Lane::table(lane),
+            ..Partition::new(&name, envelope.received_at)
+        }),
         Err(reasons) => reject(&envelope.id, at, &reasons),
     }
+}
+
+/// The violation of an event whose label sends it to the quarantine lane.
+pub fn quarantined_bot(label: Option<&Label>) -> Option<Violation> {
+    let label = label.filter(|l| l.lane == Some(Lane::Quarantine))?;
+    let detail = format!(
+        "bot verdict {} by {}, quarantined by BOT_ROUTES",
+        label.bot.as_deref().unwrap_or("?"),
+        label.by.as_deref().unwrap_or("?")
+    );
+    Some(Violation::new(Reason::Bot, "", detail))
 }
 
 /// Which records a line may share: rejected lines only with each other;

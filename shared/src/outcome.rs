@@ -9,8 +9,9 @@
 //! accepted = landed + rejected + dead_lettered + archived + lost − redriven + in flight
 //! ```
 //!
-//! - the edge: `accepted` (and of them `quarantined`), `refused` (requests,
-//!   by status: nothing of them was accepted), `enqueued`, `delivered` to the
+//! - the edge: `accepted` (and of them `quarantined`, `limited` past a rate
+//!   limit by scope, `labelled` by a bot signal by verdict), `refused`
+//!   (requests, by status: nothing of them was accepted; 429 past a limit), `enqueued`, `delivered` to the
 //!   sink, `dead_lettered` to the R2 archive (by reason), `archived` by the
 //!   dead-letter queue's consumer, `redriven` out of the archive, `lost`
 //!   where the platform left no way (logged LOST with every id);
@@ -59,6 +60,10 @@ pub enum Outcome {
     Rejected,
     /// An id seen a second time at a stage.
     Duplicate,
+    /// Of the accepted, past a rate limit and labelled `limited` (by scope).
+    Limited,
+    /// Of the accepted, labelled by a bot signal (by verdict).
+    Labelled,
 }
 
 /// The reasons a stage gives for `dead_lettered`, `archived` and `lost`
@@ -85,7 +90,7 @@ pub mod why {
 }
 
 /// How many outcomes there are.
-pub const OUTCOMES: usize = 12;
+pub const OUTCOMES: usize = 14;
 const _: () = assert!(
     OUTCOMES <= crate::limits::ANALYTICS_DOUBLES,
     "one data point holds every count"
@@ -106,6 +111,8 @@ impl Outcome {
         Outcome::Landed,
         Outcome::Rejected,
         Outcome::Duplicate,
+        Outcome::Limited,
+        Outcome::Labelled,
     ];
 
     /// Its name in rows, columns and reports.
@@ -123,6 +130,8 @@ impl Outcome {
             Outcome::Landed => "landed",
             Outcome::Rejected => "rejected",
             Outcome::Duplicate => "duplicate",
+            Outcome::Limited => "limited",
+            Outcome::Labelled => "labelled",
         }
     }
 

@@ -61,6 +61,9 @@ pub enum Reason {
     SourceName,
     /// A Segment message whose `type` is not one of the spec's calls.
     UnknownType,
+    /// A bot signal fired on its request and its key's owner quarantines
+    /// such events (`BOT_ROUTES`; the label says which signal).
+    Bot,
 }
 
 impl Reason {
@@ -84,6 +87,7 @@ impl Reason {
             Self::SchemaViolation => "schema_violation",
             Self::SourceName => "source_name",
             Self::UnknownType => "unknown_type",
+            Self::Bot => "bot",
         }
     }
 }

@@ -68,7 +68,16 @@ function watch(page) {
   // Answered (the tracker acts on the status) or failed: no longer open.
   page.on("response", (r) => ours(r.url()) && inFlight--);
   page.on("requestfailed", (r) => ours(r.url()) && inFlight--);
-  page.on("response", (r) => ours(r.url()) && seen.responses.push({ url: r.url(), status: r.status(), method: r.request().method() }));
+  page.on("response", (r) => {
+    if (!ours(r.url())) return;
+    const h = r.headers();
+    const answer = { url: r.url(), status: r.status(), method: r.request().method(), at: Date.now() };
+    if (h["retry-after"] !== undefined) {
+      answer.retry_after = h["retry-after"];
+      answer.expose = h["access-control-expose-headers"] ?? null;
+    }
+    seen.responses.push(answer);
+  });
   page.on("requestfailed", (r) => ours(r.url()) && seen.failed.push({ url: r.url(), error: r.failure()?.errorText }));
   page.on("console", (m) => seen.console.push(`${m.type()}: ${m.text()}`));
   page.on("pageerror", (e) => seen.console.push(`pageerror: ${e.message}`));

@@ -132,3 +132,14 @@ pub fn sink_options(
     o.max_retries = 4;
     o
 }
+
+/// Waits until a rate-limit window has just begun (windows are aligned to
+/// the epoch: `edgehose_shared::rate_limit::PERIOD_S`), so what a test
+/// sends next falls in one window.
+pub fn at_a_window_start() {
+    let period = edgehose_shared::rate_limit::PERIOD_S * 1000;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    std::thread::sleep(Duration::from_millis(period - now % period + 50));
+}

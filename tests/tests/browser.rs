@@ -325,6 +325,107 @@ fn the_tracker_retries_one_batch_at_a_time_with_backoff_and_never_after_a_4xx() 
     assert_eq!(hits.len(), 1, "{hits:?}");
 }
 
+/// The statuses the edge gave a page's posts to `path`, in order.
+fn answers(seen: &serde_json::Value, path: &str) -> Vec<u64> {
+    statuses(seen, "POST")
+        .into_iter()
+        .filter(|(p, _)| p == path)
+        .map(|(_, s)| s)
+        .collect()
+}
+
+#[test]
+fn both_browser_sdks_post_with_a_signed_token_and_wait_out_a_429_instead_of_dropping() {
+    let pages = Pages::start().unwrap();
+    let origin = pages.origin().to_owned();
+    let secret = "browser-token-secret-0123456789-abcdef";
+    let p = Local::start(
+        "token-429",
+        FaultPlan::default(),
+        &[
+            ("WRITE_KEYS", &format!("web:{WRITE_KEY}")),
+            ("ALLOWED_ORIGINS", &origin),
+            ("TOKEN_SECRETS", secret),
+            ("TOKEN_REQUIRED_KEYS", "web"),
+            ("RATE_LIMITS", r#"{"web":{"address":{"events":2}}}"#),
+        ],
+    );
+    let edge = p.edge.url().to_owned();
+    let expiry = edgehose_shared::timestamp::Timestamp::from_millis(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64
+            + 3_600_000,
+    );
+    let token = edgehose_shared::token::mint(secret.as_bytes(), "web", &origin, expiry);
+    let api_host = format!("{}/v1", edge.trim_start_matches("http://"));
+    // analytics-next, its writeKey the token: three calls in one window
+    // whose budget is two events; the third is answered 429 and sent again
+    // once Retry-After has passed.
+    let run = run_id();
+    edgehose_tests::events::at_a_window_start();
+    let next = drive(&json!({
+        "scenario": "analytics-next",
+        "endpoint": edge,
+        "page": format!("{origin}/analytics-next.html?apiHost={api_host}&writeKey={token}&run={run}&strategy=standard"),
+        "wait_ms": 12000,
+    }))
+    .unwrap();
+    assert_eq!(
+        (
+            answers(&next, "/v1/t"),
+            answers(&next, "/v1/p"),
+            answers(&next, "/v1/i")
+        ),
+        (vec![200], vec![200], vec![429, 200]),
+        "{next}"
+    );
+    // edgehose.js, its writeKey the token: three one-event batches in a
+    // window of two; the third waits out the 429.
+    let tracker_run = run_id();
+    edgehose_tests::events::at_a_window_start();
+    let tracker = drive(&json!({
+        "scenario": "tracker-events",
+        "endpoint": edge,
+        "run": tracker_run,
+        "count": 3,
+        "flush": true,
+        "page": format!("{origin}/tracker.html?endpoint={edge}&writeKey={token}&interval=200&batch=1"),
+        "wait_ms": 12000,
+    }))
+    .unwrap();
+    assert_eq!(answers(&tracker, "/v1/events"), [200, 200, 429, 200], "{tracker}");
+    // The 429 named its wait where the page may read it, and the tracker
+    // sent again only once that had passed.
+    let posts: Vec<&serde_json::Value> = tracker["responses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["method"] == "POST")
+        .collect();
+    assert_eq!(posts[2]["expose"], "retry-after", "{tracker}");
+    let wait_ms = posts[2]["retry_after"].as_str().unwrap().parse::<i64>().unwrap() * 1000;
+    let waited = posts[3]["at"].as_i64().unwrap() - posts[2]["at"].as_i64().unwrap();
+    assert!(
+        waited >= wait_ms - 1000,
+        "waited {waited} ms of a Retry-After of {wait_ms} ms: {tracker}"
+    );
+    let ids: Vec<String> = next["calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap().to_owned())
+        .collect();
+    let d = p.settle(|d| ids.iter().all(|id| d.delivered.contains_key(id)) && by_run(d, &tracker_run).len() == 3);
+    for id in &ids {
+        assert_eq!(d.delivered.get(id).map(Vec::len), Some(1), "{id}: {:?}", d.reasons(id));
+    }
+    let tracked = by_run(&d, &tracker_run);
+    assert_eq!(tracked.len(), 3, "{tracked:?}");
+    assert!(tracked.iter().all(|(_, line)| line["key_id"] == "web"), "{tracked:?}");
+}
+
 #[test]
 fn the_committed_tracker_is_the_build_of_its_source() {
     let out = std::env::temp_dir().join(format!("edgehose-tracker-{}.min.js", run_id()));

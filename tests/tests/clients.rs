@@ -217,3 +217,106 @@ fn bad_input_is_refused_or_rejected_by_name_and_disturbs_nothing_after_it() {
             .any(|l| l["event"] == "Big" || l["event"] == "Filler")
     );
 }
+
+/// The edge isolate's count of requests refused so far (`/healthz` with the admin key).
+fn refused_so_far(p: &Local, admin: &str) -> u64 {
+    let request = http::Request::get(format!("{}/healthz", p.edge.url().trim_end_matches('/')))
+        .header("authorization", format!("Bearer {admin}"))
+        .body(Vec::new())
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&send(request).unwrap().body).unwrap();
+    v["isolate"]["outcomes"]["refused"].as_u64().unwrap()
+}
+
+/// What each server SDK does with a 429 and its `Retry-After`, recorded:
+/// the budget of its key is spent a moment into a window, then the SDK
+/// sends its seven calls. README, "Rate limits", has the table.
+#[test]
+fn each_server_sdk_against_a_429_waits_it_out_or_drops_as_recorded() {
+    let admin = "admin-key-clients-0123456789";
+    let p = Local::start(
+        "sdk-429",
+        FaultPlan::default(),
+        &[
+            ("WRITE_KEYS", WRITE_KEYS),
+            ("ADMIN_KEY", admin),
+            ("RATE_LIMITS", r#"{"server":{"key":{"events":4}}}"#),
+        ],
+    );
+    let mut report = Vec::new();
+    for sdk in Sdk::ALL {
+        edgehose_tests::events::at_a_window_start();
+        // A quarter of the window's budget spent: the SDK's batches of 3 (Node)
+        // or 7 (Python's one flush) go past it.
+        let spend = post(
+            &format!("{}/v1/events", p.edge.url().trim_end_matches('/')),
+            &[("x-edgehose-key", "wk_server_0123456789")],
+            br#"{"event":"spend"}"#,
+        );
+        assert_eq!(spend.status, 200, "{}", spend.text());
+        let before = refused_so_far(&p, admin);
+        let started = std::time::Instant::now();
+        // Against rudder-sdk-python, whose retries follow their own clock, the
+        // key's budget is spent again in every window, so however slowly it
+        // starts, each of its tries meets a spent key.
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flood = (sdk == Sdk::RudderPython).then(|| {
+            let (url, stop) = (
+                format!("{}/v1/events", p.edge.url().trim_end_matches('/')),
+                stop.clone(),
+            );
+            std::thread::spawn(move || {
+                let mut refused = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let r = post(
+                        &url,
+                        &[("x-edgehose-key", "wk_server_0123456789")],
+                        br#"{"event":"spend"}"#,
+                    );
+                    refused += u64::from(r.status == 429);
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+                refused
+            })
+        });
+        let outcome = sdk.run(p.edge.url(), "wk_server_0123456789", &format!("limited-{}", sdk.name()));
+        let elapsed = started.elapsed();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let flood_refused = flood.map_or(0, |f| f.join().unwrap());
+        let refused = refused_so_far(&p, admin) - before - flood_refused;
+        report.push((sdk, outcome, refused, elapsed));
+    }
+    let all_ids: Vec<String> = report
+        .iter()
+        .filter_map(|(_, o, ..)| o.as_ref().ok())
+        .flatten()
+        .map(|(_, id)| id.clone())
+        .collect();
+    let d = p.settle(|d| all_ids.iter().all(|id| d.delivered.contains_key(id)));
+    for (sdk, outcome, refused, elapsed) in &report {
+        let summary = format!("{}: {refused} refused, {elapsed:?}, {outcome:?}", sdk.name());
+        println!("{summary}");
+        match sdk {
+            // analytics-node and analytics-python read Retry-After: they wait
+            // it out without spending a retry, and every call lands.
+            Sdk::AnalyticsNode | Sdk::AnalyticsPython => {
+                let calls = outcome.as_ref().unwrap_or_else(|e| panic!("{summary}: {e}"));
+                assert_eq!(calls.len(), 7, "{summary}");
+                assert!(*refused >= 1, "{summary}");
+                assert!(*elapsed >= std::time::Duration::from_secs(5), "{summary}");
+                for (_, id) in calls {
+                    assert_eq!(d.delivered.get(id).map(Vec::len), Some(1), "{summary}: {id}");
+                }
+            }
+            // rudder-sdk-python retries a 429 with exponential backoff and
+            // ignores Retry-After: after its max_retries 3 (four tries, ≤ 7 s
+            // of waits) it reports the batch dropped.
+            Sdk::RudderPython => {
+                let e = outcome.as_ref().expect_err(&summary);
+                assert!(e.contains("429"), "{summary}");
+                assert_eq!(*refused, 4, "{summary}");
+            }
+        }
+    }
+    p.remove();
+}

@@ -38,9 +38,21 @@ fn wrangler_deploy_dry_run_builds_and_bundles_offline() {
         "env.DEAD_LETTER_QUEUE",
         "env.FIREHOSE_STREAM",
         "env.FORWARD_MODE",
+        "env.RATE_LIMITER",
     ] {
         assert!(text.contains(binding), "{binding} missing from:\n{text}");
     }
+    // The binding's fixed limit and period are the units and window the
+    // edge splits every budget into (edgehose_shared::rate_limit).
+    let limiter = format!(
+        "{} requests/{}s",
+        edgehose_shared::rate_limit::UNITS,
+        edgehose_shared::rate_limit::PERIOD_S
+    );
+    assert!(
+        text.lines().any(|l| l.contains("env.RATE_LIMITER") && l.contains(&limiter)),
+        "RATE_LIMITER is not {limiter}:\n{text}"
+    );
     let files: Vec<String> = std::fs::read_dir(&out)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())

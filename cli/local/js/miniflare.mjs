@@ -401,6 +401,7 @@ const mf = new Miniflare(convertV4MiniflareOptions({
         ...(opts.deadLetterQueue === false ? {} : { DEAD_LETTER_QUEUE: "edgehose-events-dlq" }),
       },
       r2Buckets: opts.deadLettersBucket === false ? [] : ["DEAD_LETTERS"],
+      ...(opts.rateLimiter ? { ratelimits: { RATE_LIMITER: { namespace_id: "1001", simple: opts.rateLimiter } } } : {}),
       queueConsumers: {
         ...Object.fromEntries(eventsQueues.map(([, queue]) => [queue, {
           maxBatchSize: opts.maxBatchSize ?? 100,

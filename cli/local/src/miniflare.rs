@@ -182,6 +182,11 @@ impl Edge {
             "queueShards": options.queue_shards,
             "refuseQueues": options.refuse_queues,
             "inspectorPort": options.inspector_port,
+            // Miniflare's own Rate Limiting binding, as wrangler.toml's [[ratelimits]] sets it.
+            "rateLimiter": {
+                "limit": edgehose_shared::rate_limit::UNITS,
+                "period": edgehose_shared::rate_limit::PERIOD_S,
+            },
         });
         let mut command = Command::new(node);
         // A process group of its own: a terminal's Ctrl-C reaches only the

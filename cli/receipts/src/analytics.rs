@@ -5,7 +5,7 @@
 //! same queries in the same JSON.
 //!
 //! The edge writes one data point per cell (minute, key, door, reason) and
-//! flush: blobs 1–4 are the cell, doubles 1–12 the counts in
+//! flush: blobs 1–4 are the cell, doubles 1–14 the counts in
 //! [`Outcome::ALL`]'s order. Analytics Engine may sample under load, keeping
 //! one point of every `_sample_interval`; each count is read weighted by it
 //! (an unbiased estimate), with its variance estimate
@@ -175,12 +175,14 @@ mod tests {
         let answer = serde_json::json!({"data": [
             {"minute": "28333333", "key": "web", "door": "v1", "reason": "", "accepted": 40.0, "accepted_var": "120",
              "enqueued": "40", "quarantined": 0, "refused": 0, "delivered": 0, "dead_lettered": 0, "archived": 0,
-             "redriven": 0, "lost": 0, "landed": 0, "rejected": 0, "duplicate": 0, "most_sampled": "4"},
+             "redriven": 0, "lost": 0, "landed": 0, "rejected": 0, "duplicate": 0, "limited": "3", "labelled": 0,
+             "most_sampled": "4"},
             {"minute": "not ours", "key": "x"}
         ]});
         let counts = parse(&answer).unwrap();
         assert_eq!(counts.tally.total(Outcome::Accepted), 40);
         assert_eq!(counts.tally.total(Outcome::Enqueued), 40);
+        assert_eq!(counts.tally.total(Outcome::Limited), 3);
         assert_eq!(counts.most_sampled, 4);
         let (_, v) = counts.variance.iter().next().unwrap();
         assert!((v[Outcome::Accepted.index()] - 120.0).abs() < 1e-9);

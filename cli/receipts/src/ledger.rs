@@ -34,8 +34,12 @@ pub struct Line {
     pub accepted: u64,
     /// Of those, quarantined.
     pub quarantined: u64,
-    /// Requests refused (not part of the balance).
+    /// Requests refused (not part of the balance; 429s past a rate limit among them).
     pub refused: u64,
+    /// Of the accepted, past a rate limit and labelled `limited` (in their own table).
+    pub limited: u64,
+    /// Of the accepted, labelled by a bot signal.
+    pub labelled: u64,
     /// Valid, in the destination.
     pub landed: u64,
     /// Kept as `rejected` lines.
@@ -56,7 +60,8 @@ pub struct Line {
     /// than the destination's when a copy landed in two invocations, or an
     /// object went missing: the balance tells which).
     pub receipted_landed: Option<u64>,
-    /// Breakdowns: `rejected`, `dead_lettered`, `refused` by reason.
+    /// Breakdowns: `rejected`, `dead_lettered`, `refused` by reason,
+    /// `limited` by scope, `labelled` by bot verdict.
     pub reasons: BTreeMap<String, BTreeMap<String, u64>>,
 }
 
@@ -125,6 +130,10 @@ pub fn balance(sources: &Sources<'_>, window: &Window) -> Vec<Line> {
             l.accepted += n(Outcome::Accepted);
             l.quarantined += n(Outcome::Quarantined);
             l.refused += n(Outcome::Refused);
+            l.limited += n(Outcome::Limited);
+            l.labelled += n(Outcome::Labelled);
+            reason(l, Outcome::Limited, cell, n(Outcome::Limited));
+            reason(l, Outcome::Labelled, cell, n(Outcome::Labelled));
             l.dead_lettered += n(Outcome::DeadLettered) + n(Outcome::Archived);
             l.redriven += n(Outcome::Redriven);
             l.lost += n(Outcome::Lost);
@@ -266,12 +275,42 @@ mod tests {
         assert_eq!((l.dead_lettered, l.redriven), (3, 2));
         assert_eq!((l.open, l.status), (0, Status::Balanced));
         assert_eq!(l.reasons["rejected"]["schema"], 1);
+        assert_eq!((l.limited, l.labelled), (0, 0));
         assert_eq!(
             failures(&lines).len(),
             1,
             "a LOST event fails the check: {:?}",
             failures(&lines)
         );
+    }
+
+    #[test]
+    fn limited_and_labelled_events_are_shown_by_reason_inside_the_accepted_and_429s_among_the_refused() {
+        let mut edge = EdgeCounts::default();
+        edge.tally.add(cell(10, "web", ""), Outcome::Accepted, 10);
+        edge.tally.add(cell(10, "web", "address"), Outcome::Limited, 4);
+        edge.tally.add(cell(10, "web", "tool"), Outcome::Labelled, 2);
+        edge.tally.add(cell(10, "web", "429"), Outcome::Refused, 7);
+        let mut receipts = Tally::new();
+        receipts.add(cell(10, "web", ""), Outcome::Landed, 9);
+        receipts.add(cell(10, "web", "bot"), Outcome::Rejected, 1);
+        let sources = Sources {
+            edge: Some(&edge),
+            receipts: Some(&receipts),
+            destination: None,
+        };
+        let l = &balance(&sources, &window(11))[0];
+        assert_eq!((l.limited, l.labelled, l.refused), (4, 2, 7));
+        assert_eq!((l.open, l.status), (0, Status::Balanced));
+        assert_eq!(
+            (
+                l.reasons["limited"]["address"],
+                l.reasons["labelled"]["tool"],
+                l.reasons["refused"]["429"]
+            ),
+            (4, 2, 7)
+        );
+        assert_eq!(l.reasons["rejected"]["bot"], 1);
     }
 
     #[test]

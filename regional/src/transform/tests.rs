@@ -157,8 +157,69 @@ fn partition_keys_carry_the_event_name_and_date_when_enabled() {
     assert_eq!(keys(0)["event_name"], "click");
     assert_eq!(keys(0)["event_date"], "2024-05-01");
     assert_eq!(keys(1)["event_name"], "_mixed");
+    assert_eq!(
+        (keys(0)["table"].as_str(), keys(1)["table"].as_str()),
+        ("events", "events")
+    );
     let (resp, _) = run(&[record(&edge_lines(VALID))], &TransformConfig::default());
     assert_eq!(resp.records[0].metadata, None);
+}
+
+/// The edge's lines with `label` written into each, as the edge's guard does.
+fn labelled(body: &str, label: &str) -> Vec<String> {
+    let label: edgehose_shared::label::Label = serde_json::from_str(label).unwrap();
+    let mut lines = edge_lines(body);
+    edgehose_shared::label::apply(&mut lines, &label);
+    lines
+}
+
+#[test]
+fn labelled_events_land_in_their_lanes_table_with_their_label_and_quarantined_bots_fail() {
+    let config = TransformConfig {
+        partitioning: true,
+        ..TransformConfig::default()
+    };
+    let (resp, counts) = run(
+        &[
+            record(&labelled(VALID, r#"{"lane":"limited","limited":"address"}"#)),
+            record(&labelled(
+                VALID,
+                r#"{"lane":"bots","bot":"bot","by":"cf.bot_score","score":3}"#,
+            )),
+            record(&labelled(VALID, r#"{"bot":"verified","by":"cf.verified_bot"}"#)),
+            record(&labelled(
+                VALID,
+                r#"{"lane":"quarantine","bot":"tool","by":"user_agent:curl"}"#,
+            )),
+            // Mixed lanes in one record (the edge never packs so): the main table.
+            record(
+                &[
+                    labelled(VALID, r#"{"lane":"limited","limited":"key"}"#),
+                    edge_lines(VALID2),
+                ]
+                .concat(),
+            ),
+        ],
+        &config,
+    );
+    let table = |i: usize| resp.records[i].metadata.as_ref().unwrap().partition_keys["table"].clone();
+    assert_eq!(
+        (table(0), table(1), table(2), table(4)),
+        ("limited".into(), "bots".into(), "events".into(), "events".into())
+    );
+    assert_eq!(decoded(&resp.records[0])[0]["label"]["limited"], "address");
+    assert_eq!(decoded(&resp.records[1])[0]["label"]["score"], 3);
+    assert_eq!(decoded(&resp.records[2])[0]["label"]["bot"], "verified");
+    assert_eq!(decoded(&resp.records[4])[1].get("label"), None);
+    assert_eq!(resp.records[3].result, RecordResult::ProcessingFailed);
+    assert_eq!(counts.records_failed, 1);
+    let bots: u64 = resp
+        .receipt
+        .cells()
+        .filter(|(c, _)| c.reason == "bot")
+        .map(|(_, n)| n[edgehose_shared::outcome::Outcome::Rejected.index()])
+        .sum();
+    assert_eq!(bots, 1, "{:?}", resp.receipt);
 }
 
 #[test]

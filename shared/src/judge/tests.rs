@@ -33,10 +33,32 @@ fn a_valid_event_keeps_its_line_and_names_its_partition() {
     assert_eq!(
         rules_and(|r| judge(&line, r)),
         Verdict::Event(Partition {
+            table: "events",
             name: "checkout".into(),
             date: "2024-05-01".into()
         })
     );
+}
+
+#[test]
+fn a_labelled_event_names_its_lanes_table_and_a_quarantined_bot_is_rejected() {
+    let labelled =
+        |label: &str| v1(r#"{"event":"checkout"}"#).replacen(r#"{"v":1,"#, &format!(r#"{{"v":1,"label":{label},"#), 1);
+    let limited = labelled(r#"{"lane":"limited","limited":"address"}"#);
+    match rules_and(|r| judge(&limited, r)) {
+        Verdict::Event(p) => assert_eq!((p.table, p.name.as_str()), ("limited", "checkout")),
+        other => panic!("{other:?}"),
+    }
+    let kept = labelled(r#"{"bot":"verified","by":"cf.verified_bot"}"#);
+    assert!(matches!(rules_and(|r| judge(&kept, r)), Verdict::Event(p) if p.table == "events"));
+    let quarantined = labelled(r#"{"lane":"quarantine","bot":"tool","by":"user_agent:curl"}"#);
+    match rules_and(|r| judge(&quarantined, r)) {
+        Verdict::Rejected(line) => {
+            assert!(line.contains(r#""reason":"bot""#), "{line}");
+            assert!(line.contains("bot verdict tool by user_agent:curl"), "{line}");
+        }
+        other => panic!("{other:?}"),
+    }
 }
 
 #[test]

@@ -50,9 +50,9 @@ pub const DEV_ACCESS_KEY_ID: &str = "AKIDEDGEHOSELOCAL";
 pub const DEV_SECRET_ACCESS_KEY: &str = "edgehose-local-secret";
 
 /// The object prefix the SAM template gives a partitioned stream
-/// (`DynamicPartitioning=true`): by the transform's event name and day.
-pub const PARTITION_PREFIX: &str =
-    "events/event_name=!{partitionKeyFromLambda:event_name}/date=!{partitionKeyFromLambda:event_date}/";
+/// (`DynamicPartitioning=true`): by the transform's table (`events`, or a
+/// labelled lane's: `limited`, `bots`), event name and day.
+pub const PARTITION_PREFIX: &str = "!{partitionKeyFromLambda:table}/event_name=!{partitionKeyFromLambda:event_name}/date=!{partitionKeyFromLambda:event_date}/";
 
 /// One delivery stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
