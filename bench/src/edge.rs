@@ -27,10 +27,64 @@ pub fn event_177() -> String {
 /// most this many bytes.
 pub const TARGET_GZIP_BYTES: usize = 160_000;
 /// The Workers whose isolate is profiled after the rounds.
-const PROFILED: [&str; 2] = [
+const PROFILED: [&str; 3] = [
     "edgehose (Rust → wasm)",
     "body-read floor: JS reading the body, returning 200",
+    GUARDED,
 ];
+/// The edge Worker with its guards on: the same build, a write key that
+/// requires tokens, every request carrying a signed token from an allowed
+/// origin, `RATE_LIMITS` charging about one binding call a request, and
+/// `BOT_ROUTES` (a browser's user agent: no verdict, the common case).
+pub const GUARDED: &str = "edgehose, guards on (token, RATE_LIMITS, BOT_ROUTES)";
+/// `--baseline`'s build, plain.
+pub const BASELINE: &str = "edgehose, baseline build (--baseline)";
+/// The guarded Worker's write key and the origin its token is bound to.
+const GUARDED_KEY: (&str, &str) = ("web", "wk_bench_guarded_0123456789");
+const GUARDED_ORIGIN: &str = "https://shop.example";
+const GUARDED_SECRET: &str = "bench-token-secret-0123456789-abcdef";
+/// Each guarded request's share of the address budget is one call: a
+/// budget of 100 events against one-event requests.
+const GUARDED_LIMITS: &str = r#"{"web":{"address":{"events":100},"key":{"events":1000000}}}"#;
+/// The guarded Worker's p99 and CPU may be at most this much above the plain one's.
+pub const TARGET_GUARDED_OVER_PLAIN: f64 = 1.10;
+
+/// The plain Worker's settings with the guards on.
+fn guarded_bindings(plain: &[(String, String)]) -> Vec<(String, String)> {
+    let (id, key) = GUARDED_KEY;
+    plain
+        .iter()
+        .filter(|(k, _)| k != "ALLOW_ANONYMOUS")
+        .cloned()
+        .chain(
+            [
+                ("WRITE_KEYS", format!("{id}:{key}")),
+                ("ALLOWED_ORIGINS", GUARDED_ORIGIN.to_owned()),
+                ("TOKEN_SECRETS", GUARDED_SECRET.to_owned()),
+                ("TOKEN_REQUIRED_KEYS", id.to_owned()),
+                ("RATE_LIMITS", GUARDED_LIMITS.to_owned()),
+                ("BOT_ROUTES", r#"{"web":{"bot":"bots","tool":"quarantine"}}"#.to_owned()),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v)),
+        )
+        .collect()
+}
+
+/// The request a page makes with a signed token (valid for the day).
+fn guarded_request(body: &str) -> Vec<u8> {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    let expiry = edgehose_shared::timestamp::Timestamp::from_millis(now_ms + 20 * 3_600_000);
+    let token = edgehose_shared::token::mint(GUARDED_SECRET.as_bytes(), GUARDED_KEY.0, GUARDED_ORIGIN, expiry);
+    format!(
+        "POST /v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/plain\r\nOrigin: {GUARDED_ORIGIN}\r\nx-edgehose-key: {token}\r\ncf-connecting-ip: 203.0.113.7\r\nUser-Agent: Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
 /// Fresh processes compiling the Worker's wasm, per compile mode.
 const COMPILE_ROUNDS: usize = 7;
 /// p99 below this, µs, with the scheduler free and on one CPU.
@@ -131,6 +185,11 @@ pub struct Options {
     /// The built Worker (edge/build).
     #[arg(long)]
     pub build: Option<PathBuf>,
+    /// Another build of the Worker (an earlier commit's edge/build) to take
+    /// turns with the others, plain, and be compared with: what a change
+    /// costs the default answer, measured in the same rounds.
+    #[arg(long)]
+    pub baseline: Option<PathBuf>,
     /// A setting for the Workers, e.g. DIRECT_FLUSH_MS=5; repeat it.
     #[arg(long = "var", value_name = "NAME=VALUE", value_parser = name_value)]
     pub vars: Vec<(String, String)>,
@@ -182,36 +241,59 @@ pub fn main(o: Options) -> std::result::Result<(), String> {
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .chain(o.vars.iter().cloned())
     .collect();
-    let variants = [
+    let plain = |modules| (modules, bindings.clone());
+    let mut variants = vec![
         (
             "edgehose (Rust → wasm)",
-            vec![
+            plain(vec![
                 Module::Es("index.js".into(), build.join("index.js")),
                 Module::Wasm("index_bg.wasm".into(), wasm.clone()),
-            ],
+            ]),
         ),
         (
             "floor: JS returning 200",
-            vec![Module::Es("floor.mjs".into(), js.join("floor.mjs"))],
+            plain(vec![Module::Es("floor.mjs".into(), js.join("floor.mjs"))]),
         ),
         (
             "body-read floor: JS reading the body, returning 200",
-            vec![Module::Es("floor-body.mjs".into(), js.join("floor-body.mjs"))],
+            plain(vec![Module::Es("floor-body.mjs".into(), js.join("floor-body.mjs"))]),
         ),
         (
             "JS peer with aws4fetch",
-            vec![
+            plain(vec![
                 Module::Es("peer.mjs".into(), js.join("aws4fetch-peer.mjs")),
                 Module::Es("aws4fetch.mjs".into(), aws4fetch.clone()),
-            ],
+            ]),
+        ),
+        (
+            GUARDED,
+            (
+                vec![
+                    Module::Es("guarded.mjs".into(), js.join("rate-limiter-standin.mjs")),
+                    Module::Es("index.js".into(), build.join("index.js")),
+                    Module::Wasm("index_bg.wasm".into(), wasm.clone()),
+                ],
+                guarded_bindings(&bindings),
+            ),
         ),
     ];
+    if let Some(dir) = &o.baseline {
+        variants.push((
+            BASELINE,
+            plain(vec![
+                Module::Es("index.js".into(), dir.join("index.js")),
+                Module::Wasm("index_bg.wasm".into(), dir.join("index_bg.wasm")),
+            ]),
+        ));
+    }
     let body = event_177();
     let request = format!(
         "POST /v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     )
     .into_bytes();
+    let guarded_request = guarded_request(&body);
+    let request_of = |name: &str| if name == GUARDED { &guarded_request } else { &request };
 
     println!(
         "edge benchmark: {rounds} rounds, the Workers taking turns; each turn {requests} sequential requests on one keep-alive connection, {concurrency} connections × {} requests, then {requests} sequential on one CPU; {}-byte event; raw workerd on loopback",
@@ -221,14 +303,11 @@ pub fn main(o: Options) -> std::result::Result<(), String> {
     // Every Worker in its own workerd, started and warmed once.
     let mut running = Vec::new();
     let mut specs = Vec::new();
-    for (name, modules) in variants {
-        let spec = WorkerSpec {
-            modules,
-            bindings: bindings.clone(),
-        };
+    for (name, (modules, bindings)) in variants {
+        let spec = WorkerSpec { modules, bindings };
         let w = Workerd::start(&workerd, &spec, &work)?;
         specs.push((name, spec));
-        load::sequential(w.addr(), &request, 300)?; // JIT, wasm tiers, connection
+        load::sequential(w.addr(), request_of(name), 300)?; // JIT, wasm tiers, connection
         running.push((name, w));
     }
     settle(&sink);
@@ -248,7 +327,7 @@ pub fn main(o: Options) -> std::result::Result<(), String> {
             let i = (k + round) % running.len();
             let (name, w) = &running[i];
             let (calls0, _, lines0) = sink.counts();
-            let r = measure_round(name, w, &sink, &request, requests, concurrency)?;
+            let r = measure_round(name, w, &sink, request_of(name), requests, concurrency)?;
             let (calls1, _, lines1) = sink.counts();
             print!(" {} {:.0} µs", short(name), r.sequential.p50);
             let _ = std::io::stdout().flush();
@@ -451,7 +530,7 @@ pub fn targets(results: &[Result], gz: usize) -> Vec<Target> {
         figure: format!("{:.1} KB", gz as f64 / 1000.0),
         met: gz <= TARGET_GZIP_BYTES,
     }];
-    let [ours, _floor, body, _peer] = results else {
+    let [ours, _floor, body, _peer, rest @ ..] = results else {
         return out;
     };
     let p99 = ours.median(|r| Some(r.sequential.p99));
@@ -478,6 +557,20 @@ pub fn targets(results: &[Result], gz: usize) -> Vec<Target> {
         figure: p50.ratio(),
         met: p50.median <= TARGET_P50_OVER_BODY_FLOOR,
     });
+    if let Some(guarded) = rest.iter().find(|r| r.name == GUARDED) {
+        let p99 = ratios(guarded, ours, |r| r.one_cpu.map(|s| s.p99));
+        out.push(Target {
+            what: format!("with the guards on, p99 on one CPU ≤ {TARGET_GUARDED_OVER_PLAIN}× the plain Worker's"),
+            figure: p99.ratio(),
+            met: p99.median <= TARGET_GUARDED_OVER_PLAIN,
+        });
+        let cpu = ratios(guarded, ours, |r| Some(r.cpu_us));
+        out.push(Target {
+            what: format!("with the guards on, CPU per request ≤ {TARGET_GUARDED_OVER_PLAIN}× the plain Worker's"),
+            figure: cpu.ratio(),
+            met: cpu.median <= TARGET_GUARDED_OVER_PLAIN,
+        });
+    }
     out
 }
 
@@ -531,7 +624,7 @@ fn render(
             r.calls
         ));
     }
-    if let [ours, floor, body_floor, peer] = results {
+    if let [ours, floor, body_floor, peer, rest @ ..] = results {
         let seq = |r: &Round| Some(r.sequential.p50);
         let one = |r: &Round| r.one_cpu.map(|s| s.p50);
         let cpu = |r: &Round| Some(r.cpu_us);
@@ -546,6 +639,28 @@ fn render(
             ratios(ours, body_floor, cpu).ratio(),
             ratios(ours, peer, cpu).ratio(),
         ));
+        if let Some(base) = rest.iter().find(|r| r.name == BASELINE) {
+            let p99 = |r: &Round| r.one_cpu.map(|s| s.p99);
+            t.push_str(&format!(
+                "\nThis build against the baseline build, both plain — p50 on one CPU **{}**, p99 on one CPU **{}**, CPU per request **{}** ({:.0} against {:.0} µs).\n",
+                ratios(ours, base, one).ratio(),
+                ratios(ours, base, p99).ratio(),
+                ratios(ours, base, cpu).ratio(),
+                ours.median(cpu),
+                base.median(cpu),
+            ));
+        }
+        if let Some(guarded) = rest.iter().find(|r| r.name == GUARDED) {
+            let p99 = |r: &Round| r.one_cpu.map(|s| s.p99);
+            t.push_str(&format!(
+                "\nThe guards' price: the same Worker with a token-only key, every request carrying a signed token from an allowed origin, `RATE_LIMITS` charging about one call to the Rate Limiting binding a request (a stand-in in raw workerd: `bench/js/rate-limiter-standin.mjs`, which counts and never refuses) and `BOT_ROUTES`, against the plain one — p50 on one CPU **{}**, p99 on one CPU **{}**, CPU per request **{}** ({:.0} against {:.0} µs).\n",
+                ratios(guarded, ours, one).ratio(),
+                ratios(guarded, ours, p99).ratio(),
+                ratios(guarded, ours, cpu).ratio(),
+                guarded.median(cpu),
+                ours.median(cpu),
+            ));
+        }
         let errors: usize = results
             .iter()
             .flat_map(|r| &r.rounds)

@@ -315,11 +315,19 @@ export async function r2_get(bucket, key) {
 export async function r2_delete(bucket, key) {
   await bucket.delete(key);
 }
-// Every call of one request to the Rate Limiting binding at once; the index
-// of the first refused, -1 when all passed.
-export async function rate_limit(binding, bytes, ends) {
-  const results = await Promise.all(strings(bytes, ends).map((key) => binding.limit({ key })));
-  return results.findIndex((r) => !r.success);
+// Every call of one request to the Rate Limiting binding at once, then
+// `then(index of the first refused or -1, undefined)`, or `then(-2, error)`
+// when the binding failed; resolves to what `then` returns.
+export function rate_limit_then(binding, bytes, ends, then) {
+  try {
+    const calls = strings(bytes, ends).map((key) => binding.limit({ key }));
+    return Promise.all(calls).then(
+      (results) => then(results.findIndex((r) => !r.success), undefined),
+      (e) => then(-2, e),
+    );
+  } catch (e) {
+    return Promise.resolve(then(-2, e));
+  }
 }
 export async function queue_send(queue, bytes, ends, delay_seconds, timeout_ms) {
   const messages = strings(bytes, ends).map((body) => ({ body, contentType: "text" }));
@@ -348,8 +356,7 @@ extern "C" {
     ) -> Result<js_sys::Promise, JsValue>;
     #[wasm_bindgen(catch)]
     fn sha256_hex(bytes: &[u8]) -> Result<js_sys::Promise, JsValue>;
-    #[wasm_bindgen(catch)]
-    fn rate_limit(binding: &JsValue, bytes: &[u8], ends: &[u32]) -> Result<js_sys::Promise, JsValue>;
+    fn rate_limit_then(binding: &JsValue, bytes: &[u8], ends: &[u32], then: &JsValue) -> js_sys::Promise;
     fn with_body(req: &web_sys::Request, cap: f64, inflate_cap: f64, then: &JsValue) -> js_sys::Promise;
     fn orphans_put(bytes: &[u8], ends: &[u32]);
     fn remember(env: &JsValue, ctx: &JsValue);
@@ -404,17 +411,24 @@ impl Framed {
 }
 
 /// Makes every call to the Rate Limiting binding `binding` at once, one per
-/// counter name in `counters`: the index of the first refused, `None` when
-/// all passed, `Err` when the binding failed.
-pub async fn limit_calls(binding: &JsValue, counters: &[&str]) -> Result<Option<usize>, String> {
+/// counter name in `counters`, then calls `then` with the index of the
+/// first refused (`None`: all passed), or why the binding failed. Like
+/// [`then_with_body`], one promise callback rather than a Rust future on the
+/// request path. The promise resolves to what `then` returns.
+pub fn then_rate_limited(
+    binding: &JsValue,
+    counters: &[&str],
+    then: impl FnOnce(Result<Option<usize>, String>) -> JsValue + 'static,
+) -> js_sys::Promise {
     let f = Framed::of(counters.iter().copied());
-    let promise = rate_limit(binding, &f.bytes, &f.ends).map_err(|e| format!("{e:?}"))?;
-    let index = js_sys::futures::JsFuture::from(promise)
-        .await
-        .map_err(|e| format!("{e:?}"))?
-        .as_f64()
-        .unwrap_or(-1.0);
-    Ok((index >= 0.0).then_some(index as usize))
+    let callback = wasm_bindgen::closure::Closure::once_into_js(move |index: f64, error: JsValue| {
+        if index == -2.0 {
+            then(Err(describe(error)))
+        } else {
+            then(Ok((index >= 0.0).then_some(index as usize)))
+        }
+    });
+    rate_limit_then(binding, &f.bytes, &f.ends, &callback)
 }
 
 /// Tells JavaScript where the current request's events could be handed if

@@ -268,51 +268,54 @@ fn ingest_body(
             &CryptoRandom::default(),
         )
     });
-    let calls = match limit {
-        Limit::Within => {
-            return answer(
-                config,
-                accepted,
-                finding.as_ref(),
-                None,
-                (ingest.cors, received_at),
-                env,
-                ctx,
-            );
-        }
-        Limit::Over(scope) => {
-            return answer(
-                config,
-                accepted,
-                finding.as_ref(),
-                Some(scope),
-                (ingest.cors, received_at),
-                env,
-                ctx,
-            );
-        }
-        Limit::Ask(calls) => calls,
-    };
-    js_sys::futures::future_to_promise(async move {
-        let over = match limiter(&env) {
-            Some(binding) => {
-                let counters: Vec<&str> = calls.iter().map(|(c, _)| c.as_str()).collect();
-                match js::limit_calls(&binding, &counters).await {
-                    Ok(refused) => refused.map(|i| {
-                        LIMITS.with(|m| m.borrow_mut().spend(&calls[i].0, now_ms));
-                        calls[i].1
-                    }),
-                    // A limiter that fails lets the request through: losing
-                    // events to a guard's outage is worse than a flood's bill.
-                    Err(e) => {
-                        console_error!("edgehose: the rate limiter failed, request let through: {e}");
-                        None
-                    }
-                }
+    let (calls, binding) = match limit {
+        Limit::Ask(calls) => match limiter(&env) {
+            Some(binding) => (calls, binding),
+            // Not reached: RATE_LIMITS without the binding is a configuration error.
+            None => {
+                return answer(
+                    config,
+                    accepted,
+                    finding.as_ref(),
+                    None,
+                    (ingest.cors, received_at),
+                    env,
+                    ctx,
+                );
             }
-            None => None,
+        },
+        within_or_over => {
+            let over = match within_or_over {
+                Limit::Over(scope) => Some(scope),
+                _ => None,
+            };
+            return answer(
+                config,
+                accepted,
+                finding.as_ref(),
+                over,
+                (ingest.cors, received_at),
+                env,
+                ctx,
+            );
+        }
+    };
+    let counters: Vec<String> = calls.iter().map(|(c, _)| c.clone()).collect();
+    let counters: Vec<&str> = counters.iter().map(String::as_str).collect();
+    js::then_rate_limited(&binding, &counters, move |refused| {
+        let over = match refused {
+            Ok(refused) => refused.map(|i| {
+                LIMITS.with(|m| m.borrow_mut().spend(&calls[i].0, now_ms));
+                calls[i].1
+            }),
+            // A limiter that fails lets the request through: losing
+            // events to a guard's outage is worse than a flood's bill.
+            Err(e) => {
+                console_error!("edgehose: the rate limiter failed, request let through: {e}");
+                None
+            }
         };
-        Ok(answer(
+        answer(
             config,
             accepted,
             finding.as_ref(),
@@ -320,7 +323,7 @@ fn ingest_body(
             (ingest.cors, received_at),
             env,
             ctx,
-        ))
+        )
     })
     .into()
 }

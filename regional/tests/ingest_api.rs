@@ -75,6 +75,41 @@ async fn accepted_events_are_in_firehose_before_the_200() {
 }
 
 #[tokio::test(flavor = "current_thread")]
+async fn the_same_rate_limits_and_bot_rules_hold_on_the_api_gateway_path() {
+    let sandbox = sandbox();
+    let mut pairs = settings(&sandbox, sandbox.edge.secret_access_key());
+    pairs.push(("RATE_LIMITS".into(), r#"{"*":{"key":{"events":10}}}"#.into()));
+    let api = api(pairs);
+    let mut statuses = Vec::new();
+    let mut last = serde_json::Value::Null;
+    edgehose_tests::events::at_a_window_start();
+    for i in 0..15 {
+        let mut req = post(&ride_sample("limited", i), "application/json");
+        req.headers_mut().insert("user-agent", "curl/8.5.0".parse().unwrap());
+        let (status, body) = call(&api, req).await;
+        statuses.push(status);
+        last = body;
+    }
+    // Ten events a window for the key: the rest of the flood is refused,
+    // naming the limit.
+    let refused = statuses.iter().filter(|&&s| s == 429).count();
+    assert_eq!((refused, &statuses[..10]), (5, &[200; 10][..]), "{statuses:?}");
+    assert_eq!(last["code"], "rate_limited");
+    assert!(
+        last["message"].as_str().unwrap().contains("RATE_LIMITS.*.key"),
+        "{last}"
+    );
+    // What was let through landed, labelled by the user-agent rule.
+    let got = landed(&sandbox);
+    assert_eq!(got.len(), 15 - refused);
+    let label = got.values().next().unwrap()[0].label.clone().unwrap();
+    assert_eq!(
+        (label.bot.as_deref(), label.by.as_deref()),
+        (Some("tool"), Some("user_agent:curl"))
+    );
+}
+
+#[tokio::test(flavor = "current_thread")]
 async fn it_answers_every_error_like_the_edge() {
     let sandbox = sandbox();
     let api = api(settings(&sandbox, sandbox.edge.secret_access_key()));

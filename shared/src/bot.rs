@@ -24,8 +24,6 @@
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
-
 use crate::label::{Label, Lane};
 use crate::settings::{SettingError, Settings};
 
@@ -218,22 +216,21 @@ impl BotRoutes {
 
     /// Parses the JSON form.
     pub fn parse(text: &str) -> Result<Self, String> {
-        #[derive(Deserialize)]
-        #[serde(deny_unknown_fields)]
-        struct Raw {
-            verified: Option<String>,
-            bot: Option<String>,
-            tool: Option<String>,
-        }
-        let raw: BTreeMap<String, Raw> =
-            serde_json::from_str(text).map_err(|e| format!("is not a JSON object of key ids to routes: {e}"))?;
+        let raw = crate::settings::objects_by_key(text, &["verified", "bot", "tool"])?;
         let mut out = Self::default();
-        for (key, r) in raw {
-            let route = |v: Option<String>| v.as_deref().map_or(Ok(Route::Keep), Route::parse);
+        for (key, members) in raw {
+            let route = |verdict: &str| match members.get(verdict) {
+                None => Ok(Route::Keep),
+                Some(v) => v
+                    .as_str()
+                    .ok_or_else(|| format!("{v} is not a string"))
+                    .and_then(Route::parse)
+                    .map_err(|e| format!("{key}.{verdict}: {e}")),
+            };
             let routes = KeyRoutes {
-                verified: route(r.verified).map_err(|e| format!("{key}.verified: {e}"))?,
-                bot: route(r.bot).map_err(|e| format!("{key}.bot: {e}"))?,
-                tool: route(r.tool).map_err(|e| format!("{key}.tool: {e}"))?,
+                verified: route("verified")?,
+                bot: route("bot")?,
+                tool: route("tool")?,
             };
             if key == "*" {
                 out.rest = routes;

@@ -32,6 +32,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 
 use crate::clock::RandomSource;
@@ -87,8 +88,7 @@ impl Scope {
 }
 
 /// A budget per window: events, bytes, or both.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Budget {
     /// Events per window.
     pub events: Option<u64>,
@@ -97,8 +97,7 @@ pub struct Budget {
 }
 
 /// What happens past a limit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Over {
     /// `429` with `Retry-After`: nothing is accepted.
     #[default]
@@ -108,8 +107,7 @@ pub enum Over {
 }
 
 /// One key's limits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct KeyLimits {
     /// Everything the key sends.
     pub key: Option<Budget>,
@@ -118,7 +116,6 @@ pub struct KeyLimits {
     /// Per anonymous / user id.
     pub user: Option<Budget>,
     /// Past a limit: `refuse` (the default) or `label`.
-    #[serde(default)]
     pub over: Over,
 }
 
@@ -163,10 +160,42 @@ impl RateLimits {
 
     /// Parses the JSON form; a budget of 0, or a key entry with no budget, is refused.
     pub fn parse(text: &str) -> Result<Self, String> {
-        let raw: BTreeMap<String, KeyLimits> =
-            serde_json::from_str(text).map_err(|e| format!("is not a JSON object of key ids to limits: {e}"))?;
+        let raw = crate::settings::objects_by_key(text, &["key", "address", "user", "over"])?;
         let mut out = Self::default();
-        for (key, limits) in raw {
+        for (key, members) in raw {
+            let budget = |scope: &str| -> Result<Option<Budget>, String> {
+                let Some(v) = members.get(scope) else { return Ok(None) };
+                let serde_json::Value::Object(b) = v else {
+                    return Err(format!("{key}.{scope}: is not an object of events and bytes"));
+                };
+                if let Some(unknown) = b.keys().find(|m| !matches!(m.as_str(), "events" | "bytes")) {
+                    return Err(format!(
+                        "{key}.{scope}: unknown member {unknown:?}, expected events or bytes"
+                    ));
+                }
+                let figure = |name: &str| match b.get(name) {
+                    None => Ok(None),
+                    Some(n) => n
+                        .as_u64()
+                        .map(Some)
+                        .ok_or(format!("{key}.{scope}.{name}: is not a whole number")),
+                };
+                Ok(Some(Budget {
+                    events: figure("events")?,
+                    bytes: figure("bytes")?,
+                }))
+            };
+            let over = match members.get("over").map(|v| v.as_str()) {
+                None | Some(Some("refuse")) => Over::Refuse,
+                Some(Some("label")) => Over::Label,
+                Some(_) => return Err(format!("{key}.over: is not \"refuse\" or \"label\"")),
+            };
+            let limits = KeyLimits {
+                key: budget("key")?,
+                address: budget("address")?,
+                user: budget("user")?,
+                over,
+            };
             let budgets = [limits.key, limits.address, limits.user];
             if budgets.iter().all(Option::is_none) {
                 return Err(format!("{key}: names no budget (key, address or user)"));
@@ -241,17 +270,22 @@ impl Usage {
 /// `anonymous_id` / `user_id`, Segment's `anonymousId` / `userId`); the
 /// anonymous id first, since it stays with one browser.
 pub fn user_of(line: &str) -> Option<String> {
+    // Raw members, not `serde_json::Value`: the ids are read on the request
+    // path, and `Value`'s parser and map would add their weight to the wasm.
     #[derive(Deserialize)]
-    struct Ids {
-        anonymous_id: Option<serde_json::Value>,
-        #[serde(rename = "anonymousId")]
-        anonymous_id_segment: Option<serde_json::Value>,
-        user_id: Option<serde_json::Value>,
-        #[serde(rename = "userId")]
-        user_id_segment: Option<serde_json::Value>,
+    struct Ids<'a> {
+        #[serde(borrow)]
+        anonymous_id: Option<&'a RawValue>,
+        #[serde(rename = "anonymousId", borrow)]
+        anonymous_id_segment: Option<&'a RawValue>,
+        #[serde(borrow)]
+        user_id: Option<&'a RawValue>,
+        #[serde(rename = "userId", borrow)]
+        user_id_segment: Option<&'a RawValue>,
     }
     let envelope = Envelope::parse(line).ok()?;
-    let ids: Ids = serde_json::from_str(envelope.event?.get()).ok()?;
+    let event = envelope.event?;
+    let ids: Ids<'_> = serde_json::from_str(event.get()).ok()?;
     [
         ids.anonymous_id,
         ids.anonymous_id_segment,
@@ -260,10 +294,13 @@ pub fn user_of(line: &str) -> Option<String> {
     ]
     .into_iter()
     .flatten()
-    .find_map(|v| match v {
-        serde_json::Value::String(s) if !s.is_empty() => Some(s),
-        serde_json::Value::Number(n) => Some(n.to_string()),
-        _ => None,
+    .find_map(|raw| {
+        let text = raw.get();
+        match text.as_bytes().first() {
+            Some(b'"') => serde_json::from_str::<String>(text).ok().filter(|s| !s.is_empty()),
+            Some(b'-' | b'0'..=b'9') => Some(text.to_owned()),
+            _ => None,
+        }
     })
 }
 

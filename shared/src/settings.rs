@@ -84,6 +84,35 @@ impl<F: Fn(&str) -> Option<String>> Settings<F> {
     }
 }
 
+/// One key's members in a setting read by [`objects_by_key`].
+pub type Members = serde_json::Map<String, serde_json::Value>;
+
+/// A setting that is a JSON object of key ids (or `*`) to objects, each
+/// object's members checked against `known`: the shape of `RATE_LIMITS`
+/// and `BOT_ROUTES`. Read through `serde_json::Value`, whose parser the
+/// Worker carries anyway, rather than a derived deserializer per type: each
+/// of those added its own copy of the JSON parser to the wasm (≈ 30 KB for
+/// these two settings).
+pub fn objects_by_key(text: &str, known: &[&str]) -> Result<Vec<(String, Members)>, String> {
+    let serde_json::Value::Object(all) = serde_json::from_str(text).map_err(|e| format!("is not JSON: {e}"))? else {
+        return Err("is not a JSON object of key ids".to_owned());
+    };
+    let mut out = Vec::with_capacity(all.len());
+    for (key, value) in all {
+        let serde_json::Value::Object(members) = value else {
+            return Err(format!("{key}: is not a JSON object"));
+        };
+        if let Some(unknown) = members.keys().find(|m| !known.contains(&m.as_str())) {
+            return Err(format!(
+                "{key}: unknown member {unknown:?}, expected one of {}",
+                known.join(", ")
+            ));
+        }
+        out.push((key, members));
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

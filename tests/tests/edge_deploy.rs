@@ -50,7 +50,8 @@ fn wrangler_deploy_dry_run_builds_and_bundles_offline() {
         edgehose_shared::rate_limit::PERIOD_S
     );
     assert!(
-        text.lines().any(|l| l.contains("env.RATE_LIMITER") && l.contains(&limiter)),
+        text.lines()
+            .any(|l| l.contains("env.RATE_LIMITER") && l.contains(&limiter)),
         "RATE_LIMITER is not {limiter}:\n{text}"
     );
     let files: Vec<String> = std::fs::read_dir(&out)

@@ -77,7 +77,7 @@ fn a_flood_from_one_address_is_refused_or_labelled_while_everyone_else_lands_and
     let l = start("limits");
     at_a_window_start();
     // The flood: 30 one-event requests from one address, with each key,
-    // against a budget of 20 events a window; a second address meanwhile.
+    // against a budget of 20 events a window; a second address
     let mut web = Vec::new();
     let (mut app, mut other) = (Vec::new(), Vec::new());
     for i in 0..30 {

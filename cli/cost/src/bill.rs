@@ -82,7 +82,8 @@ impl Path {
         })
     }
 
-    fn is_edge(self) -> bool {
+    /// Whether it is one of the edge's modes.
+    pub fn is_edge(self) -> bool {
         matches!(self, Path::EdgeQueue | Path::EdgeQueueWindow | Path::EdgeDirect)
     }
 }

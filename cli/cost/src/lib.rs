@@ -7,6 +7,7 @@
 pub mod bill;
 pub mod chart;
 pub mod error;
+pub mod flood;
 pub mod measured;
 pub mod prices;
 pub mod traffic;

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use edgehose_cost::bill::{Bill, Path, bill};
+use edgehose_cost::flood::{Flood, FloodBill, flood_bill};
 use edgehose_cost::measured::Measured;
 use edgehose_cost::traffic::Shape;
 use edgehose_cost::{chart, chart_title, curve, json, render};
@@ -21,7 +22,8 @@ packing code the edge and ingest-api run; CPU and Lambda time from
 make bench-cost. Monthly minimums and included allowances are counted.
 
   edgehose cost --events-per-month 300000000 --events-per-request 1
-  edgehose cost --events-per-request 20 --event-bytes 170 --path edge-direct"
+  edgehose cost --events-per-request 20 --event-bytes 170 --path edge-direct
+  edgehose cost --flood-rps 1000 --flood-budget 1000   (an hour of flood, before and after a limit)"
 )]
 pub struct CostArgs {
     /// Events a month (1 to 10^15).
@@ -49,6 +51,24 @@ pub struct CostArgs {
     /// Print the bills as JSON.
     #[arg(long)]
     json: bool,
+    /// Instead of a month's bill: what an hour of a flood of this many
+    /// requests a second from one key costs, with no limit and with
+    /// --flood-budget (requests of --events-per-request events).
+    #[arg(long, value_parser = positive)]
+    flood_rps: Option<f64>,
+    /// The flooded key's RATE_LIMITS budget: events per 10 s window.
+    #[arg(long, default_value_t = 1000.0, value_parser = positive)]
+    flood_budget: f64,
+    /// Cloudflare locations the flood comes through (each counts its own budget).
+    #[arg(long, default_value_t = 1.0, value_parser = positive)]
+    flood_locations: f64,
+}
+
+fn positive(v: &str) -> Result<f64, String> {
+    match v.parse::<f64>() {
+        Ok(n) if n > 0.0 && n.is_finite() => Ok(n),
+        _ => Err(format!("{v}: a number above 0")),
+    }
 }
 
 fn events_per_month(v: &str) -> Result<f64, String> {
@@ -78,6 +98,19 @@ pub fn run(args: CostArgs) -> Result<(), String> {
     } else {
         args.path.clone()
     };
+    if let Some(rps) = args.flood_rps {
+        let flood = Flood {
+            requests_per_second: rps,
+            budget_events: args.flood_budget,
+            locations: args.flood_locations,
+        };
+        let bills: Vec<FloodBill> = paths
+            .iter()
+            .map(|&p| flood_bill(p, flood, shape, &measured))
+            .collect::<Result<_, _>>()?;
+        print!("{}", edgehose_cost::flood::render(&bills, flood, shape));
+        return Ok(());
+    }
     let bills: Vec<Bill> = paths
         .iter()
         .map(|&p| bill(p, events, shape, &measured))

@@ -47,8 +47,14 @@ fn limits_are_per_key_with_a_default_and_bad_ones_are_named() {
         (r#"{"web":{"over":"label"}}"#, "web: names no budget"),
         (r#"{"web":{"key":{"events":0}}}"#, "above 0"),
         (r#"{"web":{"key":{}}}"#, "above 0"),
-        (r#"{"web":{"key":{"event":5}}}"#, "unknown field"),
-        (r#"{"web":{"key":{"events":5},"over":"drop"}}"#, "unknown variant"),
+        (r#"{"web":{"key":{"event":5}}}"#, "web.key: unknown member \"event\""),
+        (r#"{"web":{"keys":{"events":5}}}"#, "web: unknown member \"keys\""),
+        (
+            r#"{"web":{"key":{"events":-5}}}"#,
+            "web.key.events: is not a whole number",
+        ),
+        (r#"{"web":{"key":{"events":5},"over":"drop"}}"#, "web.over"),
+        ("[]", "is not a JSON object"),
     ] {
         let e = RateLimits::parse(bad).unwrap_err();
         assert!(e.contains(names), "{bad}: {e}");
