@@ -21,6 +21,8 @@
 //   tracker-events   {page, endpoint, run, count, flush, wait_ms}: `count`
 //                    events (and a flush, if asked), then `wait_ms` of
 //                    watching what the tracker sends.
+//   (analytics-next and tracker-events take `align_ms`: their calls start
+//   just after the wall clock passes a multiple of it.)
 //   report           {page}: open `edgehose receipts --html`'s page and read
 //                    back what it shows: each key's total row as rendered,
 //                    and each minute's bar segments as drawn (their rendered
@@ -90,11 +92,20 @@ async function open(url) {
   return page;
 }
 
+// With `align_ms`, waits until a multiple of it has just passed on the
+// wall clock: a test whose rate-limit windows are aligned to the epoch
+// starts its calls at a window's start however long the browser took.
+async function aligned() {
+  if (!args.align_ms) return;
+  await sleep(args.align_ms - (Date.now() % args.align_ms) + 50);
+}
+
 const result = { scenario: args.scenario };
 try {
   if (args.scenario === "analytics-next") {
     const page = await open(args.page);
     await page.waitForFunction(() => typeof window.calls === "function");
+    await aligned();
     result.calls = await page.evaluate(() => window.calls());
     if (args.page.includes("strategy=batching")) {
       result.sent_before_close = seen.requests.filter((r) => r.method === "POST" && !r.url.endsWith("/m")).length;
@@ -140,6 +151,7 @@ try {
     await sleep(1000);
   } else if (args.scenario === "tracker-events") {
     const page = await open(args.page);
+    await aligned();
     result.flushed = await page.evaluate(
       async ({ run, count, flush }) => {
         for (let n = 1; n <= count; n++) edgehose.track("flaky_click", { run, n });

@@ -364,9 +364,10 @@ fn both_browser_sdks_post_with_a_signed_token_and_wait_out_a_429_instead_of_drop
     // whose budget is two events; the third is answered 429 and sent again
     // once Retry-After has passed.
     let run = run_id();
-    edgehose_tests::events::at_a_window_start();
+    let window_ms = edgehose_shared::rate_limit::PERIOD_S * 1000;
     let next = drive(&json!({
         "scenario": "analytics-next",
+        "align_ms": window_ms,
         "endpoint": edge,
         "page": format!("{origin}/analytics-next.html?apiHost={api_host}&writeKey={token}&run={run}&strategy=standard"),
         "wait_ms": 12000,
@@ -384,9 +385,9 @@ fn both_browser_sdks_post_with_a_signed_token_and_wait_out_a_429_instead_of_drop
     // edgehose.js, its writeKey the token: three one-event batches in a
     // window of two; the third waits out the 429.
     let tracker_run = run_id();
-    edgehose_tests::events::at_a_window_start();
     let tracker = drive(&json!({
         "scenario": "tracker-events",
+        "align_ms": window_ms,
         "endpoint": edge,
         "run": tracker_run,
         "count": 3,
