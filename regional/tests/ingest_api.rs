@@ -104,7 +104,7 @@ async fn the_same_rate_limits_and_bot_rules_hold_on_the_api_gateway_path() {
     assert_eq!(got.len(), 15 - refused);
     let label = got.values().next().unwrap()[0].label.clone().unwrap();
     assert_eq!(
-        (label.bot.as_deref(), label.by.as_deref()),
+        (label.bot.as_deref(), label.signal.as_deref()),
         (Some("tool"), Some("user_agent:curl"))
     );
 }

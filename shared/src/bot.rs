@@ -78,7 +78,7 @@ pub struct Finding {
     /// The verdict.
     pub verdict: Verdict,
     /// The signal: `cf.verified_bot`, `cf.bot_score`, `cf.client_trust_score`, `user_agent:<rule>`.
-    pub by: String,
+    pub signal: String,
     /// Cloudflare's score, when it sent one.
     pub score: Option<u8>,
 }
@@ -111,14 +111,14 @@ pub fn judge(signals: &Signals<'_>) -> Option<Finding> {
     if signals.verified_bot || signals.verified_category.is_some_and(|c| !c.is_empty()) {
         return Some(Finding {
             verdict: Verdict::Verified,
-            by: "cf.verified_bot".to_owned(),
+            signal: "cf.verified_bot".to_owned(),
             score,
         });
     }
     if let Some(s) = score.filter(|&s| (1..=LIKELY_AUTOMATED_SCORE).contains(&s)) {
         return Some(Finding {
             verdict: Verdict::Bot,
-            by: "cf.bot_score".to_owned(),
+            signal: "cf.bot_score".to_owned(),
             score: Some(s),
         });
     }
@@ -129,7 +129,7 @@ pub fn judge(signals: &Signals<'_>) -> Option<Finding> {
     {
         return Some(Finding {
             verdict: Verdict::Bot,
-            by: "cf.client_trust_score".to_owned(),
+            signal: "cf.client_trust_score".to_owned(),
             score: signals.trust_score,
         });
     }
@@ -139,7 +139,7 @@ pub fn judge(signals: &Signals<'_>) -> Option<Finding> {
         .find(|(pattern, ..)| ua.contains(pattern))
         .map(|&(_, verdict, rule)| Finding {
             verdict,
-            by: format!("user_agent:{rule}"),
+            signal: format!("user_agent:{rule}"),
             score,
         })
 }
@@ -257,7 +257,7 @@ pub fn label(finding: &Finding, routes: &BotRoutes, key_id: Option<&str>) -> Lab
     Label {
         lane: routes.of(key_id).of(finding.verdict).lane(),
         bot: Some(finding.verdict.as_str().to_owned()),
-        by: Some(finding.by.clone()),
+        signal: Some(finding.signal.clone()),
         score: finding.score,
         limited: None,
     }
@@ -290,7 +290,7 @@ mod tests {
 
     #[test]
     fn user_agents_of_crawlers_headless_browsers_and_tools_are_labelled() {
-        let v = |s: &str| ua(s).map(|f| (f.verdict, f.by));
+        let v = |s: &str| ua(s).map(|f| (f.verdict, f.signal));
         assert_eq!(
             v("Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"),
             Some((Verdict::Bot, "user_agent:crawler".into()))
@@ -322,7 +322,7 @@ mod tests {
         })
         .unwrap();
         assert_eq!(
-            (verified.verdict, verified.by.as_str()),
+            (verified.verdict, verified.signal.as_str()),
             (Verdict::Verified, "cf.verified_bot")
         );
         let by_category = judge(&Signals {
@@ -342,7 +342,7 @@ mod tests {
             });
             assert_eq!(f.as_ref().map(|f| f.verdict), verdict, "score {score}");
             if let Some(f) = f {
-                assert_eq!((f.by.as_str(), f.score), ("cf.bot_score", Some(score)));
+                assert_eq!((f.signal.as_str(), f.score), ("cf.bot_score", Some(score)));
             }
         }
         // A human score does not clear a tool's user agent; the score is kept.
@@ -358,7 +358,7 @@ mod tests {
             ..Signals::default()
         })
         .unwrap();
-        assert_eq!(f.by, "cf.client_trust_score");
+        assert_eq!(f.signal, "cf.client_trust_score");
     }
 
     #[test]
@@ -373,7 +373,7 @@ mod tests {
         let l = label(&f, &routes, Some("web"));
         assert_eq!(
             l.to_json(),
-            r#"{"lane":"quarantine","bot":"tool","by":"user_agent:curl"}"#
+            r#"{"lane":"quarantine","bot":"tool","signal":"user_agent:curl"}"#
         );
         assert!(
             BotRoutes::parse(r#"{"web":{"bot":"drop"}}"#)

@@ -126,7 +126,7 @@ pub fn quarantined_bot(label: Option<&Label>) -> Option<Violation> {
     let detail = format!(
         "bot verdict {} by {}, quarantined by BOT_ROUTES",
         label.bot.as_deref().unwrap_or("?"),
-        label.by.as_deref().unwrap_or("?")
+        label.signal.as_deref().unwrap_or("?")
     );
     Some(Violation::new(Reason::Bot, "", detail))
 }

@@ -6,8 +6,8 @@
 //!
 //! ```text
 //! {"v":1,"label":{"lane":"limited","limited":"address"},"id":"…",…}
-//! {"v":1,"label":{"bot":"tool","by":"user_agent:curl","lane":"bots"},"id":"…",…}
-//! {"v":1,"label":{"bot":"verified","by":"cf.verified_bot"},"id":"…",…}
+//! {"v":1,"label":{"bot":"tool","signal":"user_agent:curl","lane":"bots"},"id":"…",…}
+//! {"v":1,"label":{"bot":"verified","signal":"cf.verified_bot"},"id":"…",…}
 //! ```
 //!
 //! | lane | where the event goes |
@@ -72,7 +72,7 @@ pub struct Label {
     /// Which signal gave the verdict (`cf.bot_score`, `cf.verified_bot`,
     /// `user_agent:<rule>`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub by: Option<String>,
+    pub signal: Option<String>,
     /// Cloudflare's bot score (1 automated … 99 human), when the plan gives one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub score: Option<u8>,
@@ -99,7 +99,7 @@ impl<'de> Deserialize<'de> for Label {
             lane,
             limited: text("limited"),
             bot: text("bot"),
-            by: text("by"),
+            signal: text("signal"),
             score: m
                 .get("score")
                 .and_then(|v| v.as_u64())
@@ -155,13 +155,13 @@ mod tests {
         let label = Label {
             lane: Some(Lane::Bots),
             bot: Some("tool".into()),
-            by: Some("user_agent:curl".into()),
+            signal: Some("user_agent:curl".into()),
             ..Label::default()
         };
         apply(&mut lines, &label);
         assert_eq!(
             lines[0],
-            r#"{"v":1,"label":{"lane":"bots","bot":"tool","by":"user_agent:curl"},"id":"a","received_at":1,"event_time":1,"event":{"event":"x"}}"#
+            r#"{"v":1,"label":{"lane":"bots","bot":"tool","signal":"user_agent:curl"},"id":"a","received_at":1,"event_time":1,"event":{"event":"x"}}"#
         );
         assert_eq!(lines[1], "not an envelope");
         let env = Envelope::parse(&lines[0]).unwrap();

@@ -198,9 +198,9 @@ fn bot_signals_from_cloudflare_and_user_agents_label_events_and_the_keys_routes_
         (v["label"]["bot"].as_str(), v["label"]["score"].as_u64()),
         (Some("bot"), Some(2))
     );
-    assert_eq!(v["label"]["by"], "cf.bot_score");
+    assert_eq!(v["label"]["signal"], "cf.bot_score");
     assert_eq!(
-        in_table("bots", "web-headless")["label"]["by"],
+        in_table("bots", "web-headless")["label"]["signal"],
         "user_agent:headless_chrome"
     );
     assert_eq!(in_table("events", "web-verified")["label"]["bot"], "verified");

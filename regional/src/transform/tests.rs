@@ -184,12 +184,12 @@ fn labelled_events_land_in_their_lanes_table_with_their_label_and_quarantined_bo
             record(&labelled(VALID, r#"{"lane":"limited","limited":"address"}"#)),
             record(&labelled(
                 VALID,
-                r#"{"lane":"bots","bot":"bot","by":"cf.bot_score","score":3}"#,
+                r#"{"lane":"bots","bot":"bot","signal":"cf.bot_score","score":3}"#,
             )),
-            record(&labelled(VALID, r#"{"bot":"verified","by":"cf.verified_bot"}"#)),
+            record(&labelled(VALID, r#"{"bot":"verified","signal":"cf.verified_bot"}"#)),
             record(&labelled(
                 VALID,
-                r#"{"lane":"quarantine","bot":"tool","by":"user_agent:curl"}"#,
+                r#"{"lane":"quarantine","bot":"tool","signal":"user_agent:curl"}"#,
             )),
             // Mixed lanes in one record (the edge never packs so): the main table.
             record(
@@ -689,4 +689,85 @@ fn lines_the_edge_judged_rejected_fail_their_record_whole_and_keep_their_reasons
     assert_eq!((counts.events_invalid, counts.records_failed), (1, 1));
     // The same line, byte for byte, is what the log keeps for it.
     assert_eq!(resp.failed_rejections, judged);
+}
+
+/// Whether a JSON value may stand in a column of `catalog_type`.
+fn fits(value: &serde_json::Value, catalog_type: &str) -> bool {
+    use serde_json::Value;
+    match (catalog_type, value) {
+        (_, Value::Null) => true,
+        ("string", _) => true,
+        ("bigint" | "int", Value::Number(n)) => n.is_i64() || n.is_u64(),
+        (t, Value::Object(members)) if t.starts_with("struct<") => members.iter().all(|(name, v)| {
+            let fields = &t["struct<".len()..t.len() - 1];
+            fields
+                .split(',')
+                .filter_map(|f| f.split_once(':'))
+                .any(|(n, ty)| n == name && fits(v, ty))
+        }),
+        _ => false,
+    }
+}
+
+#[test]
+fn every_member_of_every_line_the_transform_writes_is_a_column_of_its_type() {
+    use crate::analyst::COLUMNS;
+    let sources = r#"{"bike":{"id_field":"uuid"}}"#;
+    let settings = [("SOURCES", sources)];
+    let config = TransformConfig {
+        sources: edgehose_shared::source::Sources::parse(sources).unwrap(),
+        ..TransformConfig::default()
+    };
+    let v1 = r##"{"event":"click","message_id":"m1","ts":"2024-05-01T12:29:59Z","sent_at":"2024-05-01T12:30:00Z","anonymous_id":"a","user_id":"u","url":"https://shop.example/p","referrer":"https://search.example/","target":"#buy","properties":{"price":19.99}}"##;
+    let segment = r#"{"batch":[
+        {"type":"track","event":"Order Completed","userId":"u1","messageId":"n-1","timestamp":"2024-05-01T12:29:50.000Z","properties":{"revenue":9.5},"context":{"library":{"name":"x"}}},
+        {"type":"identify","anonymousId":"a1","messageId":"n-2","traits":{"plan":"pro"}},
+        {"type":"page","userId":"u1","messageId":"n-3","name":"Home","category":"Docs"},
+        {"type":"group","userId":"u1","messageId":"n-4","groupId":"acme"},
+        {"type":"alias","userId":"u1","previousId":"a1","messageId":"n-5"}
+    ],"sentAt":"2024-05-01T12:29:55.000Z"}"#;
+    let mut lines = door_lines("/v1/events", v1, &[]);
+    // As a keyed request through a Cloudflare location writes it.
+    lines[0] = lines[0].replacen(
+        r#""edge":{"country":"DE"}"#,
+        r#""key_id":"web","edge":{"country":"DE","colo":"FRA","asn":3320}"#,
+        1,
+    );
+    assert!(lines[0].contains("FRA"), "{}", lines[0]);
+    lines.extend(door_lines("/v1/batch", segment, &[]));
+    lines.extend(door_lines(
+        "/v1/ingest/bike",
+        r#"{"uuid":"b-1","cadence":88}"#,
+        &settings,
+    ));
+    // A labelled one, and one a per-name rule rejects beside the valid ones.
+    edgehose_shared::label::apply(
+        &mut lines[..1],
+        &serde_json::from_str(
+            r#"{"lane":"limited","limited":"address","bot":"bot","signal":"cf.bot_score","score":3}"#,
+        )
+        .unwrap(),
+    );
+    lines.extend(door_lines("/v1/events", r#"{"event":"","message_id":"bad"}"#, &[]));
+    let (resp, counts) = run(&[record(&lines)], &config);
+    assert_eq!((counts.events_ok, counts.events_invalid), (7, 1));
+    let written = decoded(&resp.records[0]);
+    let mut seen = std::collections::BTreeSet::new();
+    for line in &written {
+        for (name, value) in line.as_object().unwrap() {
+            let column = COLUMNS
+                .iter()
+                .find(|c| c.name == name)
+                .unwrap_or_else(|| panic!("{name} is written and is no column: {line}"));
+            assert!(
+                fits(value, column.catalog_type),
+                "{name} = {value} is not {}",
+                column.catalog_type
+            );
+            seen.insert(name.clone());
+        }
+    }
+    // And every column is written by some line.
+    let unwritten: Vec<&str> = COLUMNS.iter().map(|c| c.name).filter(|n| !seen.contains(*n)).collect();
+    assert!(unwritten.is_empty(), "columns no line wrote: {unwritten:?}");
 }

@@ -49,9 +49,9 @@ fn a_labelled_event_names_its_lanes_table_and_a_quarantined_bot_is_rejected() {
         Verdict::Event(p) => assert_eq!((p.table, p.name.as_str()), ("limited", "checkout")),
         other => panic!("{other:?}"),
     }
-    let kept = labelled(r#"{"bot":"verified","by":"cf.verified_bot"}"#);
+    let kept = labelled(r#"{"bot":"verified","signal":"cf.verified_bot"}"#);
     assert!(matches!(rules_and(|r| judge(&kept, r)), Verdict::Event(p) if p.table == "events"));
-    let quarantined = labelled(r#"{"lane":"quarantine","bot":"tool","by":"user_agent:curl"}"#);
+    let quarantined = labelled(r#"{"lane":"quarantine","bot":"tool","signal":"user_agent:curl"}"#);
     match rules_and(|r| judge(&quarantined, r)) {
         Verdict::Rejected(line) => {
             assert!(line.contains(r#""reason":"bot""#), "{line}");
