@@ -36,9 +36,9 @@ const PROFILED: [&str; 3] = [
 /// requires tokens, every request carrying a signed token from an allowed
 /// origin, `RATE_LIMITS` charging about one binding call a request, and
 /// `BOT_ROUTES` (a browser's user agent: no verdict, the common case).
-pub const GUARDED: &str = "edgehose, guards on (token, RATE_LIMITS, BOT_ROUTES)";
+pub const GUARDED: &str = "guarded: edgehose with a token, RATE_LIMITS and BOT_ROUTES";
 /// `--baseline`'s build, plain.
-pub const BASELINE: &str = "edgehose, baseline build (--baseline)";
+pub const BASELINE: &str = "baseline: the --baseline build of edgehose";
 /// The guarded Worker's write key and the origin its token is bound to.
 const GUARDED_KEY: (&str, &str) = ("web", "wk_bench_guarded_0123456789");
 const GUARDED_ORIGIN: &str = "https://shop.example";

@@ -26,9 +26,7 @@ pub const DEAD_LETTERS: &str = "DEAD_LETTERS";
 
 /// The `DEAD_LETTERS` binding, when there is one.
 pub fn bucket(env: &JsValue) -> Option<JsValue> {
-    js_sys::Reflect::get(env, &JsValue::from_str(DEAD_LETTERS))
-        .ok()
-        .filter(|b| !b.is_undefined() && !b.is_null())
+    crate::js::binding(env, DEAD_LETTERS)
 }
 
 /// Writes `lines` to the archive as one object under their content key,

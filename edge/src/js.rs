@@ -410,6 +410,13 @@ impl Framed {
     }
 }
 
+/// The binding named `name` on the Worker's `env`, when it has one.
+pub fn binding(env: &JsValue, name: &str) -> Option<JsValue> {
+    js_sys::Reflect::get(env, &JsValue::from_str(name))
+        .ok()
+        .filter(|b| !b.is_undefined() && !b.is_null())
+}
+
 /// Makes every call to the Rate Limiting binding `binding` at once, one per
 /// counter name in `counters`, then calls `then` with the index of the
 /// first refused (`None`: all passed), or why the binding failed. Like

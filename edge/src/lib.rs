@@ -268,37 +268,23 @@ fn ingest_body(
             &CryptoRandom::default(),
         )
     });
+    let pending = Pending {
+        config,
+        accepted,
+        finding,
+        cors: ingest.cors,
+        received_at,
+        env,
+        ctx,
+    };
     let (calls, binding) = match limit {
-        Limit::Ask(calls) => match limiter(&env) {
+        Limit::Within => return pending.answer(None),
+        Limit::Over(scope) => return pending.answer(Some(scope)),
+        Limit::Ask(calls) => match limiter(&pending.env) {
             Some(binding) => (calls, binding),
             // Not reached: RATE_LIMITS without the binding is a configuration error.
-            None => {
-                return answer(
-                    config,
-                    accepted,
-                    finding.as_ref(),
-                    None,
-                    (ingest.cors, received_at),
-                    env,
-                    ctx,
-                );
-            }
+            None => return pending.answer(None),
         },
-        within_or_over => {
-            let over = match within_or_over {
-                Limit::Over(scope) => Some(scope),
-                _ => None,
-            };
-            return answer(
-                config,
-                accepted,
-                finding.as_ref(),
-                over,
-                (ingest.cors, received_at),
-                env,
-                ctx,
-            );
-        }
     };
     let counters: Vec<String> = calls.iter().map(|(c, _)| c.clone()).collect();
     let counters: Vec<&str> = counters.iter().map(String::as_str).collect();
@@ -315,80 +301,85 @@ fn ingest_body(
                 None
             }
         };
-        answer(
-            config,
-            accepted,
-            finding.as_ref(),
-            over,
-            (ingest.cors, received_at),
-            env,
-            ctx,
-        )
+        pending.answer(over)
     })
     .into()
 }
 
 /// The Rate Limiting binding, when the Worker has one.
 fn limiter(env: &Env) -> Option<JsValue> {
-    js_sys::Reflect::get(env, &JsValue::from_str(RATE_LIMITER_BINDING))
-        .ok()
-        .filter(|b| !b.is_undefined())
+    js::binding(env, RATE_LIMITER_BINDING)
 }
 
-/// Answers an accepted request once its limits are known: 429, or its
-/// events (labelled, if they are) handed on and the answer given.
-fn answer(
+/// An accepted request waiting for its limits: what answering it needs.
+struct Pending {
     config: Rc<EdgeConfig>,
     accepted: api::Accepted,
-    finding: Option<&edgehose_shared::bot::Finding>,
-    over: Option<rate_limit::Scope>,
-    (cors, received_at): (Vec<(&'static str, String)>, Timestamp),
+    finding: Option<edgehose_shared::bot::Finding>,
+    cors: Vec<(&'static str, String)>,
+    received_at: Timestamp,
     env: Env,
     ctx: Context,
-) -> JsValue {
-    let now_ms = now().as_millis() as u64;
-    let cell = accepted.cell.clone();
-    let accepted = match guard::settle(accepted, &config.api, finding, over, now_ms) {
-        Ok(a) => a,
-        Err(reply) => {
-            refused(&reply, cell, &env, &ctx);
-            return respond(reply);
+}
+
+impl Pending {
+    /// Answers once its limits are known (`over`: the scope of the limit it
+    /// went past): 429, or its events (labelled, if they are) handed on and
+    /// the answer given.
+    fn answer(self, over: Option<rate_limit::Scope>) -> JsValue {
+        let Pending {
+            config,
+            accepted,
+            finding,
+            cors,
+            received_at,
+            env,
+            ctx,
+        } = self;
+        let now_ms = now().as_millis() as u64;
+        let cell = accepted.cell.clone();
+        let accepted = match guard::settle(accepted, &config.api, finding.as_ref(), over, now_ms) {
+            Ok(a) => a,
+            Err(reply) => {
+                refused(&reply, cell, &env, &ctx);
+                return respond(reply);
+            }
+        };
+        let bytes = forward::size_of(&accepted.lines);
+        if config.answers_at_once() && forward::has_room(&config, bytes) {
+            // The window's flush writes these counts with its own.
+            count_accepted(&accepted);
+            forward::submit(config.clone(), env, &ctx, accepted.lines, now());
+            return respond(accepted.reply);
         }
-    };
-    let bytes = forward::size_of(&accepted.lines);
-    if config.answers_at_once() && forward::has_room(&config, bytes) {
-        // The window's flush writes these counts with its own.
-        count_accepted(&accepted);
-        forward::submit(config.clone(), env, &ctx, accepted.lines, now());
-        return respond(accepted.reply);
+        // Queue mode without a window, or an isolate holding all it may: answer
+        // once a queue shard holds the events, and 503 (`Retry-After`) when none
+        // takes them — never held where nothing keeps them.
+        let held = config.answers_at_once().then(forward::held_bytes);
+        js_sys::futures::future_to_promise(async move {
+            match forward::enqueue_first(&config, &env, &accepted.lines, received_at).await {
+                Ok(()) => {
+                    count_accepted(&accepted);
+                    outcomes::flush_later(&env, &ctx);
+                    Ok(respond(accepted.reply))
+                }
+                Err(e) => {
+                    let why = match held {
+                        Some(held) => format!(
+                            "this isolate holds {held} bytes of accepted events, at its MAX_HELD_BYTES of {}, and {e}",
+                            config.max_held_bytes
+                        ),
+                        None => e,
+                    };
+                    console_error!("edgehose: answered 503 to {} events: {why}", accepted.count);
+                    let reply = ApiError::Unavailable(why).reply(cors);
+                    refused(&reply, accepted.cell, &env, &ctx);
+                    Ok(respond(reply))
+                }
+            }
+        })
+        .into()
     }
-    // Queue mode without a window, or an isolate holding all it may: answer
-    // once a queue shard holds the events, and 503 (`Retry-After`) when none
-    // takes them — never held where nothing keeps them.
-    let held = config.answers_at_once().then(forward::held_bytes);
-    js_sys::futures::future_to_promise(async move {
-        match forward::enqueue_first(&config, &env, &accepted.lines, received_at).await {
-            Ok(()) => {
-                count_accepted(&accepted);
-                outcomes::flush_later(&env, &ctx);
-                Ok(respond(accepted.reply))
-            }
-            Err(e) => {
-                let why = match held {
-                    Some(held) => format!(
-                        "this isolate holds {held} bytes of accepted events, at its MAX_HELD_BYTES of {}, and {e}",
-                        config.max_held_bytes
-                    ),
-                    None => e,
-                };
-                console_error!("edgehose: answered 503 to {} events: {why}", accepted.count);
-                let reply = ApiError::Unavailable(why).reply(cors);
-                refused(&reply, accepted.cell, &env, &ctx);
-                Ok(respond(reply))
-            }
-        }
-    })
-    .into()
 }
 
 /// The size of this instance's linear memory: what the Worker holds of its

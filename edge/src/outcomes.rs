@@ -69,10 +69,7 @@ pub fn flush(env: &JsValue) {
     if tally.is_empty() {
         return;
     }
-    let Some(dataset) = js_sys::Reflect::get(env, &JsValue::from_str(OUTCOMES_BINDING))
-        .ok()
-        .filter(|d| !d.is_undefined() && !d.is_null())
-    else {
+    let Some(dataset) = crate::js::binding(env, OUTCOMES_BINDING) else {
         return;
     };
     let cells: Vec<(&Cell, &Counts)> = tally.cells().collect();

@@ -138,12 +138,7 @@ impl IngestApi {
             match guard::limit(&accepted, &self.api, address.as_deref(), memory, now_ms, &OsRandom) {
                 Limit::Within => None,
                 Limit::Over(scope) => Some(scope),
-                Limit::Ask(calls) => calls.iter().find_map(|(counter, scope)| {
-                    (!windows.limit(counter, now_ms)).then(|| {
-                        memory.spend(counter, now_ms);
-                        *scope
-                    })
-                }),
+                Limit::Ask(calls) => guard::ask_local(&calls, windows, memory, now_ms),
             }
         };
         let accepted = match guard::settle(accepted, &self.api, finding.as_ref(), over, now_ms) {

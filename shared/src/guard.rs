@@ -57,6 +57,23 @@ pub fn limit(
     }
 }
 
+/// Makes [`Limit::Ask`]'s calls against counters kept in memory (`ingest-api`'s
+/// instance, and tests standing in for the binding): the scope of the first
+/// refused, remembered spent in `memory`; `None` when all passed.
+pub fn ask_local(
+    calls: &[(String, Scope)],
+    windows: &mut rate_limit::Windows,
+    memory: &mut Memory,
+    now_ms: u64,
+) -> Option<Scope> {
+    calls.iter().find_map(|(counter, scope)| {
+        (!windows.limit(counter, now_ms)).then(|| {
+            memory.spend(counter, now_ms);
+            *scope
+        })
+    })
+}
+
 /// The answer to a request whose key or address this isolate knows spent,
 /// for a key whose owner says refuse: given before its body is read.
 pub fn refuse_early(

@@ -44,12 +44,7 @@ fn post(
     let over = match limit(&accepted, cfg, Some("203.0.113.9"), memory, now, &random) {
         Limit::Within => None,
         Limit::Over(scope) => Some(scope),
-        Limit::Ask(calls) => calls.iter().find_map(|(counter, scope)| {
-            (!windows.limit(counter, now)).then(|| {
-                memory.spend(counter, now);
-                *scope
-            })
-        }),
+        Limit::Ask(calls) => ask_local(&calls, windows, memory, now),
     };
     settle(accepted, cfg, crate::bot::judge(signals).as_ref(), over, now)
 }
