@@ -10,7 +10,7 @@ use edgehose_shared::judge::Rules;
 use edgehose_shared::kinesis::pack::PackConfig as KinesisPackConfig;
 use edgehose_shared::kinesis::partition::{self, PartitionKeys};
 use edgehose_shared::kinesis::put_records as kinesis;
-use edgehose_shared::limits::{FIREHOSE_MAX_RECORD_BYTES, MAX_BODY_BYTES, MAX_HELD_BYTES};
+use edgehose_shared::limits::{MAX_BODY_BYTES, MAX_HELD_BYTES};
 use edgehose_shared::requeue::RequeuePolicy;
 use edgehose_shared::retry::RetryPolicy;
 use edgehose_shared::settings::{SettingError, Settings};
@@ -79,7 +79,7 @@ pub enum SinkConfig {
         streams: Vec<String>,
         /// Where `PutRecordBatch` goes (`FIREHOSE_ENDPOINT`, else the region's).
         endpoint: Endpoint,
-        /// How records are filled (`RECORD_TARGET_BYTES`).
+        /// How records are filled (`RECORD_TARGET_BYTES`; one line each with `DESTINATION = iceberg`).
         pack: PackConfig,
         /// The stream partitions dynamically (`PARTITIONING`, as the
         /// template's `DynamicPartitioning`): each record then holds one partition.
@@ -167,9 +167,7 @@ impl SinkConfig {
                 Ok(Self::Firehose {
                     streams,
                     endpoint: endpoint("FIREHOSE_ENDPOINT", firehose::SIGNING_SERVICE)?,
-                    pack: PackConfig::with_target_record_bytes(
-                        s.usize_or("RECORD_TARGET_BYTES", FIREHOSE_MAX_RECORD_BYTES)?,
-                    ),
+                    pack: PackConfig::from_settings(s)?,
                     partitioning: s.bool_or("PARTITIONING", false)?,
                 })
             }
@@ -484,6 +482,31 @@ mod tests {
             ("KINESIS_RECORD_TARGET_BYTES", "5000"),
         ]);
         assert!(read(&kinesis).is_ok());
+    }
+
+    #[test]
+    fn with_the_iceberg_destination_each_firehose_record_holds_one_line() {
+        let with = |extra: &[(&'static str, &'static str)]| {
+            let mut pairs = BASE.to_vec();
+            pairs.extend_from_slice(extra);
+            read(&pairs)
+        };
+        let target = |c: EdgeConfig| match c.sink {
+            super::SinkConfig::Firehose { pack, .. } => pack.target_record_bytes(),
+            _ => unreachable!("BASE is a Firehose sink"),
+        };
+        assert_eq!(
+            target(with(&[]).unwrap()),
+            edgehose_shared::limits::FIREHOSE_MAX_RECORD_BYTES
+        );
+        assert_eq!(target(with(&[("DESTINATION", "iceberg")]).unwrap()), 1);
+        let e = with(&[("DESTINATION", "iceberg"), ("RECORD_TARGET_BYTES", "4096")]).unwrap_err();
+        assert!(
+            e.name == "RECORD_TARGET_BYTES" && e.problem.contains("one event a record"),
+            "{e}"
+        );
+        let e = with(&[("DESTINATION", "orc")]).unwrap_err();
+        assert_eq!(e.name, "DESTINATION");
     }
 
     #[test]

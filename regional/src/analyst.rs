@@ -11,7 +11,9 @@
 //! ```
 //!
 //! Names are snake_case in every dialect (`user_id`, not Segment's
-//! `userId`), so one table holds them all: [`COLUMNS`].
+//! `userId`), so one table holds them all: [`COLUMNS`], written down in
+//! `edgehose_shared::table` with their Iceberg types (the Iceberg rows are
+//! these lines, `crate::iceberg_row`).
 
 use edgehose_shared::envelope::EdgeMeta;
 use edgehose_shared::event::Event;
@@ -23,63 +25,7 @@ pub use edgehose_shared::timestamp::Rfc3339;
 use serde::Serialize;
 use serde_json::value::RawValue;
 
-/// One column of the destination's table: every member any analyst line (or
-/// a `rejected` line beside them) may carry, with its type as the catalog
-/// declares it. The SAM template's Glue table lists exactly these (a test
-/// holds the two together), and a test of the transform checks every line
-/// it writes against them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Column {
-    /// The member's name.
-    pub name: &'static str,
-    /// Its type in the catalog (Hive DDL as Glue and Athena read it).
-    /// Objects of free form (`properties`, `traits`, `context`) are
-    /// `string`: Athena's JSON SerDe hands their JSON text to
-    /// `json_extract`.
-    pub catalog_type: &'static str,
-    /// Which lines carry it: `all`, `v1`, `segment`, `source`, `rejected`.
-    pub of: &'static str,
-}
-
-/// The table's columns, in the order the catalog lists them.
-pub const COLUMNS: &[Column] = &[
-    column("id", "string", "all"),
-    column("type", "string", "segment"),
-    column("event", "string", "v1, segment, source"),
-    column("name", "string", "segment"),
-    column("category", "string", "segment"),
-    column("source", "string", "source"),
-    column("event_time", "string", "v1, segment, source"),
-    column("received_at", "string", "all"),
-    column("sent_at", "string", "v1, segment"),
-    column("original_timestamp", "string", "segment"),
-    column("message_id", "string", "v1, segment"),
-    column("anonymous_id", "string", "v1, segment"),
-    column("user_id", "string", "v1, segment"),
-    column("group_id", "string", "segment"),
-    column("previous_id", "string", "segment"),
-    column("url", "string", "v1"),
-    column("referrer", "string", "v1"),
-    column("target", "string", "v1"),
-    column("key_id", "string", "v1, segment, source"),
-    column("country", "string", "v1, segment, source"),
-    column("colo", "string", "v1, segment, source"),
-    column("asn", "bigint", "v1, segment, source"),
-    column(
-        "label",
-        "struct<lane:string,limited:string,bot:string,signal:string,score:int>",
-        "v1, segment, source",
-    ),
-    column("properties", "string", "v1, segment, source"),
-    column("traits", "string", "segment"),
-    column("context", "string", "segment"),
-    column("rejected", "string", "rejected"),
-    column("envelope", "string", "rejected"),
-];
-
-const fn column(name: &'static str, catalog_type: &'static str, of: &'static str) -> Column {
-    Column { name, catalog_type, of }
-}
+pub use edgehose_shared::table::{COLUMNS, Column};
 
 /// What every line takes from the envelope.
 pub struct Where<'a> {

@@ -21,7 +21,6 @@ use edgehose_shared::deliver::{Pause, Sink, deliver};
 use edgehose_shared::envelope::EdgeMeta;
 use edgehose_shared::firehose;
 use edgehose_shared::guard::{self, Limit};
-use edgehose_shared::limits::FIREHOSE_MAX_RECORD_BYTES;
 use edgehose_shared::rate_limit::{Memory, Windows};
 use edgehose_shared::retry::{GiveUpReason, RetryPolicy};
 use edgehose_shared::settings::{SettingError, Settings};
@@ -84,7 +83,7 @@ impl IngestApi {
             api,
             stream,
             client: aws_sdk_firehose::Client::from_conf(config.build()),
-            pack: PackConfig::with_target_record_bytes(s.usize_or("RECORD_TARGET_BYTES", FIREHOSE_MAX_RECORD_BYTES)?),
+            pack: PackConfig::from_settings(s)?,
             // API Gateway gives up on an integration after 30 s.
             retry: RetryPolicy::from_settings(s, 20_000)?,
             limits: Arc::default(),

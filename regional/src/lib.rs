@@ -3,6 +3,7 @@
 //! that wraps it for the Lambda runtime ([`transform_lambda`]).
 
 pub mod analyst;
+pub mod iceberg_row;
 pub mod ingest;
 pub mod metrics;
 pub mod rejection_log;

@@ -31,12 +31,14 @@ use edgehose_shared::outcome::{Cell, LineAccount, Outcome, Tally, door_of, minut
 use edgehose_shared::rejected::{Rejected, is_rejected_line};
 use edgehose_shared::segment::validate::validate_message;
 use edgehose_shared::source::{self, Sources};
+use edgehose_shared::table::iceberg_table;
 use edgehose_shared::timestamp::Timestamp;
 use edgehose_shared::validate::{Reason, Violation, validate_event};
 use serde::Serialize;
 use serde_json::value::RawValue;
 
 use crate::analyst::{Rfc3339, SegmentLine, SourceLine, V1Line, Where};
+use crate::iceberg_row;
 
 /// Lambda's limit on a synchronous response: 6 MB
 /// (<https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html>).
@@ -139,13 +141,43 @@ impl Serialize for Base64Data {
     }
 }
 
-/// Record metadata for dynamic partitioning.
+/// Record metadata: dynamic-partitioning keys (JSON destination), or the
+/// row's routing (Iceberg destination).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Metadata {
-    /// `event_name` and `event_date` (`YYYY-MM-DD`).
+    /// `table`, `event_name` and `event_date` (`YYYY-MM-DD`).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub partition_keys: BTreeMap<String, String>,
+    /// Which Iceberg table the record's row goes to, and how.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub otf_metadata: Option<OtfMetadata>,
 }
+
+/// A row's routing as Firehose's Iceberg destination reads it from the
+/// transform's answer
+/// (<https://docs.aws.amazon.com/firehose/latest/dev/apache-iceberg-format-input-record-different.html>).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OtfMetadata {
+    /// The Glue database.
+    pub destination_database_name: String,
+    /// The table: the event's dialect's (`edgehose_shared::table::ICEBERG_TABLES`).
+    pub destination_table_name: String,
+    /// [`UPSERT`]: with the table's unique keys, a row whose key is in the
+    /// table already replaces it.
+    pub operation: &'static str,
+}
+
+/// Firehose's operation that inserts a row or, when a row with its unique
+/// key is in the table already, replaces that one.
+pub const UPSERT: &str = "update";
+
+/// The reason a record's events are counted under when the Iceberg
+/// destination was sent a record of several events (the edge and
+/// ingest-api send one a record with `DESTINATION = iceberg`): Firehose
+/// keeps the record under the error prefix.
+pub const ICEBERG_RECORD_OF_MANY: &str = "iceberg_record_of_many_events";
 
 /// An event name as a partition key value: the characters Hive escapes in
 /// partition directory names (which Hive's and Athena's `MSCK REPAIR
@@ -181,6 +213,10 @@ pub struct TransformConfig {
     /// Threads records are transformed on; 0 means one per CPU the function
     /// sees (Lambda gives more than one vCPU's worth of CPU above 1,769 MB).
     pub threads: usize,
+    /// The Iceberg destination's Glue database, when the destination is
+    /// Iceberg: each record's one event becomes a row of its dialect's
+    /// table ([`crate::iceberg_row`]), routed with [`OtfMetadata`].
+    pub iceberg_database: Option<String>,
 }
 
 /// Counts of one invocation, for metrics.
@@ -459,6 +495,8 @@ fn transform_record(
         rejected: Vec::new(),
         names: Vec::new(),
         tables: Vec::new(),
+        iceberg: config.iceberg_database.is_some(),
+        row_tables: Vec::new(),
     };
     let mut lines = 0usize;
     let mut first_time: Option<i64> = None;
@@ -487,6 +525,9 @@ fn transform_record(
         // response's 6 MB on bytes nobody reads.
         return (RecordResult::ProcessingFailed, Vec::new(), None);
     }
+    if let Some(database) = &config.iceberg_database {
+        return iceberg_answer(database, lines, out, counts, failed_rejections, fates);
+    }
     counts.records_ok += 1;
     let metadata = config.partitioning.then(|| {
         let name = match out.names.as_slice() {
@@ -507,11 +548,61 @@ fn transform_record(
                 ("event_name".to_owned(), name),
                 ("event_date".to_owned(), date),
             ]),
+            otf_metadata: None,
         }
     });
     let mut bytes = out.valid;
     bytes.extend_from_slice(&out.rejected);
     (RecordResult::Ok, bytes, metadata)
+}
+
+/// The answer for a record with at least one valid event, to the Iceberg
+/// destination: its one row and where it goes. A record of several lines
+/// (which the edge and ingest-api never send with `DESTINATION = iceberg`)
+/// cannot be one row: Firehose keeps it whole under the error prefix, and
+/// the log and the receipt say why.
+fn iceberg_answer(
+    database: &str,
+    lines: usize,
+    out: Output,
+    counts: &mut Counts,
+    failed_rejections: &mut Vec<u8>,
+    fates: &mut Fates,
+) -> (RecordResult, Vec<u8>, Option<Metadata>) {
+    match out.row_tables.as_slice() {
+        [table] if lines == 1 => {
+            counts.records_ok += 1;
+            let mut row = out.valid;
+            if row.last() == Some(&b'\n') {
+                row.pop();
+            }
+            let metadata = Metadata {
+                partition_keys: BTreeMap::new(),
+                otf_metadata: Some(OtfMetadata {
+                    destination_database_name: database.to_owned(),
+                    destination_table_name: (*table).to_owned(),
+                    operation: UPSERT,
+                }),
+            };
+            (RecordResult::Ok, row, Some(metadata))
+        }
+        _ => {
+            counts.records_failed += 1;
+            counts.events_invalid += counts.events_ok;
+            counts.events_ok = 0;
+            for (fate, _) in &mut fates.0 {
+                if let Fate::Landed(_) = fate {
+                    *fate = Fate::Rejected(ICEBERG_RECORD_OF_MANY.to_owned());
+                }
+            }
+            let why = serde_json::json!({"rejected": [{
+                "reason": ICEBERG_RECORD_OF_MANY,
+                "message": format!("a record of {lines} lines to the Iceberg destination, which takes one event a record: give the edge and ingest-api DESTINATION = iceberg"),
+            }]});
+            failed_rejections.extend_from_slice(format!("{why}\n").as_bytes());
+            (RecordResult::ProcessingFailed, Vec::new(), None)
+        }
+    }
 }
 
 /// Where a record's lines go as they are transformed.
@@ -524,12 +615,26 @@ struct Output {
     names: Vec<String>,
     /// The distinct tables (lanes) of the valid events.
     tables: Vec<&'static str>,
+    /// Whether valid events are written as Iceberg rows.
+    iceberg: bool,
+    /// The Iceberg table of each row written.
+    row_tables: Vec<&'static str>,
 }
 
 impl Output {
-    /// Appends a valid event's analyst line; `name` is its partition name.
-    fn push_valid(&mut self, analyst: &impl Serialize, name: &str) {
-        push_line(&mut self.valid, analyst);
+    /// Appends a valid event's analyst line (or its Iceberg row); `name` is
+    /// its partition name, `line` the envelope it came in and `dialect` its
+    /// door's (`v1`, `segment`, `source`).
+    fn push_valid(&mut self, analyst: &impl Serialize, name: &str, (line, dialect): (&str, &str)) {
+        if self.iceberg {
+            let mut text = Vec::new();
+            push_line(&mut text, analyst);
+            self.valid.extend_from_slice(&iceberg_row::row(&text, dialect, line));
+            self.valid.push(b'\n');
+            self.row_tables.extend(iceberg_table(dialect));
+        } else {
+            push_line(&mut self.valid, analyst);
+        }
         if !self.names.iter().any(|n| n == name) {
             self.names.push(name.to_owned());
         }
@@ -610,18 +715,18 @@ fn outcome(line: &str, config: &TransformConfig, out: &mut Output, arrived: Time
         None => validate_event(raw.get(), &config.limits)
             .and_then(|event| source::check_not_a_source(&event.event, &config.sources).map(|()| event))
             .and_then(|event| with_schema(config, &event.event, raw.get()).map(|()| event))
-            .map(|event| out.push_valid(&V1Line::new(&at, &event), &event.event)),
+            .map(|event| out.push_valid(&V1Line::new(&at, &event), &event.event, (line, "v1"))),
         Some("segment") => validate_message(raw.get(), envelope.call.as_deref(), &config.limits).and_then(|message| {
-            let line = SegmentLine::new(&at, &message, envelope.batch_sent_at);
-            source::check_not_a_source(line.partition_name(), &config.sources)?;
-            out.push_valid(&line, line.partition_name());
+            let analyst = SegmentLine::new(&at, &message, envelope.batch_sent_at);
+            source::check_not_a_source(analyst.partition_name(), &config.sources)?;
+            out.push_valid(&analyst, analyst.partition_name(), (line, "segment"));
             Ok(())
         }),
         _ => {
             let name = envelope.source.as_deref().unwrap_or_default();
             source::validate_event(raw.get(), config.sources.get(name), &config.limits)
                 .and_then(|event| with_schema(config, name, raw.get()).map(|()| event))
-                .map(|event| out.push_valid(&SourceLine::new(&at, name, &event), name))
+                .map(|event| out.push_valid(&SourceLine::new(&at, name, &event), name, (line, "source")))
         }
     };
     match done {

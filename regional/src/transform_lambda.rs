@@ -5,6 +5,7 @@ use edgehose_shared::limits::Limits;
 use edgehose_shared::outcome::receipt_line;
 use edgehose_shared::settings::{SettingError, Settings};
 use edgehose_shared::source::Sources;
+use edgehose_shared::table::Destination;
 use lambda_runtime::{Error, LambdaEvent};
 
 use crate::schemas::{SchemaError, Schemas};
@@ -33,7 +34,8 @@ pub struct Transformer {
 }
 
 impl Transformer {
-    /// Reads `PARTITIONING` (`true` to emit dynamic-partitioning keys), the
+    /// Reads `PARTITIONING` (`true` to emit dynamic-partitioning keys),
+    /// `DESTINATION` (`iceberg`: rows for the tables of `DATABASE_NAME`), the
     /// event limits (`MAX_EVENT_BYTES`, `MAX_DEPTH`, as on the edge),
     /// `TRANSFORM_THREADS` (0, the default: one per CPU) and the JSON Schemas
     /// ([`crate::schemas`]).
@@ -56,6 +58,10 @@ impl Transformer {
                 schemas: Schemas::default(),
                 sources: Sources::from_settings(s)?,
                 threads: s.usize_or("TRANSFORM_THREADS", 0)?,
+                iceberg_database: match Destination::from_settings(s)? {
+                    Destination::Json => None,
+                    Destination::Iceberg => Some(s.required("DATABASE_NAME")?),
+                },
             },
         })
     }

@@ -14,6 +14,8 @@ use crate::limits::{
     FIREHOSE_BILLING_INCREMENT_BYTES, FIREHOSE_MAX_CALL_BYTES, FIREHOSE_MAX_RECORD_BYTES,
     FIREHOSE_MAX_RECORDS_PER_CALL, QUEUE_MAX_BATCH_BYTES, QUEUE_MAX_BATCH_MESSAGES,
 };
+use crate::settings::{SettingError, Settings};
+use crate::table::Destination;
 
 /// How records are filled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,6 +46,36 @@ impl PackConfig {
     /// The target record size in force.
     pub fn target_record_bytes(&self) -> usize {
         self.target_record_bytes
+    }
+
+    /// Reads `RECORD_TARGET_BYTES` and `DESTINATION`: records as full as
+    /// the target for the JSON destination; one line each for Iceberg,
+    /// whose Firehose destination reads one JSON object a record (and bills
+    /// by the byte, not in 5 KB steps, so a small record costs no more).
+    pub fn from_settings<F: Fn(&str) -> Option<String>>(s: &Settings<F>) -> Result<Self, SettingError> {
+        match Destination::from_settings(s)? {
+            Destination::Json => Ok(Self::with_target_record_bytes(
+                s.usize_or("RECORD_TARGET_BYTES", FIREHOSE_MAX_RECORD_BYTES)?,
+            )),
+            Destination::Iceberg => match s.get("RECORD_TARGET_BYTES") {
+                Some(v) if v.trim() != "1" => Err(SettingError::new(
+                    "RECORD_TARGET_BYTES",
+                    format!(
+                        "= {v} cannot be set with DESTINATION = iceberg: Firehose's Iceberg destination reads one event a record"
+                    ),
+                )),
+                _ => Ok(Self::for_destination(Destination::Iceberg)),
+            },
+        }
+    }
+
+    /// Records as the destination wants them by default: as full as
+    /// Firehose takes for JSON, one line each for Iceberg.
+    pub fn for_destination(destination: Destination) -> Self {
+        match destination {
+            Destination::Json => Self::default(),
+            Destination::Iceberg => Self::with_target_record_bytes(1),
+        }
     }
 }
 

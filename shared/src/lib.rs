@@ -99,6 +99,7 @@ pub mod shard;
 pub mod sigv4;
 pub mod source;
 pub mod sqs;
+pub mod table;
 pub mod timestamp;
 pub mod token;
 pub mod validate;

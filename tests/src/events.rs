@@ -31,7 +31,12 @@ pub fn record_of(lines: &[String]) -> Vec<u8> {
 
 /// POSTs `body` to the events endpoint.
 pub fn post(base: &str, body: &[u8], headers: &[(&str, &str)]) -> Response {
-    let mut b = http::Request::post(format!("{base}/v1/events"));
+    post_to(base, "/v1/events", body, headers)
+}
+
+/// POSTs `body` to `path` (`/v1/batch`, `/v1/ingest/<name>`, …).
+pub fn post_to(base: &str, path: &str, body: &[u8], headers: &[(&str, &str)]) -> Response {
+    let mut b = http::Request::post(format!("{base}{path}"));
     for (k, v) in headers {
         b = b.header(*k, *v);
     }
@@ -41,7 +46,7 @@ pub fn post(base: &str, body: &[u8], headers: &[(&str, &str)]) -> Response {
         .and_then(|r| send(r).map_err(String::from))
     {
         Ok(r) => r,
-        Err(e) => panic!("POST {base}/v1/events: {e}"),
+        Err(e) => panic!("POST {base}{path}: {e}"),
     }
 }
 

@@ -23,14 +23,20 @@ pub struct Local {
     pub edge: Edge,
     /// Where the destination's objects are written.
     pub dir: PathBuf,
+    /// With `DESTINATION=iceberg`: the Glue database of the Iceberg tables.
+    pub iceberg: Option<String>,
 }
+
+/// The Glue database the pipeline's Iceberg tables are in.
+pub const ICEBERG_DATABASE: &str = "edgehose";
 
 impl Local {
     /// Starts firehose-local (a 1 s buffer, `faults`) and the edge in queue
     /// mode in front of it, with `bindings` added to the edge's settings;
     /// `SOURCES` and `PARTITIONING` there are given to the transform too, as
     /// a deployment does (and `PARTITIONING=true` partitions the stream as
-    /// the template does).
+    /// the template does; `DESTINATION=iceberg` writes the stream's rows to
+    /// Iceberg tables of [`ICEBERG_DATABASE`]).
     pub fn start(name: &str, faults: FaultPlan, bindings: &[(&str, &str)]) -> Self {
         Self::start_with(name, faults, bindings, |_| {})
     }
@@ -44,13 +50,20 @@ impl Local {
     ) -> Self {
         let dir = std::env::temp_dir().join(format!("edgehose-pipeline-{name}-{}", uuid::Uuid::new_v4()));
         let mut config = Config::new("clicks", dir.clone());
-        let transform_env: Vec<(String, String)> = bindings
+        let mut transform_env: Vec<(String, String)> = bindings
             .iter()
-            .filter(|(k, _)| matches!(*k, "SOURCES" | "PARTITIONING"))
+            .filter(|(k, _)| matches!(*k, "SOURCES" | "PARTITIONING" | "DESTINATION"))
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         if bindings.contains(&("PARTITIONING", "true")) {
             config.streams[0].partition_prefix = Some(firehose::PARTITION_PREFIX.to_owned());
+        }
+        let iceberg = bindings
+            .contains(&("DESTINATION", "iceberg"))
+            .then(|| ICEBERG_DATABASE.to_owned());
+        if let Some(database) = &iceberg {
+            config.streams[0].iceberg = Some(database.clone());
+            transform_env.push(("DATABASE_NAME".to_owned(), database.clone()));
         }
         config.transform = Some((workspace_binary("transform"), transform_env));
         config.faults = faults;
@@ -74,7 +87,19 @@ impl Local {
         options.max_batch_size = 20;
         edit(&mut options);
         let edge = Edge::start(&options).unwrap_or_else(|e| panic!("could not start the edge Worker: {e}"));
-        Self { firehose, edge, dir }
+        Self {
+            firehose,
+            edge,
+            dir,
+            iceberg,
+        }
+    }
+
+    /// Every row of the Iceberg table `table`, as pyiceberg reads it.
+    pub fn iceberg_rows(&self, table: &str) -> Vec<serde_json::Value> {
+        let database = self.iceberg.as_deref().unwrap_or(ICEBERG_DATABASE);
+        firehose::iceberg::read_table(&self.dir.join(firehose::ICEBERG_DIR), database, table)
+            .unwrap_or_else(|e| panic!("could not read {database}.{table}: {e}"))
     }
 
     /// Stops the pipeline (firehose-local delivers what it still buffers),
@@ -85,9 +110,19 @@ impl Local {
         let _ = std::fs::remove_dir_all(dir);
     }
 
-    /// What the destination holds now, and the edge's dead letters.
+    /// What the destination holds now (with `DESTINATION=iceberg`, the rows
+    /// of every Iceberg table as the delivered events), and the edge's dead
+    /// letters.
     pub fn destination(&self) -> Destination {
         let mut d = Destination::read(&self.dir, &self.firehose.transform_log());
+        if self.iceberg.is_some() {
+            for (_, table) in edgehose_shared::table::ICEBERG_TABLES {
+                for row in self.iceberg_rows(table) {
+                    let id = row["id"].as_str().unwrap_or_default().to_owned();
+                    d.delivered.entry(id).or_default().push(row);
+                }
+            }
+        }
         d.dead_letters = self
             .edge
             .dead_letters()
@@ -130,7 +165,7 @@ impl Destination {
         for path in firehose::store::objects(dir) {
             let Ok(rel) = path.strip_prefix(dir) else { continue };
             let rel = rel.to_string_lossy().into_owned();
-            if rel.starts_with('.') || rel.ends_with(".log") {
+            if rel.starts_with('.') || rel.ends_with(".log") || rel.starts_with(firehose::ICEBERG_DIR) {
                 continue;
             }
             let text = std::fs::read_to_string(&path).unwrap_or_default();

@@ -270,6 +270,52 @@ fn dev_partitions_by_event_name_and_day_when_asked() {
 }
 
 #[test]
+fn dev_with_destination_iceberg_upserts_both_paths_events_and_prints_how_to_read_them() {
+    let d = Dev::start(&["--destination", "iceberg"]);
+    let run = uuid::Uuid::new_v4().to_string();
+    for (base, n) in [(&d.edge, 0), (&d.api, 1), (&d.edge, 0)] {
+        let body = format!(r#"{{"event":"click","message_id":"{run}-{n}"}}"#);
+        assert_eq!(post(base, body.as_bytes(), &[]).status, 200);
+    }
+    // The command `dev` prints, run from the repository as a user would.
+    let output = d.output();
+    let command = output
+        .lines()
+        .map(str::trim)
+        .find(|l| l.contains("cli/local/py/iceberg_read.py"))
+        .unwrap_or_else(|| panic!("dev printed no way to read the table:\n{output}"))
+        .to_owned();
+    assert!(command.ends_with("edgehose.events_v1"), "{command}");
+    // All three rows written (the two copies of the edge's event among them).
+    let stats = format!("http://127.0.0.1:{}/_edgehose/stats", d.ports[2]);
+    let written = wait_for(Duration::from_secs(60), || {
+        http_get(&stats)
+            .ok()
+            .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
+            .is_some_and(|s| s["lines_delivered"].as_u64() >= Some(3))
+    });
+    assert!(written, "{:?}\n{}", http_get(&stats), d.output());
+    let mut rows = String::new();
+    let both = wait_for(Duration::from_secs(60), || {
+        let out = Command::new("sh")
+            .args(["-c", &command])
+            .current_dir(edgehose_local::tools::repo_root())
+            .output()
+            .unwrap();
+        rows = String::from_utf8_lossy(&out.stdout).into_owned();
+        rows.contains(&format!("{run}-0")) && rows.contains(&format!("{run}-1"))
+    });
+    assert!(both, "{rows}\n{}", d.output());
+    // The edge's event was posted twice: one row.
+    let copies = rows
+        .lines()
+        .filter(|l| l.contains(&format!(r#""id": "{run}-0""#)))
+        .count();
+    assert_eq!(copies, 1, "{rows}");
+    d.stop_and_remove();
+}
+
+#[test]
 fn dev_with_sink_kinesis_lands_the_edges_events_through_the_stream() {
     let mut d = Dev::start(&["--sink", "kinesis"]);
     let run = uuid::Uuid::new_v4().to_string();

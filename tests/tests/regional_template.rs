@@ -61,13 +61,18 @@ fn cfn_lint_really_checks_it() {
 /// evaluated, `Fn::If` resolved, `AWS::NoValue` and resources whose
 /// condition is false dropped.
 fn deployed_with(sink: &str, fifo: bool) -> serde_json::Value {
+    deployed(&[("Sink", sink), ("QueueFifo", if fifo { "true" } else { "false" })])
+}
+
+/// The template as deployed with these parameters (the rest at their
+/// defaults), resolved as [`deployed_with`] does.
+fn deployed(given: &[(&str, &str)]) -> serde_json::Value {
     use serde_json::Value;
     let t = decoded();
     let params = |name: &str| -> Value {
-        match name {
-            "Sink" => Value::from(sink),
-            "QueueFifo" => Value::from(if fifo { "true" } else { "false" }),
-            other => t["Parameters"][other]["Default"].clone(),
+        match given.iter().find(|(n, _)| *n == name) {
+            Some((_, v)) => Value::from(*v),
+            None => t["Parameters"][name]["Default"].clone(),
         }
     };
     fn truth(t: &Value, cond: &Value, params: &dyn Fn(&str) -> Value) -> bool {
@@ -122,7 +127,150 @@ fn deployed_with(sink: &str, fifo: bool) -> serde_json::Value {
         Some(name) => truth(&t, &t["Conditions"][name], &params),
         None => true,
     });
+    let outputs = out["Outputs"].as_object_mut().unwrap();
+    outputs.retain(|_, o| match o.get("Condition").and_then(Value::as_str) {
+        Some(name) => truth(&t, &t["Conditions"][name], &params),
+        None => true,
+    });
     out
+}
+
+/// Every combination of sink and destination, resolved as deployed (the
+/// conditions gone) and linted as such: what each choice deploys is a valid
+/// template on its own, not only the template with every branch.
+#[test]
+fn cfn_lint_passes_on_the_template_as_deployed_with_each_sink_and_destination() {
+    let dir = std::env::temp_dir().join(format!("edgehose-template-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut files = Vec::new();
+    for sink in ["firehose", "kinesis", "sqs"] {
+        for destination in ["json", "iceberg"] {
+            let mut t = deployed(&[("Sink", sink), ("Destination", destination)]);
+            let root = t.as_object_mut().unwrap();
+            root.remove("Conditions");
+            for section in ["Resources", "Outputs"] {
+                for (_, item) in root[section].as_object_mut().unwrap().iter_mut() {
+                    item.as_object_mut().unwrap().remove("Condition");
+                }
+            }
+            let path = dir.join(format!("{sink}-{destination}.json"));
+            std::fs::write(&path, serde_json::to_vec_pretty(&t).unwrap()).unwrap();
+            files.push(path);
+        }
+    }
+    let bin = tools::python().unwrap().parent().unwrap().join("cfn-lint");
+    let out = Command::new(&bin)
+        // Parameters a deployment without a branch no longer reads are fine.
+        .args(["--ignore-checks", "W2001", "--"])
+        .args(&files)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn with_destination_iceberg_the_streams_write_the_iceberg_tables_upserting_on_the_events_identity() {
+    use edgehose_shared::table::{ICEBERG_TABLES, UNIQUE_KEY};
+    for sink in ["firehose", "kinesis"] {
+        let t = deployed(&[("Sink", sink), ("Destination", "iceberg")]);
+        let r = &t["Resources"];
+        assert!(r.get("EventsTable").is_none(), "{sink}: no JSON table");
+        let streams: &[&str] = if sink == "firehose" {
+            &["DeliveryStream", "ApiDeliveryStream"]
+        } else {
+            &["DeliveryStream"]
+        };
+        for stream in streams {
+            let p = &r[*stream]["Properties"];
+            assert!(p.get("ExtendedS3DestinationConfiguration").is_none(), "{sink} {stream}");
+            let d = &p["IcebergDestinationConfiguration"];
+            let tables: Vec<&str> = d["DestinationTableConfigurationList"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| {
+                    assert_eq!(c["UniqueKeys"], serde_json::json!(UNIQUE_KEY), "{stream}");
+                    assert_eq!(c["DestinationDatabaseName"]["Ref"], "EventsDatabase");
+                    let resource = c["DestinationTableName"]["Ref"].as_str().unwrap();
+                    r[resource]["Properties"]["Name"].as_str().unwrap()
+                })
+                .collect();
+            let expected: Vec<&str> = ICEBERG_TABLES.iter().map(|(_, t)| *t).collect();
+            assert_eq!(tables, expected, "{stream}");
+            let processor = &d["ProcessingConfiguration"]["Processors"][0]["Parameters"][0];
+            assert_eq!(processor["ParameterValue"]["Fn::GetAtt"][0], "TransformFunction");
+            assert_eq!(d["s3BackupMode"], "FailedDataOnly");
+            assert!(
+                d["S3Configuration"]["ErrorOutputPrefix"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("errors/"),
+                "the error prefix stays where it is"
+            );
+        }
+        let env = &r["TransformFunction"]["Properties"]["Environment"]["Variables"];
+        assert_eq!(env["DESTINATION"]["Ref"], "Destination");
+        assert_eq!(env["DATABASE_NAME"]["Ref"], "DatabaseName");
+        assert_eq!(
+            env["PARTITIONING"], "false",
+            "Iceberg rows are not partitioned by prefix"
+        );
+        if sink == "firehose" {
+            let api = &r["IngestFunction"]["Properties"]["Environment"]["Variables"];
+            assert_eq!(api["DESTINATION"]["Ref"], "Destination");
+        }
+        let role = r["FirehoseRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"].to_string();
+        assert!(role.contains("glue:UpdateTable"), "{role}");
+        // Each table is compacted and its old snapshots expired by Glue.
+        for (_, table) in ICEBERG_TABLES {
+            let resource = r
+                .as_object()
+                .unwrap()
+                .iter()
+                .find(|(_, v)| v["Properties"]["Name"] == *table)
+                .map(|(k, _)| k.clone())
+                .unwrap();
+            let mut kinds: Vec<&str> = r
+                .as_object()
+                .unwrap()
+                .values()
+                .filter(|v| {
+                    v["Type"] == "AWS::Glue::TableOptimizer" && v["Properties"]["TableName"]["Ref"] == *resource
+                })
+                .map(|v| {
+                    let c = &v["Properties"]["TableOptimizerConfiguration"];
+                    assert_eq!(c["Enabled"], true);
+                    assert_eq!(c["RoleArn"]["Fn::GetAtt"][0], "IcebergUpkeepRole");
+                    v["Properties"]["Type"].as_str().unwrap()
+                })
+                .collect();
+            kinds.sort_unstable();
+            assert_eq!(kinds, ["compaction", "retention"], "{table}");
+        }
+    }
+    let t = deployed(&[("Destination", "json"), ("DynamicPartitioning", "true")]);
+    let r = &t["Resources"];
+    assert!(r.get("EventsTable").is_some());
+    for (_, table) in ICEBERG_TABLES {
+        assert!(
+            !r.as_object()
+                .unwrap()
+                .values()
+                .any(|v| v["Properties"]["Name"] == *table),
+            "{table} with the JSON destination"
+        );
+    }
+    let p = &r["DeliveryStream"]["Properties"];
+    assert!(p.get("IcebergDestinationConfiguration").is_none());
+    assert!(p.get("ExtendedS3DestinationConfiguration").is_some());
+    let env = &r["TransformFunction"]["Properties"]["Environment"]["Variables"];
+    assert_eq!(env["PARTITIONING"], "true");
 }
 
 #[test]

@@ -2,8 +2,10 @@
 //! [`super::traffic`], times from [`super::measured`],
 //! prices from [`super::prices`]. Monthly minimums and included
 //! allowances are counted, so the figure per million events is what a month
-//! at that volume costs divided by its millions.
+//! at that volume costs divided by its millions. Firehose's own lines depend
+//! on where it delivers ([`Destination`]).
 
+use super::destination::{Billed, Destination};
 use super::measured::Measured;
 use super::prices::{self, Price};
 use super::traffic::{self, Quantities, Shape};
@@ -112,6 +114,8 @@ pub struct Bill {
     pub total: f64,
     /// Events that month.
     pub events: f64,
+    /// Where Firehose delivered them.
+    pub destination: Destination,
 }
 
 impl Bill {
@@ -121,22 +125,42 @@ impl Bill {
     }
 }
 
-/// The month's quantities for `path`.
+/// The month's quantities for `path`, delivering JSON objects.
 pub fn quantities(path: Path, shape: Shape) -> crate::error::Result<Quantities> {
+    quantities_to(path, shape, Destination::Json)
+}
+
+/// The month's quantities for `path`, delivering to `destination`.
+pub fn quantities_to(path: Path, shape: Shape, destination: Destination) -> crate::error::Result<Quantities> {
     match path {
-        Path::EdgeQueue => traffic::edge_queue(Shape {
-            requests_per_window: 1,
-            ..shape
-        }),
-        Path::EdgeQueueWindow => traffic::edge_queue(shape),
-        Path::EdgeDirect => traffic::edge_direct(shape),
-        Path::ApiGateway | Path::FunctionUrl => traffic::per_request(shape),
+        Path::EdgeQueue => traffic::edge_queue(
+            Shape {
+                requests_per_window: 1,
+                ..shape
+            },
+            destination,
+        ),
+        Path::EdgeQueueWindow => traffic::edge_queue(shape, destination),
+        Path::EdgeDirect => traffic::edge_direct(shape, destination),
+        Path::ApiGateway | Path::FunctionUrl => traffic::per_request(shape, destination),
     }
 }
 
-/// The bill for `events_per_month` events on `path`.
+/// The bill for `events_per_month` events on `path`, delivering JSON objects.
 pub fn bill(path: Path, events_per_month: f64, shape: Shape, measured: &Measured) -> crate::error::Result<Bill> {
-    let q = quantities(path, shape)?;
+    bill_to(path, events_per_month, shape, measured, Destination::Json)
+}
+
+/// The bill for `events_per_month` events on `path`, Firehose delivering
+/// to `destination`.
+pub fn bill_to(
+    path: Path,
+    events_per_month: f64,
+    shape: Shape,
+    measured: &Measured,
+    destination: Destination,
+) -> crate::error::Result<Bill> {
+    let q = quantities_to(path, shape, destination)?;
     let scale = q.per(events_per_month);
     let k = shape.events_per_request.max(1);
     let requests = q.requests as f64 * scale;
@@ -243,19 +267,11 @@ pub fn bill(path: Path, events_per_month: f64, shape: Shape, measured: &Measured
             ),
         );
     }
-    let billed_bytes = q.firehose.billed_bytes as f64 * scale;
+    for f in destination.firehose_lines(&q.firehose, scale) {
+        line(f.price, f.quantity, f.quantity, f.from);
+    }
     let payload = q.firehose.payload_bytes as f64 * scale;
     let records = q.firehose.records as f64 * scale;
-    line(
-        prices::FIREHOSE_INGESTION,
-        billed_bytes / prices::GB,
-        billed_bytes / prices::GB,
-        format!(
-            "{} records, {:.2}× the payload once rounded to 5 KB",
-            count(records),
-            billed_bytes / payload.max(1.0)
-        ),
-    );
     // Firehose fills a buffer until its size or its interval, whichever comes
     // first; traffic is taken as spread evenly over the month.
     let flushes = |buffer: f64| (payload / buffer).max((MONTH_S / BUFFER_INTERVAL_S).min(records));
@@ -290,19 +306,24 @@ pub fn bill(path: Path, events_per_month: f64, shape: Shape, measured: &Measured
             format!("the transform's receipt, {RECEIPT_LINE_BYTES:.0} bytes an invocation"),
         );
     }
-    let objects = flushes(S3_BUFFER_BYTES);
-    line(
-        prices::S3_PUTS,
-        objects,
-        objects,
-        "one object per 64 MB or 60 s buffer".into(),
-    );
+    // The Iceberg tables' own writes (data files, manifests, commits) are
+    // left out with their storage and upkeep.
+    if destination.counts_s3_puts() {
+        let objects = flushes(S3_BUFFER_BYTES);
+        line(
+            prices::S3_PUTS,
+            objects,
+            objects,
+            "one object per 64 MB or 60 s buffer".into(),
+        );
+    }
     let total = items.iter().map(|i| i.usd).sum();
     Ok(Bill {
         path,
         items,
         total,
         events,
+        destination,
     })
 }
 
@@ -393,6 +414,34 @@ mod tests {
         assert!((firehose - expected).abs() < 0.01, "{firehose} vs {expected}");
         let url = bill(Path::FunctionUrl, 100e6, shape(1, 1), &measured()).unwrap();
         assert!((b.total - url.total - 100.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn iceberg_changes_only_firehose_s_lines_and_drops_the_s3_puts() {
+        let json = bill(Path::ApiGateway, 100e6, shape(1, 1), &measured()).unwrap();
+        let iceberg = bill_to(Path::ApiGateway, 100e6, shape(1, 1), &measured(), Destination::Iceberg).unwrap();
+        assert_eq!(json.destination, Destination::Json);
+        assert_eq!(iceberg.destination, Destination::Iceberg);
+        // Firehose: the payload unrounded at $0.075, and 1.1 times it again
+        // (the transform's growth) at $0.045; no 5 KB line, no S3 PUTs.
+        let q = quantities_to(Path::ApiGateway, shape(1, 1), Destination::Iceberg).unwrap();
+        let payload_gb = q.firehose.payload_bytes as f64 * q.per(100e6) / prices::GB;
+        let ingestion = usd(&iceberg, prices::FIREHOSE_ICEBERG_INGESTION.item);
+        let processed = usd(&iceberg, prices::FIREHOSE_ICEBERG_PROCESSED.item);
+        assert!((ingestion - payload_gb * 0.075).abs() < 1e-9, "{ingestion}");
+        assert!((processed - payload_gb * 1.1 * 0.045).abs() < 1e-9, "{processed}");
+        assert_eq!(usd(&iceberg, prices::FIREHOSE_INGESTION.item), 0.0);
+        assert!(iceberg.items.iter().all(|i| i.price != prices::S3_PUTS));
+        assert_eq!(usd(&json, prices::FIREHOSE_ICEBERG_INGESTION.item), 0.0);
+        // Everything else is the same bill: at 100 M events both destinations'
+        // transform runs once a minute.
+        let firehose = |b: &Bill| crate::destination::firehose_usd(b);
+        let delta = iceberg.total - json.total;
+        let expected = firehose(&iceberg) - firehose(&json) - usd(&json, prices::S3_PUTS.item);
+        assert!((delta - expected).abs() < 1e-9, "{delta} vs {expected}");
+        // One 5 KB-rounded record per event costs more than the bytes at
+        // Iceberg's price.
+        assert!(firehose(&iceberg) < firehose(&json));
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! What can go wrong pricing a path: traffic the packing code refuses, a
 //! figures file that does not read, a chart that does not draw, a path
-//! that does not exist.
+//! or a destination that does not exist.
 
 /// An error from `edgehose-cost`.
 #[derive(Debug, thiserror::Error)]
@@ -23,6 +23,14 @@ pub enum Error {
     /// A path name that is not one of [`crate::bill::Path::ALL`].
     #[error("unknown path {given:?}; one of: {known}")]
     UnknownPath {
+        /// What was asked for.
+        given: String,
+        /// The names there are.
+        known: String,
+    },
+    /// A destination name that is not one of [`crate::destination::Destination::ALL`].
+    #[error("unknown destination {given:?}; one of: {known}")]
+    UnknownDestination {
         /// What was asked for.
         given: String,
         /// The names there are.

@@ -3,7 +3,7 @@
 //! accepts it all), and with a key budget of `B` events per rate-limit window
 //! answering the rest 429 (`RATE_LIMITS`, `shared::rate_limit`).
 //!
-//! What is let through is billed as any traffic is ([`bill`]: the whole
+//! What is let through is billed as any traffic is ([`bill_to`]: the whole
 //! path, Firehose and the transform included), as the difference between a
 //! month of it and an idle month, per hour. A refused request costs on the
 //! edge a Worker request and its CPU (taken as a whole request's measured
@@ -14,7 +14,8 @@
 //! an invocation. The binding's counters are per Cloudflare location: a
 //! flood from `L` locations gets `L` budgets.
 
-use crate::bill::{MONTH_S, Path, bill};
+use crate::bill::{MONTH_S, Path, bill_to};
+use crate::destination::{Billed, Destination};
 use crate::error::Result;
 use crate::measured::Measured;
 use crate::prices;
@@ -54,23 +55,31 @@ pub struct FloodBill {
     pub refused_requests: f64,
     /// Events let through an hour.
     pub events_through: f64,
+    /// Where Firehose delivers them.
+    pub destination: Destination,
 }
 
 /// Dollars an hour of `events_per_hour` events through `path`, over an idle month's bill.
-fn per_hour(path: Path, events_per_hour: f64, shape: Shape, measured: &Measured) -> Result<f64> {
+fn per_hour(path: Path, events_per_hour: f64, shape: Shape, measured: &Measured, to: Destination) -> Result<f64> {
     if events_per_hour <= 0.0 {
         return Ok(0.0);
     }
-    let busy = bill(path, events_per_hour * MONTH_HOURS, shape, measured)?.total;
-    let idle = bill(path, 1.0, shape, measured)?.total;
+    let busy = bill_to(path, events_per_hour * MONTH_HOURS, shape, measured, to)?.total;
+    let idle = bill_to(path, 1.0, shape, measured, to)?.total;
     Ok((busy - idle).max(0.0) / MONTH_HOURS)
 }
 
-/// The hour's bill of `flood` on `path`.
-pub fn flood_bill(path: Path, flood: Flood, shape: Shape, measured: &Measured) -> Result<FloodBill> {
+/// The hour's bill of `flood` on `path`, Firehose delivering to `destination`.
+pub fn flood_bill(
+    path: Path,
+    flood: Flood,
+    shape: Shape,
+    measured: &Measured,
+    destination: Destination,
+) -> Result<FloodBill> {
     let k = shape.events_per_request.max(1) as f64;
     let requests = flood.requests_per_second * 3600.0;
-    let unlimited = per_hour(path, requests * k, shape, measured)?;
+    let unlimited = per_hour(path, requests * k, shape, measured, destination)?;
     // Within the budget: at most a window's events per window and location;
     // a request larger than the budget still passes once a window.
     let budget_requests = (flood.budget_events / k).floor().max(1.0);
@@ -99,18 +108,24 @@ pub fn flood_bill(path: Path, flood: Flood, shape: Shape, measured: &Measured) -
     Ok(FloodBill {
         path,
         unlimited,
-        limited: per_hour(path, events_through, shape, measured)? + refusals,
+        limited: per_hour(path, events_through, shape, measured, destination)? + refusals,
         refusals,
         refused_requests,
         events_through,
+        destination,
     })
 }
 
 /// The table, for people.
 pub fn render(bills: &[FloodBill], flood: Flood, shape: Shape) -> String {
     let mut t = format!(
-        "A flood of {} requests a second from one key, {} event(s) of {} bytes each, for an hour; the key's budget {} events per {PERIOD_S} s window at each of {} Cloudflare location(s), the rest answered 429\n\n",
-        flood.requests_per_second, shape.events_per_request, shape.event_bytes, flood.budget_events, flood.locations,
+        "A flood of {} requests a second from one key, {} event(s) of {} bytes each, for an hour; the key's budget {} events per {PERIOD_S} s window at each of {} Cloudflare location(s), the rest answered 429; Firehose destination: {}\n\n",
+        flood.requests_per_second,
+        shape.events_per_request,
+        shape.event_bytes,
+        flood.budget_events,
+        flood.locations,
+        bills.first().map_or(Destination::Json, |b| b.destination).describe(),
     );
     t.push_str("| path | no limit (or \"over\": \"label\") $/hour | with the limit $/hour | of it, the 429s | events let through | requests refused |\n|---|---|---|---|---|---|\n");
     for b in bills {
@@ -148,7 +163,7 @@ mod tests {
             locations: 1.0,
         };
         for path in Path::ALL {
-            let b = flood_bill(path, flood, shape(), &m).unwrap();
+            let b = flood_bill(path, flood, shape(), &m, Destination::Json).unwrap();
             // 100 events a second get through: a tenth of the flood.
             assert!((b.events_through - 360_000.0).abs() < 1.0, "{b:?}");
             assert!((b.refused_requests - 3_240_000.0).abs() < 1.0, "{b:?}");
@@ -160,7 +175,7 @@ mod tests {
             requests_per_second: 10.0,
             ..flood
         };
-        let b = flood_bill(Path::EdgeDirect, calm, shape(), &m).unwrap();
+        let b = flood_bill(Path::EdgeDirect, calm, shape(), &m, Destination::Json).unwrap();
         assert_eq!(b.refused_requests, 0.0);
         assert!((b.limited - b.unlimited).abs() < 1e-9);
     }
@@ -173,8 +188,8 @@ mod tests {
             budget_events: 100.0,
             locations,
         };
-        let one = flood_bill(Path::EdgeQueue, flood(1.0), shape(), &m).unwrap();
-        let ten = flood_bill(Path::EdgeQueue, flood(10.0), shape(), &m).unwrap();
+        let one = flood_bill(Path::EdgeQueue, flood(1.0), shape(), &m, Destination::Iceberg).unwrap();
+        let ten = flood_bill(Path::EdgeQueue, flood(10.0), shape(), &m, Destination::Iceberg).unwrap();
         assert!((ten.events_through - 10.0 * one.events_through).abs() < 1.0);
     }
 }

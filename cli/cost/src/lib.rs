@@ -2,25 +2,41 @@
 //! monthly bill of each path, line by line, from
 //! the dated price table (`prices.rs`), the quantities the project's own
 //! packing code produces (`traffic.rs`) and the times its benchmarks
-//! measured (`measured.rs`, rewritten by `make bench-cost`).
+//! measured (`measured.rs`, rewritten by `make bench-cost`), for JSON objects
+//! in S3 or Iceberg tables (`destination.rs`).
 
 pub mod bill;
 pub mod chart;
+pub mod destination;
 pub mod error;
 pub mod flood;
 pub mod measured;
 pub mod prices;
 pub mod traffic;
 
-use bill::{Bill, Path, bill, count};
+use bill::{Bill, Path, bill_to, count};
+use destination::{Billed, Destination};
 use measured::Measured;
 use traffic::Shape;
 
 /// Events per request the chart is drawn at.
 pub const CHART_SIZES: [usize; 8] = [1, 2, 5, 10, 20, 50, 100, 200];
 
-/// Each path's dollars per million at each of [`CHART_SIZES`].
+/// Each path's dollars per million at each of [`CHART_SIZES`], delivering
+/// JSON objects.
 pub fn curve(paths: &[Path], events: f64, shape: Shape, measured: &Measured) -> error::Result<Vec<chart::Line>> {
+    curve_to(paths, events, shape, measured, Destination::Json)
+}
+
+/// Each path's dollars per million at each of [`CHART_SIZES`], delivering
+/// to `destination`.
+pub fn curve_to(
+    paths: &[Path],
+    events: f64,
+    shape: Shape,
+    measured: &Measured,
+    destination: Destination,
+) -> error::Result<Vec<chart::Line>> {
     paths
         .iter()
         .map(|&p| {
@@ -31,7 +47,7 @@ pub fn curve(paths: &[Path], events: f64, shape: Shape, measured: &Measured) -> 
                         events_per_request: k,
                         ..shape
                     };
-                    bill(p, events, s, measured).map(|b| (k as f64, b.per_million()))
+                    bill_to(p, events, s, measured, destination).map(|b| (k as f64, b.per_million()))
                 })
                 .collect::<error::Result<_>>()?;
             Ok((p, points))
@@ -52,11 +68,12 @@ pub fn chart_title(events: f64, shape: Shape) -> String {
 /// The summary and every path's line items, for people (Markdown tables).
 pub fn render(bills: &[Bill], shape: Shape, measured: &Measured) -> String {
     let mut t = format!(
-        "{} events a month, {} per request, {} bytes each, {} request(s) per edge isolate window; prices read {} (AWS us-east-1, Workers Paid); measured {} on {} ({})\n\n",
+        "{} events a month, {} per request, {} bytes each, {} request(s) per edge isolate window; Firehose destination: {}; prices read {} (AWS us-east-1, Workers Paid); measured {} on {} ({})\n\n",
         bills.first().map_or("0".into(), |b| count(b.events)),
         shape.events_per_request,
         shape.event_bytes,
         shape.requests_per_window,
+        bills.first().map_or(Destination::Json, |b| b.destination).describe(),
         prices::READ_ON,
         measured.date,
         measured.machine,
@@ -143,6 +160,7 @@ pub fn json(bills: &[Bill], shape: Shape, measured: &Measured) -> serde_json::Va
         "events_per_request": shape.events_per_request,
         "event_bytes": shape.event_bytes,
         "requests_per_window": shape.requests_per_window,
+        "destination": bills.first().map_or(Destination::Json, |b| b.destination).key(),
         "paths": bills.iter().map(|b| serde_json::json!({
             "path": b.path.key(),
             "usd_per_month": b.total,

@@ -83,6 +83,32 @@ pub const FIREHOSE_INGESTION: Price = Price {
     unit: "GB billed (2³⁰ bytes)",
     source: FIREHOSE,
 };
+/// Firehose delivering to Apache Iceberg tables from a Direct PUT source:
+/// per GB ingested, each record counted by its own bytes ("billed per GB
+/// ingested with no 5KB increments"). First tier (250 TB a month),
+/// us-east-1. AWS's Game Analytics Pipeline guidance prices the same
+/// (<https://github.com/aws-solutions-library-samples/guidance-for-game-analytics-pipeline-on-aws>:
+/// 259.2 GB through Direct PUT to Iceberg, $19.44 a month).
+pub const FIREHOSE_ICEBERG_INGESTION: Price = Price {
+    item: "Firehose to Iceberg, Direct PUT (no 5 KB increments)",
+    usd: 0.075,
+    per: 1.0,
+    unit: "GB ingested (2³⁰ bytes)",
+    source: FIREHOSE,
+};
+/// Firehose delivering to Apache Iceberg tables: bytes the transform
+/// (custom Lambda processing) adds before delivery, beyond those ingested,
+/// "billed at the same rate as shown in Kinesis Data Streams as a source to
+/// Apache Iceberg tables as a destination for all sources of ingestion
+/// including Direct PUT". First tier, us-east-1; the guidance above prices
+/// the same (259.2 GB from Kinesis Data Streams to Iceberg, $11.67 a month).
+pub const FIREHOSE_ICEBERG_PROCESSED: Price = Price {
+    item: "Firehose to Iceberg, bytes added by the transform",
+    usd: 0.045,
+    per: 1.0,
+    unit: "GB beyond those ingested (2³⁰ bytes)",
+    source: FIREHOSE,
+};
 /// HTTP API requests (each 512 KB of a request counts as one).
 pub const API_GATEWAY_REQUESTS: Price = Price {
     item: "API Gateway HTTP API requests",
@@ -141,12 +167,14 @@ pub const CLOUDWATCH_LOGS_INGESTION: Price = Price {
 pub const GB: f64 = 1_073_741_824.0;
 
 /// Every price, for the sources table.
-pub const ALL: [Price; 11] = [
+pub const ALL: [Price; 13] = [
     WORKERS_MONTHLY,
     WORKERS_REQUESTS,
     WORKERS_CPU,
     QUEUES_OPERATIONS,
     FIREHOSE_INGESTION,
+    FIREHOSE_ICEBERG_INGESTION,
+    FIREHOSE_ICEBERG_PROCESSED,
     API_GATEWAY_REQUESTS,
     LAMBDA_REQUESTS,
     LAMBDA_ARM_DURATION,

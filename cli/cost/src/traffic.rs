@@ -2,8 +2,11 @@
 //! code that moves the events: events of the given size enveloped as the
 //! edge envelopes them (`shared::envelope`), then grouped into queue
 //! messages, Firehose records and `PutRecordBatch` calls by `shared::batch`,
-//! exactly as each path sends them. Nothing here is a formula for packing.
+//! exactly as each path sends them, records filled as the destination
+//! wants them ([`Destination::pack_config`]). Nothing here is a formula for
+//! packing.
 
+use crate::destination::{Billed, Destination};
 use crate::error::Result;
 use edgehose_shared::batch::{PackConfig, PackingStats, group_lines, pack, pack_calls, pack_records};
 use edgehose_shared::limits::{
@@ -82,21 +85,18 @@ fn base(reqs: &[(usize, Vec<String>)]) -> Quantities {
     }
 }
 
-fn packed(lines: &[String]) -> Result<PackingStats> {
-    Ok(PackingStats::of(&pack(
-        lines,
-        "edgehose-events",
-        PackConfig::default(),
-    )?))
+fn packed(lines: &[String], config: PackConfig) -> Result<PackingStats> {
+    Ok(PackingStats::of(&pack(lines, "edgehose-events", config)?))
 }
 
 /// A function behind API Gateway or a function URL: each request's events
-/// in as few records as fit, one call per request (`ingest-api`).
-pub fn per_request(shape: Shape) -> Result<Quantities> {
+/// in as few records as fit (one each for Iceberg), one call per request
+/// (`ingest-api`).
+pub fn per_request(shape: Shape, destination: Destination) -> Result<Quantities> {
     let reqs = requests(shape);
     let mut q = base(&reqs);
     for (_, lines) in &reqs {
-        q.firehose.add(&packed(lines)?);
+        q.firehose.add(&packed(lines, destination.pack_config())?);
     }
     Ok(q)
 }
@@ -111,7 +111,8 @@ fn windows(reqs: &[(usize, Vec<String>)], per_window: usize) -> Vec<Vec<String>>
 /// The edge in direct mode: each window's lines packed into one call, a
 /// window sent early once it holds `DIRECT_FLUSH_LINES` lines or
 /// `DIRECT_FLUSH_BYTES`, as `edge/src/forward.rs` does.
-pub fn edge_direct(shape: Shape) -> Result<Quantities> {
+pub fn edge_direct(shape: Shape, destination: Destination) -> Result<Quantities> {
+    let config = destination.pack_config();
     let reqs = requests(shape);
     let mut q = base(&reqs);
     for window in windows(&reqs, shape.requests_per_window) {
@@ -120,13 +121,13 @@ pub fn edge_direct(shape: Shape) -> Result<Quantities> {
         for (i, line) in window.iter().enumerate() {
             bytes += line.len() + 1;
             if i + 1 - start >= DIRECT_FLUSH_LINES || bytes >= DIRECT_FLUSH_BYTES {
-                q.firehose.add(&packed(&window[start..=i])?);
+                q.firehose.add(&packed(&window[start..=i], config)?);
                 start = i + 1;
                 bytes = 0;
             }
         }
         if start < window.len() {
-            q.firehose.add(&packed(&window[start..])?);
+            q.firehose.add(&packed(&window[start..], config)?);
         }
     }
     Ok(q)
@@ -134,8 +135,9 @@ pub fn edge_direct(shape: Shape) -> Result<Quantities> {
 
 /// The edge in queue mode: each window's lines (each request's, with no
 /// window) as messages of whole lines; the consumer packs batches of 100
-/// messages into records and calls.
-pub fn edge_queue(shape: Shape) -> Result<Quantities> {
+/// messages into records and calls (for Iceberg, each message's lines a
+/// record each).
+pub fn edge_queue(shape: Shape, destination: Destination) -> Result<Quantities> {
     let reqs = requests(shape);
     let mut q = base(&reqs);
     let messages: Vec<String> = windows(&reqs, shape.requests_per_window)
@@ -149,7 +151,14 @@ pub fn edge_queue(shape: Shape) -> Result<Quantities> {
         .sum();
     for batch in messages.chunks(QUEUE_MAX_BATCH_MESSAGES) {
         q.consumer_batches += 1;
-        let records = pack_records(batch, PackConfig::default())?;
+        let records = match destination {
+            // A message is whole lines: NDJSON as it stands.
+            Destination::Json => pack_records(batch, destination.pack_config())?,
+            Destination::Iceberg => {
+                let lines: Vec<&str> = batch.iter().flat_map(|m| m.split('\n')).collect();
+                pack_records(&lines, destination.pack_config())?
+            }
+        };
         q.firehose
             .add(&PackingStats::of(&pack_calls(records, "edgehose-events")));
     }
@@ -177,7 +186,7 @@ mod tests {
 
     #[test]
     fn one_event_per_request_is_one_record_and_one_call_each_on_the_api_gateway_path() {
-        let q = per_request(shape(1, 1)).unwrap();
+        let q = per_request(shape(1, 1), Destination::Json).unwrap();
         assert_eq!(q.events, SAMPLE_EVENTS as u64);
         assert_eq!(q.firehose.records as u64, q.events);
         assert_eq!(q.firehose.calls as u64, q.events);
@@ -186,8 +195,8 @@ mod tests {
 
     #[test]
     fn a_window_of_requests_shares_records_in_direct_mode() {
-        let alone = edge_direct(shape(1, 1)).unwrap();
-        let shared = edge_direct(shape(1, 20)).unwrap();
+        let alone = edge_direct(shape(1, 1), Destination::Json).unwrap();
+        let shared = edge_direct(shape(1, 20), Destination::Json).unwrap();
         assert_eq!(alone.firehose.records as u64, alone.events);
         assert_eq!(shared.firehose.records as u64, alone.events / 20);
         assert_eq!(shared.firehose.calls, shared.firehose.records);
@@ -195,19 +204,38 @@ mod tests {
 
     #[test]
     fn queue_mode_writes_a_message_per_window_and_packs_100_at_a_time() {
-        let alone = edge_queue(shape(1, 1)).unwrap();
+        let alone = edge_queue(shape(1, 1), Destination::Json).unwrap();
         assert_eq!(alone.queue_messages, alone.events);
         assert_eq!(alone.queue_units, alone.events);
         assert_eq!(alone.consumer_batches, alone.events / 100);
-        let windowed = edge_queue(shape(1, 50)).unwrap();
+        let windowed = edge_queue(shape(1, 50), Destination::Json).unwrap();
         assert_eq!(windowed.queue_messages, alone.events / 50);
         // 100 messages of one ~400-byte line each fill far less than a record.
         assert_eq!(alone.firehose.records as u64, alone.consumer_batches);
     }
 
     #[test]
+    fn with_iceberg_every_path_sends_one_event_a_record() {
+        for k in [1, 20] {
+            let paths = [
+                per_request(shape(k, 1), Destination::Iceberg).unwrap(),
+                edge_direct(shape(k, 20), Destination::Iceberg).unwrap(),
+                edge_queue(shape(k, 20), Destination::Iceberg).unwrap(),
+            ];
+            let json = per_request(shape(k, 1), Destination::Json).unwrap();
+            for q in paths {
+                assert_eq!(q.firehose.records as u64, q.events, "{q:?}");
+                assert_eq!(q.firehose.lines as u64, q.events, "{q:?}");
+                // The same lines, the same bytes, however they are grouped.
+                assert_eq!(q.firehose.payload_bytes, json.firehose.payload_bytes, "{q:?}");
+                assert!(q.firehose.calls >= q.firehose.records.div_ceil(500), "{q:?}");
+            }
+        }
+    }
+
+    #[test]
     fn big_messages_are_billed_per_64_kb() {
-        let q = edge_queue(shape(400, 1)).unwrap();
+        let q = edge_queue(shape(400, 1), Destination::Json).unwrap();
         assert!(q.queue_units > q.queue_messages, "{q:?}");
     }
 }

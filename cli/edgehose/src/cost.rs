@@ -3,11 +3,12 @@
 
 use std::path::PathBuf;
 
-use edgehose_cost::bill::{Bill, Path, bill};
+use edgehose_cost::bill::{Bill, Path, bill_to};
+use edgehose_cost::destination::{self, Billed, Destination};
 use edgehose_cost::flood::{Flood, FloodBill, flood_bill};
 use edgehose_cost::measured::Measured;
 use edgehose_cost::traffic::Shape;
-use edgehose_cost::{chart, chart_title, curve, json, render};
+use edgehose_cost::{chart, chart_title, curve_to, json, render};
 
 /// `edgehose cost`'s options.
 #[derive(Debug, clap::Args)]
@@ -20,9 +21,13 @@ Every price comes from one dated table with its source; quantities (records,
 5 KB-rounded bytes, calls, queue messages and their 64 KB units) from the
 packing code the edge and ingest-api run; CPU and Lambda time from
 make bench-cost. Monthly minimums and included allowances are counted.
+After the bills, each path's Firehose lines with either destination (JSON
+objects in S3, or Iceberg tables: one event a record, no 5 KB rounding,
+the transform's added bytes billed), per million events and per GB sent.
 
   edgehose cost --events-per-month 300000000 --events-per-request 1
   edgehose cost --events-per-request 20 --event-bytes 170 --path edge-direct
+  edgehose cost --destination iceberg   (the bills as delivered to Iceberg tables)
   edgehose cost --flood-rps 1000 --flood-budget 1000   (an hour of flood, before and after a limit)"
 )]
 pub struct CostArgs {
@@ -42,6 +47,10 @@ pub struct CostArgs {
     /// edge-direct, api-gateway, function-url.
     #[arg(long, value_parser = Path::parse)]
     path: Vec<Path>,
+    /// Where Firehose delivers: json (NDJSON objects in S3) or iceberg
+    /// (Apache Iceberg tables, one event a record).
+    #[arg(long, default_value = "json", value_parser = edgehose_cost::destination::parse)]
+    destination: Destination,
     /// Measured figures written by make bench-cost (default: the built-in ones).
     #[arg(long)]
     measured: Option<PathBuf>,
@@ -106,24 +115,32 @@ pub fn run(args: CostArgs) -> Result<(), String> {
         };
         let bills: Vec<FloodBill> = paths
             .iter()
-            .map(|&p| flood_bill(p, flood, shape, &measured))
+            .map(|&p| flood_bill(p, flood, shape, &measured, args.destination))
             .collect::<Result<_, _>>()?;
         print!("{}", edgehose_cost::flood::render(&bills, flood, shape));
         return Ok(());
     }
     let bills: Vec<Bill> = paths
         .iter()
-        .map(|&p| bill(p, events, shape, &measured))
+        .map(|&p| bill_to(p, events, shape, &measured, args.destination))
         .collect::<Result<_, _>>()?;
+    let destinations = destination::compare(&paths, events, shape, &measured)?;
     if args.json {
-        let text = serde_json::to_string_pretty(&json(&bills, shape, &measured)).map_err(|e| format!("JSON: {e}"))?;
+        let mut value = json(&bills, shape, &measured);
+        value["destinations"] = destination::json(&destinations, shape);
+        let text = serde_json::to_string_pretty(&value).map_err(|e| format!("JSON: {e}"))?;
         println!("{text}");
     } else {
         print!("{}", render(&bills, shape, &measured));
+        print!("{}", destination::render(&destinations, shape));
     }
     if let Some(file) = &args.chart {
-        let lines = curve(&paths, events, shape, &measured)?;
-        chart::write(file, &chart_title(events, shape), &lines)?;
+        let lines = curve_to(&paths, events, shape, &measured, args.destination)?;
+        let mut title = chart_title(events, shape);
+        if args.destination != Destination::Json {
+            title.push_str(&format!(", delivered to {}", args.destination.describe()));
+        }
+        chart::write(file, &title, &lines)?;
         eprintln!("wrote {}", file.display());
     }
     Ok(())

@@ -59,6 +59,11 @@ pub struct DevArgs {
     /// Partition by event name and day, as the template's DynamicPartitioning.
     #[arg(long, env = "PARTITIONING")]
     partitioning: bool,
+    /// Where firehose-local writes, as the template's Destination: json (S3
+    /// objects in the data directory) or iceberg (Iceberg tables, unique on
+    /// key id and id, in a catalog under the data directory's iceberg/).
+    #[arg(long, value_enum, default_value_t = DestinationArg::Json, conflicts_with = "partitioning")]
+    destination: DestinationArg,
     /// The edge answers 400 to payloads that do not decode.
     #[arg(long)]
     strict: bool,
@@ -88,6 +93,16 @@ enum Mode {
     Queue,
     Direct,
 }
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum DestinationArg {
+    Json,
+    Iceberg,
+}
+
+/// The Glue database firehose-local's Iceberg tables are in under `make dev`
+/// (the template's DatabaseName default).
+const DEV_DATABASE: &str = "edgehose";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum Sink {
@@ -135,6 +150,11 @@ pub fn run(args: DevArgs) -> Result<(), String> {
         stream_config.partition_prefix = Some(firehose::PARTITION_PREFIX.to_owned());
     }
     let partitioning = if partitioning { "true" } else { "false" };
+    let iceberg = args.destination == DestinationArg::Iceberg;
+    let destination = if iceberg { "iceberg" } else { "json" };
+    if iceberg {
+        stream_config.iceberg = Some(DEV_DATABASE.to_owned());
+    }
     let mut config = Config::new(&stream, data_dir.clone());
     config.listen = format!("127.0.0.1:{}", args.firehose_port);
     // Kinesis and SQS live in moto; with a stream between, the delivery
@@ -204,6 +224,8 @@ pub fn run(args: DevArgs) -> Result<(), String> {
     let mut transform_env = transform_env();
     transform_env.push(("SOURCES".to_owned(), sources.clone()));
     transform_env.push(("PARTITIONING".to_owned(), partitioning.to_owned()));
+    transform_env.push(("DESTINATION".to_owned(), destination.to_owned()));
+    transform_env.push(("DATABASE_NAME".to_owned(), DEV_DATABASE.to_owned()));
     config.transform = Some((bins.transform.clone(), transform_env));
     let firehose = FirehoseLocal::start(config)?;
 
@@ -218,6 +240,7 @@ pub fn run(args: DevArgs) -> Result<(), String> {
         ("WRITE_KEYS", write_keys.as_str()),
         ("ALLOW_ANONYMOUS", anonymous),
         ("SOURCES", sources.as_str()),
+        ("DESTINATION", destination),
     ];
     let mut api_env = vec![
         ("FIREHOSE_STREAM", api_stream.as_str()),
@@ -277,6 +300,18 @@ pub fn run(args: DevArgs) -> Result<(), String> {
                 .map_or("", |(_, v)| v.as_str())
         ),
         _ => {}
+    }
+    if iceberg {
+        let warehouse = data_dir.join(firehose::ICEBERG_DIR);
+        println!(
+            "  destination iceberg: rows land in Iceberg tables {db}.events_v1, {db}.events_segment, {db}.events_source
+  (a catalog on disk, {w}), one row per event (key_id, id): a resent event updates its row. Read one with pyiceberg:
+    {py} cli/local/py/iceberg_read.py --warehouse {w} {db}.events_v1
+",
+            db = DEV_DATABASE,
+            w = warehouse.display(),
+            py = tools::python().map_or_else(|_| "python3".to_owned(), |p| p.display().to_string()),
+        );
     }
     if anonymous == "true" {
         println!(

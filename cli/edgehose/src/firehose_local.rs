@@ -46,6 +46,11 @@ pub struct FirehoseLocalArgs {
     /// Dynamic partitioning: object prefix with !{partitionKeyFromLambda:NAME} (off).
     #[arg(long)]
     partition_prefix: Option<String>,
+    /// The Iceberg destination: each transformed record is a row of a table
+    /// of this Glue database, in a catalog under the data directory's iceberg/ (the
+    /// transform is given DESTINATION=iceberg and DATABASE_NAME).
+    #[arg(long, value_name = "DATABASE", conflicts_with = "partition_prefix")]
+    iceberg: Option<String>,
     /// Buffering hint, MiB.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=128))]
     buffer_mb: u64,
@@ -81,10 +86,18 @@ pub fn run(args: FirehoseLocalArgs) -> Result<(), String> {
             s.buffer_bytes = (args.buffer_mb as usize) * 1024 * 1024;
             s.buffer_interval = Duration::from_secs(args.buffer_secs);
             s.gzip = args.gzip;
+            s.iceberg = args.iceberg.clone();
             s
         })
         .collect();
-    config.transform = args.transform.clone().map(|t| (t, Vec::new()));
+    let transform_env: Vec<(String, String)> = match &args.iceberg {
+        Some(database) => vec![
+            ("DESTINATION".to_owned(), "iceberg".to_owned()),
+            ("DATABASE_NAME".to_owned(), database.clone()),
+        ],
+        None => Vec::new(),
+    };
+    config.transform = args.transform.clone().map(|t| (t, transform_env));
     config.transform_retries = args.transform_retries;
     config.faults = args.faults.plan()?;
     config.seed = args.seed;

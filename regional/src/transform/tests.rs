@@ -384,6 +384,7 @@ fn an_answer_is_sized_exactly_as_it_is_written() {
         data: Base64Data::encode(b"{\"event\":\"click\"}\n"),
         metadata: Some(Metadata {
             partition_keys: BTreeMap::from([("event_name".to_owned(), "cl\"ick".to_owned())]),
+            otf_metadata: None,
         }),
     };
     let written = serde_json::to_string(&answer).unwrap();
@@ -709,9 +710,10 @@ fn fits(value: &serde_json::Value, catalog_type: &str) -> bool {
     }
 }
 
-#[test]
-fn every_member_of_every_line_the_transform_writes_is_a_column_of_its_type() {
-    use crate::analyst::COLUMNS;
+/// A line of every door and call (a keyed v1 event through a Cloudflare
+/// location, labelled; five Segment calls; a declared source's event) and
+/// the configuration that declares the source.
+fn every_door() -> (Vec<String>, TransformConfig) {
     let sources = r#"{"bike":{"id_field":"uuid"}}"#;
     let settings = [("SOURCES", sources)];
     let config = TransformConfig {
@@ -726,28 +728,39 @@ fn every_member_of_every_line_the_transform_writes_is_a_column_of_its_type() {
         {"type":"group","userId":"u1","messageId":"n-4","groupId":"acme"},
         {"type":"alias","userId":"u1","previousId":"a1","messageId":"n-5"}
     ],"sentAt":"2024-05-01T12:29:55.000Z"}"#;
-    let mut lines = door_lines("/v1/events", v1, &[]);
-    // As a keyed request through a Cloudflare location writes it.
-    lines[0] = lines[0].replacen(
-        r#""edge":{"country":"DE"}"#,
-        r#""key_id":"web","edge":{"country":"DE","colo":"FRA","asn":3320}"#,
-        1,
-    );
-    assert!(lines[0].contains("FRA"), "{}", lines[0]);
-    lines.extend(door_lines("/v1/batch", segment, &[]));
-    lines.extend(door_lines(
+    // The first of each door's lines as a keyed request through a
+    // Cloudflare location writes it, labelled.
+    let keyed = |mut lines: Vec<String>| {
+        lines[0] = lines[0].replacen(
+            r#""edge":{"country":"DE"}"#,
+            r#""key_id":"web","edge":{"country":"DE","colo":"FRA","asn":3320}"#,
+            1,
+        );
+        assert!(lines[0].contains("FRA"), "{}", lines[0]);
+        edgehose_shared::label::apply(
+            &mut lines[..1],
+            &serde_json::from_str(
+                r#"{"lane":"limited","limited":"address","bot":"bot","signal":"cf.bot_score","score":3}"#,
+            )
+            .unwrap(),
+        );
+        lines
+    };
+    let mut lines = keyed(door_lines("/v1/events", v1, &[]));
+    lines.extend(keyed(door_lines("/v1/batch", segment, &[])));
+    lines.extend(keyed(door_lines(
         "/v1/ingest/bike",
         r#"{"uuid":"b-1","cadence":88}"#,
         &settings,
-    ));
-    // A labelled one, and one a per-name rule rejects beside the valid ones.
-    edgehose_shared::label::apply(
-        &mut lines[..1],
-        &serde_json::from_str(
-            r#"{"lane":"limited","limited":"address","bot":"bot","signal":"cf.bot_score","score":3}"#,
-        )
-        .unwrap(),
-    );
+    )));
+    (lines, config)
+}
+
+#[test]
+fn every_member_of_every_line_the_transform_writes_is_a_column_of_its_type() {
+    use crate::analyst::COLUMNS;
+    let (mut lines, config) = every_door();
+    // And one a per-name rule rejects beside the valid ones.
     lines.extend(door_lines("/v1/events", r#"{"event":"","message_id":"bad"}"#, &[]));
     let (resp, counts) = run(&[record(&lines)], &config);
     assert_eq!((counts.events_ok, counts.events_invalid), (7, 1));
@@ -770,4 +783,104 @@ fn every_member_of_every_line_the_transform_writes_is_a_column_of_its_type() {
     // And every column is written by some line.
     let unwritten: Vec<&str> = COLUMNS.iter().map(|c| c.name).filter(|n| !seen.contains(*n)).collect();
     assert!(unwritten.is_empty(), "columns no line wrote: {unwritten:?}");
+}
+
+fn iceberg(config: TransformConfig) -> TransformConfig {
+    TransformConfig {
+        iceberg_database: Some("analytics".to_owned()),
+        ..config
+    }
+}
+
+/// Whether a JSON value may stand in an Iceberg column of `iceberg_type`
+/// as Firehose reads it (timestamps as microseconds).
+fn fits_iceberg(value: &serde_json::Value, iceberg_type: &str) -> bool {
+    use serde_json::Value;
+    match (iceberg_type, value) {
+        (_, Value::Null) => true,
+        ("string", Value::String(_)) => true,
+        ("long" | "int" | "timestamptz", Value::Number(n)) => n.is_i64(),
+        _ => false,
+    }
+}
+
+#[test]
+fn to_iceberg_each_event_is_one_row_of_its_dialects_table_in_that_tables_columns() {
+    use edgehose_shared::table::{ICEBERG_TABLES, iceberg_columns};
+    let (lines, config) = every_door();
+    let config = iceberg(config);
+    // One event a record, as the edge sends with DESTINATION = iceberg.
+    let records: Vec<Vec<u8>> = lines.iter().map(|l| record(std::slice::from_ref(l))).collect();
+    let (resp, counts) = run(&records, &config);
+    assert_eq!((counts.events_ok, counts.records_ok), (7, 7));
+    let mut seen: std::collections::BTreeMap<String, std::collections::BTreeSet<String>> = Default::default();
+    for (r, line) in resp.records.iter().zip(&lines) {
+        assert_eq!(r.result, RecordResult::Ok);
+        let text = base64::engine::general_purpose::STANDARD
+            .decode(r.data.as_str())
+            .unwrap();
+        assert!(!text.contains(&b'\n'), "one JSON object, no line break");
+        let row: serde_json::Value = serde_json::from_slice(&text).unwrap();
+        let otf = r.metadata.as_ref().unwrap().otf_metadata.as_ref().unwrap();
+        assert_eq!(
+            (otf.destination_database_name.as_str(), otf.operation),
+            ("analytics", "update")
+        );
+        let envelope: serde_json::Value = serde_json::from_str(line).unwrap();
+        let dialect = envelope["format"].as_str().unwrap_or("v1").to_owned();
+        let dialect = dialect.as_str();
+        let table = ICEBERG_TABLES.iter().find(|(d, _)| *d == dialect).unwrap().1;
+        assert_eq!(otf.destination_table_name, table);
+        assert_eq!(row["envelope"].as_str().unwrap(), line, "the envelope is kept whole");
+        assert_eq!(row["id"], envelope["id"]);
+        assert_eq!(row["key_id"], envelope["key_id"].as_str().unwrap_or(""));
+        assert_eq!(row["event_time"], envelope["event_time"].as_i64().unwrap() * 1000);
+        for (name, value) in row.as_object().unwrap() {
+            let column = iceberg_columns(dialect)
+                .find(|c| c.name == name)
+                .unwrap_or_else(|| panic!("{name} is written and is no column of {table}: {row}"));
+            assert!(
+                fits_iceberg(value, column.iceberg_type),
+                "{table}.{name} = {value} is not {}",
+                column.iceberg_type
+            );
+            seen.entry(dialect.to_owned()).or_default().insert(name.clone());
+        }
+    }
+    // Every column of every table is written by some row.
+    for (dialect, table) in ICEBERG_TABLES {
+        let written = &seen[*dialect];
+        let unwritten: Vec<&str> = iceberg_columns(dialect)
+            .map(|c| c.name)
+            .filter(|n| !written.contains(*n))
+            .collect();
+        assert!(unwritten.is_empty(), "{table}: no row wrote {unwritten:?}");
+    }
+}
+
+#[test]
+fn to_iceberg_an_invalid_event_and_a_record_of_many_go_to_the_error_prefix_counted() {
+    let config = iceberg(TransformConfig::default());
+    let many = record(&edge_lines(&format!("{VALID}\n{VALID2}")));
+    let invalid = record(&edge_lines(INVALID));
+    let (resp, counts) = run(&[many, invalid], &config);
+    assert!(resp.records.iter().all(|r| r.result == RecordResult::ProcessingFailed));
+    assert_eq!(
+        (counts.events_ok, counts.events_invalid, counts.records_failed),
+        (0, 3, 2)
+    );
+    assert!(
+        resp.failed_rejections
+            .iter()
+            .any(|l| l.contains(ICEBERG_RECORD_OF_MANY)),
+        "{:?}",
+        resp.failed_rejections
+    );
+    let rejected: u64 = resp
+        .receipt
+        .cells()
+        .filter(|(c, _)| c.reason == ICEBERG_RECORD_OF_MANY)
+        .map(|(_, n)| n[Outcome::Rejected as usize])
+        .sum();
+    assert_eq!(rejected, 2, "both events of the record counted where they went");
 }

@@ -1,7 +1,8 @@
 //! Delivery: each buffer taken when due, through the transformation Lambda
-//! (when one is configured), into one destination object per prefix and one
-//! error object under the `processing-failed` prefix; retried until it
-//! lands, and only then is its spool removed.
+//! (when one is configured), into one destination object per prefix (or,
+//! to the Iceberg destination, one write per table) and one error object
+//! under the `processing-failed` prefix; retried until it lands, and only
+//! then is its spool removed.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -15,6 +16,7 @@ use edgehose_shared::timestamp::Timestamp;
 use serde::Serialize;
 
 use super::counters::Counters;
+use super::iceberg::{Iceberg, Route};
 use super::spool::read_spool;
 use super::store::{Store, hour_path, object_name};
 use super::stream::{Record, Stream};
@@ -29,9 +31,11 @@ pub fn run(
     stream: &Stream,
     store: &Store,
     transform: Option<&Transform>,
+    iceberg: Option<&Iceberg>,
     counters: &Counters,
     stop: &std::sync::atomic::AtomicBool,
 ) {
+    let to = Destination { store, iceberg };
     for path in stream.leftovers(store) {
         let records = read_spool(&path);
         if !records.is_empty() {
@@ -40,19 +44,25 @@ pub fn run(
                 records.len(),
                 path.display()
             );
-            deliver_and_release(stream, store, transform, counters, records, vec![path], stop);
+            deliver_and_release(stream, &to, transform, counters, records, vec![path], stop);
         } else {
             let _ = std::fs::remove_file(&path);
         }
     }
     while let Some((records, spool)) = stream.take_when_due(stop) {
-        deliver_and_release(stream, store, transform, counters, records, spool, stop);
+        deliver_and_release(stream, &to, transform, counters, records, spool, stop);
     }
+}
+
+/// Where a stream delivers: the data directory, and the Iceberg catalog.
+struct Destination<'a> {
+    store: &'a Store,
+    iceberg: Option<&'a Iceberg>,
 }
 
 fn deliver_and_release(
     stream: &Stream,
-    store: &Store,
+    to: &Destination<'_>,
     transform: Option<&Transform>,
     counters: &Counters,
     records: Vec<Record>,
@@ -61,7 +71,7 @@ fn deliver_and_release(
 ) {
     let _one_at_a_time = stream.delivering.lock();
     loop {
-        match deliver(stream, store, transform, counters, &records) {
+        match deliver(stream, to, transform, counters, &records) {
             Ok(()) => break,
             // Stopping: the records stay in their spool files, and the next
             // run over this directory delivers them first.
@@ -69,7 +79,7 @@ fn deliver_and_release(
                 eprintln!(
                     "firehose-local: stopping with {} records undelivered ({e}); they stay spooled in {} for the next run",
                     records.len(),
-                    store.spool_dir(&stream.config.name).display()
+                    to.store.spool_dir(&stream.config.name).display()
                 );
                 return;
             }
@@ -77,7 +87,7 @@ fn deliver_and_release(
             Err(e) => {
                 eprintln!(
                     "firehose-local: delivery to {} failed, retrying: {e}",
-                    store.root().display()
+                    to.store.root().display()
                 );
                 std::thread::sleep(Duration::from_secs(1));
             }
@@ -99,18 +109,20 @@ struct ErrorRecord<'a> {
     error_message: &'a str,
     attempt_ending_timestamp: i64,
     raw_data: String,
-    lambda_arn: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    lambda_arn: Option<&'a str>,
 }
 
 /// Delivers one buffer: transformed (when a function is configured) into
 /// one destination object and one error object.
 fn deliver(
     stream: &Stream,
-    store: &Store,
+    to: &Destination<'_>,
     transform: Option<&Transform>,
     counters: &Counters,
     records: &[Record],
 ) -> Result<()> {
+    let store = to.store;
     // A buffer is taken only when it holds records.
     debug_assert!(!records.is_empty(), "an empty buffer was delivered");
     let oldest = records
@@ -124,6 +136,22 @@ fn deliver(
     let plain = format!("{}{}", c.prefix, hour_path(oldest));
     let mut errors: Vec<u8> = Vec::new();
     let (mut delivered, mut dropped, mut failed, mut lines) = (0u64, 0u64, 0u64, 0u64);
+    // To the Iceberg destination: rows by table, each with its record.
+    let mut routed: BTreeMap<Route, Vec<(&Record, serde_json::Value)>> = BTreeMap::new();
+    let mut error = |r: &Record, code: &str, message: &str, attempts: u32, lambda_arn: Option<&str>| {
+        let e = ErrorRecord {
+            attempts_made: attempts,
+            arrival_timestamp: r.arrival_ms,
+            error_code: code,
+            error_message: message,
+            attempt_ending_timestamp: now().as_millis(),
+            raw_data: B64.encode(&r.data),
+            lambda_arn,
+        };
+        errors.extend_from_slice(&serde_json::to_vec(&e).map_err(|e| Error::json("an error record", e))?);
+        errors.push(b'\n');
+        Ok::<(), Error>(())
+    };
     match transform {
         None => {
             for r in records {
@@ -137,7 +165,7 @@ fn deliver(
                 let results = invoke_with_retries(stream, t, counters, chunk);
                 for (r, result) in chunk.iter().zip(results) {
                     let result = match (&c.partition_prefix, result) {
-                        (Some(template), Answer::Ok { data, keys }) => match partition_key(template, &keys) {
+                        (Some(template), Answer::Ok { data, keys, .. }) => match partition_key(template, &keys) {
                             Ok(prefix) => {
                                 lines += data.iter().filter(|&&b| b == b'\n').count() as u64;
                                 outs.entry(prefix).or_default().extend_from_slice(&data);
@@ -146,6 +174,20 @@ fn deliver(
                             }
                             Err(message) => Answer::Failed {
                                 code: "DynamicPartitioning.MetadataExtractionFailed",
+                                message,
+                                attempts: 1,
+                            },
+                        },
+                        (_, other) => other,
+                    };
+                    let result = match (c.iceberg.is_some(), result) {
+                        (true, Answer::Ok { data, route, .. }) => match row_of(&data, route) {
+                            Ok((route, row)) => {
+                                routed.entry(route).or_default().push((r, row));
+                                continue;
+                            }
+                            Err((code, message)) => Answer::Failed {
+                                code,
                                 message,
                                 attempts: 1,
                             },
@@ -164,24 +206,31 @@ fn deliver(
                             message,
                             attempts,
                         } => {
-                            let e = ErrorRecord {
-                                attempts_made: attempts,
-                                arrival_timestamp: r.arrival_ms,
-                                error_code: code,
-                                error_message: &message,
-                                attempt_ending_timestamp: now().as_millis(),
-                                raw_data: B64.encode(&r.data),
-                                lambda_arn: &t.arn,
-                            };
-                            errors.extend_from_slice(
-                                &serde_json::to_vec(&e).map_err(|e| Error::json("an error record", e))?,
-                            );
-                            errors.push(b'\n');
+                            error(r, code, &message, attempts, Some(&t.arn))?;
                             failed += 1;
                         }
                     }
                 }
             }
+        }
+    }
+    if !routed.is_empty() {
+        let iceberg = to
+            .iceberg
+            .ok_or_else(|| Error::config("an Iceberg stream without a catalog"))?;
+        for (route, batch) in &routed {
+            let rows: Vec<serde_json::Value> = batch.iter().map(|(_, row)| row.clone()).collect();
+            // Fails as a whole (the writer gone): the buffer is delivered
+            // again, and every row upserted again leaves one row.
+            let written = iceberg.write(route, &rows)?;
+            for (i, code, message) in &written.refused {
+                if let Some((r, _)) = batch.get(*i) {
+                    error(r, code, message, 1, None)?;
+                    failed += 1;
+                }
+            }
+            delivered += batch.len() as u64 - written.refused.len() as u64;
+            lines += written.rows;
         }
     }
     for (prefix, out) in outs {
@@ -239,6 +288,26 @@ fn partition_key(template: &str, keys: &BTreeMap<String, String>) -> Result<Stri
     }
     out.push_str(rest);
     Ok(out)
+}
+
+/// A transformed record as the Iceberg destination reads it: one JSON
+/// object, routed by its `otfMetadata`; else the error code Firehose files
+/// the record under.
+fn row_of(data: &[u8], route: Option<Route>) -> Result<(Route, serde_json::Value), (&'static str, String)> {
+    let Some(route) = route else {
+        return Err((
+            "Iceberg.MissingRoutingInformation",
+            "the record has no otfMetadata (destinationDatabaseName, destinationTableName) and the stream has several tables".to_owned(),
+        ));
+    };
+    match serde_json::from_slice::<serde_json::Value>(data) {
+        Ok(row @ serde_json::Value::Object(_)) => Ok((route, row)),
+        Ok(_) => Err(("Iceberg.InvalidRecord", "the record is not one JSON object".to_owned())),
+        Err(e) => Err((
+            "Iceberg.InvalidRecord",
+            format!("the record is not one JSON object: {e}"),
+        )),
+    }
 }
 
 fn gzip(bytes: &[u8]) -> Result<Vec<u8>> {

@@ -14,6 +14,7 @@
 
 mod counters;
 mod delivery;
+pub mod iceberg;
 mod kinesis_source;
 mod protocol;
 pub mod spool;
@@ -54,6 +55,10 @@ pub const DEV_SECRET_ACCESS_KEY: &str = "edgehose-local-secret";
 /// labelled lane's: `limited`, `bots`), event name and day.
 pub const PARTITION_PREFIX: &str = "!{partitionKeyFromLambda:table}/event_name=!{partitionKeyFromLambda:event_name}/date=!{partitionKeyFromLambda:event_date}/";
 
+/// Where the Iceberg destination's catalog is, under the data directory
+/// (as the template's tables are under the bucket's `iceberg/`).
+pub const ICEBERG_DIR: &str = "iceberg";
+
 /// One delivery stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StreamConfig {
@@ -80,6 +85,11 @@ pub struct StreamConfig {
     /// A Kinesis data stream this stream reads instead of taking direct puts
     /// (`KinesisStreamAsSource`).
     pub kinesis_source: Option<KinesisSource>,
+    /// The Iceberg destination (`IcebergDestinationConfiguration`): the Glue
+    /// database whose tables each transformed record's row goes to, in the
+    /// catalog under `<data dir>/iceberg/` ([`iceberg`]); `None` writes S3
+    /// objects.
+    pub iceberg: Option<String>,
 }
 
 impl StreamConfig {
@@ -96,6 +106,7 @@ impl StreamConfig {
             processor_bytes: 1024 * 1024,
             partition_prefix: None,
             kinesis_source: None,
+            iceberg: None,
         }
     }
 }
@@ -149,6 +160,7 @@ pub(crate) struct Inner {
     streams: BTreeMap<String, Arc<stream::Stream>>,
     store: Store,
     transform: Option<Transform>,
+    iceberg: Option<iceberg::Iceberg>,
     faults: Mutex<faults::Faults>,
     counters: Counters,
     /// Stops the HTTP threads.
@@ -216,6 +228,17 @@ impl FirehoseLocal {
             )?),
             None => None,
         };
+        let databases: std::collections::BTreeSet<&String> =
+            config.streams.iter().filter_map(|s| s.iceberg.as_ref()).collect();
+        let iceberg = match databases.into_iter().collect::<Vec<_>>().as_slice() {
+            [] => None,
+            [database] => Some(iceberg::Iceberg::open(&config.data_dir.join(ICEBERG_DIR), database)?),
+            several => {
+                return Err(Error::config(format!(
+                    "streams write to Iceberg databases {several:?}: firehose-local's catalog holds one"
+                )));
+            }
+        };
         let server = tiny_http::Server::http(&config.listen).map_err(|e| Error::listen(&config.listen, e))?;
         let addr = server
             .server_addr()
@@ -235,6 +258,7 @@ impl FirehoseLocal {
             streams,
             store,
             transform,
+            iceberg,
             counters: Counters::default(),
             stop: AtomicBool::new(false),
             stop_delivery: AtomicBool::new(false),
@@ -265,6 +289,7 @@ impl FirehoseLocal {
                     &stream,
                     &inner.store,
                     inner.transform.as_ref(),
+                    inner.iceberg.as_ref(),
                     &inner.counters,
                     &inner.stop_delivery,
                 );

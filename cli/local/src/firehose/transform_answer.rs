@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 
+use super::iceberg::Route;
 use super::stream::Record;
 
 /// One record's fate.
@@ -19,6 +20,8 @@ pub enum Answer {
         data: Vec<u8>,
         /// `metadata.partitionKeys`.
         keys: BTreeMap<String, String>,
+        /// `metadata.otfMetadata`: the Iceberg destination's table and operation.
+        route: Option<Route>,
     },
     /// Dropped on purpose: counted, not delivered.
     Dropped,
@@ -83,7 +86,8 @@ pub fn apply(records: &[Record], body: &str) -> Result<Vec<Answer>, (&'static st
                         )
                     })?;
                     let keys = crate::tools::string_members(&a["metadata"]["partitionKeys"]);
-                    Answer::Ok { data, keys }
+                    let route = Route::of(&a["metadata"]);
+                    Answer::Ok { data, keys, route }
                 }
                 Some("Dropped") => Answer::Dropped,
                 Some("ProcessingFailed") => Answer::Failed {
@@ -117,7 +121,7 @@ mod tests {
             {"recordId":"a","result":"Ok","data":"aGkK"},
             {"recordId":"b","result":"Dropped","data":""}]}"#;
         let a = apply(&records, body).unwrap();
-        assert!(matches!(&a[0], Answer::Ok { data, keys } if data == b"hi\n" && keys.is_empty()));
+        assert!(matches!(&a[0], Answer::Ok { data, keys, route: None } if data == b"hi\n" && keys.is_empty()));
         assert!(matches!(a[1], Answer::Dropped));
         assert!(matches!(
             a[2],
@@ -148,5 +152,18 @@ mod tests {
         let body = r#"{"records":[{"recordId":"a","result":"Ok","data":"aGkK","metadata":{"partitionKeys":{"event_name":"e"}}}]}"#;
         let a = apply(&[Record::filled("a", 1)], body).unwrap();
         assert!(matches!(&a[0], Answer::Ok { keys, .. } if keys["event_name"] == "e"));
+    }
+
+    #[test]
+    fn an_iceberg_route_is_read_from_the_answer_s_metadata() {
+        let body = r#"{"records":[{"recordId":"a","result":"Ok","data":"e30=","metadata":{"otfMetadata":{"destinationDatabaseName":"db","destinationTableName":"t","operation":"update"}}}]}"#;
+        let a = apply(&[Record::filled("a", 1)], body).unwrap();
+        let Answer::Ok { route: Some(route), .. } = &a[0] else {
+            panic!("{a:?}")
+        };
+        assert_eq!(
+            (route.database.as_str(), route.table.as_str(), route.operation.as_str()),
+            ("db", "t", "update")
+        );
     }
 }
