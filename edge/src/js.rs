@@ -52,8 +52,8 @@ function pairs(bytes, ends) {
 }
 export function respond(status, body, header_bytes, header_ends) {
   const init = { status, headers: pairs(header_bytes, header_ends) };
-  if (body.length > 0) init.headers.unshift(["content-type", "application/json"]);
-  return new Response(body.length > 0 ? body : null, init);
+  // slice(): the body is a view into wasm memory; the answer gets its own copy.
+  return new Response(body.length > 0 ? body.slice() : null, init);
 }
 export async function firehose_call(url, header_bytes, header_ends, body, timeout_ms) {
   const headers = new Headers(pairs(header_bytes, header_ends));
@@ -337,7 +337,7 @@ export async function queue_send(queue, bytes, ends, delay_seconds, timeout_ms) 
 "#)]
 extern "C" {
     fn request_head(req: &web_sys::Request) -> String;
-    fn respond(status: u16, body: &str, header_bytes: &[u8], header_ends: &[u32]) -> web_sys::Response;
+    fn respond(status: u16, body: &[u8], header_bytes: &[u8], header_ends: &[u32]) -> web_sys::Response;
     #[wasm_bindgen(catch)]
     fn firehose_call(
         url: &str,
@@ -803,7 +803,7 @@ impl Head {
 }
 
 /// Builds the response in one call.
-pub fn response(status: u16, body: &str, headers: &[(&'static str, String)]) -> web_sys::Response {
+pub fn response(status: u16, body: &[u8], headers: &[(&'static str, String)]) -> web_sys::Response {
     let f = Framed::of(headers.iter().flat_map(|(k, v)| [*k, v.as_str()]));
     respond(status, body, &f.bytes, &f.ends)
 }

@@ -493,7 +493,7 @@ fn split_url(url: &str) -> (&str, Option<&str>) {
 }
 
 fn respond(reply: Reply) -> JsValue {
-    js::response(reply.status, &reply.body, &reply.headers).into()
+    js::response(reply.status, reply.bytes(), &reply.all_headers()).into()
 }
 
 #[cfg(test)]

@@ -20,6 +20,7 @@ use edgehose_shared::event::Event;
 use edgehose_shared::label::Label;
 use edgehose_shared::segment::Call;
 use edgehose_shared::segment::validate::Message;
+use edgehose_shared::snowplow::validate::Event as SnowplowEvent;
 use edgehose_shared::source::SourceEvent;
 pub use edgehose_shared::timestamp::Rfc3339;
 use serde::Serialize;
@@ -236,6 +237,111 @@ impl<'a> SourceLine<'a> {
             label: at.label,
             // Validated as an object already; a RawValue of it cannot fail.
             properties: serde_json::from_str(event.text).unwrap_or(RawValue::NULL),
+        }
+    }
+}
+
+/// A Snowplow event: its fields by the names the other doors use where they
+/// mean the same (`user_id`, `url`, `referrer`), Snowplow's own for the
+/// rest; the self-describing event's data (or the structured event's
+/// fields) as `properties`, its entities as `contexts`.
+#[derive(Serialize)]
+pub struct SnowplowLine<'a> {
+    id: &'a str,
+    #[serde(rename = "type")]
+    kind: &'a str,
+    event: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    schema: Option<&'a str>,
+    event_time: Rfc3339,
+    received_at: Rfc3339,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sent_at: Option<Rfc3339>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    app_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    platform: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    domain_userid: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    network_userid: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    session_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    url: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    referrer: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    country: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    colo: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    asn: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    label: Option<&'a Label>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    properties: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    contexts: Option<&'a serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tracker: Option<&'a str>,
+}
+
+impl<'a> SnowplowLine<'a> {
+    /// The line of a valid Snowplow event.
+    pub fn new(at: &Where<'a>, e: &'a SnowplowEvent) -> Self {
+        let properties = match (&e.self_describing, e.kind.as_str()) {
+            (Some(sd), _) => sd.get("data").cloned(),
+            (None, "se") => {
+                let fields: serde_json::Map<String, serde_json::Value> = [
+                    ("category", "se_ca"),
+                    ("action", "se_ac"),
+                    ("label", "se_la"),
+                    ("property", "se_pr"),
+                    ("value", "se_va"),
+                ]
+                .iter()
+                .filter_map(|(name, field)| e.field(field).map(|v| ((*name).to_owned(), v.into())))
+                .collect();
+                Some(serde_json::Value::Object(fields))
+            }
+            _ => None,
+        };
+        let sent_at = e
+            .field("stm")
+            .and_then(|t| t.parse::<i64>().ok())
+            .map(Rfc3339::of_millis);
+        Self {
+            id: at.id,
+            kind: &e.kind,
+            event: &e.name,
+            schema: e.self_describing.as_ref().and_then(|sd| sd["schema"].as_str()),
+            event_time: at.event_time,
+            received_at: at.received_at,
+            sent_at,
+            user_id: e.field("uid"),
+            app_id: e.field("aid"),
+            platform: e.field("p"),
+            domain_userid: e.field("duid"),
+            network_userid: e.field("tnuid").or_else(|| e.field("nuid")),
+            session_id: e.field("sid"),
+            url: e.field("url"),
+            referrer: e.field("refr"),
+            name: e.field("page"),
+            key_id: at.key_id,
+            country: at.country(),
+            colo: at.colo(),
+            asn: at.edge.and_then(|m| m.asn),
+            label: at.label,
+            properties,
+            contexts: e.entities.as_ref(),
+            tracker: e.field("tv"),
         }
     }
 }

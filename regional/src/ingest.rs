@@ -287,16 +287,13 @@ pub fn misconfigured(e: &SettingError, req: &Request) -> Response<Body> {
 
 fn respond(reply: Reply) -> Response<Body> {
     let mut builder = Response::builder().status(reply.status);
-    if !reply.body.is_empty() {
-        builder = builder.header("content-type", "application/json");
-    }
-    for (k, v) in &reply.headers {
+    for (k, v) in &reply.all_headers() {
         builder = builder.header(*k, v.as_str());
     }
-    let body = if reply.body.is_empty() {
-        Body::Empty
-    } else {
-        Body::Text(reply.body)
+    let body = match reply.bytes() {
+        [] => Body::Empty,
+        bytes if bytes == reply.body.as_bytes() => Body::Text(reply.body),
+        bytes => Body::Binary(bytes.to_vec()),
     };
     builder.body(body).unwrap_or_else(|_| Response::new(Body::Empty))
 }

@@ -37,7 +37,7 @@ use edgehose_shared::validate::{Reason, Violation, validate_event};
 use serde::Serialize;
 use serde_json::value::RawValue;
 
-use crate::analyst::{Rfc3339, SegmentLine, SourceLine, V1Line, Where};
+use crate::analyst::{Rfc3339, SegmentLine, SnowplowLine, SourceLine, V1Line, Where};
 use crate::iceberg_row;
 
 /// Lambda's limit on a synchronous response: 6 MB
@@ -721,6 +721,9 @@ fn outcome(line: &str, config: &TransformConfig, out: &mut Output, arrived: Time
             source::check_not_a_source(analyst.partition_name(), &config.sources)?;
             out.push_valid(&analyst, analyst.partition_name(), (line, "segment"));
             Ok(())
+        }),
+        Some("snowplow") => edgehose_shared::snowplow::validate::validate(raw.get(), &config.limits).map(|event| {
+            out.push_valid(&SnowplowLine::new(&at, &event), &event.name, (line, "snowplow"));
         }),
         _ => {
             let name = envelope.source.as_deref().unwrap_or_default();

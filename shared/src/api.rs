@@ -7,6 +7,7 @@
 //! | `POST /v1/events` (schema v1) | `200 {"accepted":N}`; 413 over a limit; 415 bad type or encoding; 400 empty, too deep, or (strict) malformed; 401 bad key; 403 origin not allowed |
 //! | `POST /v1/track`, `/v1/batch`, … ([Segment's Tracking API](crate::segment)) | `200 {"success":true}`; 413 over Segment's limits; 400 not JSON; 401, 403, 415 as above |
 //! | `POST /v1/ingest/<name>` ([any-JSON sources](crate::source)) | `200 {"accepted":N}`; 400 for a bad name; 403 for a key the source does not allow; the rest as `/v1/events` |
+//! | `POST /com.snowplowanalytics.snowplow/tp2`, `GET /i` ([Snowplow's trackers](crate::snowplow)) | `200 ok` (text), a GIF for `/i`; 400 not the `payload_data` envelope; 413 over `MAX_EVENTS`; CORS with credentials |
 //! | `OPTIONS` on any of them | 204 CORS preflight for allowed origins, 403 otherwise |
 //! | past a rate limit whose owner says refuse ([`crate::rate_limit`]) | `429` with `Retry-After`, naming the limit |
 //! | `POST /v1/m` (analytics-next's own usage metrics) | 204, nothing stored: they count the SDK's calls, not events |
@@ -42,6 +43,7 @@ use crate::outcome::{self, Cell};
 use crate::segment::{self, SegmentError};
 use crate::settings::{SettingError, Settings};
 use crate::sigv4::verify::constant_time_eq;
+use crate::snowplow::{self, SnowplowError};
 use crate::source::{self, Sources};
 use crate::timestamp::Timestamp;
 use crate::{token, verdicts};
@@ -60,6 +62,9 @@ pub const KEY_QUERY_PARAM: &str = "key";
 /// Request headers a browser may send cross-origin.
 /// (`x-retry-count`: analytics-next and analytics-node send it on retries.)
 const ALLOWED_REQUEST_HEADERS: &str = "content-type, content-encoding, x-edgehose-key, authorization, x-retry-count";
+/// And Snowplow's trackers' anonymity header.
+const ALLOWED_SNOWPLOW_HEADERS: &str =
+    "content-type, content-encoding, x-edgehose-key, authorization, x-retry-count, sp-anonymous";
 
 /// How the API is configured for one deployment.
 #[derive(Debug, Clone, Default)]
@@ -319,15 +324,48 @@ pub struct RequestHead<'a> {
     pub received_at: Timestamp,
 }
 
-/// A finished answer: status, headers and a JSON body.
+/// A finished answer: status, headers and a body.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reply {
     /// HTTP status.
     pub status: u16,
-    /// Headers beyond `content-type: application/json`.
+    /// Headers beyond `content-type: application/json`, which a
+    /// `content-type` here replaces.
     pub headers: Vec<(&'static str, String)>,
-    /// The JSON body (empty for 204).
+    /// The JSON body (empty for 204), or the text a `content-type` header
+    /// names (empty for a pixel: [`Reply::bytes`]).
     pub body: String,
+}
+
+impl Reply {
+    /// The body's content type: its `content-type` header, else JSON (none
+    /// for an empty body).
+    pub fn content_type(&self) -> Option<&str> {
+        match self.headers.iter().find(|(k, _)| *k == "content-type") {
+            Some((_, v)) => Some(v.as_str()),
+            None => (!self.body.is_empty()).then_some("application/json"),
+        }
+    }
+
+    /// The body's bytes: Snowplow's 1×1 GIF for a pixel answer, else the text.
+    pub fn bytes(&self) -> &[u8] {
+        if self.content_type() == Some(snowplow::PIXEL_CONTENT_TYPE) {
+            snowplow::PIXEL_GIF
+        } else {
+            self.body.as_bytes()
+        }
+    }
+
+    /// The headers a shell writes: [`Reply::headers`], with the content type
+    /// first when the reply does not name one.
+    pub fn all_headers(&self) -> Vec<(&'static str, String)> {
+        let mut headers = Vec::with_capacity(self.headers.len() + 1);
+        if !self.headers.iter().any(|(k, _)| *k == "content-type") && !self.body.is_empty() {
+            headers.push(("content-type", "application/json".to_owned()));
+        }
+        headers.extend(self.headers.iter().cloned());
+        headers
+    }
 }
 
 /// Why a request was not accepted.
@@ -340,6 +378,9 @@ pub enum ApiError {
     /// A Segment request broke a rule of its own.
     #[error(transparent)]
     Segment(#[from] SegmentError),
+    /// A Snowplow request broke the tracker protocol as a whole.
+    #[error(transparent)]
+    Snowplow(#[from] SnowplowError),
     /// Write keys are configured and none was sent.
     #[error(
         "a write key is required: send it in the x-edgehose-key header, as Authorization: Bearer <key> or Basic (Segment's SDKs), as ?key= for sendBeacon, or as writeKey in a Segment body"
@@ -409,6 +450,7 @@ impl ApiError {
         match self {
             Self::Decode(e) => e.status(),
             Self::Segment(e) => e.status(),
+            Self::Snowplow(e) => e.status(),
             Self::MissingKey | Self::UnknownKey | Self::Token(_) | Self::TokenRequired(_) => 401,
             Self::BadSourceName(_) | Self::BadParameter(_) => 400,
             Self::OriginNotAllowed(_) | Self::KeyNotAllowed { .. } => 403,
@@ -425,6 +467,7 @@ impl ApiError {
         match self {
             Self::Decode(e) => e.code(),
             Self::Segment(e) => e.code(),
+            Self::Snowplow(e) => e.code(),
             Self::BadSourceName(_) => "invalid_source_name",
             Self::BadParameter(_) => "invalid_parameter",
             Self::Token(e) => e.code(),
@@ -488,6 +531,8 @@ pub enum Door {
     Segment(segment::Route),
     /// `POST /v1/ingest/<name>`: an any-JSON source.
     Source(String),
+    /// Snowplow's tracker protocol: a POST of events, or a pixel.
+    Snowplow(snowplow::Route),
 }
 
 impl Door {
@@ -498,6 +543,7 @@ impl Door {
             Door::Events => outcome::door_of(None, None),
             Door::Segment(_) => outcome::door_of(Some("segment"), None),
             Door::Source(name) => outcome::door_of(Some("source"), Some(name)),
+            Door::Snowplow(_) => outcome::door_of(Some("snowplow"), None),
         }
     }
 
@@ -514,7 +560,25 @@ impl Door {
             source::check_name(name).map_err(ApiError::BadSourceName)?;
             return Ok(Some(Self::Source(name.to_owned())));
         }
+        if let Some(route) = snowplow::route(path) {
+            return Ok(Some(Self::Snowplow(route)));
+        }
         Ok(segment::route(path).map(Self::Segment))
+    }
+
+    /// The methods it takes.
+    fn allow(&self) -> &'static str {
+        match self {
+            Door::Snowplow(snowplow::Route::Pixel) => "GET, HEAD, OPTIONS",
+            _ => "POST, OPTIONS",
+        }
+    }
+
+    /// Whether a browser sends it cookies (Snowplow's tracker does:
+    /// `credentials: "include"`), so that an answer must name the origin
+    /// and allow credentials.
+    fn with_credentials(&self) -> bool {
+        matches!(self, Door::Snowplow(_))
     }
 }
 
@@ -538,6 +602,8 @@ pub struct Ingest {
     pub verdicts: bool,
     /// The request's `Origin`, against which a token in a Segment body is checked.
     pub origin: Option<String>,
+    /// The query string: a Snowplow pixel's event.
+    pub query: Option<String>,
 }
 
 impl Ingest {
@@ -587,16 +653,29 @@ pub fn prepare(head: &RequestHead<'_>, config: &ApiConfig) -> Prepared {
             ];
             Prepared::Reply(ApiError::OriginNotAllowed(origin).reply(readable))
         }
-        Err(e) => Prepared::Reply(e.reply(cors_headers(head.origin, config))),
+        Err(e) => {
+            // A Snowplow tracker reads a refusal only with credentials allowed.
+            let credentials = Door::of_path(trimmed(head.path))
+                .ok()
+                .flatten()
+                .is_some_and(|d| d.with_credentials());
+            let cors = if credentials {
+                credentialed_cors(head.origin, config)
+            } else {
+                cors_headers(head.origin, config)
+            };
+            Prepared::Reply(e.reply(cors))
+        }
     }
 }
 
+/// A path without its trailing slash (`/` stays).
+fn trimmed(path: &str) -> &str {
+    path.strip_suffix('/').filter(|p| !p.is_empty()).unwrap_or(path)
+}
+
 fn prepare_inner(head: &RequestHead<'_>, config: &ApiConfig) -> Result<Prepared, ApiError> {
-    let path = head
-        .path
-        .strip_suffix('/')
-        .filter(|p| !p.is_empty())
-        .unwrap_or(head.path);
+    let path = trimmed(head.path);
     if path == HEALTH_PATH {
         return match head.method {
             "GET" | "HEAD" => Ok(Prepared::Reply(Reply {
@@ -618,7 +697,7 @@ fn prepare_inner(head: &RequestHead<'_>, config: &ApiConfig) -> Result<Prepared,
                 body: String::new(),
             })),
             "POST" => Err(ApiError::OriginNotAllowed(head.origin.unwrap_or_default().to_owned())),
-            "OPTIONS" => preflight(head, config),
+            "OPTIONS" => preflight(head, config, None),
             m => Err(ApiError::MethodNotAllowed {
                 method: m.to_owned(),
                 allow: "POST, OPTIONS",
@@ -628,13 +707,19 @@ fn prepare_inner(head: &RequestHead<'_>, config: &ApiConfig) -> Result<Prepared,
     let Some(door) = Door::of_path(path)? else {
         return Err(ApiError::NotFound(head.path.to_owned()));
     };
-    match head.method {
-        "POST" => {}
-        "OPTIONS" => return preflight(head, config),
-        m => {
+    match (head.method, &door) {
+        ("POST", Door::Snowplow(snowplow::Route::Pixel)) => {
+            return Err(ApiError::MethodNotAllowed {
+                method: head.method.to_owned(),
+                allow: door.allow(),
+            });
+        }
+        ("POST", _) | ("GET" | "HEAD", Door::Snowplow(snowplow::Route::Pixel)) => {}
+        ("OPTIONS", _) => return preflight(head, config, Some(&door)),
+        (m, _) => {
             return Err(ApiError::MethodNotAllowed {
                 method: m.to_owned(),
-                allow: "POST, OPTIONS",
+                allow: door.allow(),
             });
         }
     }
@@ -670,15 +755,26 @@ fn prepare_inner(head: &RequestHead<'_>, config: &ApiConfig) -> Result<Prepared,
     {
         return Err(body_too_large(&door, body_limit));
     }
-    let verdicts = verdicts::asked(head.query).map_err(ApiError::BadParameter)?;
+    let pixel = door == Door::Snowplow(snowplow::Route::Pixel);
+    let verdicts = if pixel {
+        false
+    } else {
+        verdicts::asked(head.query).map_err(ApiError::BadParameter)?
+    };
+    let cors = if door.with_credentials() {
+        credentialed_cors(head.origin, config)
+    } else {
+        cors_headers(head.origin, config)
+    };
     Ok(Prepared::Ingest(Ingest {
         key_id,
-        cors: cors_headers(head.origin, config),
-        door,
+        cors,
         key_in_body,
         body_limit,
         verdicts,
         origin: head.origin.map(str::to_owned),
+        query: pixel.then(|| head.query.unwrap_or_default().to_owned()),
+        door,
     }))
 }
 
@@ -754,14 +850,26 @@ pub fn query_param(query: &str, name: &str) -> Option<String> {
     })
 }
 
-fn preflight(head: &RequestHead<'_>, config: &ApiConfig) -> Result<Prepared, ApiError> {
+fn preflight(head: &RequestHead<'_>, config: &ApiConfig, door: Option<&Door>) -> Result<Prepared, ApiError> {
     let origin = head.origin.unwrap_or_default();
     if !config.origins.allows(origin) {
         return Err(ApiError::OriginNotAllowed(origin.to_owned()));
     }
-    let mut headers = cors_headers(head.origin, config);
-    headers.push(("access-control-allow-methods", "POST, OPTIONS".to_owned()));
-    headers.push(("access-control-allow-headers", ALLOWED_REQUEST_HEADERS.to_owned()));
+    let (mut headers, allow, request_headers) = match door {
+        Some(d) if d.with_credentials() => (
+            credentialed_cors(head.origin, config),
+            d.allow(),
+            ALLOWED_SNOWPLOW_HEADERS,
+        ),
+        Some(d) => (cors_headers(head.origin, config), d.allow(), ALLOWED_REQUEST_HEADERS),
+        None => (
+            cors_headers(head.origin, config),
+            "POST, OPTIONS",
+            ALLOWED_REQUEST_HEADERS,
+        ),
+    };
+    headers.push(("access-control-allow-methods", allow.to_owned()));
+    headers.push(("access-control-allow-headers", request_headers.to_owned()));
     headers.push(("access-control-max-age", "86400".to_owned()));
     Ok(Prepared::Reply(Reply {
         status: 204,
@@ -781,6 +889,20 @@ pub fn cors_headers_without_config(origin: Option<&str>) -> Vec<(&'static str, S
             ("vary", "Origin".to_owned()),
         ]
     })
+}
+
+/// The CORS headers for a response to `origin` that a browser sent with
+/// its cookies: the origin named (a `*` would be discarded) and credentials
+/// allowed, for any allowed origin.
+pub fn credentialed_cors(origin: Option<&str>, config: &ApiConfig) -> Vec<(&'static str, String)> {
+    match origin {
+        Some(o) if config.origins.allows(o) => vec![
+            ("access-control-allow-origin", o.to_owned()),
+            ("access-control-allow-credentials", "true".to_owned()),
+            ("vary", "Origin".to_owned()),
+        ],
+        _ => Vec::new(),
+    }
 }
 
 /// The CORS headers for a response to `origin`, if it is allowed.
@@ -852,6 +974,53 @@ pub fn accept(
         content_type: body.content_type,
         dialect: Dialect::V1,
     };
+    if let Door::Snowplow(route) = &ingest.door {
+        ctx.dialect = Dialect::Snowplow;
+        let (lines, reply) = match route {
+            snowplow::Route::Post => {
+                decode::BodyFormat::from_content_type(body.content_type).map_err(|e| refuse(e.into()))?;
+                let bytes = decode::decompress_with(body.bytes, body.content_encoding, body.inflated, &config.limits)
+                    .map_err(|e| refuse(e.into()))?;
+                let events = snowplow::events(&bytes, &config.limits).map_err(|e| refuse(e.into()))?;
+                let lines: Vec<String> = events
+                    .iter()
+                    .map(|e| envelope::wrap_event(&ctx, e.get(), random))
+                    .collect();
+                let mut headers = ingest.cors.clone();
+                headers.push(("content-type", "text/plain; charset=utf-8".to_owned()));
+                (
+                    lines,
+                    Reply {
+                        status: 200,
+                        headers,
+                        body: snowplow::POST_ANSWER.to_owned(),
+                    },
+                )
+            }
+            snowplow::Route::Pixel => {
+                let event = snowplow::pixel_event(ingest.query.as_deref()).map_err(|e| refuse(e.into()))?;
+                let mut headers = ingest.cors.clone();
+                headers.push(("content-type", snowplow::PIXEL_CONTENT_TYPE.to_owned()));
+                headers.push(("cache-control", "no-cache, no-store, must-revalidate".to_owned()));
+                (
+                    vec![envelope::wrap_event(&ctx, &event, random)],
+                    Reply {
+                        status: 200,
+                        headers,
+                        body: String::new(),
+                    },
+                )
+            }
+        };
+        return Ok(Accepted {
+            reply,
+            count: lines.len(),
+            cell: ingest.cell(ctx.key_id, received_at),
+            quarantined: 0,
+            lines,
+            label: Default::default(),
+        });
+    }
     if let Door::Segment(route) = &ingest.door {
         let key_id;
         let (lines, reply_body) = {

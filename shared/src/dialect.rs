@@ -6,6 +6,7 @@
 //! |---|---|---|---|
 //! | schema v1 (`/v1/events`) | `message_id` | `ts` | `sent_at` |
 //! | Segment (`/v1/track`, `/v1/batch`, …) | `messageId` | `timestamp` (else `originalTimestamp`) | the message's `sentAt`, else the batch's |
+//! | Snowplow (`/com.snowplowanalytics.snowplow/tp2`, `/i`) | `eid` | `ttm`, else `dtm` | `stm` (none with `ttm`) |
 //! | source (`/v1/ingest/<name>`) | the declared `id_field` | the declared `time_field` | — |
 //!
 //! An id is used when it is a string of 1..=100 characters (a source's may
@@ -33,6 +34,8 @@ pub enum Dialect<'a> {
         /// The batch's own `sentAt`, for messages that carry none.
         sent_at: Option<Timestamp>,
     },
+    /// Snowplow's tracker protocol (`crate::snowplow`).
+    Snowplow,
     /// An any-JSON source, `POST /v1/ingest/<name>`.
     Source {
         /// The source's name, which is also its events' name.
@@ -59,6 +62,7 @@ impl Dialect<'_> {
         match self {
             Self::V1 => None,
             Self::Segment { .. } => Some("segment"),
+            Self::Snowplow => Some("snowplow"),
             Self::Source { .. } => Some("source"),
         }
     }
@@ -80,6 +84,7 @@ impl Dialect<'_> {
                 time: client_time(&members, "timestamp").or_else(|| client_time(&members, "originalTimestamp")),
                 sent_at: client_time(&members, "sentAt").or(*sent_at),
             },
+            Self::Snowplow => crate::snowplow::stamp(&members),
             Self::Source { settings, .. } => match settings {
                 Some(s) => Stamp {
                     id: s.id_of(&members),

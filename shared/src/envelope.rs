@@ -421,13 +421,13 @@ impl<'a> Envelope<'a> {
             return Err(EnvelopeError::Version(env.v));
         }
         match (env.format.as_deref(), env.source.as_deref()) {
-            (None | Some("segment"), None) | (Some("source"), Some(_)) => {}
+            (None | Some("segment" | "snowplow"), None) | (Some("source"), Some(_)) => {}
             (Some("source"), None) => {
                 return Err(EnvelopeError::Invalid(
                     "`format` is source but `source` is missing".into(),
                 ));
             }
-            (Some(other), _) if other != "segment" && other != "source" => {
+            (Some(other), _) if !matches!(other, "segment" | "source" | "snowplow") => {
                 return Err(EnvelopeError::Invalid(format!("unknown format {other:?}")));
             }
             _ => return Err(EnvelopeError::Invalid("`source` is only for format source".into())),

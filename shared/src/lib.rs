@@ -97,6 +97,7 @@ pub mod settings;
 pub mod shard;
 
 pub mod sigv4;
+pub mod snowplow;
 pub mod source;
 pub mod sqs;
 pub mod table;

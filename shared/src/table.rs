@@ -34,7 +34,7 @@ pub struct Column {
     /// `string` holding their JSON text; times are `timestamptz`, which
     /// Firehose takes as microseconds since the epoch.
     pub iceberg_type: &'static str,
-    /// Which lines carry it: `all`, `v1`, `segment`, `source`, `rejected`,
+    /// Which lines carry it: `all`, `v1`, `segment`, `source`, `snowplow`, `rejected`,
     /// and `iceberg` for a column every Iceberg row has.
     pub of: &'static str,
     /// What it holds, as the catalogs describe it (empty: the name says it).
@@ -63,22 +63,41 @@ pub const COLUMNS: &[Column] = &[
         "all",
         "the event's id: its messageId / message_id / declared id, else a UUIDv7",
     ),
-    column("type", "string", "string", "segment", "Segment: the call"),
+    column(
+        "type",
+        "string",
+        "string",
+        "segment, snowplow",
+        "Segment: the call; Snowplow: the event type (e: pv, se, ue, …)",
+    ),
     column(
         "event",
         "string",
         "string",
-        "v1, segment, source",
-        "the event's name (v1, Segment track), or the source's name",
+        "v1, segment, source, snowplow",
+        "the event's name (v1, Segment track; Snowplow: the self-describing schema's name, the structured event's action, or page_view…), or the source's name",
     ),
-    column("name", "string", "string", "segment", "Segment page/screen name"),
+    column(
+        "name",
+        "string",
+        "string",
+        "segment, snowplow",
+        "Segment page/screen name; Snowplow: the page title",
+    ),
     column("category", "string", "string", "segment", "Segment page category"),
     column("source", "string", "string", "source", "any-JSON source's name"),
+    column(
+        "schema",
+        "string",
+        "string",
+        "snowplow",
+        "Snowplow: the self-describing event's Iglu schema",
+    ),
     column(
         "event_time",
         "string",
         "timestamptz",
-        "v1, segment, source",
+        "v1, segment, source, snowplow",
         "RFC 3339 (a timestamp in Iceberg), skew-corrected",
     ),
     column(
@@ -92,7 +111,7 @@ pub const COLUMNS: &[Column] = &[
         "sent_at",
         "string",
         "string",
-        "v1, segment",
+        "v1, segment, snowplow",
         "RFC 3339, the client's sent time",
     ),
     column(
@@ -104,44 +123,81 @@ pub const COLUMNS: &[Column] = &[
     ),
     column("message_id", "string", "string", "v1, segment", ""),
     column("anonymous_id", "string", "string", "v1, segment", ""),
-    column("user_id", "string", "string", "v1, segment", ""),
+    column("user_id", "string", "string", "v1, segment, snowplow", ""),
+    column("app_id", "string", "string", "snowplow", "Snowplow: aid"),
+    column(
+        "platform",
+        "string",
+        "string",
+        "snowplow",
+        "Snowplow: p (web, srv, mob, …)",
+    ),
+    column(
+        "domain_userid",
+        "string",
+        "string",
+        "snowplow",
+        "Snowplow: duid, the tracker's cookie id",
+    ),
+    column(
+        "network_userid",
+        "string",
+        "string",
+        "snowplow",
+        "Snowplow: nuid, the collector's cookie id",
+    ),
+    column("session_id", "string", "string", "snowplow", "Snowplow: sid"),
     column("group_id", "string", "string", "segment", ""),
     column("previous_id", "string", "string", "segment", ""),
-    column("url", "string", "string", "v1", ""),
-    column("referrer", "string", "string", "v1", ""),
+    column("url", "string", "string", "v1, snowplow", ""),
+    column("referrer", "string", "string", "v1, snowplow", ""),
     column("target", "string", "string", "v1", ""),
     column(
         "key_id",
         "string",
         "string",
-        "v1, segment, source",
+        "v1, segment, source, snowplow",
         "the write key's id (empty in Iceberg when the deployment has no keys)",
     ),
-    column("country", "string", "string", "v1, segment, source", ""),
+    column("country", "string", "string", "v1, segment, source, snowplow", ""),
     column(
         "colo",
         "string",
         "string",
-        "v1, segment, source",
+        "v1, segment, source, snowplow",
         "the Cloudflare location",
     ),
-    column("asn", "bigint", "long", "v1, segment, source", ""),
+    column("asn", "bigint", "long", "v1, segment, source, snowplow", ""),
     column(
         "label",
         "struct<lane:string,limited:string,bot:string,signal:string,score:int>",
         "string",
-        "v1, segment, source",
+        "v1, segment, source, snowplow",
         "a rate limit passed or a bot verdict (JSON text in Iceberg)",
     ),
     column(
         "properties",
         "string",
         "string",
-        "v1, segment, source",
-        "JSON text: json_extract_scalar(properties, '$.plan')",
+        "v1, segment, source, snowplow",
+        "JSON text: json_extract_scalar(properties, '$.plan') (Snowplow: the self-describing event's data, or the structured event's fields)",
     ),
     column("traits", "string", "string", "segment", "JSON text"),
     column("context", "string", "string", "segment", "JSON text"),
+    column(
+        "contexts",
+        "string",
+        "string",
+        "snowplow",
+        "Snowplow: the entities (co/cx), a JSON array of self-describing JSON",
+    ),
+    column(
+        "tracker",
+        "string",
+        "string",
+        "snowplow",
+        "Snowplow: tv, the tracker and its version",
+    ),
     column(
         "rejected",
         "string",
@@ -231,6 +287,7 @@ pub const ICEBERG_TABLES: &[(&str, &str)] = &[
     ("v1", "events_v1"),
     ("segment", "events_segment"),
     ("source", "events_source"),
+    ("snowplow", "events_snowplow"),
 ];
 
 /// The columns whose values together are an event's identity in the
@@ -280,6 +337,7 @@ mod tests {
         assert!(e.contains("DESTINATION") && e.contains("json or iceberg"), "{e}");
         assert_eq!(iceberg_table("v1"), Some("events_v1"));
         assert_eq!(iceberg_table("segment"), Some("events_segment"));
-        assert_eq!(iceberg_table("snowplow"), None);
+        assert_eq!(iceberg_table("snowplow"), Some("events_snowplow"));
+        assert_eq!(iceberg_table("posthog"), None);
     }
 }

@@ -64,6 +64,12 @@ pub enum Reason {
     /// A bot signal fired on its request and its key's owner quarantines
     /// such events (`BOT_ROUTES`; the label says which signal).
     Bot,
+    /// A value in an encoding that does not decode (a Snowplow `ue_px` or
+    /// `cx` that is not base64url).
+    InvalidEncoding,
+    /// A self-describing JSON whose schema is not a well-formed Iglu URI
+    /// (`iglu:vendor/name/format/1-0-0`), or the wrong wrapper.
+    InvalidSchemaUri,
 }
 
 impl Reason {
@@ -88,6 +94,8 @@ impl Reason {
             Self::SourceName => "source_name",
             Self::UnknownType => "unknown_type",
             Self::Bot => "bot",
+            Self::InvalidEncoding => "invalid_encoding",
+            Self::InvalidSchemaUri => "invalid_schema_uri",
         }
     }
 }

@@ -465,6 +465,18 @@ fn api_gateway_sends_every_ingestion_route_to_ingest_api() {
             "{method} /v1/{{proxy+}} in {routes:?}"
         );
     }
+    // Snowplow's trackers post to their own path and load the pixel.
+    let tp2 = edgehose_shared::snowplow::TP2_PATH;
+    for (method, path) in [
+        ("POST", tp2),
+        ("OPTIONS", tp2),
+        ("GET", edgehose_shared::snowplow::PIXEL_PATH),
+    ] {
+        assert!(
+            routes.contains(&(method.to_owned(), path.to_owned())),
+            "{method} {path} in {routes:?}"
+        );
+    }
 }
 
 #[test]

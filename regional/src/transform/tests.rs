@@ -753,6 +753,18 @@ fn every_door() -> (Vec<String>, TransformConfig) {
         r#"{"uuid":"b-1","cadence":88}"#,
         &settings,
     )));
+    // Snowplow: a self-describing event with entities, and a structured one.
+    let ue = r#"{"schema":"iglu:com.snowplowanalytics.snowplow/unstruct_event/jsonschema/1-0-0","data":{"schema":"iglu:com.acme/checkout/jsonschema/1-0-0","data":{"total":9.5}}}"#;
+    let co = r#"{"schema":"iglu:com.snowplowanalytics.snowplow/contexts/jsonschema/1-0-0","data":[{"schema":"iglu:com.snowplowanalytics.snowplow/web_page/jsonschema/1-0-0","data":{"id":"p1"}}]}"#;
+    let quoted = |s: &str| serde_json::to_string(s).unwrap();
+    let snowplow = format!(
+        r#"{{"schema":"iglu:com.snowplowanalytics.snowplow/payload_data/jsonschema/1-0-4","data":[
+        {{"e":"ue","eid":"9f0b7a2e-4c1d-4e8a-9b6f-2d3c4e5f6a7b","p":"web","tv":"js-4.10.1","aid":"shop","uid":"u1","duid":"d1","nuid":"n1","sid":"s1","url":"https://shop.example/","refr":"https://search.example/","page":"Shop","dtm":"1714566599000","stm":"1714566600000","ue_pr":{},"co":{}}},
+        {{"e":"se","eid":"0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d","p":"srv","tv":"node-4.8.0","se_ca":"shop","se_ac":"add","se_va":"2"}}]}}"#,
+        quoted(ue),
+        quoted(co)
+    );
+    lines.extend(keyed(door_lines("/com.snowplowanalytics.snowplow/tp2", &snowplow, &[])));
     (lines, config)
 }
 
@@ -763,7 +775,12 @@ fn every_member_of_every_line_the_transform_writes_is_a_column_of_its_type() {
     // And one a per-name rule rejects beside the valid ones.
     lines.extend(door_lines("/v1/events", r#"{"event":"","message_id":"bad"}"#, &[]));
     let (resp, counts) = run(&[record(&lines)], &config);
-    assert_eq!((counts.events_ok, counts.events_invalid), (7, 1));
+    assert_eq!(
+        (counts.events_ok, counts.events_invalid),
+        (9, 1),
+        "{:?}\n{lines:#?}",
+        decoded(&resp.records[0])
+    );
     let written = decoded(&resp.records[0]);
     let mut seen = std::collections::BTreeSet::new();
     for line in &written {
@@ -812,7 +829,7 @@ fn to_iceberg_each_event_is_one_row_of_its_dialects_table_in_that_tables_columns
     // One event a record, as the edge sends with DESTINATION = iceberg.
     let records: Vec<Vec<u8>> = lines.iter().map(|l| record(std::slice::from_ref(l))).collect();
     let (resp, counts) = run(&records, &config);
-    assert_eq!((counts.events_ok, counts.records_ok), (7, 7));
+    assert_eq!((counts.events_ok, counts.records_ok), (9, 9));
     let mut seen: std::collections::BTreeMap<String, std::collections::BTreeSet<String>> = Default::default();
     for (r, line) in resp.records.iter().zip(&lines) {
         assert_eq!(r.result, RecordResult::Ok);
