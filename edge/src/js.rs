@@ -22,6 +22,7 @@ export function request_head(req) {
     const bm = cf.botManagement;
     out.push(cf.country, cf.colo, cf.asn, bm?.score, bm?.verifiedBot ? "1" : null, cf.verifiedBotCategory, cf.clientTrustScore);
   } else out.push(null, null, null, null, null, null, null);
+  out.push(h.get("cookie"), h.get("sp-anonymous"));
   let lines = "";
   for (let i = 0; i < out.length; i++) {
     const v = out[i];
@@ -705,7 +706,7 @@ pub struct Head {
 
 impl Head {
     /// The fields [`request_head`] sends, in order.
-    const FIELDS: usize = 17;
+    const FIELDS: usize = 19;
 
     /// Reads the head in one call.
     pub fn read(req: &web_sys::Request) -> Self {
@@ -800,6 +801,14 @@ impl Head {
             user_agent: self.user_agent(),
         }
     }
+    /// `Cookie`.
+    pub fn cookie(&self) -> Option<&str> {
+        self.get(17)
+    }
+    /// Whether `SP-Anonymous` came (Snowplow's trackers' anonymity header).
+    pub fn anonymous(&self) -> bool {
+        self.get(18).is_some()
+    }
 }
 
 /// Builds the response in one call.
@@ -831,7 +840,9 @@ mod tests {
             "12",
             "1",
             null,
-            null
+            null,
+            "edgehose_id=x",
+            "*"
         ])
         .to_string();
         let head = Head::parse(&json);
@@ -846,11 +857,12 @@ mod tests {
             (bot.score, bot.verified_bot, bot.user_agent),
             (Some(12), true, Some("curl/8"))
         );
+        assert_eq!((head.cookie(), head.anonymous()), (Some("edgehose_id=x"), true));
     }
 
     #[test]
     fn a_head_as_lines_keeps_empty_and_absent_apart() {
-        let lines = "=POST\n=https://e.example/v1/events\n=\n\n\n=12\n=text/plain\u{1}=x\n\n=203.0.113.9\n\n=DE\n=FRA\n=3320\n\n\n\n";
+        let lines = "=POST\n=https://e.example/v1/events\n=\n\n\n=12\n=text/plain\u{1}=x\n\n=203.0.113.9\n\n=DE\n=FRA\n=3320\n\n\n\n\n\n";
         let head = Head::parse(lines);
         assert_eq!((head.method(), head.url()), ("POST", "https://e.example/v1/events"));
         assert_eq!((head.origin(), head.key()), (Some(""), None));

@@ -35,6 +35,7 @@ use edgehose_shared::api::{self, ApiError, Body, Ingest, Prepared, Reply, Reques
 use edgehose_shared::decode::{self, Inflated};
 use edgehose_shared::envelope::EdgeMeta;
 use edgehose_shared::guard::{self, Limit};
+use edgehose_shared::identity;
 use edgehose_shared::outcome::{self, Cell, Outcome};
 use edgehose_shared::rate_limit;
 use edgehose_shared::settings::SettingError;
@@ -249,13 +250,24 @@ fn ingest_body(
         content_encoding: head.content_encoding(),
         inflated,
     };
-    let accepted = match api::accept(&ingest, body, &edge, &config.api, received_at, &CryptoRandom::default()) {
+    let mut accepted = match api::accept(&ingest, body, &edge, &config.api, received_at, &CryptoRandom::default()) {
         Ok(a) => a,
         Err(reply) => {
             refused(&reply, ingest.cell(ingest.key_id.as_deref(), received_at), &env, &ctx);
             return respond(reply);
         }
     };
+    let visitor = identity::Visitor {
+        cookie: head.cookie(),
+        anonymous: head.anonymous(),
+        query: ingest.query.as_deref(),
+    };
+    identity::settle(
+        &mut accepted,
+        config.api.identity.as_ref(),
+        &visitor,
+        &CryptoRandom::default(),
+    );
     let finding = edgehose_shared::bot::judge(&head.bot_signals());
     let now_ms = received_at.as_millis() as u64;
     let limit = LIMITS.with(|m| {

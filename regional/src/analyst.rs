@@ -42,6 +42,8 @@ pub struct Where<'a> {
     pub edge: Option<&'a EdgeMeta<'a>>,
     /// What the edge said of the event's request: a limit, a bot verdict.
     pub label: Option<&'a Label>,
+    /// The visitor's network user id (the identity cookie).
+    pub network_user_id: Option<&'a str>,
 }
 
 impl<'a> Where<'a> {
@@ -78,6 +80,8 @@ pub struct V1Line<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     key_id: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    network_userid: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     country: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     colo: Option<&'a str>,
@@ -105,6 +109,7 @@ impl<'a> V1Line<'a> {
             referrer: event.referrer.as_deref(),
             target: event.target.as_deref(),
             key_id: at.key_id,
+            network_userid: at.network_user_id,
             country: at.country(),
             colo: at.colo(),
             asn: at.edge.and_then(|e| e.asn),
@@ -145,6 +150,8 @@ pub struct SegmentLine<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     key_id: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    network_userid: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     country: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     colo: Option<&'a str>,
@@ -180,6 +187,7 @@ impl<'a> SegmentLine<'a> {
             group_id: m.group_id.as_deref(),
             previous_id: m.previous_id.as_deref(),
             key_id: at.key_id,
+            network_userid: at.network_user_id,
             country: at.country(),
             colo: at.colo(),
             asn: at.edge.and_then(|e| e.asn),
@@ -211,6 +219,8 @@ pub struct SourceLine<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     key_id: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    network_userid: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     country: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     colo: Option<&'a str>,
@@ -231,6 +241,7 @@ impl<'a> SourceLine<'a> {
             event_time: at.event_time,
             received_at: at.received_at,
             key_id: at.key_id,
+            network_userid: at.network_user_id,
             country: at.country(),
             colo: at.colo(),
             asn: at.edge.and_then(|e| e.asn),
@@ -329,7 +340,7 @@ impl<'a> SnowplowLine<'a> {
             app_id: e.field("aid"),
             platform: e.field("p"),
             domain_userid: e.field("duid"),
-            network_userid: e.field("tnuid").or_else(|| e.field("nuid")),
+            network_userid: e.field("tnuid").or_else(|| e.field("nuid")).or(at.network_user_id),
             session_id: e.field("sid"),
             url: e.field("url"),
             referrer: e.field("refr"),

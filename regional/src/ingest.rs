@@ -21,6 +21,7 @@ use edgehose_shared::deliver::{Pause, Sink, deliver};
 use edgehose_shared::envelope::EdgeMeta;
 use edgehose_shared::firehose;
 use edgehose_shared::guard::{self, Limit};
+use edgehose_shared::identity;
 use edgehose_shared::rate_limit::{Memory, Windows};
 use edgehose_shared::retry::{GiveUpReason, RetryPolicy};
 use edgehose_shared::settings::{SettingError, Settings};
@@ -122,10 +123,16 @@ impl IngestApi {
             content_encoding: header("content-encoding"),
             inflated: None,
         };
-        let accepted = match api::accept(&ingest, body, &edge, &self.api, received_at, &OsRandom) {
+        let mut accepted = match api::accept(&ingest, body, &edge, &self.api, received_at, &OsRandom) {
             Ok(a) => a,
             Err(reply) => return Ok(respond(reply)),
         };
+        let visitor = identity::Visitor {
+            cookie: header("cookie"),
+            anonymous: header("sp-anonymous").is_some(),
+            query: ingest.query.as_deref(),
+        };
+        identity::settle(&mut accepted, self.api.identity.as_ref(), &visitor, &OsRandom);
         let finding = bot::judge(&bot::Signals {
             user_agent: header("user-agent"),
             ..bot::Signals::default()

@@ -710,6 +710,7 @@ fn outcome(line: &str, config: &TransformConfig, out: &mut Output, arrived: Time
         key_id: envelope.key_id.as_deref(),
         edge: envelope.edge.as_ref(),
         label: envelope.label.as_ref(),
+        network_user_id: envelope.nuid.as_deref(),
     };
     let done = match envelope.format.as_deref() {
         None => validate_event(raw.get(), &config.limits)

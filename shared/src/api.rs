@@ -95,6 +95,9 @@ pub struct ApiConfig {
     pub rate_limits: crate::rate_limit::RateLimits,
     /// Where each key's bot-labelled events go (`BOT_ROUTES`).
     pub bot_routes: crate::bot::BotRoutes,
+    /// The first-party identity cookie, when on (`IDENTITY_COOKIE_DAYS`;
+    /// [`crate::identity`]).
+    pub identity: Option<crate::identity::IdentityCookie>,
 }
 
 /// The secrets of signed ingest tokens; never shown by `Debug`.
@@ -139,6 +142,7 @@ impl ApiConfig {
             token_required: s.list("TOKEN_REQUIRED_KEYS"),
             rate_limits: crate::rate_limit::RateLimits::from_settings(s)?,
             bot_routes: crate::bot::BotRoutes::from_settings(s)?,
+            identity: crate::identity::IdentityCookie::from_settings(s)?,
         };
         for (setting, id) in config
             .rate_limits
@@ -575,10 +579,10 @@ impl Door {
     }
 
     /// Whether a browser sends it cookies (Snowplow's tracker does:
-    /// `credentials: "include"`), so that an answer must name the origin
-    /// and allow credentials.
-    fn with_credentials(&self) -> bool {
-        matches!(self, Door::Snowplow(_))
+    /// `credentials: "include"`; any client may once the identity cookie is
+    /// on), so that an answer must name the origin and allow credentials.
+    fn with_credentials(&self, config: &ApiConfig) -> bool {
+        matches!(self, Door::Snowplow(_)) || config.identity.is_some()
     }
 }
 
@@ -658,7 +662,7 @@ pub fn prepare(head: &RequestHead<'_>, config: &ApiConfig) -> Prepared {
             let credentials = Door::of_path(trimmed(head.path))
                 .ok()
                 .flatten()
-                .is_some_and(|d| d.with_credentials());
+                .is_some_and(|d| d.with_credentials(config));
             let cors = if credentials {
                 credentialed_cors(head.origin, config)
             } else {
@@ -761,7 +765,7 @@ fn prepare_inner(head: &RequestHead<'_>, config: &ApiConfig) -> Result<Prepared,
     } else {
         verdicts::asked(head.query).map_err(ApiError::BadParameter)?
     };
-    let cors = if door.with_credentials() {
+    let cors = if door.with_credentials(config) {
         credentialed_cors(head.origin, config)
     } else {
         cors_headers(head.origin, config)
@@ -856,7 +860,7 @@ fn preflight(head: &RequestHead<'_>, config: &ApiConfig, door: Option<&Door>) ->
         return Err(ApiError::OriginNotAllowed(origin.to_owned()));
     }
     let (mut headers, allow, request_headers) = match door {
-        Some(d) if d.with_credentials() => (
+        Some(d) if d.with_credentials(config) => (
             credentialed_cors(head.origin, config),
             d.allow(),
             ALLOWED_SNOWPLOW_HEADERS,

@@ -358,6 +358,10 @@ pub struct Envelope<'a> {
     /// past, a bot signal, its lane ([`crate::label`]).
     #[serde(default)]
     pub label: Option<crate::label::Label>,
+    /// The visitor's network user id, from the identity cookie
+    /// ([`crate::identity`]).
+    #[serde(default, borrow, deserialize_with = "json::borrow::opt_str")]
+    pub nuid: Option<Cow<'a, str>>,
 }
 
 /// The quarantine part of an envelope, read back.
@@ -459,6 +463,7 @@ impl<'a> Envelope<'a> {
             event: self.event.map(|e| Cow::Owned(e.into_owned())),
             quarantine: self.quarantine,
             label: self.label,
+            nuid: self.nuid.map(owned),
         }
     }
 }

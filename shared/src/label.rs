@@ -122,7 +122,7 @@ impl Label {
 }
 
 /// The envelope's first member, after which a label is written.
-const ENVELOPE_HEAD: &str = r#"{"v":1,"#;
+pub(crate) const ENVELOPE_HEAD: &str = r#"{"v":1,"#;
 
 /// Writes `label` into each envelope line, as its second member. The edge
 /// decides a request's label only once its events are read (a rate limit

@@ -82,6 +82,7 @@ pub mod envelope;
 pub mod event;
 pub mod firehose;
 pub mod guard;
+pub mod identity;
 pub mod json;
 pub mod judge;
 pub mod kinesis;

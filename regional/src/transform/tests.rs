@@ -733,7 +733,7 @@ fn every_door() -> (Vec<String>, TransformConfig) {
     let keyed = |mut lines: Vec<String>| {
         lines[0] = lines[0].replacen(
             r#""edge":{"country":"DE"}"#,
-            r#""key_id":"web","edge":{"country":"DE","colo":"FRA","asn":3320}"#,
+            r#""key_id":"web","nuid":"11111111-2222-4333-8444-555555555555","edge":{"country":"DE","colo":"FRA","asn":3320}"#,
             1,
         );
         assert!(lines[0].contains("FRA"), "{}", lines[0]);
