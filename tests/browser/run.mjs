@@ -23,6 +23,9 @@
 //                    watching what the tracker sends.
 //   (analytics-next and tracker-events take `align_ms`: their calls start
 //   just after the wall clock passes a multiple of it.)
+//   snowplow         {page, endpoint, wait_ms}: Snowplow's browser tracker
+//                    makes its calls; then one more event, and the page
+//                    closes, leaving it to the tracker's flush at unload.
 //   report           {page}: open `edgehose receipts --html`'s page and read
 //                    back what it shows: each key's total row as rendered,
 //                    and each minute's bar segments as drawn (their rendered
@@ -114,6 +117,15 @@ try {
       // The metrics flush (every second) and any retry.
       await sleep(2500);
     }
+    await sleep(args.wait_ms ?? 3000);
+  } else if (args.scenario === "snowplow") {
+    const page = await open(args.page);
+    await page.waitForFunction(() => typeof window.calls === "function");
+    await page.evaluate(() => window.calls());
+    await sleep(2000);
+    result.sent_before_leaving = seen.requests.filter((r) => r.method !== "OPTIONS").length;
+    await page.evaluate(() => window.leave());
+    await page.close({ runBeforeUnload: true });
     await sleep(args.wait_ms ?? 3000);
   } else if (args.scenario === "tracker") {
     const page = await open(args.page);

@@ -96,6 +96,9 @@ impl Pages {
                         Some(tools::cache_dir().join("npm/node_modules/@segment/analytics-next/dist/umd/index.js"))
                     }
                     "/lib/edgehose.min.js" => Some(tools::repo_root().join("tracker/edgehose.min.js")),
+                    "/lib/snowplow-browser-tracker.js" => Some(
+                        tools::cache_dir().join("npm/node_modules/@snowplow/browser-tracker/dist/index.umd.min.js"),
+                    ),
                     p if p.ends_with(".html") && !p[1..].contains('/') && !p.contains("..") => {
                         Some(tools::repo_root().join("tests/browser").join(&p[1..]))
                     }

@@ -1,6 +1,7 @@
 //! Clicks come from browsers: a real Chromium (Debian's, driven by
 //! puppeteer-core) loads pages from an origin of their own, and Segment's
-//! browser SDK (`@segment/analytics-next`, unchanged) and the project's own
+//! browser SDK (`@segment/analytics-next`, unchanged), Snowplow's
+//! (`@snowplow/browser-tracker`, unchanged) and the project's own
 //! tracker (`tracker/edgehose.min.js`) post to the built edge Worker in
 //! workerd, in front of the whole local pipeline (queue mode, firehose-local,
 //! the real `transform`). Every event is looked up in the destination: each
@@ -442,4 +443,79 @@ fn the_committed_tracker_is_the_build_of_its_source() {
         built == committed,
         "tracker/edgehose.min.js is not the build of tracker/edgehose.js: run tools/build-tracker"
     );
+}
+
+#[test]
+fn snowplow_s_browser_tracker_delivers_its_events_once_with_one_visitor_id_and_the_one_at_unload() {
+    let pages = Pages::start().unwrap();
+    let p = Local::start(
+        "snowplow-browser",
+        FaultPlan::default(),
+        &[
+            ("WRITE_KEYS", &format!("web:{WRITE_KEY}")),
+            ("ALLOWED_ORIGINS", pages.origin()),
+            ("IDENTITY_COOKIE_DAYS", "30"),
+        ],
+    );
+    let edge = p.edge.url().to_owned();
+    let run = run_id();
+    let seen = drive(&json!({
+        "scenario": "snowplow",
+        "endpoint": edge,
+        "page": format!("{}/snowplow.html?collector={edge}&writeKey={WRITE_KEY}&run={run}", pages.origin()),
+    }))
+    .unwrap();
+    // The tracker posts its events with a preflight (a JSON body and a
+    // custom header), each answered 2xx: nothing for it to send again.
+    let posts = statuses(&seen, "POST");
+    assert!(!posts.is_empty(), "{seen}");
+    assert!(
+        posts
+            .iter()
+            .all(|(path, status)| path == "/com.snowplowanalytics.snowplow/tp2" && *status == 200),
+        "{posts:?}\n{seen}"
+    );
+    let user = format!("user-{run}");
+    let d = p.settle(|d| {
+        let mine = d
+            .delivered
+            .values()
+            .flatten()
+            .filter(|l| l["user_id"] == user.as_str())
+            .count();
+        mine >= 4
+    });
+    let mine: Vec<(&String, &serde_json::Value)> = d
+        .delivered
+        .iter()
+        .flat_map(|(id, copies)| copies.iter().map(move |c| (id, c)))
+        .filter(|(_, l)| l["user_id"] == user.as_str())
+        .collect();
+    let mut events: Vec<&str> = mine.iter().map(|(_, l)| l["event"].as_str().unwrap()).collect();
+    events.sort_unstable();
+    assert_eq!(
+        events,
+        ["add-to-basket", "checkout", "leave", "page_view"],
+        "{mine:#?}\n{seen}"
+    );
+    for (id, copies) in d.delivered.iter().filter(|(_, c)| c[0]["user_id"] == user.as_str()) {
+        assert_eq!(copies.len(), 1, "{id} landed {} times", copies.len());
+    }
+    // The browser kept the cookie from the first answer and sent it back:
+    // every event of the visit carries one id.
+    let visitor: std::collections::BTreeSet<&str> = mine
+        .iter()
+        .map(|(_, l)| l["network_userid"].as_str().unwrap_or("none"))
+        .collect();
+    assert_eq!(visitor.len(), 1, "{visitor:?}");
+    assert!(!visitor.contains("none"), "{mine:#?}");
+    let (_, checkout) = mine.iter().find(|(_, l)| l["event"] == "checkout").unwrap();
+    assert_eq!(checkout["properties"]["total"], 9.5, "{checkout}");
+    let basket = checkout["contexts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["schema"] == "iglu:com.acme/basket/jsonschema/1-0-0");
+    assert_eq!(basket.map(|e| &e["data"]["items"]), Some(&json!(3)), "{checkout}");
+    p.remove();
 }
