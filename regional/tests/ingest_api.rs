@@ -271,3 +271,65 @@ fn a_real_segment_sdk_delivers_through_api_gateway_and_ingest_api() {
         );
     }
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn snowplow_and_the_identity_cookie_are_answered_on_the_api_gateway_path_as_at_the_edge() {
+    let sandbox = sandbox();
+    let mut pairs = settings(&sandbox, sandbox.edge.secret_access_key());
+    pairs.push(("IDENTITY_COOKIE_DAYS".into(), "30".into()));
+    pairs.push(("ALLOWED_ORIGINS".into(), "*".into()));
+    let api = api(pairs);
+    let eid = "6e1c2b3a-4e5f-4a6b-8c7d-9e0f1a2b3c4d";
+    let body = format!(
+        r#"{{"schema":"iglu:com.snowplowanalytics.snowplow/payload_data/jsonschema/1-0-4","data":[{{"e":"se","eid":"{eid}","p":"srv","tv":"t","se_ca":"c","se_ac":"a"}}]}}"#
+    );
+    let req = http::Request::builder()
+        .method("POST")
+        .uri("/com.snowplowanalytics.snowplow/tp2")
+        .header("content-type", "application/json; charset=UTF-8")
+        .header("origin", "https://shop.example")
+        .body(Body::Text(body))
+        .unwrap();
+    let resp = api.handle(req).await.unwrap();
+    let header = |r: &lambda_http::Response<Body>, name: &str| {
+        r.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
+    };
+    assert_eq!(resp.status().as_u16(), 200);
+    assert!(matches!(resp.body(), Body::Text(t) if t == "ok"));
+    assert_eq!(
+        header(&resp, "content-type").as_deref(),
+        Some("text/plain; charset=utf-8")
+    );
+    // Credentials: the origin named, never *.
+    assert_eq!(
+        header(&resp, "access-control-allow-origin").as_deref(),
+        Some("https://shop.example")
+    );
+    assert_eq!(
+        header(&resp, "access-control-allow-credentials").as_deref(),
+        Some("true")
+    );
+    let cookie = header(&resp, "set-cookie").expect("the identity cookie is set");
+    let pair = cookie.split(';').next().unwrap().to_owned();
+    let id = pair.split_once('=').unwrap().1.to_owned();
+
+    // The pixel, with the cookie brought back: a GIF, the same visitor.
+    let pixel_eid = "7e1c2b3a-4e5f-4a6b-8c7d-9e0f1a2b3c4d";
+    let req = http::Request::builder()
+        .method("GET")
+        .uri(format!("/i?e=pv&eid={pixel_eid}&p=web&tv=pixel"))
+        .header("cookie", pair.as_str())
+        .body(Body::Empty)
+        .unwrap();
+    let resp = api.handle(req).await.unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    assert_eq!(header(&resp, "content-type").as_deref(), Some("image/gif"));
+    assert!(matches!(resp.body(), Body::Binary(b) if b.starts_with(b"GIF89a") && b.len() == 43));
+    // Synchronous: both in Firehose already, each with the visitor's id.
+    let got = landed(&sandbox);
+    for e in [eid, pixel_eid] {
+        let envelope = &got[e][0];
+        assert_eq!(envelope.format.as_deref(), Some("snowplow"));
+        assert_eq!(envelope.nuid.as_deref(), Some(id.as_str()), "{e}");
+    }
+}
