@@ -848,9 +848,16 @@ fn basic_user(credentials: &str) -> Option<String> {
 
 /// The percent-decoded value of `name` in a query string (`+` is a space).
 pub fn query_param(query: &str, name: &str) -> Option<String> {
-    query.split('&').find_map(|pair| {
+    query_pairs(query).find_map(|(k, v)| (k == name).then_some(v))
+}
+
+/// Every `name=value` pair of a query string, both percent-decoded (`+`
+/// is a space), in order; empty pieces skipped.
+pub fn query_pairs(query: &str) -> impl Iterator<Item = (String, String)> + '_ {
+    let decode = |s: &str| String::from_utf8_lossy(&crate::sigv4::percent_decode(&s.replace('+', " "))).into_owned();
+    query.split('&').filter(|p| !p.is_empty()).map(move |pair| {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        (k == name).then(|| String::from_utf8_lossy(&crate::sigv4::percent_decode(&v.replace('+', " "))).into_owned())
+        (decode(k), decode(v))
     })
 }
 

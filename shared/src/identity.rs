@@ -181,12 +181,7 @@ pub fn settle(
             .hyphenated()
             .to_string()
     });
-    let member = format!(r#""nuid":"{id}","#);
-    for line in accepted.lines.iter_mut() {
-        if line.starts_with(crate::label::ENVELOPE_HEAD) {
-            line.insert_str(crate::label::ENVELOPE_HEAD.len(), &member);
-        }
-    }
+    crate::label::insert_member(&mut accepted.lines, &format!(r#""nuid":"{id}","#));
     accepted.reply.headers.push(("set-cookie", cookie.set(&id)));
 }
 

@@ -122,7 +122,7 @@ impl Label {
 }
 
 /// The envelope's first member, after which a label is written.
-pub(crate) const ENVELOPE_HEAD: &str = r#"{"v":1,"#;
+const ENVELOPE_HEAD: &str = r#"{"v":1,"#;
 
 /// Writes `label` into each envelope line, as its second member. The edge
 /// decides a request's label only once its events are read (a rate limit
@@ -133,10 +133,15 @@ pub fn apply(lines: &mut [String], label: &Label) {
     if label.is_empty() {
         return;
     }
-    let member = format!(r#""label":{},"#, label.to_json());
+    insert_member(lines, &format!(r#""label":{},"#, label.to_json()));
+}
+
+/// Writes `member` (`"name":value,`) into each envelope line as its second
+/// member; lines that are not envelopes are left as they are.
+pub(crate) fn insert_member(lines: &mut [String], member: &str) {
     for line in lines.iter_mut() {
         if line.starts_with(ENVELOPE_HEAD) {
-            line.insert_str(ENVELOPE_HEAD.len(), &member);
+            line.insert_str(ENVELOPE_HEAD.len(), member);
         }
     }
 }

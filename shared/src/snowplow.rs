@@ -158,15 +158,10 @@ pub fn events<'a>(body: &'a [u8], limits: &Limits) -> Result<Vec<&'a RawValue>, 
 /// strings a POST would carry (`key`, the write key, left out).
 pub fn pixel_event(query: Option<&str>) -> Result<String, SnowplowError> {
     let mut event = serde_json::Map::new();
-    for pair in query.unwrap_or_default().split('&').filter(|p| !p.is_empty()) {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        let decode =
-            |s: &str| String::from_utf8_lossy(&crate::sigv4::percent_decode(&s.replace('+', " "))).into_owned();
-        let name = decode(k);
-        if name == crate::api::KEY_QUERY_PARAM {
-            continue;
+    for (name, value) in crate::api::query_pairs(query.unwrap_or_default()) {
+        if name != crate::api::KEY_QUERY_PARAM {
+            event.insert(name, serde_json::Value::String(value));
         }
-        event.insert(name, serde_json::Value::String(decode(v)));
     }
     if event.is_empty() {
         return Err(SnowplowError::NoQuery);
