@@ -22,7 +22,7 @@ export function request_head(req) {
     const bm = cf.botManagement;
     out.push(cf.country, cf.colo, cf.asn, bm?.score, bm?.verifiedBot ? "1" : null, cf.verifiedBotCategory, cf.clientTrustScore);
   } else out.push(null, null, null, null, null, null, null);
-  out.push(h.get("cookie"), h.get("sp-anonymous"));
+  out.push(h.get("cookie"), h.get("sp-anonymous"), h.get("posthog-sdk-info"));
   let lines = "";
   for (let i = 0; i < out.length; i++) {
     const v = out[i];
@@ -241,13 +241,14 @@ function joined(chunks, total) {
   }
   return bytes;
 }
-export function with_body(req, cap, inflate_cap, then) {
+export function with_body(req, cap, inflate_cap, sniff, then) {
   // `then` is called once, with the body (null: over the cap) or with the
   // reason it could not be read, whenever the read settles: a one-shot Rust
   // closure that is never called would leak. (A read the runtime abandons
   // without settling, when it cancels the request, leaves it uncalled, as
   // it left a JsFuture before.) With an `inflate_cap` the body is gzip and
-  // its inflation comes third (see inflate_capped).
+  // its inflation comes third (see inflate_capped); with `sniff` only if its
+  // first bytes are gzip's (1f 8b 08: PostHog's gzip-js names it nowhere else).
   let read;
   try {
     read = read_capped(req, cap);
@@ -256,7 +257,11 @@ export function with_body(req, cap, inflate_cap, then) {
   }
   if (inflate_cap > 0) {
     read = read.then((bytes) =>
-      bytes === null ? [null, undefined] : inflate_capped(bytes, inflate_cap).then((inflated) => [bytes, inflated]),
+      bytes === null
+        ? [null, undefined]
+        : sniff && !(bytes[0] === 0x1f && bytes[1] === 0x8b && bytes[2] === 0x08)
+          ? [bytes, undefined]
+          : inflate_capped(bytes, inflate_cap).then((inflated) => [bytes, inflated]),
     );
   } else {
     read = read.then((bytes) => [bytes, undefined]);
@@ -358,7 +363,7 @@ extern "C" {
     #[wasm_bindgen(catch)]
     fn sha256_hex(bytes: &[u8]) -> Result<js_sys::Promise, JsValue>;
     fn rate_limit_then(binding: &JsValue, bytes: &[u8], ends: &[u32], then: &JsValue) -> js_sys::Promise;
-    fn with_body(req: &web_sys::Request, cap: f64, inflate_cap: f64, then: &JsValue) -> js_sys::Promise;
+    fn with_body(req: &web_sys::Request, cap: f64, inflate_cap: f64, sniff: bool, then: &JsValue) -> js_sys::Promise;
     fn orphans_put(bytes: &[u8], ends: &[u32]);
     fn remember(env: &JsValue, ctx: &JsValue);
     fn queue_messages(batch: &JsValue) -> js_sys::Array;
@@ -479,7 +484,7 @@ pub enum Read {
 
 /// Reads the body of `req` (never more than `cap` + 1 bytes of it) and, with
 /// an `inflate_cap`, inflates it as gzip in the runtime (never more than
-/// that + 1 bytes), then calls `then` with what came of it. The promise
+/// that + 1 bytes; with `sniff`, only when its first bytes are gzip's), then calls `then` with what came of it. The promise
 /// resolves to what `then` returns.
 ///
 /// This is the Worker's one wait on a request path, and it is a single
@@ -490,6 +495,7 @@ pub fn then_with_body(
     req: &web_sys::Request,
     cap: usize,
     inflate_cap: Option<usize>,
+    sniff: bool,
     then: impl FnOnce(Read) -> JsValue + 'static,
 ) -> js_sys::Promise {
     let callback =
@@ -511,7 +517,7 @@ pub fn then_with_body(
                 then(Read::Body(js_sys::Uint8Array::from(bytes).to_vec(), inflated))
             }
         });
-    with_body(req, cap as f64, inflate_cap.map_or(0.0, |c| c as f64), &callback)
+    with_body(req, cap as f64, inflate_cap.map_or(0.0, |c| c as f64), sniff, &callback)
 }
 
 /// The SHA-256 of `bytes` (lower-case hex) from the runtime's native
@@ -706,7 +712,7 @@ pub struct Head {
 
 impl Head {
     /// The fields [`request_head`] sends, in order.
-    const FIELDS: usize = 19;
+    const FIELDS: usize = 20;
 
     /// Reads the head in one call.
     pub fn read(req: &web_sys::Request) -> Self {
@@ -809,6 +815,10 @@ impl Head {
     pub fn anonymous(&self) -> bool {
         self.get(18).is_some()
     }
+    /// `PostHog-Sdk-Info` (PostHog's v1 route names its SDK there).
+    pub fn sdk_info(&self) -> Option<&str> {
+        self.get(19)
+    }
 }
 
 /// Builds the response in one call.
@@ -842,7 +852,8 @@ mod tests {
             null,
             null,
             "edgehose_id=x",
-            "*"
+            "*",
+            "posthog-node/5.74.0"
         ])
         .to_string();
         let head = Head::parse(&json);
@@ -858,11 +869,12 @@ mod tests {
             (Some(12), true, Some("curl/8"))
         );
         assert_eq!((head.cookie(), head.anonymous()), (Some("edgehose_id=x"), true));
+        assert_eq!(head.sdk_info(), Some("posthog-node/5.74.0"));
     }
 
     #[test]
     fn a_head_as_lines_keeps_empty_and_absent_apart() {
-        let lines = "=POST\n=https://e.example/v1/events\n=\n\n\n=12\n=text/plain\u{1}=x\n\n=203.0.113.9\n\n=DE\n=FRA\n=3320\n\n\n\n\n\n";
+        let lines = "=POST\n=https://e.example/v1/events\n=\n\n\n=12\n=text/plain\u{1}=x\n\n=203.0.113.9\n\n=DE\n=FRA\n=3320\n\n\n\n\n\n\n";
         let head = Head::parse(lines);
         assert_eq!((head.method(), head.url()), ("POST", "https://e.example/v1/events"));
         assert_eq!((head.origin(), head.key()), (Some(""), None));

@@ -140,6 +140,7 @@ pub fn fetch(req: web_sys::Request, env: Env, ctx: worker::worker_sys::Context) 
         key_header: head.key(),
         authorization: head.authorization(),
         content_length: head.content_length(),
+        sdk_info: head.sdk_info(),
         received_at,
     };
     let ingest = match api::prepare(&request_head, &config.api) {
@@ -194,8 +195,12 @@ pub fn fetch(req: web_sys::Request, env: Env, ctx: worker::worker_sys::Context) 
     // A gzip body is inflated by the runtime (no inflater in the wasm), never
     // past the largest body any route takes; each route's own limit is then
     // checked as if it had been inflated here.
-    let inflate_cap = decode::is_gzip(head.content_encoding()).then_some(config.api.limits.max_body_bytes);
-    js::then_with_body(&req, ingest.body_limit, inflate_cap, move |read| match read {
+    // PostHog's gzip-js says it is gzip only by its first bytes: the reader
+    // looks at them and inflates the body if they say so.
+    let named = decode::is_gzip(head.content_encoding());
+    let sniff = !named && head.content_encoding().is_none() && ingest.sniffs_gzip();
+    let inflate_cap = (named || sniff).then_some(config.api.limits.max_body_bytes);
+    js::then_with_body(&req, ingest.body_limit, inflate_cap, sniff, move |read| match read {
         js::Read::Body(bytes, inflated) => ingest_body(
             config,
             &head,
@@ -384,9 +389,11 @@ impl Pending {
                         None => e,
                     };
                     console_error!("edgehose: answered 503 to {} events: {why}", accepted.count);
-                    let reply = ApiError::Unavailable(why).reply(cors);
-                    refused(&reply, accepted.cell, &env, &ctx);
-                    Ok(respond(reply))
+                    // Counted as the 503 it is, though PostHog's v1 route
+                    // says so per event (`retry`) in a 200.
+                    let counted = ApiError::Unavailable(why.clone()).reply(Vec::new());
+                    refused(&counted, accepted.cell.clone(), &env, &ctx);
+                    Ok(respond(accepted.unavailable(why, cors)))
                 }
             }
         })

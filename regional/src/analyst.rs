@@ -8,6 +8,7 @@
 //! {"id":"m-1","event":"click","event_time":"2024-05-01T12:30:00.000Z",…,"properties":{…}}                 schema v1
 //! {"id":"node-…","type":"track","event":"Order Completed",…,"user_id":"u1","properties":{…},"context":{…}}  Segment
 //! {"id":"6f1c…","event":"bike","source":"bike","event_time":…,"properties":{…the object as sent…}}        a source
+//! {"id":"0193…","event":"$pageview","distinct_id":"u1","session_id":…,"url":…,"properties":{…},"tracker":"web/1.455.2"}  PostHog
 //! ```
 //!
 //! Names are snake_case in every dialect (`user_id`, not Segment's
@@ -18,6 +19,7 @@
 use edgehose_shared::envelope::EdgeMeta;
 use edgehose_shared::event::Event;
 use edgehose_shared::label::Label;
+use edgehose_shared::posthog::validate::Event as PostHogEvent;
 use edgehose_shared::segment::Call;
 use edgehose_shared::segment::validate::Message;
 use edgehose_shared::snowplow::validate::Event as SnowplowEvent;
@@ -353,6 +355,78 @@ impl<'a> SnowplowLine<'a> {
             properties,
             contexts: e.entities.as_ref(),
             tracker: e.field("tv"),
+        }
+    }
+}
+
+/// A PostHog event: its name, `distinct_id`, the session, page and referrer
+/// its `$`-properties carry (`$session_id`, `$current_url`, `$referrer`),
+/// `$set` as `traits`, the library as `tracker`, and its properties as sent.
+#[derive(Serialize)]
+pub struct PostHogLine<'a> {
+    id: &'a str,
+    event: &'a str,
+    event_time: Rfc3339,
+    received_at: Rfc3339,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sent_at: Option<Rfc3339>,
+    distinct_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    network_userid: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    session_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    url: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    referrer: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    country: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    colo: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    asn: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    label: Option<&'a Label>,
+    properties: &'a serde_json::Map<String, serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    traits: Option<&'a serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tracker: Option<String>,
+}
+
+impl<'a> PostHogLine<'a> {
+    /// The line of a valid PostHog event (`batch_sent_at`: its batch's
+    /// `sent_at`, for an event without its own).
+    pub fn new(at: &Where<'a>, e: &'a PostHogEvent, batch_sent_at: Option<i64>) -> Self {
+        let sent_at = e
+            .fields
+            .get("sent_at")
+            .and_then(edgehose_shared::event::parse_client_time)
+            .map(|t| t.as_millis())
+            .or(batch_sent_at)
+            .map(Rfc3339::of_millis);
+        Self {
+            id: at.id,
+            event: &e.name,
+            event_time: at.event_time,
+            received_at: at.received_at,
+            sent_at,
+            distinct_id: &e.distinct_id,
+            network_userid: at.network_user_id,
+            session_id: e.field(&["$session_id", "session_id"]),
+            url: e.field(&["$current_url"]),
+            // posthog-js writes `$direct` where there is no referrer.
+            referrer: e.field(&["$referrer"]).filter(|r| *r != "$direct"),
+            key_id: at.key_id,
+            country: at.country(),
+            colo: at.colo(),
+            asn: at.edge.and_then(|m| m.asn),
+            label: at.label,
+            properties: &e.properties,
+            traits: e.set().filter(|s| s.is_object()),
+            tracker: e.library(),
         }
     }
 }

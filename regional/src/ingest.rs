@@ -103,6 +103,7 @@ impl IngestApi {
             key_header: header(api::KEY_HEADER),
             authorization: header("authorization"),
             content_length: header("content-length").and_then(|v| v.parse().ok()),
+            sdk_info: header("posthog-sdk-info"),
             received_at,
         };
         let ingest = match api::prepare(&head, &self.api) {
@@ -160,7 +161,7 @@ impl IngestApi {
                     "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY or FIREHOSE_STREAM",
                     format!("Firehose refused the batch: {e}"),
                 )),
-                Failure::Exhausted(why) => ApiError::Unavailable(why),
+                Failure::Exhausted(why) => return Ok(respond(accepted.unavailable(why, ingest.cors))),
             };
             return Ok(respond(error.reply(ingest.cors)));
         }

@@ -37,7 +37,7 @@ use edgehose_shared::validate::{Reason, Violation, validate_event};
 use serde::Serialize;
 use serde_json::value::RawValue;
 
-use crate::analyst::{Rfc3339, SegmentLine, SnowplowLine, SourceLine, V1Line, Where};
+use crate::analyst::{PostHogLine, Rfc3339, SegmentLine, SnowplowLine, SourceLine, V1Line, Where};
 use crate::iceberg_row;
 
 /// Lambda's limit on a synchronous response: 6 MB
@@ -725,6 +725,10 @@ fn outcome(line: &str, config: &TransformConfig, out: &mut Output, arrived: Time
         }),
         Some("snowplow") => edgehose_shared::snowplow::validate::validate(raw.get(), &config.limits).map(|event| {
             out.push_valid(&SnowplowLine::new(&at, &event), &event.name, (line, "snowplow"));
+        }),
+        Some("posthog") => edgehose_shared::posthog::validate::validate(raw.get(), &config.limits).map(|event| {
+            let analyst = PostHogLine::new(&at, &event, envelope.batch_sent_at);
+            out.push_valid(&analyst, &event.name, (line, "posthog"));
         }),
         _ => {
             let name = envelope.source.as_deref().unwrap_or_default();

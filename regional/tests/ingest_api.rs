@@ -333,3 +333,79 @@ async fn snowplow_and_the_identity_cookie_are_answered_on_the_api_gateway_path_a
         assert_eq!(envelope.nuid.as_deref(), Some(id.as_str()), "{e}");
     }
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn posthog_is_answered_on_the_api_gateway_path_as_at_the_edge() {
+    use std::io::Write as _;
+    let sandbox = sandbox();
+    let mut pairs = settings(&sandbox, sandbox.edge.secret_access_key());
+    pairs.retain(|(k, _)| k != "ALLOW_ANONYMOUS");
+    pairs.push(("WRITE_KEYS".into(), "web:phc_web_0123456789".into()));
+    pairs.push(("ALLOWED_ORIGINS".into(), "https://shop.example".into()));
+    let api = api(pairs);
+    let uuid = |n: u8| format!("0193a2b4-0000-7000-8000-0000000001{n:02}");
+    // posthog-js: gzip-js, named by nothing but its first bytes, the token in
+    // each event's properties; API Gateway hands the function its bytes.
+    let body = format!(
+        r#"{{"api_key":"phc_web_0123456789","batch":[{{"event":"$pageview","uuid":"{}","properties":{{"token":"phc_web_0123456789","distinct_id":"d1","$lib":"web"}}}}]}}"#,
+        uuid(1)
+    );
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(body.as_bytes()).unwrap();
+    let req = http::Request::builder()
+        .method("POST")
+        .uri("/e/?ver=1.455.2")
+        .header("content-type", "text/plain")
+        .header("origin", "https://shop.example")
+        .body(Body::Binary(gz.finish().unwrap()))
+        .unwrap();
+    let (status, answer) = call(&api, req).await;
+    assert_eq!((status, answer), (200, serde_json::json!({"status": 1})));
+    // v1: a result per event, the library from its header.
+    let v1 = format!(
+        r#"{{"created_at":"2024-05-01T12:30:00Z","batch":[{{"event":"e","distinct_id":"d1","uuid":"{}","properties":{{}}}},{{"event":"e","distinct_id":"null","uuid":"{}"}}]}}"#,
+        uuid(2),
+        uuid(3)
+    );
+    let req = http::Request::builder()
+        .method("POST")
+        .uri("/i/v1/analytics/events")
+        .header("content-type", "application/json")
+        .header("authorization", "Bearer phc_web_0123456789")
+        .header("posthog-sdk-info", "posthog-python/7.91.1")
+        .body(Body::Text(v1))
+        .unwrap();
+    let (status, answer) = call(&api, req).await;
+    assert_eq!(status, 200);
+    assert_eq!(answer["results"][uuid(2)]["result"], "ok", "{answer}");
+    assert_eq!(answer["results"][uuid(3)]["result"], "drop", "{answer}");
+    // The start call, answered here too.
+    let req = http::Request::builder()
+        .method("GET")
+        .uri("/array/phc_web_0123456789/config")
+        .body(Body::Empty)
+        .unwrap();
+    let (status, config) = call(&api, req).await;
+    assert_eq!(
+        (status, config["hasFeatureFlags"].clone()),
+        (200, serde_json::json!(false))
+    );
+    // Synchronous: in Firehose already, the token out, the library in.
+    let got = landed(&sandbox);
+    let first = &got[&uuid(1)][0];
+    assert_eq!(
+        (first.format.as_deref(), first.key_id.as_deref()),
+        (Some("posthog"), Some("web"))
+    );
+    assert!(
+        !first.event.as_ref().unwrap().get().contains("phc_web"),
+        "{:?}",
+        first.event
+    );
+    let v1_event = got[&uuid(2)][0].event.as_ref().unwrap().get();
+    assert!(v1_event.contains(r#""$lib":"posthog-python""#), "{v1_event}");
+    assert!(
+        got.contains_key(&uuid(3)),
+        "a dropped event is kept too, for its reasons"
+    );
+}

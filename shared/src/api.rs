@@ -8,6 +8,8 @@
 //! | `POST /v1/track`, `/v1/batch`, … ([Segment's Tracking API](crate::segment)) | `200 {"success":true}`; 413 over Segment's limits; 400 not JSON; 401, 403, 415 as above |
 //! | `POST /v1/ingest/<name>` ([any-JSON sources](crate::source)) | `200 {"accepted":N}`; 400 for a bad name; 403 for a key the source does not allow; the rest as `/v1/events` |
 //! | `POST /com.snowplowanalytics.snowplow/tp2`, `GET /i` ([Snowplow's trackers](crate::snowplow)) | `200 ok` (text), a GIF for `/i`; 400 not the `payload_data` envelope; 413 over `MAX_EVENTS`; CORS with credentials |
+//! | `POST /e/`, `/batch/`, `/i/v0/e/`, `/capture/`, `/i/v1/analytics/events` ([PostHog's SDKs](crate::posthog)) | `200 {"status":1}`; on v1 a result per event; 400 not a PostHog payload; 401 two tokens; 413 over a limit; 415 a compression not read |
+//! | `POST /flags/`, `/decide/`, `GET /array/<token>/config[.js]` (PostHog's start calls) | `200`: no flags, a configuration that turns nothing on |
 //! | `OPTIONS` on any of them | 204 CORS preflight for allowed origins, 403 otherwise |
 //! | past a rate limit whose owner says refuse ([`crate::rate_limit`]) | `429` with `Retry-After`, naming the limit |
 //! | `POST /v1/m` (analytics-next's own usage metrics) | 204, nothing stored: they count the SDK's calls, not events |
@@ -40,6 +42,7 @@ use crate::decode::{self, DecodeError, Item};
 use crate::envelope::{self, Dialect, EdgeMeta, RequestContext};
 use crate::limits::Limits;
 use crate::outcome::{self, Cell};
+use crate::posthog::{self, PostHogError};
 use crate::segment::{self, SegmentError};
 use crate::settings::{SettingError, Settings};
 use crate::sigv4::verify::constant_time_eq;
@@ -65,6 +68,8 @@ const ALLOWED_REQUEST_HEADERS: &str = "content-type, content-encoding, x-edgehos
 /// And Snowplow's trackers' anonymity header.
 const ALLOWED_SNOWPLOW_HEADERS: &str =
     "content-type, content-encoding, x-edgehose-key, authorization, x-retry-count, sp-anonymous";
+/// And the headers of PostHog's v1 capture.
+const ALLOWED_POSTHOG_HEADERS: &str = "content-type, content-encoding, x-edgehose-key, authorization, x-retry-count, posthog-request-id, posthog-attempt, posthog-sdk-info, posthog-request-timestamp";
 
 /// How the API is configured for one deployment.
 #[derive(Debug, Clone, Default)]
@@ -324,6 +329,10 @@ pub struct RequestHead<'a> {
     pub authorization: Option<&'a str>,
     /// `Content-Length`, when sent.
     pub content_length: Option<u64>,
+    /// The client library the request names in a header: PostHog's
+    /// `PostHog-Sdk-Info` (`posthog-node/5.74.0`), which its v1 route sends
+    /// instead of each event's `$lib`.
+    pub sdk_info: Option<&'a str>,
     /// When the request arrived: a signed token's expiry is checked against it.
     pub received_at: Timestamp,
 }
@@ -385,9 +394,12 @@ pub enum ApiError {
     /// A Snowplow request broke the tracker protocol as a whole.
     #[error(transparent)]
     Snowplow(#[from] SnowplowError),
+    /// A PostHog request broke PostHog's capture as a whole.
+    #[error(transparent)]
+    PostHog(#[from] PostHogError),
     /// Write keys are configured and none was sent.
     #[error(
-        "a write key is required: send it in the x-edgehose-key header, as Authorization: Bearer <key> or Basic (Segment's SDKs), as ?key= for sendBeacon, or as writeKey in a Segment body"
+        "a write key is required: send it in the x-edgehose-key header, as Authorization: Bearer <key> or Basic (Segment's SDKs), as ?key= for sendBeacon, or as writeKey in a Segment body or api_key in a PostHog one"
     )]
     MissingKey,
     /// The key sent is not one of the configured keys.
@@ -455,6 +467,7 @@ impl ApiError {
             Self::Decode(e) => e.status(),
             Self::Segment(e) => e.status(),
             Self::Snowplow(e) => e.status(),
+            Self::PostHog(e) => e.status(),
             Self::MissingKey | Self::UnknownKey | Self::Token(_) | Self::TokenRequired(_) => 401,
             Self::BadSourceName(_) | Self::BadParameter(_) => 400,
             Self::OriginNotAllowed(_) | Self::KeyNotAllowed { .. } => 403,
@@ -472,6 +485,7 @@ impl ApiError {
             Self::Decode(e) => e.code(),
             Self::Segment(e) => e.code(),
             Self::Snowplow(e) => e.code(),
+            Self::PostHog(e) => e.code(),
             Self::BadSourceName(_) => "invalid_source_name",
             Self::BadParameter(_) => "invalid_parameter",
             Self::Token(e) => e.code(),
@@ -537,6 +551,8 @@ pub enum Door {
     Source(String),
     /// Snowplow's tracker protocol: a POST of events, or a pixel.
     Snowplow(snowplow::Route),
+    /// PostHog's capture: the classic routes, or v1.
+    PostHog(posthog::Route),
 }
 
 impl Door {
@@ -548,6 +564,7 @@ impl Door {
             Door::Segment(_) => outcome::door_of(Some("segment"), None),
             Door::Source(name) => outcome::door_of(Some("source"), Some(name)),
             Door::Snowplow(_) => outcome::door_of(Some("snowplow"), None),
+            Door::PostHog(_) => outcome::door_of(Some("posthog"), None),
         }
     }
 
@@ -566,6 +583,9 @@ impl Door {
         }
         if let Some(route) = snowplow::route(path) {
             return Ok(Some(Self::Snowplow(route)));
+        }
+        if let Some(route) = posthog::route(path) {
+            return Ok(Some(Self::PostHog(route)));
         }
         Ok(segment::route(path).map(Self::Segment))
     }
@@ -606,8 +626,11 @@ pub struct Ingest {
     pub verdicts: bool,
     /// The request's `Origin`, against which a token in a Segment body is checked.
     pub origin: Option<String>,
-    /// The query string: a Snowplow pixel's event.
+    /// The query string: a Snowplow pixel's event, a PostHog capture's
+    /// `compression`.
     pub query: Option<String>,
+    /// [`RequestHead::sdk_info`], on PostHog's v1 route.
+    pub sdk_info: Option<String>,
 }
 
 impl Ingest {
@@ -621,6 +644,13 @@ impl Ingest {
             door: self.door.name(),
             reason: String::new(),
         }
+    }
+
+    /// Whether its body may be gzip that says so nowhere but in its first
+    /// bytes (posthog-js's `gzip-js`): a shell whose core cannot inflate
+    /// looks at them and inflates it as if `Content-Encoding` said gzip.
+    pub fn sniffs_gzip(&self) -> bool {
+        self.door == Door::PostHog(posthog::Route::Capture)
     }
 
     /// The answer to a body longer than [`Ingest::body_limit`]: the same 413
@@ -708,6 +738,9 @@ fn prepare_inner(head: &RequestHead<'_>, config: &ApiConfig) -> Result<Prepared,
             }),
         };
     }
+    if let Some(start) = posthog::start(path) {
+        return posthog_start(head, config, start);
+    }
     let Some(door) = Door::of_path(path)? else {
         return Err(ApiError::NotFound(head.path.to_owned()));
     };
@@ -734,8 +767,11 @@ fn prepare_inner(head: &RequestHead<'_>, config: &ApiConfig) -> Result<Prepared,
     }
     let (key_id, key_in_body) = match authenticate(head, config) {
         // Segment's browser SDK sends the key in the body (a text/plain
-        // body needs no preflight, and sendBeacon sets no headers).
-        Err(ApiError::MissingKey) if matches!(door, Door::Segment(_)) => (None, true),
+        // body needs no preflight, and sendBeacon sets no headers), and so
+        // do PostHog's SDKs on their classic routes (`api_key`, `token`).
+        Err(ApiError::MissingKey) if matches!(door, Door::Segment(_) | Door::PostHog(posthog::Route::Capture)) => {
+            (None, true)
+        }
         other => (other?, false),
     };
     let body_limit = match door {
@@ -777,9 +813,18 @@ fn prepare_inner(head: &RequestHead<'_>, config: &ApiConfig) -> Result<Prepared,
         body_limit,
         verdicts,
         origin: head.origin.map(str::to_owned),
-        query: pixel.then(|| head.query.unwrap_or_default().to_owned()),
+        query: (pixel || ingest_query_needed(&door)).then(|| head.query.unwrap_or_default().to_owned()),
+        sdk_info: head
+            .sdk_info
+            .filter(|_| door == Door::PostHog(posthog::Route::AnalyticsV1))
+            .map(str::to_owned),
         door,
     }))
+}
+
+/// Whether a door reads its query string with its body.
+fn ingest_query_needed(door: &Door) -> bool {
+    matches!(door, Door::PostHog(posthog::Route::Capture))
 }
 
 fn authenticate(head: &RequestHead<'_>, config: &ApiConfig) -> Result<Option<String>, ApiError> {
@@ -867,6 +912,15 @@ fn preflight(head: &RequestHead<'_>, config: &ApiConfig, door: Option<&Door>) ->
         return Err(ApiError::OriginNotAllowed(origin.to_owned()));
     }
     let (mut headers, allow, request_headers) = match door {
+        Some(d @ Door::PostHog(_)) => (
+            if d.with_credentials(config) {
+                credentialed_cors(head.origin, config)
+            } else {
+                cors_headers(head.origin, config)
+            },
+            d.allow(),
+            ALLOWED_POSTHOG_HEADERS,
+        ),
         Some(d) if d.with_credentials(config) => (
             credentialed_cors(head.origin, config),
             d.allow(),
@@ -947,6 +1001,9 @@ pub struct Accepted {
     /// What [`crate::guard::settle`] wrote into every line: a limit passed,
     /// a bot verdict (empty until then, and for most requests).
     pub label: crate::label::Label,
+    /// The answer carries a result per event (PostHog's v1 route), which
+    /// [`Accepted::unavailable`] and the labels speak through.
+    pub per_event: bool,
 }
 
 /// What the shell knows about the body.
@@ -985,6 +1042,9 @@ pub fn accept(
         content_type: body.content_type,
         dialect: Dialect::V1,
     };
+    if let Door::PostHog(route) = &ingest.door {
+        return accept_posthog(ingest, *route, body, edge, config, received_at, random);
+    }
     if let Door::Snowplow(route) = &ingest.door {
         ctx.dialect = Dialect::Snowplow;
         let (lines, reply) = match route {
@@ -1030,6 +1090,7 @@ pub fn accept(
             quarantined: 0,
             lines,
             label: Default::default(),
+            per_event: false,
         });
     }
     if let Door::Segment(route) = &ingest.door {
@@ -1074,6 +1135,7 @@ pub fn accept(
             quarantined: 0,
             lines,
             label: Default::default(),
+            per_event: false,
         });
     }
     if let Door::Source(name) = &ingest.door {
@@ -1125,6 +1187,7 @@ pub fn accept(
         cell: ingest.cell(ctx.key_id, received_at),
         lines,
         label: Default::default(),
+        per_event: false,
     })
 }
 
@@ -1155,6 +1218,9 @@ pub fn handle(
         Prepared::Ingest(ingest) => accept(&ingest, body, edge, config, received_at, random),
     }
 }
+
+mod posthog_door;
+use posthog_door::{accept_posthog, posthog_start};
 
 #[cfg(test)]
 mod tests;

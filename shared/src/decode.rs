@@ -296,6 +296,20 @@ fn gunzip(_body: &[u8], _limit: usize, encoding: &str) -> Result<Vec<u8>, Decode
     })
 }
 
+/// Refuses a body nested deeper than `limits.max_depth` below its
+/// `wrapper` levels (a batch's object and array around its events).
+pub fn check_depth(body: &[u8], limits: &Limits, wrapper: usize) -> Result<(), DecodeError> {
+    let depth = crate::json::max_depth(body);
+    if depth > limits.max_depth + wrapper {
+        return Err(DecodeError::TooDeep {
+            index: None,
+            depth: depth - wrapper,
+            limit: limits.max_depth,
+        });
+    }
+    Ok(())
+}
+
 /// The items of one body, in the order they were sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decoded<'a> {

@@ -7,6 +7,7 @@
 //! | schema v1 (`/v1/events`) | `message_id` | `ts` | `sent_at` |
 //! | Segment (`/v1/track`, `/v1/batch`, …) | `messageId` | `timestamp` (else `originalTimestamp`) | the message's `sentAt`, else the batch's |
 //! | Snowplow (`/com.snowplowanalytics.snowplow/tp2`, `/i`) | `eid` | `ttm`, else `dtm` | `stm` (none with `ttm`) |
+//! | PostHog (`/e/`, `/batch/`, `/i/v1/analytics/events`, …) | `uuid` | `timestamp` (else `offset` ms before the collector) | the event's `sent_at`, else the batch's (`created_at` on v1); none with `$ignore_sent_at` |
 //! | source (`/v1/ingest/<name>`) | the declared `id_field` | the declared `time_field` | — |
 //!
 //! An id is used when it is a string of 1..=100 characters (a source's may
@@ -36,6 +37,11 @@ pub enum Dialect<'a> {
     },
     /// Snowplow's tracker protocol (`crate::snowplow`).
     Snowplow,
+    /// PostHog's capture (`crate::posthog`).
+    PostHog {
+        /// The batch's `sent_at` (v1: `created_at`), for events without their own.
+        sent_at: Option<Timestamp>,
+    },
     /// An any-JSON source, `POST /v1/ingest/<name>`.
     Source {
         /// The source's name, which is also its events' name.
@@ -63,6 +69,7 @@ impl Dialect<'_> {
             Self::V1 => None,
             Self::Segment { .. } => Some("segment"),
             Self::Snowplow => Some("snowplow"),
+            Self::PostHog { .. } => Some("posthog"),
             Self::Source { .. } => Some("source"),
         }
     }
@@ -85,6 +92,7 @@ impl Dialect<'_> {
                 sent_at: client_time(&members, "sentAt").or(*sent_at),
             },
             Self::Snowplow => crate::snowplow::stamp(&members),
+            Self::PostHog { sent_at } => crate::posthog::stamp(&members, *sent_at),
             Self::Source { settings, .. } => match settings {
                 Some(s) => Stamp {
                     id: s.id_of(&members),

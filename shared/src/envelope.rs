@@ -258,7 +258,7 @@ fn write_header(out: &mut String, ctx: &RequestContext<'_>, id: &str, time: Time
             _ => None,
         },
         batch_sent_at: match ctx.dialect {
-            Dialect::Segment { sent_at, .. } => sent_at.map(Timestamp::as_millis),
+            Dialect::Segment { sent_at, .. } | Dialect::PostHog { sent_at } => sent_at.map(Timestamp::as_millis),
             _ => None,
         },
     };
@@ -425,13 +425,13 @@ impl<'a> Envelope<'a> {
             return Err(EnvelopeError::Version(env.v));
         }
         match (env.format.as_deref(), env.source.as_deref()) {
-            (None | Some("segment" | "snowplow"), None) | (Some("source"), Some(_)) => {}
+            (None | Some("segment" | "snowplow" | "posthog"), None) | (Some("source"), Some(_)) => {}
             (Some("source"), None) => {
                 return Err(EnvelopeError::Invalid(
                     "`format` is source but `source` is missing".into(),
                 ));
             }
-            (Some(other), _) if !matches!(other, "segment" | "source" | "snowplow") => {
+            (Some(other), _) if !matches!(other, "segment" | "source" | "snowplow" | "posthog") => {
                 return Err(EnvelopeError::Invalid(format!("unknown format {other:?}")));
             }
             _ => return Err(EnvelopeError::Invalid("`source` is only for format source".into())),

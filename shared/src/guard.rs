@@ -127,6 +127,7 @@ pub fn settle(
         label.lane = Some(Lane::Limited);
     }
     label::apply(&mut accepted.lines, &label);
+    accepted.label_answer(&label);
     accepted.label = label;
     Ok(accepted)
 }

@@ -143,6 +143,33 @@ pub fn without_member<'a>(object: &'a str, name: &str) -> Cow<'a, str> {
     Cow::Owned(out)
 }
 
+/// `object` with the members called `name` taken out of each of its object
+/// members called `parent` (`properties.token`); every other byte kept.
+pub fn without_nested_member<'a>(object: &'a str, parent: &str, name: &str) -> Cow<'a, str> {
+    let Ok(members) = Members::parse(object) else {
+        return Cow::Borrowed(object);
+    };
+    let base = object.as_ptr() as usize;
+    let mut out = String::new();
+    let mut from = 0;
+    for (k, v) in &members.0 {
+        if k != parent {
+            continue;
+        }
+        if let Cow::Owned(inner) = without_member(v.get(), name) {
+            let start = v.get().as_ptr() as usize - base;
+            out.push_str(&object[from..start]);
+            out.push_str(&inner);
+            from = start + v.get().len();
+        }
+    }
+    if from == 0 {
+        return Cow::Borrowed(object);
+    }
+    out.push_str(&object[from..]);
+    Cow::Owned(out)
+}
+
 impl<'de> serde::Deserialize<'de> for Members<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;

@@ -106,6 +106,8 @@ pub fn judge<'l>(line: &'l str, rules: Rules<'_>) -> Verdict<'l> {
                 _ => m.call.as_str().to_owned(),
             })
             .and_then(|name| source::check_not_a_source(&name, rules.sources).map(|()| name)),
+        Some("snowplow") => crate::snowplow::validate::validate(raw.get(), rules.limits).map(|e| e.name),
+        Some("posthog") => crate::posthog::validate::validate(raw.get(), rules.limits).map(|e| e.name),
         _ => {
             let name = envelope.source.as_deref().unwrap_or_default();
             source::validate_event(raw.get(), rules.sources.get(name), rules.limits).map(|_| name.to_owned())

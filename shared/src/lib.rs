@@ -89,6 +89,7 @@ pub mod kinesis;
 pub mod label;
 pub mod limits;
 pub mod outcome;
+pub mod posthog;
 pub mod rate_limit;
 pub mod rejected;
 pub mod requeue;

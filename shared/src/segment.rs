@@ -224,15 +224,7 @@ pub fn parse<'a>(body: &'a [u8], route: Route, deployment: &Limits) -> Result<Re
     let text = std::str::from_utf8(body).map_err(|e| SegmentError::InvalidJson(format!("not UTF-8 ({e})")))?;
     // A batch wraps its messages in two more levels: the object and `batch`.
     let wrapper = if route == Route::Batch { 2 } else { 0 };
-    let depth = json::max_depth(body);
-    if depth > limits.max_depth + wrapper {
-        return Err(DecodeError::TooDeep {
-            index: None,
-            depth: depth - wrapper,
-            limit: limits.max_depth,
-        }
-        .into());
-    }
+    crate::decode::check_depth(body, &limits, wrapper)?;
     let top = Members::parse(text).map_err(|e| match serde_json::from_str::<&RawValue>(text) {
         Ok(v) => SegmentError::NotAnObject(json::kind(v.get())),
         Err(_) => SegmentError::InvalidJson(e.to_string()),

@@ -34,7 +34,7 @@ pub struct Column {
     /// `string` holding their JSON text; times are `timestamptz`, which
     /// Firehose takes as microseconds since the epoch.
     pub iceberg_type: &'static str,
-    /// Which lines carry it: `all`, `v1`, `segment`, `source`, `snowplow`, `rejected`,
+    /// Which lines carry it: `all`, `v1`, `segment`, `source`, `snowplow`, `posthog`, `rejected`,
     /// and `iceberg` for a column every Iceberg row has.
     pub of: &'static str,
     /// What it holds, as the catalogs describe it (empty: the name says it).
@@ -61,7 +61,7 @@ pub const COLUMNS: &[Column] = &[
         "string",
         "string",
         "all",
-        "the event's id: its messageId / message_id / declared id, else a UUIDv7",
+        "the event's id: its messageId / message_id / eid / uuid / declared id, else a UUIDv7",
     ),
     column(
         "type",
@@ -74,8 +74,8 @@ pub const COLUMNS: &[Column] = &[
         "event",
         "string",
         "string",
-        "v1, segment, source, snowplow",
-        "the event's name (v1, Segment track; Snowplow: the self-describing schema's name, the structured event's action, or page_view…), or the source's name",
+        "v1, segment, source, snowplow, posthog",
+        "the event's name (v1, Segment track; Snowplow: the self-describing schema's name, the structured event's action, or page_view…; PostHog: event, $pageview…), or the source's name",
     ),
     column(
         "name",
@@ -97,7 +97,7 @@ pub const COLUMNS: &[Column] = &[
         "event_time",
         "string",
         "timestamptz",
-        "v1, segment, source, snowplow",
+        "v1, segment, source, snowplow, posthog",
         "RFC 3339 (a timestamp in Iceberg), skew-corrected",
     ),
     column(
@@ -111,7 +111,7 @@ pub const COLUMNS: &[Column] = &[
         "sent_at",
         "string",
         "string",
-        "v1, segment, snowplow",
+        "v1, segment, snowplow, posthog",
         "RFC 3339, the client's sent time",
     ),
     column(
@@ -124,6 +124,13 @@ pub const COLUMNS: &[Column] = &[
     column("message_id", "string", "string", "v1, segment", ""),
     column("anonymous_id", "string", "string", "v1, segment", ""),
     column("user_id", "string", "string", "v1, segment, snowplow", ""),
+    column(
+        "distinct_id",
+        "string",
+        "string",
+        "posthog",
+        "PostHog: distinct_id, the person (or anonymous device) the event is of",
+    ),
     column("app_id", "string", "string", "snowplow", "Snowplow: aid"),
     column(
         "platform",
@@ -143,46 +150,64 @@ pub const COLUMNS: &[Column] = &[
         "network_userid",
         "string",
         "string",
-        "v1, segment, source, snowplow",
+        "v1, segment, source, snowplow, posthog",
         "the visitor's id from the identity cookie (Snowplow: nuid or tnuid where the tracker sends one)",
     ),
-    column("session_id", "string", "string", "snowplow", "Snowplow: sid"),
+    column(
+        "session_id",
+        "string",
+        "string",
+        "snowplow, posthog",
+        "Snowplow: sid; PostHog: $session_id",
+    ),
     column("group_id", "string", "string", "segment", ""),
     column("previous_id", "string", "string", "segment", ""),
-    column("url", "string", "string", "v1, snowplow", ""),
-    column("referrer", "string", "string", "v1, snowplow", ""),
+    column("url", "string", "string", "v1, snowplow, posthog", ""),
+    column("referrer", "string", "string", "v1, snowplow, posthog", ""),
     column("target", "string", "string", "v1", ""),
     column(
         "key_id",
         "string",
         "string",
-        "v1, segment, source, snowplow",
+        "v1, segment, source, snowplow, posthog",
         "the write key's id (empty in Iceberg when the deployment has no keys)",
     ),
-    column("country", "string", "string", "v1, segment, source, snowplow", ""),
+    column(
+        "country",
+        "string",
+        "string",
+        "v1, segment, source, snowplow, posthog",
+        "",
+    ),
     column(
         "colo",
         "string",
         "string",
-        "v1, segment, source, snowplow",
+        "v1, segment, source, snowplow, posthog",
         "the Cloudflare location",
     ),
-    column("asn", "bigint", "long", "v1, segment, source, snowplow", ""),
+    column("asn", "bigint", "long", "v1, segment, source, snowplow, posthog", ""),
     column(
         "label",
         "struct<lane:string,limited:string,bot:string,signal:string,score:int>",
         "string",
-        "v1, segment, source, snowplow",
+        "v1, segment, source, snowplow, posthog",
         "a rate limit passed or a bot verdict (JSON text in Iceberg)",
     ),
     column(
         "properties",
         "string",
         "string",
-        "v1, segment, source, snowplow",
-        "JSON text: json_extract_scalar(properties, '$.plan') (Snowplow: the self-describing event's data, or the structured event's fields)",
+        "v1, segment, source, snowplow, posthog",
+        "JSON text: json_extract_scalar(properties, '$.plan') (Snowplow: the self-describing event's data, or the structured event's fields; PostHog: properties as sent)",
     ),
-    column("traits", "string", "string", "segment", "JSON text"),
+    column(
+        "traits",
+        "string",
+        "string",
+        "segment, posthog",
+        "JSON text (PostHog: $set, the person properties)",
+    ),
     column("context", "string", "string", "segment", "JSON text"),
     column(
         "contexts",
@@ -195,8 +220,8 @@ pub const COLUMNS: &[Column] = &[
         "tracker",
         "string",
         "string",
-        "snowplow",
-        "Snowplow: tv, the tracker and its version",
+        "snowplow, posthog",
+        "Snowplow: tv, the tracker and its version; PostHog: $lib/$lib_version",
     ),
     column(
         "rejected",
@@ -288,6 +313,7 @@ pub const ICEBERG_TABLES: &[(&str, &str)] = &[
     ("segment", "events_segment"),
     ("source", "events_source"),
     ("snowplow", "events_snowplow"),
+    ("posthog", "events_posthog"),
 ];
 
 /// The columns whose values together are an event's identity in the
@@ -338,6 +364,7 @@ mod tests {
         assert_eq!(iceberg_table("v1"), Some("events_v1"));
         assert_eq!(iceberg_table("segment"), Some("events_segment"));
         assert_eq!(iceberg_table("snowplow"), Some("events_snowplow"));
-        assert_eq!(iceberg_table("posthog"), None);
+        assert_eq!(iceberg_table("posthog"), Some("events_posthog"));
+        assert_eq!(iceberg_table("rudderstack"), None);
     }
 }

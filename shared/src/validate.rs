@@ -70,6 +70,9 @@ pub enum Reason {
     /// A self-describing JSON whose schema is not a well-formed Iglu URI
     /// (`iglu:vendor/name/format/1-0-0`), or the wrong wrapper.
     InvalidSchemaUri,
+    /// An id the dialect refuses as a person's (PostHog's illegal
+    /// `distinct_id`s: `anonymous`, `null`, `0`, …).
+    IllegalId,
 }
 
 impl Reason {
@@ -96,6 +99,7 @@ impl Reason {
             Self::Bot => "bot",
             Self::InvalidEncoding => "invalid_encoding",
             Self::InvalidSchemaUri => "invalid_schema_uri",
+            Self::IllegalId => "illegal_id",
         }
     }
 }
@@ -109,6 +113,35 @@ impl Serialize for Reason {
 impl fmt::Display for Reason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+/// An event's members, if it is a JSON object within `MAX_EVENT_BYTES`;
+/// else the one violation that says why (`what`: "a Snowplow event").
+pub fn object_within(
+    text: &str,
+    limits: &crate::limits::Limits,
+    what: &str,
+) -> Result<serde_json::Map<String, serde_json::Value>, Vec<Violation>> {
+    if text.len() > limits.max_event_bytes {
+        return Err(vec![Violation::new(
+            Reason::TooLarge,
+            "",
+            format!(
+                "the event is {} bytes; at most {} (MAX_EVENT_BYTES)",
+                text.len(),
+                limits.max_event_bytes
+            ),
+        )]);
+    }
+    match serde_json::from_str(text) {
+        Ok(serde_json::Value::Object(m)) => Ok(m),
+        Ok(_) => Err(vec![Violation::new(
+            Reason::NotAnObject,
+            "",
+            format!("{what} is a JSON object"),
+        )]),
+        Err(e) => Err(vec![Violation::new(Reason::InvalidJson, "", e.to_string())]),
     }
 }
 

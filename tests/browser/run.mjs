@@ -26,6 +26,7 @@
 //   snowplow         {page, endpoint, wait_ms}: Snowplow's browser tracker
 //                    makes its calls; then one more event, and the page
 //                    closes, leaving it to the tracker's flush at unload.
+//   posthog          the same with posthog-js.
 //   report           {page}: open `edgehose receipts --html`'s page and read
 //                    back what it shows: each key's total row as rendered,
 //                    and each minute's bar segments as drawn (their rendered
@@ -118,7 +119,7 @@ try {
       await sleep(2500);
     }
     await sleep(args.wait_ms ?? 3000);
-  } else if (args.scenario === "snowplow") {
+  } else if (args.scenario === "snowplow" || args.scenario === "posthog") {
     const page = await open(args.page);
     await page.waitForFunction(() => typeof window.calls === "function");
     await page.evaluate(() => window.calls());

@@ -99,6 +99,7 @@ impl Pages {
                     "/lib/snowplow-browser-tracker.js" => Some(
                         tools::cache_dir().join("npm/node_modules/@snowplow/browser-tracker/dist/index.umd.min.js"),
                     ),
+                    "/lib/posthog-js.js" => Some(tools::cache_dir().join("npm/node_modules/posthog-js/dist/array.js")),
                     p if p.ends_with(".html") && !p[1..].contains('/') && !p.contains("..") => {
                         Some(tools::repo_root().join("tests/browser").join(&p[1..]))
                     }

@@ -1,10 +1,11 @@
 //! The real client SDKs from npm and PyPI, unchanged, driven by the scripts
-//! in `tests/sdk/` (one of each Segment call, then a flush), and a capture
+//! in `tests/sdk/` (one of each of their calls, then a flush), and a capture
 //! server that records what they send.
 //!
-//! The bootstrap installs them: `@segment/analytics-node` into its npm
-//! folder, `segment-analytics-python` and `rudder-sdk-python` into its Python
-//! environment. A missing one fails with how to install it.
+//! The bootstrap installs them: `@segment/analytics-node`,
+//! `@snowplow/node-tracker` and `posthog-node` into its npm folder,
+//! `segment-analytics-python`, `rudder-sdk-python` and `posthog` into its
+//! Python environment. A missing one fails with how to install it.
 
 use std::collections::BTreeMap;
 use std::process::Command;
@@ -15,7 +16,7 @@ use base64::Engine as _;
 
 use edgehose_local::tools::{self, free_port};
 
-/// A Segment-compatible client this harness can drive.
+/// A client this harness can drive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Sdk {
     /// `@segment/analytics-node` (npm).
@@ -24,11 +25,27 @@ pub enum Sdk {
     AnalyticsPython,
     /// `rudder-sdk-python` (PyPI), which gzips its batches by default.
     RudderPython,
+    /// `@snowplow/node-tracker` (npm).
+    SnowplowNode,
+    /// `posthog-node` (npm), which gzips its batches.
+    PostHogNode,
+    /// `posthog` (PyPI).
+    PostHogPython,
 }
 
 impl Sdk {
+    /// The Segment-compatible clients (Segment's Tracking API).
+    pub const SEGMENT: [Sdk; 3] = [Sdk::AnalyticsNode, Sdk::AnalyticsPython, Sdk::RudderPython];
+
     /// Every driven client.
-    pub const ALL: [Sdk; 3] = [Sdk::AnalyticsNode, Sdk::AnalyticsPython, Sdk::RudderPython];
+    pub const ALL: [Sdk; 6] = [
+        Sdk::AnalyticsNode,
+        Sdk::AnalyticsPython,
+        Sdk::RudderPython,
+        Sdk::SnowplowNode,
+        Sdk::PostHogNode,
+        Sdk::PostHogPython,
+    ];
 
     /// A short name (the corpus file's name).
     pub fn name(self) -> &'static str {
@@ -36,15 +53,59 @@ impl Sdk {
             Self::AnalyticsNode => "analytics-node",
             Self::AnalyticsPython => "analytics-python",
             Self::RudderPython => "rudder-python",
+            Self::SnowplowNode => "snowplow-node",
+            Self::PostHogNode => "posthog-node",
+            Self::PostHogPython => "posthog-python",
+        }
+    }
+
+    /// What edgehose answers each of its requests on success.
+    pub fn answer(self) -> &'static str {
+        match self {
+            Self::SnowplowNode => edgehose_shared::snowplow::POST_ANSWER,
+            Self::PostHogNode | Self::PostHogPython => edgehose_shared::posthog::CAPTURE_ANSWER,
+            _ => r#"{"success":true}"#,
+        }
+    }
+
+    /// How many calls its script makes.
+    pub fn calls(self) -> usize {
+        match self {
+            Self::SnowplowNode => 4,
+            Self::PostHogNode | Self::PostHogPython => 5,
+            _ => 7,
         }
     }
 
     /// Runs the client against `host` (`http://127.0.0.1:PORT`): one of each
-    /// call under run id `run`, then a flush. Returns `(type, messageId)` of
-    /// every call the client reports sent; an error if it reported a failure.
+    /// call under run id `run`, then a flush. Returns `(call, id)` of every
+    /// call the client reports sent (Segment's type and messageId, Snowplow's
+    /// e and eid, PostHog's event and uuid); an error if it reported a failure.
     pub fn run(self, host: &str, write_key: &str, run: &str) -> Result<Vec<(String, String)>, String> {
         let script = tools::repo_root().join("tests/sdk");
+        let node = |file: &str| -> Result<Command, String> {
+            let mut c = Command::new(tools::npm_bin("node")?);
+            c.arg(script.join(file))
+                .env("NODE_PATH", tools::cache_dir().join("npm/node_modules"))
+                .env("EDGEHOSE_HOST", host)
+                .env("EDGEHOSE_WRITE_KEY", write_key)
+                .env("EDGEHOSE_TOKEN", write_key)
+                .env("EDGEHOSE_RUN", run)
+                .env("POSTHOG_CAPTURE_MODE", "v0");
+            Ok(c)
+        };
         let mut cmd = match self {
+            Self::SnowplowNode => node("snowplow-node.cjs")?,
+            Self::PostHogNode => node("posthog-node.cjs")?,
+            Self::PostHogPython => {
+                let mut c = Command::new(tools::python()?);
+                c.arg(script.join("posthog_python.py"))
+                    .env("EDGEHOSE_HOST", host)
+                    .env("EDGEHOSE_TOKEN", write_key)
+                    .env("EDGEHOSE_RUN", run)
+                    .env("POSTHOG_CAPTURE_MODE", "v0");
+                c
+            }
             Self::AnalyticsNode => {
                 let mut c = Command::new(tools::npm_bin("node")?);
                 c.arg(script.join("segment-node.cjs"))
@@ -80,7 +141,11 @@ impl Sdk {
         Ok(stdout
             .lines()
             .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .filter_map(|v| Some((v["type"].as_str()?.to_owned(), v["messageId"].as_str()?.to_owned())))
+            .filter_map(|v| {
+                [("type", "messageId"), ("e", "eid"), ("event", "uuid")]
+                    .iter()
+                    .find_map(|(call, id)| Some((v[*call].as_str()?.to_owned(), v[*id].as_str()?.to_owned())))
+            })
             .collect())
     }
 }
@@ -100,7 +165,13 @@ pub struct Captured {
 }
 
 /// The headers a capture keeps.
-pub const CAPTURED_HEADERS: [&str; 4] = ["content-type", "content-encoding", "authorization", "user-agent"];
+pub const CAPTURED_HEADERS: [&str; 5] = [
+    "content-type",
+    "content-encoding",
+    "authorization",
+    "user-agent",
+    "x-edgehose-key",
+];
 
 impl Captured {
     /// As JSON, the body in base64.

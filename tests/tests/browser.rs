@@ -519,3 +519,81 @@ fn snowplow_s_browser_tracker_delivers_its_events_once_with_one_visitor_id_and_t
     assert_eq!(basket.map(|e| &e["data"]["items"]), Some(&json!(3)), "{checkout}");
     p.remove();
 }
+
+#[test]
+fn posthog_js_delivers_its_events_once_through_its_remote_configuration_and_the_ones_at_unload() {
+    let pages = Pages::start().unwrap();
+    let p = Local::start(
+        "posthog-browser",
+        FaultPlan::default(),
+        &[
+            ("WRITE_KEYS", &format!("web:{WRITE_KEY}")),
+            ("ALLOWED_ORIGINS", pages.origin()),
+        ],
+    );
+    let edge = p.edge.url().to_owned();
+    let run = run_id();
+    let seen = drive(&json!({
+        "scenario": "posthog",
+        "endpoint": edge,
+        "page": format!("{}/posthog.html?collector={edge}&token={WRITE_KEY}&run={run}", pages.origin()),
+    }))
+    .unwrap();
+    // posthog-js loads its configuration from the collector and asks for
+    // flags, then posts its batches to /e/ (gzip-js, as the configuration
+    // asks), each answered 200: nothing for it to send again.
+    let gets = statuses(&seen, "GET");
+    assert!(
+        gets.contains(&(format!("/array/{WRITE_KEY}/config"), 200)),
+        "{gets:?}\n{seen}"
+    );
+    let posts = statuses(&seen, "POST");
+    assert!(posts.iter().any(|(path, _)| path == "/e/"), "{seen}");
+    assert!(
+        posts
+            .iter()
+            .all(|(path, status)| (path == "/e/" || path == "/flags/") && *status == 200),
+        "{posts:?}\n{seen}"
+    );
+    // Its console stays quiet: no request failed, nothing dropped.
+    assert_eq!(seen["failed"], json!([]), "{seen}");
+    let mine = |d: &edgehose_tests::local::Destination| -> Vec<(String, serde_json::Value)> {
+        d.delivered
+            .iter()
+            .flat_map(|(id, copies)| copies.iter().map(move |c| (id.clone(), c.clone())))
+            .filter(|(_, l)| l["properties"]["run"] == run.as_str())
+            .collect()
+    };
+    let expected = [
+        "$identify",
+        "$pageleave",
+        "$pageview",
+        "add to basket",
+        "checkout",
+        "leave",
+    ];
+    let d = p.settle(|d| mine(d).len() >= expected.len());
+    let mine = mine(&d);
+    let mut events: Vec<&str> = mine.iter().map(|(_, l)| l["event"].as_str().unwrap()).collect();
+    events.sort_unstable();
+    assert_eq!(events, expected, "{mine:#?}\n{seen}");
+    for (id, l) in &mine {
+        assert_eq!(d.delivered[id].len(), 1, "{id} landed {} times", d.delivered[id].len());
+        assert_eq!(l["key_id"], "web", "{l}");
+        assert!(l["tracker"].as_str().is_some_and(|t| t.starts_with("web/")), "{l}");
+        assert!(l["url"].as_str().is_some_and(|u| u.contains("/posthog.html")), "{l}");
+        assert!(l["session_id"].is_string(), "{l}");
+        assert!(
+            l["properties"].get("token").is_none(),
+            "the token is the write key, never kept: {l}"
+        );
+    }
+    // The visitor's events before identify carry its anonymous id; after, its user id.
+    let line = |event: &str| &mine.iter().find(|(_, l)| l["event"] == event).unwrap().1;
+    assert_eq!(line("checkout")["distinct_id"], format!("user-{run}"));
+    assert_eq!(line("$identify")["traits"]["plan"], "pro", "{}", line("$identify"));
+    assert_ne!(line("add to basket")["distinct_id"], format!("user-{run}"));
+    assert_eq!(line("add to basket")["properties"]["total"], 9.5);
+    assert_eq!(d.rejected.len(), 0, "{:?}", d.rejected);
+    p.remove();
+}

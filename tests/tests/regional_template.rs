@@ -458,24 +458,47 @@ fn api_gateway_sends_every_ingestion_route_to_ingest_api() {
             )
         })
         .collect();
-    // /v1/events, Segment's /v1/batch, /v1/t … and /v1/ingest/<name> all match /v1/{proxy+}.
-    for method in ["POST", "OPTIONS"] {
-        assert!(
-            routes.contains(&(method.to_owned(), "/v1/{proxy+}".to_owned())),
-            "{method} /v1/{{proxy+}} in {routes:?}"
-        );
-    }
-    // Snowplow's trackers post to their own path and load the pixel.
+    // An HTTP API route: a path, or a prefix and a greedy `{proxy+}`.
+    let routed = |method: &str, path: &str| {
+        routes.iter().any(|(m, route)| {
+            m == method
+                && match route.strip_suffix("{proxy+}") {
+                    Some(prefix) => path.len() > prefix.len() && path.starts_with(prefix),
+                    None => route == path,
+                }
+        })
+    };
     let tp2 = edgehose_shared::snowplow::TP2_PATH;
-    for (method, path) in [
-        ("POST", tp2),
-        ("OPTIONS", tp2),
-        ("GET", edgehose_shared::snowplow::PIXEL_PATH),
+    let config = "/array/phc_token/config";
+    let posts = [
+        "/v1/events",
+        "/v1/batch",
+        "/v1/t",
+        "/v1/ingest/gps",
+        tp2,
+        "/e/",
+        "/i/v0/e/",
+        "/batch/",
+        "/capture/",
+        edgehose_shared::posthog::ANALYTICS_V1_PATH,
+        "/flags/",
+    ];
+    for path in posts {
+        for method in ["POST", "OPTIONS"] {
+            assert!(routed(method, path), "{method} {path} in {routes:?}");
+        }
+        // And the door the function routes it to exists.
+        let door = edgehose_shared::api::Door::of_path(path.trim_end_matches('/'));
+        let start = edgehose_shared::posthog::start(path.trim_end_matches('/'));
+        assert!(door.is_ok_and(|d| d.is_some()) || start.is_some(), "{path}");
+    }
+    for path in [
+        edgehose_shared::snowplow::PIXEL_PATH,
+        config,
+        &format!("{config}.js"),
+        "/healthz",
     ] {
-        assert!(
-            routes.contains(&(method.to_owned(), path.to_owned())),
-            "{method} {path} in {routes:?}"
-        );
+        assert!(routed("GET", path), "GET {path} in {routes:?}");
     }
 }
 

@@ -9,9 +9,9 @@
 use std::process::Command;
 
 use edgehose_local::faults::FaultPlan;
-use edgehose_local::http::{Response, send};
 use edgehose_local::tools;
 use edgehose_tests::local::Local;
+use edgehose_tests::requests::{header, request};
 
 const WRITE_KEYS: &str = "server:wk_server_0123456789,web:wk_web_0123456789";
 const TP2: &str = "/com.snowplowanalytics.snowplow/tp2";
@@ -22,18 +22,6 @@ fn local(name: &str) -> Local {
         FaultPlan::default(),
         &[("WRITE_KEYS", WRITE_KEYS), ("ALLOWED_ORIGINS", "*")],
     )
-}
-
-fn request(method: &str, url: &str, headers: &[(&str, &str)], body: &[u8]) -> Response {
-    let mut b = http::Request::builder().method(method).uri(url);
-    for (k, v) in headers {
-        b = b.header(*k, *v);
-    }
-    send(b.body(body.to_vec()).unwrap()).unwrap()
-}
-
-fn header<'a>(r: &'a Response, name: &str) -> Option<&'a str> {
-    r.headers.get(name).and_then(|v| v.to_str().ok())
 }
 
 /// Runs tests/sdk/snowplow-node.cjs: the `(e, eid)` of every event the

@@ -765,6 +765,9 @@ fn every_door() -> (Vec<String>, TransformConfig) {
         quoted(co)
     );
     lines.extend(keyed(door_lines("/com.snowplowanalytics.snowplow/tp2", &snowplow, &[])));
+    // PostHog: posthog-js's batch, the token in the properties, person properties set.
+    let posthog = r#"{"api_key":"phc_1","sent_at":"2024-05-01T12:30:01Z","batch":[{"event":"$pageview","uuid":"0193a2b4-7c1d-7e8a-9b6f-2d3c4e5f6a7b","timestamp":"2024-05-01T12:30:00Z","$set":{"plan":"pro"},"properties":{"token":"phc_1","distinct_id":"d1","$session_id":"s1","$current_url":"https://shop.example/","$referrer":"https://search.example/","$lib":"web","$lib_version":"1.455.2"}}]}"#;
+    lines.extend(keyed(door_lines("/batch/", posthog, &[])));
     (lines, config)
 }
 
@@ -777,7 +780,7 @@ fn every_member_of_every_line_the_transform_writes_is_a_column_of_its_type() {
     let (resp, counts) = run(&[record(&lines)], &config);
     assert_eq!(
         (counts.events_ok, counts.events_invalid),
-        (9, 1),
+        (10, 1),
         "{:?}\n{lines:#?}",
         decoded(&resp.records[0])
     );
@@ -829,7 +832,7 @@ fn to_iceberg_each_event_is_one_row_of_its_dialects_table_in_that_tables_columns
     // One event a record, as the edge sends with DESTINATION = iceberg.
     let records: Vec<Vec<u8>> = lines.iter().map(|l| record(std::slice::from_ref(l))).collect();
     let (resp, counts) = run(&records, &config);
-    assert_eq!((counts.events_ok, counts.records_ok), (9, 9));
+    assert_eq!((counts.events_ok, counts.records_ok), (10, 10));
     let mut seen: std::collections::BTreeMap<String, std::collections::BTreeSet<String>> = Default::default();
     for (r, line) in resp.records.iter().zip(&lines) {
         assert_eq!(r.result, RecordResult::Ok);

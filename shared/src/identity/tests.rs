@@ -27,6 +27,7 @@ fn accepted() -> Accepted {
         quarantined: 0,
         cell: Cell::default(),
         label: Default::default(),
+        per_event: false,
     }
 }
 

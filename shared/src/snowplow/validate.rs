@@ -56,28 +56,7 @@ impl Event {
 
 /// Checks one event (its JSON text as the tracker sent it).
 pub fn validate(text: &str, limits: &Limits) -> Result<Event, Vec<Violation>> {
-    if text.len() > limits.max_event_bytes {
-        return Err(vec![Violation::new(
-            Reason::TooLarge,
-            "",
-            format!(
-                "the event is {} bytes; at most {} (MAX_EVENT_BYTES)",
-                text.len(),
-                limits.max_event_bytes
-            ),
-        )]);
-    }
-    let fields: Map<String, Value> = match serde_json::from_str(text) {
-        Ok(Value::Object(m)) => m,
-        Ok(_) => {
-            return Err(vec![Violation::new(
-                Reason::NotAnObject,
-                "",
-                "a Snowplow event is a JSON object",
-            )]);
-        }
-        Err(e) => return Err(vec![Violation::new(Reason::InvalidJson, "", e.to_string())]),
-    };
+    let fields = crate::validate::object_within(text, limits, "a Snowplow event")?;
     let mut violations = Vec::new();
     for (name, value) in &fields {
         if !value.is_string() {
