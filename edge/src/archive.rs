@@ -22,8 +22,9 @@ use crate::dead_letter::archive as write_archive;
 use crate::js::{QueueBatch, QueueMessage, Settle};
 use crate::outcomes;
 
-/// Archives a batch from the dead-letter queue.
-pub async fn archive(env: &Env, batch: &QueueBatch) {
+/// Archives a batch from the dead-letter queue of the region whose bindings
+/// start with `prefix` (`""` without regions), in that region's archive.
+pub async fn archive(env: &Env, prefix: &str, batch: &QueueBatch) {
     let deadline = Deadline::after(now(), QUEUE_CONSUMER_WALL_LIMIT_MS);
     let messages = batch.messages();
     let mut lines: Vec<String> = Vec::new();
@@ -33,7 +34,7 @@ pub async fn archive(env: &Env, batch: &QueueBatch) {
             None => lines.push(unreadable_line(batch, i, m)),
         }
     }
-    match write_archive(env, &lines, deadline).await {
+    match write_archive(env, prefix, &lines, deadline).await {
         Ok(key) => {
             outcomes::count_lines(&lines, Outcome::Archived, why::MAX_RETRIES);
             console_log!(

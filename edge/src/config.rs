@@ -12,6 +12,7 @@ use edgehose_shared::kinesis::partition::{self, PartitionKeys};
 use edgehose_shared::kinesis::put_records as kinesis;
 use edgehose_shared::limits::{MAX_BODY_BYTES, MAX_HELD_BYTES};
 use edgehose_shared::requeue::RequeuePolicy;
+use edgehose_shared::residency::{self, Policy};
 use edgehose_shared::retry::RetryPolicy;
 use edgehose_shared::settings::{SettingError, Settings};
 use edgehose_shared::sigv4::sign::Credentials;
@@ -48,15 +49,52 @@ pub fn largest_line_bytes(max_event_bytes: usize) -> usize {
 /// The dead-letter queue's name when `DEAD_LETTER_QUEUE_NAME` is unset.
 pub const DEFAULT_DEAD_LETTER_QUEUE_NAME: &str = "edgehose-events-dlq";
 
-/// The dead-letter queue's name, read alone (`DEAD_LETTER_QUEUE_NAME`): its
-/// batches are archived even when the rest of the configuration is broken.
-pub fn dead_letter_queue_name(env: &Env) -> String {
-    env.var("DEAD_LETTER_QUEUE_NAME")
-        .map(|v| v.to_string())
-        .ok()
-        .filter(|v| !v.is_empty())
-        .unwrap_or_else(|| DEFAULT_DEAD_LETTER_QUEUE_NAME.to_owned())
+/// The dead-letter queues' names and the binding prefix of the region each
+/// belongs to, read alone (`DEAD_LETTER_QUEUE_NAME`; with `REGIONS`, each
+/// region's `<NAME>_DEAD_LETTER_QUEUE_NAME`, by default
+/// `edgehose-events-dlq-<name>`): their batches are archived, in their
+/// region's archive, even when the rest of the configuration is broken.
+pub fn dead_letter_queues(env: &Env) -> Vec<(String, String)> {
+    let var = |name: &str| {
+        env.var(name)
+            .map(|v| v.to_string())
+            .ok()
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    };
+    let regions = var(Policy::SETTING).and_then(|text| Policy::parse(&text).ok());
+    match regions {
+        None => vec![(
+            var("DEAD_LETTER_QUEUE_NAME").unwrap_or_else(|| DEFAULT_DEAD_LETTER_QUEUE_NAME.to_owned()),
+            String::new(),
+        )],
+        Some(policy) => policy
+            .regions()
+            .iter()
+            .map(|r| {
+                let prefix = r.prefix();
+                let name = var(&format!("{prefix}DEAD_LETTER_QUEUE_NAME"))
+                    .unwrap_or_else(|| format!("{DEFAULT_DEAD_LETTER_QUEUE_NAME}-{}", r.name));
+                (name, prefix)
+            })
+            .collect(),
+    }
 }
+
+/// The settings that say where a region's events are stored: each region
+/// sets its own (`EU_AWS_REGION`, `EU_FIREHOSE_STREAM`, …), never inherits
+/// the unprefixed one, so no event can land in another region's stream
+/// because a setting was left out.
+pub const REGION_OWN_SETTINGS: &[&str] = &[
+    "AWS_REGION",
+    "FIREHOSE_STREAM",
+    "FIREHOSE_ENDPOINT",
+    "KINESIS_STREAM",
+    "KINESIS_ENDPOINT",
+    "SQS_QUEUE_URL",
+    "SQS_ENDPOINT",
+    "DEAD_LETTER_QUEUE_NAME",
+];
 
 /// How accepted events travel to Firehose.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -275,6 +313,21 @@ pub struct EdgeConfig {
     /// hands a request to the queue or answers 503 (`MAX_HELD_BYTES`, at
     /// most [`edgehose_shared::limits::MAX_HELD_BYTES`]).
     pub max_held_bytes: usize,
+    /// The residency region this configuration sends to (`REGIONS`), or
+    /// `None` without regions.
+    pub residency: Option<residency::Region>,
+    /// With `REGIONS`: the policy, and every region's configuration (this
+    /// one is the default region's, with these added).
+    pub regions: Option<Regions>,
+}
+
+/// Every region's configuration, and which countries go to which.
+#[derive(Debug, Clone)]
+pub struct Regions {
+    /// `REGIONS` and each region's policy.
+    pub policy: Policy,
+    /// Each region's configuration, in the policy's order.
+    pub configs: Vec<std::rc::Rc<EdgeConfig>>,
 }
 
 impl EdgeConfig {
@@ -290,6 +343,79 @@ impl EdgeConfig {
         match self.mode {
             Mode::Direct => self.direct_flush_ms,
             Mode::Queue => self.queue_window_ms,
+        }
+    }
+
+    /// The prefix of this region's bindings (`EU_` before `EVENTS_QUEUE`,
+    /// `DEAD_LETTERS`); empty without regions.
+    pub fn binding_prefix(&self) -> String {
+        self.residency
+            .as_ref()
+            .map(residency::Region::prefix)
+            .unwrap_or_default()
+    }
+
+    /// The binding of events queue shard `k` of this region.
+    pub fn queue_binding(&self, k: usize) -> String {
+        format!("{}{}", self.binding_prefix(), events_queue_binding(k))
+    }
+
+    /// The configuration of the region named `name` (a line's `region`):
+    /// this one without regions or for a line without one (an event
+    /// accepted before regions were set goes to the default region);
+    /// `None` for a region this deployment does not have.
+    pub fn for_region(&self, name: Option<&str>) -> Option<&EdgeConfig> {
+        let Some(regions) = &self.regions else {
+            return Some(self);
+        };
+        match name {
+            None => Some(self),
+            Some(name) => regions
+                .configs
+                .iter()
+                .find(|c| c.residency.as_ref().is_some_and(|r| r.name == name))
+                .map(|c| &**c),
+        }
+    }
+
+    /// Every region's configuration (this one alone without regions).
+    pub fn each_region(&self) -> Vec<&EdgeConfig> {
+        match &self.regions {
+            None => vec![self],
+            Some(regions) => regions.configs.iter().map(|c| &**c).collect(),
+        }
+    }
+
+    /// The places of `lines` grouped by the region each names (its
+    /// envelope's `region`), with that region's configuration: `None` for
+    /// a region this deployment does not have. Without regions, all of
+    /// them, with this configuration.
+    pub fn by_region<S: AsRef<str>>(&self, lines: &[S]) -> Vec<(Option<&EdgeConfig>, Vec<usize>)> {
+        if self.regions.is_none() {
+            return vec![(Some(self), (0..lines.len()).collect())];
+        }
+        let mut groups: Vec<(Option<String>, Vec<usize>)> = Vec::new();
+        for (i, line) in lines.iter().enumerate() {
+            let region = edgehose_shared::envelope::region_of(line.as_ref());
+            match groups.iter_mut().find(|(r, _)| *r == region) {
+                Some((_, members)) => members.push(i),
+                None => groups.push((region, vec![i])),
+            }
+        }
+        groups
+            .into_iter()
+            .map(|(region, members)| (self.for_region(region.as_deref()), members))
+            .collect()
+    }
+
+    /// The configuration for a request from `country`, and its region.
+    pub fn route(&self, country: Option<&str>) -> &EdgeConfig {
+        match &self.regions {
+            None => self,
+            Some(regions) => {
+                let name = &regions.policy.route(country).name;
+                self.for_region(Some(name)).unwrap_or(self)
+            }
         }
     }
 
@@ -312,8 +438,46 @@ impl EdgeConfig {
         Self::from_settings(&s)
     }
 
-    /// Reads and checks every setting from a lookup.
+    /// Reads and checks every setting from a lookup: without `REGIONS` as
+    /// they are; with it, each region's from its own prefixed settings
+    /// (others it may share with the unprefixed ones, but never those of
+    /// [`REGION_OWN_SETTINGS`]), the default region's as this one.
     pub fn from_settings<F: Fn(&str) -> Option<String>>(s: &Settings<F>) -> Result<Self, SettingError> {
+        let Some(policy) = Policy::from_settings(s)? else {
+            return Self::read(s, None);
+        };
+        let mut configs = Vec::new();
+        for region in policy.regions() {
+            let prefix = region.prefix();
+            let view = Settings::new(|name: &str| {
+                s.get(&format!("{prefix}{name}"))
+                    .or_else(|| (!REGION_OWN_SETTINGS.contains(&name)).then(|| s.get(name)).flatten())
+            });
+            let config = Self::read(&view, Some(region.clone())).map_err(|e| {
+                let prefixed = format!("{prefix}{}", e.name);
+                let own = REGION_OWN_SETTINGS.contains(&e.name.as_str())
+                    || s.get(&prefixed).is_some()
+                    || s.get(&e.name).is_none();
+                SettingError::new(if own { &prefixed } else { &e.name }, e.problem)
+            })?;
+            check_residency(region, &config.region)?;
+            configs.push(std::rc::Rc::new(config));
+        }
+        let default = policy
+            .regions()
+            .iter()
+            .position(|r| r.default)
+            .unwrap_or_else(|| unreachable!("a parsed policy has its default region"));
+        let mut base = (*configs[default]).clone();
+        base.regions = Some(Regions { policy, configs });
+        Ok(base)
+    }
+
+    /// Reads and checks every setting of one region (or of the one sink).
+    fn read<F: Fn(&str) -> Option<String>>(
+        s: &Settings<F>,
+        residency: Option<residency::Region>,
+    ) -> Result<Self, SettingError> {
         let api = ApiConfig::from_settings(s)?;
         let mode = match s.get("FORWARD_MODE").as_deref().unwrap_or("queue") {
             "direct" => Mode::Direct,
@@ -392,8 +556,29 @@ impl EdgeConfig {
             queue_shards,
             requeue,
             max_held_bytes,
+            residency,
+            regions: None,
         })
     }
+}
+
+/// Refuses a region that serves countries of the EU or the EEA with a sink
+/// outside the EU ([`residency::AWS_EU_REGIONS`]): the promise of residency
+/// routing is that those visitors' events never leave it.
+fn check_residency(region: &residency::Region, aws_region: &str) -> Result<(), SettingError> {
+    let eea = residency::group("EEA").unwrap_or_default();
+    let serves = region.countries.iter().filter(|c| eea.contains(&c.as_str())).count();
+    if serves > 0 && residency::jurisdiction_of(aws_region) != "eu" {
+        return Err(SettingError::new(
+            &format!("{}AWS_REGION", region.prefix()),
+            format!(
+                "= {aws_region:?} is outside the EU, and region {:?} serves {serves} EU/EEA countries: give it one of {}",
+                region.name,
+                residency::AWS_EU_REGIONS.join(", ")
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// What an `ok` verdict means in `mode` (`shared::verdicts`): the event
@@ -519,5 +704,59 @@ mod tests {
             read(&BASE).unwrap().max_held_bytes,
             edgehose_shared::limits::MAX_HELD_BYTES
         );
+    }
+
+    #[test]
+    fn each_region_reads_its_own_sink_and_never_another_regions() {
+        let regions = |extra: &[(&'static str, &'static str)]| {
+            let mut pairs: Vec<(&str, &str)> = BASE
+                .iter()
+                .copied()
+                .filter(|(k, _)| !matches!(*k, "FIREHOSE_STREAM" | "AWS_REGION"))
+                .collect();
+            pairs.extend([
+                ("REGIONS", "eu: EEA; us: *"),
+                ("EU_AWS_REGION", "eu-central-1"),
+                ("EU_FIREHOSE_STREAM", "clicks-eu"),
+                ("US_AWS_REGION", "us-east-1"),
+                ("US_FIREHOSE_STREAM", "clicks-us"),
+            ]);
+            pairs.retain(|(k, _)| !extra.iter().any(|(e, _)| e == k));
+            pairs.extend_from_slice(extra);
+            read(&pairs)
+        };
+        let c = regions(&[]).unwrap();
+        assert_eq!(c.region, "us-east-1", "the default region's is the base");
+        assert_eq!(c.route(Some("DE")).region, "eu-central-1");
+        assert_eq!(c.route(Some("US")).region, "us-east-1");
+        assert_eq!(c.route(None).region, "us-east-1");
+        assert_eq!(c.route(Some("DE")).queue_binding(0), "EU_EVENTS_QUEUE");
+        assert_eq!(c.route(Some("DE")).queue_binding(2), "EU_EVENTS_QUEUE_2");
+        assert_eq!(c.each_region().len(), 2);
+        assert!(c.for_region(Some("ap")).is_none());
+        // A region's own stream is never the unprefixed one.
+        let mut pairs: Vec<(&str, &str)> = BASE.to_vec();
+        pairs.extend([
+            ("REGIONS", "eu: EEA; us: *"),
+            ("EU_AWS_REGION", "eu-central-1"),
+            ("US_AWS_REGION", "us-east-1"),
+            ("US_FIREHOSE_STREAM", "clicks-us"),
+        ]);
+        let e = read(&pairs).unwrap_err();
+        assert_eq!(e.name, "EU_FIREHOSE_STREAM", "{e}");
+        // EU and EEA visitors' events stay in AWS regions in the EU.
+        let e = regions(&[("EU_AWS_REGION", "eu-west-2")]).unwrap_err();
+        assert!(e.name == "EU_AWS_REGION" && e.problem.contains("outside the EU"), "{e}");
+        let e = regions(&[("EU_AWS_REGION", "us-east-1")]).unwrap_err();
+        assert_eq!(e.name, "EU_AWS_REGION");
+        // Shared settings fall back; a region may set its own.
+        let c = regions(&[("EU_MAX_HELD_BYTES", "3000000")]).unwrap();
+        assert_eq!(c.route(Some("FR")).max_held_bytes, 3_000_000);
+        assert_eq!(
+            c.route(Some("US")).max_held_bytes,
+            edgehose_shared::limits::MAX_HELD_BYTES
+        );
+        let e = regions(&[("EU_MAX_HELD_BYTES", "1")]).unwrap_err();
+        assert_eq!(e.name, "EU_MAX_HELD_BYTES");
     }
 }

@@ -47,7 +47,7 @@ pub async fn consume(config: &EdgeConfig, env: &Env, batch: &QueueBatch) {
                     owner.push((i, j));
                 }
             }
-            None => settle[i] = keep_unreadable(env, batch, i, &messages[i], whole).await,
+            None => settle[i] = keep_unreadable(env, &config.binding_prefix(), batch, i, &messages[i], whole).await,
         }
     }
     // Per message: the places of its lines that did not land, and what to
@@ -55,12 +55,20 @@ pub async fn consume(config: &EdgeConfig, env: &Env, batch: &QueueBatch) {
     let mut failed: Vec<Vec<(usize, String)>> = vec![Vec::new(); messages.len()];
     let mut reason = String::new();
     let mut fatal = false;
-    if let Err(lost) = send(config, &lines, config.consumer_retry, work).await {
-        fatal = lost.fatal;
-        reason = lost.reason;
-        for (line, text) in lost.lines {
-            let (i, j) = owner[line];
-            failed[i].push((j, text));
+    // Each region's lines to its own sink, and to no other.
+    for (region, members) in config.by_region(&lines) {
+        let group: Vec<&str> = members.iter().map(|&k| lines[k]).collect();
+        let result = match region {
+            Some(region) => send(region, &group, region.consumer_retry, work).await,
+            None => Err(unknown_region(&group)),
+        };
+        if let Err(lost) = result {
+            fatal |= lost.fatal;
+            reason = lost.reason;
+            for (line, text) in lost.lines {
+                let (i, j) = owner[members[line]];
+                failed[i].push((j, text));
+            }
         }
     }
     let random = CryptoRandom::default();
@@ -74,6 +82,13 @@ pub async fn consume(config: &EdgeConfig, env: &Env, batch: &QueueBatch) {
         let tried = body.tries.saturating_add(m.attempts.max(1));
         let originals: Vec<&str> = failures.iter().map(|(j, _)| body.lines[*j]).collect();
         let texts: Vec<&str> = failures.iter().map(|(_, t)| t.as_str()).collect();
+        // A message holds one region's lines: back to that region's queue or archive.
+        let region = config
+            .by_region(&originals)
+            .first()
+            .and_then(|(r, _)| *r)
+            .unwrap_or(config);
+        let prefix = region.binding_prefix();
         settle[i] = match config.requeue.after(tried, &random) {
             Next::Retry { delay_seconds } => {
                 let write = Write {
@@ -81,7 +96,7 @@ pub async fn consume(config: &EdgeConfig, env: &Env, batch: &QueueBatch) {
                     delay_seconds,
                     deadline: whole.less(DEAD_LETTER_RESERVE_MS),
                 };
-                match queue::enqueue(config, env, &originals, write).await {
+                match queue::enqueue(region, env, &originals, write).await {
                     Ok(()) => {
                         retried.push(format!(
                             "{} ({} of {} lines, try {tried}, in {delay_seconds} s)",
@@ -94,7 +109,7 @@ pub async fn consume(config: &EdgeConfig, env: &Env, batch: &QueueBatch) {
                     // The queue will not take them back: keep them in the archive.
                     Err((_, e)) => {
                         let because = format!("{reason}; not put back on the queue: {e}");
-                        keep_in_archive(env, m, &texts, (&because, why::NOT_REQUEUED), whole).await
+                        keep_in_archive(env, &prefix, m, &texts, (&because, why::NOT_REQUEUED), whole).await
                     }
                 }
             }
@@ -105,7 +120,7 @@ pub async fn consume(config: &EdgeConfig, env: &Env, batch: &QueueBatch) {
                 } else {
                     why::TRIES_EXHAUSTED
                 };
-                keep_in_archive(env, m, &texts, (&because, code), whole).await
+                keep_in_archive(env, &prefix, m, &texts, (&because, code), whole).await
             }
         };
     }
@@ -125,12 +140,13 @@ pub async fn consume(config: &EdgeConfig, env: &Env, batch: &QueueBatch) {
 /// queue redelivers the message later (its landed lines with it).
 async fn keep_in_archive(
     env: &Env,
+    prefix: &str,
     m: &QueueMessage,
     texts: &[&str],
     (why, code): (&str, &str),
     whole: Deadline,
 ) -> Settle {
-    match archive(env, texts, whole).await {
+    match archive(env, prefix, texts, whole).await {
         Ok(key) => {
             outcomes::count_dead_letters(texts, code);
             console_error!(
@@ -157,9 +173,16 @@ async fn keep_in_archive(
 
 /// Archives a message whose body is not text, as it came; the queue keeps
 /// it (redelivered later) when the archive cannot.
-async fn keep_unreadable(env: &Env, batch: &QueueBatch, i: usize, m: &QueueMessage, whole: Deadline) -> Settle {
+async fn keep_unreadable(
+    env: &Env,
+    prefix: &str,
+    batch: &QueueBatch,
+    i: usize,
+    m: &QueueMessage,
+    whole: Deadline,
+) -> Settle {
     let line = [unreadable_line(batch, i, m)];
-    match archive(env, &line, whole).await {
+    match archive(env, prefix, &line, whole).await {
         Ok(key) => {
             outcomes::count_lines(&line, Outcome::DeadLettered, why::NOT_TEXT);
             console_error!(
@@ -176,5 +199,20 @@ async fn keep_unreadable(env: &Env, batch: &QueueBatch, i: usize, m: &QueueMessa
             );
             Settle::Retry { delay_seconds }
         }
+    }
+}
+
+/// Lines naming a region this deployment does not have (set when it had
+/// it): sent nowhere, so that no region's sink holds another's events;
+/// kept in the archive with the reason, for whoever restores the region.
+fn unknown_region(lines: &[&str]) -> crate::sink::Lost {
+    let region = lines
+        .first()
+        .and_then(|l| edgehose_shared::envelope::region_of(l))
+        .unwrap_or_default();
+    crate::sink::Lost {
+        lines: lines.iter().enumerate().map(|(i, l)| (i, (*l).to_owned())).collect(),
+        reason: format!("its region {region:?} is not one of REGIONS: sent to no sink"),
+        fatal: true,
     }
 }

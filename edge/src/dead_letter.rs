@@ -21,20 +21,26 @@ use crate::js::Bucket;
 use crate::outcomes;
 use crate::queue::{self, Write};
 
-/// The bucket binding.
+/// The bucket binding (with `REGIONS`, each region's: `EU_DEAD_LETTERS`).
 pub const DEAD_LETTERS: &str = "DEAD_LETTERS";
 
-/// The `DEAD_LETTERS` binding, when there is one.
-pub fn bucket(env: &JsValue) -> Option<JsValue> {
-    crate::js::binding(env, DEAD_LETTERS)
+/// The archive binding of the region whose bindings start with `prefix`
+/// (`""` without regions), when there is one.
+pub fn bucket(env: &JsValue, prefix: &str) -> Option<JsValue> {
+    crate::js::binding(env, &format!("{prefix}{DEAD_LETTERS}"))
 }
 
-/// Writes `lines` to the archive as one object under their content key,
-/// tried twice, each write inside what is left of `deadline`. The key, or
-/// why they could not be stored.
-pub async fn archive<S: AsRef<str>>(env: &JsValue, lines: &[S], deadline: Deadline) -> Result<String, String> {
-    let Some(binding) = bucket(env) else {
-        return Err(format!("there is no {DEAD_LETTERS} bucket binding"));
+/// Writes `lines` to the archive of the region of `prefix` as one object
+/// under their content key, tried twice, each write inside what is left of
+/// `deadline`. The key, or why they could not be stored.
+pub async fn archive<S: AsRef<str>>(
+    env: &JsValue,
+    prefix: &str,
+    lines: &[S],
+    deadline: Deadline,
+) -> Result<String, String> {
+    let Some(binding) = bucket(env, prefix) else {
+        return Err(format!("there is no {prefix}{DEAD_LETTERS} bucket binding"));
     };
     let key = archive_key(lines, now());
     let body = archive_body(lines);
@@ -66,7 +72,7 @@ pub async fn dead_letter(
         return;
     }
     let ids = ids(lines).join(",");
-    let archived = match archive(env, lines, deadline).await {
+    let archived = match archive(env, &config.binding_prefix(), lines, deadline).await {
         Ok(key) => {
             outcomes::count_dead_letters(lines, code);
             console_error!(

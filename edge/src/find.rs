@@ -29,7 +29,7 @@ const MOST_READS: usize = 600;
 const DEFAULT_WINDOW_MS: i64 = 24 * 3_600_000;
 
 /// Answers the search.
-pub async fn handle(env: &Env, query: Option<&str>) -> Reply {
+pub async fn handle(env: &Env, query: Option<&str>, prefixes: &[String]) -> Reply {
     let param = |name: &str| query.and_then(|q| query_param(q, name));
     let Some(id) = param("id").filter(|i| !i.is_empty()) else {
         return reply(400, error("invalid_parameter", "give the event id: ?id=<id>"));
@@ -64,58 +64,71 @@ pub async fn handle(env: &Env, query: Option<&str>) -> Reply {
             ),
         );
     }
-    let Some(binding) = dead_letter::bucket(env) else {
-        return reply(500, error("misconfigured", "there is no DEAD_LETTERS bucket binding"));
-    };
-    let bucket = Bucket(&binding);
-    // Archived and set aside under the hour their earliest event arrived;
-    // redrive notes under the hour of the redrive, which is later.
-    let mut prefixes: Vec<(&str, String)> = Vec::new();
-    for h in &hours {
-        prefixes.push(("archived", format!("{PREFIX}{h}")));
-        prefixes.push(("set_aside", format!("{SET_ASIDE_PREFIX}{h}")));
-    }
-    for h in hours_between(from, now).into_iter().take(MOST_HOURS) {
-        prefixes.push(("redriven", format!("{REDRIVEN_PREFIX}{h}")));
-    }
     let (mut searched, mut incomplete, mut found) = (Vec::new(), Vec::new(), Vec::new());
     let mut reads = 0usize;
-    for (kind, prefix) in prefixes {
-        let (keys, more) = match bucket.list(&prefix, OBJECTS_PER_HOUR).await {
-            Ok(listed) => listed,
-            Err(e) => {
-                incomplete.push(format!("{prefix}: could not be listed ({e})"));
-                continue;
-            }
+    // Every region's archive (one without regions).
+    for region in prefixes {
+        let Some(binding) = dead_letter::bucket(env, region) else {
+            return reply(
+                500,
+                error(
+                    "misconfigured",
+                    &format!("there is no {region}DEAD_LETTERS bucket binding"),
+                ),
+            );
         };
-        if more {
-            incomplete.push(format!(
-                "{prefix}: more than {OBJECTS_PER_HOUR} objects; the first searched"
-            ));
+        let bucket = Bucket(&binding);
+        // Archived and set aside under the hour their earliest event arrived;
+        // redrive notes under the hour of the redrive, which is later.
+        let mut prefixes: Vec<(&str, String)> = Vec::new();
+        for h in &hours {
+            prefixes.push(("archived", format!("{PREFIX}{h}")));
+            prefixes.push(("set_aside", format!("{SET_ASIDE_PREFIX}{h}")));
         }
-        let mut read_here = 0;
-        for key in keys {
-            if reads == MOST_READS {
-                incomplete.push(format!("{prefix}: stopped at {MOST_READS} objects read in one call"));
-                break;
-            }
-            reads += 1;
-            read_here += 1;
-            let text = match bucket.get(&key).await {
-                Ok(Some((text, _))) => text,
-                Ok(None) => continue,
+        for h in hours_between(from, now).into_iter().take(MOST_HOURS) {
+            prefixes.push(("redriven", format!("{REDRIVEN_PREFIX}{h}")));
+        }
+        for (kind, prefix) in prefixes {
+            let (keys, more) = match bucket.list(&prefix, OBJECTS_PER_HOUR).await {
+                Ok(listed) => listed,
                 Err(e) => {
-                    incomplete.push(format!("{key}: could not be read ({e})"));
+                    incomplete.push(format!("{prefix}: could not be listed ({e})"));
                     continue;
                 }
             };
-            for (line, text) in lines_with_id(&text, &id) {
-                let v: Value = serde_json::from_str(text).unwrap_or(Value::Null);
-                found.push(json!({"where": kind, "key": key, "line": line, "text": text, "from": v.get("from"), "at": v.get("at")}));
+            if more {
+                incomplete.push(format!(
+                    "{prefix}: more than {OBJECTS_PER_HOUR} objects; the first searched"
+                ));
             }
-        }
-        if read_here > 0 {
-            searched.push(format!("{prefix} ({read_here} objects)"));
+            let mut read_here = 0;
+            for key in keys {
+                if reads == MOST_READS {
+                    incomplete.push(format!("{prefix}: stopped at {MOST_READS} objects read in one call"));
+                    break;
+                }
+                reads += 1;
+                read_here += 1;
+                let text = match bucket.get(&key).await {
+                    Ok(Some((text, _))) => text,
+                    Ok(None) => continue,
+                    Err(e) => {
+                        incomplete.push(format!("{key}: could not be read ({e})"));
+                        continue;
+                    }
+                };
+                for (line, text) in lines_with_id(&text, &id) {
+                    let v: Value = serde_json::from_str(text).unwrap_or(Value::Null);
+                    let mut hit = json!({"where": kind, "key": key, "line": line, "text": text, "from": v.get("from"), "at": v.get("at")});
+                    if !region.is_empty() {
+                        hit["region"] = json!(region.trim_end_matches('_').to_ascii_lowercase());
+                    }
+                    found.push(hit);
+                }
+            }
+            if read_here > 0 {
+                searched.push(format!("{region}{prefix} ({read_here} objects)"));
+            }
         }
     }
     reply(

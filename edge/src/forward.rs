@@ -171,6 +171,39 @@ pub fn submit(config: Rc<EdgeConfig>, env: Env, ctx: &Context, mut lines: Vec<St
 async fn flush(config: &EdgeConfig, env: &Env, batch: (u64, Rc<[String]>), answered_at: Timestamp) {
     let (whole, work) = work_deadline(answered_at);
     let lines = &batch.1;
+    if config.regions.is_none() {
+        send_on(config, env, lines, whole, work).await;
+    } else {
+        // A window gathers every region's requests: each region's lines go
+        // to its own queue or sink, side by side.
+        let sends = config.by_region(lines).into_iter().map(|(region, members)| {
+            let group: Vec<String> = members.iter().map(|&i| lines[i].clone()).collect();
+            async move {
+                match region {
+                    Some(region) => send_on(region, env, &group, whole, work).await,
+                    None => {
+                        let why = "its region is not one of REGIONS: sent to no sink";
+                        dead_letter(
+                            config,
+                            env,
+                            &group,
+                            (why, edgehose_shared::outcome::why::REFUSED_BY_SINK),
+                            whole,
+                        )
+                        .await;
+                    }
+                }
+            }
+        });
+        futures_util::future::join_all(sends).await;
+    }
+    release(batch.0);
+    outcomes::flush(env);
+}
+
+/// One region's lines of a window: direct mode to its sink; queue mode to
+/// its events queue, and what the queue refuses straight to its sink.
+async fn send_on(config: &EdgeConfig, env: &Env, lines: &[String], whole: Deadline, work: Deadline) {
     if config.mode == Mode::Direct {
         deliver(config, env, lines, whole, work).await;
     } else if let Err((unsent, e)) = queue::enqueue(config, env, lines, Write::now(work)).await {
@@ -180,8 +213,6 @@ async fn flush(config: &EdgeConfig, env: &Env, batch: (u64, Rc<[String]>), answe
         );
         deliver(config, env, &unsent, whole, work).await;
     }
-    release(batch.0);
-    outcomes::flush(env);
 }
 
 /// Keeps lines in `IN_FLIGHT` (which a panic saves) while they are sent.

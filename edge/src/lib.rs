@@ -117,9 +117,10 @@ pub fn fetch(req: web_sys::Request, env: Env, ctx: worker::worker_sys::Context) 
             return respond(reply);
         }
         let query = query.map(str::to_owned);
-        return js_sys::futures::future_to_promise(
-            async move { Ok(respond(find::handle(&env, query.as_deref()).await)) },
-        )
+        let prefixes: Vec<String> = config.each_region().iter().map(|r| r.binding_prefix()).collect();
+        return js_sys::futures::future_to_promise(async move {
+            Ok(respond(find::handle(&env, query.as_deref(), &prefixes).await))
+        })
         .into();
     }
     if path == redrive::PATH {
@@ -291,6 +292,7 @@ fn ingest_body(
         finding,
         cors: ingest.cors,
         received_at,
+        country: head.country().map(str::to_owned),
         env,
         ctx,
     };
@@ -335,6 +337,8 @@ struct Pending {
     finding: Option<edgehose_shared::bot::Finding>,
     cors: Vec<(&'static str, String)>,
     received_at: Timestamp,
+    /// `request.cf.country`: which region's the events are.
+    country: Option<String>,
     env: Env,
     ctx: Context,
 }
@@ -350,18 +354,25 @@ impl Pending {
             finding,
             cors,
             received_at,
+            country,
             env,
             ctx,
         } = self;
         let now_ms = now().as_millis() as u64;
         let cell = accepted.cell.clone();
-        let accepted = match guard::settle(accepted, &config.api, finding.as_ref(), over, now_ms) {
+        let mut accepted = match guard::settle(accepted, &config.api, finding.as_ref(), over, now_ms) {
             Ok(a) => a,
             Err(reply) => {
                 refused(&reply, cell, &env, &ctx);
                 return respond(reply);
             }
         };
+        // Residency: the request's region, by its country, before anything
+        // leaves the edge; its lines name it and carry only what it allows.
+        let home = config.route(country.as_deref());
+        if let Some(region) = &home.residency {
+            edgehose_shared::residency::apply(&mut accepted.lines, region);
+        }
         let bytes = forward::size_of(&accepted.lines);
         if config.answers_at_once() && forward::has_room(&config, bytes) {
             // The window's flush writes these counts with its own.
@@ -374,7 +385,8 @@ impl Pending {
         // takes them — never held where nothing keeps them.
         let held = config.answers_at_once().then(forward::held_bytes);
         js_sys::futures::future_to_promise(async move {
-            match forward::enqueue_first(&config, &env, &accepted.lines, received_at).await {
+            let home = config.route(country.as_deref());
+            match forward::enqueue_first(home, &env, &accepted.lines, received_at).await {
                 Ok(()) => {
                     count_accepted(&accepted);
                     outcomes::flush_later(&env, &ctx);
@@ -463,8 +475,9 @@ pub fn queue(batch: JsValue, env: Env, _ctx: worker::worker_sys::Context) -> js_
     js_sys::futures::future_to_promise(async move {
         // Archiving dead letters needs only the R2 binding, never the rest
         // of the configuration: a bad deploy still keeps them.
-        if batch.queue() == config::dead_letter_queue_name(&env) {
-            archive::archive(&env, &batch).await;
+        let name = batch.queue();
+        if let Some((_, prefix)) = config::dead_letter_queues(&env).into_iter().find(|(n, _)| *n == name) {
+            archive::archive(&env, &prefix, &batch).await;
             return Ok(JsValue::UNDEFINED);
         }
         match config(&env) {

@@ -16,7 +16,7 @@ use edgehose_shared::shard::shard_of;
 use worker::{Env, console_error};
 
 use crate::clock::now;
-use crate::config::{EdgeConfig, events_queue_binding};
+use crate::config::EdgeConfig;
 use crate::js;
 use crate::outcomes;
 
@@ -79,7 +79,7 @@ pub async fn enqueue<S: AsRef<str>>(
     let mut refusals: Vec<String> = Vec::new();
     for k in 0..shards {
         let shard = (first + k) % shards;
-        let binding = events_queue_binding(shard);
+        let binding = config.queue_binding(shard);
         let result = match env.queue(&binding) {
             Ok(queue) => send_lines(queue.as_ref(), &unsent, write).await,
             Err(e) => Err((unsent.clone(), format!("no queue binding: {e}"))),

@@ -54,12 +54,53 @@ pub fn check(config: &EdgeConfig, authorization: Option<&str>) -> Result<(), Rep
     }
 }
 
-/// Answers `GET` (counts) or `POST` (redrives a round).
+/// Answers `GET` (counts) or `POST` (redrives a round), for every region:
+/// each region's archive redriven to its own sink, the figures summed
+/// (and, with regions, each region's under `regions`).
 pub async fn handle(config: &EdgeConfig, env: &Env, method: &str) -> Reply {
-    let Some(binding) = dead_letter::bucket(env) else {
+    if !matches!(method, "GET" | "POST") {
+        return reply(
+            405,
+            json!({"error": "method_not_allowed", "code": "method_not_allowed", "message": format!("{method} is not allowed here; use GET or POST")}),
+        );
+    }
+    let mut total = serde_json::Map::new();
+    let mut by_region = serde_json::Map::new();
+    for region in config.each_region() {
+        let prefix = region.binding_prefix();
+        let answer = handle_region(region, env, method, &prefix).await;
+        if answer.status != 200 {
+            return answer;
+        }
+        let body: serde_json::Value = serde_json::from_str(&answer.body).unwrap_or_default();
+        for (k, v) in body.as_object().into_iter().flatten() {
+            let sum = match (total.get(k), v) {
+                (Some(serde_json::Value::Number(a)), serde_json::Value::Number(b)) => {
+                    json!(a.as_u64().unwrap_or(0) + b.as_u64().unwrap_or(0))
+                }
+                (Some(serde_json::Value::Bool(a)), serde_json::Value::Bool(b)) => json!(*a || *b),
+                (Some(serde_json::Value::String(a)), serde_json::Value::String(b)) => json!(format!("{a}; {b}")),
+                (Some(a), serde_json::Value::Null) => a.clone(),
+                _ => v.clone(),
+            };
+            total.insert(k.clone(), sum);
+        }
+        if let Some(r) = &region.residency {
+            by_region.insert(r.name.clone(), body);
+        }
+    }
+    if !by_region.is_empty() {
+        total.insert("regions".into(), serde_json::Value::Object(by_region));
+    }
+    reply(200, serde_json::Value::Object(total))
+}
+
+/// [`handle`] for the archive of one region (bindings starting `prefix`).
+async fn handle_region(config: &EdgeConfig, env: &Env, method: &str, prefix: &str) -> Reply {
+    let Some(binding) = dead_letter::bucket(env, prefix) else {
         return reply(
             500,
-            json!({"error": "misconfigured", "code": "misconfigured", "message": "there is no DEAD_LETTERS bucket binding"}),
+            json!({"error": "misconfigured", "code": "misconfigured", "message": format!("there is no {prefix}DEAD_LETTERS bucket binding")}),
         );
     };
     let bucket = Bucket(&binding);

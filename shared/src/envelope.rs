@@ -316,6 +316,21 @@ fn base64_encode(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
+/// The region an envelope line was routed to (`region`,
+/// [`crate::residency`]), or that of the envelope a `rejected` line holds;
+/// `None` for a line without one.
+pub fn region_of(line: &str) -> Option<String> {
+    let members = json::Members::parse(line).ok()?;
+    if let Some(region) = members.str("region") {
+        return Some(region.into_owned());
+    }
+    let inner = members.get("envelope")?;
+    json::Members::parse(inner.get())
+        .ok()?
+        .str("region")
+        .map(|r| r.into_owned())
+}
+
 /// An envelope line read back (the regional side's view). Its strings and
 /// the event borrow from the line (see [`Envelope::into_owned`]).
 #[derive(Debug, Clone, Deserialize)]
@@ -362,6 +377,10 @@ pub struct Envelope<'a> {
     /// ([`crate::identity`]).
     #[serde(default, borrow, deserialize_with = "json::borrow::opt_str")]
     pub nuid: Option<Cow<'a, str>>,
+    /// The region the edge routed it to ([`crate::residency`]): its sink,
+    /// queue and dead letters are that region's, and only that region's.
+    #[serde(default, borrow, deserialize_with = "json::borrow::opt_str")]
+    pub region: Option<Cow<'a, str>>,
 }
 
 /// The quarantine part of an envelope, read back.
@@ -464,6 +483,7 @@ impl<'a> Envelope<'a> {
             quarantine: self.quarantine,
             label: self.label,
             nuid: self.nuid.map(owned),
+            region: self.region.map(owned),
         }
     }
 }

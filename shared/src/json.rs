@@ -143,31 +143,52 @@ pub fn without_member<'a>(object: &'a str, name: &str) -> Cow<'a, str> {
     Cow::Owned(out)
 }
 
-/// `object` with the members called `name` taken out of each of its object
-/// members called `parent` (`properties.token`); every other byte kept.
-pub fn without_nested_member<'a>(object: &'a str, parent: &str, name: &str) -> Cow<'a, str> {
+/// `object` with the member at `path` (`["context", "ip"]`) edited: `edit`
+/// gets its value and gives the new value's JSON text, or `None` to take
+/// the member out. Every other byte is kept where it was; borrowed when
+/// there is no such member (or a step of the path is not an object).
+pub fn edit_member<'a>(object: &'a str, path: &[&str], edit: &dyn Fn(&RawValue) -> Option<String>) -> Cow<'a, str> {
+    let Some((first, rest)) = path.split_first() else {
+        return Cow::Borrowed(object);
+    };
     let Ok(members) = Members::parse(object) else {
         return Cow::Borrowed(object);
     };
     let base = object.as_ptr() as usize;
-    let mut out = String::new();
-    let mut from = 0;
+    let mut spans: Vec<(usize, usize, String)> = Vec::new();
     for (k, v) in &members.0 {
-        if k != parent {
+        if k != first {
             continue;
         }
-        if let Cow::Owned(inner) = without_member(v.get(), name) {
-            let start = v.get().as_ptr() as usize - base;
-            out.push_str(&object[from..start]);
-            out.push_str(&inner);
-            from = start + v.get().len();
+        let start = v.get().as_ptr() as usize - base;
+        let end = start + v.get().len();
+        if rest.is_empty() {
+            match edit(v) {
+                Some(text) => spans.push((start, end, text)),
+                None => return without_member(object, first),
+            }
+        } else if let Cow::Owned(inner) = edit_member(v.get(), rest, edit) {
+            spans.push((start, end, inner));
         }
     }
-    if from == 0 {
+    if spans.is_empty() {
         return Cow::Borrowed(object);
+    }
+    let mut out = String::with_capacity(object.len());
+    let mut from = 0;
+    for (start, end, text) in spans {
+        out.push_str(&object[from..start]);
+        out.push_str(&text);
+        from = end;
     }
     out.push_str(&object[from..]);
     Cow::Owned(out)
+}
+
+/// `object` with the members called `name` taken out of each of its object
+/// members called `parent` (`properties.token`); every other byte kept.
+pub fn without_nested_member<'a>(object: &'a str, parent: &str, name: &str) -> Cow<'a, str> {
+    edit_member(object, &[parent, name], &|_| None)
 }
 
 impl<'de> serde::Deserialize<'de> for Members<'de> {

@@ -93,6 +93,7 @@ pub mod posthog;
 pub mod rate_limit;
 pub mod rejected;
 pub mod requeue;
+pub mod residency;
 pub mod retry;
 pub mod segment;
 pub mod settings;

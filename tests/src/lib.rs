@@ -13,6 +13,7 @@ pub mod events;
 pub mod faults;
 pub mod local;
 pub mod moto;
+pub mod regions;
 pub mod requests;
 pub mod sandbox;
 pub mod sqs;

@@ -316,6 +316,34 @@ fn dev_with_destination_iceberg_upserts_both_paths_events_and_prints_how_to_read
 }
 
 #[test]
+fn dev_with_regions_lands_each_visitors_events_in_their_regions_firehose() {
+    let d = Dev::start(&["--regions", "eu,us"]);
+    let run = uuid::Uuid::new_v4().to_string();
+    for country in ["DE", "US"] {
+        let body = format!(r#"{{"event":"click","message_id":"{run}-{country}"}}"#);
+        let blob = edgehose_tests::regions::cf_blob(country);
+        let r = post(&d.edge, body.as_bytes(), &[("mf-cf-blob", blob.as_str())]);
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    // The banner names each region's firehose-local and where it writes.
+    let output = d.output();
+    assert!(output.contains("regions (eu: EEA; us: *)"), "{output}");
+    let eu = d.data.join("eu");
+    let in_main = |id: &str| {
+        objects(&d.data)
+            .iter()
+            .filter(|p| !p.starts_with(&eu) && p.extension().is_none_or(|e| e != "log"))
+            .any(|p| std::fs::read_to_string(p).unwrap_or_default().contains(id))
+    };
+    let (de, us) = (format!("{run}-DE"), format!("{run}-US"));
+    let both = wait_for(Duration::from_secs(60), || landed_in(&eu, &de) && in_main(&us));
+    assert!(both, "{:?}\n{}", objects(&d.data), d.output());
+    assert!(!in_main(&de), "the German visitor's event left the EU region");
+    assert!(!landed_in(&eu, &us), "the American visitor's event is in the EU region");
+    d.stop_and_remove();
+}
+
+#[test]
 fn dev_with_sink_kinesis_lands_the_edges_events_through_the_stream() {
     let mut d = Dev::start(&["--sink", "kinesis"]);
     let run = uuid::Uuid::new_v4().to_string();

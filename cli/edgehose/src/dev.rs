@@ -80,6 +80,15 @@ pub struct DevArgs {
     faults: crate::fault_flags::FaultFlags,
     #[command(flatten)]
     cloudflare: crate::cloudflare_flags::CloudflareFlags,
+    /// Residency regions (README, "Regions: each visitor's events in their
+    /// own"): a REGIONS policy (`"eu: EEA; us: *"`), or names alone
+    /// (`eu,us`: the first serves the EEA, the last every other country).
+    /// The region marked `*` uses firehose-local at --firehose-port; each
+    /// other gets one of its own on a free port (the banner says which), writing under
+    /// `<data-dir>/<region>/`. Requests say their country with Miniflare's
+    /// `MF-CF-Blob` header ({"country":"DE"}), as Cloudflare's request.cf.
+    #[arg(long, conflicts_with = "sink")]
+    regions: Option<String>,
     /// The edge Worker's DevTools inspector on this port, e.g. 9229 (off).
     #[arg(long)]
     inspector_port: Option<u16>,
@@ -228,6 +237,11 @@ pub fn run(args: DevArgs) -> Result<(), String> {
     transform_env.push(("DATABASE_NAME".to_owned(), DEV_DATABASE.to_owned()));
     config.transform = Some((bins.transform.clone(), transform_env));
     let firehose = FirehoseLocal::start(config)?;
+    let policy = args.regions.as_deref().map(regions_policy).transpose()?;
+    let regional = match &policy {
+        Some(policy) => start_regions(policy, &args, &stream, &bins, &firehose)?,
+        None => Vec::new(),
+    };
 
     // The request-facing settings both paths read alike, so they answer alike.
     let strict = if args.strict { "true" } else { "false" };
@@ -271,6 +285,11 @@ pub fn run(args: DevArgs) -> Result<(), String> {
     edge_env.extend(api_settings);
     edge_env.extend(sink_env.iter().map(|(k, v)| (*k, v.as_str())));
     edge_env.push(("ADMIN_KEY", args.admin_key.as_str()));
+    let region_env: Vec<(String, String)> = regional.iter().flat_map(|r| r.env.clone()).collect();
+    if let Some(policy) = &policy {
+        edge_env.push(("REGIONS", policy.as_str()));
+        edge_env.extend(region_env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    }
     let mut options = EdgeOptions::new(&edge_env);
     options.port = Some(args.port);
     options.max_retries = 10;
@@ -311,6 +330,21 @@ pub fn run(args: DevArgs) -> Result<(), String> {
             db = DEV_DATABASE,
             w = warehouse.display(),
             py = tools::python().map_or_else(|_| "python3".to_owned(), |p| p.display().to_string()),
+        );
+    }
+    if !regional.is_empty() {
+        println!("  regions ({}):", policy.as_deref().unwrap_or_default());
+        for r in &regional {
+            println!(
+                "    {:<4} {:<14} firehose-local {}  data {}",
+                r.name,
+                r.aws_region,
+                r.url,
+                r.dir.display()
+            );
+        }
+        println!(
+            "  say where a request comes from as Cloudflare would: curl -H 'MF-CF-Blob: {{\"country\":\"DE\",\"clientAcceptEncoding\":\"\"}}' …\n"
         );
     }
     if anonymous == "true" {
@@ -468,4 +502,94 @@ fn progress(before: &Snapshot, after: &Snapshot) -> Option<String> {
         f1.records_buffered,
         d(f0.refused_calls, f1.refused_calls),
     ))
+}
+
+/// `--regions`: a REGIONS policy, or names alone (`eu,us`: the first the
+/// EEA's, the last every other country's).
+fn regions_policy(arg: &str) -> Result<String, String> {
+    let text = if arg.contains(':') {
+        arg.to_owned()
+    } else {
+        let names: Vec<&str> = arg.split(',').map(str::trim).filter(|n| !n.is_empty()).collect();
+        match names.as_slice() {
+            [first, .., last] => {
+                let middle = names[1..names.len() - 1]
+                    .iter()
+                    .map(|n| format!("{n}: ; "))
+                    .collect::<String>();
+                format!("{first}: EEA; {middle}{last}: *")
+            }
+            _ => {
+                return Err(format!(
+                    "--regions {arg:?}: give two region names (eu,us) or a REGIONS policy"
+                ));
+            }
+        }
+    };
+    edgehose_shared::residency::Policy::parse(&text).map_err(|e| format!("--regions: REGIONS {e}"))?;
+    Ok(text)
+}
+
+/// One region of `--regions`: where its firehose-local listens and writes,
+/// its AWS region, and the edge's settings for it.
+struct DevRegion {
+    name: String,
+    aws_region: String,
+    url: String,
+    dir: PathBuf,
+    env: Vec<(String, String)>,
+    /// Its own firehose-local (`None`: the default region's is the main one).
+    _firehose: Option<FirehoseLocal>,
+}
+
+/// Starts a firehose-local for each region but the default one (which uses
+/// `main`), and the edge's settings for every region. A region serving
+/// EU/EEA countries is put in eu-central-1, the rest in us-east-1.
+fn start_regions(
+    policy: &str,
+    args: &DevArgs,
+    stream: &str,
+    bins: &Binaries,
+    main: &FirehoseLocal,
+) -> Result<Vec<DevRegion>, String> {
+    let policy = edgehose_shared::residency::Policy::parse(policy).map_err(|e| format!("--regions: {e}"))?;
+    let eea = edgehose_shared::residency::group("EEA").unwrap_or_default();
+    let mut out = Vec::new();
+    for region in policy.regions() {
+        let in_eu = region.countries.iter().any(|c| eea.contains(&c.as_str()));
+        let aws_region = if in_eu {
+            "eu-central-1"
+        } else {
+            firehose::REGION_DEFAULT
+        };
+        let (url, dir, own) = if region.default && aws_region == firehose::REGION_DEFAULT {
+            (main.url().to_owned(), args.data_dir.clone(), None)
+        } else {
+            let dir = args.data_dir.join(&region.name);
+            // `listen` is any free port by default: the banner names it.
+            let mut config = Config::new(stream, dir.clone());
+            // It checks that requests are signed for its own region, as Firehose does.
+            config.region = aws_region.to_owned();
+            config.streams[0].buffer_interval = Duration::from_secs(args.buffer_secs);
+            config.streams[0].gzip = args.gzip;
+            config.transform = Some((bins.transform.clone(), transform_env()));
+            let started = FirehoseLocal::start(config)?;
+            (started.url().to_owned(), dir, Some(started))
+        };
+        let prefix = region.prefix();
+        let env = vec![
+            (format!("{prefix}AWS_REGION"), aws_region.to_owned()),
+            (format!("{prefix}FIREHOSE_STREAM"), stream.to_owned()),
+            (format!("{prefix}FIREHOSE_ENDPOINT"), url.clone()),
+        ];
+        out.push(DevRegion {
+            name: region.name.clone(),
+            aws_region: aws_region.to_owned(),
+            url,
+            dir,
+            env,
+            _firehose: own,
+        });
+    }
+    Ok(out)
 }

@@ -11,6 +11,9 @@
 //            Queues storage does; 0 or absent: at once),
 //            queueShards (events queues EVENTS_QUEUE, EVENTS_QUEUE_1, …, each with its consumer; default 1),
 //            refuseQueues (bindings whose every send and sendBatch throws, as a queue over its limits does),
+//            regions (residency regions, e.g. ["eu", "us"]: each its own events queues EU_EVENTS_QUEUE, …
+//            named edgehose-events-eu, …, its dead-letter queue edgehose-events-dlq-eu and its
+//            EU_DEAD_LETTERS bucket, as REGIONS expects; without it, one set unprefixed),
 //            cloudflareFaults (the fault plan to start with: see the wrapper below) }
 // The Worker consumes its dead-letter queue itself and archives it in its DEAD_LETTERS bucket.
 // Prints {"url": "...", "control": "...", "inspector": "ws://…/edgehose" (when on)} on one line once ready; stops when stdin closes.
@@ -54,8 +57,17 @@ const opts = JSON.parse(json);
 // /_edgehose/r2?key=` stores one. The class keeps
 // each queue binding's constructor name, which the worker crate checks.
 const shards = Math.max(1, Number(opts.queueShards ?? 1));
-const eventsQueues = Array.from({ length: shards }, (_, k) =>
-  k === 0 ? ["EVENTS_QUEUE", "edgehose-events"] : [`EVENTS_QUEUE_${k}`, `edgehose-events-${k}`]);
+// Each region's bindings and queues: [binding prefix, queue-name suffix].
+const regionSets = (opts.regions ?? []).length > 0
+  ? opts.regions.map((r) => [`${r.toUpperCase()}_`, `-${r}`])
+  : [["", ""]];
+// [binding, queue, its dead-letter queue]: a region's events queues have its own.
+const eventsQueues = regionSets.flatMap(([p, s]) => Array.from({ length: shards }, (_, k) =>
+  k === 0
+    ? [`${p}EVENTS_QUEUE`, `edgehose-events${s}`, `edgehose-events-dlq${s}`]
+    : [`${p}EVENTS_QUEUE_${k}`, `edgehose-events${s}-${k}`, `edgehose-events-dlq${s}`]));
+const deadLetterQueues = regionSets.map(([p, s]) => [`${p}DEAD_LETTER_QUEUE`, `edgehose-events-dlq${s}`]);
+const buckets = regionSets.map(([p]) => `${p}DEAD_LETTERS`);
 const initialFaults = {
   queue_write_ms: Number(opts.queueWriteMs ?? 0),
   refuse_queues: opts.refuseQueues ?? [],
@@ -64,7 +76,8 @@ const initialFaults = {
 const wrapper = `
 import Worker from "./index.js";
 const WAIT_UNTIL_LIMIT_MS = 30000;
-const QUEUES = ${JSON.stringify([...eventsQueues.map(([b]) => b), "DEAD_LETTER_QUEUE"])};
+const QUEUES = ${JSON.stringify([...eventsQueues.map(([b]) => b), ...deadLetterQueues.map(([b]) => b)])};
+const BUCKETS = ${JSON.stringify(buckets)};
 const plan = {
   queue_write_ms: 0, queue_refuse: 0, queue_stall_ms: 0, queue_outage_secs: 0, refuse_queues: [], queues: null,
   r2_fail: 0, r2_stall_ms: 0, r2_outage_secs: 0, memory_ceiling_mb: 128,
@@ -279,7 +292,7 @@ function sql(text) {
 const wrap = (env) => {
   const out = { ...env };
   for (const name of QUEUES) if (env[name]) out[name] = new WorkerQueue(env[name], name);
-  if (env.DEAD_LETTERS) out.DEAD_LETTERS = new Bucket(env.DEAD_LETTERS);
+  for (const name of BUCKETS) if (env[name]) out[name] = new Bucket(env[name]);
   // One per invocation: each counts its own writes against the limit.
   out.OUTCOMES = new Dataset();
   return out;
@@ -337,20 +350,22 @@ async function control(url, request, env) {
   if (url.pathname === "/_edgehose/analytics/sql" && request.method === "POST") {
     try { return json(sql(await request.text())); } catch (e) { return json({ errors: [{ message: String(e?.message ?? e) }] }, 422); }
   }
-  if (url.pathname === "/_edgehose/r2" && env.DEAD_LETTERS && request.method === "PUT") {
+  // ?bucket=EU_DEAD_LETTERS names a region's archive (the first by default).
+  const archive = env[url.searchParams.get("bucket") ?? BUCKETS[0]];
+  if (url.pathname === "/_edgehose/r2" && archive && request.method === "PUT") {
     // An object put as an operator (or an older version) might have: tests' poison objects.
     const key = url.searchParams.get("key");
     if (!key) return json({ error: "PUT /_edgehose/r2 needs ?key=" }, 400);
-    await env.DEAD_LETTERS.put(key, await request.arrayBuffer());
+    await archive.put(key, await request.arrayBuffer());
     return json({ key });
   }
-  if (url.pathname === "/_edgehose/r2" && env.DEAD_LETTERS) {
+  if (url.pathname === "/_edgehose/r2" && archive) {
     const out = [];
     let cursor;
     do {
-      const page = await env.DEAD_LETTERS.list({ prefix: url.searchParams.get("prefix") ?? "", cursor, include: ["customMetadata"] });
+      const page = await archive.list({ prefix: url.searchParams.get("prefix") ?? "", cursor, include: ["customMetadata"] });
       for (const o of page.objects) {
-        const body = await env.DEAD_LETTERS.get(o.key);
+        const body = await archive.get(o.key);
         out.push({ key: o.key, text: body === null ? "" : await body.text(), metadata: o.customMetadata ?? {} });
       }
       cursor = page.truncated ? page.cursor : undefined;
@@ -397,19 +412,19 @@ const mf = new Miniflare(convertV4MiniflareOptions({
       bindings: opts.bindings,
       ...(opts.inspectorPort != null ? { unsafeInspectorProxy: true } : {}),
       queueProducers: {
-        ...(opts.eventsQueue === false ? {} : Object.fromEntries(eventsQueues)),
-        ...(opts.deadLetterQueue === false ? {} : { DEAD_LETTER_QUEUE: "edgehose-events-dlq" }),
+        ...(opts.eventsQueue === false ? {} : Object.fromEntries(eventsQueues.map(([b, q]) => [b, q]))),
+        ...(opts.deadLetterQueue === false ? {} : Object.fromEntries(deadLetterQueues)),
       },
-      r2Buckets: opts.deadLettersBucket === false ? [] : ["DEAD_LETTERS"],
+      r2Buckets: opts.deadLettersBucket === false ? [] : buckets,
       ...(opts.rateLimiter ? { ratelimits: { RATE_LIMITER: { namespace_id: "1001", simple: opts.rateLimiter } } } : {}),
       queueConsumers: {
-        ...Object.fromEntries(eventsQueues.map(([, queue]) => [queue, {
+        ...Object.fromEntries(eventsQueues.map(([, queue, dlq]) => [queue, {
           maxBatchSize: opts.maxBatchSize ?? 100,
           maxBatchTimeout: 1,
           maxRetries: opts.maxRetries ?? 3,
-          ...(opts.deadLetterQueue === false ? {} : { deadLetterQueue: "edgehose-events-dlq" }),
+          ...(opts.deadLetterQueue === false ? {} : { deadLetterQueue: dlq }),
         }])),
-        "edgehose-events-dlq": { maxBatchSize: 100, maxBatchTimeout: 1, maxRetries: 10 },
+        ...Object.fromEntries(deadLetterQueues.map(([, d]) => [d, { maxBatchSize: 100, maxBatchTimeout: 1, maxRetries: 10 }])),
       },
     },
   ],

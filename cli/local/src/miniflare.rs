@@ -78,6 +78,11 @@ pub struct EdgeOptions {
     /// Each queue write takes this long, as a write to Cloudflare's
     /// Queues storage does (~60 ms at the median); Miniflare's resolve at once.
     pub queue_write_ms: u64,
+    /// Residency regions (`REGIONS`, read from the bindings by
+    /// [`EdgeOptions::new`]): each gets its own events queues
+    /// (`EU_EVENTS_QUEUE`, …), dead-letter queue and `EU_DEAD_LETTERS`
+    /// bucket, as a deployment's wrangler.toml gives them.
+    pub regions: Vec<String>,
     /// The port to serve on (any free one, chosen by Miniflare, when `None`).
     pub port: Option<u16>,
     /// The Worker's DevTools inspector on this port (0: any free one); off when `None`.
@@ -100,6 +105,11 @@ impl EdgeOptions {
         if !bindings.contains_key("WRITE_KEYS") {
             bindings.insert("ALLOW_ANONYMOUS".to_owned(), "true".to_owned());
         }
+        let regions = bindings
+            .get(edgehose_shared::residency::Policy::SETTING)
+            .and_then(|text| edgehose_shared::residency::Policy::parse(text).ok())
+            .map(|p| p.regions().iter().map(|r| r.name.clone()).collect())
+            .unwrap_or_default();
         Self {
             build: Build::Release,
             bindings,
@@ -113,6 +123,7 @@ impl EdgeOptions {
             queue_shards: 1,
             refuse_queues: Vec::new(),
             queue_write_ms: 0,
+            regions,
             port: None,
             inspector_port: None,
             log_file: None,
@@ -128,6 +139,7 @@ pub struct Edge {
     control: String,
     inspector: Option<String>,
     log: Arc<Mutex<Log>>,
+    regions: Vec<String>,
 }
 
 /// The Worker's log: appended to a file as it comes when there is one (then
@@ -181,6 +193,7 @@ impl Edge {
             "queueWriteMs": options.queue_write_ms,
             "queueShards": options.queue_shards,
             "refuseQueues": options.refuse_queues,
+            "regions": options.regions,
             "inspectorPort": options.inspector_port,
             // Miniflare's own Rate Limiting binding, as wrangler.toml's [[ratelimits]] sets it.
             "rateLimiter": {
@@ -245,6 +258,7 @@ impl Edge {
             control: String::new(),
             inspector: None,
             log,
+            regions: options.regions.clone(),
         };
         match rx.recv_timeout(Duration::from_secs(60)) {
             Ok((url, control, inspector)) => {
@@ -411,8 +425,15 @@ impl Edge {
 
     /// The `DEAD_LETTERS` bucket's objects under `prefix`, with their text.
     pub fn archived(&self, prefix: &str) -> Result<Vec<Archived>> {
+        self.archived_in("DEAD_LETTERS", prefix)
+    }
+
+    /// [`Edge::archived`] in the bucket bound as `bucket` (a region's
+    /// `EU_DEAD_LETTERS`).
+    pub fn archived_in(&self, bucket: &str, prefix: &str) -> Result<Vec<Archived>> {
         // Reading a whole bucket can take longer than a probe's two seconds.
-        let request = http::Request::get(format!("{}/_edgehose/r2?prefix={prefix}", self.url)).body(Vec::new())?;
+        let request =
+            http::Request::get(format!("{}/_edgehose/r2?bucket={bucket}&prefix={prefix}", self.url)).body(Vec::new())?;
         let body = crate::http::send_within(request, Duration::from_secs(30))?.text();
         serde_json::from_str(&body).map_err(|e| Error::json(format!("GET /_edgehose/r2: {body}"), e))
     }
@@ -432,12 +453,26 @@ impl Edge {
     /// Every line archived as a dead letter (set aside by redrive or not).
     pub fn dead_letters(&self) -> Result<Vec<String>> {
         let mut lines = Vec::new();
-        for prefix in ["dead-letters/", "dead-letters-set-aside/"] {
-            for o in self.archived(prefix)? {
-                lines.extend(o.text.lines().filter(|l| !l.is_empty()).map(str::to_owned));
+        for bucket in self.buckets() {
+            for prefix in ["dead-letters/", "dead-letters-set-aside/"] {
+                for o in self.archived_in(&bucket, prefix)? {
+                    lines.extend(o.text.lines().filter(|l| !l.is_empty()).map(str::to_owned));
+                }
             }
         }
         Ok(lines)
+    }
+
+    /// The dead-letter buckets: `DEAD_LETTERS`, or each region's.
+    pub fn buckets(&self) -> Vec<String> {
+        if self.regions.is_empty() {
+            vec!["DEAD_LETTERS".to_owned()]
+        } else {
+            self.regions
+                .iter()
+                .map(|r| format!("{}DEAD_LETTERS", edgehose_shared::residency::prefix_of(r)))
+                .collect()
+        }
     }
 }
 
