@@ -5,6 +5,7 @@
 use edgehose_shared::api::ApiConfig;
 use edgehose_shared::aws::Endpoint;
 use edgehose_shared::batch::PackConfig;
+use edgehose_shared::failover::FailoverPolicy;
 use edgehose_shared::firehose;
 use edgehose_shared::judge::Rules;
 use edgehose_shared::kinesis::pack::PackConfig as KinesisPackConfig;
@@ -319,6 +320,11 @@ pub struct EdgeConfig {
     /// With `REGIONS`: the policy, and every region's configuration (this
     /// one is the default region's, with these added).
     pub regions: Option<Regions>,
+    /// The region's standby (`<NAME>_STANDBY`): the sink its events go to
+    /// while home is failing ([`edgehose_shared::failover`]).
+    pub standby: Option<Box<EdgeConfig>>,
+    /// When to fail over and how often to try home again.
+    pub failover: FailoverPolicy,
 }
 
 /// Every region's configuration, and which countries go to which.
@@ -446,7 +452,7 @@ impl EdgeConfig {
         let Some(policy) = Policy::from_settings(s)? else {
             return Self::read(s, None);
         };
-        let mut configs = Vec::new();
+        let mut configs: Vec<EdgeConfig> = Vec::new();
         for region in policy.regions() {
             let prefix = region.prefix();
             let view = Settings::new(|name: &str| {
@@ -461,8 +467,41 @@ impl EdgeConfig {
                 SettingError::new(if own { &prefixed } else { &e.name }, e.problem)
             })?;
             check_residency(region, &config.region)?;
-            configs.push(std::rc::Rc::new(config));
+            let mut config = config;
+            config.failover = FailoverPolicy::from_settings(s, &prefix)?;
+            configs.push(config);
         }
+        // Each standby, checked to keep its home's events in their jurisdiction.
+        for i in 0..configs.len() {
+            let Some(name) = configs[i].residency.as_ref().and_then(|r| r.standby.clone()) else {
+                continue;
+            };
+            let home = &configs[i];
+            let prefix = home.binding_prefix();
+            let Some(standby) = configs
+                .iter()
+                .find(|c| c.residency.as_ref().is_some_and(|r| r.name == name))
+            else {
+                continue; // Policy::from_settings refused a standby that is no region
+            };
+            let (from, to) = (
+                residency::jurisdiction_of(&home.region),
+                residency::jurisdiction_of(&standby.region),
+            );
+            if from != to {
+                return Err(SettingError::new(
+                    &format!("{prefix}STANDBY"),
+                    format!(
+                        "= {name:?} keeps events in {} ({to}), outside {} ({from}), where this region's are kept: a standby must be in the same jurisdiction",
+                        standby.region, home.region
+                    ),
+                ));
+            }
+            let mut standby = standby.clone();
+            standby.standby = None;
+            configs[i].standby = Some(Box::new(standby));
+        }
+        let configs: Vec<std::rc::Rc<EdgeConfig>> = configs.into_iter().map(std::rc::Rc::new).collect();
         let default = policy
             .regions()
             .iter()
@@ -558,6 +597,8 @@ impl EdgeConfig {
             max_held_bytes,
             residency,
             regions: None,
+            standby: None,
+            failover: FailoverPolicy::default(),
         })
     }
 }
@@ -706,14 +747,18 @@ mod tests {
         );
     }
 
+    /// [`BASE`] without its sink: each region names its own.
+    fn without_a_sink() -> Vec<(&'static str, &'static str)> {
+        BASE.iter()
+            .copied()
+            .filter(|(k, _)| !matches!(*k, "FIREHOSE_STREAM" | "AWS_REGION"))
+            .collect()
+    }
+
     #[test]
     fn each_region_reads_its_own_sink_and_never_another_regions() {
         let regions = |extra: &[(&'static str, &'static str)]| {
-            let mut pairs: Vec<(&str, &str)> = BASE
-                .iter()
-                .copied()
-                .filter(|(k, _)| !matches!(*k, "FIREHOSE_STREAM" | "AWS_REGION"))
-                .collect();
+            let mut pairs = without_a_sink();
             pairs.extend([
                 ("REGIONS", "eu: EEA; us: *"),
                 ("EU_AWS_REGION", "eu-central-1"),
@@ -758,5 +803,36 @@ mod tests {
         );
         let e = regions(&[("EU_MAX_HELD_BYTES", "1")]).unwrap_err();
         assert_eq!(e.name, "EU_MAX_HELD_BYTES");
+    }
+
+    #[test]
+    fn a_standby_must_keep_its_homes_events_in_their_jurisdiction() {
+        let with = |standby_region: &'static str| {
+            let mut pairs = without_a_sink();
+            pairs.extend([
+                ("REGIONS", "eu: EEA; eu2: ; us: *"),
+                ("EU_AWS_REGION", "eu-central-1"),
+                ("EU_FIREHOSE_STREAM", "clicks"),
+                ("EU2_AWS_REGION", standby_region),
+                ("EU2_FIREHOSE_STREAM", "clicks"),
+                ("US_AWS_REGION", "us-east-1"),
+                ("US_FIREHOSE_STREAM", "clicks"),
+                ("EU_STANDBY", "eu2"),
+                ("EU_FAILOVER_AFTER_MS", "30000"),
+            ]);
+            read(&pairs)
+        };
+        let c = with("eu-west-1").unwrap();
+        let eu = c.route(Some("DE"));
+        assert_eq!(eu.standby.as_ref().map(|s| s.region.as_str()), Some("eu-west-1"));
+        assert_eq!(eu.failover.after_ms, 30_000);
+        assert!(c.route(Some("US")).standby.is_none());
+        for outside in ["eu-west-2", "us-east-1", "eu-central-2"] {
+            let e = with(outside).unwrap_err();
+            assert!(
+                e.name == "EU_STANDBY" && e.problem.contains("jurisdiction"),
+                "{outside}: {e}"
+            );
+        }
     }
 }

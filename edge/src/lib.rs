@@ -15,6 +15,7 @@ mod clock;
 pub mod config;
 mod consume;
 mod dead_letter;
+mod failover;
 mod find;
 mod firehose;
 mod forward;
@@ -166,8 +167,9 @@ pub fn fetch(req: web_sys::Request, env: Env, ctx: worker::worker_sys::Context) 
                 let shards = shards.iter().map(u64::to_string).collect::<Vec<_>>().join(",");
                 let calls = in_flight::in_flight();
                 let held = forward::held_bytes();
+                let failover = failover::report();
                 reply.body = format!(
-                    r#"{{"status":"ok","isolate":{{"accepted_events":{accepted},"queue_messages":{messages},"queue_shard_messages":[{shards}],"calls_in_flight":{calls},"held_bytes":{held},"lost_events":{lost},"wasm_memory_bytes":{memory},"outcomes":{{{outcomes}}}}}}}"#
+                    r#"{{"status":"ok","isolate":{{"accepted_events":{accepted},"queue_messages":{messages},"queue_shard_messages":[{shards}],"calls_in_flight":{calls},"held_bytes":{held},"lost_events":{lost},"wasm_memory_bytes":{memory},"outcomes":{{{outcomes}}},"failover":{{{failover}}}}}}}"#
                 );
             }
             if reply.status >= 400 {

@@ -6,6 +6,7 @@
 //! input, for the caller to dead-letter or leave to the queue.
 
 use edgehose_shared::deadline::Deadline;
+use edgehose_shared::failover::Target;
 use edgehose_shared::outcome::Outcome;
 use edgehose_shared::retry::RetryPolicy;
 
@@ -16,13 +17,64 @@ use crate::outcomes;
 use crate::sink::{Budget, LineSink, Lost};
 use crate::sqs::Sqs;
 
-/// Judges, packs and sends `lines` to the configured sink with `policy`'s
-/// retries, every call of it inside one budget that ends by `deadline`.
+/// Judges, packs and sends `lines` to the region's sink with `policy`'s
+/// retries, every call of it inside one budget that ends by `deadline` —
+/// or, for a region with a standby whose home has failed too long in this
+/// isolate, to the standby's ([`edgehose_shared::failover`]): what home
+/// does not take then goes to the standby in the same send.
 pub async fn send<S: AsRef<str>>(
     config: &EdgeConfig,
     lines: &[S],
     policy: RetryPolicy,
     deadline: Deadline,
+) -> Result<(), Lost> {
+    let (Some(standby), Some(region)) = (config.standby.as_deref(), config.residency.as_ref()) else {
+        return send_to(config, lines, policy, deadline, "").await;
+    };
+    let landed_in = format!("standby:{}", standby.residency.as_ref().map_or("", |r| r.name.as_str()));
+    let target = crate::failover::target(&region.name, config.failover);
+    let home = match target {
+        Target::Standby => return send_to(standby, lines, policy, deadline, &landed_in).await,
+        // A probe tries home briefly: a failing home must not eat the send's budget.
+        Target::Probe => RetryPolicy {
+            max_attempts: 1,
+            budget_ms: policy.budget_ms.min(PROBE_BUDGET_MS),
+            ..policy
+        },
+        Target::Home => policy,
+    };
+    let result = send_to(config, lines, home, deadline, "").await;
+    let failed_over = crate::failover::record(&region.name, config.failover, result.is_ok(), standby.sink.name());
+    match result {
+        Err(lost) if failed_over => {
+            // Home refused and this isolate is now (or still) failed over:
+            // what did not land goes to the standby at once.
+            let rest: Vec<&str> = lost.lines.iter().map(|(i, _)| lines[*i].as_ref()).collect();
+            send_to(standby, &rest, policy, deadline, &landed_in)
+                .await
+                .map_err(|mut l| {
+                    for (i, _) in &mut l.lines {
+                        *i = lost.lines[*i].0;
+                    }
+                    l
+                })
+        }
+        other => other,
+    }
+}
+
+/// The most a probe of a failing home may take before the standby gets the
+/// send: one attempt, inside this.
+const PROBE_BUDGET_MS: u64 = 2_000;
+
+/// [`send`] to one sink; what lands is counted delivered under `landed_in`
+/// (empty at home, `standby:<name>` at a standby).
+async fn send_to<S: AsRef<str>>(
+    config: &EdgeConfig,
+    lines: &[S],
+    policy: RetryPolicy,
+    deadline: Deadline,
+    landed_in: &str,
 ) -> Result<(), Lost> {
     let budget = Budget::starting_now(policy, deadline);
     let result = match &config.sink {
@@ -74,7 +126,7 @@ pub async fn send<S: AsRef<str>>(
     };
     // What the sink acknowledged is counted delivered; the rest is the caller's.
     match &result {
-        Ok(()) => outcomes::count_lines(lines, Outcome::Delivered, ""),
+        Ok(()) => outcomes::count_lines(lines, Outcome::Delivered, landed_in),
         Err(lost) => {
             let mut failed: Vec<usize> = lost.lines.iter().map(|(i, _)| *i).collect();
             failed.sort_unstable();
@@ -82,7 +134,7 @@ pub async fn send<S: AsRef<str>>(
                 .filter(|i| failed.binary_search(i).is_err())
                 .map(|i| lines[i].as_ref())
                 .collect();
-            outcomes::count_lines(&landed, Outcome::Delivered, "");
+            outcomes::count_lines(&landed, Outcome::Delivered, landed_in);
         }
     }
     result.map_err(|mut lost| {

@@ -80,6 +80,7 @@ pub mod deliver;
 pub mod dialect;
 pub mod envelope;
 pub mod event;
+pub mod failover;
 pub mod firehose;
 pub mod guard;
 pub mod identity;

@@ -23,7 +23,8 @@
 //! `EU_HASH` (fields whose values are replaced by their HMAC-SHA-256 under
 //! `EU_HASH_SECRET`, so one user's events still join without the id
 //! leaving), and `EU_STANDBY` (the region its events fail over to, which
-//! must keep them in the same jurisdiction: [`jurisdiction_of`]).
+//! must keep them in the same jurisdiction: [`jurisdiction_of`]; when and
+//! how: [`crate::failover`]).
 //!
 //! Without `REGIONS` there is one region, unnamed, and every setting is
 //! read as it always was.

@@ -175,3 +175,94 @@ fn a_regions_dead_letters_stay_in_its_archive_and_redrive_brings_them_back_to_it
     );
     p.remove();
 }
+
+/// Posts one event of `id` from `country`.
+fn visit(p: &Regions, id: &str, country: &str) {
+    let blob = cf_blob(country);
+    let r = request(
+        "POST",
+        &format!("{}/v1/track", p.edge.url()),
+        &[("content-type", "application/json"), ("mf-cf-blob", &blob)],
+        track(id, "u1").as_bytes(),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+}
+
+#[test]
+fn a_failing_region_fails_over_to_its_standby_in_the_eu_and_returns_losing_nothing() {
+    use edgehose_local::faults::FaultPlan;
+    let p = Regions::start(
+        "residency-failover",
+        &[("eu", "eu-central-1"), ("eu2", "eu-west-1"), ("us", "us-east-1")],
+        "eu: EEA; eu2: ; us: *",
+        &[
+            ("EU_STANDBY", "eu2"),
+            ("EU_FAILOVER_AFTER_MS", "2000"),
+            ("EU_PROBE_MS", "1000"),
+            ("RETRY_BUDGET_MS", "1000"),
+        ],
+    );
+    let down = FaultPlan {
+        errors: 1.0,
+        ..Default::default()
+    };
+    let every = std::time::Duration::from_millis(250);
+    let mut sent: Vec<String> = Vec::new();
+    let mut send = |phase: &str, n: usize| {
+        let ids: Vec<String> = (0..n).map(|k| format!("{phase}-{k}")).collect();
+        for id in &ids {
+            visit(&p, id, "DE");
+            std::thread::sleep(every);
+        }
+        sent.extend(ids.iter().cloned());
+        ids
+    };
+    let home = send("before", 3);
+    let landed_once = |d: &std::collections::BTreeMap<String, edgehose_tests::local::Destination>, id: &str| {
+        d["eu"].delivered.get(id).map_or(0, Vec::len) + d["eu2"].delivered.get(id).map_or(0, Vec::len) == 1
+    };
+    p.settle(|d| home.iter().all(|id| d["eu"].delivered.contains_key(id)));
+    // The EU region's Firehose fails for longer than FAILOVER_AFTER_MS.
+    p.region("eu").firehose.set_faults(down.clone()).unwrap();
+    send("outage", 24);
+    // It answers again: a probe finds it, and the isolate comes back.
+    p.region("eu").firehose.set_faults(FaultPlan::default()).unwrap();
+    send("recovered", 12);
+    let after = send("after", 4);
+    let d = p.settle(|d| sent.iter().all(|id| landed_once(d, id)));
+    for id in &sent {
+        assert!(
+            landed_once(&d, id),
+            "{id}: eu {:?}, eu2 {:?}",
+            d["eu"].delivered.get(id),
+            d["eu2"].delivered.get(id)
+        );
+        assert!(!d["us"].delivered.contains_key(id), "{id} left the EU");
+    }
+    let on_standby = sent.iter().filter(|id| d["eu2"].delivered.contains_key(*id)).count();
+    assert!(on_standby > 0, "nothing went to the standby\n{}", p.edge.log());
+    for id in &after {
+        assert!(
+            d["eu"].delivered.contains_key(id),
+            "{id} is not home after the return\n{}",
+            p.edge.log()
+        );
+    }
+    let log = p.edge.log();
+    assert!(log.contains("sends its events to the standby (firehose)"), "{log}");
+    assert!(log.contains("its sink answers again: back home"), "{log}");
+
+    // Every EU sink down: an EU visitor's event waits in the EU (on its
+    // queue) rather than go anywhere else, and lands once one is back.
+    p.region("eu").firehose.set_faults(down.clone()).unwrap();
+    p.region("eu2").firehose.set_faults(down).unwrap();
+    visit(&p, "stranded", "DE");
+    std::thread::sleep(std::time::Duration::from_secs(5));
+    let d = p.destinations();
+    assert!(!d["us"].delivered.contains_key("stranded") && !landed_once(&d, "stranded"));
+    p.region("eu").firehose.set_faults(FaultPlan::default()).unwrap();
+    p.region("eu2").firehose.set_faults(FaultPlan::default()).unwrap();
+    let d = p.settle(|d| landed_once(d, "stranded"));
+    assert!(landed_once(&d, "stranded") && !d["us"].delivered.contains_key("stranded"));
+    p.remove();
+}

@@ -544,7 +544,11 @@ struct DevRegion {
 
 /// Starts a firehose-local for each region but the default one (which uses
 /// `main`), and the edge's settings for every region. A region serving
-/// EU/EEA countries is put in eu-central-1, the rest in us-east-1.
+/// EU/EEA countries is put in eu-central-1, the standby of such a region
+/// in eu-west-1, the rest in us-east-1. Each region's policy settings are
+/// taken from the environment as the Worker names them (`EU_STANDBY=eu2`,
+/// `EU_FAILOVER_AFTER_MS`, `EU_PROBE_MS`, `EU_STRIP`, `EU_HASH`,
+/// `EU_HASH_SECRET`).
 fn start_regions(
     policy: &str,
     args: &DevArgs,
@@ -554,11 +558,25 @@ fn start_regions(
 ) -> Result<Vec<DevRegion>, String> {
     let policy = edgehose_shared::residency::Policy::parse(policy).map_err(|e| format!("--regions: {e}"))?;
     let eea = edgehose_shared::residency::group("EEA").unwrap_or_default();
+    let in_eu = |r: &edgehose_shared::residency::Region| r.countries.iter().any(|c| eea.contains(&c.as_str()));
+    let env = |name: String| {
+        std::env::var(&name)
+            .ok()
+            .filter(|v| !v.trim().is_empty())
+            .map(|v| (name, v))
+    };
+    let standby_of_eu = |name: &str| {
+        policy.regions().iter().any(|r| {
+            in_eu(r)
+                && std::env::var(format!("{}STANDBY", r.prefix())).is_ok_and(|s| s.trim().eq_ignore_ascii_case(name))
+        })
+    };
     let mut out = Vec::new();
     for region in policy.regions() {
-        let in_eu = region.countries.iter().any(|c| eea.contains(&c.as_str()));
-        let aws_region = if in_eu {
+        let aws_region = if in_eu(region) {
             "eu-central-1"
+        } else if standby_of_eu(&region.name) {
+            "eu-west-1"
         } else {
             firehose::REGION_DEFAULT
         };
@@ -577,17 +595,27 @@ fn start_regions(
             (started.url().to_owned(), dir, Some(started))
         };
         let prefix = region.prefix();
-        let env = vec![
+        let mut settings = vec![
             (format!("{prefix}AWS_REGION"), aws_region.to_owned()),
             (format!("{prefix}FIREHOSE_STREAM"), stream.to_owned()),
             (format!("{prefix}FIREHOSE_ENDPOINT"), url.clone()),
         ];
+        for setting in [
+            "STANDBY",
+            "FAILOVER_AFTER_MS",
+            "PROBE_MS",
+            "STRIP",
+            "HASH",
+            "HASH_SECRET",
+        ] {
+            settings.extend(env(format!("{prefix}{setting}")));
+        }
         out.push(DevRegion {
             name: region.name.clone(),
             aws_region: aws_region.to_owned(),
             url,
             dir,
-            env,
+            env: settings,
             _firehose: own,
         });
     }
