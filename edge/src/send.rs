@@ -28,8 +28,10 @@ pub async fn send<S: AsRef<str>>(
     policy: RetryPolicy,
     deadline: Deadline,
 ) -> Result<(), Lost> {
+    // With regions, what lands is counted under the region it landed in.
+    let home_name = config.residency.as_ref().map_or("", |r| r.name.as_str());
     let (Some(standby), Some(region)) = (config.standby.as_deref(), config.residency.as_ref()) else {
-        return send_to(config, lines, policy, deadline, "").await;
+        return send_to(config, lines, policy, deadline, home_name).await;
     };
     let landed_in = format!("standby:{}", standby.residency.as_ref().map_or("", |r| r.name.as_str()));
     let target = crate::failover::target(&region.name, config.failover);
@@ -43,7 +45,7 @@ pub async fn send<S: AsRef<str>>(
         },
         Target::Home => policy,
     };
-    let result = send_to(config, lines, home, deadline, "").await;
+    let result = send_to(config, lines, home, deadline, home_name).await;
     let failed_over = crate::failover::record(&region.name, config.failover, result.is_ok(), standby.sink.name());
     match result {
         Err(lost) if failed_over => {
@@ -68,7 +70,8 @@ pub async fn send<S: AsRef<str>>(
 const PROBE_BUDGET_MS: u64 = 2_000;
 
 /// [`send`] to one sink; what lands is counted delivered under `landed_in`
-/// (empty at home, `standby:<name>` at a standby).
+/// (with regions, the region's name at home and `standby:<name>` at a
+/// standby; empty without).
 async fn send_to<S: AsRef<str>>(
     config: &EdgeConfig,
     lines: &[S],

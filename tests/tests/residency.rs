@@ -251,6 +251,38 @@ fn a_failing_region_fails_over_to_its_standby_in_the_eu_and_returns_losing_nothi
     let log = p.edge.log();
     assert!(log.contains("sends its events to the standby (firehose)"), "{log}");
     assert!(log.contains("its sink answers again: back home"), "{log}");
+    // The receipts show where they landed: the region, or its standby.
+    let out = std::process::Command::new(edgehose_tests::workspace_binary("edgehose"))
+        .args([
+            "receipts",
+            "--url",
+            p.edge.url(),
+            "--since",
+            "20m",
+            "--settle",
+            "0s",
+            "--json",
+        ])
+        .args([
+            "--logs-endpoint",
+            p.region("eu").firehose.url(),
+            "--region",
+            "eu-central-1",
+        ])
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("receipts: {e}: {}", String::from_utf8_lossy(&out.stderr)));
+    let delivered = |reason: &str| -> u64 {
+        report["lines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["reasons"]["delivered"][reason].as_u64().unwrap_or(0))
+            .sum()
+    };
+    assert!(delivered("standby:eu2") >= on_standby as u64, "{report}");
+    assert!(delivered("eu") >= (sent.len() - on_standby) as u64, "{report}");
 
     // Every EU sink down: an EU visitor's event waits in the EU (on its
     // queue) rather than go anywhere else, and lands once one is back.

@@ -134,6 +134,9 @@ pub fn balance(sources: &Sources<'_>, window: &Window) -> Vec<Line> {
             l.labelled += n(Outcome::Labelled);
             reason(l, Outcome::Limited, cell, n(Outcome::Limited));
             reason(l, Outcome::Labelled, cell, n(Outcome::Labelled));
+            // With residency regions, what the sinks took, by the region it
+            // landed in (`eu`, or `standby:eu2` while failed over).
+            reason(l, Outcome::Delivered, cell, n(Outcome::Delivered));
             l.dead_lettered += n(Outcome::DeadLettered) + n(Outcome::Archived);
             l.redriven += n(Outcome::Redriven);
             l.lost += n(Outcome::Lost);
