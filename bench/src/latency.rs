@@ -47,7 +47,15 @@ pub fn main(o: Options) -> Result<(), String> {
             .join(format!("{city}-{region}"));
         eprintln!("latency: {city} → {region}, {requests} requests per path and mode");
         let status = Command::new(&edgehose)
-            .args(["latency", "--scenario", city, "--region", region, "--requests"])
+            .args([
+                "latency",
+                "--scenario",
+                city,
+                "--region",
+                region,
+                "--routed",
+                "--requests",
+            ])
             .arg(requests.to_string())
             .arg("--out")
             .arg(&out)
@@ -139,7 +147,7 @@ fn row(json: &Value) -> Row {
 
 fn render(rows: &[Row], requests: usize, scenarios: &str) -> String {
     let mut t = format!(
-        "### Latency comparison, simulated ({}; {})\n\n`make bench-latency` (`edgehose-bench latency --scenarios {scenarios} --requests {requests}`): for each scenario both paths run on this machine — the release edge Worker in Miniflare's workerd, once per mode, and `ingest-api` behind the local API Gateway, all sending to firehose-local running the release `transform` — behind delay proxies set to the scenario's round trips (ms), TLS terminated after the delay. Every queue write resolves after the queue-write round trip (Cloudflare's median send, ~60 ms: its blog of 2024-10-24, \"Durable Objects aren't just durable, they're fast\"; where a queue's storage sits relative to a PoP is not documented, so every scenario gets the same figure). The edge's modes: `edge-window` is queue mode as deployed (answers at once; one queue message per isolate window, written in `waitUntil`), `edge-queue` queue mode without a window (the answer waits for its queue write), `edge-direct` direct mode (answers at once, calls Firehose itself). {requests} requests per path and mode, taking turns. Milliseconds; time to first byte as p50 / p99.\n\n",
+        "### Latency comparison, simulated ({}; {})\n\n`make bench-latency` (`edgehose-bench latency --scenarios {scenarios} --requests {requests}`): for each scenario both paths run on this machine — the release edge Worker in Miniflare's workerd, once per mode, and `ingest-api` behind the local API Gateway, all sending to firehose-local running the release `transform` — behind delay proxies set to the scenario's round trips (ms), TLS terminated after the delay. Every queue write resolves after the queue-write round trip (Cloudflare's median send, ~60 ms: its blog of 2024-10-24, \"Durable Objects aren't just durable, they're fast\"; where a queue's storage sits relative to a PoP is not documented, so every scenario gets the same figure). The edge's modes: `edge-window` is queue mode as deployed (answers at once; one queue message per isolate window, written in `waitUntil`), `edge-queue` queue mode without a window (the answer waits for its queue write), `edge-direct` direct mode (answers at once, calls Firehose itself), `edge-routed` queue mode as deployed with two regions (`REGIONS`, eu-central-1 and us-east-1, each a firehose-local at its backbone distance), sending the client to the nearer by its country. {requests} requests per path and mode, taking turns. Milliseconds; time to first byte as p50 / p99.\n\n",
         report::today(),
         report::machine(),
     );
@@ -184,6 +192,24 @@ fn render(rows: &[Row], requests: usize, scenarios: &str) -> String {
                 x(apigw.keep_ttfb.0, edge.keep_ttfb.0)
             ));
         }
+    }
+    t.push_str("\nResidency routing: the nearer region serving the visitor (`edge-routed`) against the scenario's single region (`edge-window`), kept alive, p50 — the first click is answered at the PoP either way; time-to-land moves by the backbone:\n\n| scenario | first click, single / routed | time-to-land, single / routed |\n|---|---|---|\n");
+    for r in rows {
+        let (Some(single), Some(routed)) = (
+            r.paths.iter().find(|p| p.name == "edge-window"),
+            r.paths.iter().find(|p| p.name == "edge-routed"),
+        ) else {
+            continue;
+        };
+        let land = |p: &PathFigures| p.sink_p50.map_or("–".to_owned(), |v| format!("{v:.0}"));
+        t.push_str(&format!(
+            "| {} | {:.1} / {:.1} | {} / {} |\n",
+            r.scenario,
+            single.keep_ttfb.0,
+            routed.keep_ttfb.0,
+            land(single),
+            land(routed)
+        ));
     }
     t.push_str(
         "\nCharts and every request's phases: `target/bench/latency/<city>-<region>/latency.svg` and `latency.json`.\n",

@@ -53,6 +53,12 @@ pub struct LatencyArgs {
     /// direct, comma-separated, or all.
     #[arg(long, default_value = "all")]
     edge_mode: String,
+    /// Scenario: also an edge with two regions (eu-central-1, us-east-1)
+    /// that routes the client to the nearer by its country (REGIONS), as
+    /// target edge-routed: first click and time-to-land, routed against the
+    /// single region of --region.
+    #[arg(long)]
+    routed: bool,
     /// Scenario: a queue write's round trip, ms, as Cloudflare's Queues take
     /// (their median).
     #[arg(long, default_value_t = scenario::QUEUE_WRITE_MS)]
@@ -167,6 +173,14 @@ pub fn run(args: LatencyArgs) -> Result<(), String> {
         for m in &edge_modes {
             eprintln!("  {}: {}", m.target(), m.describe());
         }
+        if args.routed {
+            eprintln!(
+                "  {}: queue mode as deployed, with REGIONS = {:?}: {} goes to the nearer region",
+                scenario::ROUTED_TARGET,
+                scenario::routed_policy(),
+                s.city.name
+            );
+        }
         eprintln!(
             "  each queue write takes {queue_write_ms} ms (Cloudflare's median: {} ms)",
             scenario::QUEUE_WRITE_MS
@@ -179,6 +193,7 @@ pub fn run(args: LatencyArgs) -> Result<(), String> {
                 queue_write_ms,
                 firehose_latency_ms: args.firehose_ms,
                 data_dir: scenario::data_dir(&out),
+                routed: args.routed,
             },
         )?;
         plan.targets = started.targets.clone();
@@ -311,6 +326,7 @@ fn targets(args: &LatencyArgs) -> Result<Vec<Target>, String> {
             name: name.to_owned(),
             url: url.to_owned(),
             endpoint,
+            headers: Vec::new(),
         });
     }
     if let Some((n, _)) = tunnels.iter().find(|(n, _)| !out.iter().any(|t| t.name == *n)) {

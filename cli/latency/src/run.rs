@@ -49,6 +49,9 @@ pub struct Target {
     pub url: String,
     /// Where requests go.
     pub endpoint: Endpoint,
+    /// Headers of its own, beside the plan's (a routed edge's `MF-CF-Blob`,
+    /// saying which country the client is in).
+    pub headers: Vec<(String, String)>,
 }
 
 /// What to measure.
@@ -125,15 +128,20 @@ pub fn measure(plan: &Plan, mut tick: impl FnMut(&Sample)) -> Vec<Sample> {
     let mut samples = Vec::new();
     for &mode in &plan.modes {
         let fresh = mode == Mode::NewConnection;
+        let headers: Vec<Vec<(String, String)>> = plan
+            .targets
+            .iter()
+            .map(|t| plan.headers.iter().chain(&t.headers).cloned().collect())
+            .collect();
         let mut clients: Vec<Client> = plan
             .targets
             .iter()
             .map(|t| Client::new(t.endpoint.clone(), plan.tls.clone(), plan.timeout))
             .collect();
-        for (t, client) in plan.targets.iter().zip(&mut clients) {
+        for (i, (t, client)) in plan.targets.iter().zip(&mut clients).enumerate() {
             for w in 0..plan.warmup {
                 let id = format!("{run}-{}-{}-warm{w}", mode.name(), t.name);
-                let _ = client.post(event(&id).as_bytes(), &plan.headers, fresh);
+                let _ = client.post(event(&id).as_bytes(), &headers[i], fresh);
             }
         }
         for n in 0..plan.requests {
@@ -144,7 +152,7 @@ pub fn measure(plan: &Plan, mut tick: impl FnMut(&Sample)) -> Vec<Sample> {
                 let target = &plan.targets[i];
                 let id = format!("{run}-{}-{}-{n}", mode.name(), target.name);
                 let sent_at = SystemTime::now();
-                let sample = match clients[i].post(event(&id).as_bytes(), &plan.headers, fresh) {
+                let sample = match clients[i].post(event(&id).as_bytes(), &headers[i], fresh) {
                     Ok(a) => Sample {
                         target: target.name.clone(),
                         mode,

@@ -43,6 +43,8 @@ pub struct City {
     pub key: &'static str,
     /// For people.
     pub name: &'static str,
+    /// Its country (ISO 3166-1 alpha-2), as Cloudflare reports a client there.
+    pub country: &'static str,
     /// The AWS region nearest to it.
     pub nearest_region: &'static str,
     /// Round trip from there to us-east-1.
@@ -57,6 +59,7 @@ pub const CITIES: [City; 7] = [
     City {
         key: "frankfurt",
         name: "Frankfurt",
+        country: "DE",
         nearest_region: "eu-central-1",
         to_us_east_1: 92.6,
         to_eu_central_1: IN_REGION_EU_CENTRAL_1,
@@ -64,6 +67,7 @@ pub const CITIES: [City; 7] = [
     City {
         key: "london",
         name: "London",
+        country: "GB",
         nearest_region: "eu-west-2",
         to_us_east_1: 77.4,
         to_eu_central_1: 17.9,
@@ -71,6 +75,7 @@ pub const CITIES: [City; 7] = [
     City {
         key: "sao-paulo",
         name: "São Paulo",
+        country: "BR",
         nearest_region: "sa-east-1",
         to_us_east_1: 115.4,
         to_eu_central_1: 204.9,
@@ -78,6 +83,7 @@ pub const CITIES: [City; 7] = [
     City {
         key: "mumbai",
         name: "Mumbai",
+        country: "IN",
         nearest_region: "ap-south-1",
         to_us_east_1: 189.7,
         to_eu_central_1: 128.8,
@@ -85,6 +91,7 @@ pub const CITIES: [City; 7] = [
     City {
         key: "singapore",
         name: "Singapore",
+        country: "SG",
         nearest_region: "ap-southeast-1",
         to_us_east_1: 218.6,
         to_eu_central_1: 161.3,
@@ -92,6 +99,7 @@ pub const CITIES: [City; 7] = [
     City {
         key: "tokyo",
         name: "Tokyo",
+        country: "JP",
         nearest_region: "ap-northeast-1",
         to_us_east_1: 149.2,
         to_eu_central_1: 227.6,
@@ -99,6 +107,7 @@ pub const CITIES: [City; 7] = [
     City {
         key: "sydney",
         name: "Sydney",
+        country: "AU",
         nearest_region: "ap-southeast-2",
         to_us_east_1: 199.7,
         to_eu_central_1: 251.8,
@@ -111,6 +120,21 @@ const IN_REGION_EU_CENTRAL_1: f64 = 4.0;
 
 /// The regions a scenario can deploy to.
 pub const REGIONS: [&str; 2] = ["us-east-1", "eu-central-1"];
+
+/// The residency policy of the routed edge (`--routed`): every city's
+/// country to the nearer of the two regions, by the backbone figures
+/// (`REGIONS`: `eu` in eu-central-1, `us` in us-east-1, the default).
+pub fn routed_policy() -> String {
+    let near_eu: Vec<&str> = CITIES
+        .iter()
+        .filter(|c| c.to_eu_central_1 < c.to_us_east_1)
+        .map(|c| c.country)
+        .collect();
+    format!("eu: {}; us: *", near_eu.join(" "))
+}
+
+/// The routed edge's target name.
+pub const ROUTED_TARGET: &str = "edge-routed";
 
 /// The default last mile, round trip (ms).
 pub const LAST_MILE_MS: f64 = 20.0;
@@ -314,6 +338,10 @@ pub struct StackOptions {
     pub firehose_latency_ms: u64,
     /// Where firehose-local writes.
     pub data_dir: PathBuf,
+    /// Also an edge with both regions, routing the client to the nearer
+    /// ([`routed_policy`]; target [`ROUTED_TARGET`], queue mode as deployed),
+    /// each region a firehose-local of its own at its backbone distance.
+    pub routed: bool,
 }
 
 /// Both paths running locally at the scenario's distances.
@@ -330,6 +358,7 @@ pub struct Stack {
     _api: ApiGateway,
     _backs: Vec<Proxy>,
     _firehose: FirehoseLocal,
+    _regional: Option<FirehoseLocal>,
 }
 
 fn addr_of(url: &str) -> Result<SocketAddr> {
@@ -409,11 +438,57 @@ pub fn start(s: &Scenario, o: &StackOptions) -> Result<Stack> {
         edges.push((*mode, Edge::start(&options)?));
     }
 
+    // The routed edge: the client's region by its country, each region's
+    // Firehose at that region's backbone distance from the PoP.
+    let mut backs = vec![from_region, from_pop];
+    let mut regional = None;
+    let mut routed = None;
+    if o.routed {
+        let mut eu_config = Config::new(stream, o.data_dir.join("eu"));
+        let mut eu_stream = StreamConfig::new(stream);
+        eu_stream.buffer_interval = Duration::from_secs(1);
+        eu_config.streams = vec![eu_stream];
+        eu_config.region = "eu-central-1".to_owned();
+        eu_config.transform = Some((tools::release_binary("transform", "make bench-latency")?, Vec::new()));
+        eu_config.faults = FaultPlan {
+            latency_ms: o.firehose_latency_ms,
+            ..FaultPlan::default()
+        };
+        let eu = FirehoseLocal::start(eu_config)?;
+        let to_eu = back(addr_of(eu.url())?, millis(s.city.to_eu_central_1), o.jitter)?;
+        let to_us = back(firehose_addr, millis(s.city.to_us_east_1), o.jitter)?;
+        let (eu_url, us_url) = (format!("http://{}", to_eu.addr()), format!("http://{}", to_us.addr()));
+        let policy = routed_policy();
+        let mut options = EdgeOptions::new(&[
+            ("REGIONS", policy.as_str()),
+            ("EU_AWS_REGION", "eu-central-1"),
+            ("EU_FIREHOSE_STREAM", stream),
+            ("EU_FIREHOSE_ENDPOINT", eu_url.as_str()),
+            ("US_AWS_REGION", region),
+            ("US_FIREHOSE_STREAM", stream),
+            ("US_FIREHOSE_ENDPOINT", us_url.as_str()),
+            ("AWS_ACCESS_KEY_ID", firehose::DEV_ACCESS_KEY_ID),
+            ("AWS_SECRET_ACCESS_KEY", firehose::DEV_SECRET_ACCESS_KEY),
+            ("ALLOWED_ORIGINS", "*"),
+        ]);
+        for (k, v) in EdgeMode::Window.bindings() {
+            options.bindings.insert(k.to_owned(), v);
+        }
+        options.build = Build::Release;
+        options.queue_write_ms = o.queue_write_ms;
+        routed = Some(Edge::start(&options)?);
+        backs.extend([to_eu, to_us]);
+        regional = Some(eu);
+    }
+
     let mut hosts: Vec<String> = o
         .edge_modes
         .iter()
         .map(|m| format!("{}.edgehose.test", m.target()))
         .collect();
+    if routed.is_some() {
+        hosts.push(format!("{ROUTED_TARGET}.edgehose.test"));
+    }
     hosts.push("apigw.edgehose.test".to_owned());
     let (tls, ca_pem) = self_signed(&hosts.iter().map(String::as_str).collect::<Vec<_>>())?;
     let front = |upstream: SocketAddr, rtt: Duration| {
@@ -429,15 +504,30 @@ pub fn start(s: &Scenario, o: &StackOptions) -> Result<Stack> {
     for (mode, edge) in &edges {
         fronts.push((mode.target(), front(addr_of(edge.url())?, s.client_to_pop())?));
     }
+    if let Some(edge) = &routed {
+        fronts.push((
+            ROUTED_TARGET.to_owned(),
+            front(addr_of(edge.url())?, s.client_to_pop())?,
+        ));
+    }
     fronts.push(("apigw".to_owned(), front(addr_of(api.url())?, s.client_to_region())?));
+    // Cloudflare tells the routed edge the client's country; locally,
+    // Miniflare's MF-CF-Blob header does (the answer uncompressed, as asked).
+    let blob = serde_json::json!({"country": s.city.country, "clientAcceptEncoding": ""}).to_string();
     let target = |name: &str, host: &str, proxy: &Proxy| -> Result<Target> {
         let url = format!("https://{host}/v1/events");
         let mut endpoint = Endpoint::parse(&url)?;
         endpoint.tunnel = Some(proxy.addr());
+        let headers = if name == ROUTED_TARGET {
+            vec![("mf-cf-blob".to_owned(), blob.clone())]
+        } else {
+            Vec::new()
+        };
         Ok(Target {
             name: name.to_owned(),
             url,
             endpoint,
+            headers,
         })
     };
     let targets = fronts
@@ -449,10 +539,11 @@ pub fn start(s: &Scenario, o: &StackOptions) -> Result<Stack> {
         ca_pem,
         data_dir: o.data_dir.clone(),
         _fronts: fronts.into_iter().map(|(_, p)| p).collect(),
-        _edges: edges.into_iter().map(|(_, e)| e).collect(),
+        _edges: edges.into_iter().map(|(_, e)| e).chain(routed).collect(),
         _api: api,
-        _backs: vec![from_region, from_pop],
+        _backs: backs,
         _firehose: firehose,
+        _regional: regional,
     })
 }
 
@@ -481,6 +572,18 @@ fn fresh_data_dir(dir: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_routed_edge_sends_each_city_to_the_nearer_region() {
+        let policy = routed_policy();
+        let p = edgehose_shared::residency::Policy::parse(&policy).unwrap();
+        for c in CITIES {
+            let nearer = if c.to_eu_central_1 < c.to_us_east_1 { "eu" } else { "us" };
+            assert_eq!(p.route(Some(c.country)).name, nearer, "{}", c.name);
+        }
+        assert_eq!(p.route(Some("DE")).name, "eu");
+        assert_eq!(p.route(Some("JP")).name, "us");
+    }
 
     #[test]
     fn every_city_has_figures_for_every_region() {

@@ -39,6 +39,7 @@ fn a_run_measures_every_target_in_both_modes_finds_events_in_the_sink_and_draws_
         name: name.to_owned(),
         url: url.clone(),
         endpoint: Endpoint::parse(&url).unwrap(),
+        headers: Vec::new(),
     };
     let plan = Plan {
         targets: vec![target("edge"), target("apigw")],
@@ -107,6 +108,7 @@ fn failures_are_counted_with_their_reason() {
             name: "down".into(),
             url: url.clone(),
             endpoint: Endpoint::parse(&url).unwrap(),
+            headers: Vec::new(),
         }],
         requests: 2,
         modes: vec![Mode::NewConnection],
