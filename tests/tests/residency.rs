@@ -251,6 +251,19 @@ fn a_failing_region_fails_over_to_its_standby_in_the_eu_and_returns_losing_nothi
     let log = p.edge.log();
     assert!(log.contains("sends its events to the standby (firehose)"), "{log}");
     assert!(log.contains("its sink answers again: back home"), "{log}");
+    // It moved once home had failed for the threshold, within one consumer
+    // window more (a batch's wait and one send's retry budget, 1 s each),
+    // with slack for a busy machine.
+    let failing_ms: u64 = log
+        .split("its sink has failed for ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no failover line: {log}"));
+    assert!(
+        (2_000..2_000 + 5_000).contains(&failing_ms),
+        "failed over after {failing_ms} ms\n{log}"
+    );
     // The receipts show where they landed: the region, or its standby.
     let out = std::process::Command::new(edgehose_tests::workspace_binary("edgehose"))
         .args([
