@@ -16,7 +16,7 @@ WASM := --target wasm32-unknown-unknown
 # Crates that must build for Cloudflare Workers as well as natively.
 WASM_CRATES := -p edgehose-shared -p edgehose-edge
 
-.PHONY: dev test bootstrap check fmt-check clippy wasm docs edge lambda unit bench-edge bench-wasm bench-transform bench-pipeline bench-latency bench-packing bench-cost bench-tracker bench fuzz soak
+.PHONY: dev test bootstrap check fmt-check clippy wasm fuzz-build docs edge lambda unit bench-edge bench-wasm bench-transform bench-pipeline bench-latency bench-packing bench-cost bench-tracker bench fuzz soak
 
 ## dev: install tools, build, and run the whole pipeline locally: the edge
 ## Worker on 127.0.0.1:8787, firehose-local running the real transform, the
@@ -34,11 +34,13 @@ test: bootstrap check edge lambda unit
 bootstrap:
 	@tools/bootstrap
 
-## check: formatting, lints (host and wasm32), the wasm32 build, docs
-check: fmt-check clippy wasm docs
+## check: formatting, lints (host and wasm32), the wasm32 build, docs, the fuzz
+## targets' build
+check: fmt-check clippy wasm docs fuzz-build
 
 fmt-check:
 	$(CARGO) fmt --all -- --check
+	$(CARGO) fmt --all --manifest-path fuzz/Cargo.toml -- --check
 
 clippy:
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
@@ -46,6 +48,14 @@ clippy:
 
 wasm:
 	$(CARGO) build $(WASM_CRATES) $(WASM) --locked
+
+# The fuzz targets are a workspace of their own (make fuzz builds them with
+# nightly and sanitizers); here they are linted and built with the pinned
+# toolchain, --locked, into the one target/, so a stale fuzz/Cargo.lock or a
+# target that no longer compiles fails make test, not make fuzz.
+fuzz-build:
+	$(CARGO) clippy --manifest-path fuzz/Cargo.toml --target-dir target --all-targets --locked -- -D warnings
+	$(CARGO) build --manifest-path fuzz/Cargo.toml --target-dir target --locked
 
 docs:
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps --locked

@@ -1,5 +1,5 @@
 //! The HTTP API end to end on one request: every door (schema v1, Segment,
-//! a source), every body form and encoding. Whatever comes in is answered,
+//! a source, Snowplow, PostHog), every body form and encoding. Whatever comes in is answered,
 //! never a panic; what is accepted is envelopes that read back, and judging
 //! each one (as the edge does before packing) never fails either.
 #![no_main]
@@ -12,20 +12,27 @@ use edgehose_shared::settings::Settings;
 use edgehose_shared::timestamp::Timestamp;
 use libfuzzer_sys::fuzz_target;
 
-const PATHS: [&str; 6] = [
+const PATHS: [&str; 12] = [
     "/v1/events",
     "/v1/batch",
     "/v1/track",
     "/v1/t",
     "/v1/ingest/bike",
     "/v1/import",
+    "/com.snowplowanalytics.snowplow/tp2",
+    "/i",
+    "/e/",
+    "/batch/",
+    "/i/v0/e/",
+    "/i/v1/analytics/events",
 ];
-const TYPES: [Option<&str>; 5] = [
+const TYPES: [Option<&str>; 6] = [
     None,
     Some("application/json"),
     Some("application/x-ndjson"),
     Some("text/plain;charset=UTF-8"),
     Some("application/xml"),
+    Some("application/x-www-form-urlencoded"),
 ];
 const ENCODINGS: [Option<&str>; 3] = [None, Some("gzip"), Some("br")];
 
@@ -47,6 +54,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(config) = ApiConfig::from_settings(&s) else {
         return;
     };
+    let at = Timestamp::from_millis(1_714_566_600_250);
     let head = RequestHead {
         method: "POST",
         path: PATHS[usize::from(*route) % PATHS.len()],
@@ -55,6 +63,8 @@ fuzz_target!(|data: &[u8]| {
         key_header: None,
         authorization: None,
         content_length: Some(body.len() as u64),
+        sdk_info: None,
+        received_at: at,
     };
     let body = Body {
         bytes: body,
@@ -63,7 +73,6 @@ fuzz_target!(|data: &[u8]| {
         inflated: None,
     };
     let edge = EdgeMeta::default();
-    let at = Timestamp::from_millis(1_714_566_600_250);
     match api::handle(&head, body, &edge, &config, at, &SeededRandom::new(1)) {
         Ok(accepted) => {
             let rules = Rules {

@@ -23,6 +23,7 @@ fuzz_target!(|data: &[u8]| {
             } else {
                 RecordData::Bytes(p)
             },
+            arrived_ms: 1_700_000_000_000,
         })
         .collect();
     let config = TransformConfig {
