@@ -16,7 +16,7 @@ WASM := --target wasm32-unknown-unknown
 # Crates that must build for Cloudflare Workers as well as natively.
 WASM_CRATES := -p edgehose-shared -p edgehose-edge
 
-.PHONY: dev test bootstrap check fmt-check clippy wasm fuzz-build docs edge lambda unit bench-edge bench-wasm bench-transform bench-pipeline bench-latency bench-packing bench-cost bench-tracker bench fuzz soak
+.PHONY: dev test bootstrap check fmt-check clippy js-test wasm fuzz-build docs edge lambda unit bench-edge bench-wasm bench-transform bench-pipeline bench-latency bench-packing bench-cost bench-tracker bench fuzz soak
 
 ## dev: install tools, build, and run the whole pipeline locally: the edge
 ## Worker on 127.0.0.1:8787, firehose-local running the real transform, the
@@ -28,7 +28,7 @@ dev: bootstrap
 	$(RUN) target/release/edgehose dev $(if $(SINK),--sink $(SINK)) $(ARGS)
 
 ## test: install tools, then run every check and every test
-test: bootstrap check edge lambda unit
+test: bootstrap check js-test edge lambda unit
 
 ## bootstrap: install the pinned toolchain and test tools (idempotent)
 bootstrap:
@@ -45,6 +45,11 @@ fmt-check:
 clippy:
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 	$(CARGO) clippy $(WASM_CRATES) $(WASM) --locked -- -D warnings
+
+## js-test: the Worker's JavaScript glue under Node's test runner (the Rust
+## tests drive the same code through workerd)
+js-test: bootstrap
+	$(RUN) node --test 'edge/js/test/*.test.mjs'
 
 wasm:
 	$(CARGO) build $(WASM_CRATES) $(WASM) --locked

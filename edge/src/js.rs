@@ -2,348 +2,40 @@
 //! crossing: read the request head, build the response, call Firehose, send
 //! a batch to a queue. Every crossing between wasm and JavaScript costs time,
 //! so the Worker makes one per step instead of one per header or field.
+//! The JavaScript side is in `edge/js/`, one ES module per concern.
 
 use edgehose_shared::decode::Inflated;
 use wasm_bindgen::JsValue;
 use wasm_bindgen::prelude::wasm_bindgen;
 use worker::worker_sys::web_sys;
 
-#[wasm_bindgen(inline_js = r#"
-const HEAD = ["origin", "x-edgehose-key", "authorization", "content-length", "content-type", "content-encoding", "cf-connecting-ip", "user-agent"];
-// The head as lines, "=" before each value present and nothing for one absent:
-// header values, the method and the serialised URL never hold a line break
-// (Fetch refuses them), so one string crosses without JSON. Should one ever
-// hold one, the head goes as JSON, which keeps every value whole.
-export function request_head(req) {
-  const h = req.headers, cf = req.cf;
-  const out = [req.method, req.url];
-  for (const name of HEAD) out.push(h.get(name));
-  if (cf) {
-    const bm = cf.botManagement;
-    out.push(cf.country, cf.colo, cf.asn, bm?.score, bm?.verifiedBot ? "1" : null, cf.verifiedBotCategory, cf.clientTrustScore);
-  } else out.push(null, null, null, null, null, null, null);
-  out.push(h.get("cookie"), h.get("sp-anonymous"), h.get("posthog-sdk-info"));
-  let lines = "";
-  for (let i = 0; i < out.length; i++) {
-    const v = out[i];
-    const field = v === null || v === undefined ? "" : "=" + v;
-    if (field.includes("\n")) return JSON.stringify(out.map((v) => (v === null || v === undefined ? null : String(v))));
-    lines += i === 0 ? field : "\n" + field;
-  }
-  return lines;
-}
-// Strings from Rust: laid end to end, with where each ends (in UTF-16 units,
-// as JavaScript counts), decoded in one call. No separator, so no character
-// inside a string can split or shift them.
-// ignoreBOM: a U+FEFF the strings begin with is theirs, not a byte-order mark.
-const UTF8 = new TextDecoder("utf-8", { ignoreBOM: true });
-function strings(bytes, ends) {
-  const all = UTF8.decode(bytes), out = [];
-  let start = 0;
-  for (const end of ends) {
-    out.push(all.slice(start, end));
-    start = end;
-  }
-  return out;
-}
-function pairs(bytes, ends) {
-  const parts = strings(bytes, ends), out = [];
-  for (let i = 0; i + 1 < parts.length; i += 2) out.push([parts[i], parts[i + 1]]);
-  return out;
-}
-export function respond(status, body, header_bytes, header_ends) {
-  const init = { status, headers: pairs(header_bytes, header_ends) };
-  // slice(): the body is a view into wasm memory; the answer gets its own copy.
-  return new Response(body.length > 0 ? body.slice() : null, init);
-}
-export async function firehose_call(url, header_bytes, header_ends, body, timeout_ms) {
-  const headers = new Headers(pairs(header_bytes, header_ends));
-  // slice(): the argument is a view into wasm memory; fetch gets its own copy.
-  const init = { method: "POST", headers, body: body.slice(), signal: AbortSignal.timeout(timeout_ms) };
-  try {
-    const r = await fetch(url, init);
-    const bytes = new Uint8Array(await r.arrayBuffer());
-    return [r.status, r.headers.get("x-amzn-errortype"), r.headers.get("date"), bytes];
-  } catch (e) {
-    // No answer in time: status 0 tells Rust it was the timeout.
-    if (init.signal.aborted) return [0, null, null, new Uint8Array(0)];
-    throw e;
-  }
-}
-// The SHA-256 of `bytes` as lower-case hex, by the runtime's native digest
-// (which copies `bytes`, a view into wasm memory, before it returns).
-export async function sha256_hex(bytes) {
-  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
-  let hex = "";
-  for (const b of digest) hex += (b < 16 ? "0" : "") + b.toString(16);
-  return hex;
-}
-// Outcome counts to a Workers Analytics Engine dataset: one data point per
-// cell, its four blobs (minute, key, door, reason) framed as strings, its
-// counts `width` doubles each; the key is the index (what Analytics Engine
-// samples by). writeDataPoint does not wait for anything: the runtime sends
-// the points after the invocation. Stops at the first point refused (past an
-// invocation's limit); how many were written.
-export function outcomes_write(dataset, bytes, ends, doubles, width) {
-  const s = strings(bytes, ends);
-  for (let i = 0; 4 * i < s.length; i++) {
-    const blobs = s.slice(4 * i, 4 * i + 4);
-    try {
-      dataset.writeDataPoint({ indexes: [blobs[1]], blobs, doubles: Array.from(doubles.subarray(width * i, width * (i + 1))) });
-    } catch (e) {
-      console.error(`edgehose: the outcomes dataset refused a data point; ${s.length / 4 - i} wait for the next flush (${e})`);
-      return i;
-    }
-  }
-  return s.length / 4;
-}
-// Direct mode's latest request: where a panic hands what it held.
-export function remember(env, ctx) {
-  globalThis.__edgehose_handoff = { env, ctx };
-}
-export function orphans_put(bytes, ends) {
-  (globalThis.__edgehose_orphans ??= []).push(...strings(bytes, ends));
-  hand_on();
-}
-export function orphans_take() {
-  const held = globalThis.__edgehose_orphans;
-  return held && held.length > 0 ? held.splice(0) : [];
-}
-// Sends what a panicked instance held to the events queue (its consumer
-// delivers it) without waiting for another request; a batch the queue
-// refuses stays held for the next request to resend.
-function hand_on() {
-  const held = globalThis.__edgehose_orphans, to = globalThis.__edgehose_handoff;
-  const queue = to?.env?.EVENTS_QUEUE ?? to?.env?.DEAD_LETTER_QUEUE;
-  if (!held || held.length === 0 || !queue) return;
-  const lines = held.splice(0), utf8 = new TextEncoder(), batches = [];
-  let batch = [], bytes = 0;
-  for (const line of lines) {
-    const n = utf8.encode(line).length + 100;
-    if (batch.length > 0 && (batch.length === 100 || bytes + n > 250000)) {
-      batches.push(batch);
-      batch = [];
-      bytes = 0;
-    }
-    batch.push(line);
-    bytes += n;
-  }
-  batches.push(batch);
-  const sends = batches.map((b) =>
-    queue.sendBatch(b.map((body) => ({ body, contentType: "text" }))).then(
-      () => b.length,
-      (e) => {
-        globalThis.__edgehose_orphans.push(...b);
-        console.error(`edgehose: the queue refused ${b.length} events a panicked instance held (${e}); the next request resends them`);
-        return 0;
-      },
-    ),
-  );
-  const done = Promise.all(sends).then((n) => {
-    const handed = n.reduce((a, b) => a + b, 0);
-    if (handed > 0) console.error(`edgehose: handed ${handed} events a panicked instance held to the queue`);
-  });
-  try {
-    to.ctx.waitUntil(done);
-  } catch {
-    // That request is over; the sends run as long as the isolate does.
-  }
-}
-// Reads a body, never holding more than `cap` + 1 bytes of it: one that
-// announced no length (chunked, HTTP/2) is read through its stream and
-// dropped as soon as it passes the cap. Resolves to the bytes, or null.
-async function read_capped(req, cap) {
-  const length = req.headers.get("content-length");
-  if (req.body === null) return new Uint8Array(0);
-  if (length !== null && /^[0-9]+$/.test(length) && Number(length) <= cap) {
-    return new Uint8Array(await req.arrayBuffer());
-  }
-  return read_stream_capped(req.body, cap);
-}
-// Reads a stream whole, stopping (and resolving to null) once it passes `cap`.
-async function read_stream_capped(stream, cap) {
-  const reader = stream.getReader(), chunks = [];
-  let total = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    total += value.byteLength;
-    if (total > cap) {
-      reader.cancel().catch(() => {});
-      return null;
-    }
-    chunks.push(value);
-  }
-  return joined(chunks, total);
-}
-// Inflates a gzip body with the runtime's native DecompressionStream, never
-// holding much more than `cap` inflated bytes. Resolves to the bytes, null
-// past the cap, or the reason as a string when it is not gzip the runtime can
-// inflate (the runtime takes one gzip member: bytes after it are refused).
-// The runtime inflates whatever is written to the stream at once, queueing
-// all of it for the reader, and deflate turns one byte into at most 1032
-// (RFC 1951: a 258-byte match in two bits). So the compressed bytes go in
-// slices whose inflation is at most four caps, and each slice's output is
-// read (and the cap checked) before the next is written: a 1 MiB bomb of
-// zeros stops a slice past the cap instead of inflating to a gigabyte.
-const DEFLATE_MOST_PER_BYTE = 1032;
-const NOTHING_YET = Symbol("nothing yet");
-const turn = () => new Promise((ok) => setTimeout(() => ok(NOTHING_YET), 0));
-async function inflate_capped(bytes, cap) {
-  const slice = Math.max(1024, Math.floor((4 * cap) / DEFLATE_MOST_PER_BYTE));
-  const stream = new DecompressionStream("gzip");
-  const writer = stream.writable.getWriter(), reader = stream.readable.getReader();
-  const chunks = [];
-  let total = 0, pending = null;
-  // Reads what is ready (all of it when `to_end`): false past the cap.
-  const drain = async (to_end) => {
-    for (;;) {
-      pending ??= reader.read();
-      const r = to_end ? await pending : await Promise.race([pending, turn()]);
-      if (r === NOTHING_YET) return true;
-      pending = null;
-      if (r.done) return true;
-      total += r.value.byteLength;
-      if (total > cap) return false;
-      chunks.push(r.value);
-    }
-  };
-  try {
-    for (let at = 0; at < bytes.length; at += slice) {
-      await writer.write(bytes.subarray(at, at + slice));
-      if (!(await drain(false))) return over(reader, writer, pending);
-    }
-    const closing = writer.close();
-    if (!(await drain(true))) return over(reader, writer, pending);
-    await closing;
-    return joined(chunks, total);
-  } catch (e) {
-    over(reader, writer, pending);
-    const why = String(e?.message ?? e);
-    return /trailing bytes/i.test(why)
-      ? `bytes follow the end of its first gzip member (${why}); the edge takes one member`
-      : why;
-  }
-}
-// Stops an inflation: null, as past the cap.
-function over(reader, writer, pending) {
-  pending?.catch(() => {});
-  reader.cancel().catch(() => {});
-  writer.abort().catch(() => {});
-  return null;
-}
-function joined(chunks, total) {
-  const bytes = new Uint8Array(total);
-  let at = 0;
-  for (const c of chunks) {
-    bytes.set(c, at);
-    at += c.byteLength;
-  }
-  return bytes;
-}
-export function with_body(req, cap, inflate_cap, sniff, then) {
-  // `then` is called once, with the body (null: over the cap) or with the
-  // reason it could not be read, whenever the read settles: a one-shot Rust
-  // closure that is never called would leak. (A read the runtime abandons
-  // without settling, when it cancels the request, leaves it uncalled, as
-  // it left a JsFuture before.) With an `inflate_cap` the body is gzip and
-  // its inflation comes third (see inflate_capped); with `sniff` only if its
-  // first bytes are gzip's (1f 8b 08: PostHog's gzip-js names it nowhere else).
-  let read;
-  try {
-    read = read_capped(req, cap);
-  } catch (e) {
-    read = Promise.reject(e);
-  }
-  if (inflate_cap > 0) {
-    read = read.then((bytes) =>
-      bytes === null
-        ? [null, undefined]
-        : sniff && !(bytes[0] === 0x1f && bytes[1] === 0x8b && bytes[2] === 0x08)
-          ? [bytes, undefined]
-          : inflate_capped(bytes, inflate_cap).then((inflated) => [bytes, inflated]),
-    );
-  } else {
-    read = read.then((bytes) => [bytes, undefined]);
-  }
-  return read.then(([bytes, inflated]) => then(bytes, undefined, inflated), (error) => then(undefined, error, undefined));
-}
-// A queue batch: each message's id, delivery count and body (null when the
-// body is not text, which only a producer other than this Worker can send).
-export function queue_messages(batch) {
-  return batch.messages.map((m) => [m.id, m.attempts, typeof m.body === "string" ? m.body : null]);
-}
-// 0: ack; n > 0: redeliver n - 1 seconds from now.
-export function queue_settle(batch, actions) {
-  batch.messages.forEach((m, i) => (actions[i] === 0 ? m.ack() : m.retry({ delaySeconds: actions[i] - 1 })));
-}
-export function queue_name(batch) {
-  return batch.queue;
-}
-// A body that is not text, as text: base64 for bytes, else its JSON.
-export function queue_body_text(batch, i) {
-  const b = batch.messages[i].body;
-  if (b instanceof ArrayBuffer || ArrayBuffer.isView(b)) {
-    const u = b instanceof ArrayBuffer ? new Uint8Array(b) : new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
-    let s = "";
-    for (const x of u) s += String.fromCharCode(x);
-    return ["base64", btoa(s)];
-  }
-  try {
-    return ["json", JSON.stringify(b)];
-  } catch (e) {
-    return ["text", String(b)];
-  }
-}
-// Settles like `promise`, or rejects once `ms` pass without an answer (the
-// work itself may still finish: a write that lands late is harmless twice).
-function within(promise, ms, what) {
-  if (!(ms > 0)) return promise;
-  let timer;
-  const late = new Promise((_, fail) => {
-    timer = setTimeout(() => fail(new Error(`${what}: no answer within ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
-}
-export async function r2_put(bucket, key, bytes, tries, timeout_ms) {
-  const options = { httpMetadata: { contentType: "application/x-ndjson" }, customMetadata: { redrive_failures: String(tries) } };
-  await within(bucket.put(key, bytes.slice(), options), timeout_ms, "R2 put");
-}
-export async function r2_list(bucket, prefix, limit) {
-  const listed = await bucket.list({ prefix, limit });
-  return [listed.objects.map((o) => o.key), listed.truncated];
-}
-// An object's text and how many redrive rounds it failed, or null.
-export async function r2_get(bucket, key) {
-  const o = await bucket.get(key);
-  return o === null ? null : [await o.text(), Number(o.customMetadata?.redrive_failures ?? 0) || 0];
-}
-export async function r2_delete(bucket, key) {
-  await bucket.delete(key);
-}
-// Every call of one request to the Rate Limiting binding at once, then
-// `then(index of the first refused or -1, undefined)`, or `then(-2, error)`
-// when the binding failed; resolves to what `then` returns.
-export function rate_limit_then(binding, bytes, ends, then) {
-  try {
-    const calls = strings(bytes, ends).map((key) => binding.limit({ key }));
-    return Promise.all(calls).then(
-      (results) => then(results.findIndex((r) => !r.success), undefined),
-      (e) => then(-2, e),
-    );
-  } catch (e) {
-    return Promise.resolve(then(-2, e));
-  }
-}
-export async function queue_send(queue, bytes, ends, delay_seconds, timeout_ms) {
-  const messages = strings(bytes, ends).map((body) => ({ body, contentType: "text" }));
-  const options = delay_seconds > 0 ? { delaySeconds: delay_seconds } : undefined;
-  await within(queue.sendBatch(messages, options), timeout_ms, "sendBatch");
-}
-"#)]
+// edge/js/'s modules are unit-tested there (`make js-test`). wasm-bindgen
+// copies each module a block below names into the build's snippets, where they
+// import each other by relative paths, and worker-build's esbuild bundles them
+// with the rest (a module no block names is not copied).
+//
+// One directly linked function per module: a function that takes and returns
+// only JS values, nothing to convert (`remember`, `orphans_take`,
+// `queue_messages`), is linked into the wasm straight from its module with no
+// shim, and wasm-bindgen (0.2.130) names that module in the imports object once
+// per such function. Two in one module are a duplicate key, which esbuild warns
+// of on every build (and tools/build-edge then fails); so each module holds at
+// most one (`remember` is in head.js for that, not beside the orphans it serves).
+
+#[wasm_bindgen(module = "/js/head.js")]
 extern "C" {
     fn request_head(req: &web_sys::Request) -> String;
     fn respond(status: u16, body: &[u8], header_bytes: &[u8], header_ends: &[u32]) -> web_sys::Response;
+    fn remember(env: &JsValue, ctx: &JsValue);
+}
+
+#[wasm_bindgen(module = "/js/body.js")]
+extern "C" {
+    fn with_body(req: &web_sys::Request, cap: f64, inflate_cap: f64, sniff: bool, then: &JsValue) -> js_sys::Promise;
+}
+
+#[wasm_bindgen(module = "/js/calls.js")]
+extern "C" {
     #[wasm_bindgen(catch)]
     fn firehose_call(
         url: &str,
@@ -363,12 +55,6 @@ extern "C" {
     #[wasm_bindgen(catch)]
     fn sha256_hex(bytes: &[u8]) -> Result<js_sys::Promise, JsValue>;
     fn rate_limit_then(binding: &JsValue, bytes: &[u8], ends: &[u32], then: &JsValue) -> js_sys::Promise;
-    fn with_body(req: &web_sys::Request, cap: f64, inflate_cap: f64, sniff: bool, then: &JsValue) -> js_sys::Promise;
-    fn orphans_put(bytes: &[u8], ends: &[u32]);
-    fn remember(env: &JsValue, ctx: &JsValue);
-    fn queue_messages(batch: &JsValue) -> js_sys::Array;
-    fn queue_name(batch: &JsValue) -> String;
-    fn queue_body_text(batch: &JsValue, i: u32) -> js_sys::Array;
     #[wasm_bindgen(catch)]
     fn r2_put(
         bucket: &JsValue,
@@ -383,9 +69,21 @@ extern "C" {
     fn r2_get(bucket: &JsValue, key: &str) -> Result<js_sys::Promise, JsValue>;
     #[wasm_bindgen(catch)]
     fn r2_delete(bucket: &JsValue, key: &str) -> Result<js_sys::Promise, JsValue>;
-    fn queue_settle(batch: &JsValue, actions: &[u32]);
-    fn orphans_take() -> js_sys::Array;
     fn outcomes_write(dataset: &JsValue, bytes: &[u8], ends: &[u32], doubles: &[f64], width: u32) -> u32;
+}
+
+#[wasm_bindgen(module = "/js/batch.js")]
+extern "C" {
+    fn queue_messages(batch: &JsValue) -> js_sys::Array;
+    fn queue_name(batch: &JsValue) -> String;
+    fn queue_body_text(batch: &JsValue, i: u32) -> js_sys::Array;
+    fn queue_settle(batch: &JsValue, actions: &[u32]);
+}
+
+#[wasm_bindgen(module = "/js/orphans.js")]
+extern "C" {
+    fn orphans_put(bytes: &[u8], ends: &[u32]);
+    fn orphans_take() -> js_sys::Array;
 }
 
 /// Strings laid end to end as UTF-8, with where each ends counted in UTF-16
