@@ -16,7 +16,7 @@ WASM := --target wasm32-unknown-unknown
 # Crates that must build for Cloudflare Workers as well as natively.
 WASM_CRATES := -p edgehose-shared -p edgehose-edge
 
-.PHONY: dev test bootstrap check fmt-check clippy js-test wasm fuzz-build docs edge lambda unit bench-edge bench-wasm bench-transform bench-pipeline bench-latency bench-packing bench-cost bench-tracker bench fuzz soak
+.PHONY: dev test bootstrap check fmt-check clippy js-check js-test wasm fuzz-build docs edge lambda unit bench-edge bench-wasm bench-transform bench-pipeline bench-latency bench-packing bench-cost bench-tracker bench fuzz soak
 
 ## dev: install tools, build, and run the whole pipeline locally: the edge
 ## Worker on 127.0.0.1:8787, firehose-local running the real transform, the
@@ -34,9 +34,9 @@ test: bootstrap check js-test edge lambda unit
 bootstrap:
 	@tools/bootstrap
 
-## check: formatting, lints (host and wasm32), the wasm32 build, docs, the fuzz
-## targets' build
-check: fmt-check clippy wasm docs fuzz-build
+## check: formatting, lints (host and wasm32, and our JavaScript), the wasm32
+## build, docs, the fuzz targets' build
+check: fmt-check clippy js-check wasm docs fuzz-build
 
 fmt-check:
 	$(CARGO) fmt --all -- --check
@@ -45,6 +45,12 @@ fmt-check:
 clippy:
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 	$(CARGO) clippy $(WASM_CRATES) $(WASM) --locked -- -D warnings
+
+## js-check: the JavaScript we own (the Worker's glue in edge/js, the tracker,
+## the local and bench Workers, the test drivers) formatted and linted by Biome
+## as biome.json says; any warning fails
+js-check: bootstrap
+	$(RUN) biome ci --colors=off --error-on-warnings .
 
 ## js-test: the Worker's JavaScript glue under Node's test runner (the Rust
 ## tests drive the same code through workerd)

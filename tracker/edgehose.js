@@ -87,7 +87,10 @@ export function init(options) {
   };
   settings.endpoint = String(settings.endpoint || "").replace(/\/+$/, "");
   anonymousId = load(ID_KEY);
-  if (!anonymousId) save(ID_KEY, (anonymousId = uuid()));
+  if (!anonymousId) {
+    anonymousId = uuid();
+    save(ID_KEY, anonymousId);
+  }
   userId = load(USER_KEY) || undefined;
   for (const e of queue) e.anonymous_id = anonymousId;
   schedule(settings.flushInterval);
@@ -251,7 +254,7 @@ function leave() {
   while (queue.length) {
     const parts = take();
     const blob = new Blob([body(parts)], { type: "text/plain" });
-    if (!navigator.sendBeacon || !navigator.sendBeacon(url(), blob)) {
+    if (!navigator.sendBeacon?.(url(), blob)) {
       post(parts);
     }
   }

@@ -24,12 +24,19 @@ export default {
     try {
       const v = JSON.parse(text);
       events = Array.isArray(v) ? v : [v];
-    } catch (e) {
+    } catch {
       events = null;
     }
     const lines = [];
     if (events === null) {
-      lines.push(JSON.stringify({ v: 1, id: crypto.randomUUID(), received_at: receivedAt, quarantine: { reason: "invalid JSON", data: text } }));
+      lines.push(
+        JSON.stringify({
+          v: 1,
+          id: crypto.randomUUID(),
+          received_at: receivedAt,
+          quarantine: { reason: "invalid JSON", data: text },
+        }),
+      );
     } else {
       if (events.length > MAX_EVENTS) return json(413, { error: "too_many_events" });
       for (const e of events) {
@@ -39,7 +46,9 @@ export default {
         const ts = typeof e.ts === "number" ? e.ts : Date.parse(e.ts);
         const sent = typeof e.sent_at === "number" ? e.sent_at : Date.parse(e.sent_at);
         const time = Number.isFinite(ts) ? (Number.isFinite(sent) ? receivedAt - (sent - ts) : ts) : receivedAt;
-        lines.push(`{"v":1,"id":${JSON.stringify(id)},"received_at":${receivedAt},"event_time":${time},"event":${raw}}`);
+        lines.push(
+          `{"v":1,"id":${JSON.stringify(id)},"received_at":${receivedAt},"event_time":${time},"event":${raw}}`,
+        );
       }
     }
     ctx.waitUntil(forward(env, lines));
@@ -54,7 +63,7 @@ function base64(bytes) {
 }
 
 async function forward(env, lines) {
-  const data = base64(new TextEncoder().encode(lines.join("\n") + "\n"));
+  const data = base64(new TextEncoder().encode(`${lines.join("\n")}\n`));
   const body = JSON.stringify({ DeliveryStreamName: env.FIREHOSE_STREAM, Records: [{ Data: data }] });
   const aws = new AwsClient({
     accessKeyId: env.AWS_ACCESS_KEY_ID,

@@ -31,7 +31,9 @@ ws.onerror = (e) => {
 function category(frame) {
   const { functionName: f, url: u } = frame;
   if (f === "(idle)" || f === "(program)" || f === "(garbage collector)" || f === "(root)") return f;
-  if (/^wasm-function\[|^js-to-wasm|^wasm-to-js/.test(f) || u.startsWith("wasm://") || /\.wasm|wasm-[0-9a-f]{8}/.test(u)) return "wasm";
+  const wasm =
+    /^wasm-function\[|^js-to-wasm|^wasm-to-js/.test(f) || u.startsWith("wasm://") || /\.wasm|wasm-[0-9a-f]{8}/.test(u);
+  if (wasm) return "wasm";
   if (u !== "") return "Worker JavaScript";
   return "runtime built-ins";
 }

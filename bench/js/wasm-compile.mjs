@@ -6,6 +6,7 @@
 //   node [V8 flags] wasm-compile.mjs <file.wasm>
 // Prints {"ms": …, "exports": …} on one line.
 import { readFileSync } from "node:fs";
+
 const [file] = process.argv.slice(2);
 const bytes = readFileSync(file);
 const t = process.hrtime.bigint();

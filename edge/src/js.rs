@@ -9,10 +9,11 @@ use wasm_bindgen::JsValue;
 use wasm_bindgen::prelude::wasm_bindgen;
 use worker::worker_sys::web_sys;
 
-// edge/js/'s modules are unit-tested there (`make js-test`). wasm-bindgen
-// copies each module a block below names into the build's snippets, where they
-// import each other by relative paths, and worker-build's esbuild bundles them
-// with the rest (a module no block names is not copied).
+// edge/js/'s modules are formatted, linted and unit-tested there (`make
+// js-check js-test`). wasm-bindgen copies each module a block below names into
+// the build's snippets, where they import each other by relative paths, and
+// worker-build's esbuild bundles them with the rest (a module no block names
+// is not copied).
 //
 // One directly linked function per module: a function that takes and returns
 // only JS values, nothing to convert (`remember`, `orphans_take`,

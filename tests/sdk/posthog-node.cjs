@@ -25,7 +25,7 @@ const posthog = new PostHog(token, { host, flushAt: 2, flushInterval: 0, fetchRe
 posthog.on('flush', (messages) => {
   for (const m of messages) console.log(JSON.stringify({ event: m.event, uuid: m.uuid, distinct_id: m.distinct_id }))
 })
-posthog.on('error', (e) => failures.push(String((e && e.message) || e)))
+posthog.on('error', (e) => failures.push(String(e?.message || e)))
 
 const user = `user-${run}`
 posthog.capture({
@@ -33,7 +33,12 @@ posthog.capture({
   event: 'order completed',
   properties: { total: 9.5, run, $current_url: `https://shop.example/${run}`, $session_id: `s-${run}` },
 })
-posthog.capture({ distinctId: user, event: 'imported', timestamp: new Date('2024-05-01T12:30:00Z'), properties: { run } })
+posthog.capture({
+  distinctId: user,
+  event: 'imported',
+  timestamp: new Date('2024-05-01T12:30:00Z'),
+  properties: { run },
+})
 posthog.identify({ distinctId: user, properties: { $set: { plan: 'pro' }, $set_once: { first_seen: run } } })
 posthog.alias({ distinctId: user, alias: `alias-${run}` })
 posthog.groupIdentify({ groupType: 'company', groupKey: `acme-${run}`, properties: { seats: 3 } })

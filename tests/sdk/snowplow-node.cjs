@@ -7,12 +7,7 @@
 //   EDGEHOSE_HOST=http://127.0.0.1:8787 EDGEHOSE_WRITE_KEY=… EDGEHOSE_RUN=r1 node tests/sdk/snowplow-node.cjs
 // (NODE_PATH must reach the bootstrap's npm packages; the tests set it.)
 'use strict'
-const {
-  newTracker,
-  buildPageView,
-  buildStructEvent,
-  buildSelfDescribingEvent,
-} = require('@snowplow/node-tracker')
+const { newTracker, buildPageView, buildStructEvent, buildSelfDescribingEvent } = require('@snowplow/node-tracker')
 
 const endpoint = process.env.EDGEHOSE_HOST
 const writeKey = process.env.EDGEHOSE_WRITE_KEY
@@ -40,7 +35,9 @@ const tracker = newTracker(
   },
 )
 tracker.setUserId(`user-${run}`)
-tracker.track(buildPageView({ pageUrl: `https://shop.example/${run}`, pageTitle: 'Home', referrer: 'https://search.example/' }))
+tracker.track(
+  buildPageView({ pageUrl: `https://shop.example/${run}`, pageTitle: 'Home', referrer: 'https://search.example/' }),
+)
 tracker.track(buildStructEvent({ category: 'shop', action: 'add-to-basket', label: run, value: 2 }))
 tracker.track(
   buildSelfDescribingEvent({ event: { schema: 'iglu:com.acme/checkout/jsonschema/1-0-0', data: { total: 9.5, run } } }),

@@ -31,7 +31,6 @@ const { Miniflare, convertV4MiniflareOptions } = await import(
 const [buildDir, json] = process.argv.slice(2);
 const opts = JSON.parse(json);
 
-
 // Cloudflare's side, failing as it does in production, around the built
 // Worker, which runs unchanged: this entry module hands it wrapped bindings
 // and a wrapped context instead of changing what `wrangler deploy` uploads.
@@ -58,14 +57,16 @@ const opts = JSON.parse(json);
 // each queue binding's constructor name, which the worker crate checks.
 const shards = Math.max(1, Number(opts.queueShards ?? 1));
 // Each region's bindings and queues: [binding prefix, queue-name suffix].
-const regionSets = (opts.regions ?? []).length > 0
-  ? opts.regions.map((r) => [`${r.toUpperCase()}_`, `-${r}`])
-  : [["", ""]];
+const regionSets =
+  (opts.regions ?? []).length > 0 ? opts.regions.map((r) => [`${r.toUpperCase()}_`, `-${r}`]) : [["", ""]];
 // [binding, queue, its dead-letter queue]: a region's events queues have its own.
-const eventsQueues = regionSets.flatMap(([p, s]) => Array.from({ length: shards }, (_, k) =>
-  k === 0
-    ? [`${p}EVENTS_QUEUE`, `edgehose-events${s}`, `edgehose-events-dlq${s}`]
-    : [`${p}EVENTS_QUEUE_${k}`, `edgehose-events${s}-${k}`, `edgehose-events-dlq${s}`]));
+const eventsQueues = regionSets.flatMap(([p, s]) =>
+  Array.from({ length: shards }, (_, k) =>
+    k === 0
+      ? [`${p}EVENTS_QUEUE`, `edgehose-events${s}`, `edgehose-events-dlq${s}`]
+      : [`${p}EVENTS_QUEUE_${k}`, `edgehose-events${s}-${k}`, `edgehose-events-dlq${s}`],
+  ),
+);
 const deadLetterQueues = regionSets.map(([p, s]) => [`${p}DEAD_LETTER_QUEUE`, `edgehose-events-dlq${s}`]);
 const buckets = regionSets.map(([p]) => `${p}DEAD_LETTERS`);
 const initialFaults = {
@@ -396,41 +397,52 @@ export default class extends Worker {
 `;
 
 // Written in Miniflare 4's option shape, which Miniflare 5 converts.
-const mf = new Miniflare(convertV4MiniflareOptions({
-  host: "127.0.0.1",
-  port: opts.port,
-  workers: [
-    {
-      name: "edgehose",
-      modulesRoot: buildDir,
-      modules: [
-        { type: "ESModule", path: `${buildDir}/cloudflare-faults.mjs`, contents: wrapper },
-        { type: "ESModule", path: `${buildDir}/index.js` },
-        { type: "CompiledWasm", path: `${buildDir}/index_bg.wasm` },
-      ],
-      compatibilityDate: "2026-11-01",
-      bindings: opts.bindings,
-      ...(opts.inspectorPort != null ? { unsafeInspectorProxy: true } : {}),
-      queueProducers: {
-        ...(opts.eventsQueue === false ? {} : Object.fromEntries(eventsQueues.map(([b, q]) => [b, q]))),
-        ...(opts.deadLetterQueue === false ? {} : Object.fromEntries(deadLetterQueues)),
+const mf = new Miniflare(
+  convertV4MiniflareOptions({
+    host: "127.0.0.1",
+    port: opts.port,
+    workers: [
+      {
+        name: "edgehose",
+        modulesRoot: buildDir,
+        modules: [
+          { type: "ESModule", path: `${buildDir}/cloudflare-faults.mjs`, contents: wrapper },
+          { type: "ESModule", path: `${buildDir}/index.js` },
+          { type: "CompiledWasm", path: `${buildDir}/index_bg.wasm` },
+        ],
+        compatibilityDate: "2026-11-01",
+        bindings: opts.bindings,
+        ...(opts.inspectorPort != null ? { unsafeInspectorProxy: true } : {}),
+        queueProducers: {
+          ...(opts.eventsQueue === false ? {} : Object.fromEntries(eventsQueues.map(([b, q]) => [b, q]))),
+          ...(opts.deadLetterQueue === false ? {} : Object.fromEntries(deadLetterQueues)),
+        },
+        r2Buckets: opts.deadLettersBucket === false ? [] : buckets,
+        ...(opts.rateLimiter
+          ? { ratelimits: { RATE_LIMITER: { namespace_id: "1001", simple: opts.rateLimiter } } }
+          : {}),
+        queueConsumers: {
+          ...Object.fromEntries(
+            eventsQueues.map(([, queue, dlq]) => [
+              queue,
+              {
+                maxBatchSize: opts.maxBatchSize ?? 100,
+                maxBatchTimeout: 1,
+                maxRetries: opts.maxRetries ?? 3,
+                ...(opts.deadLetterQueue === false ? {} : { deadLetterQueue: dlq }),
+              },
+            ]),
+          ),
+          ...Object.fromEntries(
+            deadLetterQueues.map(([, d]) => [d, { maxBatchSize: 100, maxBatchTimeout: 1, maxRetries: 10 }]),
+          ),
+        },
       },
-      r2Buckets: opts.deadLettersBucket === false ? [] : buckets,
-      ...(opts.rateLimiter ? { ratelimits: { RATE_LIMITER: { namespace_id: "1001", simple: opts.rateLimiter } } } : {}),
-      queueConsumers: {
-        ...Object.fromEntries(eventsQueues.map(([, queue, dlq]) => [queue, {
-          maxBatchSize: opts.maxBatchSize ?? 100,
-          maxBatchTimeout: 1,
-          maxRetries: opts.maxRetries ?? 3,
-          ...(opts.deadLetterQueue === false ? {} : { deadLetterQueue: dlq }),
-        }])),
-        ...Object.fromEntries(deadLetterQueues.map(([, d]) => [d, { maxBatchSize: 100, maxBatchTimeout: 1, maxRetries: 10 }])),
-      },
-    },
-  ],
-  ...(opts.persist ? { resourcePersistencePath: opts.persist } : {}),
-  ...(opts.inspectorPort != null ? { inspectorPort: opts.inspectorPort } : {}),
-}));
+    ],
+    ...(opts.persist ? { resourcePersistencePath: opts.persist } : {}),
+    ...(opts.inspectorPort != null ? { inspectorPort: opts.inspectorPort } : {}),
+  }),
+);
 
 const url = await mf.ready;
 let bindings;
