@@ -16,7 +16,7 @@ WASM := --target wasm32-unknown-unknown
 # Crates that must build for Cloudflare Workers as well as natively.
 WASM_CRATES := -p edgehose-shared -p edgehose-edge
 
-.PHONY: dev test bootstrap check fmt-check clippy js-check js-test wasm fuzz-build docs edge lambda unit bench-edge bench-wasm bench-transform bench-pipeline bench-latency bench-packing bench-cost bench-tracker bench fuzz soak
+.PHONY: dev test book bootstrap check fmt-check clippy js-check js-test wasm fuzz-build docs edge lambda unit bench-edge bench-wasm bench-transform bench-pipeline bench-latency bench-packing bench-cost bench-tracker bench fuzz soak
 
 ## dev: install tools, build, and run the whole pipeline locally: the edge
 ## Worker on 127.0.0.1:8787, firehose-local running the real transform, the
@@ -95,6 +95,12 @@ unit:
 	set -o pipefail; $(RUN) $(CARGO) test --workspace --locked 2>&1 | tee target/test.log
 	@awk '/^test result:/ { p += $$4; f += $$6 } END { printf "tests: %d passed, %d failed\n", p, f; exit (p == 0) }' target/test.log
 
+## book: the book in docs/ (mdBook) into target/book/; open target/book/index.html.
+## make test builds it too, checks every link and runs its code blocks (tests/tests/book.rs)
+book: bootstrap
+	$(RUN) mdbook build docs
+	@echo "the book: file://$(CURDIR)/target/book/index.html"
+
 ## bench-edge: the edge Worker against the runtime floors and a JS peer; prints
 ## numbers and rewrites the edge section of BENCHMARKS.md (not a pass/fail test)
 bench-edge: bootstrap edge
@@ -167,8 +173,10 @@ soak: bootstrap edge
 	$(RUN) $(CARGO) build -q --release --locked -p edgehose-regional -p edgehose -p edgehose-bench
 	$(RUN) target/release/edgehose-bench soak --secs $(SOAK_SECS) --write BENCHMARKS.md $(ARGS)
 
-## bench: every benchmark above in turn (≈ 15 min), then one table of the
-## headline figures; rewrites BENCHMARKS.md (each section and the headline)
+## bench: every benchmark above in turn on this machine (≈ 45 min: the fuzz targets
+## 30 s each, the soak 3 min in each mode), then one table of the headline figures;
+## rewrites BENCHMARKS.md (each section and the headline, one date and machine)
 bench: bootstrap edge
+	@tools/bootstrap --fuzz
 	$(RUN) $(CARGO) build -q --release --locked -p edgehose-regional -p edgehose -p edgehose-bench
 	$(RUN) target/release/edgehose-bench all --write BENCHMARKS.md

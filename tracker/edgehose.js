@@ -23,7 +23,7 @@
 // a page's many trackers do not all return at once) and is sent again,
 // without counting against `maxRetries` (for at most `maxRateLimitMs` in
 // all): a limit delays events, it does not drop them. `writeKey` may be a
-// signed ingest token (README, "Signed ingest tokens").
+// signed ingest token (docs/src/abuse.md, "Signed ingest tokens").
 // Built by tools/build-tracker into edgehose.min.js, which is committed.
 
 const ID_KEY = "edgehose.anonymous_id";

@@ -419,7 +419,7 @@ pub enum ApiError {
     Token(#[from] token::TokenError),
     /// A bare key a browser may not use: the key requires tokens.
     #[error(
-        "key {0:?} requires a signed ingest token from browsers (TOKEN_REQUIRED_KEYS); mint one on your server: README, \"Signed ingest tokens\""
+        "key {0:?} requires a signed ingest token from browsers (TOKEN_REQUIRED_KEYS); mint one on your server: docs/src/abuse.md, \"Signed ingest tokens\""
     )]
     TokenRequired(String),
     /// A key the source's `keys` setting does not list.

@@ -24,7 +24,7 @@
 //! call on average. A counter found spent is remembered by the isolate until
 //! its window ends: from then on the isolate answers without a call. Counts
 //! are per location and approximate, as Cloudflare says of the binding:
-//! it is a guard, not a bill (an exact budget: README, "Rate limits").
+//! it is a guard, not a bill (an exact budget: docs/src/abuse.md, "Rate limits").
 //!
 //! `ingest-api` counts the same plan against [`Windows`], one per Lambda
 //! instance (exact for that instance), behind the API stage's own throttle.

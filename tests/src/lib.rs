@@ -7,6 +7,7 @@
 //! test with instructions; it is never a silent skip.
 
 pub mod aws;
+pub mod book;
 pub mod browser;
 pub mod clients;
 pub mod events;

@@ -230,7 +230,7 @@ fn refused_so_far(p: &Local, admin: &str) -> u64 {
 
 /// What each server SDK does with a 429 and its `Retry-After`, recorded:
 /// the budget of its key is spent a moment into a window, then the SDK
-/// sends its seven calls. README, "Rate limits", has the table.
+/// sends its seven calls. docs/src/abuse.md, "Rate limits", has the table.
 #[test]
 fn each_server_sdk_against_a_429_waits_it_out_or_drops_as_recorded() {
     let admin = "admin-key-clients-0123456789";

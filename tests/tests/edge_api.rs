@@ -749,18 +749,8 @@ fn verdicts_on_request_judge_each_event_through_both_doors_and_change_nothing_un
     assert!(all_in, "{}", edge.log());
 }
 
-/// A README code block: the fenced block whose first line is `first`.
-fn readme_block(first: &str) -> String {
-    let readme = std::fs::read_to_string(edgehose_local::tools::repo_root().join("README.md")).unwrap();
-    let at = readme
-        .find(first)
-        .unwrap_or_else(|| panic!("README has no block starting {first:?}"));
-    let rest = &readme[at..];
-    rest[..rest.find("```").unwrap()].to_owned()
-}
-
 #[test]
-fn signed_tokens_from_the_cli_and_the_readmes_node_and_python_are_taken_and_bad_ones_named() {
+fn signed_tokens_from_the_cli_and_the_books_node_and_python_are_taken_and_bad_ones_named() {
     const SECRET: &str = "0123456789abcdef0123456789abcdef";
     const ORIGIN: &str = "https://shop.example";
     let sandbox = sandbox();
@@ -782,7 +772,8 @@ fn signed_tokens_from_the_cli_and_the_readmes_node_and_python_are_taken_and_bad_
         request("POST", &events, &headers, br#"{"event":"t"}"#)
     };
     let code = |r: &Response| error_of(r).1;
-    // Minted by the CLI, by the README's Node function, by its Python one.
+    // Minted by the CLI, by the book's Node function, by its Python one
+    // (docs/src/abuse.md, "Signed ingest tokens").
     let cli = std::process::Command::new(edgehose_tests::workspace_binary("edgehose"))
         .args(["token", "--key", "web", "--origin", ORIGIN, "--ttl", "10m"])
         .env("TOKEN_SECRETS", SECRET)
@@ -792,11 +783,11 @@ fn signed_tokens_from_the_cli_and_the_readmes_node_and_python_are_taken_and_bad_
     let dir = std::env::temp_dir().join(format!("edgehose-tokens-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir).unwrap();
     let node_file = dir.join("mint.mjs");
-    let node = readme_block("// mint-token (Node)")
+    let node = edgehose_tests::book::block("docs/src/abuse.md", "// mint-token (Node)").text
         + "console.log(ingestToken(process.env.SECRET, process.env.KEY, process.env.ORIGIN, 600));\n";
     std::fs::write(&node_file, node).unwrap();
     let python_file = dir.join("mint.py");
-    let python = readme_block("# mint-token (Python)")
+    let python = edgehose_tests::book::block("docs/src/abuse.md", "# mint-token (Python)").text
         + "import os\nprint(ingest_token(os.environ['SECRET'], os.environ['KEY'], os.environ['ORIGIN'], 600))\n";
     std::fs::write(&python_file, python).unwrap();
     let run = |program: std::path::PathBuf, file: &std::path::Path| {

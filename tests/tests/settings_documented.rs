@@ -1,6 +1,6 @@
 //! Every setting the code reads is documented where it is set — the edge
 //! Worker's in `wrangler.toml` (its one settings reference, vars and
-//! secrets), the Lambdas' in the SAM template or the README — and every
+//! secrets), the Lambdas' in the SAM template or the book — and every
 //! setting `wrangler.toml` sets is one the code reads. Checked against the
 //! source, so a new setting cannot land undocumented, nor a removed one
 //! stay documented.
@@ -118,11 +118,13 @@ fn every_setting_wrangler_toml_sets_is_read_by_the_edge() {
 }
 
 #[test]
-fn every_setting_the_lambdas_read_is_in_the_template_or_the_readme() {
+fn every_setting_the_lambdas_read_is_in_the_template_or_the_book() {
     let read = read_settings(&["regional/src"]);
     assert!(read.contains("TRANSFORM_THREADS"), "{read:?}");
     let mut documented = words("regional/template.yaml");
-    documented.extend(words("README.md"));
+    for page in edgehose_tests::book::documents() {
+        documented.extend(words(page.to_str().unwrap()));
+    }
     let missing: Vec<&String> = read.iter().filter(|n| !documented.contains(*n)).collect();
     assert!(
         missing.is_empty(),

@@ -40,7 +40,7 @@ pub struct CostArgs {
     /// Bytes of each event as the client sends it.
     #[arg(long, default_value_t = 170, value_parser = clap::value_parser!(u64).range(64..=1_000_000))]
     event_bytes: u64,
-    /// Requests one edge isolate gathers in a window (1: each alone; see the README).
+    /// Requests one edge isolate gathers in a window (1: each alone; see docs/src/modes.md).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=10_000))]
     requests_per_window: u64,
     /// Only this path (repeatable): edge-queue, edge-queue-window,

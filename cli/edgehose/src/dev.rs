@@ -70,7 +70,7 @@ pub struct DevArgs {
     /// WRITE_KEYS for both paths, `id:key,…` (none: no key needed).
     #[arg(long, env = "WRITE_KEYS", default_value = "", hide_default_value = true)]
     write_keys: String,
-    /// SOURCES for both paths and the transform, JSON (README: Declaring a source).
+    /// SOURCES for both paths and the transform, JSON (docs/src/sources.md, "Declaring a source").
     #[arg(long, env = "SOURCES", default_value = "", hide_default_value = true)]
     sources: String,
     /// The edge Worker's admin key (`edgehose redrive`'s).
@@ -80,8 +80,7 @@ pub struct DevArgs {
     faults: crate::fault_flags::FaultFlags,
     #[command(flatten)]
     cloudflare: crate::cloudflare_flags::CloudflareFlags,
-    /// Residency regions (README, "Regions: each visitor's events in their
-    /// own"): a REGIONS policy (`"eu: EEA; us: *"`), or names alone
+    /// Residency regions (docs/src/regions.md): a REGIONS policy (`"eu: EEA; us: *"`), or names alone
     /// (`eu,us`: the first serves the EEA, the last every other country).
     /// The region marked `*` uses firehose-local at --firehose-port; each
     /// other gets one of its own on a free port (the banner says which), writing under

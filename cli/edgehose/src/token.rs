@@ -1,7 +1,7 @@
 //! `edgehose token`: mints a signed ingest token (`shared::token`) for a
 //! write key, bound to an origin and an expiry, with the first of the
 //! `TOKEN_SECRETS` the Worker checks it with. What a customer's backend does
-//! for each page it serves (README, "Signed ingest tokens", has the same in
+//! for each page it serves (docs/src/abuse.md, "Signed ingest tokens", has the same in
 //! a few lines of Node and Python).
 
 use std::time::Duration;
