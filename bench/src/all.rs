@@ -1,6 +1,9 @@
-//! `edgehose-bench all` (`make bench`): every benchmark in turn, each
-//! rewriting its own section, then one table of the headline figures from
-//! their raw results, with the machine and the date.
+//! `edgehose-bench all` (`make bench`): every benchmark in turn — the edge
+//! Worker (with its cold start), its Rust as wasm, the bill, the transform,
+//! packing, the whole pipeline, the latency study, the tracker, the fuzz
+//! targets and the soak in both modes — each rewriting its own section on
+//! the same machine and day, then one table of the headline figures from
+//! their raw results.
 
 use serde_json::Value;
 
@@ -13,14 +16,25 @@ type Bench = fn(&Write) -> Result<(), String>;
 
 /// Each benchmark with its defaults, writing where `all` writes.
 fn with_defaults<O: Parser>(name: &str, write: &Write) -> Result<O, String> {
-    let mut args = vec![name.to_owned()];
-    args.extend(write.file().into_iter().flat_map(|w| ["--write".to_owned(), w]));
-    O::try_parse_from(args).map_err(|e| e.to_string())
+    with_args(name, &[], write)
 }
+
+/// Each benchmark with `args` over its defaults, writing where `all` writes.
+fn with_args<O: Parser>(name: &str, args: &[&str], write: &Write) -> Result<O, String> {
+    let mut all = vec![name.to_owned()];
+    all.extend(args.iter().map(|a| (*a).to_owned()));
+    all.extend(write.file().into_iter().flat_map(|w| ["--write".to_owned(), w]));
+    O::try_parse_from(all).map_err(|e| e.to_string())
+}
+
+/// Seconds of `make bench`'s soak in each mode (`make soak` alone: 600).
+const SOAK_SECS: &str = "180";
+/// Seconds per fuzz target in `make bench` (`make fuzz` alone: 60).
+const FUZZ_SECS: &str = "30";
 
 /// Runs every benchmark, then the headline table.
 pub fn main(write: Write) -> Result<(), String> {
-    let benches: [(&str, Bench); 8] = [
+    let benches: [(&str, Bench); 11] = [
         ("edge", |w| crate::edge::main(with_defaults("edge", w)?)),
         ("wasm", |w| crate::wasm::main(with_defaults("wasm", w)?)),
         ("cost", |w| crate::cost::main(with_defaults("cost", w)?)),
@@ -29,6 +43,15 @@ pub fn main(write: Write) -> Result<(), String> {
         ("pipeline", |w| crate::pipeline::main(with_defaults("pipeline", w)?)),
         ("latency", |w| crate::latency::main(with_defaults("latency", w)?)),
         ("tracker", |w| crate::tracker::main(w.clone())),
+        ("fuzz", |w| {
+            crate::fuzz::main(with_args("fuzz", &["--secs", FUZZ_SECS], w)?)
+        }),
+        ("soak, queue mode", |w| {
+            crate::soak::main(with_args("soak", &["--secs", SOAK_SECS], w)?)
+        }),
+        ("soak, direct mode", |w| {
+            crate::soak::main(with_args("soak", &["--secs", SOAK_SECS, "--mode", "direct"], w)?)
+        }),
     ];
     for (name, bench) in benches {
         eprintln!("\n== make bench: {name} ==");

@@ -13,6 +13,10 @@ use std::process::{Command, Stdio};
 use crate::load;
 use crate::workerd::{WorkerSpec, Workerd};
 
+/// The category of the Worker's own JavaScript (its modules, and the wasm
+/// glue they include), as `bench/js/cpu-profile.mjs` names it.
+pub const WORKER_JS: &str = "Worker JavaScript";
+
 /// V8's sampling interval, µs.
 pub const INTERVAL_US: u32 = 50;
 

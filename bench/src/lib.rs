@@ -2,6 +2,7 @@
 //! its section of `BENCHMARKS.md`; none of them pass or fail on timings.
 
 pub mod all;
+pub mod cold_start;
 pub mod cost;
 pub mod edge;
 pub mod fuzz;

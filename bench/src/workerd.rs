@@ -87,7 +87,8 @@ impl Workerd {
             if let Ok(Some(status)) = w.child.try_wait() {
                 return Err(format!("workerd exited with {status} (see {})", dir.display()));
             }
-            std::thread::sleep(Duration::from_millis(20));
+            // Often enough that a cold start's time to listening is read to the millisecond.
+            std::thread::sleep(Duration::from_millis(1));
         }
         w.dir = Some(dir.to_path_buf());
         Ok(w)
