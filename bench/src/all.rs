@@ -9,8 +9,9 @@ use serde_json::Value;
 
 use clap::Parser;
 
-use crate::report::Write;
-use crate::{repo_root, report};
+use crate::harness::report;
+use crate::harness::report::Write;
+use crate::repo_root;
 
 type Bench = fn(&Write) -> Result<(), String>;
 

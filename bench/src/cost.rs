@@ -22,14 +22,15 @@ use edgehose_cost::measured::{BySize, Measured};
 use edgehose_cost::traffic::Shape;
 use edgehose_cost::{self as cost, prices};
 use edgehose_latency::proxy::{Delay, Proxy, Route};
-use edgehose_local::apigw::ApiGateway;
-use edgehose_local::firehose::{self, Config, FirehoseLocal};
-use edgehose_local::runtime_api::{RawOutcome, RuntimeApi};
+use edgehose_local::aws::api_gateway::ApiGateway;
+use edgehose_local::aws::firehose::{self, Config, FirehoseLocal};
+use edgehose_local::aws::lambda_runtime::{RawOutcome, RuntimeApi};
 
 use crate::edge::event_177;
-use crate::sink::Sink;
-use crate::workerd::{Module, WorkerSpec, Workerd};
-use crate::{cache_dir, load, repo_root, report};
+use crate::harness::sink::Sink;
+use crate::harness::workerd::{Module, WorkerSpec, Workerd};
+use crate::harness::{load, report};
+use crate::{cache_dir, repo_root};
 
 /// Request sizes measured (events per request).
 const SIZES: [usize; 3] = [1, 10, 50];
@@ -55,7 +56,7 @@ pub struct Options {
     pub from: Option<PathBuf>,
     /// Where the table is written.
     #[command(flatten)]
-    pub write: crate::report::Write,
+    pub write: crate::harness::report::Write,
 }
 
 /// Runs the benchmark.

@@ -15,7 +15,7 @@ use std::process::Command;
 
 use base64::Engine as _;
 
-use crate::report;
+use crate::harness::report;
 
 /// Each target and what it reads.
 pub const TARGETS: [(&str, &str); 8] = [
@@ -56,7 +56,7 @@ pub struct Options {
     pub targets: Option<String>,
     /// Where the table is written.
     #[command(flatten)]
-    pub write: crate::report::Write,
+    pub write: crate::harness::report::Write,
 }
 
 /// Runs the targets and reports.
@@ -241,7 +241,7 @@ fn seeds(target: &str) -> Result<Vec<Vec<u8>>, String> {
             s.push(br#"{"event":"page_view","url":"https://shop.example/","ts":"2024-05-01T12:30:00.250Z"}"#.to_vec());
             s
         }
-        "envelope" => edgehose_tests::events::edge_envelopes(&ndjson)
+        "envelope" => edgehose_sample::envelope_lines(&ndjson)?
             .into_iter()
             .map(String::into_bytes)
             .collect(),
@@ -270,8 +270,8 @@ fn seeds(target: &str) -> Result<Vec<Vec<u8>>, String> {
             s
         }
         "transform" => {
-            let lines = edgehose_tests::events::edge_envelopes(&ndjson);
-            let record = edgehose_tests::events::record_of(&lines);
+            let lines = edgehose_sample::envelope_lines(&ndjson)?;
+            let record = edgehose_sample::record_of(&lines);
             let b64 = base64::engine::general_purpose::STANDARD.encode(&record);
             let sample: serde_json::Value = serde_json::from_str(
                 &std::fs::read_to_string(fixtures().join("regional/tests/fixtures/aws-example-firehose-event.json"))

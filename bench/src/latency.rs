@@ -7,7 +7,8 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::{repo_root, report};
+use crate::harness::report;
+use crate::repo_root;
 
 /// The scenarios measured by default: the near case, a transatlantic one,
 /// and two far ones.
@@ -24,7 +25,7 @@ pub struct Options {
     pub scenarios: String,
     /// Where the table is written.
     #[command(flatten)]
-    pub write: crate::report::Write,
+    pub write: crate::harness::report::Write,
 }
 
 /// Runs the benchmark.

@@ -1,25 +1,25 @@
 //! The project's benchmarks. Each prints a table of numbers and can rewrite
 //! its section of `BENCHMARKS.md`; none of them pass or fail on timings.
+//! One file (or folder) per benchmark, named as `make bench-<name>` names
+//! it — [`edge`] (with its cold start, size and isolate profile), [`wasm`],
+//! [`transform`], [`pipeline`], [`latency`], [`packing`], [`cost`],
+//! [`tracker`], [`fuzz`], [`soak`] — and [`all`] (`make bench`) running
+//! them in turn; what they share is in [`harness`].
 
 pub mod all;
-pub mod cold_start;
 pub mod cost;
 pub mod edge;
 pub mod fuzz;
-pub mod isolate_profile;
+pub mod harness;
 pub mod latency;
-pub mod load;
-pub mod node;
 pub mod packing;
 pub mod pipeline;
-pub mod report;
-pub mod sink;
 pub mod soak;
 pub mod tracker;
 pub mod transform;
 pub mod wasm;
-pub mod worker_size;
-pub mod workerd;
+
+use harness::report;
 
 /// One benchmark and its options.
 #[derive(Debug, clap::Subcommand)]

@@ -11,6 +11,7 @@
 //! (`shared::batch`, `shared::kinesis::pack`, `shared::sqs::pack`), applied
 //! to events enveloped exactly as the edge does; none is a formula.
 
+use edgehose_sample::envelope_lines;
 use edgehose_sample::ride_sample;
 use edgehose_shared::batch::{PackConfig, PackingStats, group_lines, pack, pack_calls, pack_records};
 use edgehose_shared::clock::SeededRandom;
@@ -20,9 +21,8 @@ use edgehose_shared::kinesis::partition::PartitionKeys;
 use edgehose_shared::limits::{QUEUE_MAX_BATCH_MESSAGES, QUEUE_MESSAGE_TARGET_BYTES};
 use edgehose_shared::sqs::BILLING_CHUNK_BYTES as SQS_BILLING_CHUNK_BYTES;
 use edgehose_shared::sqs::pack::{PackConfig as SqsPack, pack as sqs_pack};
-use edgehose_tests::events::edge_envelopes;
 
-use crate::report;
+use crate::harness::report;
 
 /// Events packed per row; figures are scaled to a million.
 const EVENTS: usize = 100_000;
@@ -38,18 +38,21 @@ struct Row {
 }
 
 /// The events as `per_request`-event requests, each request's envelope lines.
-fn requests(per_request: usize) -> Vec<Vec<String>> {
+fn requests(per_request: usize) -> Result<Vec<Vec<String>>, String> {
     let events: Vec<String> = (0..EVENTS).map(|n| ride_sample("pack", n)).collect();
     events
         .chunks(per_request)
-        .map(|c| edge_envelopes(&c.join("\n")))
+        .map(|c| envelope_lines(&c.join("\n")))
         .collect()
 }
 
 /// Runs the benchmark.
-pub fn main(write: crate::report::Write) -> Result<(), String> {
+pub fn main(write: crate::harness::report::Write) -> Result<(), String> {
     let mut rows = Vec::new();
-    let by_size: Vec<(usize, Vec<Vec<String>>)> = [1usize, 10, 50].into_iter().map(|n| (n, requests(n))).collect();
+    let by_size: Vec<(usize, Vec<Vec<String>>)> = [1usize, 10, 50]
+        .into_iter()
+        .map(|n| Ok((n, requests(n)?)))
+        .collect::<Result<_, String>>()?;
     for (per_request, reqs) in &by_size {
         let per_request = *per_request;
         // One record per event, the request's records in one call: what a

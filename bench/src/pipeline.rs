@@ -14,14 +14,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use edgehose_local::firehose::{DEV_ACCESS_KEY_ID, DEV_SECRET_ACCESS_KEY, REGION_DEFAULT};
-use edgehose_local::miniflare::{Build, Edge, EdgeOptions};
+use edgehose_local::aws::firehose::{DEV_ACCESS_KEY_ID, DEV_SECRET_ACCESS_KEY, REGION_DEFAULT};
+use edgehose_local::cloudflare::miniflare::{Build, Edge, EdgeOptions};
 use edgehose_local::tools::{free_port, http_get, release_binary};
 use edgehose_sample::ride_sample;
 
-use crate::load::Conn;
-use crate::workerd::{Proc, processes, tree};
-use crate::{repo_root, report};
+use crate::harness::load::Conn;
+use crate::harness::report;
+use crate::harness::workerd::{Proc, processes, tree};
+use crate::repo_root;
 
 /// The target: events per second sustained on 2 cores, nothing lost.
 pub const TARGET_EVENTS_PER_SEC: u64 = 20_000;
@@ -192,7 +193,7 @@ pub struct Options {
     pub scenarios: String,
     /// Where the table is written.
     #[command(flatten)]
-    pub write: crate::report::Write,
+    pub write: crate::harness::report::Write,
 }
 
 /// Runs the benchmark; see the module docs.
@@ -341,7 +342,7 @@ fn run(
         ("ALLOWED_ORIGINS", "*"),
     ]);
     let window = if s.mode == "window" {
-        edgehose_local::miniflare::DEFAULT_QUEUE_WINDOW_MS
+        edgehose_local::cloudflare::miniflare::DEFAULT_QUEUE_WINDOW_MS
     } else {
         0
     };
@@ -655,7 +656,7 @@ struct Delivered {
 
 pub(crate) fn scan(data: &Path) -> Result<Landed, String> {
     let mut landed = Landed::default();
-    for path in edgehose_local::firehose::store::objects(data) {
+    for path in edgehose_local::aws::firehose::store::objects(data) {
         let rel = path.strip_prefix(data).unwrap_or(&path).to_string_lossy().into_owned();
         if rel.ends_with(".log") {
             continue;

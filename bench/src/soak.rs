@@ -27,13 +27,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use edgehose_local::redrive::{DEV_ADMIN_KEY, redrive};
+use edgehose_local::cloudflare::admin::{DEV_ADMIN_KEY, redrive};
 use edgehose_local::tools::{free_port, http_get, release_binary};
 
-use crate::load::Conn;
+use crate::harness::load::Conn;
+use crate::harness::report;
+use crate::harness::workerd::{getconf, processes, tree};
 use crate::pipeline::{Posted, post_until, scan};
-use crate::workerd::{getconf, processes, tree};
-use crate::{repo_root, report};
+use crate::repo_root;
 
 /// What to run (`edgehose-bench soak`'s options).
 #[derive(Debug, Clone, PartialEq, clap::Parser)]
@@ -87,7 +88,7 @@ pub struct Settings {
     pub hostile: bool,
     /// Where the table is written.
     #[command(flatten)]
-    pub write: crate::report::Write,
+    pub write: crate::harness::report::Write,
 }
 
 fn one_to_500(v: &str) -> Result<usize, String> {
@@ -242,7 +243,7 @@ fn healthz(edge: &str) -> Option<serde_json::Value> {
 fn js_heap(inspector: &str) -> Option<u64> {
     let node = edgehose_local::tools::npm_bin("node").ok()?;
     let harness = repo_root().join("bench/js/heap.mjs");
-    let v = crate::node::run_json(&node, &[], &harness, &[std::ffi::OsStr::new(inspector)]).ok()?;
+    let v = crate::harness::node::run_json(&node, &[], &harness, &[std::ffi::OsStr::new(inspector)]).ok()?;
     v["usedSize"].as_u64()
 }
 
@@ -676,7 +677,7 @@ fn drain(firehose: &str, expected: u64, quiet_limit: Duration) {
 fn error_prefix_events(data: &Path) -> Result<u64, String> {
     use base64::Engine as _;
     let mut n = 0;
-    for path in edgehose_local::firehose::store::objects(&data.join("processing-failed")) {
+    for path in edgehose_local::aws::firehose::store::objects(&data.join("processing-failed")) {
         let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
         for line in text.lines() {
             let v: serde_json::Value = serde_json::from_str(line).map_err(|e| format!("{}: {e}", path.display()))?;

@@ -7,7 +7,8 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::{repo_root, report};
+use crate::harness::report;
+use crate::repo_root;
 
 /// The target: under 2 KB gzipped.
 pub const TARGET_GZIP_BYTES: usize = 2048;
@@ -21,7 +22,7 @@ pub fn gzipped(bytes: &[u8]) -> usize {
 }
 
 /// Runs the benchmark; see the module docs.
-pub fn main(write: crate::report::Write) -> Result<(), String> {
+pub fn main(write: crate::harness::report::Write) -> Result<(), String> {
     let root = repo_root();
     let dir = root.join("target/bench/tracker");
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;

@@ -10,11 +10,12 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use edgehose_local::runtime_api::{Outcome, RuntimeApi};
+use edgehose_local::aws::lambda_runtime::{Outcome, RuntimeApi};
 use edgehose_regional::transform::{TransformConfig, TransformEvent, inputs, transform};
-use edgehose_tests::events::{edge_envelopes, record_of};
+use edgehose_sample::{envelope_lines, record_of};
 
-use crate::{repo_root, report};
+use crate::harness::report;
+use crate::repo_root;
 
 /// Lambda's request payload limit (6 MB).
 const MAX_EVENT_BYTES: usize = 6_291_456;
@@ -64,7 +65,8 @@ pub fn build_event() -> String {
             })
             .collect::<Vec<_>>()
             .join("\n");
-        let data = base64::engine::general_purpose::STANDARD.encode(record_of(&edge_envelopes(&body)));
+        let data = base64::engine::general_purpose::STANDARD
+            .encode(record_of(&envelope_lines(&body).unwrap_or_else(|e| panic!("{e}"))));
         let entry = format!(
             r#"{{"recordId":"r{}","approximateArrivalTimestamp":1714566600000,"data":"{data}"}}"#,
             records.len()
@@ -175,7 +177,7 @@ pub struct Options {
     pub iterations: usize,
     /// Where the table is written.
     #[command(flatten)]
-    pub write: crate::report::Write,
+    pub write: crate::harness::report::Write,
 }
 
 /// Runs the benchmark.

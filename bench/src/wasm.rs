@@ -12,7 +12,8 @@ use std::process::Command;
 
 use serde_json::{Value, json};
 
-use crate::{cache_dir, repo_root, report};
+use crate::harness::report;
+use crate::{cache_dir, repo_root};
 
 /// The opt-levels built: the Worker's (`tools/build-edge`), "s", and the
 /// native default the Lambdas use.
@@ -43,7 +44,7 @@ pub struct Options {
     pub rounds: u16,
     /// Where the table is written.
     #[command(flatten)]
-    pub write: crate::report::Write,
+    pub write: crate::harness::report::Write,
 }
 
 /// Runs the benchmark.
@@ -179,8 +180,8 @@ fn run(cmd: &mut Command) -> Result<(), String> {
 fn in_v8(node: &Path, harness: &Path, dir: &Path, work: &str, rounds: usize, flags: &[&str]) -> Result<f64, String> {
     let (calls, rounds) = (calls(work).to_string(), rounds.to_string());
     let args = [dir.as_os_str(), work.as_ref(), calls.as_ref(), rounds.as_ref()];
-    let v = crate::node::run_json(node, flags, harness, &args)?;
-    crate::node::number(&v, "us_per_call", harness)
+    let v = crate::harness::node::run_json(node, flags, harness, &args)?;
+    crate::harness::node::number(&v, "us_per_call", harness)
 }
 
 fn node_version(node: &Path) -> String {

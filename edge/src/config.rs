@@ -1,8 +1,12 @@
 //! The Worker's typed configuration, read once per isolate from `[vars]`,
-//! secrets and bindings. A bad or missing setting is named in a 500 answer
-//! and in the log; secrets never are.
+//! secrets and bindings and kept for the isolate's life ([`isolate`]). A bad
+//! or missing setting is named in a 500 answer and in the log; secrets never
+//! are.
 
-use edgehose_shared::api::ApiConfig;
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use edgehose_shared::api::{ApiConfig, ApiError};
 use edgehose_shared::aws::Endpoint;
 use edgehose_shared::batch::PackConfig;
 use edgehose_shared::failover::FailoverPolicy;
@@ -19,7 +23,8 @@ use edgehose_shared::settings::{SettingError, Settings};
 use edgehose_shared::sigv4::sign::Credentials;
 use edgehose_shared::sqs::pack::PackConfig as SqsPackConfig;
 use edgehose_shared::sqs::{QueueUrl, send_message_batch as sqs};
-use worker::Env;
+use wasm_bindgen::JsValue;
+use worker::{Env, console_error};
 
 /// The queue binding for queue mode: the first shard's.
 pub const EVENTS_QUEUE: &str = "EVENTS_QUEUE";
@@ -635,6 +640,47 @@ fn ok_means(mode: Mode, direct_flush_ms: u64, queue_window_ms: u64) -> String {
         Mode::Queue => "the events queue stores it".to_owned(),
     };
     format!("{}; {now}", edgehose_shared::verdicts::OK_MEANS_CHECKED)
+}
+
+/// The Rate Limiting binding `RATE_LIMITS` is counted on (`[[ratelimits]]`
+/// in wrangler.toml, its `simple.limit` and `period` those of
+/// `edgehose_shared::rate_limit`).
+pub const RATE_LIMITER_BINDING: &str = "RATE_LIMITER";
+
+thread_local! {
+    /// The configuration, read once per isolate; a bad one is logged once and
+    /// answered 500 from then on (a fixed deploy starts new isolates).
+    static CONFIG: RefCell<Option<Result<Rc<EdgeConfig>, SettingError>>> = const { RefCell::new(None) };
+}
+
+/// This isolate's configuration: read and checked on its first request or
+/// queue batch, the same answer (or error) from then on.
+pub fn isolate(env: &Env) -> Result<Rc<EdgeConfig>, ApiError> {
+    if let Some(c) = CONFIG.with(|c| c.borrow().clone()) {
+        return c.map_err(ApiError::Misconfigured);
+    }
+    let read = EdgeConfig::from_env(env).and_then(|c| {
+        if c.api.rate_limits.is_enabled() && rate_limiter(env).is_none() {
+            return Err(SettingError::new(
+                "RATE_LIMITS",
+                format!(
+                    "is set and the Worker has no {RATE_LIMITER_BINDING} binding ([[ratelimits]] in wrangler.toml)"
+                ),
+            ));
+        }
+        Ok(Rc::new(c))
+    });
+    if let Err(e) = &read {
+        // Once per isolate: the same error on every request says nothing new.
+        console_error!("edgehose: misconfigured, answering 500 to every request: {e}");
+    }
+    CONFIG.with(|slot| *slot.borrow_mut() = Some(read.clone()));
+    read.map_err(ApiError::Misconfigured)
+}
+
+/// The Rate Limiting binding, when the Worker has one.
+pub fn rate_limiter(env: &Env) -> Option<JsValue> {
+    crate::js::binding(env, RATE_LIMITER_BINDING)
 }
 
 #[cfg(test)]

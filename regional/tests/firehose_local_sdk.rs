@@ -7,7 +7,7 @@
 use aws_sdk_firehose::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_firehose::primitives::Blob;
 use aws_sdk_firehose::types::Record;
-use edgehose_local::firehose::{self, Config, FirehoseLocal};
+use edgehose_local::aws::firehose::{self, Config, FirehoseLocal};
 
 fn sdk(url: &str, secret: &str) -> aws_sdk_firehose::Client {
     let config = aws_sdk_firehose::Config::builder()

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use edgehose_local::runtime_api::{Outcome, RuntimeApi};
+use edgehose_local::aws::lambda_runtime::{Outcome, RuntimeApi};
 use edgehose_regional::ingest::IngestApi;
 use edgehose_sample::ride_sample;
 use edgehose_shared::settings::Settings;
@@ -245,7 +245,7 @@ fn a_real_segment_sdk_delivers_through_api_gateway_and_ingest_api() {
     env.push(("WRITE_KEYS".into(), "server:wk_server_0123456789".into()));
     let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let port = edgehose_local::tools::free_port().unwrap();
-    let gateway = edgehose_local::apigw::ApiGateway::start(
+    let gateway = edgehose_local::aws::api_gateway::ApiGateway::start(
         &format!("127.0.0.1:{port}"),
         env!("CARGO_BIN_EXE_ingest-api").as_ref(),
         &pairs,

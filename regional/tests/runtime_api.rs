@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use base64::Engine;
-use edgehose_local::runtime_api::{Outcome, RuntimeApi};
+use edgehose_local::aws::lambda_runtime::{Outcome, RuntimeApi};
 use edgehose_tests::events::{edge_envelopes, record_of, wait_for};
 
 fn firehose_event(records: &[Vec<u8>]) -> serde_json::Value {

@@ -60,6 +60,23 @@ pub fn sized(n: usize, bytes: usize) -> String {
     format!("{head}{}{tail}", "x".repeat(pad))
 }
 
+/// NDJSON events as the edge envelopes them, 500 to a request (the most
+/// one takes): every envelope line, in order (see [`envelopes`]).
+pub fn envelope_lines(ndjson: &str) -> Result<Vec<String>, String> {
+    let bodies: Vec<String> = ndjson
+        .lines()
+        .collect::<Vec<_>>()
+        .chunks(500)
+        .map(|c| c.join("\n"))
+        .collect();
+    Ok(envelopes(&bodies)?.into_iter().flatten().collect())
+}
+
+/// Lines joined into one Firehose record's bytes (each followed by `\n`).
+pub fn record_of(lines: &[String]) -> Vec<u8> {
+    lines.iter().flat_map(|l| format!("{l}\n").into_bytes()).collect()
+}
+
 /// Each NDJSON request body's envelope lines, exactly as the edge writes
 /// them: received at [`RECEIVED_AT_MS`] through Frankfurt with write key
 /// `web`, ids drawn from one seeded source. A body the edge would refuse is

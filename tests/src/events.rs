@@ -12,22 +12,10 @@ use edgehose_local::http::{Response, send};
 /// request per 500 events (the per-request limit), as
 /// [`edgehose_sample::envelopes`] makes them.
 pub fn edge_envelopes(ndjson: &str) -> Vec<String> {
-    let bodies: Vec<String> = ndjson
-        .lines()
-        .collect::<Vec<_>>()
-        .chunks(500)
-        .map(|c| c.join("\n"))
-        .collect();
-    match edgehose_sample::envelopes(&bodies) {
-        Ok(requests) => requests.into_iter().flatten().collect(),
-        Err(e) => panic!("{e}"),
-    }
+    edgehose_sample::envelope_lines(ndjson).unwrap_or_else(|e| panic!("{e}"))
 }
 
-/// Lines joined into one Firehose record's bytes (each followed by `\n`).
-pub fn record_of(lines: &[String]) -> Vec<u8> {
-    lines.iter().flat_map(|l| format!("{l}\n").into_bytes()).collect()
-}
+pub use edgehose_sample::record_of;
 
 /// POSTs `body` to the events endpoint.
 pub fn post(base: &str, body: &[u8], headers: &[(&str, &str)]) -> Response {
@@ -118,8 +106,8 @@ pub fn sink_options(
     mode: &str,
     key: &edgehose_shared::sigv4::sign::Credentials,
     settings: &[(&str, &str)],
-) -> edgehose_local::miniflare::EdgeOptions {
-    let mut o = edgehose_local::miniflare::EdgeOptions::new(&[
+) -> edgehose_local::cloudflare::miniflare::EdgeOptions {
+    let mut o = edgehose_local::cloudflare::miniflare::EdgeOptions::new(&[
         ("AWS_REGION", crate::aws::REGION),
         ("FORWARD_MODE", mode),
         ("AWS_ACCESS_KEY_ID", key.access_key_id()),

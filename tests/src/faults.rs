@@ -5,8 +5,8 @@
 
 use std::time::Duration;
 
-use edgehose_local::fault_proxy::FaultProxy;
-use edgehose_local::miniflare::Edge;
+use edgehose_local::cloudflare::miniflare::Edge;
+use edgehose_local::faults::proxy::FaultProxy;
 
 /// The ids of every envelope the edge archived as a dead letter.
 pub fn dead_letter_ids(edge: &Edge) -> std::collections::BTreeSet<String> {

@@ -8,9 +8,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use base64::Engine as _;
+use edgehose_local::aws::firehose::{self, Config, FirehoseLocal};
+use edgehose_local::cloudflare::miniflare::{Edge, EdgeOptions};
 use edgehose_local::faults::FaultPlan;
-use edgehose_local::firehose::{self, Config, FirehoseLocal};
-use edgehose_local::miniflare::{Edge, EdgeOptions};
 
 use crate::events::wait_for;
 use crate::workspace_binary;

@@ -1,4 +1,4 @@
-//! The tests' use of `moto_server` (started by `edgehose_local::moto`): the
+//! The tests' use of `moto_server` (started by `edgehose_local::aws::moto`): the
 //! readers that check what landed, run as a consumer would.
 
 use std::process::Command;

@@ -7,7 +7,7 @@
 use edgehose_shared::sigv4::sign::Credentials;
 
 use crate::aws::{AwsClient, REGION, xml_values};
-use edgehose_local::moto::{Moto, expect_ok};
+use edgehose_local::aws::moto::{Moto, expect_ok};
 
 /// The account moto uses.
 pub const ACCOUNT: &str = "123456789012";

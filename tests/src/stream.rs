@@ -12,7 +12,7 @@ use edgehose_shared::sigv4::sign::Credentials;
 use crate::aws::{AwsClient, REGION};
 use crate::moto::read_with;
 use crate::sandbox::{ACCOUNT, create_user};
-use edgehose_local::moto::{Moto, expect_ok};
+use edgehose_local::aws::moto::{Moto, expect_ok};
 
 /// One user record read back.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -8,7 +8,7 @@ use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use edgehose_local::firehose::store::objects;
+use edgehose_local::aws::firehose::store::objects;
 use edgehose_local::tools::{free_port, http_get};
 use edgehose_tests::browser::drive;
 use edgehose_tests::events::{post, wait_for};
@@ -369,7 +369,7 @@ fn dev_with_sink_kinesis_lands_the_edges_events_through_the_stream() {
 
 #[test]
 fn dev_with_sink_sqs_puts_the_edges_events_in_the_queue() {
-    use edgehose_local::aws_json;
+    use edgehose_local::aws::json_call;
     let mut d = Dev::start(&["--sink", "sqs"]);
     let run = uuid::Uuid::new_v4().to_string();
     let body = format!(r#"[{{"event":"click","message_id":"{run}-1"}},{{"event":"click","message_id":"{run}-2"}}]"#);
@@ -387,9 +387,9 @@ fn dev_with_sink_sqs_puts_the_edges_events_in_the_queue() {
     let key = edgehose_shared::sigv4::sign::Credentials::new("AKIDEDGEHOSELOCAL", "edgehose-local-secret");
     let mut bodies = String::new();
     let both = wait_for(Duration::from_secs(30), || {
-        let got = aws_json::call(
+        let got = json_call::call(
             endpoint,
-            aws_json::SQS,
+            json_call::SQS,
             "ReceiveMessage",
             &serde_json::json!({"QueueUrl": queue, "MaxNumberOfMessages": 10}),
             "us-east-1",
@@ -531,7 +531,7 @@ fn receipts_balance_through_faults_trace_finds_each_fate_and_the_check_fails_whe
         .find(|id| fates(id) == ["dead_lettered"])
         .expect("an event of the outage is in the archive");
     // Published where the template's alarms watch (moto's CloudWatch here).
-    let moto = edgehose_local::moto::Moto::start().unwrap();
+    let moto = edgehose_local::aws::moto::Moto::start().unwrap();
     let (before, _) = receipts(&d, &["--put-metrics", "--metrics-endpoint", &moto.endpoint()]);
     let archived = total(&before, "dead_lettered") - total(&before, "redriven");
     assert!(archived > 0, "{before:#}");

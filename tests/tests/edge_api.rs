@@ -6,8 +6,8 @@
 
 use std::time::Duration;
 
+use edgehose_local::cloudflare::miniflare::{Build, Edge, EdgeOptions};
 use edgehose_local::http::{Response, raw, send};
-use edgehose_local::miniflare::{Build, Edge, EdgeOptions};
 use edgehose_sample::ride_sample;
 use edgehose_tests::events::{landed, post, wait_for};
 use edgehose_tests::sandbox::Sandbox;

@@ -123,6 +123,6 @@ fn make_dev_runs_the_queue_window_that_deploys() {
     assert_eq!(setting(&toml, "FORWARD_MODE"), "queue");
     assert_eq!(
         setting(&toml, "QUEUE_WINDOW_MS"),
-        edgehose_local::miniflare::DEFAULT_QUEUE_WINDOW_MS.to_string()
+        edgehose_local::cloudflare::miniflare::DEFAULT_QUEUE_WINDOW_MS.to_string()
     );
 }

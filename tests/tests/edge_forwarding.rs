@@ -9,10 +9,10 @@ use std::collections::BTreeSet;
 use std::io::Write;
 use std::time::Duration;
 
-use edgehose_local::fault_proxy::FaultProxy;
+use edgehose_local::cloudflare::admin::DEV_ADMIN_KEY;
+use edgehose_local::cloudflare::miniflare::{Edge, EdgeOptions};
 use edgehose_local::faults::FaultPlan;
-use edgehose_local::miniflare::{Edge, EdgeOptions};
-use edgehose_local::redrive::DEV_ADMIN_KEY;
+use edgehose_local::faults::proxy::FaultProxy;
 use edgehose_receipts::analytics::Analytics;
 use edgehose_sample::ride_sample;
 use edgehose_shared::outcome::Outcome;

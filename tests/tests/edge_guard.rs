@@ -59,7 +59,7 @@ fn outcomes(l: &Local) -> serde_json::Value {
 /// Every object's lines by the table (the prefix's first folder) it lies under.
 fn tables(l: &Local) -> BTreeMap<String, Vec<serde_json::Value>> {
     let mut out: BTreeMap<String, Vec<serde_json::Value>> = BTreeMap::new();
-    for path in edgehose_local::firehose::store::objects(&l.dir) {
+    for path in edgehose_local::aws::firehose::store::objects(&l.dir) {
         let rel = path.strip_prefix(&l.dir).unwrap().to_string_lossy().into_owned();
         let table = rel.split('/').next().unwrap_or_default().to_owned();
         if rel.starts_with('.') || rel.ends_with(".log") || table == "processing-failed" {

@@ -11,9 +11,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use edgehose_local::fault_proxy::FaultProxy;
+use edgehose_local::cloudflare::miniflare::{Edge, EdgeOptions};
 use edgehose_local::faults::FaultPlan;
-use edgehose_local::miniflare::{Edge, EdgeOptions};
+use edgehose_local::faults::proxy::FaultProxy;
 use edgehose_shared::aws::CallError;
 use edgehose_shared::envelope::Envelope;
 use edgehose_shared::kinesis::put_records::{Entry, TARGET_PUT_RECORDS, parse_put_records_response, put_records_body};

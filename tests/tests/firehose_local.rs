@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use edgehose_local::firehose::{self, Config, FirehoseLocal, store};
+use edgehose_local::aws::firehose::{self, Config, FirehoseLocal, store};
 use edgehose_local::http::Response;
 use edgehose_shared::sigv4::sign::Credentials;
 use edgehose_tests::aws::AwsClient;

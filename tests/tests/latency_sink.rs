@@ -9,7 +9,7 @@
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
-use edgehose_local::apigw::ApiGateway;
+use edgehose_local::aws::api_gateway::ApiGateway;
 use edgehose_shared::sigv4::sign::Credentials;
 use edgehose_tests::sandbox::Sandbox;
 use edgehose_tests::workspace_binary;

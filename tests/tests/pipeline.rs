@@ -51,7 +51,7 @@ fn note_rejected(landed: &mut Landed, v: &serde_json::Value, reasons: &[serde_js
 
 fn read(p: &Pipeline) -> Landed {
     let mut landed = Landed::default();
-    let objects = edgehose_local::firehose::store::objects(&p.dir);
+    let objects = edgehose_local::aws::firehose::store::objects(&p.dir);
     for path in &objects {
         let rel = path.strip_prefix(&p.dir).unwrap().to_string_lossy().into_owned();
         if rel.starts_with('.') || rel.ends_with(".log") {
@@ -361,7 +361,7 @@ fn with_partitioning_every_object_holds_one_event_name_and_one_day() {
     });
     assert!(done, "{:?}\n{}", p.firehose.stats(), p.edge.log());
     let mut objects = 0;
-    for path in edgehose_local::firehose::store::objects(&p.dir) {
+    for path in edgehose_local::aws::firehose::store::objects(&p.dir) {
         let rel = path.strip_prefix(&p.dir).unwrap().to_string_lossy().into_owned();
         let Some(rest) = rel.strip_prefix("events/event_name=") else {
             continue;

@@ -516,7 +516,7 @@ fn the_transform_and_ingest_api_read_the_same_sources_setting() {
 fn firehose_local_partitions_a_stream_as_the_template_does() {
     let text = std::fs::read_to_string(tools::repo_root().join("regional/template.yaml")).unwrap();
     assert!(
-        text.contains(&format!("\"{}\"", edgehose_local::firehose::PARTITION_PREFIX)),
+        text.contains(&format!("\"{}\"", edgehose_local::aws::firehose::PARTITION_PREFIX)),
         "the template's partitioned prefix is not firehose-local's"
     );
 }

@@ -110,7 +110,7 @@ fn windows(reqs: &[(usize, Vec<String>)], per_window: usize) -> Vec<Vec<String>>
 
 /// The edge in direct mode: each window's lines packed into one call, a
 /// window sent early once it holds `DIRECT_FLUSH_LINES` lines or
-/// `DIRECT_FLUSH_BYTES`, as `edge/src/forward.rs` does.
+/// `DIRECT_FLUSH_BYTES`, as `edge/src/window.rs` does.
 pub fn edge_direct(shape: Shape, destination: Destination) -> Result<Quantities> {
     let config = destination.pack_config();
     let reqs = requests(shape);

@@ -4,7 +4,7 @@
 //! held against a ceiling), from the command line. The same plan can be
 //! changed while running: `PUT /_edgehose/faults` on the Worker's URL.
 
-use edgehose_local::miniflare::CloudflareFaults;
+use edgehose_local::cloudflare::miniflare::CloudflareFaults;
 
 /// Faults Cloudflare's side shows the local Worker.
 #[derive(Debug, clap::Args)]

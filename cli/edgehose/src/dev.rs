@@ -10,12 +10,13 @@ use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use edgehose_local::apigw::ApiGateway;
-use edgehose_local::firehose::{self, Config, FirehoseLocal, KinesisSource, StreamConfig};
-use edgehose_local::miniflare::{Build, DEFAULT_QUEUE_WINDOW_MS, Edge, EdgeOptions};
-use edgehose_local::moto::Moto;
-use edgehose_local::redrive::DEV_ADMIN_KEY;
-use edgehose_local::{aws_json, tools};
+use edgehose_local::aws::api_gateway::ApiGateway;
+use edgehose_local::aws::firehose::{self, Config, FirehoseLocal, KinesisSource, StreamConfig};
+use edgehose_local::aws::json_call;
+use edgehose_local::aws::moto::Moto;
+use edgehose_local::cloudflare::admin::DEV_ADMIN_KEY;
+use edgehose_local::cloudflare::miniflare::{Build, DEFAULT_QUEUE_WINDOW_MS, Edge, EdgeOptions};
+use edgehose_local::tools;
 
 /// `edgehose dev`'s options.
 #[derive(Debug, clap::Args)]
@@ -181,9 +182,9 @@ pub fn run(args: DevArgs) -> Result<(), String> {
     match (sink, &moto) {
         (Sink::Kinesis, Some(moto)) => {
             let create = serde_json::json!({"StreamName": stream, "ShardCount": 2});
-            aws_json::call(
+            json_call::call(
                 &moto.endpoint(),
-                aws_json::KINESIS,
+                json_call::KINESIS,
                 "CreateStream",
                 &create,
                 region,
@@ -204,9 +205,9 @@ pub fn run(args: DevArgs) -> Result<(), String> {
         }
         (Sink::Sqs, Some(moto)) => {
             let create = serde_json::json!({"QueueName": stream});
-            let made = aws_json::call(
+            let made = json_call::call(
                 &moto.endpoint(),
-                aws_json::SQS,
+                json_call::SQS,
                 "CreateQueue",
                 &create,
                 region,

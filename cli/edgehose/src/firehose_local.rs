@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use edgehose_local::firehose::{self, Config, FirehoseLocal, StreamConfig};
+use edgehose_local::aws::firehose::{self, Config, FirehoseLocal, StreamConfig};
 
 /// `edgehose firehose-local`'s options.
 #[derive(Debug, clap::Args)]

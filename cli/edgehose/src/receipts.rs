@@ -7,9 +7,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use edgehose_local::aws_json::credentials_from_env;
+use edgehose_local::aws::firehose::{DEV_ACCESS_KEY_ID, DEV_SECRET_ACCESS_KEY, REGION_DEFAULT};
+use edgehose_local::aws::json_call::credentials_from_env;
 use edgehose_local::clock::now;
-use edgehose_local::firehose::{DEV_ACCESS_KEY_ID, DEV_SECRET_ACCESS_KEY, REGION_DEFAULT};
 use edgehose_receipts::analytics::Analytics;
 use edgehose_receipts::destination::open_s3;
 use edgehose_receipts::logs::{Logs, TRANSFORM_LOG_GROUP};

@@ -1,7 +1,7 @@
 //! `edgehose redrive`: archived dead letters back through the normal path,
 //! one command, printing each round.
 
-use edgehose_local::redrive::{DEV_ADMIN_KEY, count, redrive};
+use edgehose_local::cloudflare::admin::{DEV_ADMIN_KEY, count, redrive};
 
 /// `edgehose redrive`'s options.
 #[derive(Debug, clap::Args)]

@@ -7,9 +7,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use edgehose_local::aws::firehose::REGION_DEFAULT;
 use edgehose_local::clock::now;
-use edgehose_local::firehose::REGION_DEFAULT;
-use edgehose_local::redrive::DEV_ADMIN_KEY;
+use edgehose_local::cloudflare::admin::DEV_ADMIN_KEY;
 use edgehose_receipts::destination::open_s3;
 use edgehose_receipts::trace::{Options, S3Destination, Worker, text, trace, uuid_v7_time};
 

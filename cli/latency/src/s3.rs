@@ -51,9 +51,9 @@ impl Location {
     }
 }
 
-/// The access key in the AWS variables (`edgehose_local::aws_json::credentials_from_env`).
+/// The access key in the AWS variables (`edgehose_local::aws::json_call::credentials_from_env`).
 pub fn credentials_from_env() -> Result<Credentials> {
-    edgehose_local::aws_json::credentials_from_env().map_err(|e| Error::config(e.to_string()))
+    edgehose_local::aws::json_call::credentials_from_env().map_err(|e| Error::config(e.to_string()))
 }
 
 /// An object in a listing.

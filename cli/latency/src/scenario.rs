@@ -27,10 +27,10 @@ use std::time::Duration;
 use super::probe::Endpoint;
 use super::proxy::{Delay, Proxy, Route, self_signed};
 use super::run::Target;
-use edgehose_local::apigw::ApiGateway;
+use edgehose_local::aws::api_gateway::ApiGateway;
+use edgehose_local::aws::firehose::{self, Config, FirehoseLocal, StreamConfig};
+use edgehose_local::cloudflare::miniflare::{Build, Edge, EdgeOptions};
 use edgehose_local::faults::FaultPlan;
-use edgehose_local::firehose::{self, Config, FirehoseLocal, StreamConfig};
-use edgehose_local::miniflare::{Build, Edge, EdgeOptions};
 use edgehose_local::tools;
 
 use crate::error::{Error, Result};
@@ -296,7 +296,7 @@ impl EdgeMode {
     /// wrangler.toml run it).
     fn bindings(self) -> [(&'static str, String); 2] {
         let (mode, window) = match self {
-            EdgeMode::Window => ("queue", edgehose_local::miniflare::DEFAULT_QUEUE_WINDOW_MS),
+            EdgeMode::Window => ("queue", edgehose_local::cloudflare::miniflare::DEFAULT_QUEUE_WINDOW_MS),
             EdgeMode::Queue => ("queue", 0),
             EdgeMode::Direct => ("direct", 0),
         };
@@ -656,7 +656,7 @@ mod tests {
                 ("FORWARD_MODE", "queue".to_owned()),
                 (
                     "QUEUE_WINDOW_MS",
-                    edgehose_local::miniflare::DEFAULT_QUEUE_WINDOW_MS.to_string()
+                    edgehose_local::cloudflare::miniflare::DEFAULT_QUEUE_WINDOW_MS.to_string()
                 )
             ]
         );

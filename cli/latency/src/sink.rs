@@ -20,7 +20,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
 
 use super::s3::{Bucket, Location, credentials_from_env};
-use edgehose_local::firehose::store::objects;
+use edgehose_local::aws::firehose::store::objects;
 
 use crate::error::{Error, Result};
 

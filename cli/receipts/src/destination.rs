@@ -32,7 +32,7 @@ pub struct Held {
 pub fn read_dir(root: &Path, stream: &str) -> Result<Held> {
     let mut counter = Counter::default();
     let prefix = format!("{stream}-1-");
-    for path in edgehose_local::firehose::store::objects(root) {
+    for path in edgehose_local::aws::firehose::store::objects(root) {
         if !path
             .file_name()
             .is_some_and(|n| n.to_string_lossy().starts_with(&prefix))

@@ -3,7 +3,7 @@
 //! or from firehose-local's stand-in of that group under `make dev`, with
 //! the same signed calls. Pages are followed to the end.
 
-use edgehose_local::aws_json::{LOGS, call};
+use edgehose_local::aws::json_call::{LOGS, call};
 use edgehose_shared::outcome::{RECEIPT_FIELD, Tally, parse_receipt_line};
 use edgehose_shared::sigv4::sign::Credentials;
 use serde_json::json;

@@ -180,7 +180,7 @@ fn search_object(t: &mut Trace, location: &str, bytes: &[u8]) {
 fn local_destination(t: &mut Trace, dir: &std::path::Path, stream: &str) {
     let prefix = format!("{stream}-1-");
     let mut objects = 0;
-    for path in edgehose_local::firehose::store::objects(dir) {
+    for path in edgehose_local::aws::firehose::store::objects(dir) {
         if !path
             .file_name()
             .is_some_and(|n| n.to_string_lossy().starts_with(&prefix))
@@ -205,7 +205,7 @@ fn local_buffer(t: &mut Trace, dir: &std::path::Path, stream: &str) {
     if let Ok(entries) = std::fs::read_dir(&spool) {
         for e in entries.flatten() {
             files += 1;
-            for record in edgehose_local::firehose::spool::read_spool(&e.path()) {
+            for record in edgehose_local::aws::firehose::spool::read_spool(&e.path()) {
                 let text = String::from_utf8_lossy(&record.data);
                 for (n, _) in lines_with_id(&text, &t.id) {
                     t.found.push(Place {
