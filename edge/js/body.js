@@ -7,11 +7,15 @@
 // dropped as soon as it passes the cap. Resolves to the bytes, or null.
 export async function read_capped(req, cap) {
   const length = req.headers.get("content-length");
-  if (req.body === null) return new Uint8Array(0);
   if (length !== null && /^[0-9]+$/.test(length) && Number(length) <= cap) {
     return new Uint8Array(await req.arrayBuffer());
   }
-  return read_stream_capped(req.body, cap);
+  // `body` only past this point: asking for it makes the runtime build a
+  // stream object, which the common request (a length within the cap) does
+  // without.
+  const body = req.body;
+  if (body === null) return new Uint8Array(0);
+  return read_stream_capped(body, cap);
 }
 // Reads a stream whole, stopping (and resolving to null) once it passes `cap`.
 export async function read_stream_capped(stream, cap) {
@@ -108,25 +112,18 @@ export function with_body(req, cap, inflate_cap, sniff, then) {
   // it left a JsFuture before.) With an `inflate_cap` the body is gzip and
   // its inflation comes third (see inflate_capped); with `sniff` only if its
   // first bytes are gzip's (1f 8b 08: PostHog's gzip-js names it nowhere else).
-  let read;
-  try {
-    read = read_capped(req, cap);
-  } catch (e) {
-    read = Promise.reject(e);
-  }
-  if (inflate_cap > 0) {
-    read = read.then((bytes) =>
+  // read_capped is async: it never throws, its promise rejects.
+  const read = read_capped(req, cap);
+  const failed = (error) => then(undefined, error, undefined);
+  // The common request, not gzip: one step from the bytes to Rust.
+  if (!(inflate_cap > 0)) return read.then((bytes) => then(bytes, undefined, undefined), failed);
+  return read
+    .then((bytes) =>
       bytes === null
         ? [null, undefined]
         : sniff && !(bytes[0] === 0x1f && bytes[1] === 0x8b && bytes[2] === 0x08)
           ? [bytes, undefined]
           : inflate_capped(bytes, inflate_cap).then((inflated) => [bytes, inflated]),
-    );
-  } else {
-    read = read.then((bytes) => [bytes, undefined]);
-  }
-  return read.then(
-    ([bytes, inflated]) => then(bytes, undefined, inflated),
-    (error) => then(undefined, error, undefined),
-  );
+    )
+    .then(([bytes, inflated]) => then(bytes, undefined, inflated), failed);
 }
