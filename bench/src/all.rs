@@ -214,7 +214,8 @@ pub fn headline() -> Result<String, String> {
 
     let k = raw("packing")?;
     let billed = |how: &str, per: u64| {
-        k.as_array()
+        k["firehose"]
+            .as_array()
             .and_then(|r| {
                 r.iter()
                     .find(|r| r["how"].as_str().is_some_and(|h| h.starts_with(how)) && r["events_per_request"] == per)
